@@ -1,0 +1,28 @@
+# Celeriac: thin wrappers around scripts/. See scripts/broker.sh for the test broker.
+SHELL := /bin/bash
+
+.PHONY: run test bench bootstrap broker-start broker-stop clean
+
+run: bootstrap broker-start
+	swift build -c release --product celeriac-demo
+	scripts/quickstart.sh
+
+test: bootstrap
+	scripts/test.sh
+
+bench: bootstrap broker-start
+	swift build -c release --product celeriac-bench
+	bash scripts/bench.sh
+
+bootstrap:
+	scripts/bootstrap.sh
+
+broker-start:
+	scripts/broker.sh start
+
+broker-stop:
+	scripts/broker.sh stop
+
+clean:
+	swift package clean
+	scripts/broker.sh destroy

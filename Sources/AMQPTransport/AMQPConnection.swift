@@ -1,0 +1,231 @@
+/// One AMQP 0-9-1 connection to RabbitMQ, on an OS thread of its own, with an async, Sendable API.
+///
+/// librabbitmq connections are not thread-safe and answer heartbeats only while called into, so each
+/// `AMQPConnection` owns a dedicated thread that runs every librabbitmq call, polls the socket between calls and
+/// never blocks the Swift cooperative pool. After the first ``connect()``, a lost connection is detected (socket
+/// error, connection.close, or no frame for two heartbeat intervals) and re-established with capped exponential
+/// backoff and jitter; every declaration and consumer is replayed. Calls in flight at the loss fail with a typed
+/// ``AMQPError``; they never hang.
+///
+/// ```swift
+/// let connection = AMQPConnection(url: try AMQPURL("amqp://guest:guest@localhost:5672/%2F"))
+/// try await connection.connect()
+/// try await connection.declare(QueueSpec("jobs"))
+/// try await connection.publish(OutgoingMessage(routingKey: "jobs", body: Array("hi".utf8)))
+/// let consumer = try await connection.consume(queue: "jobs", prefetch: 10)
+/// for await delivery in consumer.deliveries { await connection.ack(delivery.tag) }
+/// ```
+public final class AMQPConnection: Sendable {
+    /// Behaviour of a connection beyond its URL.
+    public struct Options: Sendable {
+        /// Shown in the broker's management UI (`connection_name`).
+        public var name: String
+        /// Put the publishing channel in confirm mode; ``publish(_:)`` then returns only once the broker has the
+        /// message.
+        public var confirms: Bool
+        /// Deadline for each broker RPC (declare, bind, ...); the connection is dropped and re-made after it.
+        public var rpcTimeout: Int
+        /// First reconnect delay and its cap.
+        public var reconnectBase: Duration
+        public var reconnectCap: Duration
+        /// How long a publish waits while the broker blocks publishers (connection.blocked) before it throws
+        /// ``AMQPError/Code/blocked``.
+        public var blockedTimeout: Duration
+
+        public init(name: String = "celeriac", confirms: Bool = true, rpcTimeout: Int = 30,
+                    reconnectBase: Duration = .milliseconds(100), reconnectCap: Duration = .seconds(5),
+                    blockedTimeout: Duration = .seconds(30)) {
+            self.name = name
+            self.confirms = confirms
+            self.rpcTimeout = rpcTimeout
+            self.reconnectBase = reconnectBase
+            self.reconnectCap = reconnectCap
+            self.blockedTimeout = blockedTimeout
+        }
+    }
+
+    public let url: AMQPURL
+    public let options: Options
+    private let inbox = Inbox()
+    private let hub = EventHub()
+
+    public init(url: AMQPURL, options: Options = Options()) {
+        self.url = url
+        self.options = options
+        let inbox = self.inbox
+        let hub = self.hub
+        startThread(name: "amqp-\(options.name)") {
+            // The core is created on its thread and never leaves it.
+            let core = ConnectionCore(url: url, options: options, inbox: inbox, hub: hub)
+            core.run()
+        }
+    }
+
+    deinit {
+        _ = inbox.submit(ConnectionJob(run: { $0.close() }, fail: { _ in }))
+    }
+
+    /// Runs `body` on the connection thread and returns its result.
+    private func call<T: Sendable>(_ body: @escaping @Sendable (ConnectionCore) -> Result<T, AMQPError>) async throws(AMQPError) -> T {
+        let result: Result<T, AMQPError> = await withCheckedContinuation { continuation in
+            let accepted = inbox.submit(ConnectionJob(
+                run: { core in continuation.resume(returning: body(core)) },
+                fail: { error in continuation.resume(returning: .failure(error)) }))
+            if !accepted {
+                continuation.resume(returning: .failure(AMQPError(.closed, operation: "use connection \(options.name)",
+                                                                  hint: "The connection was closed by this process")))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Connects and logs in. After this succeeds, losses are repaired automatically.
+    ///
+    /// - Throws: ``AMQPError`` with `connectionRefused`, `hostNotFound`, `connectTimeout`, `tlsFailed`,
+    ///   `accessRefused` or `vhostNotFound`, each with a hint.
+    public func connect() async throws(AMQPError) {
+        try await call { $0.connectFirst() }
+    }
+
+    /// True while connected (not reconnecting).
+    public var isConnected: Bool { hub.isConnected }
+    /// True while the broker blocks publishers.
+    public var isBlocked: Bool { hub.isBlocked }
+
+    /// A new stream of connection events (each call gets its own).
+    public func events() -> AsyncStream<ConnectionEvent> { hub.stream() }
+
+    /// Waits until connected, up to `timeout`. Returns false on timeout or when closed.
+    public func waitUntilConnected(timeout: Duration) async -> Bool {
+        await hub.wait(until: .now + timeout) { connected, _, _ in connected }
+    }
+
+    public func declare(_ exchange: ExchangeSpec) async throws(AMQPError) {
+        try await call { core in Result { () throws(AMQPError) in try core.declare(exchange: exchange) } }
+    }
+
+    @discardableResult
+    public func declare(_ queue: QueueSpec) async throws(AMQPError) -> QueueDeclareOK {
+        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: queue, passive: false) } }
+    }
+
+    /// queue.declare with passive = true: checks that the queue exists and reads its counts.
+    ///
+    /// - Throws: ``AMQPError/Code/channelClosed`` with reply code 404 when it does not exist.
+    public func inspect(queue name: String) async throws(AMQPError) -> QueueDeclareOK {
+        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: QueueSpec(name), passive: true) } }
+    }
+
+    public func bind(_ binding: BindingSpec) async throws(AMQPError) {
+        try await call { core in Result { () throws(AMQPError) in try core.bind(binding) } }
+    }
+
+    public func bind(_ binding: ExchangeBindingSpec) async throws(AMQPError) {
+        try await call { core in Result { () throws(AMQPError) in try core.bind(exchange: binding) } }
+    }
+
+    /// Deletes a queue; returns the number of messages it held.
+    @discardableResult
+    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws(AMQPError) -> UInt32 {
+        try await call { core in Result { () throws(AMQPError) in try core.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty) } }
+    }
+
+    public func deleteExchange(_ name: String) async throws(AMQPError) {
+        try await call { core in Result { () throws(AMQPError) in try core.deleteExchange(name) } }
+    }
+
+    /// Removes every ready message from a queue; returns how many.
+    @discardableResult
+    public func purge(queue name: String) async throws(AMQPError) -> UInt32 {
+        try await call { core in Result { () throws(AMQPError) in try core.purgeQueue(name) } }
+    }
+
+    /// basic.get: one message or nil. Settle it with ``ack(_:multiple:)`` unless `noAck`.
+    public func get(queue: String, noAck: Bool = false) async throws(AMQPError) -> Delivery? {
+        try await call { core in Result { () throws(AMQPError) in try core.get(queue: queue, noAck: noAck) } }
+    }
+
+    /// Publishes one message. With confirms on, returns once the broker confirmed it.
+    ///
+    /// - Throws: `notConnected`/`connectionLost` (not sent or not confirmed: safe to retry, may duplicate),
+    ///   `publishNacked`, `unroutable` (mandatory), `blocked` (the broker blocked publishers for longer than
+    ///   ``Options/blockedTimeout``), `channelClosed`.
+    public func publish(_ message: OutgoingMessage) async throws(AMQPError) {
+        try await publish([message])
+    }
+
+    /// Publishes a batch in order and waits for all of their confirms (one wait for the whole batch).
+    public func publish(_ messages: [OutgoingMessage]) async throws(AMQPError) {
+        if hub.isBlocked {
+            let unblocked = await hub.wait(until: .now + options.blockedTimeout) { _, blocked, _ in !blocked }
+            if !unblocked {
+                throw AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
+                                hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster")
+            }
+        }
+        let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
+            let accepted = inbox.submit(ConnectionJob(
+                run: { core in core.publish(messages) { continuation.resume(returning: $0) } },
+                fail: { continuation.resume(returning: .failure($0)) }))
+            if !accepted { continuation.resume(returning: .failure(AMQPError(.closed, operation: "basic.publish"))) }
+        }
+        try result.get()
+    }
+
+    /// Starts a consumer. Deliveries arrive on the returned stream; after a reconnect the consumer is
+    /// re-created with the same tag and the stream goes on.
+    ///
+    /// - Parameters:
+    ///   - prefetch: basic.qos for this consumer (per consumer, not per channel).
+    public func consume(queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false, exclusive: Bool = false,
+                        arguments: FieldTable = [:]) async throws(AMQPError) -> AMQPConsumer {
+        let tag = tag ?? "celeriac-\(queue)-\(UInt32.random(in: 0...UInt32.max))"
+        let (stream, continuation) = AsyncStream<Delivery>.makeStream(bufferingPolicy: .unbounded)
+        let record = ConnectionCore.ConsumerRecord(tag: tag, queue: queue, prefetch: prefetch, noAck: noAck,
+                                                   exclusive: exclusive, arguments: arguments, continuation: continuation)
+        try await call { core in Result { () throws(AMQPError) in try core.consume(record) } }
+        return AMQPConsumer(tag: tag, queue: queue, deliveries: stream)
+    }
+
+    /// basic.cancel; the consumer's stream finishes.
+    public func cancel(_ consumer: AMQPConsumer) async throws(AMQPError) {
+        try await call { core in Result { () throws(AMQPError) in try core.cancel(consumerTag: consumer.tag) } }
+    }
+
+    /// Acknowledges a delivery. Returns false when the tag is stale (from before a reconnect): the broker has
+    /// requeued that message already.
+    @discardableResult
+    public func ack(_ tag: DeliveryTag, multiple: Bool = false) async -> Bool {
+        await settle(tag, .ack(multiple: multiple))
+    }
+
+    /// Negatively acknowledges; with `requeue` false the message goes to the queue's dead-letter exchange.
+    @discardableResult
+    public func nack(_ tag: DeliveryTag, multiple: Bool = false, requeue: Bool) async -> Bool {
+        await settle(tag, .nack(multiple: multiple, requeue: requeue))
+    }
+
+    @discardableResult
+    public func reject(_ tag: DeliveryTag, requeue: Bool) async -> Bool {
+        await settle(tag, .reject(requeue: requeue))
+    }
+
+    private func settle(_ tag: DeliveryTag, _ how: ConnectionCore.Settle) async -> Bool {
+        (try? await call { core in .success(core.settle(tag, how)) }) ?? false
+    }
+
+    /// Closes the connection (connection.close) and ends its thread. Consumer streams finish.
+    public func close() async {
+        _ = try? await call { core in
+            core.close()
+            return .success(())
+        }
+    }
+}
+
+/// A running consumer: its tag and its stream of deliveries.
+public struct AMQPConsumer: Sendable {
+    public let tag: String
+    public let queue: String
+    public let deliveries: AsyncStream<Delivery>
+}

@@ -1,0 +1,655 @@
+import CRabbitMQ
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The librabbitmq connection itself, owned by exactly one OS thread for its whole life.
+///
+/// Not Sendable on purpose: it is created inside the thread body (see ``AMQPConnection``), so the compiler
+/// rejects any attempt to touch it from elsewhere. Everything that reaches it arrives as a ``ConnectionJob``.
+///
+/// Channel use: channel 1 carries publishes, consumers and acks; channel 2 carries declarations, purges and
+/// basic.get, so that a failed declaration (406, 404) closes only channel 2 and never the consumers.
+final class ConnectionCore {
+    typealias Completion<T> = @Sendable (Result<T, AMQPError>) -> Void
+
+    struct ConsumerRecord {
+        let tag: String
+        let queue: String
+        let prefetch: UInt16
+        let noAck: Bool
+        let exclusive: Bool
+        let arguments: FieldTable
+        let continuation: AsyncStream<Delivery>.Continuation
+    }
+
+    static let mainChannel: UInt16 = 1
+    static let adminChannel: UInt16 = 2
+
+    let url: AMQPURL
+    let options: AMQPConnection.Options
+    let inbox: Inbox
+    let hub: EventHub
+
+    private var conn: OpaquePointer?
+    private var connected = false
+    private var everConnected = false
+    private var stopping = false
+    private var adminOpen = false
+    /// Bumped whenever delivery tags become invalid (reconnect or channel 1 reopened).
+    private var generation: UInt64 = 0
+    private var connectionCount: UInt64 = 0
+
+    private var exchanges: [ExchangeSpec] = []
+    private var queues: [QueueSpec] = []
+    private var bindings: [BindingSpec] = []
+    private var exchangeBindings: [ExchangeBindingSpec] = []
+    private var consumers: [ConsumerRecord] = []
+
+    private var nextPublishSeq: UInt64 = 1
+    private var oldestUnconfirmed: UInt64 = 1
+    private var pendingConfirms: [UInt64: (Result<Void, AMQPError>) -> Void] = [:]
+    private var pendingReturn: AMQPError?
+
+    private var reconnectAttempt = 0
+    private var nextReconnectAt = ContinuousClock.now
+
+    init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
+        self.url = url
+        self.options = options
+        self.inbox = inbox
+        self.hub = hub
+    }
+
+    // MARK: - The thread's loop
+
+    func run() {
+        while !stopping {
+            for job in inbox.takeAll() {
+                if stopping { job.fail(closedError()) } else { job.run(self) }
+            }
+            if stopping { break }
+            if connected {
+                pump()
+            } else if everConnected {
+                reconnectIfDue()
+            } else {
+                sleep(untilReadable: nil, timeoutMS: 1000)
+            }
+        }
+        for job in inbox.close() { job.fail(closedError()) }
+    }
+
+    private func closedError() -> AMQPError {
+        AMQPError(.closed, operation: "use connection \(options.name)", hint: "The connection was closed by this process")
+    }
+
+    /// Reads what the broker sent, and otherwise sleeps until the socket is readable or a job arrives.
+    private func pump() {
+        var processed = 0
+        // Frames already read into librabbitmq's buffers are not visible to poll(2): drain them first.
+        while connected, let c = conn, amqp_frames_enqueued(c) != 0 || amqp_data_in_buffer(c) != 0 {
+            readFrame()
+            processed += 1
+            if processed >= 256, inbox.hasJobs { return }
+        }
+        guard connected, let c = conn else { return }
+        let heartbeatMS = url.heartbeat > 0 ? min(url.heartbeat * 1000 / 4, 1000) : 1000
+        // A TLS socket may hold decrypted bytes that poll(2) cannot see, so it polls on a short timer.
+        let timeout = url.tls ? 5 : heartbeatMS
+        if sleep(untilReadable: amqp_get_sockfd(c), timeoutMS: timeout) || url.tls || url.heartbeat > 0 {
+            // Also on timeouts: a zero-timeout read lets librabbitmq send due heartbeats and notice a silent broker.
+            while connected, readFrame() {
+                processed += 1
+                if processed >= 256, inbox.hasJobs { return }
+            }
+        }
+    }
+
+    /// Blocks in poll(2) on the socket (if any) and the wake pipe. Returns true when the socket is readable.
+    @discardableResult
+    private func sleep(untilReadable fd: Int32?, timeoutMS: Int) -> Bool {
+        guard inbox.prepareToSleep() else { return false }
+        var fds = [pollfd(fd: inbox.wakeReadFD, events: Int16(POLLIN), revents: 0)]
+        if let fd { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        let rc = poll(&fds, nfds_t(fds.count), Int32(timeoutMS))
+        inbox.didWake()
+        return rc > 0 && fds.count > 1 && fds[1].revents != 0
+    }
+
+    /// Reads and handles one frame without blocking. Returns false when nothing was there.
+    @discardableResult
+    private func readFrame() -> Bool {
+        guard let c = conn else { return false }
+        amqp_maybe_release_buffers(c)
+        var frame = amqp_frame_t()
+        var tv = timeval(tv_sec: 0, tv_usec: 0)
+        let rc = amqp_simple_wait_frame_noblock(c, &frame, &tv)
+        if rc == AMQP_STATUS_TIMEOUT.rawValue { return false }
+        guard rc == AMQP_STATUS_OK.rawValue else {
+            connectionLost(AMQPError(status: rc, operation: "read from \(url.endpoint)"))
+            return false
+        }
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return true }
+        handle(method: frame.payload.method, channel: frame.channel)
+        return true
+    }
+
+    private func handle(method: amqp_method_t, channel: UInt16) {
+        guard let c = conn else { return }
+        switch method.id {
+        case AMQP_BASIC_DELIVER_METHOD:
+            let d = method.decoded!.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+            let consumerTag = CDecode.string(d.consumer_tag)
+            let tag = DeliveryTag(generation: generation, channel: channel, value: d.delivery_tag)
+            let redelivered = d.redelivered != 0
+            let exchange = CDecode.string(d.exchange)
+            let routingKey = CDecode.string(d.routing_key)
+            var message = amqp_message_t()
+            let r = amqp_read_message(c, channel, &message, 0)
+            if let error = AMQPError(reply: r, operation: "read delivery on \(url.endpoint)") {
+                connectionLost(error)
+                return
+            }
+            let delivery = Delivery(
+                tag: tag, consumerTag: consumerTag, redelivered: redelivered, exchange: exchange,
+                routingKey: routingKey, properties: CDecode.properties(message.properties),
+                body: CDecode.bytes(message.body), messageCount: nil)
+            amqp_destroy_message(&message)
+            if let consumer = consumers.first(where: { $0.tag == consumerTag }) {
+                consumer.continuation.yield(delivery)
+            } else if channel == Self.mainChannel {
+                // A delivery for a consumer that was cancelled meanwhile: hand it back to the queue.
+                amqp_basic_reject(c, channel, tag.value, 1)
+            }
+        case AMQP_BASIC_ACK_METHOD:
+            let a = method.decoded!.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            resolveConfirms(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
+        case AMQP_BASIC_NACK_METHOD:
+            let n = method.decoded!.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            resolveConfirms(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
+                .publishNacked, operation: "basic.publish", hint: "The broker could not take the message (queue full with reject-publish, or an internal error)"))
+        case AMQP_BASIC_RETURN_METHOD:
+            let r = method.decoded!.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            let error = AMQPError(.unroutable, operation: "basic.publish exchange '\(CDecode.string(r.exchange))' routing key '\(CDecode.string(r.routing_key))'",
+                                  replyCode: r.reply_code, reason: CDecode.string(r.reply_text),
+                                  hint: "No queue is bound for this routing key; declare the queue first")
+            var message = amqp_message_t()
+            let rr = amqp_read_message(c, channel, &message, 0)
+            if let e = AMQPError(reply: rr, operation: "read returned message") { connectionLost(e); return }
+            amqp_destroy_message(&message)
+            pendingReturn = error
+        case AMQP_CHANNEL_CLOSE_METHOD:
+            let m = method.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            let error = AMQPError(channelClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "channel \(channel)")
+            var ok = amqp_channel_close_ok_t(dummy: 0)
+            amqp_send_method(c, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok)
+            if channel == Self.mainChannel { recoverMainChannel(after: error) } else { adminOpen = false }
+        case AMQP_CONNECTION_CLOSE_METHOD:
+            let m = method.decoded!.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let error = AMQPError(connectionClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "connection \(url.endpoint)")
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok)
+            connectionLost(error)
+        case AMQP_CONNECTION_BLOCKED_METHOD:
+            let b = method.decoded!.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            hub.emit(.blocked(CDecode.string(b.reason)))
+        case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            hub.emit(.unblocked)
+        case AMQP_BASIC_CANCEL_METHOD:
+            let m = method.decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
+            let tag = CDecode.string(m.consumer_tag)
+            if let i = consumers.firstIndex(where: { $0.tag == tag }) {
+                consumers[i].continuation.finish()
+                consumers.remove(at: i)
+            }
+            hub.emit(.consumerCancelled(tag: tag))
+        default:
+            break
+        }
+    }
+
+    private func resolveConfirms(upTo tag: UInt64, multiple: Bool, nackError: AMQPError?) {
+        let returned = pendingReturn
+        pendingReturn = nil
+        func finish(_ seq: UInt64) {
+            guard let callback = pendingConfirms.removeValue(forKey: seq) else { return }
+            if let nackError { callback(.failure(nackError)) }
+            else if seq == tag, let returned { callback(.failure(returned)) }
+            else { callback(.success(())) }
+        }
+        if multiple {
+            var seq = oldestUnconfirmed
+            while seq <= tag {
+                finish(seq)
+                seq += 1
+            }
+        } else {
+            finish(tag)
+        }
+        while oldestUnconfirmed < nextPublishSeq, pendingConfirms[oldestUnconfirmed] == nil { oldestUnconfirmed += 1 }
+    }
+
+    private func failAllConfirms(_ error: AMQPError) {
+        let pending = pendingConfirms
+        pendingConfirms = [:]
+        pendingReturn = nil
+        for seq in pending.keys.sorted() { pending[seq]!(.failure(error)) }
+    }
+
+    // MARK: - Connecting
+
+    /// The first connect, asked for by the user: errors go back to the caller and there is no retry.
+    func connectFirst() -> Result<Void, AMQPError> {
+        if connected { return .success(()) }
+        do {
+            try openConnection()
+            everConnected = true
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func openConnection() throws(AMQPError) {
+        let endpoint = url.endpoint
+        guard let c = amqp_new_connection() else {
+            throw AMQPError(.protocolError, operation: "connect \(endpoint)", reason: "amqp_new_connection returned NULL (out of memory?)")
+        }
+        var ok = false
+        defer { if !ok { amqp_destroy_connection(c) } }
+
+        let socket: OpaquePointer?
+        if url.tls {
+            socket = amqp_ssl_socket_new(c)
+            guard let socket else { throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot create TLS socket") }
+            if let ca = url.caCertFile {
+                let rc = amqp_ssl_socket_set_cacert(socket, ca)
+                if rc != 0 {
+                    throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot load CA file '\(ca)'",
+                                    hint: "Check the cacertfile path in the broker URL")
+                }
+            }
+            if let cert = url.certFile, let key = url.keyFile {
+                let rc = amqp_ssl_socket_set_key(socket, cert, key)
+                if rc != 0 {
+                    throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot load client certificate '\(cert)' / key '\(key)'",
+                                    hint: "Check certfile and keyfile in the broker URL")
+                }
+            }
+            amqp_ssl_socket_set_verify_peer(socket, url.verifyPeer ? 1 : 0)
+            amqp_ssl_socket_set_verify_hostname(socket, url.verifyPeer ? 1 : 0)
+        } else {
+            socket = amqp_tcp_socket_new(c)
+            guard socket != nil else { throw AMQPError(.protocolError, operation: "connect \(endpoint)", reason: "cannot create TCP socket") }
+        }
+        var tv = timeval(tv_sec: Int(url.connectionTimeout), tv_usec: Int((url.connectionTimeout - url.connectionTimeout.rounded(.down)) * 1_000_000))
+        let openStatus = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &tv)
+        if openStatus != AMQP_STATUS_OK.rawValue {
+            throw AMQPError(status: openStatus, operation: "connect \(endpoint)")
+        }
+        amqp_set_handshake_timeout(c, &tv)
+        var rpcTV = timeval(tv_sec: Int(options.rpcTimeout), tv_usec: 0)
+        amqp_set_rpc_timeout(c, &rpcTV)
+
+        let arena = CArena()
+        var clientProperties = arena.table([
+            "connection_name": .string(options.name),
+            "product": .string("Celeriac"),
+            "capabilities": .table([
+                "connection.blocked": .bool(true),
+                "consumer_cancel_notify": .bool(true),
+                "publisher_confirms": .bool(true),
+                "basic.nack": .bool(true),
+                "authentication_failure_close": .bool(true),
+            ]),
+        ])
+        let login = crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
+                                     &clientProperties, url.user, url.password)
+        if let error = AMQPError(reply: login, operation: "login to \(endpoint) vhost '\(url.vhost)' as '\(url.user)'") {
+            if error.code == .connectionLost || error.code == .connectionClosed {
+                // RabbitMQ drops the socket on bad credentials when the client does not ask for a close.
+                throw AMQPError(.accessRefused, operation: error.operation, reason: error.reason,
+                                hint: "Check the user name, password and virtual host in the broker URL")
+            }
+            throw error
+        }
+        amqp_channel_open(c, Self.mainChannel)
+        if let error = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open on \(endpoint)") { throw error }
+        if options.confirms {
+            amqp_confirm_select(c, Self.mainChannel)
+            if let error = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select on \(endpoint)") { throw error }
+        }
+        ok = true
+        conn = c
+        connected = true
+        adminOpen = false
+        generation += 1
+        connectionCount += 1
+        nextPublishSeq = 1
+        oldestUnconfirmed = 1
+        reconnectAttempt = 0
+        hub.emit(.connected(generation: connectionCount))
+    }
+
+    private func reconnectIfDue() {
+        let now = ContinuousClock.now
+        if now < nextReconnectAt {
+            let ms = max(1, Int((nextReconnectAt - now) / .milliseconds(1)))
+            sleep(untilReadable: nil, timeoutMS: min(ms, 1000))
+            return
+        }
+        do {
+            try openConnection()
+            try restoreTopology()
+        } catch {
+            if connected { connectionLost(error) } else { scheduleReconnect() }
+        }
+    }
+
+    private func scheduleReconnect() {
+        reconnectAttempt += 1
+        let base = options.reconnectBase.seconds * pow(2, Double(min(reconnectAttempt - 1, 20)))
+        let capped = min(options.reconnectCap.seconds, base)
+        // Full jitter between half and all of the capped delay, so a fleet of workers does not reconnect in step.
+        let delay = capped * Double.random(in: 0.5...1.0)
+        nextReconnectAt = ContinuousClock.now + .milliseconds(Int(delay * 1000))
+    }
+
+    /// Replays every declaration and consumer after a reconnect, in the order they were first made.
+    private func restoreTopology() throws(AMQPError) {
+        for e in exchanges { try declare(exchange: e, remember: false) }
+        for q in queues { _ = try declare(queue: q, passive: false, remember: false) }
+        for b in exchangeBindings { try bind(exchange: b, remember: false) }
+        for b in bindings { try bind(b, remember: false) }
+        for consumer in consumers { try startConsumer(consumer) }
+    }
+
+    private func connectionLost(_ error: AMQPError) {
+        guard connected else { return }
+        connected = false
+        adminOpen = false
+        if let c = conn {
+            amqp_destroy_connection(c)
+            conn = nil
+        }
+        failAllConfirms(error)
+        hub.emit(.disconnected(error))
+        reconnectAttempt = 0
+        scheduleReconnect()
+        // The first attempt is immediate-ish (within the first backoff step).
+    }
+
+    /// Channel 1 was closed by the broker (e.g. a publish to a missing exchange): reopen it and resubscribe.
+    private func recoverMainChannel(after error: AMQPError) {
+        guard let c = conn else { return }
+        generation += 1
+        failAllConfirms(error)
+        nextPublishSeq = 1
+        oldestUnconfirmed = 1
+        amqp_channel_open(c, Self.mainChannel)
+        var failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open")
+        if failure == nil, options.confirms {
+            amqp_confirm_select(c, Self.mainChannel)
+            failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select")
+        }
+        if failure == nil {
+            do {
+                for consumer in consumers { try startConsumer(consumer) }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { connectionLost(failure) }
+    }
+
+    // MARK: - Operations (called from jobs, on this thread)
+
+    private func requireConnection(_ operation: String) throws(AMQPError) -> OpaquePointer {
+        guard connected, let c = conn else {
+            throw AMQPError(.notConnected, operation: operation, hint: "The broker connection is down; Celeriac is reconnecting")
+        }
+        return c
+    }
+
+    /// Checks the last RPC reply; on failure sends close-ok where the protocol wants one and recovers.
+    private func check(_ operation: String, channel: UInt16) throws(AMQPError) {
+        guard let c = conn else { throw AMQPError(.notConnected, operation: operation) }
+        let r = amqp_get_rpc_reply(c)
+        guard let error = AMQPError(reply: r, operation: operation) else { return }
+        if r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, r.reply.id == AMQP_CHANNEL_CLOSE_METHOD {
+            var ok = amqp_channel_close_ok_t(dummy: 0)
+            amqp_send_method(c, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok)
+            if channel == Self.mainChannel { recoverMainChannel(after: error) } else { adminOpen = false }
+        } else if r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, r.reply.id == AMQP_CONNECTION_CLOSE_METHOD {
+            var ok = amqp_connection_close_ok_t(dummy: 0)
+            amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok)
+            connectionLost(error)
+        } else {
+            connectionLost(error)
+        }
+        throw error
+    }
+
+    private func admin(_ operation: String) throws(AMQPError) -> OpaquePointer {
+        let c = try requireConnection(operation)
+        if !adminOpen {
+            amqp_channel_open(c, Self.adminChannel)
+            try check("channel.open (admin)", channel: Self.adminChannel)
+            adminOpen = true
+        }
+        return c
+    }
+
+    func declare(exchange e: ExchangeSpec, remember: Bool = true) throws(AMQPError) {
+        let op = "exchange.declare '\(e.name)'"
+        let c = try admin(op)
+        let arena = CArena()
+        amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
+                              e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
+        try check(op, channel: Self.adminChannel)
+        if remember {
+            exchanges.removeAll { $0.name == e.name }
+            exchanges.append(e)
+        }
+    }
+
+    func declare(queue q: QueueSpec, passive: Bool, remember: Bool = true) throws(AMQPError) -> QueueDeclareOK {
+        let op = "queue.declare '\(q.name)'"
+        let c = try admin(op)
+        let arena = CArena()
+        let ok = amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
+                                    q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        try check(op, channel: Self.adminChannel)
+        guard let ok else { throw AMQPError(.protocolError, operation: op, reason: "no declare-ok") }
+        if remember && !passive {
+            queues.removeAll { $0.name == q.name }
+            queues.append(q)
+        }
+        return QueueDeclareOK(queue: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
+                              consumerCount: ok.pointee.consumer_count)
+    }
+
+    func bind(_ b: BindingSpec, remember: Bool = true) throws(AMQPError) {
+        let op = "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'"
+        let c = try admin(op)
+        let arena = CArena()
+        amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+        try check(op, channel: Self.adminChannel)
+        if remember && !bindings.contains(b) { bindings.append(b) }
+    }
+
+    func bind(exchange b: ExchangeBindingSpec, remember: Bool = true) throws(AMQPError) {
+        let op = "exchange.bind '\(b.destination)' to '\(b.source)' key '\(b.routingKey)'"
+        let c = try admin(op)
+        let arena = CArena()
+        amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+        try check(op, channel: Self.adminChannel)
+        if remember && !exchangeBindings.contains(b) { exchangeBindings.append(b) }
+    }
+
+    func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
+        let op = "queue.delete '\(name)'"
+        let c = try admin(op)
+        let arena = CArena()
+        let ok = amqp_queue_delete(c, Self.adminChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+        try check(op, channel: Self.adminChannel)
+        queues.removeAll { $0.name == name }
+        bindings.removeAll { $0.queue == name }
+        return ok?.pointee.message_count ?? 0
+    }
+
+    func deleteExchange(_ name: String) throws(AMQPError) {
+        let op = "exchange.delete '\(name)'"
+        let c = try admin(op)
+        let arena = CArena()
+        amqp_exchange_delete(c, Self.adminChannel, arena.bytes(name), 0)
+        try check(op, channel: Self.adminChannel)
+        exchanges.removeAll { $0.name == name }
+        bindings.removeAll { $0.exchange == name }
+    }
+
+    func purgeQueue(_ name: String) throws(AMQPError) -> UInt32 {
+        let op = "queue.purge '\(name)'"
+        let c = try admin(op)
+        let arena = CArena()
+        let ok = amqp_queue_purge(c, Self.adminChannel, arena.bytes(name))
+        try check(op, channel: Self.adminChannel)
+        return ok?.pointee.message_count ?? 0
+    }
+
+    func get(queue: String, noAck: Bool) throws(AMQPError) -> Delivery? {
+        let op = "basic.get '\(queue)'"
+        let c = try admin(op)
+        let arena = CArena()
+        let r = amqp_basic_get(c, Self.adminChannel, arena.bytes(queue), noAck ? 1 : 0)
+        if AMQPError(reply: r, operation: op) != nil { try check(op, channel: Self.adminChannel) }
+        guard r.reply.id == AMQP_BASIC_GET_OK_METHOD, let decoded = r.reply.decoded else { return nil }
+        let g = decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
+        let tag = DeliveryTag(generation: generation, channel: Self.adminChannel, value: g.delivery_tag)
+        let redelivered = g.redelivered != 0
+        let exchange = CDecode.string(g.exchange)
+        let routingKey = CDecode.string(g.routing_key)
+        let count = g.message_count
+        var message = amqp_message_t()
+        let rr = amqp_read_message(c, Self.adminChannel, &message, 0)
+        if let error = AMQPError(reply: rr, operation: op) { connectionLost(error); throw error }
+        defer { amqp_destroy_message(&message) }
+        return Delivery(tag: tag, consumerTag: "", redelivered: redelivered, exchange: exchange, routingKey: routingKey,
+                        properties: CDecode.properties(message.properties), body: CDecode.bytes(message.body), messageCount: count)
+    }
+
+    func consume(_ record: ConsumerRecord) throws(AMQPError) {
+        if consumers.contains(where: { $0.tag == record.tag }) {
+            throw AMQPError(.protocolError, operation: "basic.consume '\(record.queue)'", reason: "consumer tag '\(record.tag)' is already in use")
+        }
+        consumers.append(record)
+        guard connected else { return }  // started by restoreTopology after the reconnect
+        do {
+            try startConsumer(record)
+        } catch {
+            consumers.removeAll { $0.tag == record.tag }
+            record.continuation.finish()
+            throw error
+        }
+    }
+
+    private func startConsumer(_ record: ConsumerRecord) throws(AMQPError) {
+        let op = "basic.consume '\(record.queue)'"
+        let c = try requireConnection(op)
+        // Per-consumer prefetch (global = false): it works on classic and quorum queues alike.
+        amqp_basic_qos(c, Self.mainChannel, 0, record.prefetch, 0)
+        try check("basic.qos \(record.prefetch)", channel: Self.mainChannel)
+        let arena = CArena()
+        amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
+                           record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+        try check(op, channel: Self.mainChannel)
+    }
+
+    func cancel(consumerTag: String) throws(AMQPError) {
+        guard let i = consumers.firstIndex(where: { $0.tag == consumerTag }) else { return }
+        let record = consumers.remove(at: i)
+        defer { record.continuation.finish() }
+        guard connected, let c = conn else { return }
+        let arena = CArena()
+        amqp_basic_cancel(c, Self.mainChannel, arena.bytes(consumerTag))
+        try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
+    }
+
+    enum Settle: Sendable { case ack(multiple: Bool), nack(multiple: Bool, requeue: Bool), reject(requeue: Bool) }
+
+    /// Acks, nacks or rejects. A tag from an earlier connection or channel is dropped (returns false): the broker
+    /// has already put that message back in its queue.
+    func settle(_ tag: DeliveryTag, _ how: Settle) -> Bool {
+        guard connected, let c = conn, tag.generation == generation else { return false }
+        if tag.channel == Self.adminChannel && !adminOpen { return false }
+        let rc: Int32 = switch how {
+        case .ack(let multiple): amqp_basic_ack(c, tag.channel, tag.value, multiple ? 1 : 0)
+        case .nack(let multiple, let requeue): amqp_basic_nack(c, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
+        case .reject(let requeue): amqp_basic_reject(c, tag.channel, tag.value, requeue ? 1 : 0)
+        }
+        if rc < 0 {
+            connectionLost(AMQPError(status: rc, operation: "basic.ack"))
+            return false
+        }
+        return true
+    }
+
+    /// Publishes messages in order; `completion` runs once every one is confirmed (or failed).
+    func publish(_ messages: [OutgoingMessage], completion: @escaping Completion<Void>) {
+        guard connected, let c = conn else {
+            completion(.failure(AMQPError(.notConnected, operation: "basic.publish", hint: "The broker connection is down; Celeriac is reconnecting")))
+            return
+        }
+        var remaining = messages.count
+        var firstError: AMQPError?
+        let tracker: (Result<Void, AMQPError>) -> Void = { result in
+            if case .failure(let e) = result, firstError == nil { firstError = e }
+            remaining -= 1
+            if remaining == 0 { completion(firstError.map { .failure($0) } ?? .success(())) }
+        }
+        if messages.isEmpty { completion(.success(())); return }
+        for (index, m) in messages.enumerated() {
+            let arena = CArena()
+            var props = arena.properties(m.properties)
+            let body = arena.bytes(m.body)
+            let rc = amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
+                                        m.mandatory ? 1 : 0, 0, &props, body)
+            if rc < 0 {
+                let error = AMQPError(status: rc, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'")
+                // connectionLost fails the messages of this batch already sent; the unsent ones fail here.
+                connectionLost(error)
+                for _ in index..<messages.count { tracker(.failure(error)) }
+                return
+            }
+            if options.confirms {
+                pendingConfirms[nextPublishSeq] = tracker
+                nextPublishSeq += 1
+            } else {
+                tracker(.success(()))
+            }
+        }
+    }
+
+    func close() {
+        stopping = true
+        for consumer in consumers { consumer.continuation.finish() }
+        consumers = []
+        if connected, let c = conn {
+            amqp_connection_close(c, AMQP_REPLY_SUCCESS)
+        }
+        if let c = conn { amqp_destroy_connection(c) }
+        conn = nil
+        connected = false
+        failAllConfirms(closedError())
+        hub.emit(.closed)
+    }
+}
+
+private extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

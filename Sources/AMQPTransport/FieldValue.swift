@@ -1,0 +1,105 @@
+/// One value in an AMQP field table (message headers, queue arguments).
+///
+/// The cases mirror the AMQP 0-9-1 field kinds that Celery and RabbitMQ use. Unsigned kinds that arrive on the
+/// wire are widened into the next signed case on decode (`B`→``int16``, `u`→``int32``, `i`→``int64``); an `L`
+/// (which rabbitmq-c calls U64 but py-amqp writes for signed 64-bit ints) is read as ``int64`` with the same bits.
+public enum FieldValue: Sendable, Equatable, Hashable {
+    case bool(Bool)
+    case int8(Int8)
+    case int16(Int16)
+    case int32(Int32)
+    case int64(Int64)
+    case float(Float)
+    case double(Double)
+    case decimal(scale: UInt8, value: UInt32)
+    case string(String)
+    case bytes([UInt8])
+    case timestamp(UInt64)
+    case void
+    case array([FieldValue])
+    case table(FieldTable)
+
+    /// The value as an integer, whatever integer kind carried it.
+    public var intValue: Int64? {
+        switch self {
+        case .int8(let v): Int64(v)
+        case .int16(let v): Int64(v)
+        case .int32(let v): Int64(v)
+        case .int64(let v): v
+        default: nil
+        }
+    }
+
+    /// The value as a string, or nil for any other kind.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// The value as a Bool, or nil for any other kind.
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    /// The value as a Double when it is a double, float or any integer kind.
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let d): d
+        case .float(let f): Double(f)
+        default: intValue.map(Double.init)
+        }
+    }
+
+    /// True for ``void`` (AMQP's null).
+    public var isVoid: Bool { self == .void }
+
+    /// The smallest signed integer case that holds `value` (`I` when it fits 32 bits, else `l`), as py-amqp
+    /// expects.
+    public static func int(_ value: Int) -> FieldValue {
+        if let small = Int32(exactly: value) { return .int32(small) }
+        return .int64(Int64(value))
+    }
+}
+
+/// An ordered AMQP field table. Keys are unique; order is kept as written.
+public struct FieldTable: Sendable, Equatable, Hashable, ExpressibleByDictionaryLiteral, Sequence {
+    public private(set) var entries: [(key: String, value: FieldValue)]
+
+    public init() { entries = [] }
+    public init(_ entries: [(key: String, value: FieldValue)]) {
+        self.entries = []
+        for e in entries { self[e.key] = e.value }
+    }
+    public init(dictionaryLiteral elements: (String, FieldValue)...) {
+        self.init(elements.map { (key: $0.0, value: $0.1) })
+    }
+
+    public subscript(key: String) -> FieldValue? {
+        get { entries.first(where: { $0.key == key })?.value }
+        set {
+            if let i = entries.firstIndex(where: { $0.key == key }) {
+                if let newValue { entries[i].value = newValue } else { entries.remove(at: i) }
+            } else if let newValue {
+                entries.append((key: key, value: newValue))
+            }
+        }
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    public var keys: [String] { entries.map(\.key) }
+
+    public func makeIterator() -> IndexingIterator<[(key: String, value: FieldValue)]> { entries.makeIterator() }
+
+    public static func == (lhs: FieldTable, rhs: FieldTable) -> Bool {
+        lhs.entries.count == rhs.entries.count && zip(lhs.entries, rhs.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        for e in entries {
+            hasher.combine(e.key)
+            hasher.combine(e.value)
+        }
+    }
+}

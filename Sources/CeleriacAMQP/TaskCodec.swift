@@ -1,0 +1,167 @@
+import AMQPTransport
+import CeleriacCore
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a delivery cannot be a task. The message goes to the dead-letter queue with this reason.
+public struct MessageRejection: Error, CustomStringConvertible, Sendable {
+    public let reason: String
+    public let taskID: String?
+    public let taskName: String?
+    public var description: String { reason }
+}
+
+/// Encodes task messages exactly as Celery 5 does (protocol v2, JSON) and decodes them defensively.
+public enum TaskCodec {
+    /// Limits applied while decoding; violations are rejections, never crashes or unbounded allocations.
+    public struct Limits: Sendable {
+        public var maxBodyBytes: Int
+        public var maxDepth: Int
+        public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64) {
+            self.maxBodyBytes = maxBodyBytes
+            self.maxDepth = maxDepth
+        }
+    }
+
+    /// The AMQP message for `task`, to publish with exchange "" and routing key = queue (Celery's rule for direct
+    /// queues).
+    public static func encode(_ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date()) -> OutgoingMessage {
+        var h = FieldTable()
+        h[HeaderKey.lang] = .string("swift")
+        h[HeaderKey.task] = .string(task.name)
+        h[HeaderKey.id] = .string(task.id)
+        h[HeaderKey.shadow] = task.shadow.map { .string($0) } ?? .void
+        h[HeaderKey.eta] = task.eta.map { .string(ISOTime.format($0)) } ?? .void
+        h[HeaderKey.expires] = task.expires.map { .string(ISOTime.format($0)) } ?? .void
+        h[HeaderKey.group] = task.groupID.map { .string($0) } ?? .void
+        h[HeaderKey.groupIndex] = task.groupIndex.map { .int($0) } ?? .void
+        h[HeaderKey.retries] = .int(task.retries)
+        h[HeaderKey.timelimit] = .array([task.timeLimit.hard.map { .double($0) } ?? .void, task.timeLimit.soft.map { .double($0) } ?? .void])
+        h[HeaderKey.rootID] = .string(task.rootID ?? task.id)
+        h[HeaderKey.parentID] = task.parentID.map { .string($0) } ?? .void
+        h[HeaderKey.argsrepr] = .string(task.argsRepr ?? PythonRepr.args(task.args))
+        h[HeaderKey.kwargsrepr] = .string(task.kwargsRepr ?? PythonRepr.kwargs(task.kwargs))
+        h[HeaderKey.origin] = .string(task.origin ?? Origin.current)
+        h[HeaderKey.ignoreResult] = task.ignoreResult.map { .bool($0) } ?? .void
+        h[HeaderKey.replacedTaskNesting] = .int(task.replacedTaskNesting)
+        h[HeaderKey.stampedHeaders] = HeaderMapping.field(task.stampedHeaders)
+        h[HeaderKey.stamps] = HeaderMapping.field(task.stamps)
+        for (k, v) in task.extraHeaders where !HeaderKey.known.contains(k) { h[k] = HeaderMapping.field(v) }
+        var props = BasicProperties(
+            contentType: "application/json", contentEncoding: "utf-8", headers: h, deliveryMode: persistent ? 2 : 1,
+            priority: task.priority ?? 0, correlationID: task.correlationID ?? task.id, replyTo: task.replyTo ?? "")
+        if let expires = task.expires {
+            let ms = max(0, Int((expires.timeIntervalSince(now) * 1000).rounded()))
+            props.expiration = String(ms)
+        }
+        return OutgoingMessage(exchange: exchange, routingKey: routingKey, body: task.bodyJSON.jsonBytes, properties: props)
+    }
+
+    /// Decodes a delivery into a task, or says why it is not one.
+    public static func decode(_ d: Delivery, limits: Limits = Limits()) throws(MessageRejection) -> TaskMessage {
+        let headers = d.properties.headers ?? [:]
+        let id = headers[HeaderKey.id]?.stringValue ?? d.properties.correlationID
+        let name = headers[HeaderKey.task]?.stringValue
+        func reject(_ reason: String) -> MessageRejection { MessageRejection(reason: reason, taskID: id, taskName: name) }
+
+        guard d.body.count <= limits.maxBodyBytes else {
+            throw reject("message body is \(d.body.count) bytes, over the \(limits.maxBodyBytes)-byte limit (--max-message-size)")
+        }
+        guard let contentType = d.properties.contentType else {
+            throw reject("message has no content_type; Celery task messages are application/json")
+        }
+        guard contentType == "application/json" else {
+            throw reject("content_type '\(contentType)' is not accepted (only application/json); set task_serializer='json' on the producer")
+        }
+        if let c = headers[HeaderKey.compression]?.stringValue {
+            throw reject("compressed messages ('\(c)') are not supported; turn task_compression off on the producer")
+        }
+        guard let name else {
+            throw reject("no 'task' header: not a Celery protocol v2 message (protocol v1 is not supported)")
+        }
+        guard let id, !id.isEmpty else { throw reject("no 'id' header") }
+        let body: JSONValue
+        do {
+            body = try JSONValue.parse(d.body, maxDepth: limits.maxDepth)
+        } catch {
+            throw reject("body is not valid JSON: \(error)")
+        }
+        guard case .array(let parts) = body, parts.count == 3 || parts.count == 2 else {
+            throw reject("body must be [args, kwargs, embed]")
+        }
+        guard case .array(let args) = parts[0] else { throw reject("body[0] (args) must be a list") }
+        guard case .object(let kwargs) = parts[1] else { throw reject("body[1] (kwargs) must be an object") }
+        var embed = TaskMessage.Embed()
+        if parts.count == 3 {
+            guard case .object(let e) = parts[2] else { throw reject("body[2] (embed) must be an object") }
+            embed.callbacks = e["callbacks"]?.arrayValue
+            embed.errbacks = e["errbacks"]?.arrayValue
+            embed.chain = e["chain"]?.arrayValue
+            if let chord = e["chord"], !chord.isNull { embed.chord = chord }
+        }
+
+        var task = TaskMessage(id: id, name: name, args: args, kwargs: kwargs, embed: embed)
+        if let eta = headers[HeaderKey.eta], !eta.isVoid {
+            guard let s = eta.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid ETA value \(HeaderMapping.json(eta).jsonString)") }
+            task.eta = date
+        }
+        if let expires = headers[HeaderKey.expires], !expires.isVoid {
+            guard let s = expires.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid expires value \(HeaderMapping.json(expires).jsonString)") }
+            task.expires = date
+        }
+        task.retries = Int(headers[HeaderKey.retries]?.intValue ?? 0)
+        if case .array(let tl)? = headers[HeaderKey.timelimit] {
+            task.timeLimit = .init(hard: tl.first?.doubleValue, soft: tl.count > 1 ? tl[1].doubleValue : nil)
+        }
+        task.rootID = headers[HeaderKey.rootID]?.stringValue ?? id
+        task.parentID = headers[HeaderKey.parentID]?.stringValue
+        task.groupID = headers[HeaderKey.group]?.stringValue
+        task.groupIndex = headers[HeaderKey.groupIndex]?.intValue.map { Int($0) }
+        task.shadow = headers[HeaderKey.shadow]?.stringValue
+        task.argsRepr = headers[HeaderKey.argsrepr]?.stringValue
+        task.kwargsRepr = headers[HeaderKey.kwargsrepr]?.stringValue
+        task.origin = headers[HeaderKey.origin]?.stringValue
+        task.ignoreResult = headers[HeaderKey.ignoreResult]?.boolValue
+        task.replacedTaskNesting = Int(headers[HeaderKey.replacedTaskNesting]?.intValue ?? 0)
+        task.stampedHeaders = headers[HeaderKey.stampedHeaders].map(HeaderMapping.json) ?? .null
+        task.stamps = headers[HeaderKey.stamps].map(HeaderMapping.json) ?? .object([:])
+        var extra = JSONObject()
+        for (k, v) in headers where !HeaderKey.known.contains(k) { extra[k] = HeaderMapping.json(v) }
+        task.extraHeaders = extra
+        task.replyTo = d.properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }
+        task.correlationID = d.properties.correlationID ?? id
+        task.priority = d.properties.priority
+        return task
+    }
+}
+
+/// `gen<pid>@<host>`, the `origin` header of messages this process produces.
+public enum Origin {
+    public static let current: String = "gen\(getpid())@\(Hostname.current)"
+}
+
+public enum Hostname {
+    public static let current: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+}
+
+/// Encodes and decodes `rpc://` result messages (wire spec §6.2).
+public enum ResultCodec {
+    public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String) -> OutgoingMessage {
+        OutgoingMessage(exchange: "", routingKey: replyTo, body: result.json.jsonBytes, properties: BasicProperties(
+            contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 1, priority: 0,
+            correlationID: correlationID))
+    }
+
+    public static func decode(_ d: Delivery) -> ResultMessage? {
+        guard let json = try? JSONValue.parse(d.body) else { return nil }
+        return ResultMessage(json: json, correlationID: d.properties.correlationID)
+    }
+}

@@ -1,0 +1,101 @@
+import AMQPTransport
+
+/// Every queue, exchange and header name Celeriac uses on the broker, in one place.
+public enum Topology {
+    /// Celery's default queue, exchange and routing key.
+    public static let defaultQueue = "celery"
+
+    /// Where the worker puts messages it cannot run (not JSON, not protocol v2, too large, unknown task, bad
+    /// signature). A direct exchange; the routing key is the queue the message came from.
+    public static let deadLetterExchange = "celeriac.dlx"
+    /// The queue bound to ``deadLetterExchange`` for every key (`#`): inspect it with `rabbitmqctl list_queues`
+    /// or drain it with a consumer. Each message keeps its body and headers and gains `x-celeriac-reason`,
+    /// `x-celeriac-queue` and `x-celeriac-worker`.
+    public static let deadLetterQueue = "celeriac.dead"
+
+    /// A work queue as Celery declares it: durable, no arguments unless a max priority is configured, with a direct
+    /// exchange of the same name bound by the same key.
+    public static func workQueue(_ name: String, maxPriority: Int? = nil) -> (ExchangeSpec, QueueSpec, BindingSpec) {
+        var queue = QueueSpec(name, durable: true)
+        if let maxPriority { queue = queue.maxPriority(maxPriority) }
+        return (ExchangeSpec(name, kind: .direct, durable: true), queue, BindingSpec(queue: name, exchange: name, routingKey: name))
+    }
+
+    /// The client's reply queue for `rpc://` results, flagged exactly as Celery flags it (durable, auto-delete,
+    /// not exclusive, `x-expires` one day), so Python and Swift clients can share a vhost.
+    public static func replyQueue(_ name: String) -> QueueSpec {
+        QueueSpec(name, durable: true, exclusive: false, autoDelete: true).expires(milliseconds: 86_400_000)
+    }
+
+    public static var deadLetter: (ExchangeSpec, QueueSpec, BindingSpec) {
+        (ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
+         QueueSpec(deadLetterQueue, durable: true),
+         BindingSpec(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "#"))
+    }
+
+    // MARK: Native delayed delivery (kombu 5.x), wire spec §1.4
+
+    /// 28 levels: level n holds a message for 2^n seconds.
+    public static let delayLevels = 28
+    public static let delayedDeliveryExchange = "celery_delayed_delivery"
+    public static func delayLevel(_ n: Int) -> String { "celery_delayed_\(n)" }
+
+    /// The routing key that makes the delay topology hold a message for `seconds` and then route it by `routingKey`.
+    public static func delayRoutingKey(seconds: Int, routingKey: String) -> String {
+        let s = max(0, min(seconds, (1 << delayLevels) - 1))
+        var parts: [String] = []
+        parts.reserveCapacity(delayLevels + 1)
+        for level in stride(from: delayLevels - 1, through: 0, by: -1) { parts.append((s >> level) & 1 == 1 ? "1" : "0") }
+        parts.append(routingKey)
+        return parts.joined(separator: ".")
+    }
+
+    /// Strips a 28-bit delay prefix from a routing key (a retry of a delayed message gets a fresh one).
+    public static func stripDelayPrefix(_ routingKey: String) -> String {
+        let parts = routingKey.split(separator: ".", maxSplits: delayLevels, omittingEmptySubsequences: false)
+        guard parts.count == delayLevels + 1, parts.prefix(delayLevels).allSatisfy({ $0 == "0" || $0 == "1" }) else { return routingKey }
+        return String(parts[delayLevels])
+    }
+
+    /// The exchanges, queues and bindings of the delay topology.
+    ///
+    /// Each level `n` is a topic exchange and a classic queue with `x-message-ttl` 2^n s that dead-letters into
+    /// level n-1 (level 0 into ``delayedDeliveryExchange``). A message enters at level 27; at each level, a key
+    /// whose bit n is 1 goes to the level's queue (and waits), a key whose bit is 0 goes on to the next exchange.
+    public static func delayTopology() -> (exchanges: [ExchangeSpec], queues: [QueueSpec], queueBindings: [BindingSpec], exchangeBindings: [ExchangeBindingSpec]) {
+        var exchanges = [ExchangeSpec(delayedDeliveryExchange, kind: .topic, durable: true)]
+        var queues: [QueueSpec] = []
+        var queueBindings: [BindingSpec] = []
+        var exchangeBindings: [ExchangeBindingSpec] = []
+        for level in stride(from: delayLevels - 1, through: 0, by: -1) {
+            let name = delayLevel(level)
+            let next = level == 0 ? delayedDeliveryExchange : delayLevel(level - 1)
+            exchanges.append(ExchangeSpec(name, kind: .topic, durable: true))
+            queues.append(QueueSpec(name, durable: true, arguments: [
+                "x-message-ttl": .int(Int((1 << level) * 1000)),
+                "x-overflow": .string("reject-publish"),
+                "x-dead-letter-exchange": .string(next),
+                "x-queue-type": .string("classic"),
+            ]))
+            let prefix = String(repeating: "*.", count: delayLevels - 1 - level)
+            queueBindings.append(BindingSpec(queue: name, exchange: name, routingKey: prefix + "1.#"))
+            exchangeBindings.append(ExchangeBindingSpec(destination: next, source: name, routingKey: prefix + "0.#"))
+        }
+        return (exchanges, queues, queueBindings, exchangeBindings)
+    }
+}
+
+/// Names of the protocol v2 headers (wire spec §3.2).
+public enum HeaderKey {
+    public static let lang = "lang", task = "task", id = "id", shadow = "shadow", eta = "eta", expires = "expires"
+    public static let group = "group", groupIndex = "group_index", retries = "retries", timelimit = "timelimit"
+    public static let rootID = "root_id", parentID = "parent_id", argsrepr = "argsrepr", kwargsrepr = "kwargsrepr"
+    public static let origin = "origin", ignoreResult = "ignore_result", replacedTaskNesting = "replaced_task_nesting"
+    public static let stampedHeaders = "stamped_headers", stamps = "stamps", compression = "compression"
+    /// Added by the worker to dead-lettered messages.
+    public static let deadReason = "x-celeriac-reason", deadQueue = "x-celeriac-queue", deadWorker = "x-celeriac-worker"
+
+    static let known: Set<String> = [lang, task, id, shadow, eta, expires, group, groupIndex, retries, timelimit, rootID,
+                                     parentID, argsrepr, kwargsrepr, origin, ignoreResult, replacedTaskNesting,
+                                     stampedHeaders, stamps]
+}

@@ -1,0 +1,65 @@
+import FoundationEssentials
+
+/// A task's state report in Celery's `rpc://` format, published to the caller's reply queue with the task id as
+/// correlation id.
+public struct ResultMessage: Sendable, Equatable {
+    public var taskID: String
+    public var status: TaskState
+    /// The return value for SUCCESS; the exception dict for FAILURE/RETRY/REVOKED; `{pid, hostname}` for STARTED.
+    public var result: JSONValue
+    public var traceback: String?
+    public var children: [JSONValue]
+    public var dateDone: Date?
+    public var groupID: String?
+    public var parentID: String?
+
+    public init(taskID: String, status: TaskState, result: JSONValue, traceback: String? = nil, children: [JSONValue] = [],
+                dateDone: Date? = nil, groupID: String? = nil, parentID: String? = nil) {
+        self.taskID = taskID
+        self.status = status
+        self.result = result
+        self.traceback = traceback
+        self.children = children
+        self.dateDone = dateDone
+        self.groupID = groupID
+        self.parentID = parentID
+    }
+
+    public static func success(_ id: String, _ value: JSONValue, children: [JSONValue] = [], for message: TaskMessage? = nil) -> ResultMessage {
+        ResultMessage(taskID: id, status: .success, result: value, children: children, dateDone: Date(),
+                      groupID: message?.groupID, parentID: message?.parentID)
+    }
+
+    public static func failure(_ id: String, _ failure: TaskFailure, status: TaskState = .failure, for message: TaskMessage? = nil) -> ResultMessage {
+        ResultMessage(taskID: id, status: status, result: failure.json, traceback: failure.traceback,
+                      dateDone: status == .retry ? nil : Date(), groupID: message?.groupID, parentID: message?.parentID)
+    }
+
+    /// The failure carried by a FAILURE/RETRY/REVOKED result.
+    public var failure: TaskFailure? { TaskFailure(json: result, traceback: traceback) }
+
+    public var json: JSONValue {
+        var o: JSONObject = [
+            "status": .string(status.rawValue), "result": result,
+            "traceback": traceback.map { .string($0) } ?? .null, "children": .array(children),
+            "date_done": dateDone.map { .string(ISOTime.format($0)) } ?? .null, "task_id": .string(taskID),
+        ]
+        if let groupID { o["group_id"] = .string(groupID) }
+        if let parentID { o["parent_id"] = .string(parentID) }
+        return .object(o)
+    }
+
+    /// Reads a result body. `task_id` is required (Python requires it too); `correlationID` fills it in otherwise.
+    public init?(json: JSONValue, correlationID: String? = nil) {
+        guard let o = json.objectValue, let s = o["status"]?.stringValue, let status = TaskState(rawValue: s),
+              let id = o["task_id"]?.stringValue ?? correlationID else { return nil }
+        self.taskID = id
+        self.status = status
+        self.result = o["result"] ?? .null
+        self.traceback = o["traceback"]?.stringValue
+        self.children = o["children"]?.arrayValue ?? []
+        self.dateDone = o["date_done"]?.stringValue.flatMap(ISOTime.parse)
+        self.groupID = o["group_id"]?.stringValue
+        self.parentID = o["parent_id"]?.stringValue
+    }
+}

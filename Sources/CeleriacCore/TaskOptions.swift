@@ -1,0 +1,89 @@
+import FoundationEssentials
+
+/// Per-task behaviour: retries, rate limit, time limits, results.
+public struct TaskOptions: Sendable {
+    /// Retries allowed through ``TaskContext/retry(countdown:maxRetries:cause:)`` or ``autoRetry``. Celery's default: 3.
+    public var maxRetries: Int
+    /// Countdown of a retry that names none, in seconds. Celery's default: 180.
+    public var defaultRetryDelay: Double
+    /// Errors retried automatically with backoff.
+    public var autoRetry: AutoRetry?
+    /// Per-worker rate limit, e.g. `"100/s"`.
+    public var rateLimit: RateLimit?
+    /// Soft time limit in seconds: the task is cancelled and sees ``SoftTimeLimitExceeded``.
+    public var softTimeLimit: Double?
+    /// Hard time limit in seconds (enforced by the process pool; the async pool treats it like a soft limit).
+    public var hardTimeLimit: Double?
+    /// Send no result.
+    public var ignoreResult: Bool
+
+    public init(maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
+                softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false) {
+        self.maxRetries = maxRetries
+        self.defaultRetryDelay = defaultRetryDelay
+        self.autoRetry = autoRetry
+        self.rateLimit = rateLimit
+        self.softTimeLimit = softTimeLimit
+        self.hardTimeLimit = hardTimeLimit
+        self.ignoreResult = ignoreResult
+    }
+
+    /// Which errors to retry automatically, and how long to wait.
+    public struct AutoRetry: Sendable {
+        public var matches: @Sendable (any Error) -> Bool
+        public var backoff: RetryPolicy
+        public init(backoff: RetryPolicy = .exponential(), matches: @escaping @Sendable (any Error) -> Bool) {
+            self.matches = matches
+            self.backoff = backoff
+        }
+    }
+}
+
+/// How long to wait before retry number `n` (0-based).
+public struct RetryPolicy: Sendable {
+    let delay: @Sendable (_ retries: Int) -> Double
+
+    public init(delay: @escaping @Sendable (_ retries: Int) -> Double) { self.delay = delay }
+
+    /// Seconds to wait before the retry that follows `retries` earlier ones.
+    public func delay(forRetries retries: Int) -> Double { max(0, delay(retries)) }
+
+    /// Celery's autoretry backoff: `min(cap, factor × 2^retries)`, then full jitter (uniform in 0...that).
+    public static func exponential(factor: Double = 1, cap: Double = 600, jitter: Bool = true) -> RetryPolicy {
+        RetryPolicy { retries in
+            let raw = min(cap, factor * Double(sign: .plus, exponent: min(retries, 62), significand: 1))
+            return jitter ? Double.random(in: 0...raw) : raw
+        }
+    }
+
+    /// The same delay every time.
+    public static func fixed(_ seconds: Double) -> RetryPolicy { RetryPolicy { _ in seconds } }
+
+    /// No delay.
+    public static let immediate = RetryPolicy { _ in 0 }
+}
+
+/// A rate as Celery writes it: `"100/s"`, `"10/m"`, `"5/h"`, or a bare number per second.
+public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
+    /// Tasks per second.
+    public let perSecond: Double
+    public let text: String
+
+    public init(_ text: String) throws(CeleriacError) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let count = Double(parts.first.map(String.init) ?? ""), count >= 0 else {
+            throw .configuration("rate limit '\(text)' must look like 100/s, 10/m or 5/h")
+        }
+        let per: Double
+        switch parts.count == 2 ? String(parts[1]) : "s" {
+        case "s", "sec", "second": per = 1
+        case "m", "min", "minute": per = 60
+        case "h", "hour": per = 3600
+        default: throw .configuration("rate limit '\(text)': unit must be s, m or h")
+        }
+        perSecond = count / per
+        self.text = text
+    }
+
+    public var description: String { text }
+}

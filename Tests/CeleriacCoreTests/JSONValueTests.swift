@@ -1,0 +1,81 @@
+import Testing
+@testable import CeleriacCore
+
+@Suite struct JSONValueTests {
+    @Test func parsesAndWritesNestedUnicodeAndNumbers() throws {
+        let text = #"{"a":[1,-2,3.5,true,false,null],"s":"h\u00e9llo \ud83d\ude00 \"q\"\n","big":9223372036854775807,"o":{}}"#
+        let v = try JSONValue.parse(text)
+        #expect(v["a"] == .array([.int(1), .int(-2), .double(3.5), .bool(true), .bool(false), .null]))
+        #expect(v["s"] == .string("héllo 😀 \"q\"\n"))
+        #expect(v["big"] == .int(Int64.max))
+        #expect(v["o"] == .object([:]))
+        #expect(try JSONValue.parse(v.jsonBytes) == v)
+        #expect(Array(v.objectValue!.keys) == ["a", "s", "big", "o"])
+    }
+
+    @Test(arguments: [
+        "1180591620717411303424", "[NaN]", "[Infinity]", "{\"a\":1", "[1,]", "\"unterminated", "tru", "[1] x", "{'a':1}", "\"\\ud800\"",
+    ])
+    func rejectsWhatPythonMaySendButSwiftCannotHold(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
+    }
+
+    @Test func depthLimitIsEnforced() {
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(deep, maxDepth: 64) }
+        #expect(throws: Never.self) { try JSONValue.parse(deep, maxDepth: 128) }
+    }
+
+    @Test func floatsStayFloats() {
+        #expect(JSONValue.double(2).jsonString == "2.0")
+        #expect(JSONValue.double(0.1).jsonString == "0.1")
+        #expect(JSONValue.int(2).jsonString == "2")
+    }
+}
+
+@Suite struct ISOTimeTests {
+    @Test func formatsLikePythonIsoformat() {
+        let d = ISOTime.parse("2026-11-29T01:31:54.717387+00:00")!
+        #expect(ISOTime.format(d) == "2026-11-29T01:31:54.717387+00:00")
+        let whole = ISOTime.parse("2030-01-02T03:04:05+00:00")!
+        #expect(ISOTime.format(whole) == "2030-01-02T03:04:05+00:00")
+        #expect(whole.timeIntervalSince1970 == 1_893_553_445)
+    }
+
+    @Test func acceptsTheVariantsDateutilAccepts() {
+        let base = ISOTime.parse("2030-01-02T03:04:05+00:00")!
+        #expect(ISOTime.parse("2030-01-02T03:04:05Z") == base)
+        #expect(ISOTime.parse("2030-01-02T04:04:05+01:00") == base)
+        #expect(ISOTime.parse("2030-01-02T03:04:05") == base)
+        #expect(ISOTime.parse("tomorrow") == nil)
+        #expect(ISOTime.parse("2030-13-02T03:04:05") == nil)
+    }
+}
+
+@Suite struct ArgumentBindingTests {
+    struct AddArgs: Codable, Sendable { let x: Int; let y: Int }
+
+    @Test func positionalAndKeywordArgumentsBothBind() throws {
+        let a: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [2, 3], kwargs: [:])
+        let b: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [], kwargs: ["x": 2, "y": 3])
+        let c: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [2], kwargs: ["y": 3])
+        #expect(a.x == 2 && a.y == 3 && b.x == 2 && b.y == 3 && c.x == 2 && c.y == 3)
+    }
+
+    @Test(arguments: [
+        ([JSONValue.string("2"), 3], JSONObject(), "argument 'x' must be an integer"),
+        ([2], JSONObject(), "missing required argument 'y'"),
+        ([1, 2, 3], JSONObject(), "takes 2 positional arguments but 3 were given"),
+        ([2, 3], ["z": 1] as JSONObject, "unexpected keyword argument 'z'"),
+        ([2], ["x": 1] as JSONObject, "multiple values for argument 'x'"),
+        ([2, .null], JSONObject(), "argument 'y' must be an integer, not null"),
+    ])
+    func badArgumentsNameTheArgument(args: [JSONValue], kwargs: JSONObject, message: String) {
+        #expect {
+            let _: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: args, kwargs: kwargs)
+        } throws: { error in
+            guard let e = error as? BuiltinError else { return false }
+            return e.pythonType == "TypeError" && e.message.contains(message)
+        }
+    }
+}

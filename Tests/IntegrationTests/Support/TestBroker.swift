@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import AMQPTransport
+
+/// A throwaway RabbitMQ node for integration tests, run by `scripts/broker.sh`.
+///
+/// `shared` is the node most tests use (their queues have unique `it-<UUID>` names). `chaos` is a second node for
+/// the tests that restart or freeze the broker, so they never disturb the others. Nodes are started on first use
+/// (the script is idempotent) and left running; `scripts/test.sh` stops them at the end.
+struct TestBroker: Sendable {
+    let name: String
+    let port: Int
+    let dir: String
+
+    static let shared = TestBroker(name: "shared", port: 5682, dir: "broker")
+    static let chaos = TestBroker(name: "chaos", port: 5692, dir: "broker-chaos")
+
+    static var repoRoot: String {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+        }
+        fatalError("cannot find the repository root above \(#filePath)")
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_BROKER_PORT"] = String(port)
+        env["CELERIAC_BROKER_DIR"] = "\(Self.repoRoot)/.run/\(dir)"
+        return env
+    }
+
+    /// Runs `scripts/broker.sh ARGS` for this node and returns its stdout; throws with its stderr on failure.
+    @discardableResult
+    func script(_ args: String...) throws -> String {
+        try Shell.run("\(Self.repoRoot)/scripts/broker.sh", args, environment: environment)
+    }
+
+    /// Starts the node if needed (once per process) and returns its plain AMQP URL.
+    func url(heartbeat: Int? = nil, vhost: String = "%2F") throws -> AMQPURL {
+        try Self.ensureStarted(self)
+        var text = "amqp://guest:guest@127.0.0.1:\(port)/\(vhost)"
+        if let heartbeat { text += "?heartbeat=\(heartbeat)" }
+        return try AMQPURL(text)
+    }
+
+    var urlString: String { "amqp://guest:guest@127.0.0.1:\(port)/%2F" }
+
+    var tlsDir: String { "\(Self.repoRoot)/.run/\(dir)/tls" }
+    var tlsPort: Int { port + 1 }
+
+    func ctl(_ args: String...) throws -> String {
+        try Shell.run("\(Self.repoRoot)/scripts/broker.sh", ["ctl"] + args, environment: environment)
+    }
+
+    private static let started = StartedNodes()
+
+    static func ensureStarted(_ broker: TestBroker) throws {
+        try started.once(broker.name) { _ = try broker.script("start") }
+    }
+}
+
+/// Remembers which nodes were started in this process, so the script runs once per node.
+final class StartedNodes: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var names: Set<String> = []  // guarded by `lock`
+
+    func once(_ name: String, _ body: () throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if names.contains(name) { return }
+        try body()
+        names.insert(name)
+    }
+}
+
+enum Shell {
+    struct Failure: Error, CustomStringConvertible {
+        let command: String
+        let status: Int32
+        let output: String
+        var description: String { "\(command) exited \(status): \(output)" }
+    }
+
+    /// Runs a command to completion with posix_spawn + waitpid. Output goes through temporary files, not pipes
+    /// (`broker.sh start` leaves a server running), and Foundation's `Process.waitUntilExit` is avoided: it
+    /// never returned here for a script that had started a daemon.
+    @discardableResult
+    static func run(_ executable: String, _ args: [String], environment: [String: String]? = nil) throws -> String {
+        let base = NSTemporaryDirectory() + "celeriac-sh-\(UUID().uuidString)"
+        let outPath = base + ".out", errPath = base + ".err"
+        defer {
+            unlink(outPath)
+            unlink(errPath)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = ([executable] + args).map { strdup($0) } + [nil]
+        let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            env.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
+        guard rc == 0 else { throw Failure(command: executable, status: rc, output: "posix_spawn failed: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        if exitCode != 0 {
+            let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            throw Failure(command: ([executable] + args).joined(separator: " "), status: exitCode, output: stdout + stderr)
+        }
+        return stdout
+    }
+}
+
+/// A unique name for a test's queues and exchanges.
+func uniqueName(_ prefix: String = "it") -> String { "\(prefix)-\(UUID().uuidString.lowercased())" }
+
+extension Tag {
+    @Tag static var integration: Self
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import AMQPTransport
+
+/// Tests that restart or freeze the broker. They use their own node (`TestBroker.chaos`) and run one at a time.
+@Suite(.tags(.integration), .serialized)
+struct TransportChaosTests {
+    @Test func brokerRestartMidStreamIsSurvivedWithNothingLost() async throws {
+        let broker = TestBroker.chaos
+        let url = try broker.url(heartbeat: 2)
+        let publisher = AMQPConnection(url: url, options: .init(name: "chaos-pub", reconnectCap: .seconds(1)))
+        let consumerConnection = AMQPConnection(url: url, options: .init(name: "chaos-con", confirms: false, reconnectCap: .seconds(1)))
+        defer { Task { await publisher.close(); await consumerConnection.close() } }
+        try await publisher.connect()
+        try await consumerConnection.connect()
+        let q = uniqueName()
+        try await publisher.declare(QueueSpec(q, durable: true))
+        let events = publisher.events()
+        let consumer = try await consumerConnection.consume(queue: q, prefetch: 50)
+        let total = 3000
+
+        let received = Task { () -> Set<Int> in
+            var seen = Set<Int>()
+            for await d in consumer.deliveries {
+                seen.insert(Int(String(decoding: d.body, as: UTF8.self))!)
+                await consumerConnection.ack(d.tag)  // a stale tag after the restart is dropped; the broker redelivers
+                if seen.count == total { break }
+            }
+            return seen
+        }
+        // Publish with retry: an unconfirmed publish is sent again after the reconnect (at-least-once).
+        let (progress, progressSink) = AsyncStream<Int>.makeStream()
+        let publishing = Task {
+            var failures = 0
+            for i in 0..<total {
+                if i == total / 3 { progressSink.yield(i) }
+                while true {
+                    do {
+                        try await publisher.publish(OutgoingMessage(routingKey: q, body: Array(String(i).utf8), properties: .init(deliveryMode: 2)))
+                        break
+                    } catch let error as AMQPError where error.isConnectionLevel || error.code == .channelClosed {
+                        failures += 1
+                        _ = await publisher.waitUntilConnected(timeout: .seconds(30))
+                    }
+                }
+            }
+            return failures
+        }
+        // Restart once a third has been published and confirmed.
+        _ = try await first(progress, within: .seconds(60), "a third of the messages confirmed") { _ in true }
+        try broker.script("restart")
+        _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(60), "the reconnect") { if case .connected = $0 { return true }; return false }
+        let failures = try await within(.seconds(120), "all publishes") { try await publishing.value }
+        let seen = try await within(.seconds(120), "all \(total) deliveries") { await received.value }
+        #expect(seen.count == total)
+        #expect(failures >= 0)
+        try await publisher.deleteQueue(q)
+    }
+
+    @Test func frozenBrokerIsDetectedByHeartbeat() async throws {
+        let broker = TestBroker.chaos
+        let c = AMQPConnection(url: try broker.url(heartbeat: 1), options: .init(name: "chaos-frozen", reconnectCap: .seconds(1)))
+        defer { Task { await c.close() } }
+        try await c.connect()
+        let events = c.events()
+        try broker.script("pause")
+        let resumed = Resumer(broker)
+        defer { resumed.resume() }
+        let start = ContinuousClock.now
+        let event = try await first(events, within: .seconds(15), "a heartbeat timeout") { if case .disconnected = $0 { return true }; return false }
+        let elapsed = ContinuousClock.now - start
+        guard case .disconnected(let error) = event else { return }
+        #expect(error.code == .heartbeatTimeout || error.code == .connectionLost)
+        // Two heartbeat intervals (2 s) plus the poll granularity.
+        #expect(elapsed < .seconds(5))
+        resumed.resume()
+        _ = try await first(events, within: .seconds(60), "the reconnect after SIGCONT") { if case .connected = $0 { return true }; return false }
+        #expect(c.isConnected)
+    }
+}
+
+/// Resumes a paused broker exactly once, even when the test fails early.
+final class Resumer: Sendable {
+    let broker: TestBroker
+    private let done = NSLock()
+    nonisolated(unsafe) private var resumed = false  // guarded by `done`
+    init(_ broker: TestBroker) { self.broker = broker }
+    func resume() {
+        done.lock()
+        defer { done.unlock() }
+        if resumed { return }
+        resumed = true
+        _ = try? broker.script("resume")
+    }
+}

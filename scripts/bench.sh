@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Celeriac benchmarks: Swift (celeriac-bench) against a raw librabbitmq C baseline
+# and against Python Celery, all on the throwaway broker of scripts/broker.sh.
+#
+# Usage: scripts/bench.sh            (`make bench` starts the broker and builds celeriac-bench first)
+#
+# Settings (environment):
+#   N         messages per AMQP scenario, Swift and C      (default 100000)
+#   TASKS_N   tasks for `celeriac-bench tasks`             (default 20000)
+#   CELERY_N  tasks per Celery pool run                    (default 5000)
+#   CELERIAC_BIN_DIR  directory holding celeriac-bench     (default: swift build -c release --show-bin-path)
+#   CELERIAC_BROKER_PORT / CELERIAC_BROKER_DIR are passed on to scripts/broker.sh.
+#
+# stdout: figure lines "name value unit", then ratio lines; diagnostics on stderr.
+# Everything (stdout and stderr) is also written to .run/bench.txt.
+#
+# Figure names compared (swift/c or swift/celery):
+#   amqp.X (celeriac-bench amqp) vs c.amqp.X (bench/amqp_baseline.c)  -> ratio.amqp.X
+#   tasks.drain_rate vs celery.solo.drain_rate                          -> ratio.tasks.drain_vs_celery_solo
+#   tasks.rtt_p50    vs celery.solo.rtt_p50                             -> ratio.tasks.rtt_p50_vs_celery_solo
+# Rates: ratio > 1 means Swift is faster. Latencies: ratio < 1 means Swift is faster.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO"
+mkdir -p .run
+
+N=${N:-100000}
+TASKS_N=${TASKS_N:-20000}
+CELERY_N=${CELERY_N:-5000}
+OUT="$REPO/.run/bench.txt"
+FIGURES="$REPO/.run/bench.figures"
+PY="$REPO/.run/venv/bin/python"
+
+for v in N TASKS_N CELERY_N; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: $v must be a positive integer (got '${!v}')" >&2; exit 2; }
+done
+
+log() { echo "bench.sh: $*" >&2; }
+
+failures=0
+
+# run_stage LABEL CMD...: run one benchmark; its stdout lines are figures.
+run_stage() {
+    local label=$1; shift
+    log "---- $label: $*"
+    local t0=$SECONDS rc=0
+    "$@" | tee -a "$FIGURES" || rc=${PIPESTATUS[0]}
+    if (( rc != 0 )); then
+        log "$label FAILED (exit $rc) after $((SECONDS - t0)) s; continuing"
+        failures=$((failures + 1))
+    else
+        log "$label done in $((SECONDS - t0)) s"
+    fi
+}
+
+print_ratios() {
+    awk '
+        # keep only well-formed figure lines: name value unit
+        NF == 3 && $1 ~ /^[A-Za-z][A-Za-z0-9_.]*$/ && $2 ~ /^-?[0-9]+(\.[0-9]+)?$/ {
+            val[$1] = $2 + 0; order[++n] = $1
+        }
+        function ratio(name, a, b,   r) {
+            if (!(a in val) || !(b in val)) return
+            if (val[b] == 0) { printf "bench.sh: %s skipped: %s is 0\n", name, b > "/dev/stderr"; return }
+            printf "%s %.2f %s\n", name, val[a] / val[b], unit
+        }
+        END {
+            unit = "swift/c"
+            for (i = 1; i <= n; i++) {
+                k = order[i]
+                if (k ~ /^amqp\./ && !(k in done)) { done[k] = 1; ratio("ratio." k, k, "c." k) }
+            }
+            unit = "swift/celery"
+            ratio("ratio.tasks.drain_vs_celery_solo", "tasks.drain_rate", "celery.solo.drain_rate")
+            ratio("ratio.tasks.rtt_p50_vs_celery_solo", "tasks.rtt_p50", "celery.solo.rtt_p50")
+        }
+    ' "$FIGURES"
+}
+
+main() {
+    : > "$FIGURES"
+    log "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) ($(nproc) cores); N=$N TASKS_N=$TASKS_N CELERY_N=$CELERY_N"
+
+    local env_lines
+    env_lines=$("$REPO/scripts/broker.sh" env)
+    eval "$env_lines"
+    local url=$CELERIAC_TEST_BROKER_URL
+    if ! "$REPO/scripts/broker.sh" status >/dev/null 2>&1; then
+        log "error: the broker is not running; start it with scripts/broker.sh start (make bench does)"
+        return 1
+    fi
+    log "broker $url"
+
+    # C baseline binary
+    local cbin="$REPO/.run/amqp_baseline"
+    if ! gcc -O2 -o "$cbin" "$REPO/bench/amqp_baseline.c" -lrabbitmq; then
+        log "error: could not build the C baseline (needs gcc and librabbitmq-dev)"
+        cbin=""
+        failures=$((failures + 1))
+    fi
+
+    # Swift benchmark binary (built by `make bench`)
+    local bindir=${CELERIAC_BIN_DIR:-}
+    if [[ -z "$bindir" ]]; then
+        bindir=$(swift build -c release --show-bin-path 2>/dev/null) || bindir=""
+    fi
+    local sbin="$bindir/celeriac-bench"
+    if [[ -z "$bindir" || ! -x "$sbin" ]]; then
+        log "note: ${sbin:-celeriac-bench} not found; skipping the Swift figures (build it with: swift build -c release --product celeriac-bench)"
+        sbin=""
+    fi
+
+    [[ -n "$sbin" ]] && run_stage "swift amqp" "$sbin" amqp --broker "$url" --n "$N"
+    [[ -n "$cbin" ]] && run_stage "c amqp" "$cbin" --broker "$url" --n "$N"
+    [[ -n "$sbin" ]] && run_stage "swift tasks" "$sbin" tasks --broker "$url" --n "$TASKS_N"
+
+    if [[ -x "$PY" ]]; then
+        run_stage "celery solo" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool solo
+        run_stage "celery prefork" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool prefork --skip-enqueue
+        run_stage "celery threads" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool threads --skip-enqueue
+    else
+        log "note: $PY not found; skipping the Celery figures (run scripts/bootstrap.sh)"
+    fi
+
+    print_ratios
+    log "finished $(date -u +%Y-%m-%dT%H:%M:%SZ); $failures stage(s) failed; output in $OUT"
+    (( failures == 0 ))
+}
+
+# All output to the terminal and to .run/bench.txt.
+: > "$OUT"
+set +e
+main > >(tee -a "$OUT") 2> >(tee -a "$OUT" >&2)
+rc=$?
+set -e
+# let the tee processes flush before returning
+wait 2>/dev/null || true
+exit "$rc"
