@@ -10,9 +10,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
+        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "CeleriacCLI"]),
+        .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -24,6 +29,24 @@ let package = Package(
         .target(name: "AMQPTransport", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "AMQPTransport"], swiftSettings: swiftSettings),
+        .target(name: "CeleriacWorker", dependencies: [
+            "CeleriacCore", "CeleriacAMQP", "AMQPTransport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "CeleriacMetrics", dependencies: [
+            "CeleriacWorker",
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "CeleriacCLI", dependencies: [
+            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "AMQPTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),

@@ -57,6 +57,12 @@ public struct BuiltinError: PythonException, CustomStringConvertible, Sendable {
     public var pythonArguments: [JSONValue] { [.string(message)] }
     public var description: String { "\(pythonType): \(message)" }
 
+    /// An error Python sees as `builtins.<pythonType>` (e.g. `OverflowError`).
+    public init(pythonType: String, message: String) {
+        self.pythonType = pythonType
+        self.message = message
+    }
+
     public static func valueError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "ValueError", message: message) }
     public static func typeError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "TypeError", message: message) }
     public static func keyError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "KeyError", message: message) }
@@ -68,7 +74,7 @@ extension TaskFailure {
     public init(error: any Error) {
         if let p = error as? any PythonException {
             self.init(type: p.pythonType, arguments: p.pythonArguments, module: p.pythonModule,
-                      traceback: "Traceback (most recent call last):\n  (Swift task)\n\(p.pythonType): \(String(describing: error))")
+                      traceback: "Traceback (most recent call last):\n  (Swift task)\n\(p.pythonType): \(p.pythonArguments.first?.stringValue ?? "")")
         } else {
             let type = String(describing: Swift.type(of: error))
             let text = String(describing: error)

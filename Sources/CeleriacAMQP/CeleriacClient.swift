@@ -1,0 +1,217 @@
+import AMQPTransport
+import CeleriacCore
+import FoundationEssentials
+import Synchronization
+
+/// Sends tasks to RabbitMQ in Celery's protocol v2 and receives their results in Celery's `rpc://` format.
+///
+/// One client holds two connections (publishing with confirms, and consuming its reply queue), one reply queue
+/// named by a UUID and flagged as Celery flags it, and one long-lived consumer that demultiplexes results by
+/// correlation id. Publishes return once the broker confirmed them.
+///
+/// ```swift
+/// let client = CeleriacClient(configuration: .init(brokerURL: try AMQPURL("amqp://localhost")))
+/// try await client.start()
+/// let sum = try await client.delay(Tasks.add, AddArgs(x: 2, y: 3)).get(timeout: .seconds(10))
+/// ```
+public final class CeleriacClient: Sendable {
+    public struct Configuration: Sendable {
+        public var brokerURL: AMQPURL
+        /// Queue used when a send names none. Celery's default is `celery`.
+        public var defaultQueue: String
+        /// Queues declared with `x-max-priority` (Celery's `task_queue_max_priority`).
+        public var maxPriority: Int?
+        /// How many results are kept for later `get` calls (ready results are evicted oldest first).
+        public var resultCacheSize: Int
+        /// How long a send keeps retrying while the broker is unreachable, before it throws.
+        public var publishRetryWindow: Duration
+        /// Consume a reply queue at all (off for fire-and-forget producers such as beat).
+        public var receiveResults: Bool
+        public var connectionName: String
+
+        public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
+                    resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
+                    connectionName: String = "celeriac-client") {
+            self.brokerURL = brokerURL
+            self.defaultQueue = defaultQueue
+            self.maxPriority = maxPriority
+            self.resultCacheSize = resultCacheSize
+            self.publishRetryWindow = publishRetryWindow
+            self.receiveResults = receiveResults
+            self.connectionName = connectionName
+        }
+    }
+
+    public let configuration: Configuration
+    /// The reply queue (`reply_to`) of every task this client sends.
+    public let replyQueue: String
+    let publisher: AMQPConnection
+    let consumer: AMQPConnection
+    let router: ResultRouter
+    private let declaredQueues = Mutex<Set<String>>([])
+    private let delayTopologyDeclared = Mutex(false)
+    private let routing = Mutex<Task<Void, Never>?>(nil)
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        self.replyQueue = UUID().uuidString.lowercased()
+        self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true))
+        self.consumer = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-results", confirms: false))
+        self.router = ResultRouter(capacity: configuration.resultCacheSize)
+    }
+
+    /// Connects, declares the reply queue and starts the result consumer.
+    ///
+    /// - Throws: ``CeleriacError/broker(operation:underlying:)`` when the broker is unreachable or refuses login.
+    public func start() async throws(CeleriacError) {
+        do {
+            try await publisher.connect()
+            guard configuration.receiveResults else { return }
+            try await consumer.connect()
+            try await consumer.declare(Topology.replyQueue(replyQueue))
+            let stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
+            let router = self.router
+            // The routing loop lives as long as the client (cancelled in close()); the transport re-creates the
+            // consumer after a reconnect, so this stream goes on across broker restarts.
+            let task = Task {
+                for await delivery in stream {
+                    if let result = ResultCodec.decode(delivery) { await router.deliver(result) }
+                }
+            }
+            routing.withLock { $0 = task }
+        } catch {
+            throw .broker(operation: "start client", underlying: error.description)
+        }
+    }
+
+    public func close() async {
+        routing.withLock { $0?.cancel() }
+        await publisher.close()
+        await consumer.close()
+    }
+
+    /// Sends a typed task.
+    public func delay<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, options: SendOptions = SendOptions()) async throws -> TaskHandle<Output> {
+        let json = try JSONBridge.encode(input)
+        guard case .object(let object) = json else {
+            throw CeleriacError.invalidArguments(task: task.name, reason: "the input must encode as a JSON object keyed by parameter name")
+        }
+        // Positional args in parameter order, as Python callers send them; anything else as kwargs.
+        var args: [JSONValue] = []
+        var kwargs = object
+        for p in task.parameters {
+            guard let v = object[p] else { break }
+            args.append(v)
+            kwargs[p] = nil
+        }
+        let result = try await send(task.name, args: args, kwargs: kwargs, options: options)
+        return TaskHandle(result: result)
+    }
+
+    /// Sends a task by name with JSON arguments (like Celery's `send_task`).
+    public func send(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions()) async throws -> AsyncResult {
+        var message = TaskMessage(id: options.taskID ?? TaskMessage.newID(), name: name, args: args, kwargs: kwargs)
+        options.apply(to: &message, now: Date())
+        if !configuration.receiveResults && message.replyTo == nil { message.ignoreResult = options.ignoreResult ?? true }
+        message.replyTo = message.replyTo ?? (configuration.receiveResults ? replyQueue : nil)
+        try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange)
+        return AsyncResult(id: message.id, name: name, client: self, ignored: message.ignoreResult == true || !configuration.receiveResults)
+    }
+
+    /// Publishes a prepared message (used by the worker for retries and chain steps, and by beat).
+    ///
+    /// A message with an ETA at least one second away goes through the broker's delay topology (wire spec §1.4),
+    /// so no worker holds it in memory.
+    public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil) async throws {
+        try await ensureQueue(queue)
+        let key = routingKey ?? queue
+        var outgoing: OutgoingMessage
+        let now = Date()
+        if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
+            try await ensureDelayTopology()
+            let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+            outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
+                                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+        } else {
+            outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
+        }
+        outgoing.mandatory = false
+        try await publishWithRetry([outgoing])
+    }
+
+    /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.
+    func publishWithRetry(_ messages: [OutgoingMessage]) async throws {
+        let deadline = ContinuousClock.now + configuration.publishRetryWindow
+        while true {
+            do {
+                try await publisher.publish(messages)
+                return
+            } catch let error where error.code == .blocked {
+                throw CeleriacError.brokerBlocked(reason: error.reason ?? "connection.blocked")
+            } catch let error where error.isConnectionLevel && ContinuousClock.now < deadline {
+                _ = await publisher.waitUntilConnected(timeout: deadline - ContinuousClock.now)
+            } catch {
+                throw CeleriacError.broker(operation: "publish", underlying: error.description)
+            }
+        }
+    }
+
+    func ensureQueue(_ queue: String) async throws {
+        if declaredQueues.withLock({ $0.contains(queue) }) { return }
+        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority)
+        do {
+            try await publisher.declare(exchange)
+            try await publisher.declare(spec)
+            try await publisher.bind(binding)
+        } catch {
+            throw CeleriacError.broker(operation: "declare queue '\(queue)'", underlying: error.description)
+        }
+        declaredQueues.withLock { _ = $0.insert(queue) }
+    }
+
+    func ensureDelayTopology() async throws {
+        if delayTopologyDeclared.withLock({ $0 }) { return }
+        try await DelayTopology.declare(on: publisher, queues: [])
+        delayTopologyDeclared.withLock { $0 = true }
+    }
+
+    /// The latest state known for a task id (PENDING when nothing arrived yet).
+    public func state(of id: String) async -> ResultMessage? { await router.state(of: id) }
+
+    /// Waits for a task's final result.
+    ///
+    /// - Throws: ``CeleriacError/resultTimeout(id:after:)`` at the deadline; ``CeleriacError/taskFailed(name:id:failure:)``
+    ///   or ``CeleriacError/taskRevoked(id:reason:)`` for those outcomes.
+    public func result(of id: String, name: String? = nil, timeout: Duration) async throws(CeleriacError) -> JSONValue {
+        guard configuration.receiveResults else {
+            throw .resultNotAvailable(id: id, reason: "this client was created with receiveResults: false")
+        }
+        guard let r = await router.waitReady(id, timeout: timeout) else { throw .resultTimeout(id: id, after: timeout) }
+        switch r.status {
+        case .success: return r.result
+        case .revoked: throw .taskRevoked(id: id, reason: r.failure?.message ?? "revoked")
+        default:
+            throw .taskFailed(name: name, id: id, failure: r.failure ?? TaskFailure(type: "UnknownError", arguments: [r.result], module: "celeriac"))
+        }
+    }
+}
+
+/// Declares the native delayed-delivery topology and binds work queues to it.
+public enum DelayTopology {
+    public static func declare(on connection: AMQPConnection, queues: [String]) async throws {
+        let t = Topology.delayTopology()
+        do {
+            for e in t.exchanges { try await connection.declare(e) }
+            for q in t.queues { try await connection.declare(q) }
+            for b in t.queueBindings { try await connection.bind(b) }
+            for b in t.exchangeBindings { try await connection.bind(b) }
+            // Work queues behind direct exchanges are bound straight to the delivery exchange, so delayed
+            // messages come back to them too (kombu binds only topic exchanges).
+            for q in queues {
+                try await connection.bind(BindingSpec(queue: q, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(q)"))
+            }
+        } catch {
+            throw CeleriacError.broker(operation: "declare the delayed-delivery topology", underlying: error.description)
+        }
+    }
+}

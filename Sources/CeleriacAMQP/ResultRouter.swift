@@ -1,0 +1,67 @@
+import CeleriacCore
+
+/// Routes results arriving on a client's one reply queue to any number of waiters, by task id, in any order.
+///
+/// Celery's own rpc backend loses or mixes up results when several are awaited at once (celery#3141, #3111,
+/// #2529, #6912); here every result is kept (bounded, oldest ready results evicted first) until asked for, every
+/// waiter has a deadline, and intermediate states (STARTED, RETRY) are remembered for ``AsyncResult/state()``.
+actor ResultRouter {
+    private var latest: [String: ResultMessage] = [:]
+    private var order: [String] = []
+    private var orderHead = 0
+    private var waiters: [String: [Int: CheckedContinuation<ResultMessage?, Never>]] = [:]
+    private var nextToken = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func deliver(_ result: ResultMessage) {
+        if latest[result.taskID] == nil { order.append(result.taskID) }
+        // A late intermediate state never replaces a final one.
+        if let known = latest[result.taskID], known.status.isReady, !result.status.isReady { return }
+        latest[result.taskID] = result
+        if result.status.isReady, let waiting = waiters.removeValue(forKey: result.taskID) {
+            for c in waiting.values { c.resume(returning: result) }
+        }
+        evict()
+    }
+
+    private func evict() {
+        while latest.count > capacity, orderHead < order.count {
+            let id = order[orderHead]
+            orderHead += 1
+            if waiters[id] == nil { latest.removeValue(forKey: id) } else { order.append(id) }
+        }
+        if orderHead > 4096 && orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+    }
+
+    func state(of id: String) -> ResultMessage? { latest[id] }
+
+    /// Waits for a ready (SUCCESS/FAILURE/REVOKED) result. Returns nil at the deadline.
+    func waitReady(_ id: String, timeout: Duration) async -> ResultMessage? {
+        if let r = latest[id], r.status.isReady { return r }
+        let token = nextToken
+        nextToken += 1
+        // The timer is a separate task on purpose: it must fire even though this actor call is suspended.
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.expire(id, token)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { c in
+            waiters[id, default: [:]][token] = c
+        }
+    }
+
+    private func expire(_ id: String, _ token: Int) {
+        guard let c = waiters[id]?.removeValue(forKey: token) else { return }
+        if waiters[id]?.isEmpty == true { waiters.removeValue(forKey: id) }
+        c.resume(returning: nil)
+    }
+
+    var pendingWaiters: Int { waiters.values.reduce(0) { $0 + $1.count } }
+    var cachedResults: Int { latest.count }
+}

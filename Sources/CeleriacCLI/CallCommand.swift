@@ -1,0 +1,129 @@
+import AMQPTransport
+import ArgumentParser
+import CeleriacAMQP
+import CeleriacCore
+import Foundation
+
+/// `call NAME --args '[2,3]' --kwargs '{}' [--wait]`: send one task; print its id, and with `--wait` its result.
+public struct CallCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "call", abstract: "Send a task by name and optionally wait for its result.")
+
+    @OptionGroup var broker: BrokerOptions
+    @Argument(help: "Task name, e.g. demo.add") var name: String
+    @Option(name: .customLong("args"), help: "Positional arguments as a JSON list.") var args: String = "[]"
+    @Option(name: .customLong("kwargs"), help: "Keyword arguments as a JSON object.") var kwargs: String = "{}"
+    @Option(name: .customLong("queue"), help: "Target queue.") var queue: String?
+    @Option(name: .customLong("countdown"), help: "Seconds to wait before the task may run.") var countdown: Double?
+    @Option(name: .customLong("expires"), help: "Seconds after which the task is not run.") var expires: Double?
+    @Option(name: .customLong("priority"), help: "Message priority 0-9.") var priority: UInt8?
+    @Flag(name: .customLong("wait"), help: "Wait for the result and print it as JSON on the last line.") var wait = false
+    @Option(name: .customLong("timeout"), help: "Seconds to wait with --wait.") var timeout: Double = 30
+
+    public init() {}
+
+    public func run() async throws {
+        guard case .array(let argList) = try parseJSON(args, what: "--args") else { throw ValidationError("--args must be a JSON list, e.g. '[2, 3]'") }
+        guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else { throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'") }
+        let url: AMQPURL
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: wait, connectionName: "celeriac-call"))
+        do {
+            try await client.start()
+        } catch {
+            throw CLIError(description: error.description)
+        }
+        defer { Task { await client.close() } }
+        var options = SendOptions(queue: queue, countdown: countdown, expiresIn: expires, priority: priority)
+        if !wait { options.ignoreResult = true }
+        let result = try await client.send(name, args: argList, kwargs: kwargObject, options: options)
+        print(result.id)
+        guard wait else { return }
+        do {
+            let value = try await result.get(timeout: .milliseconds(Int(timeout * 1000)))
+            print(value.jsonString)
+        } catch .taskFailed(_, _, let failure) {
+            print("\(failure.type): \(failure.message)")
+            if let tb = failure.traceback { FileHandle.standardError.write(Data((tb + "\n").utf8)) }
+            throw ExitCode(1)
+        } catch {
+            throw CLIError(description: error.description)
+        }
+    }
+}
+
+/// `result ID --reply-queue Q`: read a task's result from a reply queue (results live on the caller's queue).
+public struct ResultCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "result", abstract: "Read a task's result from the reply queue it was sent to.")
+
+    @OptionGroup var broker: BrokerOptions
+    @Argument(help: "Task id") var id: String
+    @Option(name: .customLong("reply-queue"), help: "The reply queue (reply_to) the task was sent with.") var replyQueue: String
+    @Option(name: .customLong("timeout"), help: "Seconds to wait.") var timeout: Double = 10
+
+    public init() {}
+
+    public func run() async throws {
+        let url: AMQPURL
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let connection = AMQPConnection(url: url, options: .init(name: "celeriac-result", confirms: false))
+        defer { Task { await connection.close() } }
+        do {
+            try await connection.connect()
+            _ = try await connection.inspect(queue: replyQueue)
+        } catch {
+            throw CLIError(description: error.description)
+        }
+        let consumer = try await connection.consume(queue: replyQueue, prefetch: 100)
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+        let id = self.id
+        let found: ResultMessage? = await withTaskGroup(of: ResultMessage?.self) { group in
+            group.addTask {
+                for await d in consumer.deliveries {
+                    if d.properties.correlationID == id, let r = ResultCodec.decode(d), r.status.isReady {
+                        await connection.ack(d.tag)
+                        return r
+                    }
+                    // Not ours: leave it for its owner.
+                    await connection.reject(d.tag, requeue: true)
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        try? await connection.cancel(consumer)
+        guard let found else { throw CLIError(description: "no result for \(id) on \(replyQueue) within \(timeout)s") }
+        print(found.status.rawValue)
+        print(found.status == .success ? found.result.jsonString : (found.failure?.description ?? found.result.jsonString))
+        if found.status != .success { throw ExitCode(1) }
+    }
+}
+
+/// `purge -Q a,b`: remove every ready message from queues.
+public struct PurgeCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove all ready messages from queues.")
+    @OptionGroup var broker: BrokerOptions
+    @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues.") var queues: String = Topology.defaultQueue
+    public init() {}
+
+    public func run() async throws {
+        let url: AMQPURL
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let connection = AMQPConnection(url: url, options: .init(name: "celeriac-purge", confirms: false))
+        defer { Task { await connection.close() } }
+        do {
+            try await connection.connect()
+            for queue in queues.split(separator: ",").map(String.init) {
+                let n = try await connection.purge(queue: queue)
+                print("purged \(n) message(s) from \(queue)")
+            }
+        } catch {
+            throw CLIError(description: error.description)
+        }
+    }
+}

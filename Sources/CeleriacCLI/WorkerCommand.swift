@@ -1,0 +1,87 @@
+import AMQPTransport
+import ArgumentParser
+import CeleriacAMQP
+import CeleriacCore
+import CeleriacMetrics
+import CeleriacWorker
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// `worker`: consume queues and run tasks, with Celery's flag names.
+public struct WorkerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume queues and run tasks.")
+
+    @OptionGroup var broker: BrokerOptions
+
+    @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues to consume.")
+    var queues: String = Topology.defaultQueue
+
+    @Option(name: [.customShort("c"), .customLong("concurrency")], help: "Tasks run at once.")
+    var concurrency: Int = 4
+
+    @Option(name: [.customShort("n"), .customLong("hostname")], help: "Node name (default celeriac@<hostname>).")
+    var hostname: String?
+
+    @Option(name: .customLong("prefetch-multiplier"), help: "Prefetch = concurrency × this.")
+    var prefetchMultiplier: Int = 1
+
+    @Option(name: .customLong("metrics-port"), help: "Serve /metrics, /healthz, /readyz on this port (env CELERIAC_METRICS_PORT; 0 = off).")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-bind"), help: "Address for the metrics endpoint.")
+    var metricsBind: String = "0.0.0.0"
+
+    @Option(name: .customLong("grace-period"), help: "Seconds running tasks may finish after SIGTERM (warm shutdown).")
+    var gracePeriod: Int = 30
+
+    @Option(name: .customLong("max-priority"), help: "Declare queues with x-max-priority (0-9 priorities).")
+    var maxPriority: Int?
+
+    @Option(name: .customLong("max-message-size"), help: "Largest message body accepted, in bytes; larger ones are dead-lettered.")
+    var maxMessageSize: Int = 10 * 1024 * 1024
+
+    @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
+    var acksEarly = false
+
+    public init() {}
+
+    public func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
+        if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be in 1...255") }
+    }
+
+    public func run() async throws {
+        let app = try requireApp()
+        let logger = broker.logger("celeriac.worker")
+        let url: AMQPURL
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let queueList = queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let config = Worker.Configuration(
+            brokerURL: url, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
+            hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
+            limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly)
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
+        let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics)
+        var services: [any Service] = [worker]
+        let port = metricsPort ?? CLIEnvironment.value(CLIEnvironment.metricsPort).flatMap(Int.init) ?? 0
+        if port > 0 {
+            let endpoint = MetricsEndpoint(registry: registry, host: metricsBind, port: port, isReady: { worker.isReady })
+            do { try endpoint.start() } catch { throw CLIError(description: "\(error)") }
+            logger.info("metrics endpoint up", metadata: ["address": .string("http://\(metricsBind):\(port)/metrics")])
+            services.append(endpoint)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [.sigquit],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch let error as CeleriacError {
+            throw CLIError(description: error.description)
+        }
+    }
+}

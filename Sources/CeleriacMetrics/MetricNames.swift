@@ -1,0 +1,31 @@
+/// Every metric name Celeriac exports, in one place (`spec/metrics.md` is the catalogue). The Grafana drift test
+/// checks the dashboards against ``allNames``.
+public enum MetricNames {
+    public static let tasksReceived = "celeriac_tasks_received_total"
+    public static let tasksStarted = "celeriac_tasks_started_total"
+    public static let tasksFinished = "celeriac_tasks_finished_total"
+    public static let taskRuntime = "celeriac_task_runtime_seconds"
+    public static let tasksActive = "celeriac_tasks_active"
+    public static let workerConcurrency = "celeriac_worker_concurrency"
+    public static let lastDelivery = "celeriac_worker_last_delivery_timestamp_seconds"
+    public static let consumerStalls = "celeriac_worker_consumer_stalls_total"
+    public static let deadLettered = "celeriac_messages_dead_lettered_total"
+    public static let tasksParked = "celeriac_tasks_parked_total"
+    public static let brokerConnected = "celeriac_broker_connected"
+    public static let brokerReconnects = "celeriac_broker_reconnects_total"
+    public static let workerReady = "celeriac_worker_ready"
+    public static let buildInfo = "celeriac_build_info"
+    public static let residentMemory = "process_resident_memory_bytes"
+    public static let cpuSeconds = "process_cpu_seconds_total"
+    public static let openFDs = "process_open_fds"
+    public static let startTime = "process_start_time_seconds"
+
+    public static let allNames: [String] = [
+        tasksReceived, tasksStarted, tasksFinished, taskRuntime, tasksActive, workerConcurrency, lastDelivery,
+        consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
+        residentMemory, cpuSeconds, openFDs, startTime,
+    ]
+
+    /// Outcome label values of ``tasksFinished``.
+    public static let outcomes = ["succeeded", "failed", "retried", "revoked", "expired"]
+}

@@ -1,0 +1,153 @@
+import CeleriacWorker
+import Prometheus
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker's Prometheus metrics: a ``WorkerObserver`` that records into an injected registry.
+///
+/// Labels are bounded: `task` (registered names only; anything else is `__unknown__`), `queue`, `outcome`,
+/// `reason`. No task ids, no host names.
+public final class WorkerMetrics: WorkerObserver, Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let knownTasks: Set<String>
+    private static let runtimeBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
+
+    public init(registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int, version: String = CeleriacVersion.current) {
+        self.registry = registry
+        self.knownTasks = Set(knownTasks)
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
+                           labels: [("version", version)]).set(1.0)
+        for queue in queues {
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.workerConcurrency, unitName: "", helpText: "Tasks this worker runs at once."),
+                               labels: [("queue", queue)]).set(Double(concurrency))
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."),
+                               labels: [("queue", queue)]).set(0.0)
+            for task in knownTasks {
+                for outcome in MetricNames.outcomes { finished(task, queue, outcome) }
+            }
+        }
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(0.0)
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(0.0)
+    }
+
+    private func label(_ task: String) -> String { knownTasks.contains(task) ? task : "__unknown__" }
+
+    @discardableResult
+    private func finished(_ task: String, _ queue: String, _ outcome: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksFinished, unitName: "", helpText: "Tasks finished, by outcome."),
+                             labels: [("task", task), ("queue", queue), ("outcome", outcome)])
+    }
+
+    private func active(_ queue: String) -> Gauge {
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."), labels: [("queue", queue)])
+    }
+
+    public func taskReceived(name: String, queue: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
+                             labels: [("task", label(name)), ("queue", queue)]).increment()
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.lastDelivery, unitName: "", helpText: "Unix time of the last delivery."),
+                           labels: [("queue", queue)]).set(Double(time(nil)))
+    }
+
+    public func taskStarted(name: String, queue: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
+                             labels: [("task", label(name)), ("queue", queue)]).increment()
+        active(queue).increment()
+    }
+
+    public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+        let mapped = switch outcome {
+        case "success": "succeeded"
+        case "failure": "failed"
+        case "retry": "retried"
+        default: outcome
+        }
+        finished(label(name), queue, mapped).increment()
+        if seconds > 0 || mapped == "succeeded" || mapped == "failed" || mapped == "retried" {
+            active(queue).decrement()
+            registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),
+                                        labels: [("task", label(name)), ("queue", queue)], buckets: Self.runtimeBuckets).record(seconds)
+        }
+    }
+
+    public func messageDeadLettered(queue: String, reason: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.deadLettered, unitName: "", helpText: "Messages put in the dead-letter queue, by reason."),
+                             labels: [("queue", queue), ("reason", reason)]).increment()
+    }
+
+    public func taskParked(name: String, queue: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksParked, unitName: "", helpText: "Early (ETA) tasks parked in the broker's delay queues."),
+                             labels: [("task", label(name)), ("queue", queue)]).increment()
+    }
+
+    public func consumerRestarted(queue: String, reason: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.consumerStalls, unitName: "", helpText: "Consumers re-subscribed by the watchdog or after a broker cancel."),
+                             labels: [("queue", queue), ("reason", reason)]).increment()
+    }
+
+    public func connectionEvent(_ event: String) {
+        switch event {
+        case "disconnected":
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(0.0)
+        case "reconnected":
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(1.0)
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.brokerReconnects, unitName: "", helpText: "Reconnects to the broker."),
+                                 labels: [("reason", "connection_lost")]).increment()
+        default:
+            break
+        }
+    }
+
+    public func stateChanged(ready: Bool) {
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(ready ? 1.0 : 0.0)
+        if ready {
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(1.0)
+        }
+    }
+}
+
+/// Standard process metrics, refreshed on each scrape.
+public enum ProcessMetrics {
+    public static func update(_ registry: PrometheusCollectorRegistry) {
+        let page = Double(sysconf(Int32(_SC_PAGESIZE)))
+        if let statm = readSmallFile("/proc/self/statm") {
+            let parts = statm.split(separator: " ")
+            if parts.count > 1, let pages = Double(parts[1]) {
+                registry.makeGauge(descriptor: .init(metricName: MetricNames.residentMemory, unitName: "", helpText: "Resident memory size in bytes.")).set(pages * page)
+            }
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let delta = lastCPU.withLock { last -> Double in
+            let d = max(0, cpu - last)
+            last = cpu
+            return d
+        }
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.cpuSeconds, unitName: "", helpText: "Total user and system CPU time spent in seconds.")).increment(by: delta)
+        if let dir = opendir("/proc/self/fd") {
+            var count = -2  // . and ..
+            while readdir(dir) != nil { count += 1 }
+            closedir(dir)
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.openFDs, unitName: "", helpText: "Number of open file descriptors.")).set(Double(count - 1))
+        }
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.startTime, unitName: "", helpText: "Start time of the process since unix epoch in seconds.")).set(startTime)
+    }
+
+    static let startTime: Double = Double(time(nil))
+    private static let lastCPU = Mutex<Double>(0)
+
+    static func readSmallFile(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = fread(&buffer, 1, buffer.count, f)
+        return String(decoding: buffer.prefix(n), as: UTF8.self)
+    }
+}
+
+public enum CeleriacVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,91 @@
+/// A counting semaphore for the worker's concurrency limit. Waiters are resumed in order.
+actor Slots {
+    private var free: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var head = 0
+    private(set) var busy = 0
+
+    init(_ count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            busy += 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+        busy += 1
+    }
+
+    func release() {
+        busy -= 1
+        if head < waiters.count {
+            let c = waiters[head]
+            head += 1
+            if head > 1024 { waiters.removeFirst(head); head = 0 }
+            c.resume()
+        } else {
+            free += 1
+        }
+    }
+}
+
+/// A token bucket per task name for `rate_limit` ("100/s"), changeable at run time.
+actor RateLimiter {
+    private struct Bucket { var rate: Double; var tokens: Double; var last: ContinuousClock.Instant }
+    private var buckets: [String: Bucket] = [:]
+
+    func set(_ name: String, perSecond: Double?) {
+        if let perSecond {
+            buckets[name] = Bucket(rate: perSecond, tokens: 1, last: .now)
+        } else {
+            buckets[name] = nil
+        }
+    }
+
+    /// How long the caller must wait before running one `name` task (zero when a token is free). Takes the token.
+    func reserve(_ name: String) -> Duration {
+        guard var b = buckets[name], b.rate > 0 else { return .zero }
+        let now = ContinuousClock.now
+        let elapsed = now - b.last
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        b.tokens = min(max(1, b.rate), b.tokens + seconds * b.rate)
+        b.last = now
+        b.tokens -= 1
+        buckets[name] = b
+        if b.tokens >= 0 { return .zero }
+        return .milliseconds(Int((-b.tokens / b.rate) * 1000))
+    }
+
+    func limit(of name: String) -> Double? { buckets[name]?.rate }
+}
+
+/// Revoked task ids: bounded (oldest dropped first) and expiring, as Celery keeps them (50 000 ids, 3 h).
+actor RevokedSet {
+    private var entries: [String: ContinuousClock.Instant] = [:]
+    private var order: [String] = []
+    let capacity: Int
+    let ttl: Duration
+
+    init(capacity: Int = 50_000, ttl: Duration = .seconds(3 * 3600)) {
+        self.capacity = capacity
+        self.ttl = ttl
+    }
+
+    func insert(_ id: String) {
+        if entries[id] == nil { order.append(id) }
+        entries[id] = .now
+        while entries.count > capacity, !order.isEmpty { entries.removeValue(forKey: order.removeFirst()) }
+    }
+
+    func contains(_ id: String) -> Bool {
+        guard let at = entries[id] else { return false }
+        if ContinuousClock.now - at > ttl {
+            entries.removeValue(forKey: id)
+            return false
+        }
+        return true
+    }
+
+    var all: [String] { Array(entries.keys) }
+}

@@ -1,0 +1,185 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import FoundationEssentials
+import Logging
+import Synchronization
+
+extension Worker {
+    enum Outcome {
+        case success(JSONValue)
+        case failure(TaskFailure)
+        case retry(after: Double, cause: TaskFailure?)
+        case revoked(reason: String)
+    }
+
+    /// One delivery, from decoding to ack. Never throws: every path ends in a result, a retry, a dead letter
+    /// or (when the broker is gone) an unacked message the broker will redeliver.
+    func handle(_ delivery: Delivery, queue: String) async {
+        let message: TaskMessage
+        do {
+            message = try TaskCodec.decode(delivery, limits: configuration.limits)
+        } catch {
+            logger.error("rejected a message that is not a valid task; it is in the dead-letter queue",
+                         metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
+            await deadLetter(delivery, queue: queue, reason: error.reason, label: "invalid")
+            return
+        }
+        var log = logger
+        log[metadataKey: "task.id"] = .string(message.id)
+        log[metadataKey: "task.name"] = .string(message.name)
+        observer.taskReceived(name: message.name, queue: queue)
+
+        guard let task = registry[message.name] else {
+            log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
+            let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
+            _ = await publishResult(.failure(message.id, failure, for: message), for: message)
+            observer.taskFinished(name: message.name, queue: queue, outcome: "failure", seconds: 0)
+            await deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")
+            return
+        }
+        if await revoked.contains(message.id) {
+            await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
+            return
+        }
+        if let expires = message.expires, expires < Date() {
+            await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "expired"), seconds: 0, log: log)
+            return
+        }
+        if let eta = message.eta {
+            let wait = eta.timeIntervalSinceNow
+            if wait >= 1 {
+                // Too early (a producer without the delay topology, or a retry): park it on the broker.
+                await park(delivery, message, queue: queue, log: log)
+                return
+            }
+            // The last sub-second is waited here.
+            if wait > 0 { try? await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
+            if await revoked.contains(message.id) {
+                await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
+                return
+            }
+        }
+        let hold = await rateLimiter.reserve(message.name)
+        if hold > .zero { try? await Task.sleep(for: hold) }
+        if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
+
+        observer.taskStarted(name: message.name, queue: queue)
+        let start = ContinuousClock.now
+        let outcome = await execute(message, task: task, queue: queue, log: log)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        processed.add(1, ordering: .relaxed)
+        await finish(delivery, message, queue: queue, task: task, outcome: outcome, seconds: seconds, log: log)
+    }
+
+    /// Runs the task body with its soft time limit; maps what it throws to an outcome.
+    func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> Outcome {
+        let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options)
+        // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
+        let work = Task { try await task.run(message, context) }
+        running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
+        defer { running.withLock { $0[message.id] = nil } }
+        let softLimit = message.timeLimit.soft ?? task.options.softTimeLimit ?? message.timeLimit.hard ?? task.options.hardTimeLimit
+        let fired = Flag()
+        let timer: Task<Void, Never>? = softLimit.map { limit in
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(limit * 1000)))
+                if !Task.isCancelled {
+                    fired.set()
+                    work.cancel()
+                }
+            }
+        }
+        defer { timer?.cancel() }
+        let result = await withTaskCancellationHandler {
+            await work.result
+        } onCancel: {
+            work.cancel()
+        }
+        let timedOut = fired.isSet
+        switch result {
+        case .success(let value):
+            return .success(value)
+        case .failure(let error):
+            if let retry = error as? RetryRequest {
+                return retryOutcome(message, task: task, countdown: retry.countdown, maxRetries: retry.maxRetries, cause: retry.cause)
+            }
+            if work.isCancelled, await revoked.contains(message.id) {
+                return .revoked(reason: "terminated")
+            }
+            if timedOut || error is SoftTimeLimitExceeded, let softLimit {
+                var failure = TaskFailure(error: error is SoftTimeLimitExceeded ? error : SoftTimeLimitExceeded(limit: softLimit))
+                failure.arguments = []
+                return .failure(failure)
+            }
+            if let auto = task.options.autoRetry, auto.matches(error) {
+                let delay = auto.backoff.delay(forRetries: message.retries)
+                return retryOutcome(message, task: task, countdown: delay, maxRetries: nil, cause: TaskFailure(error: error))
+            }
+            return .failure(TaskFailure(error: error))
+        }
+    }
+
+    func retryOutcome(_ message: TaskMessage, task: RegisteredTask, countdown: Double?, maxRetries: Int?, cause: TaskFailure?) -> Outcome {
+        let limit = maxRetries ?? task.options.maxRetries
+        if message.retries >= limit {
+            return .failure(cause ?? TaskFailure(type: "MaxRetriesExceededError",
+                                                 arguments: [.string("Can't retry \(message.name)[\(message.id)] args:\(message.argsRepr ?? "") kwargs:\(message.kwargsRepr ?? "")")],
+                                                 module: "celery.exceptions"))
+        }
+        return .retry(after: countdown ?? task.options.defaultRetryDelay, cause: cause)
+    }
+
+    /// Publishes what follows from the outcome (result, retry message, callbacks), then acks.
+    func finish(_ delivery: Delivery, _ message: TaskMessage, queue: String, task: RegisteredTask, outcome: Outcome, seconds: Double, log: Logger) async {
+        var published = true
+        let label: String
+        switch outcome {
+        case .success(let value):
+            label = "success"
+            let children = await publishFollowUps(after: message, result: value, queue: queue, log: log)
+            published = await publishResult(.success(message.id, value, children: children, for: message), for: message, task: task)
+            log.debug("task succeeded", metadata: ["seconds": .stringConvertible(seconds)])
+        case .failure(let failure):
+            label = "failure"
+            log.error("task failed", metadata: ["error": .string(failure.description)])
+            await publishErrbacks(after: message, queue: queue, log: log)
+            published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+        case .retry(let after, let cause):
+            label = "retry"
+            var next = message
+            next.retries += 1
+            next.eta = Date().addingTimeInterval(after)
+            next.parentID = message.id
+            published = await republish(next, queue: queue, log: log)
+            if published {
+                var retryResult = ResultMessage.failure(message.id, cause ?? TaskFailure(type: "Retry", arguments: [.string("Retry in \(after)s")], module: "celery.exceptions"), status: .retry, for: message)
+                retryResult.children = [.array([.array([.string(message.id), .null]), .null])]
+                retryResult.traceback = (cause?.traceback ?? "") + "\ncelery.exceptions.Retry: Retry in \(after)s"
+                _ = await publishResult(retryResult, for: message, task: task)
+            }
+            log.info("task will be retried", metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
+        case .revoked(let reason):
+            label = reason == "expired" ? "expired" : "revoked"
+            log.info("task not run", metadata: ["reason": .string(reason)])
+            let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
+            published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
+        }
+        observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
+        guard published else {
+            // The result or retry could not be published (broker gone): leave the message unacked, so the
+            // broker redelivers it (at-least-once) instead of losing it.
+            log.error("could not publish the outcome; the message stays unacked and will be redelivered")
+            return
+        }
+        if !configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
+    }
+}
+
+/// A flag set once from another task.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

@@ -1,0 +1,298 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import FoundationEssentials
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Consumes task messages, runs them, publishes their results, then acknowledges them.
+///
+/// At-least-once: a delivery is acked only after its result (or its retry, or its dead-letter copy) has been
+/// confirmed by the broker. Prefetch is per consumer (works on classic and quorum queues) and equals
+/// concurrency × prefetch multiplier, so a busy worker does not hoard messages that an idle one could run.
+///
+/// ```swift
+/// var registry = TaskRegistry()
+/// registry.register(Tasks.add) { args, _ in args.x + args.y }
+/// let worker = Worker(registry: registry, configuration: .init(brokerURL: url), logger: logger)
+/// try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+public final class Worker: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var brokerURL: AMQPURL
+        /// Queues to consume (`-Q a,b`).
+        public var queues: [String]
+        /// Tasks run at once (`-c N`).
+        public var concurrency: Int
+        /// Prefetch = concurrency × this (`--prefetch-multiplier`).
+        public var prefetchMultiplier: Int
+        /// Node name (`-n`), `celeriac@<hostname>` by default.
+        public var hostname: String
+        /// Warm shutdown: how long running tasks may finish after SIGTERM.
+        public var gracePeriod: Duration
+        /// Decoding limits (message size, JSON depth).
+        public var limits: TaskCodec.Limits
+        /// Declare work queues with `x-max-priority`.
+        public var maxPriority: Int?
+        /// The watchdog re-subscribes a queue that has messages ready and free slots but delivered nothing for
+        /// this long (the "alive but not consuming" worker of celery#8030).
+        public var watchdogInterval: Duration
+        /// Ack when a task starts instead of after it finished (Celery's default; at-most-once for that task).
+        public var acksEarly: Bool
+
+        public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+                    hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
+                    limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
+                    acksEarly: Bool = false) {
+            self.brokerURL = brokerURL
+            self.queues = queues
+            self.concurrency = max(1, concurrency)
+            self.prefetchMultiplier = max(1, prefetchMultiplier)
+            self.hostname = hostname
+            self.gracePeriod = gracePeriod
+            self.limits = limits
+            self.maxPriority = maxPriority
+            self.watchdogInterval = watchdogInterval
+            self.acksEarly = acksEarly
+        }
+
+        public var prefetch: Int { concurrency * prefetchMultiplier }
+    }
+
+    public let configuration: Configuration
+    let registry: TaskRegistry
+    let logger: Logger
+    let observer: any WorkerObserver
+    let consumerConnection: AMQPConnection
+    let publisherConnection: AMQPConnection
+    let revoked = RevokedSet()
+    let rateLimiter = RateLimiter()
+    let running = Mutex<[String: RunningTask]>([:])
+    let stopping = Atomic<Bool>(false)
+    let consumers = Mutex<[String: AMQPConsumer]>([:])
+    let processed = Atomic<Int>(0)
+    let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
+    let readyState = Atomic<Bool>(false)
+    let startedAt = Date()
+
+    struct RunningTask: Sendable {
+        let message: TaskMessage
+        let work: Task<JSONValue, any Error>
+        let startedAt: Date
+        let queue: String
+    }
+
+    public init(registry: TaskRegistry, configuration: Configuration, logger: Logger, observer: any WorkerObserver = NoObserver()) {
+        self.registry = registry
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "worker"] = .string(configuration.hostname)
+        self.logger = logger
+        self.observer = observer
+        self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
+        self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
+    }
+
+    /// True while connected and consuming (for `/readyz`).
+    public var isReady: Bool { readyState.load(ordering: .relaxed) && consumerConnection.isConnected }
+    /// Tasks executed so far.
+    public var processedCount: Int { processed.load(ordering: .relaxed) }
+    public var registeredTaskNames: [String] { registry.names }
+    public var activeTaskIDs: [String] { running.withLock { Array($0.keys) } }
+
+    public func run() async throws {
+        try registry.validate()
+        for (name, task) in registry.tasks { if let rl = task.options.rateLimit { await rateLimiter.set(name, perSecond: rl.perSecond) } }
+        do {
+            try await consumerConnection.connect()
+            try await publisherConnection.connect()
+            try await declareTopology()
+        } catch let error as AMQPError {
+            throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
+        }
+        defer { readyState.store(false, ordering: .relaxed) }
+
+        let (intake, intakeSink) = AsyncStream<(Delivery, String)>.makeStream()
+        for queue in configuration.queues {
+            let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: configuration.prefetch),
+                                                                tag: "\(configuration.hostname)-\(queue)")
+            consumers.withLock { $0[queue] = consumer }
+        }
+        readyState.store(true, ordering: .relaxed)
+        observer.stateChanged(ready: true)
+        logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
+                                               "concurrency": .stringConvertible(configuration.concurrency),
+                                               "broker": .string(configuration.brokerURL.redacted)])
+
+        let slots = Slots(configuration.concurrency)
+        try await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { helpers in
+                helpers.addTask { await self.watchConnection() }
+                helpers.addTask { await self.watchdog(slots: slots) }
+                await withDiscardingTaskGroup { group in
+                    let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
+                    for queue in configuration.queues {
+                        group.addTask {
+                            await self.forward(queue: queue, into: intakeSink)
+                            await forwarders.done()
+                        }
+                    }
+                    for await (delivery, queue) in intake {
+                        lastDelivery.withLock { $0 = .now }
+                        if stopping.load(ordering: .relaxed) {
+                            // Prefetched but not started: give it back now, so another worker can take it.
+                            await consumerConnection.nack(delivery.tag, requeue: true)
+                            continue
+                        }
+                        await slots.acquire()
+                        if stopping.load(ordering: .relaxed) {
+                            await slots.release()
+                            await consumerConnection.nack(delivery.tag, requeue: true)
+                            continue
+                        }
+                        group.addTask {
+                            await self.handle(delivery, queue: queue)
+                            await slots.release()
+                        }
+                    }
+                    // Intake closed: the consumers were cancelled (warm shutdown). The group now waits for the
+                    // running tasks; ServiceGroup escalates to cancellation after the grace period.
+                }
+                helpers.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.beginWarmShutdown()
+        }
+        logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
+        await consumerConnection.close()
+        await publisherConnection.close()
+    }
+
+    /// Forwards one queue's deliveries into the intake; re-subscribes when the consumer ends while running
+    /// (cancelled by the watchdog or by the broker).
+    private func forward(queue: String, into sink: AsyncStream<(Delivery, String)>.Continuation) async {
+        var attempt = 0
+        while true {
+            guard let consumer = consumers.withLock({ $0[queue] }) else { return }
+            for await d in consumer.deliveries { sink.yield((d, queue)) }
+            if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
+            attempt += 1
+            do {
+                let fresh = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: configuration.prefetch),
+                                                                 tag: "\(configuration.hostname)-\(queue)-\(attempt)")
+                consumers.withLock { $0[queue] = fresh }
+                logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
+                observer.consumerRestarted(queue: queue, reason: "resubscribed")
+            } catch {
+                logger.error("cannot re-subscribe to queue; retrying", metadata: ["queue": .string(queue), "error": .string(error.description)])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func beginWarmShutdown() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        readyState.store(false, ordering: .relaxed)
+        observer.stateChanged(ready: false)
+        logger.info("warm shutdown: no new tasks; running tasks may finish", metadata: [
+            "running": .stringConvertible(running.withLock { $0.count }), "grace": .string("\(configuration.gracePeriod)")])
+        let connection = consumerConnection
+        let current = consumers.withLock { Array($0.values) }
+        // A plain Task because the graceful-shutdown handler is synchronous: it cancels the consumers, which
+        // finishes their streams and so ends the intake loop.
+        Task {
+            for c in current { try? await connection.cancel(c) }
+        }
+    }
+
+    private func declareTopology() async throws {
+        let c = publisherConnection
+        for queue in configuration.queues {
+            let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority)
+            try await c.declare(exchange)
+            try await c.declare(spec)
+            try await c.bind(binding)
+        }
+        let (dlx, dlq, dlb) = Topology.deadLetter
+        try await c.declare(dlx)
+        try await c.declare(dlq)
+        try await c.bind(dlb)
+        do {
+            try await DelayTopology.declare(on: c, queues: configuration.queues)
+        } catch let error as CeleriacError {
+            throw AMQPError(.protocolError, operation: "declare delay topology", reason: error.description)
+        }
+    }
+
+    /// Logs and counts connection events; consumers are re-created by the transport itself.
+    private func watchConnection() async {
+        for await event in consumerConnection.events() {
+            if stopping.load(ordering: .relaxed) { return }
+            switch event {
+            case .disconnected(let error):
+                logger.warning("broker connection lost; reconnecting", metadata: ["error": .string(error.description)])
+                observer.connectionEvent("disconnected")
+            case .connected(let generation) where generation > 1:
+                logger.info("broker connection re-established; consumers re-subscribed")
+                observer.connectionEvent("reconnected")
+            case .consumerCancelled(let tag):
+                logger.error("the broker cancelled a consumer (queue deleted?)", metadata: ["consumer": .string(tag)])
+                observer.connectionEvent("consumer_cancelled")
+            case .closed:
+                return
+            default:
+                break
+            }
+        }
+    }
+
+    /// Notices "messages ready, free slots, no delivery for a while" and re-subscribes that queue.
+    private func watchdog(slots: Slots) async {
+        while !stopping.load(ordering: .relaxed) {
+            do { try await Task.sleep(for: configuration.watchdogInterval) } catch { return }
+            if stopping.load(ordering: .relaxed) { return }
+            let idleFor = ContinuousClock.now - lastDelivery.withLock { $0 }
+            guard idleFor >= configuration.watchdogInterval, await slots.busy < configuration.concurrency, consumerConnection.isConnected else { continue }
+            for (queue, consumer) in consumers.withLock({ $0 }) {
+                guard let info = try? await consumerConnection.inspect(queue: queue), info.messageCount > 0 else { continue }
+                logger.error("watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
+                             metadata: ["queue": .string(queue), "ready": .stringConvertible(info.messageCount), "idle": .string("\(idleFor)")])
+                observer.consumerRestarted(queue: queue, reason: "watchdog")
+                // Cancelling ends the consumer's stream; forward(queue:) then subscribes afresh.
+                try? await consumerConnection.cancel(consumer)
+            }
+        }
+    }
+
+    // MARK: Run-time control (used by remote control and tests)
+
+    /// Marks a task id revoked; with `terminate`, cancels it if it runs here now.
+    public func revoke(_ id: String, terminate: Bool = false) async {
+        await revoked.insert(id)
+        if terminate, let r = running.withLock({ $0[id] }) { r.work.cancel() }
+    }
+
+    public func revokedIDs() async -> [String] { await revoked.all }
+
+    /// Changes a task's per-worker rate limit (nil removes it).
+    public func setRateLimit(_ task: String, _ limit: RateLimit?) async throws(CeleriacError) {
+        guard registry[task] != nil else { throw .configuration("unknown task '\(task)'") }
+        await rateLimiter.set(task, perSecond: limit?.perSecond)
+    }
+}
+
+/// Finishes the intake stream once every consumer's stream has finished.
+actor Forwarders {
+    private var remaining: Int
+    private let sink: AsyncStream<(Delivery, String)>.Continuation
+    init(count: Int, sink: AsyncStream<(Delivery, String)>.Continuation) {
+        remaining = count
+        self.sink = sink
+        if count == 0 { sink.finish() }
+    }
+    func done() {
+        remaining -= 1
+        if remaining == 0 { sink.finish() }
+    }
+}

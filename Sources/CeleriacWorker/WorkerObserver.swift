@@ -1,0 +1,31 @@
+import CeleriacCore
+
+/// What a worker reports while it runs; `CeleriacMetrics` turns these into Prometheus metrics.
+/// Every method has a no-op default, so an observer implements only what it needs.
+public protocol WorkerObserver: Sendable {
+    func taskReceived(name: String, queue: String)
+    func taskStarted(name: String, queue: String)
+    /// outcome: success, failure, retry, revoked, expired
+    func taskFinished(name: String, queue: String, outcome: String, seconds: Double)
+    /// A message that could not be run went to the dead-letter queue; reason is a short fixed label.
+    func messageDeadLettered(queue: String, reason: String)
+    func taskParked(name: String, queue: String)
+    func consumerRestarted(queue: String, reason: String)
+    func connectionEvent(_ event: String)
+    func stateChanged(ready: Bool)
+}
+
+extension WorkerObserver {
+    public func taskReceived(name: String, queue: String) {}
+    public func taskStarted(name: String, queue: String) {}
+    public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {}
+    public func messageDeadLettered(queue: String, reason: String) {}
+    public func taskParked(name: String, queue: String) {}
+    public func consumerRestarted(queue: String, reason: String) {}
+    public func connectionEvent(_ event: String) {}
+    public func stateChanged(ready: Bool) {}
+}
+
+public struct NoObserver: WorkerObserver {
+    public init() {}
+}

@@ -1,0 +1,52 @@
+import CeleriacCore
+import Foundation
+
+/// The demo application's tasks. The README's quick start, the tests and the benchmarks use them.
+enum DemoTasks {
+    struct Pair: Codable, Sendable { let x: Int; let y: Int }
+    struct Numbers: Codable, Sendable { let numbers: [Int] }
+    struct Value: Codable, Sendable { let value: JSONValue }
+    struct Seconds: Codable, Sendable { let seconds: Double }
+    struct Message: Codable, Sendable { let message: String }
+    struct Times: Codable, Sendable { let times: Int }
+
+    static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
+    static let mul = TaskName<Pair, Int>("demo.mul", parameters: "x", "y")
+    static let xsum = TaskName<Numbers, Int>("demo.xsum", parameters: "numbers")
+    static let echo = TaskName<Value, JSONValue>("demo.echo", parameters: "value")
+    static let sleep = TaskName<Seconds, Double>("demo.sleep", parameters: "seconds")
+    static let fail = TaskName<Message, JSONValue>("demo.fail", parameters: "message")
+    static let flaky = TaskName<Times, Int>("demo.flaky", parameters: "times")
+    static let crash = TaskName<NoArguments, JSONValue>("demo.crash")
+    static let noop = TaskName<NoArguments, JSONValue>("demo.noop")
+
+    static func registry() -> TaskRegistry {
+        var r = TaskRegistry()
+        r.register(add) { p, _ in
+            let (sum, overflow) = p.x.addingReportingOverflow(p.y)
+            if overflow { throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) + \(p.y) does not fit in 64 bits") }
+            return sum
+        }
+        r.register(mul) { p, _ in
+            let (product, overflow) = p.x.multipliedReportingOverflow(by: p.y)
+            if overflow { throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) * \(p.y) does not fit in 64 bits") }
+            return product
+        }
+        r.register(xsum) { n, _ in n.numbers.reduce(0, +) }
+        r.register(echo) { v, _ in v.value }
+        r.register(sleep) { s, _ in
+            try await Task.sleep(for: .milliseconds(Int(s.seconds * 1000)))
+            return s.seconds
+        }
+        r.register(fail) { m, _ in throw BuiltinError.valueError(m.message) }
+        r.register(flaky, options: TaskOptions(maxRetries: 100)) { t, context in
+            if context.retries < t.times { throw context.retry(countdown: .milliseconds(100)) }
+            return t.times
+        }
+        r.register(crash) { _, _ in
+            fatalError("demo.crash: crashing on purpose (used by the process-pool tests)")
+        }
+        r.register(noop) { _, _ in .null }
+        return r
+    }
+}
