@@ -49,6 +49,11 @@ let package = Package(
         .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
-        .testTarget(name: "IntegrationTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,106 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import CeleriacWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// Records what a worker reports, as streams a test can wait on.
+final class RecordingObserver: WorkerObserver {
+    let readyEvents: AsyncStream<Bool>
+    private let readySink: AsyncStream<Bool>.Continuation
+    let finished: AsyncStream<(String, String)>
+    private let finishedSink: AsyncStream<(String, String)>.Continuation
+    let deadLettered = Mutex<[String]>([])
+    let parked = Mutex<Int>(0)
+    let started: AsyncStream<String>
+    private let startedSink: AsyncStream<String>.Continuation
+
+    init() {
+        (readyEvents, readySink) = AsyncStream<Bool>.makeStream()
+        (finished, finishedSink) = AsyncStream<(String, String)>.makeStream()
+        (started, startedSink) = AsyncStream<String>.makeStream()
+    }
+    func stateChanged(ready: Bool) { readySink.yield(ready) }
+    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finishedSink.yield((name, outcome)) }
+    func taskStarted(name: String, queue: String) { startedSink.yield(name) }
+    func messageDeadLettered(queue: String, reason: String) { deadLettered.withLock { $0.append(reason) } }
+    func taskParked(name: String, queue: String) { parked.withLock { $0 += 1 } }
+}
+
+/// A gate a test task waits on, opened by the test: lets tests hold a task "running" without sleeping.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func wait() async {
+        await withCheckedContinuation { c in
+            let resume = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if resume { c.resume() }
+        }
+    }
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            let w = s.waiters
+            s.waiters = []
+            return w
+        }
+        for w in waiters { w.resume() }
+    }
+}
+
+struct RunningWorker {
+    let worker: Worker
+    let observer: RecordingObserver
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+func testLogger(_ label: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["CELERIAC_TEST_LOGLEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    return logger
+}
+
+/// Starts a worker in a ServiceGroup and waits (on its readiness event) until it consumes.
+func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+                 hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
+                 limits: TaskCodec.Limits = .init()) async throws -> RunningWorker {
+    let observer = RecordingObserver()
+    let logger = testLogger("it.worker")
+    let worker = Worker(registry: registry, configuration: .init(
+        brokerURL: url, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
+        gracePeriod: gracePeriod, limits: limits), logger: logger, observer: observer)
+    let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+    let task = Task { try await group.run() }
+    _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
+    return RunningWorker(worker: worker, observer: observer, group: group, task: task)
+}
+
+func startClient(url: AMQPURL, queue: String) async throws -> CeleriacClient {
+    let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "it-client"))
+    try await client.start()
+    return client
+}
+
+/// Deletes test queues at the end of a test.
+func deleteQueues(_ names: [String], url: AMQPURL) async {
+    let c = AMQPConnection(url: url, options: .init(name: "it-cleanup", confirms: false))
+    guard (try? await c.connect()) != nil else { return }
+    for n in names {
+        _ = try? await c.deleteQueue(n)
+        try? await c.deleteExchange(n)
+    }
+    await c.close()
+}
