@@ -90,13 +90,14 @@ public enum TaskCodec {
         } catch {
             throw reject("body is not valid JSON: \(error)")
         }
-        guard case .array(let parts) = body, parts.count == 3 || parts.count == 2 else {
-            throw reject("body must be [args, kwargs, embed]")
+        // Exactly three elements: a two-element body kills Python workers (wire spec §3.6), so it is never run.
+        guard case .array(let parts) = body, parts.count == 3 else {
+            throw reject("body must be [args, kwargs, embed] (three elements)")
         }
         guard case .array(let args) = parts[0] else { throw reject("body[0] (args) must be a list") }
         guard case .object(let kwargs) = parts[1] else { throw reject("body[1] (kwargs) must be an object") }
         var embed = TaskMessage.Embed()
-        if parts.count == 3 {
+        do {
             guard case .object(let e) = parts[2] else { throw reject("body[2] (embed) must be an object") }
             embed.callbacks = e["callbacks"]?.arrayValue
             embed.errbacks = e["errbacks"]?.arrayValue

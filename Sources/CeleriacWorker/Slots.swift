@@ -1,20 +1,24 @@
 /// A counting semaphore for the worker's concurrency limit. Waiters are resumed in order.
 actor Slots {
     private var free: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var waiters: [CheckedContinuation<Bool, Never>] = []
     private var head = 0
+    private var closed = false
     private(set) var busy = 0
 
     init(_ count: Int) { free = count }
 
-    func acquire() async {
+    /// Takes a slot; returns false (without one) once ``close()`` was called.
+    func acquire() async -> Bool {
+        if closed { return false }
         if free > 0 {
             free -= 1
             busy += 1
-            return
+            return true
         }
-        await withCheckedContinuation { waiters.append($0) }
-        busy += 1
+        let got = await withCheckedContinuation { waiters.append($0) }
+        if got { busy += 1 }
+        return got
     }
 
     func release() {
@@ -23,10 +27,18 @@ actor Slots {
             let c = waiters[head]
             head += 1
             if head > 1024 { waiters.removeFirst(head); head = 0 }
-            c.resume()
+            c.resume(returning: true)
         } else {
             free += 1
         }
+    }
+
+    /// Warm shutdown: whoever waits for a slot gets none, so prefetched messages go back at once.
+    func close() {
+        closed = true
+        for c in waiters[head...] { c.resume(returning: false) }
+        waiters = []
+        head = 0
     }
 }
 

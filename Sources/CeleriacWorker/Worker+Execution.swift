@@ -54,7 +54,8 @@ extension Worker {
                 return
             }
             // The last sub-second is waited here.
-            if wait > 0 { try? await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
+            // Rounded up, so a task never starts before its ETA.
+            if wait > 0 { try? await Task.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up)))) }
             if await revoked.contains(message.id) {
                 await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
                 return

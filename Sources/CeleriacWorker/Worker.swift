@@ -71,6 +71,7 @@ public final class Worker: Service, Sendable {
     let running = Mutex<[String: RunningTask]>([:])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: AMQPConsumer]>([:])
+    let slots: Slots
     let processed = Atomic<Int>(0)
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
     let readyState = Atomic<Bool>(false)
@@ -90,6 +91,7 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
+        self.slots = Slots(configuration.concurrency)
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
     }
@@ -125,11 +127,10 @@ public final class Worker: Service, Sendable {
                                                "concurrency": .stringConvertible(configuration.concurrency),
                                                "broker": .string(configuration.brokerURL.redacted)])
 
-        let slots = Slots(configuration.concurrency)
         try await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
-                helpers.addTask { await self.watchdog(slots: slots) }
+                helpers.addTask { await self.watchdog(slots: self.slots) }
                 await withDiscardingTaskGroup { group in
                     let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
                     for queue in configuration.queues {
@@ -143,17 +144,23 @@ public final class Worker: Service, Sendable {
                         if stopping.load(ordering: .relaxed) {
                             // Prefetched but not started: give it back now, so another worker can take it.
                             await consumerConnection.nack(delivery.tag, requeue: true)
+                            observer.messageRequeued(queue: queue)
                             continue
                         }
-                        await slots.acquire()
-                        if stopping.load(ordering: .relaxed) {
-                            await slots.release()
+                        guard await slots.acquire() else {
                             await consumerConnection.nack(delivery.tag, requeue: true)
+                            observer.messageRequeued(queue: queue)
+                            continue
+                        }
+                        if stopping.load(ordering: .relaxed) {
+                            await self.slots.release()
+                            await consumerConnection.nack(delivery.tag, requeue: true)
+                            observer.messageRequeued(queue: queue)
                             continue
                         }
                         group.addTask {
                             await self.handle(delivery, queue: queue)
-                            await slots.release()
+                            await self.slots.release()
                         }
                     }
                     // Intake closed: the consumers were cancelled (warm shutdown). The group now waits for the
@@ -199,9 +206,11 @@ public final class Worker: Service, Sendable {
             "running": .stringConvertible(running.withLock { $0.count }), "grace": .string("\(configuration.gracePeriod)")])
         let connection = consumerConnection
         let current = consumers.withLock { Array($0.values) }
-        // A plain Task because the graceful-shutdown handler is synchronous: it cancels the consumers, which
-        // finishes their streams and so ends the intake loop.
+        let slots = self.slots
+        // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
+        // messages go back at once) and cancels the consumers, which ends the intake loop.
         Task {
+            await slots.close()
             for c in current { try? await connection.cancel(c) }
         }
     }

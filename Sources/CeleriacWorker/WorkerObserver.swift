@@ -10,6 +10,8 @@ public protocol WorkerObserver: Sendable {
     /// A message that could not be run went to the dead-letter queue; reason is a short fixed label.
     func messageDeadLettered(queue: String, reason: String)
     func taskParked(name: String, queue: String)
+    /// A prefetched, not started message was handed back to the queue (warm shutdown).
+    func messageRequeued(queue: String)
     func consumerRestarted(queue: String, reason: String)
     func connectionEvent(_ event: String)
     func stateChanged(ready: Bool)
@@ -21,6 +23,7 @@ extension WorkerObserver {
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {}
     public func messageDeadLettered(queue: String, reason: String) {}
     public func taskParked(name: String, queue: String) {}
+    public func messageRequeued(queue: String) {}
     public func consumerRestarted(queue: String, reason: String) {}
     public func connectionEvent(_ event: String) {}
     public func stateChanged(ready: Bool) {}

@@ -14,6 +14,7 @@ enum TestTasks {
     static let flaky = TaskName<Times, Int>("it.flaky", parameters: "times")
     static let gate = TaskName<NoArguments, String>("it.gate")
     static let slow = TaskName<NoArguments, String>("it.slow")
+    static let nap = TaskName<NoArguments, String>("it.nap")
 
     static func registry(gate opener: Gate = Gate()) -> TaskRegistry {
         var r = TaskRegistry()
@@ -26,6 +27,10 @@ enum TestTasks {
         r.register(TestTasks.gate) { _, _ in
             await opener.wait()
             return "opened"
+        }
+        r.register(nap) { _, _ in
+            try await Task.sleep(for: .seconds(120))
+            return "woke up"
         }
         r.register(slow, options: TaskOptions(softTimeLimit: 0.2)) { _, _ in
             try await Task.sleep(for: .seconds(60))

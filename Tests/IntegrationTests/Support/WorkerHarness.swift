@@ -18,12 +18,16 @@ final class RecordingObserver: WorkerObserver {
     let parked = Mutex<Int>(0)
     let started: AsyncStream<String>
     private let startedSink: AsyncStream<String>.Continuation
+    let requeued: AsyncStream<String>
+    private let requeuedSink: AsyncStream<String>.Continuation
 
     init() {
         (readyEvents, readySink) = AsyncStream<Bool>.makeStream()
         (finished, finishedSink) = AsyncStream<(String, String)>.makeStream()
         (started, startedSink) = AsyncStream<String>.makeStream()
+        (requeued, requeuedSink) = AsyncStream<String>.makeStream()
     }
+    func messageRequeued(queue: String) { requeuedSink.yield(queue) }
     func stateChanged(ready: Bool) { readySink.yield(ready) }
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finishedSink.yield((name, outcome)) }
     func taskStarted(name: String, queue: String) { startedSink.yield(name) }
