@@ -50,6 +50,7 @@ public final class CeleriacClient: Sendable {
     let router: ResultRouter
     private let declaredQueues = Mutex<Set<String>>([])
     private let delayTopologyDeclared = Mutex(false)
+    private let delayBoundQueues = Mutex<Set<String>>([])
     private let routing = Mutex<Task<Void, Never>?>(nil)
 
     public init(configuration: Configuration) {
@@ -128,7 +129,7 @@ public final class CeleriacClient: Sendable {
         var outgoing: OutgoingMessage
         let now = Date()
         if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
-            try await ensureDelayTopology()
+            try await ensureDelayTopology(for: key)
             let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
             outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
                                         exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
@@ -169,10 +170,20 @@ public final class CeleriacClient: Sendable {
         declaredQueues.withLock { _ = $0.insert(queue) }
     }
 
-    func ensureDelayTopology() async throws {
-        if delayTopologyDeclared.withLock({ $0 }) { return }
-        try await DelayTopology.declare(on: publisher, queues: [])
-        delayTopologyDeclared.withLock { $0 = true }
+    /// Declares the delay topology once, and binds `routingKey`'s queue to its delivery exchange once, so a
+    /// delayed message comes back even to a queue whose workers (e.g. Python ones) did not bind it.
+    func ensureDelayTopology(for routingKey: String) async throws {
+        if !delayTopologyDeclared.withLock({ $0 }) {
+            try await DelayTopology.declare(on: publisher, queues: [])
+            delayTopologyDeclared.withLock { $0 = true }
+        }
+        if delayBoundQueues.withLock({ $0.contains(routingKey) }) { return }
+        do {
+            try await publisher.bind(BindingSpec(queue: routingKey, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(routingKey)"))
+        } catch {
+            throw CeleriacError.broker(operation: "bind '\(routingKey)' to the delayed-delivery exchange", underlying: error.description)
+        }
+        delayBoundQueues.withLock { _ = $0.insert(routingKey) }
     }
 
     /// The latest state known for a task id (PENDING when nothing arrived yet).

@@ -15,6 +15,8 @@ enum TestTasks {
     static let gate = TaskName<NoArguments, String>("it.gate")
     static let slow = TaskName<NoArguments, String>("it.slow")
     static let nap = TaskName<NoArguments, String>("it.nap")
+    struct Value: Codable, Sendable { let value: JSONValue }
+    static let echo = TaskName<Value, JSONValue>("it.echo", parameters: "value")
 
     static func registry(gate opener: Gate = Gate()) -> TaskRegistry {
         var r = TaskRegistry()
@@ -28,6 +30,7 @@ enum TestTasks {
             await opener.wait()
             return "opened"
         }
+        r.register(echo) { v, _ in v.value }
         r.register(nap) { _, _ in
             try await Task.sleep(for: .seconds(120))
             return "woke up"

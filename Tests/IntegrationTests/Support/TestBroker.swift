@@ -121,6 +121,46 @@ enum Shell {
     }
 }
 
+extension Shell {
+    /// Starts a long-running process (a Python Celery worker) with output to `log`; returns its pid.
+    static func spawn(_ executable: String, _ args: [String], environment: [String: String], log: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + args).map { strdup($0) } + [nil]
+        let env = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            env.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
+        guard rc == 0 else { throw Failure(command: executable, status: rc, output: "posix_spawn failed: \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// Kills and reaps a spawned process.
+    static func kill(_ pid: pid_t) {
+        _ = Foundation.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    }
+}
+
+/// The Python of the test venv (`scripts/bootstrap.sh` creates `.run/venv` with Celery from PyPI).
+enum TestPython {
+    static func path() throws -> String {
+        let candidate = ProcessInfo.processInfo.environment["CELERIAC_TEST_PYTHON"] ?? "\(TestBroker.repoRoot)/.run/venv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: candidate) else {
+            throw Shell.Failure(command: candidate, status: 127, output: "no Python venv with Celery at \(candidate): run scripts/bootstrap.sh (make test does)")
+        }
+        return candidate
+    }
+}
+
 /// A unique name for a test's queues and exchanges.
 func uniqueName(_ prefix: String = "it") -> String { "\(prefix)-\(UUID().uuidString.lowercased())" }
 

@@ -1,0 +1,75 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import Foundation
+import Testing
+
+/// Real Celery (PyPI, in .run/venv) against Celeriac, both ways, on the throwaway broker.
+@Suite(.tags(.integration))
+struct CeleryInteropTests {
+    static var interopDir: String { "\(TestBroker.repoRoot)/Tests/Interop" }
+
+    @Test func pythonCeleryClientCallsCeleriacWorker() async throws {
+        let python = try TestPython.path()
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("interop")
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8)
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["PYTHONPATH"] = Self.interopDir
+        // Shell.run blocks its thread; run it off the cooperative pool's critical path in a detached task.
+        let output: String = try await Task.detached {
+            do {
+                return try Shell.run(python, ["\(Self.interopDir)/python_client.py"], environment: env)
+            } catch let failure as Shell.Failure {
+                return failure.output
+            }
+        }.value
+        let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+        let checks = Dictionary(uniqueKeysWithValues: lines.compactMap { l -> (String, (Bool, String))? in
+            guard let name = l["check"]?.stringValue else { return nil }
+            return (name, (l["ok"]?.boolValue ?? false, l["detail"]?.stringValue ?? ""))
+        })
+        for name in ["positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky",
+                     "countdown", "expires", "many_in_random_order"] {
+            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
+            #expect(ok, "Python check \(name): \(detail)")
+        }
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func celeriacClientCallsPythonCeleryWorker() async throws {
+        let python = try TestPython.path()
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("interop-py")
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["PYTHONPATH"] = Self.interopDir
+        let log = "\(TestBroker.repoRoot)/.run/interop-\(queue).log"
+        let pid = try Shell.spawn(python, ["-m", "celery", "-A", "interop_app", "worker", "-P", "solo", "-Q", queue,
+                                           "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+                                  environment: env, log: log)
+        defer { Shell.kill(pid) }
+        let client = try await startClient(url: url, queue: queue)
+        // The first call also waits for the Python worker to come up.
+        #expect(try await client.send("interop.add", args: [2, 3]).get(timeout: .seconds(90)) == .int(5))
+        #expect(try await client.send("interop.add", kwargs: ["x": 40, "y": 2]).get(timeout: .seconds(30)) == .int(42))
+        let nested: JSONValue = ["a": [1, 2.5, nil, true, "héllo ✓"], "big": .int(1 << 62), "empty": [:]]
+        #expect(try await client.send("interop.echo", args: [nested]).get(timeout: .seconds(30)) == nested)
+        await #expect {
+            _ = try await client.send("interop.fail", args: ["from python"]).get(timeout: .seconds(30))
+        } throws: { error in
+            guard case .taskFailed(_, _, let f)? = error as? CeleriacError else { return false }
+            return f.type == "ValueError" && f.module == "builtins" && f.message == "from python" && (f.traceback ?? "").contains("Traceback")
+        }
+        // A countdown through the delayed-delivery topology reaches a Python worker too.
+        let sent = Date()
+        #expect(try await client.send("interop.add", args: [1, 1], options: SendOptions(countdown: 2)).get(timeout: .seconds(30)) == .int(2))
+        #expect(Date().timeIntervalSince(sent) >= 2.0)
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+}
