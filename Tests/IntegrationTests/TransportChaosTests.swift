@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
 
 /// Tests that restart or freeze the broker. They use their own node (`TestBroker.chaos`) and run one at a time.
 @Suite(.tags(.integration), .serialized)
@@ -92,5 +94,52 @@ final class Resumer: Sendable {
         if resumed { return }
         resumed = true
         _ = try? broker.script("resume")
+    }
+}
+
+/// Results across a broker restart: every awaited result arrives, or its wait fails with the typed timeout that
+/// names the task id, within its deadline. Never a hang.
+@Suite(.tags(.integration), .serialized)
+struct ResultsAcrossRestartTests {
+    @Test func thousandResultsInRandomOrderWithABrokerRestart() async throws {
+        let broker = TestBroker.chaos
+        let url = try broker.url(heartbeat: 2)
+        let queue = uniqueName()
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8)
+        let client = try await startClient(url: url, queue: queue)
+        var handles: [(Int, TaskHandle<Int>)] = []
+        for i in 0..<1000 { handles.append((i, try await client.delay(TestTasks.add, .init(x: i, y: 1)))) }
+        handles.shuffle()
+        let (firstResult, firstSink) = AsyncStream<Void>.makeStream()
+        let waits = Task {
+            try await withThrowingTaskGroup(of: (Bool, Bool).self) { group -> (right: Int, timedOut: Int, wrong: Int) in
+                for (i, h) in handles {
+                    group.addTask {
+                        do {
+                            let v = try await h.get(timeout: .seconds(45))
+                            firstSink.yield()
+                            return (v == i + 1, false)
+                        } catch let error as CeleriacError {
+                            guard case .resultTimeout(let id, _) = error, id == h.id else { throw error }
+                            return (false, true)
+                        }
+                    }
+                }
+                var tally = (right: 0, timedOut: 0, wrong: 0)
+                for try await (right, timedOut) in group {
+                    if right { tally.right += 1 } else if timedOut { tally.timedOut += 1 } else { tally.wrong += 1 }
+                }
+                return tally
+            }
+        }
+        _ = try await first(firstResult, within: .seconds(60), "the first result") { _ in true }
+        try broker.script("restart")
+        let tally = try await within(.seconds(120), "all 1000 waits to end") { try await waits.value }
+        #expect(tally.right + tally.timedOut == 1000)
+        #expect(tally.wrong == 0)
+        #expect(tally.right > 0)
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
     }
 }
