@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
         .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "CeleriacCLI"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
+        .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -47,6 +48,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore"], swiftSettings: swiftSettings),
+        .executableTarget(name: "celeriac-bench", dependencies: [
+            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [

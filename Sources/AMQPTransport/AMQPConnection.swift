@@ -210,6 +210,12 @@ public final class AMQPConnection: Sendable {
         await settle(tag, .reject(requeue: requeue))
     }
 
+    /// Queues an ack without waiting for it to be written: acks leave in order with everything else this
+    /// connection sends, and the caller does not pay a thread hop per message (the hot path of a consumer).
+    public func ackInBackground(_ tag: DeliveryTag, multiple: Bool = false) {
+        _ = inbox.submit(ConnectionJob(run: { _ = $0.settle(tag, .ack(multiple: multiple)) }, fail: { _ in }))
+    }
+
     private func settle(_ tag: DeliveryTag, _ how: ConnectionCore.Settle) async -> Bool {
         (try? await call { core in .success(core.settle(tag, how)) }) ?? false
     }

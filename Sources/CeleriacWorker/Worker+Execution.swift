@@ -174,7 +174,7 @@ extension Worker {
             log.error("could not publish the outcome; the message stays unacked and will be redelivered")
             return
         }
-        if !configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
+        if !configuration.acksEarly { consumerConnection.ackInBackground(delivery.tag) }
     }
 }
 

@@ -1,0 +1,274 @@
+import AMQPTransport
+import ArgumentParser
+import CeleriacAMQP
+import CeleriacCore
+import CeleriacWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// `celeriac-bench SCENARIO [--broker URL] [--n N]`: prints `name value unit` lines.
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "celeriac-bench",
+        abstract: "Benchmarks: `amqp` (raw transport) and `tasks` (client + worker). Prints `name value unit` lines.")
+
+    @Argument(help: "amqp or tasks") var scenario: String
+    @Option(help: "Broker URL") var broker: String = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
+    @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
+    @Option(help: "Round trips for latency figures") var rounds: Int = 1000
+    @Option(help: "Tasks for the soak (0 = skip)") var soak: Int = 0
+
+    func run() async throws {
+        let url = try AMQPURL(broker)
+        switch scenario {
+        case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
+        case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak).run()
+        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks)")
+        }
+    }
+}
+
+func emit(_ name: String, _ value: Double, _ unit: String) {
+    let text = value >= 100 ? String(Int(value.rounded())) : String(format: "%.3f", value)
+    print("\(name) \(text) \(unit)")
+    fflush(nil)  // flush every stream: `stdout` itself is not concurrency-safe to name in Swift 6
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+func rssMB() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let parts = text.split(separator: " ")
+    return parts.count > 1 ? (Double(parts[1]) ?? 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576 : 0
+}
+
+func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+struct AMQPBench {
+    let url: AMQPURL
+    let n: Int
+    let rounds: Int
+
+    func run() async throws {
+        let pub = AMQPConnection(url: url, options: .init(name: "bench-pub", confirms: false))
+        let conf = AMQPConnection(url: url, options: .init(name: "bench-confirm", confirms: true))
+        let con = AMQPConnection(url: url, options: .init(name: "bench-consume", confirms: false))
+        try await pub.connect()
+        try await conf.connect()
+        try await con.connect()
+        let body = [UInt8](repeating: 0x78, count: 300)
+        let props = BasicProperties(contentType: "application/json", deliveryMode: 2)
+
+        // Publish without confirms.
+        var q = benchQueue("pub")
+        try await pub.declare(QueueSpec(q).expires(milliseconds: 600_000))
+        var start = ContinuousClock.now
+        for batch in stride(from: 0, to: n, by: 1000) {
+            try await pub.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+        }
+        _ = try await pub.inspect(queue: q)
+        emit("amqp.publish_rate", Double(n) / seconds(ContinuousClock.now - start), "msg/s")
+
+        // Consume + ack at prefetch 100 (the queue is full now), then refill for prefetch 1000.
+        emit("amqp.consume_ack_rate_prefetch100", try await consumeAll(con, queue: q, count: n, prefetch: 100), "msg/s")
+        for batch in stride(from: 0, to: n, by: 1000) {
+            try await pub.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+        }
+        _ = try await pub.inspect(queue: q)
+        emit("amqp.consume_ack_rate_prefetch1000", try await consumeAll(con, queue: q, count: n, prefetch: 1000), "msg/s")
+        try await pub.deleteQueue(q)
+
+        // Publish with confirms, window 1000.
+        q = benchQueue("confirm")
+        try await conf.declare(QueueSpec(q).expires(milliseconds: 600_000))
+        start = ContinuousClock.now
+        for batch in stride(from: 0, to: n, by: 1000) {
+            try await conf.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+        }
+        emit("amqp.publish_confirm_rate", Double(n) / seconds(ContinuousClock.now - start), "msg/s")
+        try await conf.deleteQueue(q)
+
+        // Celery-shaped messages (19 headers, protocol v2 body).
+        for prefetch in [8, 128] {
+            q = benchQueue("celery")
+            try await pub.declare(QueueSpec(q).expires(milliseconds: 600_000))
+            let count = min(n, 50_000)
+            for batch in stride(from: 0, to: count, by: 1000) {
+                let messages = (0..<min(1000, count - batch)).map { _ in
+                    TaskCodec.encode(TaskMessage(name: "demo.noop", replyTo: "bench-reply"), routingKey: q)
+                }
+                try await pub.publish(messages)
+            }
+            _ = try await pub.inspect(queue: q)
+            emit("amqp.celery_shaped_consume_ack_rate_prefetch\(prefetch)", try await consumeAll(con, queue: q, count: count, prefetch: UInt16(prefetch)), "msg/s")
+            try await pub.deleteQueue(q)
+        }
+
+        // Request/reply round trip: a responder on its own connection echoes to a reply queue.
+        let requests = benchQueue("req"), replies = benchQueue("rep")
+        let responder = AMQPConnection(url: url, options: .init(name: "bench-responder", confirms: false))
+        try await responder.connect()
+        try await pub.declare(QueueSpec(requests, durable: false).expires(milliseconds: 600_000))
+        try await pub.declare(QueueSpec(replies, durable: false).expires(milliseconds: 600_000))
+        let reqConsumer = try await responder.consume(queue: requests, prefetch: 1, noAck: true)
+        let echo = Task {
+            for await d in reqConsumer.deliveries {
+                try? await responder.publish(OutgoingMessage(routingKey: replies, body: d.body, properties: .init(deliveryMode: 1, correlationID: d.properties.correlationID)))
+            }
+        }
+        let replyConsumer = try await con.consume(queue: replies, prefetch: 1, noAck: true)
+        var it = replyConsumer.deliveries.makeAsyncIterator()
+        var rtts: [Double] = []
+        for i in 0..<(rounds + 20) {
+            let t0 = ContinuousClock.now
+            try await pub.publish(OutgoingMessage(routingKey: requests, body: body, properties: .init(deliveryMode: 1, correlationID: String(i))))
+            guard await it.next() != nil else { break }
+            if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
+        }
+        emit("amqp.rtt_p50", percentile(rtts, 0.5), "ms")
+        emit("amqp.rtt_p99", percentile(rtts, 0.99), "ms")
+        echo.cancel()
+        try await pub.deleteQueue(requests)
+        try await pub.deleteQueue(replies)
+        await responder.close()
+        await pub.close()
+        await conf.close()
+        await con.close()
+    }
+
+    /// Consumes `count` messages, acking each one, and returns messages per second.
+    func consumeAll(_ c: AMQPConnection, queue: String, count: Int, prefetch: UInt16) async throws -> Double {
+        let start = ContinuousClock.now
+        let consumer = try await c.consume(queue: queue, prefetch: prefetch)
+        var got = 0
+        for await d in consumer.deliveries {
+            c.ackInBackground(d.tag)
+            got += 1
+            if got == count { break }
+        }
+        let rate = Double(got) / seconds(ContinuousClock.now - start)
+        try await c.cancel(consumer)
+        return rate
+    }
+}
+
+/// Counts finished tasks and wakes a waiter at a target.
+final class Counter: WorkerObserver {
+    private let state = Mutex<(count: Int, target: Int, waiter: CheckedContinuation<Void, Never>?)>((0, Int.max, nil))
+    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.count += 1
+            if s.count >= s.target, let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            return nil
+        }
+        w?.resume()
+    }
+    func wait(for target: Int) async {
+        await withCheckedContinuation { c in
+            let now = state.withLock { s -> Bool in
+                if s.count >= target { return true }
+                s.target = target
+                s.waiter = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+    var count: Int { state.withLock { $0.count } }
+}
+
+struct TaskBench {
+    let url: AMQPURL
+    let n: Int
+    let rounds: Int
+    let soak: Int
+
+    func registry() -> TaskRegistry {
+        var r = TaskRegistry()
+        r.register(TaskName<NoArguments, JSONValue>("demo.noop")) { _, _ in .null }
+        r.register(TaskName<AddArgs, Int>("demo.add", parameters: "x", "y")) { a, _ in a.x + a.y }
+        return r
+    }
+
+    struct AddArgs: Codable, Sendable { let x: Int; let y: Int }
+
+    func run() async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let queue = benchQueue("tasks")
+        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-client"))
+        try await client.start()
+
+        // Enqueue with confirms: sequential (like Celery's apply_async loop) and 64 in flight.
+        let sequential = min(n, 5000)
+        var start = ContinuousClock.now
+        for _ in 0..<sequential { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
+        emit("tasks.enqueue_rate_sequential", Double(sequential) / seconds(ContinuousClock.now - start), "tasks/s")
+        start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<64 {
+                group.addTask {
+                    for _ in stride(from: lane, to: n, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        emit("tasks.enqueue_rate", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
+        let total = sequential + n
+
+        // Drain: a worker with 16 slots and prefetch 128 runs everything that was enqueued.
+        let counter = Counter()
+        let worker = Worker(registry: registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: 16, prefetchMultiplier: 8), logger: logger, observer: counter)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+        let idleRSS = rssMB()
+        start = ContinuousClock.now
+        let running = Task { try await group.run() }
+        await counter.wait(for: total)
+        emit("tasks.drain_rate", Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
+        emit("worker.rss_idle_mb", idleRSS, "MB")
+        emit("worker.rss_load_mb", rssMB(), "MB")
+
+        // Round trip of add(2, 2).get().
+        var rtts: [Double] = []
+        for i in 0..<(rounds + 20) {
+            let t0 = ContinuousClock.now
+            _ = try await client.send("demo.add", args: [2, 2]).get(timeout: .seconds(30))
+            if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
+        }
+        emit("tasks.rtt_p50", percentile(rtts, 0.5), "ms")
+        emit("tasks.rtt_p99", percentile(rtts, 0.99), "ms")
+
+        if soak > 0 {
+            let before = counter.count
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                for lane in 0..<64 {
+                    g.addTask { for _ in stride(from: lane, to: soak, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) } }
+                }
+                try await g.waitForAll()
+            }
+            await counter.wait(for: before + soak)
+            emit("worker.rss_after_soak_mb", rssMB(), "MB")
+            emit("worker.soak_tasks", Double(soak), "tasks")
+        }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
+        try await cleanup.connect()
+        try await cleanup.deleteQueue(queue)
+        try? await cleanup.deleteExchange(queue)
+        await cleanup.close()
+        await client.close()
+    }
+}
