@@ -64,6 +64,11 @@ public struct DeliveryTag: Sendable, Hashable, CustomStringConvertible {
     public let channel: UInt16
     public let value: UInt64
     public var description: String { "\(generation).\(channel).\(value)" }
+    public init(generation: UInt64, channel: UInt16, value: UInt64) {
+        self.generation = generation
+        self.channel = channel
+        self.value = value
+    }
 }
 
 /// A message received from a queue, copied out of librabbitmq memory.
@@ -77,6 +82,18 @@ public struct Delivery: Sendable {
     public let body: [UInt8]
     /// For basic.get only: the number of messages left in the queue.
     public let messageCount: UInt32?
+
+    public init(tag: DeliveryTag, consumerTag: String, redelivered: Bool, exchange: String, routingKey: String,
+                properties: BasicProperties, body: [UInt8], messageCount: UInt32?) {
+        self.tag = tag
+        self.consumerTag = consumerTag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.properties = properties
+        self.body = body
+        self.messageCount = messageCount
+    }
 }
 
 /// The broker's answer to queue.declare.

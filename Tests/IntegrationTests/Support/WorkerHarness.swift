@@ -80,12 +80,12 @@ func testLogger(_ label: String) -> Logger {
 /// Starts a worker in a ServiceGroup and waits (on its readiness event) until it consumes.
 func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                  hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
-                 limits: TaskCodec.Limits = .init()) async throws -> RunningWorker {
+                 limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = []) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
     let worker = Worker(registry: registry, configuration: .init(
         brokerURL: url, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
-        gracePeriod: gracePeriod, limits: limits), logger: logger, observer: observer)
+        gracePeriod: gracePeriod, limits: limits), logger: logger, observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -107,4 +107,20 @@ func deleteQueues(_ names: [String], url: AMQPURL) async {
         try? await c.deleteExchange(n)
     }
     await c.close()
+}
+
+/// Sends every worker report to several observers.
+struct FanOut: WorkerObserver {
+    let observers: [any WorkerObserver]
+    func taskReceived(name: String, queue: String) { observers.forEach { $0.taskReceived(name: name, queue: queue) } }
+    func taskStarted(name: String, queue: String) { observers.forEach { $0.taskStarted(name: name, queue: queue) } }
+    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+        observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
+    }
+    func messageDeadLettered(queue: String, reason: String) { observers.forEach { $0.messageDeadLettered(queue: queue, reason: reason) } }
+    func taskParked(name: String, queue: String) { observers.forEach { $0.taskParked(name: name, queue: queue) } }
+    func messageRequeued(queue: String) { observers.forEach { $0.messageRequeued(queue: queue) } }
+    func consumerRestarted(queue: String, reason: String) { observers.forEach { $0.consumerRestarted(queue: queue, reason: reason) } }
+    func connectionEvent(_ event: String) { observers.forEach { $0.connectionEvent(event) } }
+    func stateChanged(ready: Bool) { observers.forEach { $0.stateChanged(ready: ready) } }
 }
