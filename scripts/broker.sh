@@ -242,7 +242,12 @@ wait_ready() {
     local deadline=$1 left
     while (( SECONDS < deadline )); do
         if ! node_pid >/dev/null; then
-            # pid file not written yet (early boot) or node gone
+            # pid file not written yet (early boot) or node gone. The launched process counts as alive while
+            # it exists at all: under load it may not have exec'd rabbitmq-server yet (its cmdline is bash's).
+            if [[ -n "${LAUNCHED_PID:-}" ]] && kill -0 "$LAUNCHED_PID" 2>/dev/null; then
+                sleep 0.2
+                continue
+            fi
             if ! wrapper_pid >/dev/null; then
                 sleep 0.2
                 node_pid >/dev/null || return 1
@@ -310,6 +315,7 @@ cmd_start() {
         exec setsid "$RMQ_BIN/rabbitmq-server" </dev/null >>"$STARTUP_LOG" 2>&1 9>&-
     ) &
     local wpid=$!
+    LAUNCHED_PID=$wpid
     echo "$wpid" > "$WRAPPER_PID_FILE"
     disown "$wpid" 2>/dev/null || true
 

@@ -143,3 +143,30 @@ struct ResultsAcrossRestartTests {
         await deleteQueues([queue], url: url)
     }
 }
+
+@Suite(.tags(.integration), .serialized)
+struct BrokerBlockedTests {
+    @Test func blockedBrokerIsNoticedAndPublishesFailAfterTheBound() async throws {
+        let broker = TestBroker.chaos
+        let url = try broker.url()
+        let c = AMQPConnection(url: url, options: .init(name: "chaos-blocked", confirms: false, blockedTimeout: .milliseconds(300)))
+        try await c.connect()
+        let q = uniqueName()
+        try await c.declare(QueueSpec(q, durable: false).expires(milliseconds: 120_000))
+        let events = c.events()
+        _ = try broker.ctl("set_vm_memory_high_watermark", "0.000001")
+        defer { _ = try? broker.ctl("set_vm_memory_high_watermark", "0.4") }
+        // RabbitMQ blocks a connection when it next publishes during an alarm.
+        try await c.publish(OutgoingMessage(routingKey: q, body: [1]))
+        _ = try await first(events, within: .seconds(30), "connection.blocked") { if case .blocked = $0 { return true }; return false }
+        #expect(c.isBlocked)
+        await #expect {
+            try await c.publish(OutgoingMessage(routingKey: q, body: [2]))
+        } throws: { ($0 as? AMQPError)?.code == .blocked && ($0 as? AMQPError)?.description.contains("alarm") == true }
+        _ = try broker.ctl("set_vm_memory_high_watermark", "0.4")
+        _ = try await first(events, within: .seconds(30), "connection.unblocked") { $0 == .unblocked }
+        try await c.publish(OutgoingMessage(routingKey: q, body: [3]))
+        try await c.deleteQueue(q)
+        await c.close()
+    }
+}
