@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quickstart demo: a 4-process celeriac-demo worker against the private broker,
+# Quickstart demo: a celeriac-demo worker (concurrency 4) against the private broker,
 # a few calls, then the worker keeps running until Ctrl-C.
 # Expects: scripts/broker.sh start, and `swift build -c release --product celeriac-demo`
 # (both done by `make run`).

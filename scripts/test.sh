@@ -47,6 +47,9 @@ while (( $# )); do
     esac
 done
 
+# Deploy/ and Grafana/ are checked with the real tools (promtool, systemd-analyze) before the Swift suite.
+"$REPO/scripts/check-deploy.sh"
+
 swift build --build-tests
 
 set +e

@@ -98,14 +98,29 @@ final class ConnectionCore {
             if processed >= 256, inbox.hasJobs { return }
         }
         guard connected, let c = conn else { return }
+        if processed > 0 && !consumers.isEmpty {
+            // Deliveries just went out: their acks usually follow within microseconds. Yielding the CPU a few
+            // times (to the task that handles them) picks those acks up without a wake-pipe round trip.
+            for _ in 0..<64 {
+                if inbox.hasJobs { return }
+                sched_yield()
+            }
+        }
         let heartbeatMS = url.heartbeat > 0 ? min(url.heartbeat * 1000 / 4, 1000) : 1000
         // A TLS socket may hold decrypted bytes that poll(2) cannot see, so it polls on a short timer.
         let timeout = url.tls ? 5 : heartbeatMS
         if sleep(untilReadable: amqp_get_sockfd(c), timeoutMS: timeout) || url.tls || url.heartbeat > 0 {
             // Also on timeouts: a zero-timeout read lets librabbitmq send due heartbeats and notice a silent broker.
+            var read = 0
             while connected, readFrame() {
-                processed += 1
-                if processed >= 256, inbox.hasJobs { return }
+                read += 1
+                if read >= 256, inbox.hasJobs { break }
+            }
+            if read > 0 && !consumers.isEmpty {
+                for _ in 0..<64 {
+                    if inbox.hasJobs { return }
+                    sched_yield()
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ public enum Topology {
     public static let defaultQueue = "celery"
 
     /// Where the worker puts messages it cannot run (not JSON, not protocol v2, too large, unknown task, bad
-    /// signature). A direct exchange; the routing key is the queue the message came from.
+    /// signature). A topic exchange; the routing key is the queue the message came from.
     public static let deadLetterExchange = "celeriac.dlx"
     /// The queue bound to ``deadLetterExchange`` for every key (`#`): inspect it with `rabbitmqctl list_queues`
     /// or drain it with a consumer. Each message keeps its body and headers and gains `x-celeriac-reason`,

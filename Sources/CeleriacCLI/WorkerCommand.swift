@@ -73,15 +73,35 @@ public struct WorkerCommand: AsyncParsableCommand {
             logger.info("metrics endpoint up", metadata: ["address": .string("http://\(metricsBind):\(port)/metrics")])
             services.append(endpoint)
         }
-        let group = ServiceGroup(configuration: .init(
+        var groupConfig = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [.sigquit],
-            logger: logger))
+            logger: logger)
+        // After the grace period running tasks are cancelled (cold shutdown); unacked messages go back to the queue.
+        groupConfig.maximumGracefulShutdownDuration = .seconds(gracePeriod)
+        let group = ServiceGroup(configuration: groupConfig)
+        let running = Task { try await group.run() }
+        // The first SIGTERM/SIGINT starts the warm shutdown (ServiceGroup); a second one is a cold shutdown:
+        // running tasks are cancelled and unacked messages go back to the queue.
+        let coldShutdown = Task {
+            var seen = 0
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                seen += 1
+                if seen >= 2 {
+                    logger.warning("second signal: cold shutdown, cancelling running tasks")
+                    running.cancel()
+                    return
+                }
+            }
+        }
+        defer { coldShutdown.cancel() }
         do {
-            try await group.run()
+            try await running.value
         } catch let error as CeleriacError {
             throw CLIError(description: error.description)
+        } catch is CancellationError {
+            logger.info("worker stopped (cold shutdown)")
         }
     }
 }
