@@ -46,6 +46,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-bench", dependencies: [

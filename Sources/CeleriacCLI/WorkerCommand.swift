@@ -7,6 +7,7 @@ import CeleriacWorker
 import Logging
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// `worker`: consume queues and run tasks, with Celery's flag names.
 public struct WorkerCommand: AsyncParsableCommand {
