@@ -68,6 +68,12 @@ extension Worker {
         observer.taskStarted(name: message.name, queue: queue)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)
+        if Task.isCancelled {
+            // Cold shutdown interrupted the task: report nothing and leave the message unacked, so the broker
+            // gives it to another worker when this connection closes.
+            log.warning("cold shutdown interrupted the task; its message goes back to the queue")
+            return
+        }
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         processed.add(1, ordering: .relaxed)
