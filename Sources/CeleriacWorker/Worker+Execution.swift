@@ -77,6 +77,7 @@ extension Worker {
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         processed.add(1, ordering: .relaxed)
+        totals.withLock { $0[message.name, default: 0] += 1 }
         await finish(delivery, message, queue: queue, task: task, outcome: outcome, seconds: seconds, log: log)
     }
 

@@ -71,6 +71,13 @@ public final class Worker: Service, Sendable {
     let running = Mutex<[String: RunningTask]>([:])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: AMQPConsumer]>([:])
+    /// Lamport clock for remote control and events.
+    let clock = Atomic<Int>(0)
+    /// Tasks run so far, by name (remote control `stats`).
+    let totals = Mutex<[String: Int]>([:])
+    /// Set by the remote `shutdown` command; checked by run().
+    let shutdownRequests: AsyncStream<Void>
+    let shutdownSink: AsyncStream<Void>.Continuation
     let slots: Slots
     let processed = Atomic<Int>(0)
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
@@ -92,6 +99,7 @@ public final class Worker: Service, Sendable {
         self.logger = logger
         self.observer = observer
         self.slots = Slots(configuration.concurrency)
+        (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
     }
@@ -121,6 +129,14 @@ public final class Worker: Service, Sendable {
                                                                 tag: "\(configuration.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
         }
+        // Remote control: `celery inspect ping`, `control.revoke`, Flower's queries.
+        let pidbox: AMQPConsumer?
+        do {
+            pidbox = try await RemoteControl(worker: self).start(on: consumerConnection)
+        } catch {
+            throw CeleriacError.broker(operation: "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
+                                       underlying: String(describing: error))
+        }
         readyState.store(true, ordering: .relaxed)
         observer.stateChanged(ready: true)
         logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
@@ -130,6 +146,16 @@ public final class Worker: Service, Sendable {
         try await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
+                helpers.addTask {
+                    for await _ in self.shutdownRequests {
+                        self.beginWarmShutdown()
+                        return
+                    }
+                }
+                if let pidbox {
+                    let control = RemoteControl(worker: self)
+                    helpers.addTask { await control.serve(pidbox) }
+                }
                 helpers.addTask { await self.watchdog(slots: self.slots) }
                 await withDiscardingTaskGroup { group in
                     let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
@@ -198,6 +224,9 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// Starts a warm shutdown from inside (remote `shutdown` command).
+    public func requestShutdown() { shutdownSink.yield() }
+
     private func beginWarmShutdown() {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
         readyState.store(false, ordering: .relaxed)
@@ -207,6 +236,7 @@ public final class Worker: Service, Sendable {
         let connection = consumerConnection
         let current = consumers.withLock { Array($0.values) }
         let slots = self.slots
+        shutdownSink.finish()
         // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
         // messages go back at once) and cancels the consumers, which ends the intake loop.
         Task {

@@ -18,14 +18,7 @@ struct CeleryInteropTests {
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
         env["PYTHONPATH"] = Self.interopDir
-        // Shell.run blocks its thread; run it off the cooperative pool's critical path in a detached task.
-        let output: String = try await Task.detached {
-            do {
-                return try Shell.run(python, ["\(Self.interopDir)/python_client.py"], environment: env)
-            } catch let failure as Shell.Failure {
-                return failure.output
-            }
-        }.value
+        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_client.py"], environment: env)
         let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
         let checks = Dictionary(uniqueKeysWithValues: lines.compactMap { l -> (String, (Bool, String))? in
             guard let name = l["check"]?.stringValue else { return nil }
@@ -38,6 +31,35 @@ struct CeleryInteropTests {
         }
         try await running.stop()
         await deleteQueues([queue], url: url)
+    }
+
+    @Test func celeryInspectAndControlReachCeleriacWorkers() async throws {
+        let python = try TestPython.path()
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("interop-ctl")
+        let node = "celeriac-\(queue.suffix(8))@test"
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8, hostname: node)
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["CELERIAC_INTEROP_NODE"] = node
+        env["PYTHONPATH"] = Self.interopDir
+        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_control.py"], environment: env)
+        let checks = Self.checks(in: output)
+        for name in ["ping", "registered", "stats", "active_queues", "revoke", "rate_limit", "cli_ping"] {
+            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
+            #expect(ok, "Python check \(name): \(detail)")
+        }
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
+    static func checks(in output: String) -> [String: (Bool, String)] {
+        let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+        return Dictionary(lines.compactMap { l -> (String, (Bool, String))? in
+            guard let name = l["check"]?.stringValue else { return nil }
+            return (name, (l["ok"]?.boolValue ?? false, l["detail"]?.stringValue ?? ""))
+        }, uniquingKeysWith: { a, _ in a })
     }
 
     @Test func celeriacClientCallsPythonCeleryWorker() async throws {

@@ -50,7 +50,7 @@ struct TransportChaosTests {
         }
         // Restart once a third has been published and confirmed.
         _ = try await first(progress, within: .seconds(60), "a third of the messages confirmed") { _ in true }
-        try broker.script("restart")
+        try await broker.scriptAsync("restart")
         _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
         _ = try await first(events, within: .seconds(60), "the reconnect") { if case .connected = $0 { return true }; return false }
         let failures = try await within(.seconds(120), "all publishes") { try await publishing.value }
@@ -66,7 +66,7 @@ struct TransportChaosTests {
         defer { Task { await c.close() } }
         try await c.connect()
         let events = c.events()
-        try broker.script("pause")
+        try await broker.scriptAsync("pause")
         let resumed = Resumer(broker)
         defer { resumed.resume() }
         let start = ContinuousClock.now
@@ -133,7 +133,7 @@ struct ResultsAcrossRestartTests {
             }
         }
         _ = try await first(firstResult, within: .seconds(60), "the first result") { _ in true }
-        try broker.script("restart")
+        try await broker.scriptAsync("restart")
         let tally = try await within(.seconds(120), "all 1000 waits to end") { try await waits.value }
         #expect(tally.right + tally.timedOut == 1000)
         #expect(tally.wrong == 0)
@@ -154,7 +154,7 @@ struct BrokerBlockedTests {
         let q = uniqueName()
         try await c.declare(QueueSpec(q, durable: false).expires(milliseconds: 120_000))
         let events = c.events()
-        _ = try broker.ctl("set_vm_memory_high_watermark", "0.000001")
+        try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.000001")
         defer { _ = try? broker.ctl("set_vm_memory_high_watermark", "0.4") }
         // RabbitMQ blocks a connection when it next publishes during an alarm.
         try await c.publish(OutgoingMessage(routingKey: q, body: [1]))
@@ -163,7 +163,7 @@ struct BrokerBlockedTests {
         await #expect {
             try await c.publish(OutgoingMessage(routingKey: q, body: [2]))
         } throws: { ($0 as? AMQPError)?.code == .blocked && ($0 as? AMQPError)?.description.contains("alarm") == true }
-        _ = try broker.ctl("set_vm_memory_high_watermark", "0.4")
+        try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.4")
         _ = try await first(events, within: .seconds(30), "connection.unblocked") { $0 == .unblocked }
         try await c.publish(OutgoingMessage(routingKey: q, body: [3]))
         try await c.deleteQueue(q)

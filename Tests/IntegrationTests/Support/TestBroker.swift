@@ -37,6 +37,24 @@ struct TestBroker: Sendable {
         try Shell.run("\(Self.repoRoot)/scripts/broker.sh", args, environment: environment)
     }
 
+    /// `script(...)` on a thread of its own: restarts take ~15 s and must not hold a cooperative-pool thread.
+    @discardableResult
+    func scriptAsync(_ args: String...) async throws -> String {
+        let env = environment
+        let result: Result<String, Shell.Failure> = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    continuation.resume(returning: .success(try Shell.run("\(Self.repoRoot)/scripts/broker.sh", args, environment: env)))
+                } catch let failure as Shell.Failure {
+                    continuation.resume(returning: .failure(failure))
+                } catch {
+                    continuation.resume(returning: .failure(Shell.Failure(command: "broker.sh", status: -1, output: "\(error)")))
+                }
+            }
+        }
+        return try result.get()
+    }
+
     /// Starts the node if needed (once per process) and returns its plain AMQP URL.
     func url(heartbeat: Int? = nil, vhost: String = "%2F") throws -> AMQPURL {
         try Self.ensureStarted(self)
@@ -147,6 +165,25 @@ extension Shell {
         _ = Foundation.kill(pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    }
+}
+
+extension Shell {
+    /// Runs a command on a thread of its own and awaits it, so a long child (a Python test script) never blocks
+    /// one of the cooperative pool's threads (two on a 2-core box) that the worker under test needs. Returns the
+    /// output, also when the command fails (the caller checks what it printed).
+    static func runOffPool(_ executable: String, _ args: [String], environment: [String: String]) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    continuation.resume(returning: try Shell.run(executable, args, environment: environment))
+                } catch let failure as Shell.Failure {
+                    continuation.resume(returning: failure.output)
+                } catch {
+                    continuation.resume(returning: "\(error)")
+                }
+            }
+        }
     }
 }
 

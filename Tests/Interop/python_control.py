@@ -1,0 +1,80 @@
+"""Celery's remote control (pidbox) against a Celeriac worker: inspect and control, as Flower and the CLI use them.
+
+Prints one JSON line per check; exits 1 if any failed. Env: CELERIAC_INTEROP_NODE (the worker's node name).
+"""
+import json
+import os
+import subprocess
+import sys
+import traceback
+import uuid
+
+from celery.exceptions import TaskRevokedError
+
+from interop_app import app
+
+NODE = os.environ["CELERIAC_INTEROP_NODE"]
+QUEUE = app.conf.task_default_queue
+results = []
+
+
+def check(name, fn):
+    try:
+        ok, detail = fn()
+    except Exception as exc:
+        ok, detail = False, "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    results.append(ok)
+    print(json.dumps({"check": name, "ok": bool(ok), "detail": str(detail)}), flush=True)
+
+
+def inspect():
+    return app.control.inspect(destination=[NODE], timeout=5)
+
+
+def ping():
+    r = app.control.ping(destination=[NODE], timeout=5)
+    return r == [{NODE: {"ok": "pong"}}], r
+
+
+def registered():
+    r = inspect().registered()
+    return "it.add" in (r or {}).get(NODE, []), r
+
+
+def stats():
+    s = (inspect().stats() or {}).get(NODE, {})
+    return s.get("pool", {}).get("max-concurrency") == 8 and "pid" in s and "guest" not in json.dumps(s.get("broker", {})).replace('"userid": "guest"', ""), s.get("pool")
+
+
+def active_queues():
+    r = (inspect().active_queues() or {}).get(NODE, [])
+    return [q["name"] for q in r] == [QUEUE], r
+
+
+def revoke():
+    tid = str(uuid.uuid4())
+    reply = app.control.revoke(tid, destination=[NODE], reply=True, timeout=5)
+    try:
+        app.send_task("it.add", args=(1, 2), queue=QUEUE, task_id=tid).get(timeout=30)
+    except TaskRevokedError as exc:
+        return True, f"{reply} {exc!r}"
+    return False, f"ran anyway; reply {reply}"
+
+
+def rate_limit():
+    r = app.control.rate_limit("it.add", "1000/s", destination=[NODE], reply=True, timeout=5)
+    unknown = app.control.rate_limit("it.nope", "1/s", destination=[NODE], reply=True, timeout=5)
+    return r == [{NODE: {"ok": "new rate limit set successfully"}}] and unknown == [{NODE: {"error": "unknown task"}}], (r, unknown)
+
+
+def cli_ping():
+    p = subprocess.run([sys.executable, "-m", "celery", "-A", "interop_app", "inspect", "ping", "-d", NODE, "--timeout", "5"],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode == 0 and "pong" in p.stdout, (p.returncode, p.stdout.strip()[-200:], p.stderr.strip()[-200:])
+
+
+for name, fn in [("ping", ping), ("registered", registered), ("stats", stats), ("active_queues", active_queues),
+                 ("revoke", revoke), ("rate_limit", rate_limit), ("cli_ping", cli_ping)]:
+    check(name, fn)
+
+sys.exit(0 if all(results) else 1)
