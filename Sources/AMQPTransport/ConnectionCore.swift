@@ -312,6 +312,10 @@ final class ConnectionCore {
         amqp_set_rpc_timeout(c, &rpcTV)
 
         let arena = CArena()
+
+        // Keeps every C string and table alive until the C call that reads them has returned.
+
+        defer { withExtendedLifetime(arena) {} }
         var clientProperties = arena.table([
             "connection_name": .string(options.name),
             "product": .string("Celeriac"),
@@ -464,6 +468,8 @@ final class ConnectionCore {
         let op = "exchange.declare '\(e.name)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
                               e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
         try check(op, channel: Self.adminChannel)
@@ -477,6 +483,8 @@ final class ConnectionCore {
         let op = "queue.declare '\(q.name)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         let ok = amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
                                     q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
         try check(op, channel: Self.adminChannel)
@@ -493,6 +501,8 @@ final class ConnectionCore {
         let op = "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
         try check(op, channel: Self.adminChannel)
         if remember && !bindings.contains(b) { bindings.append(b) }
@@ -502,6 +512,8 @@ final class ConnectionCore {
         let op = "exchange.bind '\(b.destination)' to '\(b.source)' key '\(b.routingKey)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         try check(op, channel: Self.adminChannel)
         if remember && !exchangeBindings.contains(b) { exchangeBindings.append(b) }
@@ -511,6 +523,8 @@ final class ConnectionCore {
         let op = "queue.delete '\(name)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         let ok = amqp_queue_delete(c, Self.adminChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
         try check(op, channel: Self.adminChannel)
         queues.removeAll { $0.name == name }
@@ -522,6 +536,8 @@ final class ConnectionCore {
         let op = "exchange.delete '\(name)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_exchange_delete(c, Self.adminChannel, arena.bytes(name), 0)
         try check(op, channel: Self.adminChannel)
         exchanges.removeAll { $0.name == name }
@@ -532,6 +548,8 @@ final class ConnectionCore {
         let op = "queue.purge '\(name)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         let ok = amqp_queue_purge(c, Self.adminChannel, arena.bytes(name))
         try check(op, channel: Self.adminChannel)
         return ok?.pointee.message_count ?? 0
@@ -541,6 +559,8 @@ final class ConnectionCore {
         let op = "basic.get '\(queue)'"
         let c = try admin(op)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         let r = amqp_basic_get(c, Self.adminChannel, arena.bytes(queue), noAck ? 1 : 0)
         if AMQPError(reply: r, operation: op) != nil { try check(op, channel: Self.adminChannel) }
         guard r.reply.id == AMQP_BASIC_GET_OK_METHOD, let decoded = r.reply.decoded else { return nil }
@@ -580,6 +600,8 @@ final class ConnectionCore {
         amqp_basic_qos(c, Self.mainChannel, 0, record.prefetch, 0)
         try check("basic.qos \(record.prefetch)", channel: Self.mainChannel)
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
                            record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
         try check(op, channel: Self.mainChannel)
@@ -591,6 +613,8 @@ final class ConnectionCore {
         defer { record.continuation.finish() }
         guard connected, let c = conn else { return }
         let arena = CArena()
+        // Keeps every C string and table alive until the C call that reads them has returned.
+        defer { withExtendedLifetime(arena) {} }
         amqp_basic_cancel(c, Self.mainChannel, arena.bytes(consumerTag))
         try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
     }
@@ -630,6 +654,8 @@ final class ConnectionCore {
         if messages.isEmpty { completion(.success(())); return }
         for (index, m) in messages.enumerated() {
             let arena = CArena()
+            // Keeps every C string and table alive until the C call that reads them has returned.
+            defer { withExtendedLifetime(arena) {} }
             var props = arena.properties(m.properties)
             let body = arena.bytes(m.body)
             let rc = amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),

@@ -99,8 +99,7 @@ final class Resumer: Sendable {
 
 /// Results across a broker restart: every awaited result arrives, or its wait fails with the typed timeout that
 /// names the task id, within its deadline. Never a hang.
-@Suite(.tags(.integration), .serialized)
-struct ResultsAcrossRestartTests {
+extension TransportChaosTests {
     @Test func thousandResultsInRandomOrderWithABrokerRestart() async throws {
         let broker = TestBroker.chaos
         let url = try broker.url(heartbeat: 2)
@@ -144,8 +143,8 @@ struct ResultsAcrossRestartTests {
     }
 }
 
-@Suite(.tags(.integration), .serialized)
-struct BrokerBlockedTests {
+/// On the chaos node too, in the same serialized suite: a memory alarm must not overlap a restart.
+extension TransportChaosTests {
     @Test func blockedBrokerIsNoticedAndPublishesFailAfterTheBound() async throws {
         let broker = TestBroker.chaos
         let url = try broker.url()
