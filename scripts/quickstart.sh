@@ -73,12 +73,10 @@ echo "quickstart.sh: worker ready" >&2
 set -x
 "$DEMO" call demo.add --args '[2,3]' --wait --broker "$BROKER_URL"
 "$DEMO" call demo.xsum --args '[[1,2,3,4]]' --wait --broker "$BROKER_URL"
+"$DEMO" call demo.flaky --args '[2]' --wait --broker "$BROKER_URL"
+"$DEMO" call demo.add --args '[1,1]' --countdown 2 --wait --broker "$BROKER_URL"
+"$DEMO" call demo.fail --args '["a failure, on purpose"]' --wait --broker "$BROKER_URL" || true
 { set +x; } 2>/dev/null
-if "$DEMO" help canvas-demo >/dev/null 2>&1; then
-    set -x
-    "$DEMO" canvas-demo --broker "$BROKER_URL"
-    { set +x; } 2>/dev/null
-fi
 
 echo "Worker running; metrics at http://127.0.0.1:${METRICS_PORT}/metrics; Ctrl-C to stop"
 wait "$worker_pid" && rc=0 || rc=$?
