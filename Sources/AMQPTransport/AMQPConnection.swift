@@ -172,6 +172,13 @@ public final class AMQPConnection: Sendable {
         try result.get()
     }
 
+    /// Publishes without waiting for the broker's confirm (monitoring events and other transient traffic).
+    /// Order with other publishes of this connection is kept; failures are dropped.
+    public func publishInBackground(_ message: OutgoingMessage) {
+        guard !hub.isBlocked else { return }
+        _ = inbox.submit(ConnectionJob(run: { core in core.publish([message]) { _ in } }, fail: { _ in }))
+    }
+
     /// Starts a consumer. Deliveries arrive on the returned stream; after a reconnect the consumer is
     /// re-created with the same tag and the stream goes on.
     ///

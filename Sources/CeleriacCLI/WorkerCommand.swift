@@ -42,6 +42,9 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-message-size"), help: "Largest message body accepted, in bytes; larger ones are dead-lettered.")
     var maxMessageSize: Int = 10 * 1024 * 1024
 
+    @Flag(name: [.customShort("E"), .customLong("task-events")], help: "Send Celery events (worker heartbeats, task events) for Flower and `celery events`.")
+    var taskEvents = false
+
     @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
     var acksEarly = false
 
@@ -62,7 +65,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         let config = Worker.Configuration(
             brokerURL: url, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
-            limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly)
+            limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics)

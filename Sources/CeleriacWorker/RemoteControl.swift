@@ -132,7 +132,16 @@ struct RemoteControl: Sendable {
                     "worker_prefetch_multiplier": .int(Int64(config.prefetchMultiplier))]
         case "report":
             return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(config.brokerURL.redacted)")]
-        case "heartbeat", "enable_events", "disable_events":
+        case "enable_events":
+            worker.eventsEnabled.store(true, ordering: .relaxed)
+            return ["ok": "task events enabled"]
+        case "disable_events":
+            worker.eventsEnabled.store(false, ordering: .relaxed)
+            return ["ok": "task events disabled"]
+        case "heartbeat":
+            if worker.eventsEnabled.load(ordering: .relaxed) {
+                worker.events.send("worker-heartbeat", ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
+            }
             return nil
         case "shutdown":
             worker.logger.warning("remote shutdown requested: warm shutdown")

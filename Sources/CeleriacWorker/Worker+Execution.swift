@@ -29,6 +29,7 @@ extension Worker {
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
         observer.taskReceived(name: message.name, queue: queue)
+        events.received(message)
 
         guard let task = registry[message.name] else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
@@ -66,6 +67,7 @@ extension Worker {
         if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
 
         observer.taskStarted(name: message.name, queue: queue)
+        events.started(message)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)
         if Task.isCancelled {
@@ -148,12 +150,14 @@ extension Worker {
             label = "success"
             let children = await publishFollowUps(after: message, result: value, queue: queue, log: log)
             published = await publishResult(.success(message.id, value, children: children, for: message), for: message, task: task)
+            events.succeeded(message, result: value, runtime: seconds)
             log.debug("task succeeded", metadata: ["seconds": .stringConvertible(seconds)])
         case .failure(let failure):
             label = "failure"
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+            events.failed(message, failure)
         case .retry(let after, let cause):
             label = "retry"
             var next = message
@@ -167,12 +171,14 @@ extension Worker {
                 retryResult.traceback = (cause?.traceback ?? "") + "\ncelery.exceptions.Retry: Retry in \(after)s"
                 _ = await publishResult(retryResult, for: message, task: task)
             }
+            events.retried(message, after: after)
             log.info("task will be retried", metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
         case .revoked(let reason):
             label = reason == "expired" ? "expired" : "revoked"
             log.info("task not run", metadata: ["reason": .string(reason)])
             let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
             published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
+            events.revoked(message, reason: reason)
         }
         observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
         guard published else {

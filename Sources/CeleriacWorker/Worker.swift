@@ -40,11 +40,13 @@ public final class Worker: Service, Sendable {
         public var watchdogInterval: Duration
         /// Ack when a task starts instead of after it finished (Celery's default; at-most-once for that task).
         public var acksEarly: Bool
+        /// Send Celery events (`-E`): worker heartbeats and task events for Flower / `celery events`.
+        public var events: Bool
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
                     limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
-                    acksEarly: Bool = false) {
+                    acksEarly: Bool = false, events: Bool = false) {
             self.brokerURL = brokerURL
             self.queues = queues
             self.concurrency = max(1, concurrency)
@@ -55,6 +57,7 @@ public final class Worker: Service, Sendable {
             self.maxPriority = maxPriority
             self.watchdogInterval = watchdogInterval
             self.acksEarly = acksEarly
+            self.events = events
         }
 
         public var prefetch: Int { concurrency * prefetchMultiplier }
@@ -71,6 +74,9 @@ public final class Worker: Service, Sendable {
     let running = Mutex<[String: RunningTask]>([:])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: AMQPConsumer]>([:])
+    /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
+    let eventsEnabled = Atomic<Bool>(false)
+    var events: WorkerEvents { WorkerEvents(worker: self) }
     /// Lamport clock for remote control and events.
     let clock = Atomic<Int>(0)
     /// Tasks run so far, by name (remote control `stats`).
@@ -99,6 +105,7 @@ public final class Worker: Service, Sendable {
         self.logger = logger
         self.observer = observer
         self.slots = Slots(configuration.concurrency)
+        self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
@@ -146,6 +153,7 @@ public final class Worker: Service, Sendable {
         try await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
+                helpers.addTask { await self.events.heartbeats() }
                 helpers.addTask {
                     for await _ in self.shutdownRequests {
                         self.beginWarmShutdown()
@@ -197,6 +205,7 @@ public final class Worker: Service, Sendable {
         } onGracefulShutdown: {
             self.beginWarmShutdown()
         }
+        events.offline()
         logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
         await consumerConnection.close()
         await publisherConnection.close()
@@ -253,6 +262,7 @@ public final class Worker: Service, Sendable {
             try await c.declare(spec)
             try await c.bind(binding)
         }
+        try await WorkerEvents.declare(on: c)
         let (dlx, dlq, dlb) = Topology.deadLetter
         try await c.declare(dlx)
         try await c.declare(dlq)

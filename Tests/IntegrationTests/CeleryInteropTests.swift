@@ -54,6 +54,27 @@ struct CeleryInteropTests {
         await deleteQueues([queue], url: url)
     }
 
+    @Test func celeryEventReceiverSeesCeleriacWorkerAndTasks() async throws {
+        let python = try TestPython.path()
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("interop-ev")
+        let node = "celeriac-ev-\(queue.suffix(8))@test"
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 4, hostname: node, events: true)
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["CELERIAC_INTEROP_NODE"] = node
+        env["PYTHONPATH"] = Self.interopDir
+        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_events.py"], environment: env)
+        let checks = Self.checks(in: output)
+        for name in ["heartbeat", "received", "started", "succeeded", "failed", "worker_alive_in_state", "task_state_success", "failed_exception"] {
+            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
+            #expect(ok, "Python check \(name): \(detail)")
+        }
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     static func checks(in output: String) -> [String: (Bool, String)] {
         let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
         return Dictionary(lines.compactMap { l -> (String, (Bool, String))? in

@@ -1,0 +1,96 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import FoundationEssentials
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Celery events (wire spec §8) on the topic exchange `celeryev`, so `celery events`, Flower and other monitors
+/// see Celeriac workers and their tasks. Sent only when enabled (`-E`, or the `enable_events` control command).
+///
+/// Worker events: `worker-online`, `worker-heartbeat` every 2 s, `worker-offline`. Task events: `task-received`,
+/// `task-started`, `task-succeeded`, `task-failed`, `task-retried`, `task-revoked`. Each is published without
+/// waiting for its confirm: events are transient (delivery mode 1) and must not slow the task path.
+struct WorkerEvents: Sendable {
+    static let exchange = "celeryev"
+    static let heartbeatInterval: Duration = .seconds(2)
+    let worker: Worker
+
+    static func declare(on connection: AMQPConnection) async throws {
+        try await connection.declare(ExchangeSpec(exchange, kind: .topic, durable: true))
+    }
+
+    var enabled: Bool { worker.eventsEnabled.load(ordering: .relaxed) }
+
+    func send(_ type: String, _ fields: JSONObject) {
+        guard enabled else { return }
+        var body = fields
+        body["hostname"] = .string(worker.configuration.hostname)
+        body["utcoffset"] = .int(0)
+        body["pid"] = .int(Int64(getpid()))
+        body["clock"] = .int(Int64(worker.clock.add(1, ordering: .relaxed).newValue))
+        body["timestamp"] = .double(Date().timeIntervalSince1970)
+        body["type"] = .string(type)
+        let message = OutgoingMessage(exchange: Self.exchange, routingKey: type.replacing("-", with: "."), body: JSONValue.object(body).jsonBytes,
+                                      properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8",
+                                                                  headers: ["hostname": .string(worker.configuration.hostname)], deliveryMode: 1))
+        worker.publisherConnection.publishInBackground(message)
+    }
+
+    func workerFields() -> JSONObject {
+        var load = [Double](repeating: 0, count: 3)
+        _ = getloadavg(&load, 3)
+        return [
+            "freq": .double(2.0), "active": .int(Int64(worker.running.withLock { $0.count })),
+            "processed": .int(Int64(worker.processedCount)),
+            "loadavg": .array(load.map { .double(($0 * 100).rounded() / 100) }),
+            "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux",
+        ]
+    }
+
+    static let version = "0.1.0"
+
+    /// Sends worker-online, then a heartbeat every 2 s until cancelled.
+    func heartbeats() async {
+        var announced = false
+        while !Task.isCancelled {
+            if enabled {
+                send(announced ? "worker-heartbeat" : "worker-online", workerFields())
+                announced = true
+            }
+            do { try await Task.sleep(for: Self.heartbeatInterval) } catch { return }
+        }
+    }
+
+    func offline() { if enabled { send("worker-offline", workerFields()) } }
+
+    func received(_ m: TaskMessage) {
+        send("task-received", [
+            "uuid": .string(m.id), "name": .string(m.name), "args": .string(m.argsRepr ?? PythonRepr.args(m.args)),
+            "kwargs": .string(m.kwargsRepr ?? PythonRepr.kwargs(m.kwargs)), "root_id": m.rootID.map { .string($0) } ?? .null,
+            "parent_id": m.parentID.map { .string($0) } ?? .null, "retries": .int(Int64(m.retries)),
+            "eta": m.eta.map { .string(ISOTime.format($0)) } ?? .null, "expires": m.expires.map { .string(ISOTime.format($0)) } ?? .null,
+        ])
+    }
+
+    func started(_ m: TaskMessage) { send("task-started", ["uuid": .string(m.id)]) }
+
+    func succeeded(_ m: TaskMessage, result: JSONValue, runtime: Double) {
+        send("task-succeeded", ["uuid": .string(m.id), "result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+    }
+
+    func failed(_ m: TaskMessage, _ f: TaskFailure) {
+        let args = f.arguments.map(PythonRepr.repr).joined(separator: ", ")
+        send("task-failed", ["uuid": .string(m.id), "exception": .string("\(f.type)(\(args))"), "traceback": .string(f.traceback ?? "")])
+    }
+
+    func retried(_ m: TaskMessage, after: Double) {
+        send("task-retried", ["uuid": .string(m.id), "exception": .string("Retry(in \(after)s)"), "traceback": ""])
+    }
+
+    func revoked(_ m: TaskMessage, reason: String) {
+        send("task-revoked", ["uuid": .string(m.id), "terminated": .bool(reason == "terminated"), "signum": .null, "expired": .bool(reason == "expired")])
+    }
+}
