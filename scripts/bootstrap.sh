@@ -64,7 +64,7 @@ fi
 
 # ---- 3. python venv with celery
 PY=${PYTHON:-python3}
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import celery' >/dev/null 2>&1; then
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import celery, flower' >/dev/null 2>&1; then
     say "venv: $VENV ok (celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)'))"
 else
     command -v "$PY" >/dev/null || die "python3 not found"
@@ -73,8 +73,8 @@ else
         rm -rf "$VENV"
         "$PY" -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
     fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'celery>=5.3,<6' \
-        || die "pip install celery failed"
-    "$VENV/bin/python" -c 'import celery' || die "celery not importable after install"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'celery>=5.3,<6' 'flower>=2,<3' \
+        || die "pip install celery flower failed"
+    "$VENV/bin/python" -c 'import celery, flower' || die "celery/flower not importable after install"
     say "venv: created $VENV with celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)')"
 fi

@@ -75,6 +75,28 @@ struct CeleryInteropTests {
         await deleteQueues([queue], url: url)
     }
 
+    @Test func flowerListsCeleriacWorkerAndItsTasks() async throws {
+        let python = try TestPython.path()
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("interop-flower")
+        let node = "celeriac-fl-\(queue.suffix(8))@test"
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 4, hostname: node, events: true)
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["CELERIAC_INTEROP_NODE"] = node
+        env["CELERIAC_INTEROP_FLOWER_PORT"] = String(try freeLoopbackPort())
+        env["PYTHONPATH"] = Self.interopDir
+        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_flower.py"], environment: env)
+        let checks = Self.checks(in: output)
+        for name in ["online", "listed_with_stats", "registered", "task_seen"] {
+            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
+            #expect(ok, "Flower check \(name): \(detail)")
+        }
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     static func checks(in output: String) -> [String: (Bool, String)] {
         let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
         return Dictionary(lines.compactMap { l -> (String, (Bool, String))? in
@@ -115,4 +137,18 @@ struct CeleryInteropTests {
         await client.close()
         await deleteQueues([queue], url: url)
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
 }
