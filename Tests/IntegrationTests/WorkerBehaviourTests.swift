@@ -153,3 +153,31 @@ struct WorkerBehaviourTests {
         await deleteQueues([queue], url: url)
     }
 }
+
+@Suite(.tags(.integration))
+struct WorkerPriorityTests {
+    @Test func higherPriorityRunsFirstOnAPriorityQueue() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName()
+        var registry = TaskRegistry()
+        let stamp = TaskName<TestTasks.Message, String>("it.stamp", parameters: "message")
+        registry.register(stamp) { m, _ in m.message }
+        // Enqueue before any worker runs, so the broker orders by priority.
+        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, maxPriority: 10, connectionName: "it-prio"))
+        try await client.start()
+        var order: [AsyncResult] = []
+        for (name, priority) in [("low-1", UInt8(1)), ("low-2", 1), ("high", 9), ("low-3", 1)] {
+            order.append(try await client.send("it.stamp", args: [.string(name)], options: SendOptions(priority: priority)))
+        }
+        let running = try await startWorker(registry, url: url, queues: [queue], concurrency: 1, maxPriority: 10)
+        for r in order { _ = try await r.get(timeout: .seconds(20)) }
+        let firstDone = try #require(await client.state(of: order[2].id)?.dateDone)
+        for i in [0, 1, 3] {
+            let other = try #require(await client.state(of: order[i].id)?.dateDone)
+            #expect(firstDone <= other, "the priority-9 task ran after a priority-1 task")
+        }
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+}

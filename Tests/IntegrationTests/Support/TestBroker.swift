@@ -168,6 +168,21 @@ extension Shell {
     /// Runs a command on a thread of its own and awaits it, so a long child (a Python test script) never blocks
     /// one of the cooperative pool's threads (two on a 2-core box) that the worker under test needs. Returns the
     /// output, also when the command fails (the caller checks what it printed).
+    /// Like ``runOffPool(_:_:environment:)`` but also says whether the command exited 0.
+    static func runOffPoolWithStatus(_ executable: String, _ args: [String], environment: [String: String]) async -> (ok: Bool, output: String) {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    continuation.resume(returning: (true, try Shell.run(executable, args, environment: environment)))
+                } catch let failure as Shell.Failure {
+                    continuation.resume(returning: (false, failure.output))
+                } catch {
+                    continuation.resume(returning: (false, "\(error)"))
+                }
+            }
+        }
+    }
+
     static func runOffPool(_ executable: String, _ args: [String], environment: [String: String]) async -> String {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
