@@ -250,6 +250,26 @@ struct TaskBench {
         emit("tasks.rtt_p50", percentile(rtts, 0.5), "ms")
         emit("tasks.rtt_p99", percentile(rtts, 0.99), "ms")
 
+        // ETA precision: tasks with a 2 s countdown (held by the broker's delay queues); lateness = when the
+        // result says it finished minus the ETA.
+        var lateness: [Double] = []
+        let etaRounds = min(rounds, 100)
+        try await withThrowingTaskGroup(of: Double?.self) { group in
+            for _ in 0..<etaRounds {
+                let eta = Date().addingTimeInterval(2)
+                let r = try await client.send("demo.add", args: [1, 1], options: SendOptions(eta: eta))
+                group.addTask {
+                    _ = try await r.get(timeout: .seconds(60))
+                    guard let done = await client.state(of: r.id)?.dateDone else { return nil }
+                    return done.timeIntervalSince(eta) * 1000
+                }
+            }
+            for try await l in group { if let l { lateness.append(l) } }
+        }
+        emit("tasks.eta_lateness_p50", percentile(lateness, 0.5), "ms")
+        emit("tasks.eta_lateness_p99", percentile(lateness, 0.99), "ms")
+        emit("tasks.eta_early_count", Double(lateness.filter { $0 < 0 }.count), "tasks")
+
         if soak > 0 {
             let before = counter.count
             try await withThrowingTaskGroup(of: Void.self) { g in
