@@ -79,3 +79,45 @@ import Testing
         }
     }
 }
+
+@Suite struct TaskRegistryTests {
+    struct Pair: Codable, Sendable { let x: Int; let y: Int }
+    static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
+
+    @Test func duplicateNamesFailValidationWithTheName() {
+        var r = TaskRegistry()
+        r.register(Self.add) { p, _ in p.x + p.y }
+        r.register(Self.add) { p, _ in p.x - p.y }
+        #expect {
+            try r.validate()
+        } throws: { error in
+            "\(error)".contains("demo.add") && "\(error)".contains("more than once")
+        }
+    }
+
+    @Test func uniqueNamesValidate() throws {
+        var r = TaskRegistry()
+        r.register(Self.add) { p, _ in p.x + p.y }
+        try r.validate()
+        #expect(r.names == ["demo.add"])
+    }
+
+    @Test func exponentialBackoffIsCappedAndJittered() {
+        let noJitter = RetryPolicy.exponential(factor: 1, cap: 10, jitter: false)
+        #expect(noJitter.delay(forRetries: 0) == 1)
+        #expect(noJitter.delay(forRetries: 3) == 8)
+        #expect(noJitter.delay(forRetries: 10) == 10)
+        let jittered = RetryPolicy.exponential(factor: 1, cap: 10)
+        for n in 0..<20 { #expect((0...10).contains(jittered.delay(forRetries: n))) }
+    }
+
+    @Test(arguments: [("100/s", 100.0), ("10/m", 10.0 / 60), ("5/h", 5.0 / 3600), ("7", 7.0)])
+    func rateLimitsParseLikeCelery(text: String, perSecond: Double) throws {
+        #expect(abs(try RateLimit(text).perSecond - perSecond) < 1e-9)
+    }
+
+    @Test func badRateLimitsSayHowToWriteThem() {
+        #expect { try RateLimit("fast") } throws: { "\($0)".contains("100/s") }
+        #expect { try RateLimit("10/d") } throws: { "\($0)".contains("s, m or h") }
+    }
+}

@@ -15,6 +15,8 @@ enum TestTasks {
     static let gate = TaskName<NoArguments, String>("it.gate")
     static let slow = TaskName<NoArguments, String>("it.slow")
     static let nap = TaskName<NoArguments, String>("it.nap")
+    static let autoretry = TaskName<Times, Int>("it.autoretry", parameters: "times")
+    struct Transient: Error {}
     struct Value: Codable, Sendable { let value: JSONValue }
     static let echo = TaskName<Value, JSONValue>("it.echo", parameters: "value")
 
@@ -31,6 +33,11 @@ enum TestTasks {
             return "opened"
         }
         r.register(echo) { v, _ in v.value }
+        // Fails with a Transient error until its retries reach `times`; retried automatically with backoff.
+        r.register(autoretry, options: TaskOptions(maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 0.05, cap: 0.2)) { $0 is Transient })) { t, ctx in
+            if ctx.retries < t.times { throw Transient() }
+            return ctx.retries
+        }
         r.register(nap) { _, _ in
             try await Task.sleep(for: .seconds(120))
             return "woke up"
@@ -102,6 +109,24 @@ struct WorkerRoundTripTests {
         } throws: { error in
             guard case .taskFailed(_, _, let f)? = error as? CeleriacError else { return false }
             return f.type == "MaxRetriesExceededError"
+        }
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func declaredErrorsAreRetriedAutomaticallyWithBackoff() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName()
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
+        let client = try await startClient(url: url, queue: queue)
+        #expect(try await client.delay(TestTasks.autoretry, .init(times: 3)).get(timeout: .seconds(30)) == 3)
+        // Beyond maxRetries the last error is the failure.
+        await #expect {
+            _ = try await client.delay(TestTasks.autoretry, .init(times: 9)).get(timeout: .seconds(30))
+        } throws: { error in
+            guard case .taskFailed(_, _, let f)? = error as? CeleriacError else { return false }
+            return f.type == "Transient"
         }
         await client.close()
         try await running.stop()
