@@ -9,92 +9,51 @@ import Testing
 struct CeleryInteropTests {
     static var interopDir: String { "\(TestBroker.repoRoot)/Tests/Interop" }
 
-    @Test func pythonCeleryClientCallsCeleriacWorker() async throws {
+    /// Starts a Celeriac worker, runs a Python script from `Tests/Interop` against it, and expects every named
+    /// check the script prints (one JSON line each) to have passed.
+    func runPythonChecks(_ script: String, checks expected: [String], events: Bool = false,
+                         extraEnvironment: [String: String] = [:]) async throws {
         let python = try TestPython.path()
         let url = try TestBroker.shared.url()
         let queue = uniqueName("interop")
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8)
+        let node = "celeriac-\(queue.suffix(8))@test"
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8, hostname: node, events: events)
         var env = ProcessInfo.processInfo.environment
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["CELERIAC_INTEROP_NODE"] = node
         env["PYTHONPATH"] = Self.interopDir
-        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_client.py"], environment: env)
-        let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
-        let checks = Dictionary(uniqueKeysWithValues: lines.compactMap { l -> (String, (Bool, String))? in
-            guard let name = l["check"]?.stringValue else { return nil }
-            return (name, (l["ok"]?.boolValue ?? false, l["detail"]?.stringValue ?? ""))
-        })
-        for name in ["positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky",
-                     "countdown", "expires", "many_in_random_order"] {
+        for (k, v) in extraEnvironment { env[k] = v }
+        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/\(script)"], environment: env)
+        let checks = Self.checks(in: output)
+        for name in expected {
             let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
-            #expect(ok, "Python check \(name): \(detail)")
+            #expect(ok, "\(script) check \(name): \(detail)")
         }
         try await running.stop()
         await deleteQueues([queue], url: url)
+    }
+
+    @Test func pythonCeleryClientCallsCeleriacWorker() async throws {
+        try await runPythonChecks("python_client.py", checks: [
+            "positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky", "countdown",
+            "expires", "many_in_random_order",
+        ])
     }
 
     @Test func celeryInspectAndControlReachCeleriacWorkers() async throws {
-        let python = try TestPython.path()
-        let url = try TestBroker.shared.url()
-        let queue = uniqueName("interop-ctl")
-        let node = "celeriac-\(queue.suffix(8))@test"
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8, hostname: node)
-        var env = ProcessInfo.processInfo.environment
-        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
-        env["CELERIAC_INTEROP_QUEUE"] = queue
-        env["CELERIAC_INTEROP_NODE"] = node
-        env["PYTHONPATH"] = Self.interopDir
-        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_control.py"], environment: env)
-        let checks = Self.checks(in: output)
-        for name in ["ping", "registered", "stats", "active_queues", "revoke", "rate_limit", "cli_ping"] {
-            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
-            #expect(ok, "Python check \(name): \(detail)")
-        }
-        try await running.stop()
-        await deleteQueues([queue], url: url)
+        try await runPythonChecks("python_control.py", checks: ["ping", "registered", "stats", "active_queues", "revoke", "rate_limit", "cli_ping"])
     }
 
     @Test func celeryEventReceiverSeesCeleriacWorkerAndTasks() async throws {
-        let python = try TestPython.path()
-        let url = try TestBroker.shared.url()
-        let queue = uniqueName("interop-ev")
-        let node = "celeriac-ev-\(queue.suffix(8))@test"
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 4, hostname: node, events: true)
-        var env = ProcessInfo.processInfo.environment
-        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
-        env["CELERIAC_INTEROP_QUEUE"] = queue
-        env["CELERIAC_INTEROP_NODE"] = node
-        env["PYTHONPATH"] = Self.interopDir
-        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_events.py"], environment: env)
-        let checks = Self.checks(in: output)
-        for name in ["heartbeat", "received", "started", "succeeded", "failed", "worker_alive_in_state", "task_state_success", "failed_exception"] {
-            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
-            #expect(ok, "Python check \(name): \(detail)")
-        }
-        try await running.stop()
-        await deleteQueues([queue], url: url)
+        try await runPythonChecks("python_events.py", checks: [
+            "heartbeat", "received", "started", "succeeded", "failed", "worker_alive_in_state", "task_state_success", "failed_exception",
+        ], events: true)
     }
 
     @Test func flowerListsCeleriacWorkerAndItsTasks() async throws {
-        let python = try TestPython.path()
-        let url = try TestBroker.shared.url()
-        let queue = uniqueName("interop-flower")
-        let node = "celeriac-fl-\(queue.suffix(8))@test"
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 4, hostname: node, events: true)
-        var env = ProcessInfo.processInfo.environment
-        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
-        env["CELERIAC_INTEROP_QUEUE"] = queue
-        env["CELERIAC_INTEROP_NODE"] = node
-        env["CELERIAC_INTEROP_FLOWER_PORT"] = String(try freeLoopbackPort())
-        env["PYTHONPATH"] = Self.interopDir
-        let output = await Shell.runOffPool(python, ["\(Self.interopDir)/python_flower.py"], environment: env)
-        let checks = Self.checks(in: output)
-        for name in ["online", "listed_with_stats", "registered", "task_seen"] {
-            let (ok, detail) = checks[name] ?? (false, "missing from the Python output: \(output.suffix(2000))")
-            #expect(ok, "Flower check \(name): \(detail)")
-        }
-        try await running.stop()
-        await deleteQueues([queue], url: url)
+        try await runPythonChecks("python_flower.py", checks: ["online", "listed_with_stats", "registered", "task_seen"], events: true,
+                                  extraEnvironment: ["CELERIAC_INTEROP_FLOWER_PORT": String(try freeLoopbackPort())])
     }
 
     static func checks(in output: String) -> [String: (Bool, String)] {
