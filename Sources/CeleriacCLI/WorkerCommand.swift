@@ -69,7 +69,9 @@ public struct WorkerCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics)
-        var services: [any Service] = [worker]
+        // ServiceGroup shuts services down in reverse order: the endpoint comes first so that it stops last and
+        // /readyz reports 503 (not "connection refused") while the worker drains.
+        var services: [any Service] = []
         let port = metricsPort ?? CLIEnvironment.value(CLIEnvironment.metricsPort).flatMap(Int.init) ?? 0
         if port > 0 {
             let endpoint = MetricsEndpoint(registry: registry, host: metricsBind, port: port, isReady: { worker.isReady })
@@ -77,6 +79,7 @@ public struct WorkerCommand: AsyncParsableCommand {
             logger.info("metrics endpoint up", metadata: ["address": .string("http://\(metricsBind):\(port)/metrics")])
             services.append(endpoint)
         }
+        services.append(worker)
         var groupConfig = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

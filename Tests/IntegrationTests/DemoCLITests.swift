@@ -1,4 +1,5 @@
 import AMQPTransport
+import CeleriacCore
 import Foundation
 import Testing
 
@@ -55,6 +56,61 @@ struct DemoCLITests {
         // Nothing is left in the queue; purge reports it.
         let purge = await cli(["purge", "-Q", queue, "--broker", broker])
         #expect(purge.output.contains("purged 0 message(s) from \(queue)"), "\(purge.output)")
+        await deleteQueues([queue], url: url)
+    }
+
+    /// A second SIGTERM is a cold shutdown: the running task is interrupted, reports nothing, and its message goes
+    /// back to the queue (nothing unacknowledged is dropped).
+    @Test func secondSIGTERMIsAColdShutdownThatReturnsTheRunningTask() async throws {
+        let url = try TestBroker.shared.url()
+        let broker = TestBroker.shared.urlString
+        let queue = uniqueName("cold")
+        let node = "\(queue)@test"
+        // Watch the worker's task events (worker started with -E) to know when the task is running.
+        let watcher = AMQPConnection(url: url, options: .init(name: "it-cold-watch", confirms: false))
+        try await watcher.connect()
+        let events = uniqueName("ev")
+        try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
+        try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
+        try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
+        let stream = try await watcher.consume(queue: events, prefetch: 0, noAck: true)
+
+        let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
+        let metricsPort = try freeLoopbackPort()
+        // A long grace period, so only the second signal can end the task within this test's deadline.
+        let pid = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "1", "-n", node, "-E", "--grace-period", "600",
+                                              "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1", "--broker", broker],
+                                  environment: ProcessInfo.processInfo.environment, log: log)
+        var exited = false
+        defer { if !exited { Shell.kill(pid) } }
+        let sent = await cli(["call", "demo.sleep", "--args", "[60]", "--queue", queue, "--broker", broker])
+        let id = String(sent.output.split(separator: "\n").last ?? "")
+        _ = try await first(stream.deliveries, within: .seconds(60), "task-started for \(id)") { d in
+            (try? JSONValue.parse(d.body))?["type"] == "task-started"
+        }
+        kill(pid, SIGTERM)
+        // Two SIGTERMs sent back to back may merge into one pending signal; send the second once the worker
+        // shows it is in its warm shutdown (/readyz turns 503).
+        try await within(.seconds(30), "/readyz to turn 503 after SIGTERM") {
+            while (try? httpGet(port: metricsPort, path: "/readyz").status) != 503 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        kill(pid, SIGTERM)
+        let status: Int32 = try await within(.seconds(60), "the worker to exit after the second SIGTERM") {
+          await withCheckedContinuation { c in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                c.resume(returning: status)
+            }
+          }
+        }
+        exited = true
+        #expect(status == 0, "worker exit status \(status)")
+        // The interrupted task's message is back in the queue, ready for another worker.
+        #expect(try await watcher.inspect(queue: queue).messageCount == 1)
+        let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(logText.contains("cold shutdown"), "\(logText.suffix(1000))")
+        await watcher.close()
         await deleteQueues([queue], url: url)
     }
 }
