@@ -14,7 +14,10 @@ func httpGet(port: Int, path: String) throws -> (status: Int, headers: String, b
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
     let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     guard rc == 0 else { throw Shell.Failure(command: "GET \(path)", status: errno, output: "connect failed") }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+    // Connection: close, so servers with keep-alive (Prometheus) end the response with EOF; reads time out at 5 s.
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
     _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     var data = [UInt8]()
     var buffer = [UInt8](repeating: 0, count: 65536)
