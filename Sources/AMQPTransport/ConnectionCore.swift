@@ -40,6 +40,7 @@ final class ConnectionCore {
     private var everConnected = false
     private var stopping = false
     private var adminOpen = false
+    private var recovering = false
     /// Bumped whenever delivery tags become invalid (reconnect or channel 1 reopened).
     private var generation: UInt64 = 0
     private var connectionCount: UInt64 = 0
@@ -404,26 +405,46 @@ final class ConnectionCore {
     }
 
     /// Channel 1 was closed by the broker (e.g. a publish to a missing exchange): reopen it and resubscribe.
+    ///
+    /// A consumer that cannot be re-created (its queue is gone: 404, or locked: 405) is dropped, its stream
+    /// finished and `consumerCancelled` emitted; the others go on. Never recursive: a failure while recovering
+    /// is handled by this loop, not by a nested recovery.
     private func recoverMainChannel(after error: AMQPError) {
-        guard let c = conn else { return }
+        guard conn != nil, !recovering else { return }
+        recovering = true
+        defer { recovering = false }
         generation += 1
         failAllConfirms(error)
+        do {
+            try openMainChannel()
+            var i = 0
+            while i < consumers.count {
+                let record = consumers[i]
+                do {
+                    try startConsumer(record)
+                    i += 1
+                } catch where error.code == .channelClosed {
+                    consumers.remove(at: i)
+                    record.continuation.finish()
+                    hub.emit(.consumerCancelled(tag: record.tag))
+                    try openMainChannel()
+                }
+            }
+        } catch {
+            connectionLost(error)
+        }
+    }
+
+    private func openMainChannel() throws(AMQPError) {
+        guard let c = conn else { throw AMQPError(.notConnected, operation: "channel.open") }
         nextPublishSeq = 1
         oldestUnconfirmed = 1
         amqp_channel_open(c, Self.mainChannel)
-        var failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open")
-        if failure == nil, options.confirms {
+        if let failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open") { throw failure }
+        if options.confirms {
             amqp_confirm_select(c, Self.mainChannel)
-            failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select")
+            if let failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select") { throw failure }
         }
-        if failure == nil {
-            do {
-                for consumer in consumers { try startConsumer(consumer) }
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { connectionLost(failure) }
     }
 
     // MARK: - Operations (called from jobs, on this thread)
