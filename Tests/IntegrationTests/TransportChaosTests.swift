@@ -53,10 +53,9 @@ struct TransportChaosTests {
         try await broker.scriptAsync("restart")
         _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
         _ = try await first(events, within: .seconds(60), "the reconnect") { if case .connected = $0 { return true }; return false }
-        let failures = try await within(.seconds(120), "all publishes") { try await publishing.value }
+        _ = try await within(.seconds(120), "all publishes") { try await publishing.value }
         let seen = try await within(.seconds(120), "all \(total) deliveries") { await received.value }
         #expect(seen.count == total)
-        #expect(failures >= 0)
         try await publisher.deleteQueue(q)
     }
 
