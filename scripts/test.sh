@@ -19,8 +19,9 @@ cleanup() {
         "$BROKER" stop || true
     fi
     # The chaos node (restart/freeze tests) is started by the tests themselves on first use.
-    if CELERIAC_BROKER_PORT=5692 CELERIAC_BROKER_DIR="$REPO/.run/broker-chaos" "$BROKER" status >/dev/null 2>&1; then
-        CELERIAC_BROKER_PORT=5692 CELERIAC_BROKER_DIR="$REPO/.run/broker-chaos" "$BROKER" stop || true
+    local chaos_port=$(( ${CELERIAC_BROKER_PORT:-5682} + 10 ))
+    if CELERIAC_BROKER_PORT=$chaos_port CELERIAC_BROKER_DIR="$REPO/.run/broker-chaos" "$BROKER" status >/dev/null 2>&1; then
+        CELERIAC_BROKER_PORT=$chaos_port CELERIAC_BROKER_DIR="$REPO/.run/broker-chaos" "$BROKER" stop || true
     fi
     exit "$rc"
 }

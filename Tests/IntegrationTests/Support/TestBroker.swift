@@ -12,8 +12,11 @@ struct TestBroker: Sendable {
     let port: Int
     let dir: String
 
-    static let shared = TestBroker(name: "shared", port: 5682, dir: "broker")
-    static let chaos = TestBroker(name: "chaos", port: 5692, dir: "broker-chaos")
+    /// The shared node's AMQP port: `CELERIAC_BROKER_PORT` (as `scripts/test.sh` exports it) or 5682. The chaos
+    /// node listens 10 above it, so two checkouts can run their suites side by side on different ports.
+    static let basePort = ProcessInfo.processInfo.environment["CELERIAC_BROKER_PORT"].flatMap { Int($0) } ?? 5682
+    static let shared = TestBroker(name: "shared", port: basePort, dir: "broker")
+    static let chaos = TestBroker(name: "chaos", port: basePort + 10, dir: "broker-chaos")
 
     static var repoRoot: String {
         var url = URL(fileURLWithPath: #filePath)
