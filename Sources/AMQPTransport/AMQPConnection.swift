@@ -104,9 +104,11 @@ public final class AMQPConnection: Sendable {
         try await call { core in Result { () throws(AMQPError) in try core.declare(exchange: exchange) } }
     }
 
+    /// Declares a queue. By default the connection re-declares it after a reconnect; pass
+    /// `recreateAfterReconnect: false` for queues whose absence means something (locks, per-chord join queues).
     @discardableResult
-    public func declare(_ queue: QueueSpec) async throws(AMQPError) -> QueueDeclareOK {
-        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: queue, passive: false) } }
+    public func declare(_ queue: QueueSpec, recreateAfterReconnect: Bool = true) async throws(AMQPError) -> QueueDeclareOK {
+        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: queue, passive: false, remember: recreateAfterReconnect) } }
     }
 
     /// queue.declare with passive = true: checks that the queue exists and reads its counts.

@@ -45,6 +45,13 @@ public struct RegisteredTask: Sendable {
     public let parameters: [String]
     public var options: TaskOptions
     public let run: @Sendable (TaskMessage, TaskContext) async throws -> JSONValue
+
+    public init(name: String, parameters: [String], options: TaskOptions, run: @escaping @Sendable (TaskMessage, TaskContext) async throws -> JSONValue) {
+        self.name = name
+        self.parameters = parameters
+        self.options = options
+        self.run = run
+    }
 }
 
 /// Maps positional args and kwargs onto a task's parameters and decodes the typed input.

@@ -15,6 +15,10 @@ public enum MetricNames {
     public static let brokerReconnects = "celeriac_broker_reconnects_total"
     public static let workerReady = "celeriac_worker_ready"
     public static let buildInfo = "celeriac_build_info"
+    public static let chordsJoined = "celeriac_chords_joined_total"
+    public static let chordsFailed = "celeriac_chords_failed_total"
+    public static let chordRejoins = "celeriac_chord_rejoins_total"
+    public static let chordLateParts = "celeriac_chord_late_parts_total"
     public static let residentMemory = "process_resident_memory_bytes"
     public static let cpuSeconds = "process_cpu_seconds_total"
     public static let openFDs = "process_open_fds"
@@ -23,6 +27,7 @@ public enum MetricNames {
     public static let allNames: [String] = [
         tasksReceived, tasksStarted, tasksFinished, taskRuntime, tasksActive, workerConcurrency, lastDelivery,
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
+        chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 

@@ -100,6 +100,20 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    public func chordEvent(_ event: String) {
+        switch event {
+        case "joined":
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.chordsJoined, unitName: "", helpText: "Chords whose body was published by this worker.")).increment()
+        case "failed", "deadline":
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.chordsFailed, unitName: "", helpText: "Chords failed by this worker's join, by reason (failed member, deadline)."),
+                                 labels: [("reason", event == "failed" ? "member_failed" : "deadline")]).increment()
+        case "rejoined":
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.chordRejoins, unitName: "", helpText: "Chord joins redone after a joiner died mid-join; the body may have run twice.")).increment()
+        default:
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.chordLateParts, unitName: "", helpText: "Chord header results that arrived after their chord was joined or expired.")).increment()
+        }
+    }
+
     public func stateChanged(ready: Bool) {
         registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(ready ? 1.0 : 0.0)
         if ready {

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacCanvas
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -31,6 +32,10 @@ extension Worker {
         observer.taskReceived(name: message.name, queue: queue)
         events.received(message)
 
+        if Self.builtinNames.contains(message.name), registry[message.name] == nil {
+            await runBuiltin(delivery, message, queue: queue, log: log)
+            return
+        }
         guard let task = registry[message.name] else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
             let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
@@ -148,8 +153,14 @@ extension Worker {
         switch outcome {
         case .success(let value):
             label = "success"
-            let children = await publishFollowUps(after: message, result: value, queue: queue, log: log)
-            published = await publishResult(.success(message.id, value, children: children, for: message), for: message, task: task)
+            if let children = await publishFollowUps(after: message, result: value, queue: queue, log: log) {
+                published = await publishResult(.success(message.id, value, children: children, for: message), for: message, task: task)
+                if published, let chord = message.embed.chord {
+                    published = await reportChordPart(of: message, outcome: .success(value), chord: chord, queue: queue, log: log)
+                }
+            } else {
+                published = false
+            }
             events.succeeded(message, result: value, runtime: seconds)
             log.debug("task succeeded", metadata: ["seconds": .stringConvertible(seconds)])
         case .failure(let failure):
@@ -157,6 +168,10 @@ extension Worker {
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+            await failRemainingChain(of: message, failure: failure, log: log)
+            if published, let chord = message.embed.chord {
+                published = await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
+            }
             events.failed(message, failure)
         case .retry(let after, let cause):
             label = "retry"
@@ -178,6 +193,10 @@ extension Worker {
             log.info("task not run", metadata: ["reason": .string(reason)])
             let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
             published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
+            await failRemainingChain(of: message, failure: failure, log: log)
+            if published, let chord = message.embed.chord {
+                published = await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
+            }
             events.revoked(message, reason: reason)
         }
         observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)

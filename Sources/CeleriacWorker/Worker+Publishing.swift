@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacCanvas
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -72,66 +73,54 @@ extension Worker {
         return await publishConfirmed([outgoing], what: "republish \(message.id)")
     }
 
-    /// After a success: the next chain step (with the result prepended) and link callbacks. Returns the
-    /// `children` entries for the result.
-    func publishFollowUps(after message: TaskMessage, result: JSONValue, queue: String, log: Logger) async -> [JSONValue] {
-        var children: [JSONValue] = []
-        var outgoing: [OutgoingMessage] = []
+    /// After a success: the next chain step (with the result prepended; a group, chord or chain step is applied
+    /// whole) and link callbacks. Returns the `children` entries for the result, or nil when the broker could not
+    /// take them (the message then stays unacked and is redelivered).
+    func publishFollowUps(after message: TaskMessage, result: JSONValue, queue: String, log: Logger) async -> [JSONValue]? {
+        var plan = CanvasPlan()
+        let planner = CanvasPlanner(defaultQueue: queue)
         if var chain = message.embed.chain, let next = chain.popLast() {
-            if var step = SignatureMessage.message(from: next, parent: message, result: result) {
-                step.message.embed.chain = chain
-                outgoing.append(TaskCodec.encode(step.message, routingKey: step.queue ?? queue))
-                children.append(.array([.array([.string(step.message.id), .null]), .null]))
-            } else {
-                log.error("chain step is not a valid signature; the chain stops here", metadata: ["signature": .string(next.jsonString)])
+            do {
+                let node = try CanvasNode(json: next)
+                var rest: [CanvasNode] = []
+                for json in chain.reversed() { rest.append(try CanvasNode(json: json)) }
+                let step = planner.plan(node, previous: result, continuation: rest, parent: message)
+                plan.messages += step.messages
+                plan.chords += step.chords
+            } catch {
+                log.error("chain step is not a valid signature; the chain stops here", metadata: ["error": .string(error.description)])
             }
         }
         for callback in message.embed.callbacks ?? [] {
-            if let step = SignatureMessage.message(from: callback, parent: message, result: result) {
-                outgoing.append(TaskCodec.encode(step.message, routingKey: step.queue ?? queue))
-                children.append(.array([.array([.string(step.message.id), .null]), .null]))
+            guard let node = try? CanvasNode(json: callback) else {
+                log.error("link callback is not a valid signature; skipped", metadata: ["signature": .string(callback.jsonString)])
+                continue
             }
+            let step = planner.plan(node, previous: result, parent: message)
+            plan.messages += step.messages
+            plan.chords += step.chords
         }
-        if !outgoing.isEmpty { _ = await publishConfirmed(outgoing, what: "follow-ups of \(message.id)") }
-        return children
+        if plan.messages.isEmpty { return [] }
+        guard await publishPlan(plan, what: "follow-ups of \(message.id)") else { return nil }
+        return plan.messages.map { .array([.array([.string($0.message.id), .null]), .null]) }
     }
 
     /// After a failure: each errback as a one-argument task with the failed task's id (the cross-language form).
     func publishErrbacks(after message: TaskMessage, queue: String, log: Logger) async {
         guard let errbacks = message.embed.errbacks, !errbacks.isEmpty else { return }
         let group = TaskMessage.newID()
-        var outgoing: [OutgoingMessage] = []
+        var plan = CanvasPlan()
+        let planner = CanvasPlanner(defaultQueue: queue)
         for (i, errback) in errbacks.enumerated() {
-            if var step = SignatureMessage.message(from: errback, parent: message, result: .string(message.id)) {
-                step.message.groupID = group
-                step.message.groupIndex = i
-                outgoing.append(TaskCodec.encode(step.message, routingKey: step.queue ?? queue))
+            guard let node = try? CanvasNode(json: errback) else { continue }
+            var step = planner.plan(node, previous: .string(message.id), parent: message)
+            for j in step.messages.indices {
+                step.messages[j].message.groupID = group
+                step.messages[j].message.groupIndex = i
             }
+            plan.messages += step.messages
+            plan.chords += step.chords
         }
-        if !outgoing.isEmpty { _ = await publishConfirmed(outgoing, what: "errbacks of \(message.id)") }
-    }
-}
-
-/// Turns a Celery signature (JSON) into the task message a worker publishes after its parent finished.
-enum SignatureMessage {
-    static func message(from signature: JSONValue, parent: TaskMessage, result: JSONValue) -> (message: TaskMessage, queue: String?)? {
-        guard let sig = signature.objectValue, let name = sig["task"]?.stringValue else { return nil }
-        let options = sig["options"]?.objectValue ?? [:]
-        let immutable = sig["immutable"]?.boolValue ?? false
-        var args = sig["args"]?.arrayValue ?? []
-        if !immutable { args.insert(result, at: 0) }
-        let kwargs = sig["kwargs"]?.objectValue ?? [:]
-        var m = TaskMessage(id: options["task_id"]?.stringValue ?? TaskMessage.newID(), name: name, args: args, kwargs: kwargs)
-        m.rootID = parent.rootID ?? parent.id
-        m.parentID = parent.id
-        m.replyTo = options["reply_to"]?.stringValue ?? parent.replyTo
-        m.groupID = options["group_id"]?.stringValue
-        m.groupIndex = options["group_index"]?.intValue.map { Int($0) }
-        if let p = options["priority"]?.intValue { m.priority = UInt8(clamping: p) }
-        if let c = options["countdown"]?.doubleValue { m.eta = Date().addingTimeInterval(c) }
-        if let link = options["link"] { m.embed.callbacks = link.arrayValue ?? [link] }
-        if let linkError = options["link_error"] { m.embed.errbacks = linkError.arrayValue ?? [linkError] }
-        if let chord = options["chord"], !chord.isNull { m.embed.chord = chord }
-        return (m, options["queue"]?.stringValue)
+        if !plan.messages.isEmpty { _ = await publishPlan(plan, what: "errbacks of \(message.id)") }
     }
 }

@@ -15,6 +15,8 @@ public protocol WorkerObserver: Sendable {
     func consumerRestarted(queue: String, reason: String)
     func connectionEvent(_ event: String)
     func stateChanged(ready: Bool)
+    /// A chord join step: joined, failed, deadline, rejoined (a joiner died after marking), late_part.
+    func chordEvent(_ event: String)
 }
 
 extension WorkerObserver {
@@ -27,6 +29,7 @@ extension WorkerObserver {
     public func consumerRestarted(queue: String, reason: String) {}
     public func connectionEvent(_ event: String) {}
     public func stateChanged(ready: Bool) {}
+    public func chordEvent(_ event: String) {}
 }
 
 public struct NoObserver: WorkerObserver {

@@ -1,13 +1,15 @@
+import CeleriacCanvas
 import CeleriacCore
 import Foundation
 
 /// The demo application's tasks. The README's quick start, the tests and the benchmarks use them.
 enum DemoTasks {
-    struct Pair: Codable, Sendable { let x: Int; let y: Int }
-    struct Numbers: Codable, Sendable { let numbers: [Int] }
-    struct Value: Codable, Sendable { let value: JSONValue }
-    struct Seconds: Codable, Sendable { let seconds: Double }
-    struct Message: Codable, Sendable { let message: String }
+    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ numbers: [Int]) { self.numbers = numbers } }
+    struct Value: Codable, Sendable, Arguments1 { let value: JSONValue; init(_ value: JSONValue) { self.value = value } }
+    struct Seconds: Codable, Sendable, Arguments1 { let seconds: Double; init(_ seconds: Double) { self.seconds = seconds } }
+    struct Message: Codable, Sendable, Arguments1 { let message: String; init(_ message: String) { self.message = message } }
+    struct FailedTask: Codable, Sendable, Arguments1 { let task_id: String; init(_ id: String) { task_id = id } }
     struct Times: Codable, Sendable { let times: Int }
 
     static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
@@ -19,6 +21,8 @@ enum DemoTasks {
     static let flaky = TaskName<Times, Int>("demo.flaky", parameters: "times")
     static let crash = TaskName<NoArguments, JSONValue>("demo.crash")
     static let noop = TaskName<NoArguments, JSONValue>("demo.noop")
+    /// An errback: gets the failed task's id (Celery's one-argument `link_error` form).
+    static let onError = TaskName<FailedTask, String>("demo.on_error", parameters: "task_id")
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -47,6 +51,10 @@ enum DemoTasks {
             fatalError("demo.crash: crashing on purpose (used by the process-pool tests)")
         }
         r.register(noop) { _, _ in .null }
+        r.register(onError) { f, context in
+            context.logger.warning("demo.on_error: task \(f.task_id) failed")
+            return "handled \(f.task_id)"
+        }
         return r
     }
 }

@@ -10,6 +10,7 @@ enum TestTasks {
     struct Message: Codable, Sendable { let message: String }
     struct Times: Codable, Sendable { let times: Int }
     static let add = TaskName<Pair, Int>("it.add", parameters: "x", "y")
+    static let mul = TaskName<Pair, Int>("it.mul", parameters: "x", "y")
     static let fail = TaskName<Message, Int>("it.fail", parameters: "message")
     static let flaky = TaskName<Times, Int>("it.flaky", parameters: "times")
     static let gate = TaskName<NoArguments, String>("it.gate")
@@ -23,6 +24,7 @@ enum TestTasks {
     static func registry(gate opener: Gate = Gate()) -> TaskRegistry {
         var r = TaskRegistry()
         r.register(add) { p, _ in p.x + p.y }
+        r.register(mul) { p, _ in p.x * p.y }
         r.register(fail) { m, _ in throw BuiltinError.valueError(m.message) }
         r.register(flaky, options: TaskOptions(maxRetries: 10)) { t, ctx in
             if ctx.retries < t.times { throw ctx.retry(countdown: .milliseconds(50)) }

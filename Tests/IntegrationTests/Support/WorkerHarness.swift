@@ -20,14 +20,18 @@ final class RecordingObserver: WorkerObserver {
     private let startedSink: AsyncStream<String>.Continuation
     let requeued: AsyncStream<String>
     private let requeuedSink: AsyncStream<String>.Continuation
+    let chords: AsyncStream<String>
+    private let chordsSink: AsyncStream<String>.Continuation
 
     init() {
+        (chords, chordsSink) = AsyncStream<String>.makeStream()
         (readyEvents, readySink) = AsyncStream<Bool>.makeStream()
         (finished, finishedSink) = AsyncStream<(String, String)>.makeStream()
         (started, startedSink) = AsyncStream<String>.makeStream()
         (requeued, requeuedSink) = AsyncStream<String>.makeStream()
     }
     func messageRequeued(queue: String) { requeuedSink.yield(queue) }
+    func chordEvent(_ event: String) { chordsSink.yield(event) }
     func stateChanged(ready: Bool) { readySink.yield(ready) }
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finishedSink.yield((name, outcome)) }
     func taskStarted(name: String, queue: String) { startedSink.yield(name) }
@@ -123,5 +127,6 @@ struct FanOut: WorkerObserver {
     func messageRequeued(queue: String) { observers.forEach { $0.messageRequeued(queue: queue) } }
     func consumerRestarted(queue: String, reason: String) { observers.forEach { $0.consumerRestarted(queue: queue, reason: reason) } }
     func connectionEvent(_ event: String) { observers.forEach { $0.connectionEvent(event) } }
+    func chordEvent(_ event: String) { observers.forEach { $0.chordEvent(event) } }
     func stateChanged(ready: Bool) { observers.forEach { $0.stateChanged(ready: ready) } }
 }

@@ -1,0 +1,273 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCanvas
+import CeleriacCore
+import FoundationEssentials
+import Logging
+
+/// Canvas on the worker side: continuing chains, callbacks, chord parts and the chord join (README "How chords join").
+extension Worker {
+    var planner: CanvasPlanner { CanvasPlanner(defaultQueue: configuration.queues.first ?? Topology.defaultQueue) }
+
+    /// Declares the plan's chord join queues, then publishes its messages with confirms. False when the broker
+    /// could not take them (the caller leaves its message unacked so it is redelivered).
+    func publishPlan(_ plan: CanvasPlan, what: String) async -> Bool {
+        for chord in plan.chords {
+            do {
+                try await publisherConnection.declare(ChordQueues.joinQueue(chord), recreateAfterReconnect: false)
+            } catch {
+                logger.error("could not declare a chord join queue", metadata: ["chord": .string(chord.id), "error": .string(error.description)])
+                return false
+            }
+        }
+        guard !plan.messages.isEmpty else { return true }
+        let now = Date()
+        let outgoing = plan.messages.map { item -> OutgoingMessage in
+            if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {
+                let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+                return TaskCodec.encode(item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
+                                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+            }
+            return TaskCodec.encode(item.message, routingKey: item.queue, now: now)
+        }
+        return await publishConfirmed(outgoing, what: what)
+    }
+
+    /// Publishes FAILURE results for every task of a canvas that will now never run (the rest of a failed chain,
+    /// the body of a failed chord), and reports failed parts to any chord they belonged to, so nobody waits forever.
+    func failCanvas(_ node: CanvasNode, failure: TaskFailure, parent: TaskMessage, log: Logger) async {
+        switch node {
+        case .task(let t):
+            guard let id = t.options["task_id"]?.stringValue else { return }
+            let doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
+            var result = ResultMessage.failure(id, failure, for: doomed)
+            result.parentID = parent.id
+            _ = await publishResult(result, for: doomed)
+            if let chord = doomed.embed.chord {
+                _ = await reportChordPart(of: doomed, outcome: .failure(failure), chord: chord, queue: nil, log: log)
+            }
+        case .chain(let steps, _):
+            for step in steps { await failCanvas(step, failure: failure, parent: parent, log: log) }
+        case .group(let members, _):
+            for member in members { await failCanvas(member, failure: failure, parent: parent, log: log) }
+        case .chord(_, let body, _):
+            await failCanvas(body, failure: failure, parent: parent, log: log)
+        }
+    }
+
+    /// After a failure, the rest of the chain fails too (as Celery marks it), so a chain's result never hangs.
+    func failRemainingChain(of message: TaskMessage, failure: TaskFailure, log: Logger) async {
+        guard let chain = message.embed.chain, !chain.isEmpty else { return }
+        for json in chain.reversed() {
+            guard let node = try? CanvasNode(json: json) else { continue }
+            await failCanvas(node, failure: failure, parent: message, log: log)
+        }
+    }
+
+    // MARK: - Chord parts
+
+    /// A chord header member finished: store its outcome in the chord's join queue, and if the queue now holds as
+    /// many parts as the header has members, ask for the join. Returns false only when the broker could not be
+    /// reached (the member's message then stays unacked and is redelivered: a duplicate part is harmless).
+    func reportChordPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, queue: String?, log: Logger) async -> Bool {
+        guard let info = ChordInfo(json: chord[ "options"]?[ChordInfo.optionKey]) else {
+            log.warning("the task belongs to a chord without Celeriac join information (sent by a Celery client with another result backend?); no part reported")
+            return true
+        }
+        let part = ChordPart(index: message.groupIndex ?? -1, taskID: message.id, outcome: outcome)
+        let props = BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2, correlationID: message.id)
+        let outgoing = OutgoingMessage(routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
+        do {
+            try await publisherConnection.publish([outgoing])
+        } catch where error.code == .unroutable {
+            log.warning("chord part arrived after the chord was joined or its join queue expired; dropped", metadata: ["chord": .string(info.id)])
+            observer.chordEvent("late_part")
+            return true
+        } catch {
+            guard await publishConfirmed([outgoing], what: "chord part of \(message.id)") else { return false }
+        }
+        return await triggerJoinIfComplete(info, body: chord, parent: message, log: log)
+    }
+
+    /// Reads the join queue's ready count; at `size` or more, publishes a join task (idempotent if several do).
+    func triggerJoinIfComplete(_ info: ChordInfo, body: JSONValue, parent: TaskMessage?, log: Logger) async -> Bool {
+        let count: UInt32
+        do {
+            count = try await publisherConnection.inspect(queue: info.joinQueue).messageCount
+        } catch where error.replyCode == 404 {
+            return true // joined already
+        } catch {
+            log.error("could not read the chord join queue", metadata: ["chord": .string(info.id), "error": .string(error.description)])
+            return false
+        }
+        guard count >= info.size else { return true }
+        let join = ChordJoin.joinMessage(info: info, body: body, reason: .complete, parent: parent)
+        return await publishConfirmed([TaskCodec.encode(join, routingKey: info.queue)], what: "chord join \(info.id)")
+    }
+
+    // MARK: - Built-in tasks
+
+    static let builtinNames: Set<String> = [ChordInfo.joinTaskName, ChordInfo.gatherTaskName, "celery.map", "celery.starmap"]
+
+    /// Runs a built-in canvas task; the join settles its own delivery.
+    func runBuiltin(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async {
+        let builtin = RegisteredTask(name: message.name, parameters: [], options: TaskOptions()) { _, _ in .null }
+        switch message.name {
+        case ChordInfo.joinTaskName:
+            await runChordJoin(delivery, message, queue: queue, log: log)
+            return
+        case ChordInfo.gatherTaskName:
+            await finish(delivery, message, queue: queue, task: builtin, outcome: .success(message.args.first ?? .array([])), seconds: 0, log: log)
+        default:
+            let outcome = await runMap(message, log: log)
+            await finish(delivery, message, queue: queue, task: builtin, outcome: outcome, seconds: 0, log: log)
+        }
+    }
+
+    /// `celery.map` / `celery.starmap`: the named task run here once per item, results in order.
+    func runMap(_ message: TaskMessage, log: Logger) async -> Outcome {
+        let star = message.name == "celery.starmap"
+        guard let sig = message.kwargs["task"], let name = sig["task"]?.stringValue, let items = message.kwargs["it"]?.arrayValue else {
+            return .failure(TaskFailure(type: "TypeError", arguments: [.string("\(message.name) needs kwargs 'task' (a signature) and 'it' (a list)")], module: "builtins"))
+        }
+        guard let task = registry[name] else {
+            return .failure(TaskFailure(type: "NotRegistered", arguments: [.string(name)], module: "celery.exceptions"))
+        }
+        var results: [JSONValue] = []
+        for item in items {
+            let args = star ? (item.arrayValue ?? [item]) : [item]
+            let each = TaskMessage(id: message.id, name: name, args: (sig["args"]?.arrayValue ?? []) + args, kwargs: sig["kwargs"]?.objectValue ?? [:])
+            let context = TaskContext(message: each, logger: log, hostname: configuration.hostname, options: task.options)
+            do {
+                results.append(try await task.run(each, context))
+            } catch {
+                return .failure(TaskFailure(error: error))
+            }
+        }
+        return .success(.array(results))
+    }
+
+    // MARK: - The join
+
+    /// Joins a chord: exclusive lock queue, read every part, publish the body (or fail it), delete the join queue.
+    /// Safe to run twice or concurrently: the lock admits one joiner, and a finished join leaves no queue.
+    func runChordJoin(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async {
+        let reason = message.kwargs["reason"]?.stringValue.flatMap(ChordJoin.Reason.init(rawValue:))
+        guard message.args.count == 2, let body = try? CanvasNode(json: message.args[1]) else {
+            await deadLetter(delivery, queue: queue, reason: "celeriac.chord_join needs args [chord info, body signature]", label: "invalid")
+            return
+        }
+        guard let info = ChordInfo(json: message.args[0]), let reason else {
+            // A chord without Celeriac's join information: fail its body visibly instead of hanging.
+            let failure = ChordJoin.chordError("this chord was sent without Celeriac join information (a client that does not freeze chords?); send chords with CeleriacClient.apply")
+            if case .chord(_, let chordBody, _) = body { await failCanvas(chordBody, failure: failure, parent: message, log: log) }
+            await consumerConnection.ack(delivery.tag)
+            return
+        }
+        var log = log
+        log[metadataKey: "chord"] = .string(info.id)
+
+        do {
+            try await publisherConnection.declare(ChordQueues.lockQueue(info), recreateAfterReconnect: false)
+        } catch where error.replyCode == 405 {
+            // Another joiner holds the lock; it re-checks the count after releasing it, so nothing is lost.
+            log.debug("another worker is joining this chord")
+            await consumerConnection.ack(delivery.tag)
+            return
+        } catch {
+            log.warning("could not take the chord lock; trying again shortly", metadata: ["error": .string(error.description)])
+            await retryJoinLater(delivery, message, queue: queue, log: log)
+            return
+        }
+
+        var parts: [ChordPart] = []
+        var tags: [DeliveryTag] = []
+        var sawMarker = false
+        do {
+            while let d = try await publisherConnection.get(queue: info.joinQueue) {
+                tags.append(d.tag)
+                guard let json = try? JSONValue.parse(d.body) else { continue }
+                if json["joined"] != nil { sawMarker = true; continue }
+                if let part = ChordPart(json: json) { parts.append(part) }
+            }
+        } catch where error.replyCode == 404 {
+            // Joined (or expired) already.
+            await releaseLock(info)
+            await consumerConnection.ack(delivery.tag)
+            return
+        } catch {
+            log.warning("lost the broker while reading chord parts; trying again shortly", metadata: ["error": .string(error.description)])
+            await releaseLock(info)
+            await retryJoinLater(delivery, message, queue: queue, log: log)
+            return
+        }
+
+        switch ChordJoin.decide(parts: parts, info: info, deadlinePassed: reason == .deadline) {
+        case .incomplete(let missing):
+            if let last = tags.last { _ = await publisherConnection.nack(last, multiple: true, requeue: true) }
+            await releaseLock(info)
+            log.debug("chord not complete yet", metadata: ["missing": .stringConvertible(missing.count)])
+            // A member that counted while this joiner held the parts saw too few; count again now they are back.
+            if reason == .complete, !(await triggerJoinIfComplete(info, body: message.args[1], parent: message, log: log)) {
+                await retryJoinLater(delivery, message, queue: queue, log: log)
+                return
+            }
+            await consumerConnection.ack(delivery.tag)
+        case .runBody(let results):
+            if sawMarker {
+                log.warning("a previous joiner of this chord died after marking it joined; the body is published again and may run twice (at-least-once)")
+                observer.chordEvent("rejoined")
+            }
+            let marker = OutgoingMessage(routingKey: info.joinQueue, body: JSONValue.object(["joined": .string(message.id)]).jsonBytes,
+                                         properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+            guard await publishConfirmed([marker], what: "chord marker"),
+                  await publishPlan(planner.plan(body, previous: results, parent: message), what: "chord body \(info.id)") else {
+                await releaseLock(info)
+                await retryJoinLater(delivery, message, queue: queue, log: log)
+                return
+            }
+            await finishJoin(info, delivery: delivery, log: log)
+            observer.chordEvent("joined")
+            log.debug("chord joined; body published", metadata: ["size": .stringConvertible(info.size)])
+        case .fail(let failure):
+            log.error("chord failed", metadata: ["error": .string(failure.description)])
+            await failCanvas(body, failure: failure, parent: message, log: log)
+            await publishBodyErrbacks(body, parent: message, log: log)
+            await finishJoin(info, delivery: delivery, log: log)
+            observer.chordEvent(reason == .deadline ? "deadline" : "failed")
+        }
+    }
+
+    /// The join is done: drop the join queue (and with it the parts this joiner holds), the lock, and the join task.
+    private func finishJoin(_ info: ChordInfo, delivery: Delivery, log: Logger) async {
+        do {
+            try await publisherConnection.deleteQueue(info.joinQueue)
+        } catch {
+            log.warning("could not delete the chord join queue; it expires by itself", metadata: ["error": .string(error.description)])
+        }
+        await releaseLock(info)
+        await consumerConnection.ack(delivery.tag)
+    }
+
+    private func releaseLock(_ info: ChordInfo) async {
+        _ = try? await publisherConnection.deleteQueue(info.lockQueue)
+    }
+
+    /// Puts the join task back with a one-second delay (broker trouble), then acks this delivery.
+    private func retryJoinLater(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async {
+        var again = message
+        again.eta = Date().addingTimeInterval(1)
+        if await republish(again, queue: queue, log: log) { await consumerConnection.ack(delivery.tag) }
+    }
+
+    /// A failed chord runs the `link_error` callbacks of its body's tasks with the body's id.
+    private func publishBodyErrbacks(_ body: CanvasNode, parent: TaskMessage, log: Logger) async {
+        guard case .task(let t) = body else {
+            if case .chain(let steps, _) = body, let first = steps.first { await publishBodyErrbacks(first, parent: parent, log: log) }
+            return
+        }
+        var doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
+        doomed.embed.chain = nil
+        await publishErrbacks(after: doomed, queue: planner.defaultQueue, log: log)
+    }
+}

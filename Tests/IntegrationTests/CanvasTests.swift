@@ -1,0 +1,242 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCanvas
+import CeleriacCore
+import CeleriacWorker
+import Foundation
+import Testing
+
+/// The canvas tasks of these tests (`cv.*`), with positional argument protocols so the typed DSL applies.
+enum CanvasTasks {
+    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
+    struct Millis: Codable, Sendable, Arguments1 { let ms: Int; init(_ ms: Int) { self.ms = ms } }
+    struct Text: Codable, Sendable, Arguments1 { let text: String; init(_ t: String) { text = t } }
+    struct Value: Codable, Sendable, Arguments1 { let value: JSONValue; init(_ v: JSONValue) { value = v } }
+
+    static let add = TaskName<Pair, Int>("cv.add", parameters: "x", "y")
+    static let mul = TaskName<Pair, Int>("cv.mul", parameters: "x", "y")
+    static let xsum = TaskName<Numbers, Int>("cv.xsum", parameters: "numbers")
+    static let nap = TaskName<Millis, Int>("cv.nap", parameters: "ms")
+    static let fail = TaskName<Text, Int>("cv.fail", parameters: "text")
+    static let onError = TaskName<Text, String>("cv.on_error", parameters: "text")
+    static let echo = TaskName<Value, JSONValue>("cv.echo", parameters: "value")
+    static let held = TaskName<Millis, Int>("cv.held", parameters: "ms")
+    struct Ints: Codable, Sendable, Arguments1 { let values: [Int]; init(_ v: [Int]) { values = v } }
+    struct Values: Codable, Sendable, Arguments1 { let values: [JSONValue]; init(_ v: [JSONValue]) { values = v } }
+    struct Outcomes: Codable, Sendable, Arguments1 { let parts: [ChordPartOutcome<Int>]; init(_ p: [ChordPartOutcome<Int>]) { parts = p } }
+    static let list = TaskName<Ints, [Int]>("cv.list", parameters: "values")
+    static let values = TaskName<Values, [JSONValue]>("cv.values", parameters: "values")
+    /// A chord body that gets results and errors side by side: "ok <value>" or the exception type per member.
+    static let describe = TaskName<Outcomes, [String]>("cv.describe", parameters: "parts")
+
+    static func registry(errbacks: AsyncStream<String>.Continuation? = nil, gate: Gate = Gate()) -> TaskRegistry {
+        var r = TaskRegistry()
+        r.register(add) { p, _ in p.x + p.y }
+        r.register(mul) { p, _ in p.x * p.y }
+        r.register(xsum) { n, _ in n.numbers.reduce(0, +) }
+        r.register(nap) { m, _ in
+            try await Task.sleep(for: .milliseconds(m.ms))
+            return m.ms
+        }
+        r.register(fail) { t, _ in throw BuiltinError.valueError(t.text) }
+        r.register(onError) { t, _ in
+            errbacks?.yield(t.text)
+            return "handled \(t.text)"
+        }
+        r.register(echo) { v, _ in v.value }
+        r.register(list) { v, _ in v.values }
+        r.register(values) { v, _ in v.values }
+        r.register(describe) { o, _ in
+            o.parts.map { part in
+                switch part {
+                case .success(let v): "ok \(v)"
+                case .failure(_, let type, _): type
+                }
+            }
+        }
+        r.register(held) { m, _ in
+            await gate.wait()
+            return m.ms
+        }
+        return r
+    }
+}
+
+/// Chains, groups and chords end to end on the throwaway broker, with several in-process workers.
+@Suite(.tags(.integration), .serialized)
+struct CanvasTests {
+    struct Setup {
+        let url: AMQPURL
+        let queue: String
+        let workers: [RunningWorker]
+        let client: CeleriacClient
+
+        func stop() async throws {
+            await client.close()
+            for w in workers { try await w.stop() }
+            await deleteQueues([queue], url: url)
+        }
+    }
+
+    func setUp(workers count: Int = 1, concurrency: Int = 8, registry: TaskRegistry = CanvasTasks.registry()) async throws -> Setup {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("cv")
+        var workers: [RunningWorker] = []
+        for _ in 0..<count { workers.append(try await startWorker(registry, url: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 4)) }
+        return Setup(url: url, queue: queue, workers: workers, client: try await startClient(url: url, queue: queue))
+    }
+
+    @Test func chainOfAHundredStepsPassesEachResultOn() async throws {
+        let s = try await setUp()
+        var pipeline = CanvasTasks.add.s(0, 1)
+        for _ in 1..<100 { pipeline = pipeline | CanvasTasks.add.s(1) }
+        let result = try await s.client.apply(pipeline)
+        #expect(try await result.get(timeout: .seconds(60)) == 100)
+        // The chain's result is its last step's; the builder form gives the same.
+        let built = chain {
+            CanvasTasks.add.s(2, 2)
+            CanvasTasks.mul.s(4)
+            CanvasTasks.add.s(-6)
+        }
+        #expect(try await s.client.apply(built).get(timeout: .seconds(30)) == 10)
+        try await s.stop()
+    }
+
+    @Test func groupOfAThousandReturnsResultsInMemberOrder() async throws {
+        let s = try await setUp(workers: 2)
+        let g = group {
+            for i in 0..<1000 { CanvasTasks.add.s(i, i) }
+        }
+        let result = try await s.client.apply(g)
+        let values = try await result.get(timeout: .seconds(120))
+        #expect(values == (0..<1000).map { 2 * $0 })
+        #expect(await result.completedCount() == 1000)
+        #expect(result.members?.count == 1000)
+        try await s.stop()
+    }
+
+    @Test func chordOfAThousandOutOfOrderAcrossThreeWorkers() async throws {
+        let s = try await setUp(workers: 3)
+        // Each header member is a chain whose first step sleeps a random few ms, so members finish out of order
+        // and on different workers; the body still gets them in header order.
+        let header = group {
+            for i in 0..<1000 { CanvasTasks.nap.s(Int.random(in: 0...5)) | CanvasTasks.add.si(i, i) }
+        }
+        let result = try await s.client.apply(chord(header, CanvasTasks.list.s()))
+        let values = try await result.get(timeout: .seconds(180))
+        #expect(values == (0..<1000).map { 2 * $0 })
+        let sum = try await s.client.apply(chord(group { for i in 0..<1000 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
+        #expect(try await sum.get(timeout: .seconds(180)) == 999_000)
+        try await s.stop()
+        #expect(try await leftoverChordQueues().isEmpty)
+    }
+
+    @Test func nestedCanvasesComposeToAnyDepth() async throws {
+        let s = try await setUp(workers: 2)
+        // A chord of chords.
+        let inner1 = chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.xsum.s())
+        let inner2 = chord(group { CanvasTasks.add.s(3, 3) }, CanvasTasks.xsum.s())
+        let outer = chord(group { inner1; inner2 }, CanvasTasks.xsum.s())
+        #expect(try await s.client.apply(outer).get(timeout: .seconds(60)) == 12)
+
+        // A chain containing a group containing chains: add(1,1)=2 → [(2+10)*2, 2*3] = [24, 6].
+        let fanOut = group(steps: {
+            CanvasTasks.add.s(10) | CanvasTasks.mul.s(2)
+            CanvasTasks.mul.s(3)
+        })
+        #expect(try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut).get(timeout: .seconds(60)) == [24, 6])
+        // The same followed by a step: upgraded to a chord whose body gets the group's results.
+        #expect(try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut | CanvasTasks.xsum.s()).get(timeout: .seconds(60)) == 30)
+        // A chord inside a chain, and a group of chords.
+        let inChain = CanvasTasks.add.s(1, 2) | chord(group(steps: { CanvasTasks.add.s(1); CanvasTasks.mul.s(2) }), CanvasTasks.xsum.s())
+        #expect(try await s.client.apply(inChain).get(timeout: .seconds(60)) == 10)
+        let groupOfChords = group { inner1; inner2 }
+        #expect(try await s.client.apply(groupOfChords).get(timeout: .seconds(60)) == [6, 6])
+        // A group nested in a chord header is delivered to the body as one list.
+        let nestedGroup = chord(group { group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }.erased; CanvasTasks.add.s(5, 5).erased },
+                                CanvasTasks.values.s())
+        #expect(try await s.client.apply(nestedGroup).get(timeout: .seconds(60)) == [[2, 4], 10])
+        // map, starmap, chunks.
+        #expect(try await s.client.apply(CanvasTasks.xsum.map([[1, 2], [3]])).get(timeout: .seconds(30)) == [3, 3])
+        #expect(try await s.client.apply(CanvasTasks.add.starmap([(1, 2), (3, 4)])).get(timeout: .seconds(30)) == [3, 7])
+        #expect(try await s.client.apply(CanvasTasks.add.chunks((0..<10).map { ($0, $0) }, size: 4)).get(timeout: .seconds(30))
+                == [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]])
+        try await s.stop()
+        #expect(try await leftoverChordQueues().isEmpty)
+    }
+
+    @Test func failingStepStopsTheChainFailsItsResultAndRunsLinkError() async throws {
+        let (errbacks, sink) = AsyncStream<String>.makeStream()
+        let s = try await setUp(registry: CanvasTasks.registry(errbacks: sink))
+        let failing = CanvasTasks.fail.s("boom").linkError(CanvasTasks.onError.s())
+        // `signature | signature` runs the right side without the left's result (it is made immutable).
+        let result = try await s.client.apply(CanvasTasks.add.s(1, 1) | failing | CanvasTasks.add.s(1))
+        do {
+            _ = try await result.get(timeout: .seconds(30))
+            Issue.record("the chain's last step ran after a failed step")
+        } catch let error as CeleriacError {
+            guard case .taskFailed(_, _, let failure) = error else { throw error }
+            #expect(failure.type == "ValueError")
+            #expect(failure.message.contains("boom"))
+        }
+        // The errback got the failed task's id (one-argument form).
+        let failedID = try await first(errbacks, within: .seconds(30), "the link_error callback") { _ in true }
+        #expect(!failedID.isEmpty)
+        try await s.stop()
+    }
+
+    @Test func chordWithAFailingMemberFailsWithChordErrorNamingIt() async throws {
+        let s = try await setUp(workers: 2)
+        let header = group {
+            CanvasTasks.add.s(1, 1)
+            CanvasTasks.fail.s("member 1 broke")
+            CanvasTasks.add.s(2, 2)
+        }
+        let result = try await s.client.apply(chord(header, CanvasTasks.xsum.s()))
+        do {
+            _ = try await result.get(timeout: .seconds(30))
+            Issue.record("the chord body ran although a member failed")
+        } catch let error as CeleriacError {
+            guard case .taskFailed(_, _, let failure) = error else { throw error }
+            #expect(failure.type == "ChordError")
+            #expect(failure.message.contains("ValueError"))
+            #expect(failure.message.contains("member 1"))
+        }
+        // Opted in: the body gets results and errors side by side.
+        let collected = try await s.client.apply(chord(collectingErrors: header, CanvasTasks.describe.s()))
+        #expect(try await collected.get(timeout: .seconds(30)) == ["ok 2", "ValueError", "ok 4"])
+        try await s.stop()
+        #expect(try await leftoverChordQueues().isEmpty)
+    }
+
+    @Test func chordPastItsDeadlineFailsInsteadOfWaiting() async throws {
+        let gate = Gate()
+        let s = try await setUp(registry: CanvasTasks.registry(gate: gate))
+        let header = group {
+            CanvasTasks.add.s(1, 1)
+            CanvasTasks.held.s(7)        // held until the gate opens: the header cannot complete in time
+        }
+        let result = try await s.client.apply(chord(header, CanvasTasks.xsum.s(), deadline: .seconds(1)))
+        do {
+            _ = try await result.get(timeout: .seconds(30))
+            Issue.record("a chord with a held member completed")
+        } catch let error as CeleriacError {
+            guard case .taskFailed(_, _, let failure) = error else { throw error }
+            #expect(failure.type == "ChordError")
+            #expect(failure.message.contains("deadline"))
+            #expect(failure.message.contains("missing members [1]"))
+        }
+        // The held member finishes after the chord failed: its part finds no join queue and is dropped.
+        gate.open()
+        _ = try await first(s.workers[0].observer.chords, within: .seconds(30), "the late part to be dropped") { $0 == "late_part" }
+        try await s.stop()
+        #expect(try await leftoverChordQueues().isEmpty)
+    }
+
+    /// Join queues of chords that finished: there must be none.
+    func leftoverChordQueues() async throws -> [String] {
+        let listing = try await TestBroker.shared.scriptAsync("ctl", "list_queues", "-q", "--no-table-headers", "name")
+        return listing.split(separator: "\n").map(String.init).filter { $0.hasPrefix("celeriac.chord.") }
+    }
+}
