@@ -16,7 +16,16 @@ extension CeleriacClient {
             .freeze(signature.node)
         let plan = CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen)
         try await publish(plan)
-        return CanvasResult(shape: ResultShape(of: frozen), client: self)
+        return CanvasResult(shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
+    }
+
+    static func chordIDs(in node: CanvasNode) -> [String] {
+        switch node {
+        case .task: []
+        case .chain(let nodes, _), .group(let nodes, _): nodes.flatMap(chordIDs(in:))
+        case .chord(let header, let body, let options):
+            [options["group_id"]?.stringValue].compactMap { $0 } + header.flatMap(chordIDs(in:)) + chordIDs(in: body)
+        }
     }
 
     /// Publishes a plan: join queues, then every message (with the delay topology for ETAs ≥ 1 s), confirmed.
@@ -65,6 +74,14 @@ public enum ChordQueues {
 public struct CanvasResult<Output: Codable & Sendable>: Sendable {
     public let shape: ResultShape
     let client: CeleriacClient
+    /// Every chord of the canvas (its join queue is `celeriac.chord.<id>` while it is open).
+    public var chordIDs: [String] = []
+
+    init(shape: ResultShape, client: CeleriacClient, chordIDs: [String] = []) {
+        self.shape = shape
+        self.client = client
+        self.chordIDs = chordIDs
+    }
 
     /// The id users look up: the last task of a chain, the body of a chord, the group id of a group.
     public var id: String {

@@ -109,12 +109,19 @@ extension Worker {
 
     static let builtinNames: Set<String> = [ChordInfo.joinTaskName, ChordInfo.gatherTaskName, "celery.map", "celery.starmap"]
 
+    /// A placeholder registration for a built-in (its body is ``runBuiltin(_:_:queue:log:)``).
+    static func builtinTask(_ name: String) -> RegisteredTask {
+        RegisteredTask(name: name, parameters: [], options: TaskOptions()) { _, _ in .null }
+    }
+
     /// Runs a built-in canvas task; the join settles its own delivery.
     func runBuiltin(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async {
-        let builtin = RegisteredTask(name: message.name, parameters: [], options: TaskOptions()) { _, _ in .null }
+        let builtin = Self.builtinTask(message.name)
         switch message.name {
         case ChordInfo.joinTaskName:
+            guard await joinGate.acquire() else { return } // shutting down: the join task stays unacked, goes back
             await runChordJoin(delivery, message, queue: queue, log: log)
+            await joinGate.release()
             return
         case ChordInfo.gatherTaskName:
             await finish(delivery, message, queue: queue, task: builtin, outcome: .success(message.args.first ?? .array([])), seconds: 0, log: log)

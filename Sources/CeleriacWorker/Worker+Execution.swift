@@ -32,11 +32,8 @@ extension Worker {
         observer.taskReceived(name: message.name, queue: queue)
         events.received(message)
 
-        if Self.builtinNames.contains(message.name), registry[message.name] == nil {
-            await runBuiltin(delivery, message, queue: queue, log: log)
-            return
-        }
-        guard let task = registry[message.name] else {
+        let builtin = registry[message.name] == nil && Self.builtinNames.contains(message.name)
+        guard let task = registry[message.name] ?? (builtin ? Self.builtinTask(message.name) : nil) else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
             let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
             _ = await publishResult(.failure(message.id, failure, for: message), for: message)
@@ -69,6 +66,11 @@ extension Worker {
         }
         let hold = await rateLimiter.reserve(message.name)
         if hold > .zero { try? await Task.sleep(for: hold) }
+        if builtin {
+            // Canvas plumbing (chord join, gather, map): settles its own delivery.
+            await runBuiltin(delivery, message, queue: queue, log: log)
+            return
+        }
         if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
 
         observer.taskStarted(name: message.name, queue: queue)

@@ -71,6 +71,9 @@ public final class Worker: Service, Sendable {
     let publisherConnection: AMQPConnection
     let revoked = RevokedSet()
     let rateLimiter = RateLimiter()
+    /// One chord join at a time per worker: a join holds parts unacked on the publisher connection's admin
+    /// channel, which a concurrent join's failed lock declare (405) would close.
+    let joinGate = Slots(1)
     let running = Mutex<[String: RunningTask]>([:])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: AMQPConsumer]>([:])

@@ -92,14 +92,16 @@ struct CanvasTests {
         var pipeline = CanvasTasks.add.s(0, 1)
         for _ in 1..<100 { pipeline = pipeline | CanvasTasks.add.s(1) }
         let result = try await s.client.apply(pipeline)
-        #expect(try await result.get(timeout: .seconds(60)) == 100)
+        let hundred: Int = try await result.get(timeout: .seconds(60))
+        #expect(hundred == 100)
         // The chain's result is its last step's; the builder form gives the same.
         let built = chain {
             CanvasTasks.add.s(2, 2)
             CanvasTasks.mul.s(4)
             CanvasTasks.add.s(-6)
         }
-        #expect(try await s.client.apply(built).get(timeout: .seconds(30)) == 10)
+        let ten: Int = try await s.client.apply(built).get(timeout: .seconds(30))
+        #expect(ten == 10)
         try await s.stop()
     }
 
@@ -110,8 +112,10 @@ struct CanvasTests {
         }
         let result = try await s.client.apply(g)
         let values = try await result.get(timeout: .seconds(120))
-        #expect(values == (0..<1000).map { 2 * $0 })
-        #expect(await result.completedCount() == 1000)
+        let doubled: [Int] = (0..<1000).map { 2 * $0 }
+        #expect(values == doubled)
+        let completed = await result.completedCount()
+        #expect(completed == 1000)
         #expect(result.members?.count == 1000)
         try await s.stop()
     }
@@ -125,11 +129,13 @@ struct CanvasTests {
         }
         let result = try await s.client.apply(chord(header, CanvasTasks.list.s()))
         let values = try await result.get(timeout: .seconds(180))
-        #expect(values == (0..<1000).map { 2 * $0 })
+        let doubled: [Int] = (0..<1000).map { 2 * $0 }
+        #expect(values == doubled)
         let sum = try await s.client.apply(chord(group { for i in 0..<1000 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
-        #expect(try await sum.get(timeout: .seconds(180)) == 999_000)
+        let total: Int = try await sum.get(timeout: .seconds(180))
+        #expect(total == 999_000)
         try await s.stop()
-        #expect(try await leftoverChordQueues().isEmpty)
+        #expect(try await leftoverChordQueues(result.chordIDs + sum.chordIDs).isEmpty)
     }
 
     @Test func nestedCanvasesComposeToAnyDepth() async throws {
@@ -138,32 +144,44 @@ struct CanvasTests {
         let inner1 = chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.xsum.s())
         let inner2 = chord(group { CanvasTasks.add.s(3, 3) }, CanvasTasks.xsum.s())
         let outer = chord(group { inner1; inner2 }, CanvasTasks.xsum.s())
-        #expect(try await s.client.apply(outer).get(timeout: .seconds(60)) == 12)
+        let outerResult = try await s.client.apply(outer)
+        let twelve: Int = try await outerResult.get(timeout: .seconds(60))
+        #expect(twelve == 12)
+        #expect(outerResult.chordIDs.count == 3)
 
         // A chain containing a group containing chains: add(1,1)=2 → [(2+10)*2, 2*3] = [24, 6].
         let fanOut = group(steps: {
             CanvasTasks.add.s(10) | CanvasTasks.mul.s(2)
             CanvasTasks.mul.s(3)
         })
-        #expect(try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut).get(timeout: .seconds(60)) == [24, 6])
+        let fanned: [Int] = try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut).get(timeout: .seconds(60))
+        #expect(fanned == [24, 6] as [Int])
         // The same followed by a step: upgraded to a chord whose body gets the group's results.
-        #expect(try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut | CanvasTasks.xsum.s()).get(timeout: .seconds(60)) == 30)
+        let fannedSum: Int = try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut | CanvasTasks.xsum.s()).get(timeout: .seconds(60))
+        #expect(fannedSum == 30)
         // A chord inside a chain, and a group of chords.
         let inChain = CanvasTasks.add.s(1, 2) | chord(group(steps: { CanvasTasks.add.s(1); CanvasTasks.mul.s(2) }), CanvasTasks.xsum.s())
-        #expect(try await s.client.apply(inChain).get(timeout: .seconds(60)) == 10)
+        let inChainSum: Int = try await s.client.apply(inChain).get(timeout: .seconds(60))
+        #expect(inChainSum == 10)
         let groupOfChords = group { inner1; inner2 }
-        #expect(try await s.client.apply(groupOfChords).get(timeout: .seconds(60)) == [6, 6])
+        let chordSums: [Int] = try await s.client.apply(groupOfChords).get(timeout: .seconds(60))
+        #expect(chordSums == [6, 6] as [Int])
         // A group nested in a chord header is delivered to the body as one list.
         let nestedGroup = chord(group { group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }.erased; CanvasTasks.add.s(5, 5).erased },
                                 CanvasTasks.values.s())
-        #expect(try await s.client.apply(nestedGroup).get(timeout: .seconds(60)) == [[2, 4], 10])
+        let nested: [JSONValue] = try await s.client.apply(nestedGroup).get(timeout: .seconds(60))
+        let expectedNested: [JSONValue] = [.array([.int(2), .int(4)]), .int(10)]
+        #expect(nested == expectedNested)
         // map, starmap, chunks.
-        #expect(try await s.client.apply(CanvasTasks.xsum.map([[1, 2], [3]])).get(timeout: .seconds(30)) == [3, 3])
-        #expect(try await s.client.apply(CanvasTasks.add.starmap([(1, 2), (3, 4)])).get(timeout: .seconds(30)) == [3, 7])
-        #expect(try await s.client.apply(CanvasTasks.add.chunks((0..<10).map { ($0, $0) }, size: 4)).get(timeout: .seconds(30))
-                == [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]])
+        let mapped: [Int] = try await s.client.apply(CanvasTasks.xsum.map([[1, 2], [3]])).get(timeout: .seconds(30))
+        #expect(mapped == [3, 3] as [Int])
+        let starmapped: [Int] = try await s.client.apply(CanvasTasks.add.starmap([(1, 2), (3, 4)])).get(timeout: .seconds(30))
+        #expect(starmapped == [3, 7] as [Int])
+        let chunked: [[Int]] = try await s.client.apply(CanvasTasks.add.chunks((0..<10).map { ($0, $0) }, size: 4)).get(timeout: .seconds(30))
+        let expectedChunks: [[Int]] = [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]
+        #expect(chunked == expectedChunks)
         try await s.stop()
-        #expect(try await leftoverChordQueues().isEmpty)
+        #expect(try await leftoverChordQueues(outerResult.chordIDs).isEmpty)
     }
 
     @Test func failingStepStopsTheChainFailsItsResultAndRunsLinkError() async throws {
@@ -205,9 +223,10 @@ struct CanvasTests {
         }
         // Opted in: the body gets results and errors side by side.
         let collected = try await s.client.apply(chord(collectingErrors: header, CanvasTasks.describe.s()))
-        #expect(try await collected.get(timeout: .seconds(30)) == ["ok 2", "ValueError", "ok 4"])
+        let described: [String] = try await collected.get(timeout: .seconds(30))
+        #expect(described == ["ok 2", "ValueError", "ok 4"] as [String])
         try await s.stop()
-        #expect(try await leftoverChordQueues().isEmpty)
+        #expect(try await leftoverChordQueues(result.chordIDs + collected.chordIDs).isEmpty)
     }
 
     @Test func chordPastItsDeadlineFailsInsteadOfWaiting() async throws {
@@ -231,12 +250,30 @@ struct CanvasTests {
         gate.open()
         _ = try await first(s.workers[0].observer.chords, within: .seconds(30), "the late part to be dropped") { $0 == "late_part" }
         try await s.stop()
-        #expect(try await leftoverChordQueues().isEmpty)
+        #expect(try await leftoverChordQueues(result.chordIDs).isEmpty)
     }
 
-    /// Join queues of chords that finished: there must be none.
-    func leftoverChordQueues() async throws -> [String] {
-        let listing = try await TestBroker.shared.scriptAsync("ctl", "list_queues", "-q", "--no-table-headers", "name")
-        return listing.split(separator: "\n").map(String.init).filter { $0.hasPrefix("celeriac.chord.") }
+    /// The join queues of these chords that still exist: once a chord is joined (or failed) there must be none.
+    func leftoverChordQueues(_ ids: [String]) async throws -> [String] {
+        #expect(!ids.isEmpty, "no chord in the canvases checked")
+        let c = AMQPConnection(url: try TestBroker.shared.url(), options: .init(name: "it-chord-check", confirms: false))
+        try await c.connect()
+        var left: [String] = []
+        for id in ids {
+            let status = await Self.queueStatus(c, "celeriac.chord.\(id)")
+            if status != 404 { left.append("\(id) (\(status))") }
+        }
+        await c.close()
+        return left
+    }
+
+    /// 200 when the queue exists, else the broker's reply code (404 when it does not).
+    static func queueStatus(_ c: AMQPConnection, _ name: String) async -> Int {
+        do {
+            _ = try await c.inspect(queue: name)
+            return 200
+        } catch {
+            return Int(error.replyCode ?? 0)
+        }
     }
 }

@@ -37,7 +37,7 @@ struct CeleryInteropTests {
     @Test func pythonCeleryClientCallsCeleriacWorker() async throws {
         try await runPythonChecks("python_client.py", checks: [
             "positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky", "countdown",
-            "expires", "many_in_random_order",
+            "expires", "many_in_random_order", "chain_add_mul", "group_add", "chain_into_group",
         ])
     }
 

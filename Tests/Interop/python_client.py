@@ -97,10 +97,36 @@ def many_in_random_order():
     return not bad, f"wrong: {bad}"
 
 
+def chain_add_mul():
+    """chain(add.s(2, 2), mul.s(4)): one message; the Celeriac worker publishes the next step itself."""
+    from celery import chain
+    c = chain(app.signature("it.add", args=(2, 2), queue=QUEUE), app.signature("it.mul", args=(4,), queue=QUEUE))
+    v = c.apply_async().get(timeout=30)
+    return v == 16, v
+
+
+def group_add():
+    from celery import group
+    g = group(app.signature("it.add", args=(i, i), queue=QUEUE) for i in range(20))
+    v = g.apply_async().get(timeout=30)
+    return v == [2 * i for i in range(20)], v
+
+
+def chain_into_group():
+    """A group as the last step of a chain (no join needed, so rpc:// allows it)."""
+    from celery import chain, group
+    c = chain(app.signature("it.add", args=(1, 1), queue=QUEUE),
+              group(app.signature("it.mul", args=(10,), queue=QUEUE), app.signature("it.mul", args=(100,), queue=QUEUE)))
+    r = c.apply_async()
+    v = r.get(timeout=30)
+    return v == [20, 200], v
+
+
 for name, fn in [("positional", positional), ("keywords", keywords), ("echo_nested", echo_nested),
                  ("failure", failure), ("wrong_type", wrong_type), ("unknown_task", unknown_task),
                  ("flaky", flaky), ("countdown", countdown), ("expires", expires),
-                 ("many_in_random_order", many_in_random_order)]:
+                 ("many_in_random_order", many_in_random_order), ("chain_add_mul", chain_add_mul),
+                 ("group_add", group_add), ("chain_into_group", chain_into_group)]:
     check(name, fn)
 
 sys.exit(0 if all(results) else 1)
