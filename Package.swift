@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas"], swiftSettings: swiftSettings),
+        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "AMQPTransport"], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-bench", dependencies: [
             "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -76,6 +76,7 @@ set -x
 "$DEMO" call demo.flaky --args '[2]' --wait --broker "$BROKER_URL"
 "$DEMO" call demo.add --args '[1,1]' --countdown 2 --wait --broker "$BROKER_URL"
 "$DEMO" call demo.fail --args '["a failure, on purpose"]' --wait --broker "$BROKER_URL" || true
+"$DEMO" canvas --broker "$BROKER_URL"
 { set +x; } 2>/dev/null
 
 echo "Worker running; metrics at http://127.0.0.1:${METRICS_PORT}/metrics; Ctrl-C to stop"

@@ -56,6 +56,9 @@ struct ChordRecoveryTests {
             }
             let victim = Int.random(in: 0..<3)
             Shell.kill(pids[victim])   // SIGKILL: its unacked tasks go back to the queue
+            // The kill must land while the header is still running, or this test would prove nothing.
+            let parts = try await admin.inspect(queue: joinQueue).messageCount
+            #expect(parts < 1000, "worker killed only after the header had completed (\(parts) parts)")
             pids[victim] = try spawnWorker(queue: queue, name: "\(queue.suffix(8))-r\(round)")
         }
         let total: Int = try await result.get(timeout: .seconds(300))
@@ -100,6 +103,27 @@ struct ChordRecoveryTests {
         await #expect(throws: AMQPError.self) { try await admin.inspect(queue: info.joinQueue) }
         try await running.stop()
         await client.close()
+        await admin.close()
+        await deleteQueues([queue], url: url)
+    }
+
+    /// The quick start's `celeriac-demo canvas` against a `celeriac-demo worker`: the README's canvases, end to end.
+    @Test func demoCanvasCommandPrintsTheResults() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("cvdemo")
+        let pid = try spawnWorker(queue: queue, name: "\(queue.suffix(8))-demo")
+        defer { Shell.kill(pid) }
+        let admin = AMQPConnection(url: url, options: .init(name: "it-canvas-demo", confirms: false))
+        try await admin.connect()
+        _ = try await admin.declare(Topology.workQueue(queue, maxPriority: nil).1)
+        try await waitFor("the demo worker consuming") { (try? await admin.inspect(queue: queue).consumerCount) == 1 }
+        let (ok, output) = await Shell.runOffPoolWithStatus(Self.demo, ["canvas", "--queue", queue, "--broker", TestBroker.shared.urlString],
+                                                            environment: ProcessInfo.processInfo.environment)
+        #expect(ok, "\(output)")
+        #expect(output.contains("= 80"))                     // (2+2)*4*5
+        #expect(output.contains("= 9900"))                   // sum of 2i for i < 100
+        #expect(output.contains("= 30"))                     // the nested canvas
+        #expect(output.contains("ChordError"))
         await admin.close()
         await deleteQueues([queue], url: url)
     }
