@@ -13,9 +13,9 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
-        abstract: "Benchmarks: `amqp` (raw transport) and `tasks` (client + worker). Prints `name value unit` lines.")
+        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker), `canvas` (chain/group/chord). Prints `name value unit` lines.")
 
-    @Argument(help: "amqp or tasks") var scenario: String
+    @Argument(help: "amqp, tasks or canvas") var scenario: String
     @Option(help: "Broker URL") var broker: String = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
     @Option(help: "Round trips for latency figures") var rounds: Int = 1000
@@ -26,7 +26,8 @@ struct Bench: AsyncParsableCommand {
         switch scenario {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
         case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak).run()
-        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks)")
+        case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
+        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, canvas)")
         }
     }
 }
