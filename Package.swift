@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
-        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "CeleriacCLI"]),
+        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
@@ -35,13 +35,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        .target(name: "CeleriacPool", dependencies: [
+            "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .target(name: "CeleriacMetrics", dependencies: [
             "CeleriacWorker",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacCLI", dependencies: [
-            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "AMQPTransport",
+            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "AMQPTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -50,16 +53,17 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore"], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-bench", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker",
+            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacAMQPTests", dependencies: ["CeleriacAMQP", "CeleriacCore", "AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics",
+            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -15,6 +15,10 @@ public protocol WorkerObserver: Sendable {
     func consumerRestarted(queue: String, reason: String)
     func connectionEvent(_ event: String)
     func stateChanged(ready: Bool)
+    /// Process pool: a child process was replaced; reason: worker_lost, time_limit, max_tasks, max_memory.
+    func poolChildRestarted(reason: String)
+    /// Process pool: live child processes now.
+    func poolProcesses(_ count: Int)
 }
 
 extension WorkerObserver {
@@ -27,6 +31,8 @@ extension WorkerObserver {
     public func consumerRestarted(queue: String, reason: String) {}
     public func connectionEvent(_ event: String) {}
     public func stateChanged(ready: Bool) {}
+    public func poolChildRestarted(reason: String) {}
+    public func poolProcesses(_ count: Int) {}
 }
 
 public struct NoObserver: WorkerObserver {

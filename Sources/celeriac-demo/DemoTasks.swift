@@ -19,6 +19,11 @@ enum DemoTasks {
     static let flaky = TaskName<Times, Int>("demo.flaky", parameters: "times")
     static let crash = TaskName<NoArguments, JSONValue>("demo.crash")
     static let noop = TaskName<NoArguments, JSONValue>("demo.noop")
+    // Process-pool demos: a busy loop that ignores cancellation (only a hard time limit stops it), the pid of the
+    // process running the task, and a crash whose message is requeued (reject_on_worker_lost) until dead-lettered.
+    static let spin = TaskName<Seconds, Double>("demo.spin", parameters: "seconds")
+    static let pid = TaskName<NoArguments, Int>("demo.pid")
+    static let crashRequeue = TaskName<NoArguments, JSONValue>("demo.crash_requeue")
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -47,6 +52,18 @@ enum DemoTasks {
             fatalError("demo.crash: crashing on purpose (used by the process-pool tests)")
         }
         r.register(noop) { _, _ in .null }
+        r.register(spin) { s, _ in
+            let end = ContinuousClock.now + .milliseconds(Int(s.seconds * 1000))
+            var spins = 0
+            while ContinuousClock.now < end { spins &+= 1 }
+            return s.seconds
+        }
+        r.register(pid) { _, _ in Int(ProcessInfo.processInfo.processIdentifier) }
+        var requeue = TaskOptions()
+        requeue.rejectOnWorkerLost = true
+        r.register(crashRequeue, options: requeue) { _, _ in
+            fatalError("demo.crash_requeue: crashing on purpose (reject_on_worker_lost)")
+        }
         return r
     }
 }
