@@ -80,10 +80,10 @@ enum FileDescriptors {
         #endif
     }
 
-    /// Resident set size of this process in bytes (Linux: /proc/self/statm; elsewhere the peak from getrusage).
-    static func residentBytes() -> Int64 {
+    /// Resident set size of a process in bytes (Linux: /proc/PID/statm; elsewhere this process's peak from getrusage).
+    static func residentBytes(of pid: pid_t? = nil) -> Int64 {
         #if os(Linux)
-        let fd = open("/proc/self/statm", O_RDONLY)
+        let fd = open(pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm", O_RDONLY)
         if fd >= 0 {
             defer { close(fd) }
             var buf = [UInt8](repeating: 0, count: 128)

@@ -66,7 +66,7 @@ public enum PoolChild {
                 let result = await execute(message, registry: registry, hostname: hostname, logger: logger,
                                            wasCancelled: { current.running.withLock { $0?.seq == seq && $0?.cancelled == true } })
                 current.running.withLock { if $0?.seq == seq { $0 = nil } }
-                current.send(.done(seq: seq, result: result, rss: FileDescriptors.residentBytes()))
+                current.send(.done(seq: seq, result: result, rss: 0))
             }
             r = (seq, task, false)
         }

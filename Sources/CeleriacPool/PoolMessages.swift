@@ -30,7 +30,7 @@ public enum PoolRequest: Equatable, Sendable {
 /// Child → parent.
 public enum PoolReply: Equatable, Sendable {
     case hello(version: Int64, pid: Int32)
-    /// Run `seq` ended; `rss` is the child's resident set size in bytes afterwards (for `--max-memory-per-child`).
+    /// Run `seq` ended. `rss`: the child's resident bytes if it measured them (0: the parent reads /proc itself).
     case done(seq: Int64, result: RunResult, rss: Int64)
 
     public enum RunResult: Equatable, Sendable {

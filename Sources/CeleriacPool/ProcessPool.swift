@@ -73,7 +73,10 @@ public final class ProcessPool: TaskExecutor {
         self.observer = observer
     }
 
-    public var enforcesHardTimeLimit: Bool { true }
+    public var enforcesTimeLimits: Bool { true }
+    /// As many tasks again as there are children may wait in the pool for a free child (Celery's parent also
+    /// holds prefetched tasks until a process is free). Only matters when prefetch exceeds concurrency.
+    public var extraSlots: Int { configuration.processes }
 
     /// Pids of the live children.
     public var childPIDs: [Int32] { state.withLock { $0.children.keys.sorted() } }
@@ -289,26 +292,38 @@ public final class ProcessPool: TaskExecutor {
         }
     }
 
-    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, hardTimeLimit: Double?) async throws -> JSONValue {
+    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
         guard let child = await acquire() else { throw CancellationError() }
-        let timer: Task<Void, Never>? = hardTimeLimit.map { limit in
+        let run = RunState()
+        // Both limits count from here, when the task really starts in its child.
+        let softTimer: Task<Void, Never>? = limits.soft.map { limit in
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int64(limit * 1000)))
+                if Task.isCancelled { return }
+                run.softFired.store(true, ordering: .sequentiallyConsistent)
+                let s = run.seq.load(ordering: .sequentiallyConsistent)
+                if s > 0 { child.cancel(seq: s) }
+            }
+        }
+        let hardTimer: Task<Void, Never>? = limits.hard.map { limit in
             Task {
                 try? await Task.sleep(for: .milliseconds(Int64(limit * 1000)))
                 if !Task.isCancelled { child.kill(reason: "time_limit") }
             }
         }
-        let seq = Mutex<Int64>(0)
         let event = await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<ChildProcess.Event, Never>) in
                 let s = child.begin(message, continuation: c)
-                seq.withLock { $0 = s }
-                if Task.isCancelled { child.cancel(seq: s) }
+                run.seq.store(s, ordering: .sequentiallyConsistent)
+                if Task.isCancelled || run.softFired.load(ordering: .sequentiallyConsistent) { child.cancel(seq: s) }
             }
         } onCancel: {
-            let s = seq.withLock { $0 }
+            let s = run.seq.load(ordering: .sequentiallyConsistent)
             if s > 0 { child.cancel(seq: s) }
         }
-        timer?.cancel()
+        softTimer?.cancel()
+        hardTimer?.cancel()
+        let hardTimeLimit = limits.hard
         switch event {
         case .reply(let result, let rss):
             afterTask(child, rss: rss)
@@ -323,6 +338,11 @@ public final class ProcessPool: TaskExecutor {
                 request.cause = cause
                 throw request
             case .cancelled:
+                if run.softFired.load(ordering: .sequentiallyConsistent), let soft = limits.soft {
+                    var failure = TaskFailure(error: SoftTimeLimitExceeded(limit: soft))
+                    failure.arguments = []
+                    throw ExecutionFailure(failure)
+                }
                 throw CancellationError()
             }
         case .died(let exit):
@@ -346,17 +366,29 @@ public final class ProcessPool: TaskExecutor {
         }
     }
 
+    /// One run's sequence number (0 until sent) and whether its soft limit fired, shared with its timers.
+    final class RunState: Sendable {
+        let seq = Atomic<Int64>(0)
+        let softFired = Atomic<Bool>(false)
+    }
+
     /// After a task: retire the child when it ran its quota or grew too big, else make it available again.
-    private func afterTask(_ child: ChildProcess, rss: Int64) {
+    private func afterTask(_ child: ChildProcess, rss reported: Int64) {
         let ran = child.state.withLock { $0.tasksRun }
         if let max = configuration.maxTasksPerChild, ran >= max {
             child.closeWrite(reason: "max_tasks")
-        } else if let max = configuration.maxMemoryPerChild, rss > max {
-            logger.withLock { $0 }.info("pool child exceeds the memory limit; retiring it", metadata: [
-                "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss), "limit": .stringConvertible(max)])
-            child.closeWrite(reason: "max_memory")
-        } else {
-            makeAvailable(child)
+            return
         }
+        if let max = configuration.maxMemoryPerChild {
+            // The child's resident memory now (read from /proc only when a limit is set).
+            let rss = Swift.max(reported, FileDescriptors.residentBytes(of: child.pid))
+            if rss > max {
+                logger.withLock { $0 }.info("pool child exceeds the memory limit; retiring it", metadata: [
+                    "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss), "limit": .stringConvertible(max)])
+                child.closeWrite(reason: "max_memory")
+                return
+            }
+        }
+        makeAvailable(child)
     }
 }

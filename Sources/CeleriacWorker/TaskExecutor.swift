@@ -11,15 +11,19 @@ import Logging
 public protocol TaskExecutor: Sendable {
     /// Prepares the executor (starts child processes). Called once by `Worker.run()` before consuming.
     func start(logger: Logger) async throws(CeleriacError)
-    /// Runs one task. `hardTimeLimit` is the resolved hard limit in seconds (message, task option, worker default).
-    func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, hardTimeLimit: Double?) async throws -> JSONValue
+    /// Runs one task. `limits` are the resolved time limits in seconds (message, task option, worker default);
+    /// an executor that does not ``enforcesTimeLimits`` ignores them (the worker applies a soft limit itself).
+    func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue
     /// Warm stop after the worker drained: running work has finished; release resources (stop children).
     func stop() async
     /// Cold stop: kill everything now. Synchronous, safe from a cancellation handler.
     func abort()
-    /// True when the executor enforces hard time limits itself (the worker then does not treat a hard limit as
-    /// a soft one).
-    var enforcesHardTimeLimit: Bool { get }
+    /// True when the executor enforces the soft and hard time limits itself, from when the task really starts.
+    /// Otherwise the worker cancels the task at its soft limit (or at its hard limit when it has no soft one).
+    var enforcesTimeLimits: Bool { get }
+    /// Tasks the worker may hand over beyond its concurrency; they wait inside the executor for a free runner
+    /// (a process pool overlaps the worker's broker work with the children's task work this way).
+    var extraSlots: Int { get }
     /// The `pool` part of the remote-control `stats` reply.
     var statistics: JSONObject { get }
 }
@@ -28,12 +32,13 @@ public protocol TaskExecutor: Sendable {
 public struct InProcessExecutor: TaskExecutor {
     public init() {}
     public func start(logger: Logger) async throws(CeleriacError) {}
-    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, hardTimeLimit: Double?) async throws -> JSONValue {
+    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
         try await task.run(message, context)
     }
     public func stop() async {}
     public func abort() {}
-    public var enforcesHardTimeLimit: Bool { false }
+    public var enforcesTimeLimits: Bool { false }
+    public var extraSlots: Int { 0 }
     public var statistics: JSONObject { ["implementation": "celeriac.async"] }
 }
 

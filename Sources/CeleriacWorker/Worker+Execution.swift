@@ -90,15 +90,16 @@ extension Worker {
     /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> Outcome {
         let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options)
-        let hardLimit = message.timeLimit.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit
+        let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
+                                           soft: message.timeLimit.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
         let executor = self.executor
         // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
-        let work = Task { try await executor.run(message, task: task, context: context, hardTimeLimit: hardLimit) }
+        let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }
         running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
         defer { running.withLock { $0[message.id] = nil } }
-        // Without a hard-limit enforcer (async pool) the hard limit acts as a soft one.
-        let softLimit = message.timeLimit.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit
-            ?? (executor.enforcesHardTimeLimit ? nil : hardLimit)
+        // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
+        // limit without a soft one acts as a soft one.
+        let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
         let fired = Flag()
         let timer: Task<Void, Never>? = softLimit.map { limit in
             Task {

@@ -112,7 +112,7 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
-        self.slots = Slots(configuration.concurrency)
+        self.slots = Slots(configuration.concurrency + executor.extraSlots)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))

@@ -156,6 +156,26 @@ struct ProcessPoolTests {
         await deleteQueues([queue], url: url)
     }
 
+    @Test func softTimeLimitCancelsTheTaskInsideItsChild() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-soft")
+        let client = try await startClient(url: url, queue: queue)
+        let worker = try WorkerProcess(queue: queue, ["-c", "1"])
+        defer { Task { await worker.killAndReap() } }
+
+        let before = try await client.send("demo.pid").get(timeout: .seconds(60))
+        var options = SendOptions()
+        options.softTimeLimit = 0.5
+        // demo.sleep honours cancellation: the soft limit ends it long before 60 s, without killing the child.
+        let sleep = try await client.send("demo.sleep", args: [60], options: options)
+        let failure = await Self.failure(of: sleep, timeout: .seconds(30))
+        #expect(failure?.type == "SoftTimeLimitExceeded" && failure?.module == "billiard.exceptions", "\(String(describing: failure))")
+        #expect(try await client.send("demo.pid").get(timeout: .seconds(30)) == before, "the child survives a soft time limit")
+        await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
     @Test func maxTasksPerChildRecyclesChildrenWithoutLosingTasks() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-recycle")
