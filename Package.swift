@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
-        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "CeleriacCLI"]),
+        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
@@ -36,13 +36,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        .target(name: "CeleriacPool", dependencies: [
+            "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .target(name: "CeleriacMetrics", dependencies: [
             "CeleriacWorker",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacCLI", dependencies: [
-            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics", "AMQPTransport",
+            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "AMQPTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -51,7 +54,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "AMQPTransport"], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-bench", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker",
+            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,9 +62,10 @@ let package = Package(
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacAMQPTests", dependencies: ["CeleriacAMQP", "CeleriacCore", "AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics",
+            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),

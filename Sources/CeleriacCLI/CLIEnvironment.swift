@@ -55,7 +55,7 @@ public struct CeleriacCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
-        subcommands: [WorkerCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self]
+        subcommands: [WorkerCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, PoolChildCommand.self]
     )
     public init() {}
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import CeleriacAMQP
 import CeleriacCore
 import CeleriacMetrics
+import CeleriacPool
 import CeleriacWorker
 import Logging
 import Prometheus
@@ -48,12 +49,36 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
     var acksEarly = false
 
+    @Option(name: .customLong("pool"), help: "process (default): each task runs in one of -c child processes, crash-isolated; async: in the worker process.")
+    var pool: String = "process"
+
+    @Option(name: .customLong("time-limit"), help: "Hard time limit in seconds for tasks that set none (process pool: the child is killed).")
+    var timeLimit: Double?
+
+    @Option(name: .customLong("soft-time-limit"), help: "Soft time limit in seconds for tasks that set none (the task is cancelled).")
+    var softTimeLimit: Double?
+
+    @Option(name: .customLong("max-tasks-per-child"), help: "Process pool: replace a child after this many tasks.")
+    var maxTasksPerChild: Int?
+
+    @Option(name: .customLong("max-memory-per-child"), help: "Process pool: replace a child whose resident memory exceeds this many KiB after a task.")
+    var maxMemoryPerChild: Int?
+
+    @Option(name: .customLong("max-worker-lost"), help: "Process pool, tasks with reject_on_worker_lost: dead-letter a message after this many deliveries killed a child.")
+    var maxWorkerLost: Int = 2
+
     public init() {}
 
     public func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
         if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be in 1...255") }
+        guard pool == "process" || pool == "async" else { throw ValidationError("--pool must be process or async") }
+        if let timeLimit, timeLimit <= 0 { throw ValidationError("--time-limit must be positive") }
+        if let softTimeLimit, softTimeLimit <= 0 { throw ValidationError("--soft-time-limit must be positive") }
+        if let maxTasksPerChild, maxTasksPerChild < 1 { throw ValidationError("--max-tasks-per-child must be at least 1") }
+        if let maxMemoryPerChild, maxMemoryPerChild < 1 { throw ValidationError("--max-memory-per-child must be at least 1 (KiB)") }
+        guard maxWorkerLost >= 1 else { throw ValidationError("--max-worker-lost must be at least 1") }
     }
 
     public func run() async throws {
@@ -62,13 +87,25 @@ public struct WorkerCommand: AsyncParsableCommand {
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
         let queueList = queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let config = Worker.Configuration(
+        var config = Worker.Configuration(
             brokerURL: url, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
             limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
+        config.timeLimit = timeLimit
+        config.softTimeLimit = softTimeLimit
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
-        let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics)
+        let executor: any TaskExecutor
+        if pool == "process" {
+            // The children are this same executable in its hidden `pool-child` mode (spawned, not forked).
+            executor = ProcessPool(configuration: .init(
+                executable: "/proc/self/exe", arguments: ["pool-child", "--hostname", config.hostname, "--loglevel", broker.loglevel],
+                processes: concurrency, maxTasksPerChild: maxTasksPerChild, maxMemoryPerChild: maxMemoryPerChild.map { Int64($0) * 1024 },
+                maxWorkerLost: maxWorkerLost), observer: metrics)
+        } else {
+            executor = InProcessExecutor()
+        }
+        let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics, executor: executor)
         // ServiceGroup shuts services down in reverse order: the endpoint comes first so that it stops last and
         // /readyz reports 503 (not "connection refused") while the worker drains.
         var services: [any Service] = []

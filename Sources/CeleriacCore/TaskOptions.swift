@@ -16,6 +16,9 @@ public struct TaskOptions: Sendable {
     public var hardTimeLimit: Double?
     /// Send no result.
     public var ignoreResult: Bool
+    /// Process pool: when the child running the task dies, requeue the message (Celery's
+    /// `reject_on_worker_lost`) instead of reporting `WorkerLostError` and acking it.
+    public var rejectOnWorkerLost: Bool = false
 
     public init(maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
                 softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false) {

@@ -14,6 +14,8 @@ public enum MetricNames {
     public static let brokerConnected = "celeriac_broker_connected"
     public static let brokerReconnects = "celeriac_broker_reconnects_total"
     public static let workerReady = "celeriac_worker_ready"
+    public static let poolProcesses = "celeriac_pool_processes"
+    public static let poolChildRestarts = "celeriac_pool_child_restarts_total"
     public static let buildInfo = "celeriac_build_info"
     public static let chordsJoined = "celeriac_chords_joined_total"
     public static let chordsFailed = "celeriac_chords_failed_total"
@@ -28,9 +30,10 @@ public enum MetricNames {
         tasksReceived, tasksStarted, tasksFinished, taskRuntime, tasksActive, workerConcurrency, lastDelivery,
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
         chordsJoined, chordsFailed, chordRejoins, chordLateParts,
+        poolProcesses, poolChildRestarts,
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 
     /// Outcome label values of ``tasksFinished``.
-    public static let outcomes = ["succeeded", "failed", "retried", "revoked", "expired"]
+    public static let outcomes = ["succeeded", "failed", "retried", "revoked", "expired", "timed_out", "worker_lost"]
 }

@@ -120,6 +120,15 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
             registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(1.0)
         }
     }
+
+    public func poolChildRestarted(reason: String) {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.poolChildRestarts, unitName: "", helpText: "Process-pool children replaced, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
+    public func poolProcesses(_ count: Int) {
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.poolProcesses, unitName: "", helpText: "Live process-pool children.")).set(Double(count))
+    }
 }
 
 /// Standard process metrics, refreshed on each scrape.

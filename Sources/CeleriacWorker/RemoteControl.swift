@@ -35,6 +35,15 @@ struct RemoteControl: Sendable {
         }
     }
 
+    /// Celery's `pool` fields, with what the executor adds (a process pool's child pids and counters).
+    func poolStats(_ config: Worker.Configuration) -> JSONObject {
+        var pool: JSONObject = ["implementation": "celeriac.async", "max-concurrency": .int(Int64(config.concurrency)),
+                                "processes": [.int(Int64(getpid()))], "max-tasks-per-child": nil, "put-guarded-by-semaphore": false,
+                                "timeouts": [config.timeLimit.map(JSONValue.double) ?? 0, config.softTimeLimit.map(JSONValue.double) ?? 0]]
+        for (key, value) in worker.executor.statistics { pool[key] = value }
+        return pool
+    }
+
     func handle(_ delivery: Delivery) async {
         guard let request = try? JSONValue.parse(delivery.body), let method = request["method"]?.stringValue else {
             worker.logger.warning("ignored a remote-control message that is not a JSON request")
@@ -116,8 +125,7 @@ struct RemoteControl: Sendable {
                 "pid": .int(Int64(getpid())),
                 "clock": .string(String(worker.clock.load(ordering: .relaxed))),
                 "uptime": .int(Int64(Date().timeIntervalSince(worker.startedAt))),
-                "pool": ["implementation": "celeriac.async", "max-concurrency": .int(Int64(config.concurrency)),
-                         "processes": [.int(Int64(getpid()))], "max-tasks-per-child": nil, "put-guarded-by-semaphore": false, "timeouts": []],
+                "pool": .object(poolStats(config)),
                 "broker": ["hostname": .string(url.host), "userid": .string(url.user), "virtual_host": .string(url.vhost),
                            "port": .int(Int64(url.port)), "insist": false, "ssl": .bool(url.tls), "transport": "amqp",
                            "connect_timeout": .double(url.connectionTimeout), "transport_options": [:], "login_method": "PLAIN",

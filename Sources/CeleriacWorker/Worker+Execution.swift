@@ -12,6 +12,10 @@ extension Worker {
         case failure(TaskFailure)
         case retry(after: Double, cause: TaskFailure?)
         case revoked(reason: String)
+        /// Reported as it is (a child's failure, a hard time limit); `label` is the metrics outcome.
+        case reported(TaskFailure, label: String)
+        /// The process running the task died.
+        case workerLost(WorkerLost)
     }
 
     /// One delivery, from decoding to ack. Never throws: every path ends in a result, a retry, a dead letter
@@ -90,14 +94,19 @@ extension Worker {
         await finish(delivery, message, queue: queue, task: task, outcome: outcome, seconds: seconds, log: log)
     }
 
-    /// Runs the task body with its soft time limit; maps what it throws to an outcome.
+    /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> Outcome {
         let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options)
+        let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
+                                           soft: message.timeLimit.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
+        let executor = self.executor
         // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
-        let work = Task { try await task.run(message, context) }
+        let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }
         running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
         defer { running.withLock { $0[message.id] = nil } }
-        let softLimit = message.timeLimit.soft ?? task.options.softTimeLimit ?? message.timeLimit.hard ?? task.options.hardTimeLimit
+        // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
+        // limit without a soft one acts as a soft one.
+        let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
         let fired = Flag()
         let timer: Task<Void, Never>? = softLimit.map { limit in
             Task {
@@ -119,6 +128,12 @@ extension Worker {
         case .success(let value):
             return .success(value)
         case .failure(let error):
+            if let reported = error as? ExecutionFailure {
+                return .reported(reported.failure, label: reported.label)
+            }
+            if let lost = error as? WorkerLost {
+                return .workerLost(lost)
+            }
             if let retry = error as? RetryRequest {
                 return retryOutcome(message, task: task, countdown: retry.countdown, maxRetries: retry.maxRetries, cause: retry.cause)
             }
@@ -190,6 +205,33 @@ extension Worker {
             }
             events.retried(message, after: after)
             log.info("task will be retried", metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
+        case .reported(let failure, let outcomeLabel):
+            label = outcomeLabel
+            log.error("task failed", metadata: ["error": .string(failure.description)])
+            await publishErrbacks(after: message, queue: queue, log: log)
+            published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+            events.failed(message, failure)
+        case .workerLost(let lost):
+            label = "worker_lost"
+            switch lost.disposition {
+            case .requeue(let count) where !configuration.acksEarly:
+                // reject_on_worker_lost: run it again (a copy that counts the losses), no result yet.
+                log.error("the process running the task died; the task is requeued", metadata: [
+                    "error": .string(lost.failure.description), "worker_lost": .stringConvertible(count)])
+                var copy = message
+                copy.extraHeaders[WorkerLost.countHeader] = .int(Int64(count))
+                published = await republish(copy, queue: queue, log: log)
+            case .ack, .deadLetter, .requeue:
+                log.error("the process running the task died; the task failed", metadata: ["error": .string(lost.failure.description)])
+                await publishErrbacks(after: message, queue: queue, log: log)
+                published = await publishResult(.failure(message.id, lost.failure, for: message), for: message, task: task)
+                events.failed(message, lost.failure)
+                if published, lost.disposition == .deadLetter, !configuration.acksEarly {
+                    observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
+                    await deadLetter(delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
+                    return
+                }
+            }
         case .revoked(let reason):
             label = reason == "expired" ? "expired" : "revoked"
             log.info("task not run", metadata: ["reason": .string(reason)])

@@ -42,6 +42,10 @@ public final class Worker: Service, Sendable {
         public var acksEarly: Bool
         /// Send Celery events (`-E`): worker heartbeats and task events for Flower / `celery events`.
         public var events: Bool
+        /// Worker-wide hard time limit in seconds (`--time-limit`), for tasks and messages that set none.
+        public var timeLimit: Double?
+        /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
+        public var softTimeLimit: Double?
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -67,6 +71,8 @@ public final class Worker: Service, Sendable {
     let registry: TaskRegistry
     let logger: Logger
     let observer: any WorkerObserver
+    /// Runs task bodies: in process (async pool) or in child processes (process pool).
+    let executor: any TaskExecutor
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
     let revoked = RevokedSet()
@@ -100,14 +106,16 @@ public final class Worker: Service, Sendable {
         let queue: String
     }
 
-    public init(registry: TaskRegistry, configuration: Configuration, logger: Logger, observer: any WorkerObserver = NoObserver()) {
+    public init(registry: TaskRegistry, configuration: Configuration, logger: Logger, observer: any WorkerObserver = NoObserver(),
+                executor: any TaskExecutor = InProcessExecutor()) {
         self.registry = registry
+        self.executor = executor
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
-        self.slots = Slots(configuration.concurrency)
+        self.slots = Slots(configuration.concurrency + executor.extraSlots)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
@@ -132,6 +140,26 @@ public final class Worker: Service, Sendable {
             throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
         }
         defer { readyState.store(false, ordering: .relaxed) }
+        try await executor.start(logger: logger)
+        // Cold shutdown (this task cancelled) kills the pool's children at once; a warm one stops them below.
+        do {
+            try await withTaskCancellationHandler {
+                try await consumeAndRun()
+            } onCancel: {
+                executor.abort()
+            }
+        } catch {
+            executor.abort()
+            throw error
+        }
+        await executor.stop()
+        events.offline()
+        logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
+        await consumerConnection.close()
+        await publisherConnection.close()
+    }
+
+    private func consumeAndRun() async throws {
 
         let (intake, intakeSink) = AsyncStream<(Delivery, String)>.makeStream()
         for queue in configuration.queues {
@@ -208,10 +236,6 @@ public final class Worker: Service, Sendable {
         } onGracefulShutdown: {
             self.beginWarmShutdown()
         }
-        events.offline()
-        logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
-        await consumerConnection.close()
-        await publisherConnection.close()
     }
 
     /// Forwards one queue's deliveries into the intake; re-subscribes when the consumer ends while running

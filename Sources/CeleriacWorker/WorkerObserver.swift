@@ -17,6 +17,10 @@ public protocol WorkerObserver: Sendable {
     func stateChanged(ready: Bool)
     /// A chord join step: joined, failed, deadline, rejoined (a joiner died after marking), late_part.
     func chordEvent(_ event: String)
+    /// Process pool: a child process was replaced; reason: worker_lost, time_limit, max_tasks, max_memory.
+    func poolChildRestarted(reason: String)
+    /// Process pool: live child processes now.
+    func poolProcesses(_ count: Int)
 }
 
 extension WorkerObserver {
@@ -30,6 +34,8 @@ extension WorkerObserver {
     public func connectionEvent(_ event: String) {}
     public func stateChanged(ready: Bool) {}
     public func chordEvent(_ event: String) {}
+    public func poolChildRestarted(reason: String) {}
+    public func poolProcesses(_ count: Int) {}
 }
 
 public struct NoObserver: WorkerObserver {

@@ -2,6 +2,7 @@ import AMQPTransport
 import ArgumentParser
 import CeleriacAMQP
 import CeleriacCore
+import CeleriacPool
 import CeleriacWorker
 import Foundation
 import Logging
@@ -13,21 +14,32 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
-        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker), `canvas` (chain/group/chord). Prints `name value unit` lines.")
+        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord). Prints `name value unit` lines.")
 
-    @Argument(help: "amqp, tasks or canvas") var scenario: String
+    @Argument(help: "amqp, tasks, pool or canvas") var scenario: String
     @Option(help: "Broker URL") var broker: String = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
     @Option(help: "Round trips for latency figures") var rounds: Int = 1000
     @Option(help: "Tasks for the soak (0 = skip)") var soak: Int = 0
+    @Option(help: "tasks: the worker's pool, async (in process) or process (child processes)") var pool: String = "async"
+    @Option(name: .customShort("c"), help: "tasks: worker concurrency (default 16 for async, 2 for process)") var concurrency: Int?
 
     func run() async throws {
+        if scenario == "pool-child" {
+            // The process pool's children: this executable in child mode (see --pool process).
+            var logger = Logger(label: "bench.child")
+            logger.logLevel = .error
+            await PoolChild.run(registry: TaskBench.registry(), hostname: "bench", logger: logger)
+        }
         let url = try AMQPURL(broker)
+        guard pool == "async" || pool == "process" else { throw ValidationError("--pool must be async or process") }
         switch scenario {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
-        case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak).run()
+        case "pool": try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2).run()
+        case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak, pool: pool,
+                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16)).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
-        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, canvas)")
+        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, pool, canvas)")
         }
     }
 }
@@ -53,6 +65,39 @@ func rssMB() -> Double {
 }
 
 func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+/// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children.
+struct PoolBench {
+    let rounds: Int
+    let concurrency: Int
+
+    func run() async throws {
+        let pool = ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency))
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        try await pool.start(logger: logger)
+        guard let task = TaskBench.registry()["demo.noop"] else { return }
+        let message = TaskMessage(name: "demo.noop")
+        let context = TaskContext(message: message, logger: logger, hostname: "bench", options: task.options)
+        var rtts: [Double] = []
+        for _ in 0..<rounds {
+            let t0 = ContinuousClock.now
+            _ = try await pool.run(message, task: task, context: context, limits: .init())
+            rtts.append(seconds(ContinuousClock.now - t0) * 1_000_000)
+        }
+        emit("pool.rtt_p50", percentile(rtts, 0.5), "us")
+        emit("pool.rtt_p99", percentile(rtts, 0.99), "us")
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
+            }
+            try await group.waitForAll()
+        }
+        emit("pool.throughput", Double(rounds * concurrency) / seconds(ContinuousClock.now - start), "tasks/s")
+        await pool.stop()
+    }
+}
 
 struct AMQPBench {
     let url: AMQPURL
@@ -195,8 +240,10 @@ struct TaskBench {
     let n: Int
     let rounds: Int
     let soak: Int
+    let pool: String
+    let concurrency: Int
 
-    func registry() -> TaskRegistry {
+    static func registry() -> TaskRegistry {
         var r = TaskRegistry()
         r.register(TaskName<NoArguments, JSONValue>("demo.noop")) { _, _ in .null }
         r.register(TaskName<AddArgs, Int>("demo.add", parameters: "x", "y")) { a, _ in a.x + a.y }
@@ -229,9 +276,14 @@ struct TaskBench {
         emit("tasks.enqueue_rate", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
         let total = sequential + n
 
-        // Drain: a worker with 16 slots and prefetch 128 runs everything that was enqueued.
+        // Drain: a worker with `concurrency` slots (16 by default) and prefetch 8x that runs everything enqueued.
         let counter = Counter()
-        let worker = Worker(registry: registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: 16, prefetchMultiplier: 8), logger: logger, observer: counter)
+        let executor: any TaskExecutor = pool == "process"
+            ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency))
+            : InProcessExecutor()
+        emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
+        let worker = Worker(registry: Self.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 8),
+                            logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let idleRSS = rssMB()
         start = ContinuousClock.now

@@ -23,6 +23,11 @@ enum DemoTasks {
     static let noop = TaskName<NoArguments, JSONValue>("demo.noop")
     /// An errback: gets the failed task's id (Celery's one-argument `link_error` form).
     static let onError = TaskName<FailedTask, String>("demo.on_error", parameters: "task_id")
+    // Process-pool demos: a busy loop that ignores cancellation (only a hard time limit stops it), the pid of the
+    // process running the task, and a crash whose message is requeued (reject_on_worker_lost) until dead-lettered.
+    static let spin = TaskName<Seconds, Double>("demo.spin", parameters: "seconds")
+    static let pid = TaskName<NoArguments, Int>("demo.pid")
+    static let crashRequeue = TaskName<NoArguments, JSONValue>("demo.crash_requeue")
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -54,6 +59,18 @@ enum DemoTasks {
         r.register(onError) { f, context in
             context.logger.warning("demo.on_error: task \(f.task_id) failed")
             return "handled \(f.task_id)"
+        }
+        r.register(spin) { s, _ in
+            let end = ContinuousClock.now + .milliseconds(Int(s.seconds * 1000))
+            var spins = 0
+            while ContinuousClock.now < end { spins &+= 1 }
+            return s.seconds
+        }
+        r.register(pid) { _, _ in Int(ProcessInfo.processInfo.processIdentifier) }
+        var requeue = TaskOptions()
+        requeue.rejectOnWorkerLost = true
+        r.register(crashRequeue, options: requeue) { _, _ in
+            fatalError("demo.crash_requeue: crashing on purpose (reject_on_worker_lost)")
         }
         return r
     }
