@@ -18,6 +18,9 @@
 #   amqp.X (celeriac-bench amqp) vs c.amqp.X (bench/amqp_baseline.c)  -> ratio.amqp.X
 #   tasks.drain_rate vs celery.solo.drain_rate                          -> ratio.tasks.drain_vs_celery_solo
 #   tasks.rtt_p50    vs celery.solo.rtt_p50                             -> ratio.tasks.rtt_p50_vs_celery_solo
+# The "celery canvas" stage (bench/celery_canvas_bench.py) adds celery.canvas.chain100_ms,
+# group1000_ms and chord1000_ms; the chord needs redis-server and the `redis` pip package,
+# which ensure_redis installs on first use.
 # Rates: ratio > 1 means Swift is faster. Latencies: ratio < 1 means Swift is faster.
 set -euo pipefail
 
@@ -51,6 +54,26 @@ run_stage() {
         failures=$((failures + 1))
     else
         log "$label done in $((SECONDS - t0)) s"
+    fi
+}
+
+# ensure_redis: the Celery canvas stage needs redis-server and the `redis` Python package for
+# its chord figure (Celery's rpc:// backend refuses chords). Installed here, for the bench only,
+# when missing; on failure the stage still runs and just emits no chord figure.
+ensure_redis() {
+    if ! command -v redis-server >/dev/null 2>&1; then
+        log "installing redis-server (apt-get) for the Celery chord figure"
+        local sudo=""
+        if (( EUID != 0 )) && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+        if ! { $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; } >&2; then
+            log "note: could not install redis-server; no celery.canvas.chord1000_ms figure"
+        fi
+    fi
+    if ! "$PY" -c 'import redis' >/dev/null 2>&1; then
+        log "installing the redis Python package into $("$PY" -c 'import sys; print(sys.prefix)')"
+        if ! "$PY" -m pip install -q --disable-pip-version-check 'redis>=4.5' >&2; then
+            log "note: pip install redis failed; no celery.canvas.chord1000_ms figure"
+        fi
     fi
 }
 
@@ -119,6 +142,8 @@ main() {
         run_stage "celery solo" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool solo
         run_stage "celery prefork" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool prefork --skip-enqueue
         run_stage "celery threads" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool threads --skip-enqueue
+        ensure_redis
+        run_stage "celery canvas" "$PY" "$REPO/bench/celery_canvas_bench.py" --broker "$url"
     else
         log "note: $PY not found; skipping the Celery figures (run scripts/bootstrap.sh)"
     fi
