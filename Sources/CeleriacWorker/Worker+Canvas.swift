@@ -64,6 +64,15 @@ extension Worker {
         }
     }
 
+    /// Every way a task can end without success (failure, time limit, worker lost, revoked) goes through here: the
+    /// rest of its chain fails, and a chord it belongs to gets its failed part. Returns false when the broker could
+    /// not take the chord part (the message then stays unacked).
+    func canvasAfterFailure(_ message: TaskMessage, failure: TaskFailure, published: Bool, queue: String, log: Logger) async -> Bool {
+        await failRemainingChain(of: message, failure: failure, log: log)
+        guard published, let chord = message.embed.chord else { return published }
+        return await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
+    }
+
     // MARK: - Chord parts
 
     /// A chord header member finished: store its outcome in the chord's join queue, and if the queue now holds as
@@ -86,6 +95,7 @@ extension Worker {
         } catch {
             guard await publishConfirmed([outgoing], what: "chord part of \(message.id)") else { return false }
         }
+        log.debug("chord part stored", metadata: ["chord": .string(info.id), "index": .stringConvertible(part.index)])
         return await triggerJoinIfComplete(info, body: chord, parent: message, log: log)
     }
 

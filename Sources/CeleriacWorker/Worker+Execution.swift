@@ -185,10 +185,7 @@ extension Worker {
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
-            await failRemainingChain(of: message, failure: failure, log: log)
-            if published, let chord = message.embed.chord {
-                published = await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
-            }
+            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
             events.failed(message, failure)
         case .retry(let after, let cause):
             label = "retry"
@@ -210,6 +207,7 @@ extension Worker {
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
             events.failed(message, failure)
         case .workerLost(let lost):
             label = "worker_lost"
@@ -225,6 +223,7 @@ extension Worker {
                 log.error("the process running the task died; the task failed", metadata: ["error": .string(lost.failure.description)])
                 await publishErrbacks(after: message, queue: queue, log: log)
                 published = await publishResult(.failure(message.id, lost.failure, for: message), for: message, task: task)
+                published = await canvasAfterFailure(message, failure: lost.failure, published: published, queue: queue, log: log)
                 events.failed(message, lost.failure)
                 if published, lost.disposition == .deadLetter, !configuration.acksEarly {
                     observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
@@ -237,10 +236,7 @@ extension Worker {
             log.info("task not run", metadata: ["reason": .string(reason)])
             let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
             published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
-            await failRemainingChain(of: message, failure: failure, log: log)
-            if published, let chord = message.embed.chord {
-                published = await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
-            }
+            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
             events.revoked(message, reason: reason)
         }
         observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)

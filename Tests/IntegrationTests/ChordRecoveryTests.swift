@@ -99,7 +99,17 @@ struct ChordRecoveryTests {
         let running = try await startWorker(CanvasTasks.registry(), url: url, queues: [queue])
         let six: JSONValue = try await client.result(of: bodyID, timeout: .seconds(30))
         #expect(six == .int(6))
-        _ = try await first(running.observer.chords, within: .seconds(30), "the redone join to be reported") { $0 == "rejoined" }
+        // The join reports the redo ("rejoined") and then its completion ("joined", after the join queue is gone).
+        let events = running.observer.chords
+        let seen = try await within(.seconds(30), "the redone join to complete") {
+            var seen: [String] = []
+            for await event in events {
+                seen.append(event)
+                if event == "joined" { break }
+            }
+            return seen
+        }
+        #expect(seen.contains("rejoined"), "chord events: \(seen)")
         await #expect(throws: AMQPError.self) { try await admin.inspect(queue: info.joinQueue) }
         try await running.stop()
         await client.close()
