@@ -4,6 +4,10 @@ import Foundation
 public struct Fire: Sendable, Hashable {
     public let entry: String
     public let instant: Date
+    public init(entry: String, instant: Date) {
+        self.entry = entry
+        self.instant = instant
+    }
 }
 
 /// Runs dropped by a catch-up policy (never silently: beat logs and counts them).
@@ -13,6 +17,13 @@ public struct Dropped: Sendable, Hashable {
     public let policy: CatchUp
     public let first: Date
     public let last: Date
+    public init(entry: String, count: Int, policy: CatchUp, first: Date, last: Date) {
+        self.entry = entry
+        self.count = count
+        self.policy = policy
+        self.first = first
+        self.last = last
+    }
 }
 
 /// The pure decision core of beat: given what was sent (the state) and the time, which runs are due.
@@ -58,7 +69,12 @@ public struct BeatScheduler: Sendable {
             var missedCount = 0
             var firstMissed: Date?
             var onTime: [Date] = []
-            let keep: Int = switch e.catchUp { case .skip: 0; case .once: 1; case .all(let limit): limit }
+            let keep: Int
+            switch e.catchUp {
+            case .skip: keep = 0
+            case .once: keep = 1
+            case .all(let limit): keep = limit
+            }
             while let n = e.schedule.next(after: t), n <= now {
                 if now.timeIntervalSince(n) <= grace {
                     onTime.append(n)

@@ -38,7 +38,7 @@ public final class BrokerStateStore: BeatStateStore {
             }
         } catch {
             logger.error("could not read the beat state snapshot from the broker",
-                         metadata: ["queue": .string(queue), "error": .string(error.description)])
+                         metadata: ["queue": .string(queue), "error": .string("\(error)")])
             return BeatState()
         }
     }
@@ -47,7 +47,7 @@ public final class BrokerStateStore: BeatStateStore {
         let message = OutgoingMessage(routingKey: queue, body: state.encoded(),
                                       properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
         do { try await connection.publish(message) } catch {
-            logger.error("could not publish the beat state snapshot", metadata: ["queue": .string(queue), "error": .string(error.description)])
+            logger.error("could not publish the beat state snapshot", metadata: ["queue": .string(queue), "error": .string("\(error)")])
         }
     }
 }

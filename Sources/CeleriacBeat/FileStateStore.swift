@@ -24,7 +24,7 @@ public struct FileStateStore: BeatStateStore {
         }
     }
     public func save(_ state: BeatState) async {
-        do { try file.save(state) } catch {
+        do throws(StateFileError) { try file.save(state) } catch {
             logger.error("could not write the beat state file", metadata: ["error": .string(error.description)])
         }
     }

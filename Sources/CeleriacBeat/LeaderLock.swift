@@ -62,13 +62,13 @@ public final class AMQPLeaderLock: LeaderElection {
     }
 
     private func campaign(_ conn: AMQPConnection) async {
-        do { try await conn.connect() } catch {
+        do throws(AMQPError) { try await conn.connect() } catch {
             logger.warning("beat lock: cannot connect; retrying", metadata: ["error": .string(error.description)])
             return
         }
         let events = conn.events()
         while !Task.isCancelled {
-            do {
+            do throws(AMQPError) {
                 try await conn.declare(QueueSpec(lockQueue, durable: false, exclusive: true, autoDelete: true))
                 break
             } catch where error.replyCode == 405 {

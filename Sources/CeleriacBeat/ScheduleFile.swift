@@ -38,7 +38,7 @@ public enum ScheduleFile {
 
     public static func parse(_ text: String, source: String = "schedule") throws(ScheduleError) -> BeatSchedule {
         let root: JSONValue
-        do { root = try MiniYAML.parse(text) } catch {
+        do throws(MiniYAML.ParseError) { root = try MiniYAML.parse(text) } catch {
             throw ScheduleError(field: "yaml", message: "\(source) \(error.description)")
         }
         guard let top = root.objectValue else { throw ScheduleError(field: "yaml", message: "\(source): the top level must be a mapping with 'entries:'") }
@@ -51,7 +51,7 @@ public enum ScheduleFile {
         }
         var out: [ScheduleEntry] = []
         for (name, value) in entries {
-            do {
+            do throws(ScheduleError) {
                 out.append(try entry(name: name, value, defaultZone: defaultZone))
             } catch {
                 throw error.named(name)
@@ -104,7 +104,7 @@ public enum ScheduleFile {
                 switch x {
                 case .string(let s): return s
                 case .int(let i): return String(i)
-                case .array(let a): return a.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",")
+                case .array(let a): return a.map { v in v.stringValue ?? v.intValue.map { String($0) } ?? "?" }.joined(separator: ",")
                 default: throw ScheduleError(field: "crontab.\(k)", message: "must be a string, a number or a list")
                 }
             }
@@ -136,7 +136,7 @@ public enum ScheduleFile {
         if let x = o["expires"] { e.expires = try duration(x, field: "expires") }
         if let x = o["soft_time_limit"] { e.softTimeLimit = try duration(x, field: "soft_time_limit") }
         if let x = o["time_limit"] { e.hardTimeLimit = try duration(x, field: "time_limit") }
-        let limit = o["catch_up_limit"].map { v -> Int? in v.intValue.map(Int.init) } ?? nil
+        let limit: Int? = o["catch_up_limit"]?.intValue.map { Int($0) }
         if o["catch_up_limit"] != nil && limit == nil { throw ScheduleError(field: "catch_up_limit", message: "must be an integer") }
         switch o["catch_up"]?.stringValue ?? (o["catch_up"] == nil ? "once" : "?") {
         case "skip": e.catchUp = .skip

@@ -46,7 +46,7 @@ public struct BeatCommand: AsyncParsableCommand {
 
     func loadSchedule() throws -> BeatSchedule {
         if let schedule {
-            do { return try ScheduleFile.load(path: schedule) } catch { throw CLIError(description: error.description) }
+            do { return try ScheduleFile.load(path: schedule) } catch { throw CLIError(description: "\(error)") }
         }
         if let s = CeleriacApp.current?.schedule { return s }
         throw CLIError(description: "no schedule: pass --schedule FILE (YAML), or give the app a schedule in code (CeleriacApp.schedule)")
@@ -67,14 +67,14 @@ public struct BeatCommand: AsyncParsableCommand {
         }
         let logger = broker.logger("celeriac.beat")
         let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: "\(error)") }
         let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: false, connectionName: "celeriac-beat"))
-        do { try await client.start() } catch { throw CLIError(description: error.description) }
+        do { try await client.start() } catch { throw CLIError(description: "\(error)") }
         var stores: [any BeatStateStore] = [FileStateStore(path: statePath, logger: logger)]
         var election: any LeaderElection = AlwaysLeader()
         let stateConnection = AMQPConnection(url: url, options: .init(name: "celeriac-beat-state", confirms: true))
         if !noLock {
-            do { try await stateConnection.connect() } catch { throw CLIError(description: error.description) }
+            do { try await stateConnection.connect() } catch { throw CLIError(description: "\(error)") }
             stores.append(BrokerStateStore(connection: stateConnection, queue: "\(lockName).state", logger: logger))
             election = AMQPLeaderLock(url: url, lockQueue: "\(lockName).lock", logger: logger)
         }

@@ -100,7 +100,7 @@ import Testing
     }
 
     func error(_ yaml: String) -> ScheduleError? {
-        do { _ = try ScheduleFile.parse(yaml); return nil } catch { return error }
+        do throws(ScheduleError) { _ = try ScheduleFile.parse(yaml); return nil } catch { return error }
     }
 
     @Test func errorsNameTheEntryAndTheField() {

@@ -15,42 +15,63 @@ struct BeatMessage: Sendable, Hashable {
     let received: Date
 }
 
-/// Consumes `queue` and yields each beat message (from its `beat_entry` / `beat_instant` headers).
-func beatMessages(url: AMQPURL, queue: String) async throws -> (AsyncStream<BeatMessage>, AMQPConnection) {
-    let c = AMQPConnection(url: url, options: .init(name: "it-beat-watch", confirms: false))
-    try await c.connect()
-    try await c.declare(QueueSpec(queue))
-    let consumer = try await c.consume(queue: queue, prefetch: 0, noAck: true)
-    let (stream, sink) = AsyncStream<BeatMessage>.makeStream()
-    Task {
-        for await d in consumer.deliveries {
-            let h = d.properties.headers
-            guard let id = h?["id"]?.stringValue, let entry = h?["beat_entry"]?.stringValue,
-                  let text = h?["beat_instant"]?.stringValue, let instant = ScheduleFile.parseInstant(text) else { continue }
-            sink.yield(BeatMessage(id: id, entry: entry, instant: instant, received: Date()))
-        }
-        sink.finish()
+/// Consumes `queue` and keeps each beat message (from its `id`, `beat_entry` and `beat_instant` headers);
+/// ``wait(for:within:_:)`` returns once the N-th has arrived.
+final class BeatWatch: Sendable {
+    private struct State {
+        var messages: [BeatMessage] = []
+        var waiters: [UUID: (Int, CheckedContinuation<Void, Never>)] = [:]
     }
-    return (stream, c)
-}
+    private let state = Mutex(State())
+    let connection: AMQPConnection
 
-/// Collects messages until `count` have arrived (bounded by `timeout`).
-func collect(_ iterator: inout AsyncStream<BeatMessage>.Iterator, count: Int, timeout: Duration, _ what: String) async throws -> [BeatMessage] {
-    var out: [BeatMessage] = []
-    let deadline = ContinuousClock.now + timeout
-    while out.count < count {
-        let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw TimedOut(what: "\(what): \(out.count)/\(count) messages", after: timeout) }
-        var it = iterator
-        let next = try await within(remaining, what) { () -> (BeatMessage?, AsyncStream<BeatMessage>.Iterator) in
-            let m = await it.next()
-            return (m, it)
+    init(url: AMQPURL, queue: String) async throws {
+        connection = AMQPConnection(url: url, options: .init(name: "it-beat-watch", confirms: false))
+        try await connection.connect()
+        try await connection.declare(QueueSpec(queue))
+        let consumer = try await connection.consume(queue: queue, prefetch: 0, noAck: true)
+        Task { [self] in
+            for await d in consumer.deliveries {
+                let h = d.properties.headers
+                guard let id = h?["id"]?.stringValue, let entry = h?["beat_entry"]?.stringValue,
+                      let text = h?["beat_instant"]?.stringValue, let instant = ScheduleFile.parseInstant(text) else { continue }
+                let m = BeatMessage(id: id, entry: entry, instant: instant, received: Date())
+                let ready = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                    s.messages.append(m)
+                    let done = s.waiters.filter { $0.value.0 <= s.messages.count }
+                    for k in done.keys { s.waiters[k] = nil }
+                    return done.values.map(\.1)
+                }
+                ready.forEach { $0.resume() }
+            }
         }
-        iterator = next.1
-        guard let m = next.0 else { break }
-        out.append(m)
     }
-    return out
+
+    var messages: [BeatMessage] { state.withLock { $0.messages } }
+
+    /// Waits until `count` messages have arrived in all, at most `timeout`; returns them.
+    @discardableResult
+    func wait(for count: Int, within timeout: Duration, _ what: String) async throws -> [BeatMessage] {
+        try await within(timeout, "\(what) (\(count) messages)") { [self] in
+            let id = UUID()
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = state.withLock { s -> Bool in
+                        if s.messages.count >= count || Task.isCancelled { return true }
+                        s.waiters[id] = (count, c)
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            } onCancel: {
+                state.withLock { $0.waiters.removeValue(forKey: id) }?.1.resume()
+            }
+            try Task.checkCancellation()
+            return messages
+        }
+    }
+
+    func close() async { await connection.close() }
 }
 
 /// Asserts that the runs are distinct instants `step` seconds apart with none missing, and returns them sorted.
@@ -99,14 +120,13 @@ struct BeatTests {
     @Test func aOneSecondIntervalFiresOncePerSecondOverTenSeconds() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("beat-interval")
-        let (stream, watcher) = try await beatMessages(url: url, queue: queue)
-        var it = stream.makeAsyncIterator()
+        let watcher = try await BeatWatch(url: url, queue: queue)
         let lateness = LatenessRecorder()
         let (b, client) = try await beat(url, entry: ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue),
                                          store: MemoryStateStore(), observer: lateness)
         let running = Task { try await b.run() }
         // 10 s of real time from the first run: runs at t, t+1, ..., t+10.
-        let messages = try await collect(&it, count: 11, timeout: .seconds(30), "11 runs of a 1 s interval")
+        let messages = try await watcher.wait(for: 11, within: .seconds(30), "11 runs of a 1 s interval")
         running.cancel()
         _ = try? await running.value
         let instants = expectContiguous(messages, step: 1)
@@ -124,12 +144,11 @@ struct BeatTests {
         let queue = uniqueName("beat-restart")
         let path = NSTemporaryDirectory() + "\(queue).json"
         defer { unlink(path) }
-        let (stream, watcher) = try await beatMessages(url: url, queue: queue)
-        var it = stream.makeAsyncIterator()
+        let watcher = try await BeatWatch(url: url, queue: queue)
         let entry = ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue, catchUp: .all(limit: 100))
         let (first, c1) = try await beat(url, entry: entry, store: FileStateStore(path: path, logger: logger))
         let running1 = Task { try await first.run() }
-        var messages = try await collect(&it, count: 3, timeout: .seconds(20), "3 runs before the restart")
+        try await watcher.wait(for: 3, within: .seconds(20), "3 runs before the restart")
         running1.cancel()
         _ = try? await running1.value
         await c1.close()
@@ -137,15 +156,13 @@ struct BeatTests {
         try await Task.sleep(for: .milliseconds(2500))
         let (second, c2) = try await beat(url, entry: entry, store: FileStateStore(path: path, logger: logger))
         let running2 = Task { try await second.run() }
-        messages += try await collect(&it, count: 5, timeout: .seconds(20), "5 runs after the restart")
+        try await watcher.wait(for: first.sent + 5, within: .seconds(20), "5 runs after the restart")
         running2.cancel()
         _ = try? await running2.value
         await c2.close()
         // Whatever was in flight when the second beat stopped.
         let sentTotal = first.sent + second.sent
-        if messages.count < sentTotal {
-            messages += try await collect(&it, count: sentTotal - messages.count, timeout: .seconds(10), "in-flight runs")
-        }
+        let messages = try await watcher.wait(for: sentTotal, within: .seconds(10), "every confirmed run")
         #expect(messages.count == sentTotal)
         let instants = expectContiguous(messages, step: 1)
         #expect(second.sent >= 5 && instants.count >= 8)
@@ -157,8 +174,7 @@ struct BeatTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("beat-pair")
         let group = uniqueName("beat-group")
-        let (stream, watcher) = try await beatMessages(url: url, queue: queue)
-        var it = stream.makeAsyncIterator()
+        let watcher = try await BeatWatch(url: url, queue: queue)
         let entry = ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue)
         let stateConnections = [AMQPConnection(url: url, options: .init(name: "it-beat-state-a")),
                                 AMQPConnection(url: url, options: .init(name: "it-beat-state-b"))]
@@ -169,7 +185,7 @@ struct BeatTests {
                                              election: AMQPLeaderLock(url: url, lockQueue: "\(group).lock", logger: logger))
             beats.append((b, client, Task { try await b.run() }))
         }
-        let messages = try await collect(&it, count: 6, timeout: .seconds(30), "6 runs from two beats")
+        let messages = try await watcher.wait(for: 6, within: .seconds(30), "6 runs from two beats")
         for (_, _, t) in beats { t.cancel(); _ = try? await t.value }
         expectContiguous(messages, step: 1)
         let sent = beats.map { $0.0.sent }
@@ -201,8 +217,7 @@ struct BeatTests {
             catch_up: all
         """.write(toFile: schedulePath, atomically: true, encoding: .utf8)
         defer { unlink(schedulePath) }
-        let (stream, watcher) = try await beatMessages(url: url, queue: queue)
-        var it = stream.makeAsyncIterator()
+        let watcher = try await BeatWatch(url: url, queue: queue)
         var pids: [pid_t] = []
         var logs: [String] = []
         for i in 0..<2 {
@@ -213,7 +228,7 @@ struct BeatTests {
         }
         var alive = Set(pids)
         defer { for p in alive { Shell.kill(p) } }
-        var messages = try await collect(&it, count: 3, timeout: .seconds(60), "3 runs from the first leader")
+        var messages = try await watcher.wait(for: 3, within: .seconds(60), "3 runs from the first leader")
         // Which process leads: its log says so. (Bounded polling of another process's output: there is no event.)
         func leaderIndex() -> Int? {
             logs.firstIndex { ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "").contains("beat lock acquired") }
@@ -224,16 +239,14 @@ struct BeatTests {
         let killedAt = Date()
         let lastBefore = messages.map(\.instant).max()!
         // The old leader may have had one more run confirmed before the kill; the standby sends the rest.
-        messages += try await collect(&it, count: 5, timeout: .seconds(30), "5 runs after the leader was killed")
+        messages = try await watcher.wait(for: messages.count + 5, within: .seconds(30), "5 more runs after the leader was killed")
         let firstByNew = messages.map(\.instant).filter { $0 > lastBefore }.min()!
         let takeover = messages.first { $0.instant == firstByNew }!.received.timeIntervalSince(killedAt)
         let standbyLog = (try? String(contentsOfFile: logs[1 - leader], encoding: .utf8)) ?? ""
         #expect(standbyLog.contains("beat lock acquired") && standbyLog.contains("beat sent"), "\(standbyLog)")
         for p in alive { Shell.kill(p) }
         alive.removeAll()
-        // Anything the killed leader or the standby had in flight.
-        messages += (try? await collect(&it, count: 1, timeout: .seconds(2), "stragglers")) ?? []
-        expectContiguous(messages, step: 1)
+        expectContiguous(watcher.messages, step: 1)
         print("beat takeover: first run from the standby \(String(format: "%.2f", takeover)) s after the kill")
         await watcher.close()
         await deleteQueues([queue, "\(group).state", "\(group).lock"], url: url)
