@@ -90,18 +90,22 @@ public final class Beat: Service, Sendable {
             for fire in fires {
                 guard !Task.isCancelled, election.isLeader, let entry = schedule[fire.entry] else { return }
                 let id = entry.taskID(for: fire.instant)
+                var recording = state
+                recording.record(fire.entry, fire.instant)
                 do {
-                    try await sender.send(entry, instant: fire.instant, taskID: id)
+                    try await sender.send(entry, instant: fire.instant, taskID: id, recording: recording)
                 } catch {
                     logger.error("beat send failed; retrying", metadata: ["entry": .string(fire.entry), "task_id": .string(id),
                                                                           "error": .string("\(error)")])
                     observer.sendFailed(entry: fire.entry)
+                    // The snapshot may have gone out with a task message that was not confirmed: put the real one back.
+                    await save(&state)
                     failed = true
                     break
                 }
                 let lateness = clock.now.timeIntervalSince(fire.instant)
                 scheduler.markSent(fire)
-                state.record(fire.entry, fire.instant)
+                state = recording
                 await save(&state)
                 sentCount.withLock { $0 += 1 }
                 observer.sent(entry: fire.entry, lateness: lateness)

@@ -3,8 +3,9 @@ import Synchronization
 
 /// Sends one run of an entry (the production one uses `CeleriacClient` with publisher confirms).
 public protocol BeatSender: Sendable {
-    /// Returns once the broker confirmed the message.
-    func send(_ entry: ScheduleEntry, instant: Date, taskID: String) async throws
+    /// Returns once the broker confirmed the message. `recording` is the state with this run recorded: a sender
+    /// that shares state through the broker publishes it in the same batch as the task message.
+    func send(_ entry: ScheduleEntry, instant: Date, taskID: String, recording: BeatState) async throws
 }
 
 /// Where beat keeps its state (the local file, the broker snapshot, or both).

@@ -43,9 +43,14 @@ public final class BrokerStateStore: BeatStateStore {
         }
     }
 
+    /// The snapshot as a persistent message for the state queue.
+    public static func message(_ state: BeatState, queue: String) -> OutgoingMessage {
+        OutgoingMessage(routingKey: queue, body: state.encoded(),
+                        properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+    }
+
     public func save(_ state: BeatState) async {
-        let message = OutgoingMessage(routingKey: queue, body: state.encoded(),
-                                      properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+        let message = Self.message(state, queue: queue)
         do { try await connection.publish(message) } catch {
             logger.error("could not publish the beat state snapshot", metadata: ["queue": .string(queue), "error": .string("\(error)")])
         }

@@ -80,7 +80,7 @@ public struct BeatCommand: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         let metrics = BeatMetrics(registry: registry, entries: beatSchedule.entries.map(\.name))
-        let beat = Beat(schedule: beatSchedule, sender: ClientSender(client: client), store: CombinedStateStore(stores),
+        let beat = Beat(schedule: beatSchedule, sender: ClientSender(client: client, stateQueue: noLock ? nil : "\(lockName).state"), store: CombinedStateStore(stores),
                         election: election, observer: metrics, logger: logger)
         var services: [any Service] = []
         let port = metricsPort ?? CLIEnvironment.value(CLIEnvironment.metricsPort).flatMap(Int.init) ?? 0

@@ -79,7 +79,8 @@ final class RecordingSender: BeatSender {
     let events: AsyncStream<Fire>
     private let sink: AsyncStream<Fire>.Continuation
     init() { (events, sink) = AsyncStream<Fire>.makeStream() }
-    func send(_ entry: ScheduleEntry, instant: Date, taskID: String) async throws {
+    func send(_ entry: ScheduleEntry, instant: Date, taskID: String, recording: BeatState) async throws {
+        #expect(recording.last(entry.name) == instant)
         if failNext.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) {
             throw CeleriacError.broker(operation: "test", underlying: "refused on purpose")
         }

@@ -109,10 +109,10 @@ struct BeatTests {
     var logger: Logger { testLogger("it-beat") }
 
     func beat(_ url: AMQPURL, entry: ScheduleEntry, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
-              observer: any BeatObserver = NoBeatObserver()) async throws -> (Beat, CeleriacClient) {
+              observer: any BeatObserver = NoBeatObserver(), stateQueue: String? = nil) async throws -> (Beat, CeleriacClient) {
         let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: false, connectionName: "it-beat"))
         try await client.start()
-        let b = Beat(schedule: try BeatSchedule([entry]), sender: ClientSender(client: client), store: store,
+        let b = Beat(schedule: try BeatSchedule([entry]), sender: ClientSender(client: client, stateQueue: stateQueue), store: store,
                      election: election, observer: observer, logger: logger)
         return (b, client)
     }
@@ -182,7 +182,8 @@ struct BeatTests {
         for c in stateConnections {
             try await c.connect()
             let (b, client) = try await beat(url, entry: entry, store: BrokerStateStore(connection: c, queue: "\(group).state", logger: logger),
-                                             election: AMQPLeaderLock(url: url, lockQueue: "\(group).lock", logger: logger))
+                                             election: AMQPLeaderLock(url: url, lockQueue: "\(group).lock", logger: logger),
+                                             stateQueue: "\(group).state")
             beats.append((b, client, Task { try await b.run() }))
         }
         let messages = try await watcher.wait(for: 6, within: .seconds(30), "6 runs from two beats")
