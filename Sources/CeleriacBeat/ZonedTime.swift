@@ -41,12 +41,14 @@ public enum ZonedTime {
         return Double(days * 86_400 + hour * 3600 + minute * 60 + second)
     }
 
-    /// `2026-03-29T03:00:00+02:00`: the instant in `zone` with its UTC offset.
+    /// `2026-03-29T03:00:00+02:00` (or `…:00.500+02:00` with milliseconds): the instant in `zone` with its UTC offset.
     public static func format(_ date: Date, in zone: TimeZone) -> String {
         let offset = zone.secondsFromGMT(for: date)
         let local = date.timeIntervalSince1970 + Double(offset)
-        var days = Int((local / 86_400).rounded(.down))
-        var secs = Int(local - Double(days) * 86_400)
+        let whole = local.rounded(.down)
+        let millis = Int(((local - whole) * 1000).rounded())
+        var days = Int((whole / 86_400).rounded(.down))
+        var secs = Int(whole - Double(days) * 86_400)
         if secs >= 86_400 { days += 1; secs -= 86_400 }
         // Civil from days (Howard Hinnant).
         let z = days + 719_468
@@ -61,6 +63,8 @@ public enum ZonedTime {
         let sign = offset < 0 ? "-" : "+"
         let a = abs(offset)
         func p2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))\(sign)\(p2(a / 3600)):\(p2(a / 60 % 60))"
+        // Milliseconds only when there are some (sub-second intervals), so whole-second instants stay short.
+        let fraction = millis == 0 || millis == 1000 ? "" : "." + String(String(millis + 1000).dropFirst())
+        return "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))\(fraction)\(sign)\(p2(a / 3600)):\(p2(a / 60 % 60))"
     }
 }

@@ -136,6 +136,13 @@ import Testing
         #expect(s.next(after: instant("2026-12-01T08:00:00Z")) == nil)
     }
 
+    @Test func subSecondInstantsKeepTheirMilliseconds() {
+        let t = instant("2026-11-29T07:05:23.5Z")
+        #expect(iso(t) == "2026-11-29T07:05:23.500+00:00")
+        #expect(instant(iso(t)) == t)
+        #expect(iso(instant("2026-11-29T07:05:23Z"), zone("Europe/Berlin")) == "2026-11-29T08:05:23+01:00")
+    }
+
     @Test func taskIDsAreDeterministicPerEntryAndInstant() {
         let a = BeatTaskID.make(entry: "e", instant: instant("2026-01-01T00:00:02Z"))
         #expect(a == BeatTaskID.make(entry: "e", instant: instant("2026-01-01T00:00:02Z")))
