@@ -92,6 +92,8 @@ public final class Beat: Service, Sendable {
                 let id = entry.taskID(for: fire.instant)
                 var recording = state
                 recording.record(fire.entry, fire.instant)
+                // How late the send started (timer wake-up and scheduling), apart from the broker's confirm time.
+                let startLateness = clock.now.timeIntervalSince(fire.instant)
                 do {
                     try await sender.send(entry, instant: fire.instant, taskID: id, recording: recording)
                 } catch {
@@ -113,7 +115,8 @@ public final class Beat: Service, Sendable {
                 logger.info("beat sent", metadata: [
                     "entry": .string(fire.entry), "task": .string(entry.task), "task_id": .string(id),
                     "scheduled": .string(ZonedTime.format(fire.instant, in: entry.schedule.zone)),
-                    "lateness_ms": .string(String(format: "%.1f", lateness * 1000))])
+                    "lateness_ms": .string(String(format: "%.1f", lateness * 1000)),
+                    "start_lateness_ms": .string(String(format: "%.1f", startLateness * 1000))])
             }
             let wake: Date
             if failed {
