@@ -22,7 +22,14 @@ eval "$("$REPO/scripts/broker.sh" env)"
 BROKER_URL=$CELERIAC_TEST_BROKER_URL
 
 worker_pid=""
+beat_pid=""
 stop_worker() {
+    if [[ -n "$beat_pid" ]] && kill -0 "$beat_pid" 2>/dev/null; then
+        echo "quickstart.sh: stopping beat (pid $beat_pid)" >&2
+        kill -TERM "$beat_pid" 2>/dev/null || true
+        wait "$beat_pid" 2>/dev/null || true
+    fi
+    beat_pid=""
     if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
         echo "quickstart.sh: stopping worker (pid $worker_pid)" >&2
         kill -TERM "$worker_pid" 2>/dev/null || true
@@ -79,7 +86,14 @@ set -x
 "$DEMO" canvas --broker "$BROKER_URL"
 { set +x; } 2>/dev/null
 
-echo "Worker running; metrics at http://127.0.0.1:${METRICS_PORT}/metrics; Ctrl-C to stop"
+# Beat beside the worker: the demo schedule sends demo.add(1, 2) every 2 s (and a per-minute crontab entry).
+BEAT_METRICS_PORT=${CELERIAC_BEAT_METRICS_PORT:-9809}
+mkdir -p "$REPO/.run"
+echo "quickstart.sh: starting beat: celeriac-demo beat --state .run/beat-state.json --metrics-port $BEAT_METRICS_PORT" >&2
+"$DEMO" beat --state "$REPO/.run/beat-state.json" --metrics-port "$BEAT_METRICS_PORT" --broker "$BROKER_URL" &
+beat_pid=$!
+
+echo "Worker and beat running; metrics at http://127.0.0.1:${METRICS_PORT}/metrics (worker) and :${BEAT_METRICS_PORT}/metrics (beat); Ctrl-C to stop"
 wait "$worker_pid" && rc=0 || rc=$?
 worker_pid=""
 exit "$rc"

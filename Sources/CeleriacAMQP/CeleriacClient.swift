@@ -110,12 +110,17 @@ public final class CeleriacClient: Sendable {
     }
 
     /// Sends a task by name with JSON arguments (like Celery's `send_task`).
-    public func send(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions()) async throws -> AsyncResult {
+    ///
+    /// `companions` are published in the same confirmed batch, on the same channel, right after the task message
+    /// (beat sends its state snapshot this way, so the broker receives both or neither).
+    public func send(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions(),
+                     companions: [OutgoingMessage] = []) async throws -> AsyncResult {
         var message = TaskMessage(id: options.taskID ?? TaskMessage.newID(), name: name, args: args, kwargs: kwargs)
         options.apply(to: &message, now: Date())
         if !configuration.receiveResults && message.replyTo == nil { message.ignoreResult = options.ignoreResult ?? true }
         message.replyTo = message.replyTo ?? (configuration.receiveResults ? replyQueue : nil)
-        try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange)
+        try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange,
+                          companions: companions)
         return AsyncResult(id: message.id, name: name, client: self, ignored: message.ignoreResult == true || !configuration.receiveResults)
     }
 
@@ -123,7 +128,8 @@ public final class CeleriacClient: Sendable {
     ///
     /// A message with an ETA at least one second away goes through the broker's delay topology (wire spec §1.4),
     /// so no worker holds it in memory.
-    public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil) async throws {
+    public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
+                        companions: [OutgoingMessage] = []) async throws {
         try await ensureQueue(queue)
         let key = routingKey ?? queue
         var outgoing: OutgoingMessage
@@ -137,7 +143,7 @@ public final class CeleriacClient: Sendable {
             outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
         }
         outgoing.mandatory = false
-        try await publishWithRetry([outgoing])
+        try await publishWithRetry([outgoing] + companions)
     }
 
     /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.

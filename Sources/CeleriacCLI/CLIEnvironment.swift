@@ -1,4 +1,5 @@
 import ArgumentParser
+import CeleriacBeat
 import CeleriacCore
 import Foundation
 import Logging
@@ -17,9 +18,12 @@ public enum CLIEnvironment {
 public struct CeleriacApp: Sendable {
     public var registry: TaskRegistry
     public var name: String
-    public init(name: String, registry: TaskRegistry) {
+    /// Periodic tasks for `beat` (used when no `--schedule FILE` is given).
+    public var schedule: BeatSchedule?
+    public init(name: String, registry: TaskRegistry, schedule: BeatSchedule? = nil) {
         self.name = name
         self.registry = registry
+        self.schedule = schedule
     }
 
     @TaskLocal static var current: CeleriacApp?
@@ -55,7 +59,7 @@ public struct CeleriacCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
-        subcommands: [WorkerCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, PoolChildCommand.self]
+        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, PoolChildCommand.self]
     )
     public init() {}
 }

@@ -1,0 +1,58 @@
+import AMQPTransport
+import Foundation
+import Logging
+
+/// The state snapshot shared through the broker, so a beat on another host resumes where the leader stopped.
+///
+/// A durable queue (default `celeriac.beat.state`) with `x-max-length: 1`: every save publishes the whole state
+/// as a persistent message and the broker drops the older one; a new leader reads it with basic.get and puts it
+/// back (reject with requeue), so it stays for the next one.
+public final class BrokerStateStore: BeatStateStore {
+    public let queue: String
+    let connection: AMQPConnection
+    let logger: Logger
+
+    public init(connection: AMQPConnection, queue: String, logger: Logger) {
+        self.connection = connection
+        self.queue = queue
+        self.logger = logger
+    }
+
+    public static func spec(_ queue: String) -> QueueSpec {
+        QueueSpec(queue, durable: true).with("x-max-length", .int(1))
+    }
+
+    public func prepare() async throws(AMQPError) {
+        try await connection.declare(Self.spec(queue))
+    }
+
+    public func load() async -> BeatState {
+        do {
+            try await prepare()
+            guard let d = try await connection.get(queue: queue, noAck: false) else { return BeatState() }
+            _ = await connection.reject(d.tag, requeue: true)
+            do { return try BeatState.decode(d.body) } catch {
+                logger.error("the beat state snapshot on the broker is not valid; ignoring it",
+                             metadata: ["queue": .string(queue), "error": .string("\(error)")])
+                return BeatState()
+            }
+        } catch {
+            logger.error("could not read the beat state snapshot from the broker",
+                         metadata: ["queue": .string(queue), "error": .string("\(error)")])
+            return BeatState()
+        }
+    }
+
+    /// The snapshot as a persistent message for the state queue.
+    public static func message(_ state: BeatState, queue: String) -> OutgoingMessage {
+        OutgoingMessage(routingKey: queue, body: state.encoded(),
+                        properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+    }
+
+    public func save(_ state: BeatState) async {
+        let message = Self.message(state, queue: queue)
+        do { try await connection.publish(message) } catch {
+            logger.error("could not publish the beat state snapshot", metadata: ["queue": .string(queue), "error": .string("\(error)")])
+        }
+    }
+}

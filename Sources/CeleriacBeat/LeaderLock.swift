@@ -1,0 +1,97 @@
+import AMQPTransport
+import Foundation
+import Logging
+import Synchronization
+
+/// Leader election through RabbitMQ: the leader is the beat whose connection owns the *exclusive* queue
+/// `celeriac.beat.lock`.
+///
+/// Each beat tries to declare the queue every `retryInterval`; the broker answers 405 RESOURCE_LOCKED while
+/// another connection owns it. When the owner's connection dies (process killed, host gone: detected by the TCP
+/// close or by missed heartbeats) the broker deletes the queue and the next declare wins. The lock uses its own
+/// connection with a short heartbeat; on any disconnect the leader steps down at once and campaigns again on a
+/// fresh connection (the transport's automatic re-declare after a reconnect is not relied upon).
+public final class AMQPLeaderLock: LeaderElection {
+    public let lockQueue: String
+    let url: AMQPURL
+    let retryInterval: Duration
+    let logger: Logger
+    private let leader = Mutex(false)
+    private let connection = Mutex<AMQPConnection?>(nil)
+    private let sinks = Mutex<[AsyncStream<Bool>.Continuation]>([])
+
+    public init(url: AMQPURL, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger) {
+        var u = url
+        if u.heartbeat == 0 || u.heartbeat > heartbeat { u.heartbeat = heartbeat }
+        self.url = u
+        self.lockQueue = lockQueue
+        self.retryInterval = retryInterval
+        self.logger = logger
+    }
+
+    public var isLeader: Bool {
+        leader.withLock { $0 } && (connection.withLock { $0 }?.isConnected ?? false)
+    }
+
+    public func changes() -> AsyncStream<Bool> {
+        let (stream, c) = AsyncStream<Bool>.makeStream()
+        sinks.withLock { $0.append(c) }
+        return stream
+    }
+
+    private func set(_ value: Bool) {
+        let changed = leader.withLock { old -> Bool in defer { old = value }; return old != value }
+        guard changed else { return }
+        for s in sinks.withLock({ $0 }) { s.yield(value) }
+    }
+
+    public func run() async {
+        defer {
+            set(false)
+            for s in sinks.withLock({ $0 }) { s.finish() }
+        }
+        while !Task.isCancelled {
+            let conn = AMQPConnection(url: url, options: .init(name: "celeriac-beat-lock", confirms: false))
+            connection.withLock { $0 = conn }
+            await campaign(conn)
+            set(false)
+            connection.withLock { $0 = nil }
+            await conn.close()
+            if !Task.isCancelled { try? await Task.sleep(for: retryInterval) }
+        }
+    }
+
+    private func campaign(_ conn: AMQPConnection) async {
+        do throws(AMQPError) { try await conn.connect() } catch {
+            logger.warning("beat lock: cannot connect; retrying", metadata: ["error": .string(error.description)])
+            return
+        }
+        let events = conn.events()
+        while !Task.isCancelled {
+            do throws(AMQPError) {
+                try await conn.declare(QueueSpec(lockQueue, durable: false, exclusive: true, autoDelete: true))
+                break
+            } catch where error.replyCode == 405 {
+                // Another beat holds the lock.
+                try? await Task.sleep(for: retryInterval)
+            } catch {
+                logger.warning("beat lock: declare failed; reconnecting", metadata: ["error": .string(error.description)])
+                return
+            }
+        }
+        guard !Task.isCancelled else { return }
+        logger.info("beat lock acquired: this beat is the leader", metadata: ["lock": .string(lockQueue)])
+        set(true)
+        for await event in events {
+            switch event {
+            case .disconnected(let error):
+                logger.warning("beat lock: connection lost; stepping down", metadata: ["error": .string(error.description)])
+                return
+            case .closed:
+                return
+            default:
+                continue
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import CeleriacBeat
+import Foundation
+import Prometheus
+
+/// Beat's Prometheus metrics (names from `spec/metrics.md`). The `entry` label takes configured entry names only.
+public final class BeatMetrics: BeatObserver, Sendable {
+    public static let isLeader = "celeriac_beat_is_leader"
+    public static let leaderChanges = "celeriac_beat_leader_changes_total"
+    public static let sends = "celeriac_beat_sends_total"
+    public static let sendFailures = "celeriac_beat_send_failures_total"
+    public static let missedRuns = "celeriac_beat_missed_runs_total"
+    public static let lateness = "celeriac_beat_send_lateness_seconds"
+    public static let lastSend = "celeriac_beat_last_send_timestamp_seconds"
+    public static let nextSend = "celeriac_beat_next_send_timestamp_seconds"
+    static let latenessBuckets: [Double] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60]
+
+    public let registry: PrometheusCollectorRegistry
+
+    public init(registry: PrometheusCollectorRegistry, entries: [String], version: String = CeleriacVersion.current) {
+        self.registry = registry
+        registry.makeGauge(descriptor: .init(metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
+                           labels: [("version", version)]).set(1.0)
+        leaderGauge.set(0.0)
+        _ = changes
+        for e in entries {
+            _ = sendCounter(e)
+            _ = latenessHistogram(e)
+        }
+    }
+
+    private var leaderGauge: Gauge {
+        registry.makeGauge(descriptor: .init(metricName: Self.isLeader, unitName: "", helpText: "1 while this beat is the active (leader) beat."))
+    }
+    private var changes: Counter {
+        registry.makeCounter(descriptor: .init(metricName: Self.leaderChanges, unitName: "", helpText: "Times this beat became or stopped being the leader."))
+    }
+    private func sendCounter(_ entry: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: Self.sends, unitName: "", helpText: "Runs sent (confirmed by the broker)."), labels: [("entry", entry)])
+    }
+    private func latenessHistogram(_ entry: String) -> ValueHistogram {
+        registry.makeValueHistogram(descriptor: .init(metricName: Self.lateness, unitName: "", helpText: "Seconds between a run's scheduled instant and its confirmed send."),
+                                    labels: [("entry", entry)], buckets: Self.latenessBuckets)
+    }
+
+    public func sent(entry: String, lateness: Double) {
+        sendCounter(entry).increment()
+        latenessHistogram(entry).record(max(0, lateness))
+        registry.makeGauge(descriptor: .init(metricName: Self.lastSend, unitName: "", helpText: "Unix time of the entry's last send."),
+                           labels: [("entry", entry)]).set(Date().timeIntervalSince1970)
+    }
+
+    public func dropped(entry: String, policy: String, count: Int) {
+        registry.makeCounter(descriptor: .init(metricName: Self.missedRuns, unitName: "", helpText: "Missed runs dropped by the catch-up policy."),
+                             labels: [("entry", entry), ("policy", policy)]).increment(by: Int64(count))
+    }
+
+    public func leadership(_ leader: Bool) {
+        leaderGauge.set(leader ? 1.0 : 0.0)
+        changes.increment()
+    }
+
+    public func nextSend(entry: String, at: Date?) {
+        registry.makeGauge(descriptor: .init(metricName: Self.nextSend, unitName: "", helpText: "Unix time of the entry's next run."),
+                           labels: [("entry", entry)]).set(at?.timeIntervalSince1970 ?? 0)
+    }
+
+    public func sendFailed(entry: String) {
+        registry.makeCounter(descriptor: .init(metricName: Self.sendFailures, unitName: "", helpText: "Sends that failed and will be retried."),
+                             labels: [("entry", entry)]).increment()
+    }
+}
