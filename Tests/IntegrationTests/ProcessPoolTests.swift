@@ -15,6 +15,7 @@ struct ProcessPoolTests {
     final class WorkerProcess: Sendable {
         let pid: pid_t
         let log: String
+        let node: String
         private let reaped = Mutex(false)
 
         init(queue: String, _ extra: [String]) throws {
@@ -22,7 +23,8 @@ struct ProcessPoolTests {
                 throw Shell.Failure(command: ProcessPoolTests.demo, status: 127, output: "missing: `swift build --build-tests` builds it (scripts/test.sh does)")
             }
             log = "\(TestBroker.repoRoot)/.run/\(queue)-\(UUID().uuidString.prefix(8)).log"
-            pid = try Shell.spawn(ProcessPoolTests.demo, ["worker", "-Q", queue, "-n", "\(queue)-\(UUID().uuidString.prefix(8))@test", "--pool", "process",
+            node = "\(queue)-\(UUID().uuidString.prefix(8))@test"
+            pid = try Shell.spawn(ProcessPoolTests.demo, ["worker", "-Q", queue, "-n", node, "--pool", "process",
                                                           "--broker", TestBroker.shared.urlString] + extra,
                                   environment: ProcessInfo.processInfo.environment, log: log)
         }
@@ -70,6 +72,24 @@ struct ProcessPoolTests {
             guard fields.count > 1, fields[0] != "Z", pid_t(fields[1]) == parent else { return nil }
             return pid
         }.sorted()
+    }
+
+    /// The worker's remote-control `stats` reply (what `celery inspect stats` shows), over the pidbox exchange.
+    static func stats(of node: String, url: AMQPURL) async throws -> JSONValue {
+        let c = AMQPConnection(url: url, options: .init(name: "it-pool-stats", confirms: false))
+        try await c.connect()
+        let replies = uniqueName("stats-reply")
+        try await c.declare(QueueSpec(replies, durable: false, exclusive: true, autoDelete: true))
+        try await c.declare(ExchangeSpec("reply.celery.pidbox", kind: .direct, durable: false))
+        try await c.bind(BindingSpec(queue: replies, exchange: "reply.celery.pidbox", routingKey: replies))
+        let stream = try await c.consume(queue: replies, prefetch: 0, noAck: true)
+        let request: JSONValue = ["method": "stats", "arguments": [:], "destination": [.string(node)],
+                                  "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)], "ticket": .string(uniqueName())]
+        try await c.publish(OutgoingMessage(exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
+                                            properties: BasicProperties(contentType: "application/json")))
+        let reply = try await first(stream.deliveries, within: .seconds(20), "the stats reply") { _ in true }
+        await c.close()
+        return try JSONValue.parse(reply.body)[node] ?? .null
     }
 
     static func isAlive(_ pid: pid_t) -> Bool {
@@ -124,6 +144,11 @@ struct ProcessPoolTests {
         // And the new children work.
         #expect(try await client.send("demo.add", args: [40, 2]).get(timeout: .seconds(30)) == .int(42))
         #expect(worker.output.contains("reason=worker_lost"))
+        // The stats reply names the same children and counts the losses.
+        let pool = try await Self.stats(of: worker.node, url: url)["pool"]
+        #expect(pool?["implementation"] == "celeriac.process")
+        #expect(Set(pool?["processes"]?.arrayValue?.compactMap(\.intValue) ?? []) == Set(worker.children.map(Int64.init)), "\(String(describing: pool))")
+        #expect(pool?["worker-lost"] == 20 && pool?["child-restarts"] == 20, "\(String(describing: pool))")
         await worker.killAndReap()
         await client.close()
         await deleteQueues([queue], url: url)
