@@ -59,6 +59,19 @@ struct ProcessPoolTests {
             }
         }
 
+        /// SIGTERM (warm shutdown) and wait for the exit status.
+        func terminate() async -> Int32 {
+            kill(pid, SIGTERM)
+            return await withCheckedContinuation { c in
+                Thread.detachNewThread { [self] in
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    reaped.withLock { $0 = true }
+                    c.resume(returning: status)
+                }
+            }
+        }
+
         var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
     }
 
@@ -222,6 +235,46 @@ struct ProcessPoolTests {
         #expect(!perPID.keys.contains(Int64(worker.pid)), "tasks must run in children, not in the worker")
         try await Self.poll("2 live pool children") { worker.children.count == 2 }
         await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func maxMemoryPerChildRetiresAChildThatGrewTooBig() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-memory")
+        let client = try await startClient(url: url, queue: queue)
+        // 1 KiB: every child is over the limit after its first task, so each task gets a fresh child.
+        let worker = try WorkerProcess(queue: queue, ["-c", "1", "--max-memory-per-child", "1"])
+        defer { Task { await worker.killAndReap() } }
+        var pids: [JSONValue] = []
+        for _ in 0..<3 { pids.append(try await client.send("demo.pid").get(timeout: .seconds(60))) }
+        #expect(Set(pids).count == 3, "\(pids)")
+        #expect(worker.output.contains("exceeds the memory limit"))
+        await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func warmShutdownFinishesTheRunningTaskThenStopsTheChildren() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-warm")
+        let client = try await startClient(url: url, queue: queue)
+        let worker = try WorkerProcess(queue: queue, ["-c", "2"])
+        defer { Task { await worker.killAndReap() } }
+        try await Self.poll("2 live pool children") { worker.children.count == 2 }
+        let children = worker.children
+        let inspector = AMQPConnection(url: url, options: .init(name: "it-pool-warm", confirms: false))
+        try await inspector.connect()
+        let sleep = try await client.send("demo.sleep", args: [1.5])
+        // Delivered (bounded polling of the queue; no event for it), then SIGTERM while it runs.
+        try await within(.seconds(30), "the task delivered") {
+            while try await inspector.inspect(queue: queue).messageCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let status = await worker.terminate()
+        #expect(status == 0, "exit status \(status): \(worker.output.suffix(2000))")
+        #expect(try await sleep.get(timeout: .seconds(10)).doubleValue == 1.5, "the running task finished during the warm shutdown")
+        #expect(children.allSatisfy { !Self.isAlive($0) }, "children left behind: \(children.filter(Self.isAlive))")
+        await inspector.close()
         await client.close()
         await deleteQueues([queue], url: url)
     }
