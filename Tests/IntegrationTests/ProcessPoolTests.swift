@@ -259,22 +259,27 @@ struct ProcessPoolTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-warm")
         let client = try await startClient(url: url, queue: queue)
-        let worker = try WorkerProcess(queue: queue, ["-c", "2"])
+        // Task events (-E) tell when the task has started.
+        let watcher = AMQPConnection(url: url, options: .init(name: "it-pool-warm", confirms: false))
+        try await watcher.connect()
+        let events = uniqueName("ev")
+        try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
+        try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
+        try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
+        let stream = try await watcher.consume(queue: events, prefetch: 0, noAck: true)
+        let worker = try WorkerProcess(queue: queue, ["-c", "2", "-E"])
         defer { Task { await worker.killAndReap() } }
         try await Self.poll("2 live pool children") { worker.children.count == 2 }
         let children = worker.children
-        let inspector = AMQPConnection(url: url, options: .init(name: "it-pool-warm", confirms: false))
-        try await inspector.connect()
         let sleep = try await client.send("demo.sleep", args: [1.5])
-        // Delivered (bounded polling of the queue; no event for it), then SIGTERM while it runs.
-        try await within(.seconds(30), "the task delivered") {
-            while try await inspector.inspect(queue: queue).messageCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        _ = try await first(stream.deliveries, within: .seconds(60), "task-started") { d in
+            (try? JSONValue.parse(d.body))?["type"] == "task-started"
         }
         let status = await worker.terminate()
         #expect(status == 0, "exit status \(status): \(worker.output.suffix(2000))")
         #expect(try await sleep.get(timeout: .seconds(10)).doubleValue == 1.5, "the running task finished during the warm shutdown")
         #expect(children.allSatisfy { !Self.isAlive($0) }, "children left behind: \(children.filter(Self.isAlive))")
-        await inspector.close()
+        await watcher.close()
         await client.close()
         await deleteQueues([queue], url: url)
     }
