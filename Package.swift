@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics",
+            "AMQPTransport", "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacMetrics",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),

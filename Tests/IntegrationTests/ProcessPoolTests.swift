@@ -132,7 +132,8 @@ struct ProcessPoolTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-crash")
         let client = try await startClient(url: url, queue: queue)
-        let worker = try WorkerProcess(queue: queue, ["-c", "4"])
+        let metricsPort = try freeLoopbackPort()
+        let worker = try WorkerProcess(queue: queue, ["-c", "4", "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1"])
         defer { Task { await worker.killAndReap() } }
 
         var adds: [(AsyncResult, Int64)] = []
@@ -162,6 +163,11 @@ struct ProcessPoolTests {
         #expect(pool?["implementation"] == "celeriac.process")
         #expect(Set(pool?["processes"]?.arrayValue?.compactMap(\.intValue) ?? []) == Set(worker.children.map(Int64.init)), "\(String(describing: pool))")
         #expect(pool?["worker-lost"] == 20 && pool?["child-restarts"] == 20, "\(String(describing: pool))")
+        // And the metrics count them.
+        let metrics = try httpGet(port: metricsPort, path: "/metrics").body
+        #expect(metrics.contains(#"celeriac_pool_child_restarts_total{reason="worker_lost"} 20"#), "\(metrics)")
+        #expect(metrics.contains(#"celeriac_tasks_finished_total{task="demo.crash",queue="\#(queue)",outcome="worker_lost"} 20"#), "\(metrics)")
+        #expect(metrics.contains("celeriac_pool_processes 4"), "\(metrics)")
         await worker.killAndReap()
         await client.close()
         await deleteQueues([queue], url: url)
