@@ -13,6 +13,8 @@ final class ChildProcess: Sendable {
     enum Event: Sendable {
         case reply(PoolReply.RunResult, rss: Int64)
         case died(ChildExit)
+        /// The child was already gone; the task was not sent.
+        case gone
     }
 
     struct State {
@@ -23,6 +25,8 @@ final class ChildProcess: Sendable {
         var endReason: String?
         var helloReceived = false
         var writeClosed = false
+        /// Set once the child is reaped; no run can start after that.
+        var exit: ChildExit?
     }
 
     let pid: pid_t
@@ -124,6 +128,7 @@ final class ChildProcess: Sendable {
             let exit = ChildExit(status: status)
             closeWrite()
             let waiting = state.withLock { s -> CheckedContinuation<Event, Never>? in
+                s.exit = exit
                 defer { s.pending = nil }
                 return s.pending?.continuation
             }
@@ -132,13 +137,16 @@ final class ChildProcess: Sendable {
         }
     }
 
-    /// Sends a task; the reply (or the child's death) resumes `continuation`.
-    func begin(_ message: TaskMessage, continuation: CheckedContinuation<Event, Never>) -> Int64 {
-        let seq = state.withLock { s -> Int64 in
+    /// Sends a task; the reply (or the child's death) resumes `continuation`. Returns nil without sending when
+    /// the child is already gone (it died while idle), so the caller can take another one.
+    func begin(_ message: TaskMessage, continuation: CheckedContinuation<Event, Never>) -> Int64? {
+        let seq = state.withLock { s -> Int64? in
+            guard s.exit == nil else { return nil }
             s.nextSeq += 1
             s.pending = (s.nextSeq, continuation)
             return s.nextSeq
         }
+        guard let seq else { return nil }
         // A failed write means the child is gone: the reader sees EOF and resumes the run with `.died`.
         send(PoolRequest.run(seq: seq, message: message).json)
         return seq
@@ -165,6 +173,16 @@ final class ChildProcess: Sendable {
             }
             if wasOpen { FileDescriptors.close(toChild) }
         }
+    }
+
+    /// SIGKILL if run `seq` is still running (a hard time limit must not hit the next task).
+    func kill(ifRunning seq: Int64, reason: String) {
+        let running = state.withLock { s -> Bool in
+            guard s.pending?.seq == seq, s.exit == nil else { return false }
+            if s.endReason == nil { s.endReason = reason }
+            return true
+        }
+        if running { _ = Glibc.kill(pid, SIGKILL) }
     }
 
     /// SIGKILL, remembering why (the reader reports the exit).

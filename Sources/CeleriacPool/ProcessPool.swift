@@ -293,7 +293,16 @@ public final class ProcessPool: TaskExecutor {
     }
 
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
-        guard let child = await acquire() else { throw CancellationError() }
+        while true {
+            guard let child = await acquire() else { throw CancellationError() }
+            if let value = try await run(message, task: task, context: context, limits: limits, on: child) { return value }
+            // That child had died while idle; its replacement is on the way. Take the next one.
+        }
+    }
+
+    /// One run on one child; nil when the child was already gone and nothing was sent.
+    private func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit,
+                     on child: ChildProcess) async throws -> JSONValue? {
         let run = RunState()
         // Both limits count from here, when the task really starts in its child.
         let softTimer: Task<Void, Never>? = limits.soft.map { limit in
@@ -308,12 +317,20 @@ public final class ProcessPool: TaskExecutor {
         let hardTimer: Task<Void, Never>? = limits.hard.map { limit in
             Task {
                 try? await Task.sleep(for: .milliseconds(Int64(limit * 1000)))
-                if !Task.isCancelled { child.kill(reason: "time_limit") }
+                let s = run.seq.load(ordering: .sequentiallyConsistent)
+                if !Task.isCancelled, s > 0 { child.kill(ifRunning: s, reason: "time_limit") }
             }
+        }
+        defer {
+            softTimer?.cancel()
+            hardTimer?.cancel()
         }
         let event = await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<ChildProcess.Event, Never>) in
-                let s = child.begin(message, continuation: c)
+                guard let s = child.begin(message, continuation: c) else {
+                    c.resume(returning: .gone)
+                    return
+                }
                 run.seq.store(s, ordering: .sequentiallyConsistent)
                 if Task.isCancelled || run.softFired.load(ordering: .sequentiallyConsistent) { child.cancel(seq: s) }
             }
@@ -321,10 +338,10 @@ public final class ProcessPool: TaskExecutor {
             let s = run.seq.load(ordering: .sequentiallyConsistent)
             if s > 0 { child.cancel(seq: s) }
         }
-        softTimer?.cancel()
-        hardTimer?.cancel()
         let hardTimeLimit = limits.hard
         switch event {
+        case .gone:
+            return nil
         case .reply(let result, let rss):
             afterTask(child, rss: rss)
             switch result {

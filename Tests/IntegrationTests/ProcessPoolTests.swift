@@ -15,6 +15,7 @@ struct ProcessPoolTests {
     final class WorkerProcess: Sendable {
         let pid: pid_t
         let log: String
+        let node: String
         private let reaped = Mutex(false)
 
         init(queue: String, _ extra: [String]) throws {
@@ -22,7 +23,8 @@ struct ProcessPoolTests {
                 throw Shell.Failure(command: ProcessPoolTests.demo, status: 127, output: "missing: `swift build --build-tests` builds it (scripts/test.sh does)")
             }
             log = "\(TestBroker.repoRoot)/.run/\(queue)-\(UUID().uuidString.prefix(8)).log"
-            pid = try Shell.spawn(ProcessPoolTests.demo, ["worker", "-Q", queue, "-n", "\(queue)-\(UUID().uuidString.prefix(8))@test", "--pool", "process",
+            node = "\(queue)-\(UUID().uuidString.prefix(8))@test"
+            pid = try Shell.spawn(ProcessPoolTests.demo, ["worker", "-Q", queue, "-n", node, "--pool", "process",
                                                           "--broker", TestBroker.shared.urlString] + extra,
                                   environment: ProcessInfo.processInfo.environment, log: log)
         }
@@ -57,6 +59,19 @@ struct ProcessPoolTests {
             }
         }
 
+        /// SIGTERM (warm shutdown) and wait for the exit status.
+        func terminate() async -> Int32 {
+            kill(pid, SIGTERM)
+            return await withCheckedContinuation { c in
+                Thread.detachNewThread { [self] in
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    reaped.withLock { $0 = true }
+                    c.resume(returning: status)
+                }
+            }
+        }
+
         var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
     }
 
@@ -70,6 +85,24 @@ struct ProcessPoolTests {
             guard fields.count > 1, fields[0] != "Z", pid_t(fields[1]) == parent else { return nil }
             return pid
         }.sorted()
+    }
+
+    /// The worker's remote-control `stats` reply (what `celery inspect stats` shows), over the pidbox exchange.
+    static func stats(of node: String, url: AMQPURL) async throws -> JSONValue {
+        let c = AMQPConnection(url: url, options: .init(name: "it-pool-stats", confirms: false))
+        try await c.connect()
+        let replies = uniqueName("stats-reply")
+        try await c.declare(QueueSpec(replies, durable: false, exclusive: true, autoDelete: true))
+        try await c.declare(ExchangeSpec("reply.celery.pidbox", kind: .direct, durable: false))
+        try await c.bind(BindingSpec(queue: replies, exchange: "reply.celery.pidbox", routingKey: replies))
+        let stream = try await c.consume(queue: replies, prefetch: 0, noAck: true)
+        let request: JSONValue = ["method": "stats", "arguments": [:], "destination": [.string(node)],
+                                  "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)], "ticket": .string(uniqueName())]
+        try await c.publish(OutgoingMessage(exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
+                                            properties: BasicProperties(contentType: "application/json")))
+        let reply = try await first(stream.deliveries, within: .seconds(20), "the stats reply") { _ in true }
+        await c.close()
+        return try JSONValue.parse(reply.body)[node] ?? .null
     }
 
     static func isAlive(_ pid: pid_t) -> Bool {
@@ -99,7 +132,8 @@ struct ProcessPoolTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-crash")
         let client = try await startClient(url: url, queue: queue)
-        let worker = try WorkerProcess(queue: queue, ["-c", "4"])
+        let metricsPort = try freeLoopbackPort()
+        let worker = try WorkerProcess(queue: queue, ["-c", "4", "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1"])
         defer { Task { await worker.killAndReap() } }
 
         var adds: [(AsyncResult, Int64)] = []
@@ -124,6 +158,16 @@ struct ProcessPoolTests {
         // And the new children work.
         #expect(try await client.send("demo.add", args: [40, 2]).get(timeout: .seconds(30)) == .int(42))
         #expect(worker.output.contains("reason=worker_lost"))
+        // The stats reply names the same children and counts the losses.
+        let pool = try await Self.stats(of: worker.node, url: url)["pool"]
+        #expect(pool?["implementation"] == "celeriac.process")
+        #expect(Set(pool?["processes"]?.arrayValue?.compactMap(\.intValue) ?? []) == Set(worker.children.map(Int64.init)), "\(String(describing: pool))")
+        #expect(pool?["worker-lost"] == 20 && pool?["child-restarts"] == 20, "\(String(describing: pool))")
+        // And the metrics count them.
+        let metrics = try httpGet(port: metricsPort, path: "/metrics").body
+        #expect(metrics.contains(#"celeriac_pool_child_restarts_total{reason="worker_lost"} 20"#), "\(metrics)")
+        #expect(metrics.contains(#"celeriac_tasks_finished_total{task="demo.crash",queue="\#(queue)",outcome="worker_lost"} 20"#), "\(metrics)")
+        #expect(metrics.contains("celeriac_pool_processes 4"), "\(metrics)")
         await worker.killAndReap()
         await client.close()
         await deleteQueues([queue], url: url)
@@ -197,6 +241,51 @@ struct ProcessPoolTests {
         #expect(!perPID.keys.contains(Int64(worker.pid)), "tasks must run in children, not in the worker")
         try await Self.poll("2 live pool children") { worker.children.count == 2 }
         await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func maxMemoryPerChildRetiresAChildThatGrewTooBig() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-memory")
+        let client = try await startClient(url: url, queue: queue)
+        // 1 KiB: every child is over the limit after its first task, so each task gets a fresh child.
+        let worker = try WorkerProcess(queue: queue, ["-c", "1", "--max-memory-per-child", "1"])
+        defer { Task { await worker.killAndReap() } }
+        var pids: [JSONValue] = []
+        for _ in 0..<3 { pids.append(try await client.send("demo.pid").get(timeout: .seconds(60))) }
+        #expect(Set(pids).count == 3, "\(pids)")
+        #expect(worker.output.contains("exceeds the memory limit"))
+        await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
+    @Test func warmShutdownFinishesTheRunningTaskThenStopsTheChildren() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-warm")
+        let client = try await startClient(url: url, queue: queue)
+        // Task events (-E) tell when the task has started.
+        let watcher = AMQPConnection(url: url, options: .init(name: "it-pool-warm", confirms: false))
+        try await watcher.connect()
+        let events = uniqueName("ev")
+        try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
+        try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
+        try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
+        let stream = try await watcher.consume(queue: events, prefetch: 0, noAck: true)
+        let worker = try WorkerProcess(queue: queue, ["-c", "2", "-E"])
+        defer { Task { await worker.killAndReap() } }
+        try await Self.poll("2 live pool children") { worker.children.count == 2 }
+        let children = worker.children
+        let sleep = try await client.send("demo.sleep", args: [1.5])
+        _ = try await first(stream.deliveries, within: .seconds(60), "task-started") { d in
+            (try? JSONValue.parse(d.body))?["type"] == "task-started"
+        }
+        let status = await worker.terminate()
+        #expect(status == 0, "exit status \(status): \(worker.output.suffix(2000))")
+        #expect(try await sleep.get(timeout: .seconds(10)).doubleValue == 1.5, "the running task finished during the warm shutdown")
+        #expect(children.allSatisfy { !Self.isAlive($0) }, "children left behind: \(children.filter(Self.isAlive))")
+        await watcher.close()
         await client.close()
         await deleteQueues([queue], url: url)
     }
