@@ -201,7 +201,7 @@ extension Worker {
         var tags: [DeliveryTag] = []
         var sawMarker = false
         do {
-            while let d = try await publisherConnection.get(queue: info.joinQueue) {
+            for d in try await readJoinQueue(info) {
                 tags.append(d.tag)
                 guard let json = try? JSONValue.parse(d.body) else { continue }
                 if json["joined"] != nil { sawMarker = true; continue }
@@ -253,6 +253,47 @@ extension Worker {
             await finishJoin(info, delivery: delivery, log: log)
             observer.chordEvent(reason == .deadline ? "deadline" : "failed")
         }
+    }
+
+    /// Reads every message of the join queue, unacked, on the publisher connection. A consumer whose prefetch
+    /// covers the queue takes them in one burst (`basic.get` costs a round trip each); very large chords use
+    /// `basic.get`. Only the lock holder reads, so nobody else competes for the messages.
+    func readJoinQueue(_ info: ChordInfo) async throws(AMQPError) -> [Delivery] {
+        let ready = Int(try await publisherConnection.inspect(queue: info.joinQueue).messageCount)
+        guard ready > 0 else { return [] }
+        guard ready < 60_000 else {
+            var out: [Delivery] = []
+            while let d = try await publisherConnection.get(queue: info.joinQueue) { out.append(d) }
+            return out
+        }
+        let connection = publisherConnection
+        let consumer = try await connection.consume(queue: info.joinQueue, prefetch: UInt16(ready), tag: "celeriac-join-\(info.id)")
+        // Read until the messages that were ready are in, then cancel; whatever else was delivered before the
+        // cancel took effect is read too (it ends the stream), so no delivery is left unaccounted for.
+        let reader = Task { () -> [Delivery] in
+            var out: [Delivery] = []
+            var cancelled = false
+            for await d in consumer.deliveries {
+                out.append(d)
+                if out.count >= ready && !cancelled {
+                    cancelled = true
+                    try? await connection.cancel(consumer)
+                }
+            }
+            return out
+        }
+        let guardTimer = Task {
+            try? await Task.sleep(for: .seconds(30))
+            reader.cancel()
+        }
+        let out = await reader.value
+        guardTimer.cancel()
+        try? await connection.cancel(consumer)
+        guard out.count >= ready else {
+            if let last = out.last { _ = await connection.nack(last.tag, multiple: true, requeue: true) }
+            throw AMQPError(.timeout, operation: "read chord parts of \(info.id)", reason: "\(out.count) of \(ready) messages arrived in 30 s")
+        }
+        return out
     }
 
     /// The join is done: drop the join queue (and with it the parts this joiner holds), the lock, and the join task.
