@@ -137,6 +137,7 @@ main() {
     [[ -n "$sbin" ]] && run_stage "swift amqp" "$sbin" amqp --broker "$url" --n "$N"
     [[ -n "$cbin" ]] && run_stage "c amqp" "$cbin" --broker "$url" --n "$N"
     [[ -n "$sbin" ]] && run_stage "swift tasks" "$sbin" tasks --broker "$url" --n "$TASKS_N"
+    [[ -n "$sbin" ]] && run_stage "swift canvas" "$sbin" canvas --broker "$url"
 
     if [[ -x "$PY" ]]; then
         run_stage "celery solo" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool solo
