@@ -94,14 +94,17 @@ def bench_enqueue(app, n, label):
 # ---------------------------------------------------------------- worker
 
 class Worker:
-    def __init__(self, pool, queue, env, log_path):
+    """A Celery worker subprocess (also used by celery_canvas_bench.py)."""
+
+    def __init__(self, pool, queue, env, log_path, concurrency=None, label=None):
         self.pool = pool
-        self.nodename = f"bench-{pool}-{os.getpid()}@{socket.gethostname()}"
+        self.nodename = f"bench-{label or pool}-{os.getpid()}@{socket.gethostname()}"
         self.log_path = log_path
-        concurrency = "1" if pool == "solo" else "2"
+        if concurrency is None:
+            concurrency = 1 if pool == "solo" else 2
         self.cmd = [
             sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-            "-P", pool, "-c", concurrency,
+            "-P", pool, "-c", str(concurrency),
             "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-Q", queue, "-n", self.nodename, "--loglevel", "WARNING",
         ]

@@ -32,12 +32,13 @@ import sys
 import tempfile
 import time
 
+# The worker subprocess, figure lines and queue helpers are shared with the task benchmark.
+from celery_bench import BenchError, Worker, declare_and_purge, emit
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CHAIN_LEN = 100
 GROUP_N = 1000
-WORKER_READY_TIMEOUT = 60.0
-WORKER_STOP_TIMEOUT = 30.0
 REDIS_READY_TIMEOUT = 20.0
 RESULT_TIMEOUT = 120.0
 
@@ -46,107 +47,10 @@ def note(msg):
     print(f"celery_canvas_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def emit(name, value, unit):
-    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-    print(f"{name} {text} {unit}", flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
 def _sigterm(signum, frame):
     raise SystemExit(f"celery_canvas_bench: got signal {signum}")
 
 
-# ---------------------------------------------------------------- queue helpers
-
-def declare_and_purge(app):
-    with app.connection_for_write() as conn:
-        q = app.amqp.queues[app.conf.task_default_queue].bind(conn.default_channel)
-        q.declare()
-        return q.purge() or 0
-
-
-# ---------------------------------------------------------------- worker
-
-class Worker:
-    def __init__(self, label, pool, concurrency, queue, env, log_path):
-        self.nodename = f"canvas-{label}-{os.getpid()}@{socket.gethostname()}"
-        self.log_path = log_path
-        self.cmd = [
-            sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-            "-P", pool, "-c", str(concurrency),
-            "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-Q", queue, "-n", self.nodename, "--loglevel", "WARNING",
-        ]
-        self.env = env
-        self.proc = None
-        self.log = None
-
-    def start(self):
-        self.log = open(self.log_path, "w")
-        note(f"starting worker: {' '.join(self.cmd)} (log {self.log_path})")
-        # own session: the worker and any pool children share a process group whose
-        # id is the worker's pid, so stop() can reach them all by that id.
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=HERE, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_ready(self, app):
-        deadline = time.monotonic() + WORKER_READY_TIMEOUT
-        t0 = time.monotonic()
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise BenchError(f"worker exited with status {self.proc.returncode} during startup")
-            try:
-                replies = app.control.ping(destination=[self.nodename], timeout=1)
-            except Exception as exc:  # broker hiccup: retry until the deadline
-                note(f"ping failed: {exc!r}")
-                time.sleep(0.5)
-                continue
-            if any(self.nodename in r for r in replies or []):
-                note(f"worker {self.nodename} ready after {time.monotonic() - t0:.1f} s")
-                return
-        raise BenchError(f"worker not ready within {WORKER_READY_TIMEOUT:.0f} s")
-
-    def stop(self):
-        if self.proc is None:
-            return
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=WORKER_STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    note(f"worker pid {self.proc.pid} ignored SIGTERM for "
-                         f"{WORKER_STOP_TIMEOUT:.0f} s; sending SIGKILL")
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                note(f"killed leftover processes in group {self.proc.pid}")
-            except (ProcessLookupError, PermissionError):
-                pass
-            note(f"worker {self.nodename} stopped (status {self.proc.returncode})")
-        finally:
-            self.proc = None
-            if self.log:
-                self.log.close()
-                self.log = None
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path) as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
-
-
-# ---------------------------------------------------------------- redis
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -345,7 +249,7 @@ def main():
             note(f"purged {purged} leftover message(s) from {args.queue}")
 
         # ---- chain and group: rpc:// backend
-        worker = Worker(f"{args.pool}-rpc", args.pool, args.concurrency, args.queue, env,
+        worker = Worker(args.pool, args.queue, env, concurrency=args.concurrency, label=f"canvas-{args.pool}-rpc", log_path=
                         os.path.join(run_dir, f"celery-canvas-worker-{args.pool}-rpc.log"))
 
         def rpc_body():
@@ -368,7 +272,7 @@ def main():
             redis_app = celery_app.make_app(broker=args.broker, result_backend=redis_server.url)
             renv = dict(env)
             renv["CELERIAC_BENCH_RESULT_BACKEND"] = redis_server.url
-            rworker = Worker(f"{args.pool}-redis", args.pool, args.concurrency, args.queue, renv,
+            rworker = Worker(args.pool, args.queue, renv, concurrency=args.concurrency, label=f"canvas-{args.pool}-redis", log_path=
                              os.path.join(run_dir, f"celery-canvas-worker-{args.pool}-redis.log"))
 
             def redis_body():

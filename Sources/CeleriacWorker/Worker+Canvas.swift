@@ -78,22 +78,28 @@ extension Worker {
     /// A chord header member finished: store its outcome in the chord's join queue, and if the queue now holds as
     /// many parts as the header has members, ask for the join. Returns false only when the broker could not be
     /// reached (the member's message then stays unacked and is redelivered: a duplicate part is harmless).
-    func reportChordPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, queue: String?, log: Logger) async -> Bool {
-        guard let info = ChordInfo(json: chord[ "options"]?[ChordInfo.optionKey]) else {
+    ///
+    /// - Parameter leading: a message published in the same confirmed batch, before the part (the member's result).
+    func reportChordPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, queue: String?, log: Logger,
+                         with leading: OutgoingMessage? = nil) async -> Bool {
+        guard let info = ChordInfo(json: chord["options"]?[ChordInfo.optionKey]) else {
             log.warning("the task belongs to a chord without Celeriac join information (sent by a Celery client with another result backend?); no part reported")
+            if let leading { return await publishConfirmed([leading], what: "result of \(message.id)") }
             return true
         }
         let part = ChordPart(index: message.groupIndex ?? -1, taskID: message.id, outcome: outcome)
         let props = BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2, correlationID: message.id)
         let outgoing = OutgoingMessage(routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
+        let batch = [leading, outgoing].compactMap { $0 }
         do {
-            try await publisherConnection.publish([outgoing])
+            try await publisherConnection.publish(batch)
         } catch where error.code == .unroutable {
             log.warning("chord part arrived after the chord was joined or its join queue expired; dropped", metadata: ["chord": .string(info.id)])
             observer.chordEvent("late_part")
             return true
         } catch {
-            guard await publishConfirmed([outgoing], what: "chord part of \(message.id)") else { return false }
+            // Not confirmed (broker trouble): send both again once it is back (a duplicate result or part is harmless).
+            guard await publishConfirmed(batch, what: "chord part of \(message.id)") else { return false }
         }
         log.debug("chord part stored", metadata: ["chord": .string(info.id), "index": .stringConvertible(part.index)])
         return await triggerJoinIfComplete(info, body: chord, parent: message, log: log)

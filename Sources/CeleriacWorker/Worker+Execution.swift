@@ -171,9 +171,13 @@ extension Worker {
         case .success(let value):
             label = "success"
             if let children = await publishFollowUps(after: message, result: value, queue: queue, log: log) {
-                published = await publishResult(.success(message.id, value, children: children, for: message), for: message, task: task)
-                if published, let chord = message.embed.chord {
-                    published = await reportChordPart(of: message, outcome: .success(value), chord: chord, queue: queue, log: log)
+                let result = ResultMessage.success(message.id, value, children: children, for: message)
+                if let chord = message.embed.chord {
+                    // A chord member: its result and its chord part go in one confirmed batch.
+                    published = await reportChordPart(of: message, outcome: .success(value), chord: chord, queue: queue, log: log,
+                                                      with: resultMessage(result, for: message, task: task))
+                } else {
+                    published = await publishResult(result, for: message, task: task)
                 }
             } else {
                 published = false

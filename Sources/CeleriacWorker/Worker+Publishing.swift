@@ -25,10 +25,15 @@ extension Worker {
 
     /// Sends a result to the task's reply queue, unless the task asked for none. True when nothing needed sending.
     func publishResult(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil) async -> Bool {
-        let ignore = message.ignoreResult ?? task?.options.ignoreResult ?? false
-        guard let replyTo = message.replyTo, !ignore else { return true }
-        let outgoing = ResultCodec.encode(result, replyTo: replyTo, correlationID: message.correlationID ?? message.id)
+        guard let outgoing = resultMessage(result, for: message, task: task) else { return true }
         return await publishConfirmed([outgoing], what: "result of \(message.id)")
+    }
+
+    /// The result message to publish, or nil when the task asked for none.
+    func resultMessage(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil) -> OutgoingMessage? {
+        let ignore = message.ignoreResult ?? task?.options.ignoreResult ?? false
+        guard let replyTo = message.replyTo, !ignore else { return nil }
+        return ResultCodec.encode(result, replyTo: replyTo, correlationID: message.correlationID ?? message.id)
     }
 
     /// Puts a copy of the delivery in the dead-letter queue with the reason, then acks the original.

@@ -64,6 +64,15 @@ func rssMB() -> Double {
     return parts.count > 1 ? (Double(parts[1]) ?? 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576 : 0
 }
 
+/// Deletes a scenario's queue and its exchange at the end of a run.
+func deleteBenchQueue(_ queue: String, url: AMQPURL) async throws {
+    let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
+    try await cleanup.connect()
+    try await cleanup.deleteQueue(queue)
+    try? await cleanup.deleteExchange(queue)
+    await cleanup.close()
+}
+
 func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
 /// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children.
@@ -337,11 +346,7 @@ struct TaskBench {
         }
         await group.triggerGracefulShutdown()
         try await running.value
-        let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
-        try await cleanup.connect()
-        try await cleanup.deleteQueue(queue)
-        try? await cleanup.deleteExchange(queue)
-        await cleanup.close()
+        try await deleteBenchQueue(queue, url: url)
         await client.close()
     }
 }

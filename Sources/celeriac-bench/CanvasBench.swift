@@ -65,10 +65,6 @@ struct CanvasBench {
         await client.close()
         await services.triggerGracefulShutdown()
         try await running.value
-        let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
-        try await cleanup.connect()
-        try await cleanup.deleteQueue(queue)
-        try? await cleanup.deleteExchange(queue)
-        await cleanup.close()
+        try await deleteBenchQueue(queue, url: url)
     }
 }
