@@ -1,4 +1,5 @@
 import AMQPTransport
+import CeleriacAMQP
 import CeleriacCore
 import Foundation
 import Testing
@@ -40,6 +41,27 @@ struct DemoCLITests {
         #expect(!badJSON.ok && badJSON.output.contains("--args is not valid JSON"), "\(badJSON.output)")
         let badURL = await cli(["call", "demo.add", "--broker", "http://nope"])
         #expect(!badURL.ok && badURL.output.contains("scheme"), "\(badURL.output)")
+
+        // `result ID --reply-queue Q` reads a result sent to a reply queue of the caller's choosing.
+        let replies = uniqueName("reply")
+        let admin = AMQPConnection(url: url, options: .init(name: "it-cli-result", confirms: false))
+        try await admin.connect()
+        _ = try await admin.declare(QueueSpec(replies, durable: true))
+        let client = try await startClient(url: url, queue: queue)
+        var options = SendOptions()
+        options.replyTo = replies
+        let sum = try await client.send("demo.add", args: [20, 22], options: options)
+        let failed = try await client.send("demo.fail", args: ["kaput"], options: options)
+        let read = await cli(["result", sum.id, "--reply-queue", replies, "--timeout", "60", "--broker", broker])
+        let readLines: [String] = read.output.split(separator: "\n").suffix(2).map(String.init)
+        #expect(read.ok && readLines == ["SUCCESS", "42"], "\(read.output)")
+        let readFailure = await cli(["result", failed.id, "--reply-queue", replies, "--timeout", "60", "--broker", broker])
+        #expect(!readFailure.ok && readFailure.output.contains("FAILURE") && readFailure.output.contains("kaput"), "\(readFailure.output)")
+        let missing = await cli(["result", "no-such-id", "--reply-queue", replies, "--timeout", "1", "--broker", broker])
+        #expect(!missing.ok && missing.output.contains("no result for no-such-id"), "\(missing.output)")
+        await client.close()
+        _ = try? await admin.deleteQueue(replies)
+        await admin.close()
 
         // Warm shutdown on SIGTERM: the process exits 0.
         kill(pid, SIGTERM)
