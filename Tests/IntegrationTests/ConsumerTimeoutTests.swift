@@ -19,9 +19,13 @@ struct ConsumerTimeoutTests {
     @Test func countdownLongerThanTheConsumerTimeoutIsNeverHeldByTheWorker() async throws {
         let broker = TestBroker.chaos
         let url = try broker.url()
-        // A 2 s consumer timeout checked every 0.5 s, for channels opened from now on (restored at the end).
-        try await broker.scriptAsync("ctl", "eval",
-                                     "application:set_env(rabbit, channel_tick_interval, 500), application:set_env(rabbit, consumer_timeout, 2000).")
+        // A 2 s consumer timeout checked every 0.5 s, for channels opened from now on. The node's own values are
+        // saved and put back at the end (removing them instead would break every later channel.open).
+        try await broker.scriptAsync("ctl", "eval", """
+            persistent_term:put(celeriac_ct_saved, {application:get_env(rabbit, channel_tick_interval), \
+            application:get_env(rabbit, consumer_timeout)}), application:set_env(rabbit, channel_tick_interval, 500), \
+            application:set_env(rabbit, consumer_timeout, 2000).
+            """)
         do {
             // Control: a consumer holding a delivery unacked past the timeout loses its channel; the message comes
             // back redelivered and the broker logs the timeout. This shows the setting is live.
@@ -56,9 +60,17 @@ struct ConsumerTimeoutTests {
             try await running.stop()
             await deleteQueues([queue], url: url)
         } catch {
-            _ = try? await broker.scriptAsync("ctl", "eval", "application:unset_env(rabbit, channel_tick_interval), application:unset_env(rabbit, consumer_timeout).")
+            _ = try? await Self.restoreTimeouts(broker)
             throw error
         }
-        try await broker.scriptAsync("ctl", "eval", "application:unset_env(rabbit, channel_tick_interval), application:unset_env(rabbit, consumer_timeout).")
+        try await Self.restoreTimeouts(broker)
+    }
+
+    static func restoreTimeouts(_ broker: TestBroker) async throws {
+        try await broker.scriptAsync("ctl", "eval", """
+            {T, C} = persistent_term:get(celeriac_ct_saved), \
+            case T of {ok, TV} -> application:set_env(rabbit, channel_tick_interval, TV); undefined -> ok end, \
+            case C of {ok, CV} -> application:set_env(rabbit, consumer_timeout, CV); undefined -> application:unset_env(rabbit, consumer_timeout) end.
+            """)
     }
 }
