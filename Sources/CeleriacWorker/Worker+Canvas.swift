@@ -44,7 +44,7 @@ extension Worker {
             result.parentID = parent.id
             _ = await publishResult(result, for: doomed)
             if let chord = doomed.embed.chord {
-                _ = await reportChordPart(of: doomed, outcome: .failure(failure), chord: chord, queue: nil, log: log)
+                _ = await reportChordPart(of: doomed, outcome: .failure(failure), chord: chord, log: log)
             }
         case .chain(let steps, _):
             for step in steps { await failCanvas(step, failure: failure, parent: parent, log: log) }
@@ -67,10 +67,10 @@ extension Worker {
     /// Every way a task can end without success (failure, time limit, worker lost, revoked) goes through here: the
     /// rest of its chain fails, and a chord it belongs to gets its failed part. Returns false when the broker could
     /// not take the chord part (the message then stays unacked).
-    func canvasAfterFailure(_ message: TaskMessage, failure: TaskFailure, published: Bool, queue: String, log: Logger) async -> Bool {
+    func canvasAfterFailure(_ message: TaskMessage, failure: TaskFailure, published: Bool, log: Logger) async -> Bool {
         await failRemainingChain(of: message, failure: failure, log: log)
         guard published, let chord = message.embed.chord else { return published }
-        return await reportChordPart(of: message, outcome: .failure(failure), chord: chord, queue: queue, log: log)
+        return await reportChordPart(of: message, outcome: .failure(failure), chord: chord, log: log)
     }
 
     // MARK: - Chord parts
@@ -80,7 +80,7 @@ extension Worker {
     /// reached (the member's message then stays unacked and is redelivered: a duplicate part is harmless).
     ///
     /// - Parameter leading: a message published in the same confirmed batch, before the part (the member's result).
-    func reportChordPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, queue: String?, log: Logger,
+    func reportChordPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, log: Logger,
                          with leading: OutgoingMessage? = nil) async -> Bool {
         guard let info = ChordInfo(json: chord["options"]?[ChordInfo.optionKey]) else {
             log.warning("the task belongs to a chord without Celeriac join information (sent by a Celery client with another result backend?); no part reported")
@@ -324,14 +324,18 @@ extension Worker {
         if await republish(again, queue: queue, log: log) { await consumerConnection.ack(delivery.tag) }
     }
 
-    /// A failed chord runs the `link_error` callbacks of its body's tasks with the body's id.
+    /// A failed chord runs the `link_error` callbacks of its body's tasks with the failed body task's id.
     private func publishBodyErrbacks(_ body: CanvasNode, parent: TaskMessage, log: Logger) async {
-        guard case .task(let t) = body else {
-            if case .chain(let steps, _) = body, let first = steps.first { await publishBodyErrbacks(first, parent: parent, log: log) }
-            return
+        switch body {
+        case .task(let t):
+            guard t.options["link_error"] != nil else { return }
+            var doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
+            doomed.embed.chain = nil
+            await publishErrbacks(after: doomed, queue: planner.defaultQueue, log: log)
+        case .chain(let nodes, _), .group(let nodes, _):
+            for node in nodes { await publishBodyErrbacks(node, parent: parent, log: log) }
+        case .chord(_, let inner, _):
+            await publishBodyErrbacks(inner, parent: parent, log: log)
         }
-        var doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
-        doomed.embed.chain = nil
-        await publishErrbacks(after: doomed, queue: planner.defaultQueue, log: log)
     }
 }

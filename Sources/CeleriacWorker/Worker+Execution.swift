@@ -174,7 +174,7 @@ extension Worker {
                 let result = ResultMessage.success(message.id, value, children: children, for: message)
                 if let chord = message.embed.chord {
                     // A chord member: its result and its chord part go in one confirmed batch.
-                    published = await reportChordPart(of: message, outcome: .success(value), chord: chord, queue: queue, log: log,
+                    published = await reportChordPart(of: message, outcome: .success(value), chord: chord, log: log,
                                                       with: resultMessage(result, for: message, task: task))
                 } else {
                     published = await publishResult(result, for: message, task: task)
@@ -189,7 +189,7 @@ extension Worker {
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
-            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
+            published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.failed(message, failure)
         case .retry(let after, let cause):
             label = "retry"
@@ -211,7 +211,7 @@ extension Worker {
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
-            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
+            published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.failed(message, failure)
         case .workerLost(let lost):
             label = "worker_lost"
@@ -227,7 +227,7 @@ extension Worker {
                 log.error("the process running the task died; the task failed", metadata: ["error": .string(lost.failure.description)])
                 await publishErrbacks(after: message, queue: queue, log: log)
                 published = await publishResult(.failure(message.id, lost.failure, for: message), for: message, task: task)
-                published = await canvasAfterFailure(message, failure: lost.failure, published: published, queue: queue, log: log)
+                published = await canvasAfterFailure(message, failure: lost.failure, published: published, log: log)
                 events.failed(message, lost.failure)
                 if published, lost.disposition == .deadLetter, !configuration.acksEarly {
                     observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
@@ -240,7 +240,7 @@ extension Worker {
             log.info("task not run", metadata: ["reason": .string(reason)])
             let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
             published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
-            published = await canvasAfterFailure(message, failure: failure, published: published, queue: queue, log: log)
+            published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.revoked(message, reason: reason)
         }
         observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)

@@ -205,13 +205,15 @@ struct CanvasTests {
     }
 
     @Test func chordWithAFailingMemberFailsWithChordErrorNamingIt() async throws {
-        let s = try await setUp(workers: 2)
+        let (errbacks, sink) = AsyncStream<String>.makeStream()
+        let s = try await setUp(workers: 2, registry: CanvasTasks.registry(errbacks: sink))
         let header = group {
             CanvasTasks.add.s(1, 1)
             CanvasTasks.fail.s("member 1 broke")
             CanvasTasks.add.s(2, 2)
         }
-        let result = try await s.client.apply(chord(header, CanvasTasks.xsum.s()))
+        // The body's link_error runs with the body's id when the chord fails.
+        let result = try await s.client.apply(chord(header, CanvasTasks.xsum.s()).linkError(CanvasTasks.onError.s()))
         do {
             _ = try await result.get(timeout: .seconds(30))
             Issue.record("the chord body ran although a member failed")
@@ -221,6 +223,8 @@ struct CanvasTests {
             #expect(failure.message.contains("ValueError"))
             #expect(failure.message.contains("member 1"))
         }
+        let errbackGot = try await first(errbacks, within: .seconds(30), "the chord body's link_error") { _ in true }
+        #expect(errbackGot == result.id)
         // Opted in: the body gets results and errors side by side.
         let collected = try await s.client.apply(chord(collectingErrors: header, CanvasTasks.describe.s()))
         let described: [String] = try await collected.get(timeout: .seconds(30))

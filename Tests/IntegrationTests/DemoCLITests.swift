@@ -89,13 +89,7 @@ struct DemoCLITests {
         let queue = uniqueName("cold")
         let node = "\(queue)@test"
         // Watch the worker's task events (worker started with -E) to know when the task is running.
-        let watcher = AMQPConnection(url: url, options: .init(name: "it-cold-watch", confirms: false))
-        try await watcher.connect()
-        let events = uniqueName("ev")
-        try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
-        try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
-        try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
-        let stream = try await watcher.consume(queue: events, prefetch: 0, noAck: true)
+        let (watcher, stream) = try await watchTaskEvents(url: url, name: "it-cold-watch")
 
         let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
         let metricsPort = try freeLoopbackPort()

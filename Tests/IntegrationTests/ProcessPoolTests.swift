@@ -266,13 +266,7 @@ struct ProcessPoolTests {
         let queue = uniqueName("pool-warm")
         let client = try await startClient(url: url, queue: queue)
         // Task events (-E) tell when the task has started.
-        let watcher = AMQPConnection(url: url, options: .init(name: "it-pool-warm", confirms: false))
-        try await watcher.connect()
-        let events = uniqueName("ev")
-        try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
-        try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
-        try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
-        let stream = try await watcher.consume(queue: events, prefetch: 0, noAck: true)
+        let (watcher, stream) = try await watchTaskEvents(url: url, name: "it-pool-warm")
         let worker = try WorkerProcess(queue: queue, ["-c", "2", "-E"])
         defer { Task { await worker.killAndReap() } }
         try await Self.poll("2 live pool children") { worker.children.count == 2 }

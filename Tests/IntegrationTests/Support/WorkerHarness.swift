@@ -103,6 +103,18 @@ func startClient(url: AMQPURL, queue: String) async throws -> CeleriacClient {
     return client
 }
 
+/// A private queue bound to Celery's task events (`celeryev`, `task.#`) on a connection of its own, so a test can
+/// wait for `task-started` of a worker run with `-E`. Close the connection at the end.
+func watchTaskEvents(url: AMQPURL, name: String) async throws -> (AMQPConnection, AMQPConsumer) {
+    let watcher = AMQPConnection(url: url, options: .init(name: name, confirms: false))
+    try await watcher.connect()
+    let events = uniqueName("ev")
+    try await watcher.declare(ExchangeSpec("celeryev", kind: .topic, durable: true))
+    try await watcher.declare(QueueSpec(events, durable: false, exclusive: true, autoDelete: true))
+    try await watcher.bind(BindingSpec(queue: events, exchange: "celeryev", routingKey: "task.#"))
+    return (watcher, try await watcher.consume(queue: events, prefetch: 0, noAck: true))
+}
+
 /// Deletes test queues at the end of a test.
 func deleteQueues(_ names: [String], url: AMQPURL) async {
     let c = AMQPConnection(url: url, options: .init(name: "it-cleanup", confirms: false))
