@@ -59,7 +59,8 @@ public struct CeleriacCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
-        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, PoolChildCommand.self]
+        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self,
+                       InspectCommand.self, ControlCommand.self, EventsCommand.self, PoolChildCommand.self]
     )
     public init() {}
 }

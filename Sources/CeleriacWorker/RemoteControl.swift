@@ -94,6 +94,7 @@ struct RemoteControl: Sendable {
             }
             let terminate = method == "terminate" || args["terminate"]?.boolValue == true
             for id in ids { await worker.revoke(id, terminate: terminate) }
+            worker.recordBroadcastRevocations(ids, terminate: terminate)
             let set = "{" + ids.map { "'\($0)'" }.joined(separator: ", ") + "}"
             return ["ok": .string(terminate ? "terminate: \(set)" : "tasks \(set) flagged as revoked")]
         case "rate_limit":

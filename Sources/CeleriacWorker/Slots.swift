@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// A counting semaphore for the worker's concurrency limit. Waiters are resumed in order.
 actor Slots {
     private var free: Int
@@ -88,6 +90,17 @@ actor RevokedSet {
         if entries[id] == nil { order.append(id) }
         entries[id] = .now
         while entries.count > capacity, !order.isEmpty { entries.removeValue(forKey: order.removeFirst()) }
+    }
+
+    /// Inserts an id revoked at a wall-clock time (from the revocation log); false if it is already too old or known.
+    @discardableResult
+    func insert(_ id: String, revokedAt: Double) -> Bool {
+        let age = max(0, Date().timeIntervalSince1970 - revokedAt)
+        guard age < Double(ttl.components.seconds), entries[id] == nil else { return false }
+        order.append(id)
+        entries[id] = .now - .milliseconds(Int(age * 1000))
+        while entries.count > capacity, !order.isEmpty { entries.removeValue(forKey: order.removeFirst()) }
+        return true
     }
 
     func contains(_ id: String) -> Bool {

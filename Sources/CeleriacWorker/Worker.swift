@@ -46,6 +46,9 @@ public final class Worker: Service, Sendable {
         public var timeLimit: Double?
         /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
         public var softTimeLimit: Double?
+        /// Replay and extend the broker's revocation log (`celeriac.revoked`, a stream queue) so revocations
+        /// survive restarts and reach workers started later. Needs RabbitMQ ≥ 3.9.
+        public var durableRevocations: Bool = true
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -76,6 +79,8 @@ public final class Worker: Service, Sendable {
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
     let revoked = RevokedSet()
+    /// Ids known to be in the broker's revocation log (so a broadcast is not written to it again).
+    let loggedRevocations = RevokedSet()
     let rateLimiter = RateLimiter()
     /// One chord join at a time per worker: a join holds parts unacked on the publisher connection's admin
     /// channel, which a concurrent join's failed lock declare (405) would close.
@@ -136,6 +141,7 @@ public final class Worker: Service, Sendable {
             try await consumerConnection.connect()
             try await publisherConnection.connect()
             try await declareTopology()
+            try await replayRevocationLog()
         } catch let error as AMQPError {
             throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
         }

@@ -1,0 +1,80 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import FoundationEssentials
+import Logging
+
+/// Durable revocations (``RevocationLog``): replayed before the worker takes its first task, followed while it
+/// runs, and extended with revocations that arrive only as a Celery broadcast.
+extension Worker {
+    /// Reads the broker's revocation log up to a marker this worker writes now, so every revocation recorded
+    /// before start-up is known before the first task is consumed; then keeps following the log.
+    func replayRevocationLog() async throws(AMQPError) {
+        guard configuration.durableRevocations else { return }
+        try await RevocationLog.declare(on: publisherConnection)
+        let token = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
+        try await publisherConnection.publish(RevocationLog.marker(token))
+        let consumer = try await consumerConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
+                                                            tag: "\(configuration.hostname)-revocations", arguments: RevocationLog.fromFirst)
+        let (replayed, replayedSink) = AsyncStream<Int>.makeStream()
+        Task { await self.followRevocationLog(consumer, marker: token, replayed: replayedSink) }
+        let count: Int? = await withTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                for await n in replayed { return n }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let count {
+            logger.info("revocation log replayed", metadata: ["revoked": .stringConvertible(count), "queue": .string(RevocationLog.queue)])
+        } else {
+            logger.warning("the revocation log was not replayed within 30 s; starting anyway: tasks revoked before now may run here",
+                           metadata: ["queue": .string(RevocationLog.queue)])
+        }
+    }
+
+    private func followRevocationLog(_ consumer: AMQPConsumer, marker: String, replayed: AsyncStream<Int>.Continuation) async {
+        var count = 0
+        for await delivery in consumer.deliveries {
+            switch RevocationLog.decode(delivery.body) {
+            case .revoke(let id, let at, _)?:
+                if await revoked.insert(id, revokedAt: at) { count += 1 }
+                await loggedRevocations.insert(id, revokedAt: at)
+            case .marker(let token)? where token == marker:
+                replayed.yield(count)
+                replayed.finish()
+            default:
+                break
+            }
+            consumerConnection.ackInBackground(delivery.tag)
+        }
+        replayed.finish()
+    }
+
+    /// Records revocations that arrived as a broadcast only (e.g. `celery control revoke`) in the log, unless
+    /// the log already has them. The short random wait lets the log deliver entries the sender wrote itself
+    /// (``ControlClient/revoke(_:terminate:timeout:)`` writes first) and spreads the writers of a large cluster.
+    func recordBroadcastRevocations(_ ids: [String], terminate: Bool) {
+        guard configuration.durableRevocations, !ids.isEmpty else { return }
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 100...400)))
+            var missing: [OutgoingMessage] = []
+            for id in ids where !(await loggedRevocations.contains(id)) {
+                missing.append(RevocationLog.entry(id: id, terminate: terminate, by: configuration.hostname))
+            }
+            guard !missing.isEmpty else { return }
+            do {
+                try await publisherConnection.publish(missing)
+            } catch {
+                logger.warning("could not record revocations in the broker's log; workers started later may run them",
+                               metadata: ["ids": .string(ids.joined(separator: ",")), "error": .string(String(describing: error))])
+            }
+        }
+    }
+}
