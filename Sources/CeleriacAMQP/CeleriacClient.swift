@@ -28,10 +28,14 @@ public final class CeleriacClient: Sendable {
         /// Consume a reply queue at all (off for fire-and-forget producers such as beat).
         public var receiveResults: Bool
         public var connectionName: String
+        /// Send a Celery `task-sent` event for every task published (Celery's `task_send_sent_event`), so
+        /// Flower and `celeriac events` see tasks before a worker receives them.
+        public var sendSentEvents: Bool
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
-                    connectionName: String = "celeriac-client") {
+                    connectionName: String = "celeriac-client", sendSentEvents: Bool = false) {
+            self.sendSentEvents = sendSentEvents
             self.brokerURL = brokerURL
             self.defaultQueue = defaultQueue
             self.maxPriority = maxPriority
@@ -52,6 +56,7 @@ public final class CeleriacClient: Sendable {
     private let delayTopologyDeclared = Mutex(false)
     private let delayBoundQueues = Mutex<Set<String>>([])
     private let routing = Mutex<Task<Void, Never>?>(nil)
+    let sentEvents = SentEvents()
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -67,6 +72,7 @@ public final class CeleriacClient: Sendable {
     public func start() async throws(CeleriacError) {
         do {
             try await publisher.connect()
+            if configuration.sendSentEvents { try await publisher.declare(ExchangeSpec(SentEvents.exchange, kind: .topic, durable: true)) }
             guard configuration.receiveResults else { return }
             try await consumer.connect()
             try await consumer.declare(Topology.replyQueue(replyQueue))
@@ -144,6 +150,9 @@ public final class CeleriacClient: Sendable {
         }
         outgoing.mandatory = false
         try await publishWithRetry([outgoing] + companions)
+        if configuration.sendSentEvents {
+            publisher.publishInBackground(sentEvents.event(for: message, queue: queue, routingKey: key, exchange: exchange ?? ""))
+        }
     }
 
     /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.

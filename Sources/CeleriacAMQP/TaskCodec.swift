@@ -51,6 +51,7 @@ public enum TaskCodec {
         h[HeaderKey.stampedHeaders] = HeaderMapping.field(task.stampedHeaders)
         h[HeaderKey.stamps] = HeaderMapping.field(task.stamps)
         for (k, v) in task.extraHeaders where !HeaderKey.known.contains(k) { h[k] = HeaderMapping.field(v) }
+        h[HeaderKey.sentAt] = .double(now.timeIntervalSince1970)
         var props = BasicProperties(
             contentType: "application/json", contentEncoding: "utf-8", headers: h, deliveryMode: persistent ? 2 : 1,
             priority: task.priority ?? 0, correlationID: task.correlationID ?? task.id, replyTo: task.replyTo ?? "")
@@ -136,6 +137,7 @@ public enum TaskCodec {
         task.replyTo = d.properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }
         task.correlationID = d.properties.correlationID ?? id
         task.priority = d.properties.priority
+        task.sentAt = headers[HeaderKey.sentAt]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
         return task
     }
 }

@@ -94,8 +94,11 @@ public enum HeaderKey {
     public static let stampedHeaders = "stamped_headers", stamps = "stamps", compression = "compression"
     /// Added by the worker to dead-lettered messages.
     public static let deadReason = "x-celeriac-reason", deadQueue = "x-celeriac-queue", deadWorker = "x-celeriac-worker"
+    /// When the producer published the message (Unix seconds, a double): the worker's queue-wait histogram.
+    /// Celery ignores unknown headers; messages without it (from Python producers) are not measured.
+    public static let sentAt = "x-celeriac-sent-at"
 
     static let known: Set<String> = [lang, task, id, shadow, eta, expires, group, groupIndex, retries, timelimit, rootID,
                                      parentID, argsrepr, kwargsrepr, origin, ignoreResult, replacedTaskNesting,
-                                     stampedHeaders, stamps]
+                                     stampedHeaders, stamps, sentAt]
 }

@@ -33,6 +33,8 @@ public struct TaskMessage: Sendable, Equatable {
     public var replyTo: String?
     public var correlationID: String?
     public var priority: UInt8?
+    /// When the producer published it (Celeriac producers only; not re-encoded, the codec stamps each publish).
+    public var sentAt: Date?
 
     public struct TimeLimit: Sendable, Equatable {
         public var hard: Double?

@@ -57,6 +57,14 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         active(queue).increment()
     }
 
+    private static let waitBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
+
+    public func taskQueueWait(name: String, queue: String, seconds: Double) {
+        registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
+                                                      helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
+                                    labels: [("task", label(name)), ("queue", queue)], buckets: Self.waitBuckets).record(seconds)
+    }
+
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
         let mapped = switch outcome {
         case "success": "succeeded"

@@ -78,6 +78,10 @@ extension Worker {
         if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
 
         observer.taskStarted(name: message.name, queue: queue)
+        if let sent = message.sentAt {
+            let from = max(sent, message.eta ?? sent)
+            observer.taskQueueWait(name: message.name, queue: queue, seconds: max(0, Date().timeIntervalSince(from)))
+        }
         events.started(message)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)

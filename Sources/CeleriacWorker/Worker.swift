@@ -102,6 +102,7 @@ public final class Worker: Service, Sendable {
     let processed = Atomic<Int>(0)
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
     let readyState = Atomic<Bool>(false)
+    let stalled = Atomic<Bool>(false)
     let startedAt = Date()
 
     struct RunningTask: Sendable {
@@ -128,7 +129,11 @@ public final class Worker: Service, Sendable {
     }
 
     /// True while connected and consuming (for `/readyz`).
-    public var isReady: Bool { readyState.load(ordering: .relaxed) && consumerConnection.isConnected }
+    /// Not ready while the watchdog sees a stall (messages ready, slots free, nothing delivered) until the next
+    /// delivery arrives.
+    public var isReady: Bool { readyState.load(ordering: .relaxed) && consumerConnection.isConnected && !stalled.load(ordering: .relaxed) }
+    /// True from a stall the watchdog detected until the next delivery.
+    public var isStalled: Bool { stalled.load(ordering: .relaxed) }
     /// Tasks executed so far.
     public var processedCount: Int { processed.load(ordering: .relaxed) }
     public var registeredTaskNames: [String] { registry.names }
@@ -212,6 +217,7 @@ public final class Worker: Service, Sendable {
                     }
                     for await (delivery, queue) in intake {
                         lastDelivery.withLock { $0 = .now }
+                        if stalled.load(ordering: .relaxed) { stalled.store(false, ordering: .relaxed) }
                         if stopping.load(ordering: .relaxed) {
                             // Prefetched but not started: give it back now, so another worker can take it.
                             await consumerConnection.nack(delivery.tag, requeue: true)
@@ -335,15 +341,22 @@ public final class Worker: Service, Sendable {
             do { try await Task.sleep(for: configuration.watchdogInterval) } catch { return }
             if stopping.load(ordering: .relaxed) { return }
             let idleFor = ContinuousClock.now - lastDelivery.withLock { $0 }
-            guard idleFor >= configuration.watchdogInterval, await slots.busy < configuration.concurrency, consumerConnection.isConnected else { continue }
+            guard idleFor >= configuration.watchdogInterval, await slots.busy < configuration.concurrency, consumerConnection.isConnected else {
+                stalled.store(false, ordering: .relaxed)
+                continue
+            }
+            var stallSeen = false
             for (queue, consumer) in consumers.withLock({ $0 }) {
                 guard let info = try? await consumerConnection.inspect(queue: queue), info.messageCount > 0 else { continue }
                 logger.error("watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
                              metadata: ["queue": .string(queue), "ready": .stringConvertible(info.messageCount), "idle": .string("\(idleFor)")])
+                stallSeen = true
                 observer.consumerRestarted(queue: queue, reason: "watchdog")
                 // Cancelling ends the consumer's stream; forward(queue:) then subscribes afresh.
                 try? await consumerConnection.cancel(consumer)
             }
+            // Stalled (not ready) until a delivery arrives or a later check finds nothing waiting.
+            stalled.store(stallSeen, ordering: .relaxed)
         }
     }
 

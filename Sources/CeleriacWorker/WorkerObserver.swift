@@ -5,6 +5,8 @@ import CeleriacCore
 public protocol WorkerObserver: Sendable {
     func taskReceived(name: String, queue: String)
     func taskStarted(name: String, queue: String)
+    /// Seconds from publish (or from its ETA, if later) to start; only for messages that carry the send time.
+    func taskQueueWait(name: String, queue: String, seconds: Double)
     /// outcome: success, failure, retry, revoked, expired
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double)
     /// A message that could not be run went to the dead-letter queue; reason is a short fixed label.
@@ -26,6 +28,7 @@ public protocol WorkerObserver: Sendable {
 extension WorkerObserver {
     public func taskReceived(name: String, queue: String) {}
     public func taskStarted(name: String, queue: String) {}
+    public func taskQueueWait(name: String, queue: String, seconds: Double) {}
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {}
     public func messageDeadLettered(queue: String, reason: String) {}
     public func taskParked(name: String, queue: String) {}

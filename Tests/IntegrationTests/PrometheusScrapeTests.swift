@@ -29,6 +29,24 @@ struct PrometheusScrapeTests {
         let dir = NSTemporaryDirectory() + "celeriac-prom-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
+
+        // Beat (the demo's `beat` process) with one one-off entry a few seconds ahead: it sends exactly once.
+        let beatQueue = uniqueName("prom-beat")
+        let at = ISOTime.format(Date().addingTimeInterval(4))
+        try """
+        entries:
+          once:
+            task: it.add
+            args: [1, 1]
+            queue: \(beatQueue)
+            at: "\(at)"
+        """.write(toFile: "\(dir)/schedule.yaml", atomically: true, encoding: .utf8)
+        let beatPort = try freeLoopbackPort()
+        let beat = try Shell.spawn("\(TestBroker.repoRoot)/.build/debug/celeriac-demo",
+                                   ["beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
+                                    "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString],
+                                   environment: ProcessInfo.processInfo.environment, log: "\(dir)/beat.log")
+        defer { Shell.kill(beat) }
         let config = """
         global:
           scrape_interval: 1s
@@ -37,6 +55,9 @@ struct PrometheusScrapeTests {
           - job_name: celeriac-worker
             static_configs:
               - targets: ['127.0.0.1:\(metricsPort)']
+          - job_name: celeriac-beat
+            static_configs:
+              - targets: ['127.0.0.1:\(beatPort)']
         """
         try config.write(toFile: "\(dir)/prometheus.yml", atomically: true, encoding: .utf8)
         let webPort = try freeLoopbackPort()
@@ -45,26 +66,33 @@ struct PrometheusScrapeTests {
                                   environment: ProcessInfo.processInfo.environment, log: "\(dir)/prometheus.log")
         defer { Shell.kill(pid) }
 
-        let query = "celeriac_tasks_finished_total{task=\"it.add\",queue=\"\(queue)\",outcome=\"succeeded\"}"
-        let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
         // Prometheus needs a moment to start and to scrape once; ask until it answers (bounded).
-        let value: String = try await within(.seconds(60), "Prometheus to return the series") {
-            while true {
-                if let response = try? httpGet(port: webPort, path: "/api/v1/query?query=\(encoded)"),
-                   response.status == 200,
-                   let json = try? JSONValue.parse(response.body),
-                   case .array(let results)? = json["data"]?["result"], let first = results.first,
-                   case .array(let pair)? = first["value"], pair.count == 2, let v = pair[1].stringValue {
-                    return v
+        func value(_ query: String, _ expected: String) async throws -> String {
+            let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
+            return try await within(.seconds(60), "Prometheus to return \(expected) for \(query)") {
+                while true {
+                    if let response = try? httpGet(port: webPort, path: "/api/v1/query?query=\(encoded)"),
+                       response.status == 200,
+                       let json = try? JSONValue.parse(response.body),
+                       case .array(let results)? = json["data"]?["result"], let first = results.first,
+                       case .array(let pair)? = first["value"], pair.count == 2, let v = pair[1].stringValue {
+                        if v == expected { return v }
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
                 }
-                try await Task.sleep(for: .milliseconds(200))
             }
         }
-        #expect(value == "100")
+        let finished = try await value("celeriac_tasks_finished_total{task=\"it.add\",queue=\"\(queue)\",outcome=\"succeeded\"}", "100")
+        #expect(finished == "100")
+        // Every call carried its send time: 100 queue-wait observations.
+        let waits = try await value("celeriac_task_queue_wait_seconds_count{task=\"it.add\",queue=\"\(queue)\"}", "100")
+        #expect(waits == "100")
+        let beatSends = try await value("celeriac_beat_sends_total{entry=\"once\",job=\"celeriac-beat\"}", "1")
+        #expect(beatSends == "1")
         let up = try httpGet(port: webPort, path: "/api/v1/query?query=up")
-        #expect(up.body.contains("\"celeriac-worker\""))
+        #expect(up.body.contains("\"celeriac-worker\"") && up.body.contains("\"celeriac-beat\""))
         await client.close()
         try await running.stop()
-        await deleteQueues([queue], url: url)
+        await deleteQueues([queue, beatQueue], url: url)
     }
 }

@@ -131,6 +131,7 @@ struct FanOut: WorkerObserver {
     let observers: [any WorkerObserver]
     func taskReceived(name: String, queue: String) { observers.forEach { $0.taskReceived(name: name, queue: queue) } }
     func taskStarted(name: String, queue: String) { observers.forEach { $0.taskStarted(name: name, queue: queue) } }
+    func taskQueueWait(name: String, queue: String, seconds: Double) { observers.forEach { $0.taskQueueWait(name: name, queue: queue, seconds: seconds) } }
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
         observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
     }
