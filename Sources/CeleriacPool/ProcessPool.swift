@@ -61,6 +61,10 @@ public final class ProcessPool: TaskExecutor {
         var timeLimitKills = 0
         var restarts: [String: Int] = [:]
         var spawnError: String?
+        /// Children to retire as they become idle (`pool_shrink`).
+        var retiring = 0
+        /// Children wanted now (starts at `configuration.processes`; `pool_grow` / `pool_shrink` change it).
+        var target = 0
     }
 
     public let configuration: Configuration
@@ -105,6 +109,7 @@ public final class ProcessPool: TaskExecutor {
         self.logger.withLock { $0 = log }
         // A write to a child that just died must fail with EPIPE, not kill the worker.
         signal(SIGPIPE, SIG_IGN)
+        state.withLock { $0.target = configuration.processes }
         for _ in 0..<configuration.processes {
             if let error = spawnChild() { throw .configuration("\(error). Is \(configuration.executable) the worker's own executable?") }
         }
@@ -221,6 +226,11 @@ public final class ProcessPool: TaskExecutor {
     private func makeAvailable(_ child: ChildProcess) {
         let waiter = state.withLock { s -> Waiter? in
             guard s.children[child.pid] != nil, !s.stopping else { return nil }
+            if s.retiring > 0 {
+                s.retiring -= 1
+                child.closeWrite(reason: "shrink")
+                return nil
+            }
             if !s.waiters.isEmpty { return s.waiters.removeFirst() }
             s.idle.append(child)
             return nil
@@ -243,7 +253,7 @@ public final class ProcessPool: TaskExecutor {
         }
         exitWaiters.forEach { $0.resume() }
         observer.poolProcesses(live)
-        guard !stopping else { return }
+        guard !stopping, reason != "shrink" else { return }
         let label = reason ?? (hadHello ? "worker_lost" : "spawn_failed")
         state.withLock { $0.restarts[label, default: 0] += 1 }
         observer.poolChildRestarted(reason: label)
@@ -407,5 +417,35 @@ public final class ProcessPool: TaskExecutor {
             }
         }
         makeAvailable(child)
+    }
+}
+
+extension ProcessPool {
+    /// `pool_grow` / `pool_shrink`: starts `delta` more children, or retires `-delta` of them as they become idle
+    /// (a running task is never interrupted). Returns the number of children wanted now.
+    public func resize(by delta: Int, to concurrency: Int) -> Int {
+        if delta > 0 {
+            state.withLock { $0.target += delta }
+            for _ in 0..<delta {
+                if let error = spawnChild() {
+                    logger.withLock { $0 }.error("pool_grow: cannot start a child", metadata: ["error": .string(error)])
+                }
+            }
+        } else if delta < 0 {
+            let idle = state.withLock { s -> [ChildProcess] in
+                let n = Swift.min(-delta, s.target - 1)
+                guard n > 0 else { return [] }
+                s.target -= n
+                let now = Array(s.idle.suffix(n))
+                s.idle.removeLast(now.count)
+                s.retiring += n - now.count
+                return now
+            }
+            for child in idle { child.closeWrite(reason: "shrink") }
+        }
+        let target = state.withLock { $0.target }
+        observer.poolProcesses(state.withLock { $0.children.count })
+        logger.withLock { $0 }.info("process pool resized", metadata: ["processes": .stringConvertible(target)])
+        return target
     }
 }

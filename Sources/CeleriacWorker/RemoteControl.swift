@@ -12,7 +12,7 @@ import Glibc
 /// requests sent to the fanout exchange `celery.pidbox`.
 ///
 /// Supported: ping, stats, registered, active, reserved, scheduled, revoked, revoke (with terminate),
-/// rate_limit, active_queues, clock, conf, report, shutdown. Unknown methods get `{"error": "KeyError('name')"}`.
+/// rate_limit, active_queues, clock, conf, report, shutdown, pool_grow, pool_shrink, add_consumer, cancel_consumer. Unknown methods get `{"error": "KeyError('name')"}`.
 struct RemoteControl: Sendable {
     static let exchange = "celery.pidbox"
     static let replyExchange = "reply.celery.pidbox"
@@ -37,7 +37,7 @@ struct RemoteControl: Sendable {
 
     /// Celery's `pool` fields, with what the executor adds (a process pool's child pids and counters).
     func poolStats(_ config: Worker.Configuration) -> JSONObject {
-        var pool: JSONObject = ["implementation": "celeriac.async", "max-concurrency": .int(Int64(config.concurrency)),
+        var pool: JSONObject = ["implementation": "celeriac.async", "max-concurrency": .int(Int64(worker.concurrencyNow.load(ordering: .relaxed))),
                                 "processes": [.int(Int64(getpid()))], "max-tasks-per-child": nil, "put-guarded-by-semaphore": false,
                                 "timeouts": [config.timeLimit.map(JSONValue.double) ?? 0, config.softTimeLimit.map(JSONValue.double) ?? 0]]
         for (key, value) in worker.executor.statistics { pool[key] = value }
@@ -108,8 +108,29 @@ struct RemoteControl: Sendable {
                 let text = String(describing: error)
                 return ["error": .string(text.contains("unknown task") ? "unknown task" : text)]
             }
+        case "pool_grow", "pool_shrink":
+            let n = Int(args["n"]?.intValue ?? 1)
+            guard n > 0 else { return ["error": "n must be a positive number"] }
+            let now = await worker.resizePool(by: method == "pool_grow" ? n : -n)
+            return ["ok": .string("pool will \(method == "pool_grow" ? "grow" : "shrink") to \(now)")]
+        case "add_consumer":
+            guard let queue = args["queue"]?.stringValue, !queue.isEmpty else { return ["error": "queue is required"] }
+            do {
+                return try await worker.addConsumer(queue) ? ["ok": .string("add consumer \(queue)")]
+                    : ["ok": .string("already consuming from \(queue)")]
+            } catch {
+                return ["error": .string(error.description)]
+            }
+        case "cancel_consumer":
+            guard let queue = args["queue"]?.stringValue, !queue.isEmpty else { return ["error": "queue is required"] }
+            do {
+                return try await worker.cancelConsumer(queue) ? ["ok": .string("no longer consuming from \(queue)")]
+                    : ["error": .string("not consuming from \(queue)")]
+            } catch {
+                return ["error": .string(error.description)]
+            }
         case "active_queues":
-            return .array(config.queues.map { q in
+            return .array(worker.queuesNow.withLock { $0 }.map { q in
                 ["name": .string(q), "exchange": ["name": .string(q), "type": "direct", "arguments": nil, "durable": true,
                                                   "passive": false, "auto_delete": false, "delivery_mode": nil, "no_declare": false],
                  "routing_key": .string(q), "queue_arguments": nil, "binding_arguments": nil, "consumer_arguments": nil,
@@ -131,7 +152,7 @@ struct RemoteControl: Sendable {
                            "port": .int(Int64(url.port)), "insist": false, "ssl": .bool(url.tls), "transport": "amqp",
                            "connect_timeout": .double(url.connectionTimeout), "transport_options": [:], "login_method": "PLAIN",
                            "uri_prefix": nil, "heartbeat": .double(Double(url.heartbeat)), "failover_strategy": "round-robin", "alternates": []],
-                "prefetch_count": .int(Int64(config.prefetch)),
+                "prefetch_count": .int(Int64(worker.prefetchNow)),
                 "rusage": ["utime": .double(Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6),
                            "stime": .double(Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6),
                            "maxrss": .int(Int64(usage.ru_maxrss))],

@@ -25,13 +25,27 @@ actor Slots {
 
     func release() {
         busy -= 1
-        if head < waiters.count {
+        if free < 0 {
+            free += 1
+        } else if head < waiters.count {
             let c = waiters[head]
             head += 1
             if head > 1024 { waiters.removeFirst(head); head = 0 }
             c.resume(returning: true)
         } else {
             free += 1
+        }
+    }
+
+    /// Changes the number of slots at run time (`pool_grow` / `pool_shrink`). Shrinking below the busy count
+    /// lets the running tasks finish; their releases absorb the difference.
+    func resize(by delta: Int) {
+        free += delta
+        while free > 0, head < waiters.count {
+            free -= 1
+            let c = waiters[head]
+            head += 1
+            c.resume(returning: true)
         }
     }
 

@@ -26,6 +26,12 @@ public protocol TaskExecutor: Sendable {
     var extraSlots: Int { get }
     /// The `pool` part of the remote-control `stats` reply.
     var statistics: JSONObject { get }
+    /// Grows (delta > 0) or shrinks the executor's runners (`pool_grow` / `pool_shrink`); returns the new count.
+    func resize(by delta: Int, to concurrency: Int) -> Int
+}
+
+extension TaskExecutor {
+    public func resize(by delta: Int, to concurrency: Int) -> Int { concurrency }
 }
 
 /// Runs task bodies in the worker's own process on Swift's cooperative pool (`--pool async`).

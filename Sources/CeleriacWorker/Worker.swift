@@ -103,6 +103,12 @@ public final class Worker: Service, Sendable {
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
     let readyState = Atomic<Bool>(false)
     let stalled = Atomic<Bool>(false)
+    /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
+    let concurrencyNow: Atomic<Int>
+    /// Queues consumed now (`-Q`, changed by `add_consumer` / `cancel_consumer`).
+    let queuesNow: Mutex<[String]>
+    /// Where consumers added at run time forward their deliveries (set while consuming).
+    let intake = Mutex<(sink: AsyncStream<(Delivery, String)>.Continuation, forwarders: Forwarders)?>(nil)
     let startedAt = Date()
 
     struct RunningTask: Sendable {
@@ -122,6 +128,8 @@ public final class Worker: Service, Sendable {
         self.logger = logger
         self.observer = observer
         self.slots = Slots(configuration.concurrency + executor.extraSlots)
+        self.concurrencyNow = Atomic(configuration.concurrency)
+        self.queuesNow = Mutex(configuration.queues)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
@@ -174,7 +182,7 @@ public final class Worker: Service, Sendable {
 
         let (intake, intakeSink) = AsyncStream<(Delivery, String)>.makeStream()
         for queue in configuration.queues {
-            let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: configuration.prefetch),
+            let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                 tag: "\(configuration.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
         }
@@ -209,6 +217,7 @@ public final class Worker: Service, Sendable {
                 helpers.addTask { await self.watchdog(slots: self.slots) }
                 await withDiscardingTaskGroup { group in
                     let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
+                    self.intake.withLock { $0 = (intakeSink, forwarders) }
                     for queue in configuration.queues {
                         group.addTask {
                             await self.forward(queue: queue, into: intakeSink)
@@ -252,15 +261,17 @@ public final class Worker: Service, Sendable {
 
     /// Forwards one queue's deliveries into the intake; re-subscribes when the consumer ends while running
     /// (cancelled by the watchdog or by the broker).
-    private func forward(queue: String, into sink: AsyncStream<(Delivery, String)>.Continuation) async {
+    func forward(queue: String, into sink: AsyncStream<(Delivery, String)>.Continuation) async {
         var attempt = 0
         while true {
             guard let consumer = consumers.withLock({ $0[queue] }) else { return }
             for await d in consumer.deliveries { sink.yield((d, queue)) }
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
+            // Cancelled by `cancel_consumer`: no longer consumed.
+            if consumers.withLock({ $0[queue] == nil }) { return }
             attempt += 1
             do {
-                let fresh = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: configuration.prefetch),
+                let fresh = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                  tag: "\(configuration.hostname)-\(queue)-\(attempt)")
                 consumers.withLock { $0[queue] = fresh }
                 logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
@@ -295,12 +306,7 @@ public final class Worker: Service, Sendable {
 
     private func declareTopology() async throws {
         let c = publisherConnection
-        for queue in configuration.queues {
-            let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority)
-            try await c.declare(exchange)
-            try await c.declare(spec)
-            try await c.bind(binding)
-        }
+        for queue in configuration.queues { try await declareWorkQueue(queue) }
         try await WorkerEvents.declare(on: c)
         let (dlx, dlq, dlb) = Topology.deadLetter
         try await c.declare(dlx)
@@ -341,7 +347,7 @@ public final class Worker: Service, Sendable {
             do { try await Task.sleep(for: configuration.watchdogInterval) } catch { return }
             if stopping.load(ordering: .relaxed) { return }
             let idleFor = ContinuousClock.now - lastDelivery.withLock { $0 }
-            guard idleFor >= configuration.watchdogInterval, await slots.busy < configuration.concurrency, consumerConnection.isConnected else {
+            guard idleFor >= configuration.watchdogInterval, await slots.busy < concurrencyNow.load(ordering: .relaxed), consumerConnection.isConnected else {
                 stalled.store(false, ordering: .relaxed)
                 continue
             }
@@ -380,6 +386,8 @@ public final class Worker: Service, Sendable {
 /// Finishes the intake stream once every consumer's stream has finished.
 actor Forwarders {
     private var remaining: Int
+    /// One more forwarder (a consumer added at run time).
+    func add() { remaining += 1 }
     private let sink: AsyncStream<(Delivery, String)>.Continuation
     init(count: Int, sink: AsyncStream<(Delivery, String)>.Continuation) {
         remaining = count

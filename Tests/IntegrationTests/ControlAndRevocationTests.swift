@@ -168,6 +168,56 @@ struct ControlAndRevocationTests {
         await deleteQueues([queue], url: url)
     }
 
+    /// `pool_grow` / `pool_shrink` change a process-pool worker's children; `add_consumer` / `cancel_consumer`
+    /// change its queues, all through the Swift CLI.
+    @Test func poolSizeAndQueuesChangeAtRunTime() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("rt")
+        let extra = uniqueName("rt-extra")
+        let node = "rt-\(queue.suffix(8))@test"
+        let pid = try spawnWorker(queue: queue, node: node, concurrency: 2)
+        defer { Shell.kill(pid) }
+        let client = try await startClient(url: url, queue: queue)
+        _ = try await client.send("demo.add", args: [1, 1]).get(timeout: .seconds(60))   // the worker is up
+
+        @Sendable func processes() async throws -> Int {
+            let stats = await cli(["inspect", "stats", "-d", node, "--json"])
+            return try lastJSON(stats.output)[node]?["pool"]?["processes"]?.arrayValue?.count ?? -1
+        }
+        #expect(try await processes() == 2)
+        let grow = await cli(["control", "pool_grow", "2", "-d", node, "--json"])
+        #expect(try lastJSON(grow.output)[node]?["ok"]?.stringValue == "pool will grow to 4", "\(grow.output)")
+        // Children start asynchronously: ask until the pool reports them (bounded).
+        try await within(.seconds(30), "4 pool children") { while (try await processes()) != 4 { try await Task.sleep(for: .milliseconds(50)) } }
+        let shrink = await cli(["control", "pool_shrink", "3", "-d", node, "--json"])
+        #expect(try lastJSON(shrink.output)[node]?["ok"]?.stringValue == "pool will shrink to 1", "\(shrink.output)")
+        try await within(.seconds(30), "1 pool child") { while (try await processes()) != 1 { try await Task.sleep(for: .milliseconds(50)) } }
+        let stillRuns = try await client.send("demo.add", args: [2, 3]).get(timeout: .seconds(60))
+        #expect(stillRuns == .int(5))
+
+        let add = await cli(["control", "add_consumer", extra, "-d", node, "--json"])
+        #expect(try lastJSON(add.output)[node]?["ok"]?.stringValue == "add consumer \(extra)", "\(add.output)")
+        var toExtra = SendOptions()
+        toExtra.queue = extra
+        let viaExtra = try await client.send("demo.add", args: [20, 22], options: toExtra).get(timeout: .seconds(60))
+        #expect(viaExtra == .int(42))
+        let queues = await cli(["inspect", "active_queues", "-d", node, "--json"])
+        let names = try lastJSON(queues.output)[node]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        #expect(Set(names) == Set([queue, extra]), "\(queues.output)")
+
+        let cancel = await cli(["control", "cancel_consumer", extra, "-d", node, "--json"])
+        #expect(try lastJSON(cancel.output)[node]?["ok"]?.stringValue == "no longer consuming from \(extra)", "\(cancel.output)")
+        let admin = AMQPConnection(url: url, options: .init(name: "it-rt-admin", confirms: false))
+        try await admin.connect()
+        #expect(try await admin.inspect(queue: extra).consumerCount == 0)
+        let last = await cli(["control", "cancel_consumer", queue, "-d", node, "--json"])
+        #expect(try lastJSON(last.output)[node]?["error"]?.stringValue?.contains("last queue") == true, "\(last.output)")
+
+        await admin.close()
+        await client.close()
+        await deleteQueues([queue, extra], url: url)
+    }
+
     /// Reads the revocation log from its start until it holds `id`.
     func awaitLogged(_ id: String, url: AMQPURL) async throws {
         let reader = AMQPConnection(url: url, options: .init(name: "it-revocation-log", confirms: false))
