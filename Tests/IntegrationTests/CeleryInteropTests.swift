@@ -52,7 +52,7 @@ struct CeleryInteropTests {
     }
 
     @Test func flowerListsCeleriacWorkerAndItsTasks() async throws {
-        try await runPythonChecks("python_flower.py", checks: ["online", "listed_with_stats", "registered", "task_seen"], events: true,
+        try await runPythonChecks("python_flower.py", checks: ["online", "listed_with_stats", "registered", "task_seen", "processed_count", "screenshot"], events: true,
                                   extraEnvironment: ["CELERIAC_INTEROP_FLOWER_PORT": String(try freeLoopbackPort())])
     }
 
