@@ -91,6 +91,8 @@ public final class Worker: Service, Sendable {
     /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
     let eventsEnabled = Atomic<Bool>(false)
     var events: WorkerEvents { WorkerEvents(worker: self) }
+    /// Task events waiting to be sent as one `task.multi` batch.
+    let eventBuffer = Mutex<[JSONValue]>([])
     /// Lamport clock for remote control and events.
     let clock = Atomic<Int>(0)
     /// Tasks run so far, by name (remote control `stats`).

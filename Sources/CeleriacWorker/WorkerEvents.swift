@@ -11,8 +11,9 @@ import Glibc
 /// see Celeriac workers and their tasks. Sent only when enabled (`-E`, or the `enable_events` control command).
 ///
 /// Worker events: `worker-online`, `worker-heartbeat` every 2 s, `worker-offline`. Task events: `task-received`,
-/// `task-started`, `task-succeeded`, `task-failed`, `task-retried`, `task-revoked`. Each is published without
-/// waiting for its confirm: events are transient (delivery mode 1) and must not slow the task path.
+/// `task-started`, `task-succeeded`, `task-failed`, `task-retried`, `task-revoked` (batched as `task.multi`,
+/// like Celery's). Each is published without waiting for its confirm: events are transient (delivery mode 1)
+/// and must not slow the task path.
 struct WorkerEvents: Sendable {
     static let exchange = "celeryev"
     static let heartbeatInterval: Duration = .seconds(2)
@@ -24,6 +25,11 @@ struct WorkerEvents: Sendable {
 
     var enabled: Bool { worker.eventsEnabled.load(ordering: .relaxed) }
 
+    /// Task events are buffered and sent as Celery does, as a JSON array with routing key `task.multi`, when 24
+    /// are waiting or 50 ms after the first one: one publish per batch instead of three per task.
+    static let batchSize = 24
+    static let batchDelay: Duration = .milliseconds(50)
+
     func send(_ type: String, _ fields: JSONObject) {
         guard enabled else { return }
         var body = fields
@@ -33,7 +39,41 @@ struct WorkerEvents: Sendable {
         body["clock"] = .int(Int64(worker.clock.add(1, ordering: .relaxed).newValue))
         body["timestamp"] = .double(Date().timeIntervalSince1970)
         body["type"] = .string(type)
-        let message = OutgoingMessage(exchange: Self.exchange, routingKey: type.replacing("-", with: "."), body: JSONValue.object(body).jsonBytes,
+        guard type.hasPrefix("task-") else {
+            publish(routingKey: type.replacing("-", with: "."), body: JSONValue.object(body).jsonBytes)
+            return
+        }
+        let (full, first) = worker.eventBuffer.withLock { buffer -> ([JSONValue]?, Bool) in
+            buffer.append(.object(body))
+            if buffer.count >= Self.batchSize {
+                defer { buffer = [] }
+                return (buffer, false)
+            }
+            return (nil, buffer.count == 1)
+        }
+        if let full {
+            publish(routingKey: "task.multi", body: JSONValue.array(full).jsonBytes)
+        } else if first {
+            let events = self
+            Task {
+                try? await Task.sleep(for: Self.batchDelay)
+                events.flush()
+            }
+        }
+    }
+
+    /// Sends whatever task events are buffered now.
+    func flush() {
+        let pending = worker.eventBuffer.withLock { buffer -> [JSONValue] in
+            defer { buffer = [] }
+            return buffer
+        }
+        guard !pending.isEmpty else { return }
+        publish(routingKey: "task.multi", body: JSONValue.array(pending).jsonBytes)
+    }
+
+    private func publish(routingKey: String, body: [UInt8]) {
+        let message = OutgoingMessage(exchange: Self.exchange, routingKey: routingKey, body: body,
                                       properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8",
                                                                   headers: ["hostname": .string(worker.configuration.hostname)], deliveryMode: 1))
         worker.publisherConnection.publishInBackground(message)
@@ -64,7 +104,10 @@ struct WorkerEvents: Sendable {
         }
     }
 
-    func offline() { if enabled { send("worker-offline", workerFields()) } }
+    func offline() {
+        flush()
+        if enabled { send("worker-offline", workerFields()) }
+    }
 
     func received(_ m: TaskMessage) {
         send("task-received", [

@@ -28,9 +28,7 @@ struct ControlAndRevocationTests {
     /// Waits for an event of `type` about task `id` on a watcher from ``watchTaskEvents(url:name:)``.
     func awaitEvent(_ consumer: AMQPConsumer, _ type: String, id: String) async throws {
         _ = try await first(consumer.deliveries, within: .seconds(60), "\(type) of \(id)") { d in
-            guard let v = try? JSONValue.parse(d.body) else { return false }
-            let events: [JSONValue] = if case .array(let list) = v { list } else { [v] }
-            return events.contains { $0["type"]?.stringValue == type && $0["uuid"]?.stringValue == id }
+            taskEvents(in: d.body).contains { $0["type"]?.stringValue == type && $0["uuid"]?.stringValue == id }
         }
     }
 

@@ -102,7 +102,7 @@ struct DemoCLITests {
         let sent = await cli(["call", "demo.sleep", "--args", "[60]", "--queue", queue, "--broker", broker])
         let id = String(sent.output.split(separator: "\n").last ?? "")
         _ = try await first(stream.deliveries, within: .seconds(60), "task-started for \(id)") { d in
-            (try? JSONValue.parse(d.body))?["type"] == "task-started"
+            taskEvents(in: d.body).contains { $0["type"] == "task-started" }
         }
         kill(pid, SIGTERM)
         // Two SIGTERMs sent back to back may merge into one pending signal; send the second once the worker

@@ -115,6 +115,15 @@ func watchTaskEvents(url: AMQPURL, name: String) async throws -> (AMQPConnection
     return (watcher, try await watcher.consume(queue: events, prefetch: 0, noAck: true))
 }
 
+/// The events in one message from `celeryev`: a single event, or a `task.multi` batch (a JSON array).
+func taskEvents(in body: [UInt8]) -> [JSONValue] {
+    switch try? JSONValue.parse(body) {
+    case .array(let batch)?: batch
+    case let single?: [single]
+    case nil: []
+    }
+}
+
 /// Deletes test queues at the end of a test.
 func deleteQueues(_ names: [String], url: AMQPURL) async {
     let c = AMQPConnection(url: url, options: .init(name: "it-cleanup", confirms: false))

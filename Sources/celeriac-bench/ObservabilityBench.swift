@@ -1,0 +1,97 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import CeleriacMetrics
+import CeleriacWorker
+import Foundation
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// What metrics and events cost: the same drain (N `demo.noop` enqueued, then one async worker runs them all)
+/// with both off, and with Prometheus metrics recorded, `/metrics` scraped every 100 ms and Celery events on
+/// (`-E`). Alternates off/on rounds so drift in the machine's load hits both sides alike.
+struct ObservabilityBench {
+    let url: AMQPURL
+    let n: Int
+    let concurrency: Int
+    let rounds = 3
+
+    /// Sends every report to the counter and the Prometheus metrics.
+    struct Both: WorkerObserver {
+        let counter: Counter
+        let metrics: WorkerMetrics
+        func taskReceived(name: String, queue: String) { metrics.taskReceived(name: name, queue: queue) }
+        func taskStarted(name: String, queue: String) { metrics.taskStarted(name: name, queue: queue) }
+        func taskQueueWait(name: String, queue: String, seconds: Double) { metrics.taskQueueWait(name: name, queue: queue, seconds: seconds) }
+        func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+            metrics.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
+            counter.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
+        }
+        func stateChanged(ready: Bool) { metrics.stateChanged(ready: ready) }
+    }
+
+    func run() async throws {
+        var off: [Double] = [], on: [Double] = []
+        for _ in 0..<rounds {
+            off.append(try await drain(observed: false))
+            on.append(try await drain(observed: true))
+        }
+        let medianOff = percentile(off, 0.5), medianOn = percentile(on, 0.5)
+        emit("obs.drain_rate_off", medianOff, "tasks/s")
+        emit("obs.drain_rate_metrics_events", medianOn, "tasks/s")
+        emit("obs.ratio_on_off", medianOn / medianOff, "ratio")
+    }
+
+    func drain(observed: Bool) async throws -> Double {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let queue = benchQueue("obs")
+        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-obs-client"))
+        try await client.start()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<32 {
+                group.addTask {
+                    for _ in stride(from: lane, to: n, by: 32) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let counter = Counter()
+        let registry = PrometheusCollectorRegistry()
+        let only = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS"]   // metrics | events (diagnosis)
+        let withMetrics = observed && only != "events", withEvents = observed && only != "metrics"
+        let observer: any WorkerObserver = withMetrics
+            ? Both(counter: counter, metrics: WorkerMetrics(registry: registry, knownTasks: TaskBench.registry().names, queues: [queue], concurrency: concurrency))
+            : counter
+        let worker = Worker(registry: TaskBench.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency,
+                                                                               prefetchMultiplier: 8, events: withEvents),
+                            logger: logger, observer: observer)
+        var endpoint: MetricsEndpoint?
+        var scraper: Task<Void, Never>?
+        if withMetrics {
+            let e = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { worker.isReady })
+            let port = try e.start()
+            endpoint = e
+            // A scrape every 100 ms (Prometheus scrapes every 15 s: this is 150 times harsher).
+            scraper = Task.detached {
+                while !Task.isCancelled {
+                    _ = try? String(contentsOf: URL(string: "http://127.0.0.1:\(port)/metrics")!, encoding: .utf8)
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+        let start = ContinuousClock.now
+        let running = Task { try await group.run() }
+        await counter.wait(for: n)
+        let rate = Double(n) / seconds(ContinuousClock.now - start)
+        scraper?.cancel()
+        endpoint?.stop()
+        await group.triggerGracefulShutdown()
+        try await running.value
+        try await deleteBenchQueue(queue, url: url)
+        await client.close()
+        return rate
+    }
+}
