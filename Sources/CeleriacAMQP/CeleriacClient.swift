@@ -1,7 +1,9 @@
 import AMQPTransport
 import CeleriacCore
+import CeleriacTracing
 import FoundationEssentials
 import Synchronization
+import Tracing
 
 /// Sends tasks to RabbitMQ in Celery's protocol v2 and receives their results in Celery's `rpc://` format.
 ///
@@ -28,6 +30,8 @@ public final class CeleriacClient: Sendable {
         /// Consume a reply queue at all (off for fire-and-forget producers such as beat).
         public var receiveResults: Bool
         public var connectionName: String
+        /// Producer spans and trace context in the headers (README "Tracing"); off while this is a `NoOpTracer`.
+        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -48,6 +52,8 @@ public final class CeleriacClient: Sendable {
     let publisher: AMQPConnection
     let consumer: AMQPConnection
     let router: ResultRouter
+    /// nil when tracing is off.
+    let tracing: TaskTracing?
     private let declaredQueues = Mutex<Set<String>>([])
     private let delayTopologyDeclared = Mutex(false)
     private let delayBoundQueues = Mutex<Set<String>>([])
@@ -59,6 +65,7 @@ public final class CeleriacClient: Sendable {
         self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true))
         self.consumer = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-results", confirms: false))
         self.router = ResultRouter(capacity: configuration.resultCacheSize)
+        self.tracing = TaskTracing(configuration.tracer)
     }
 
     /// Connects, declares the reply queue and starts the result consumer.
@@ -130,6 +137,8 @@ public final class CeleriacClient: Sendable {
     /// so no worker holds it in memory.
     public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
                         companions: [OutgoingMessage] = []) async throws {
+        var message = message
+        let sends = startSend(&message, queue: queue, exchange: exchange)
         try await ensureQueue(queue)
         let key = routingKey ?? queue
         var outgoing: OutgoingMessage
@@ -143,7 +152,7 @@ public final class CeleriacClient: Sendable {
             outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
         }
         outgoing.mandatory = false
-        try await publishWithRetry([outgoing] + companions)
+        try await sends.around { try await publishWithRetry([outgoing] + companions) }
     }
 
     /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.

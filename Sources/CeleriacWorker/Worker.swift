@@ -1,10 +1,12 @@
 import AMQPTransport
 import CeleriacAMQP
 import CeleriacCore
+import CeleriacTracing
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Consumes task messages, runs them, publishes their results, then acknowledges them.
 ///
@@ -46,6 +48,8 @@ public final class Worker: Service, Sendable {
         public var timeLimit: Double?
         /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
         public var softTimeLimit: Double?
+        /// A consumer span per task run, producer spans for what it sends (README "Tracing"); off while `NoOpTracer`.
+        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -73,6 +77,10 @@ public final class Worker: Service, Sendable {
     let observer: any WorkerObserver
     /// Runs task bodies: in process (async pool) or in child processes (process pool).
     let executor: any TaskExecutor
+    /// nil when tracing is off.
+    let tracing: TaskTracing?
+    /// The workflow-graph exchange was declared on the publisher connection (Worker+Graph).
+    let graphExchangeDeclared = Atomic<Bool>(false)
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
     let revoked = RevokedSet()
@@ -115,6 +123,7 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
+        self.tracing = TaskTracing(configuration.tracer)
         self.slots = Slots(configuration.concurrency + executor.extraSlots)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
