@@ -31,7 +31,7 @@ public struct TaskTracing: Sendable {
     /// Starts a producer span for one message about to be published, child of the current context, and writes its
     /// context into the message headers (replacing any context the message carried).
     public func startSend(_ message: inout TaskMessage, queue: String, exchange: String = "") -> any Span {
-        var span = tracer.startSpan("send \(message.name)", context: InstrumentationContext.current ?? .topLevel, ofKind: .producer)
+        let span = tracer.startSpan("send \(message.name)", context: InstrumentationContext.current ?? .topLevel, ofKind: .producer)
         span.attributes = MessagingAttributes.common(message, queue: queue)
         span.attributes[MessagingAttributes.operationType] = "send"
         span.attributes[MessagingAttributes.operationName] = "publish"
@@ -56,7 +56,7 @@ public struct TaskTracing: Sendable {
     public func process<T: Sendable>(_ message: TaskMessage, queue: String, worker: String,
                                      _ body: () async -> T) async -> T {
         let parent = context(from: TraceCarrier.carrier(message.extraHeaders))
-        var span = tracer.startSpan("process \(message.name)", context: parent, ofKind: .consumer)
+        let span = tracer.startSpan("process \(message.name)", context: parent, ofKind: .consumer)
         span.attributes = MessagingAttributes.common(message, queue: queue)
         span.attributes[MessagingAttributes.operationType] = "process"
         span.attributes[MessagingAttributes.operationName] = "process"
@@ -75,7 +75,7 @@ public struct TaskTracing: Sendable {
 
     /// Marks the current task's span with how the task ended.
     public static func record(_ outcome: TaskTraceOutcome) {
-        guard var span = currentSpan else { return }
+        guard let span = currentSpan else { return }
         span.attributes[MessagingAttributes.outcome] = outcome.label
         switch outcome {
         case .failure(let type, let message):
