@@ -240,6 +240,7 @@ extension Worker {
                 published = await canvasAfterFailure(message, failure: lost.failure, published: published, log: log)
                 events.failed(message, lost.failure)
                 if published, lost.disposition == .deadLetter, !configuration.acksEarly {
+                    await traceAndRecord(message, outcome: outcome, seconds: seconds)
                     observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
                     await deadLetter(delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
                     return
