@@ -2,6 +2,7 @@ import AMQPTransport
 import CeleriacAMQP
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacTracing
 import CeleriacWorker
 import Foundation
 import ServiceLifecycle
@@ -119,6 +120,20 @@ struct TracingTests {
         await client.close()
         try await worker.stop()
         await deleteQueues([queue], url: url)
+    }
+
+    @Test func noTracerOrANoOpTracerMeansTracingIsOff() {
+        #expect(TaskTracing(nil) == nil)
+        #expect(TaskTracing(NoOpTracer()) == nil)
+        #expect(TaskTracing(RecordingTracer()) != nil)
+        // Nothing is bootstrapped in the test process, so the defaults are the NoOpTracer: off.
+        let url = try? AMQPURL("amqp://127.0.0.1:1//")
+        if let url {
+            #expect(Worker.Configuration(brokerURL: url).tracer is NoOpTracer)
+            #expect(CeleriacClient.Configuration(brokerURL: url).tracer is NoOpTracer)
+        } else {
+            Issue.record("test URL did not parse")
+        }
     }
 
     @Test func offByDefaultSendsNoTraceHeaders() async throws {
