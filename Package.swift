@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
-        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat"]),
+        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
     ],
     targets: [
         .systemLibrary(
@@ -30,9 +31,10 @@ let package = Package(
         .target(name: "AMQPTransport", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
         .target(name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(name: "CeleriacCanvas", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
-        .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "CeleriacCanvas", "AMQPTransport"], swiftSettings: swiftSettings),
+        .target(name: "CeleriacTracing", dependencies: ["CeleriacCore", .product(name: "Tracing", package: "swift-distributed-tracing")], swiftSettings: swiftSettings),
+        .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "AMQPTransport"], swiftSettings: swiftSettings),
         .target(name: "CeleriacWorker", dependencies: [
-            "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "AMQPTransport",
+            "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacTracing", "AMQPTransport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -50,7 +52,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacCLI", dependencies: [
-            "CeleriacCore", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "AMQPTransport",
+            "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "AMQPTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -73,6 +75,8 @@ let package = Package(
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
             "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
+            "CeleriacTracing",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -3,7 +3,8 @@
 #   1. Debian packages (librabbitmq-dev, rabbitmq-server, prometheus, openssl, ...)
 #   2. the Debian rabbitmq-server system service is not left running
 #      (tests use scripts/broker.sh's private node instead)
-#   3. Python venv at .run/venv with Celery 5.x (for interop tests)
+#   3. Python venv at .run/venv with Celery 5.x and the OpenTelemetry SDK + Celery instrumentation
+#      (for interop and cross-language tracing tests)
 # Safe to run repeatedly, as root, with no stdin.
 set -euo pipefail
 
@@ -64,7 +65,9 @@ fi
 
 # ---- 3. python venv with celery
 PY=${PYTHON:-python3}
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import celery, flower' >/dev/null 2>&1; then
+PIP_REQUIREMENTS=('celery>=5.3,<6' 'flower>=2,<3' 'opentelemetry-sdk==1.45.2' 'opentelemetry-instrumentation-celery==0.66b2')
+PY_IMPORTS='import celery, flower, opentelemetry.sdk.trace, opentelemetry.instrumentation.celery'
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$PY_IMPORTS" >/dev/null 2>&1; then
     say "venv: $VENV ok (celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)'))"
 else
     command -v "$PY" >/dev/null || die "python3 not found"
@@ -73,8 +76,8 @@ else
         rm -rf "$VENV"
         "$PY" -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
     fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'celery>=5.3,<6' 'flower>=2,<3' \
-        || die "pip install celery flower failed"
-    "$VENV/bin/python" -c 'import celery, flower' || die "celery/flower not importable after install"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PIP_REQUIREMENTS[@]}" \
+        || die "pip install ${PIP_REQUIREMENTS[*]} failed"
+    "$VENV/bin/python" -c "$PY_IMPORTS" || die "celery/flower/opentelemetry not importable after install"
     say "venv: created $VENV with celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)')"
 fi

@@ -94,7 +94,7 @@ for f in "${dashboards[@]}"; do
 done
 
 # ---- 6. YAML syntax (docker compose / kubectl are not needed for this much)
-yaml_files=(Deploy/compose.yaml Deploy/prometheus/*.yml Deploy/kubernetes/*.yaml Grafana/provisioning/*.yaml)
+yaml_files=(Deploy/compose.yaml Deploy/prometheus/*.yml Deploy/kubernetes/*.yaml Deploy/otel/*.yaml Grafana/provisioning/*.yaml)
 if python3 -c 'import yaml' >/dev/null 2>&1; then
     for f in "${yaml_files[@]}"; do
         if out=$(python3 -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$f" 2>&1); then

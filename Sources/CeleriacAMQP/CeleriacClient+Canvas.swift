@@ -30,6 +30,8 @@ extension CeleriacClient {
 
     /// Publishes a plan: join queues, then every message (with the delay topology for ETAs ≥ 1 s), confirmed.
     public func publish(_ plan: CanvasPlan) async throws {
+        var plan = plan
+        let sends = startSends(&plan)
         for chord in plan.chords {
             do {
                 try await publisher.declare(ChordQueues.joinQueue(chord), recreateAfterReconnect: false)
@@ -51,8 +53,10 @@ extension CeleriacClient {
             }
         }
         // Batches keep the confirm wait per batch while bounding the memory of one publish call.
-        for start in stride(from: 0, to: outgoing.count, by: 500) {
-            try await publishWithRetry(Array(outgoing[start..<min(start + 500, outgoing.count)]))
+        try await sends.around {
+            for start in stride(from: 0, to: outgoing.count, by: 500) {
+                try await publishWithRetry(Array(outgoing[start..<min(start + 500, outgoing.count)]))
+            }
         }
     }
 }

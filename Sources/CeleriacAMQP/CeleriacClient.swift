@@ -1,7 +1,9 @@
 import AMQPTransport
 import CeleriacCore
+import CeleriacTracing
 import FoundationEssentials
 import Synchronization
+import Tracing
 
 /// Sends tasks to RabbitMQ in Celery's protocol v2 and receives their results in Celery's `rpc://` format.
 ///
@@ -31,6 +33,8 @@ public final class CeleriacClient: Sendable {
         /// Send a Celery `task-sent` event for every task published (Celery's `task_send_sent_event`), so
         /// Flower and `celeriac events` see tasks before a worker receives them.
         public var sendSentEvents: Bool
+        /// Producer spans and trace context in the headers (README "Tracing"); off while this is a `NoOpTracer`.
+        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -52,6 +56,8 @@ public final class CeleriacClient: Sendable {
     let publisher: AMQPConnection
     let consumer: AMQPConnection
     let router: ResultRouter
+    /// nil when tracing is off.
+    let tracing: TaskTracing?
     private let declaredQueues = Mutex<Set<String>>([])
     private let delayTopologyDeclared = Mutex(false)
     private let delayBoundQueues = Mutex<Set<String>>([])
@@ -64,6 +70,7 @@ public final class CeleriacClient: Sendable {
         self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true))
         self.consumer = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-results", confirms: false))
         self.router = ResultRouter(capacity: configuration.resultCacheSize)
+        self.tracing = TaskTracing(configuration.tracer)
     }
 
     /// Connects, declares the reply queue and starts the result consumer.
@@ -136,6 +143,8 @@ public final class CeleriacClient: Sendable {
     /// so no worker holds it in memory.
     public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
                         companions: [OutgoingMessage] = []) async throws {
+        var message = message
+        let sends = startSend(&message, queue: queue, exchange: exchange)
         try await ensureQueue(queue)
         let key = routingKey ?? queue
         var outgoing: OutgoingMessage
@@ -149,7 +158,7 @@ public final class CeleriacClient: Sendable {
             outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
         }
         outgoing.mandatory = false
-        try await publishWithRetry([outgoing] + companions)
+        try await sends.around { try await publishWithRetry([outgoing] + companions) }
         if configuration.sendSentEvents {
             publisher.publishInBackground(sentEvents.event(for: message, queue: queue, routingKey: key, exchange: exchange ?? ""))
         }

@@ -12,6 +12,8 @@ extension Worker {
     /// Declares the plan's chord join queues, then publishes its messages with confirms. False when the broker
     /// could not take them (the caller leaves its message unacked so it is redelivered).
     func publishPlan(_ plan: CanvasPlan, what: String) async -> Bool {
+        var plan = plan
+        let sends = startSends(&plan)
         for chord in plan.chords {
             do {
                 try await publisherConnection.declare(ChordQueues.joinQueue(chord), recreateAfterReconnect: false)
@@ -30,7 +32,9 @@ extension Worker {
             }
             return TaskCodec.encode(item.message, routingKey: item.queue, now: now)
         }
-        return await publishConfirmed(outgoing, what: what)
+        let published = await publishConfirmed(outgoing, what: what)
+        sends.end(published: published)
+        return published
     }
 
     /// Publishes FAILURE results for every task of a canvas that will now never run (the rest of a failed chain,
@@ -43,6 +47,7 @@ extension Worker {
             var result = ResultMessage.failure(id, failure, for: doomed)
             result.parentID = parent.id
             _ = await publishResult(result, for: doomed)
+            await recordGraphNotRun(doomed, failure: failure)
             if let chord = doomed.embed.chord {
                 _ = await reportChordPart(of: doomed, outcome: .failure(failure), chord: chord, log: log)
             }
@@ -88,7 +93,8 @@ extension Worker {
             return true
         }
         let part = ChordPart(index: message.groupIndex ?? -1, taskID: message.id, outcome: outcome)
-        let props = BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2, correlationID: message.id)
+        let props = BasicProperties(contentType: "application/json", contentEncoding: "utf-8", headers: chordPartTraceHeaders(),
+                                    deliveryMode: 2, correlationID: message.id)
         let outgoing = OutgoingMessage(routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
         let batch = [leading, outgoing].compactMap { $0 }
         do {
@@ -117,8 +123,11 @@ extension Worker {
             return false
         }
         guard count >= info.size else { return true }
-        let join = ChordJoin.joinMessage(info: info, body: body, reason: .complete, parent: parent)
-        return await publishConfirmed([TaskCodec.encode(join, routingKey: info.queue)], what: "chord join \(info.id)")
+        var join = ChordJoin.joinMessage(info: info, body: body, reason: .complete, parent: parent)
+        let sends = startSend(&join, queue: info.queue)
+        let published = await publishConfirmed([TaskCodec.encode(join, routingKey: info.queue)], what: "chord join \(info.id)")
+        sends.end(published: published)
+        return published
     }
 
     // MARK: - Built-in tasks
@@ -204,6 +213,7 @@ extension Worker {
         }
 
         var parts: [ChordPart] = []
+        var links: [JSONValue] = []
         var tags: [DeliveryTag] = []
         var sawMarker = false
         do {
@@ -211,7 +221,7 @@ extension Worker {
                 tags.append(d.tag)
                 guard let json = try? JSONValue.parse(d.body) else { continue }
                 if json["joined"] != nil { sawMarker = true; continue }
-                if let part = ChordPart(json: json) { parts.append(part) }
+                if let part = ChordPart(json: json) { parts.append(part); links += traceLink(of: d) }
             }
         } catch where error.replyCode == 404 {
             // Joined (or expired) already.
@@ -244,7 +254,7 @@ extension Worker {
             let marker = OutgoingMessage(routingKey: info.joinQueue, body: JSONValue.object(["joined": .string(message.id)]).jsonBytes,
                                          properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
             guard await publishConfirmed([marker], what: "chord marker"),
-                  await publishPlan(planner.plan(body, previous: results, parent: message), what: "chord body \(info.id)") else {
+                  await publishPlan(linked(planner.plan(body, previous: results, parent: message), to: links), what: "chord body \(info.id)") else {
                 await releaseLock(info)
                 await retryJoinLater(delivery, message, queue: queue, log: log)
                 return

@@ -30,6 +30,15 @@ extension Worker {
             await deadLetter(delivery, queue: queue, reason: error.reason, label: "invalid")
             return
         }
+        if let tracing {
+            await tracing.process(message, queue: queue, worker: configuration.hostname) { await run(delivery, message, queue: queue) }
+        } else {
+            await run(delivery, message, queue: queue)
+        }
+    }
+
+    /// A decoded delivery, from the registry lookup to ack (inside its consumer span when tracing is on).
+    func run(_ delivery: Delivery, _ message: TaskMessage, queue: String) async {
         var log = logger
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
@@ -83,6 +92,7 @@ extension Worker {
             observer.taskQueueWait(name: message.name, queue: queue, seconds: max(0, Date().timeIntervalSince(from)))
         }
         events.started(message)
+        await recordGraphStarted(message)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)
         if Task.isCancelled {
@@ -234,6 +244,7 @@ extension Worker {
                 published = await canvasAfterFailure(message, failure: lost.failure, published: published, log: log)
                 events.failed(message, lost.failure)
                 if published, lost.disposition == .deadLetter, !configuration.acksEarly {
+                    await traceAndRecord(message, outcome: outcome, seconds: seconds)
                     observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
                     await deadLetter(delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
                     return
@@ -247,6 +258,7 @@ extension Worker {
             published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.revoked(message, reason: reason)
         }
+        await traceAndRecord(message, outcome: outcome, seconds: seconds)
         observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
         guard published else {
             // The result or retry could not be published (broker gone): leave the message unacked, so the

@@ -1,10 +1,12 @@
 import AMQPTransport
 import CeleriacAMQP
 import CeleriacCore
+import CeleriacTracing
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Consumes task messages, runs them, publishes their results, then acknowledges them.
 ///
@@ -49,6 +51,8 @@ public final class Worker: Service, Sendable {
         /// Replay and extend the broker's revocation log (`celeriac.revoked`, a stream queue) so revocations
         /// survive restarts and reach workers started later. Needs RabbitMQ ≥ 3.9.
         public var durableRevocations: Bool = true
+        /// A consumer span per task run, producer spans for what it sends (README "Tracing"); off while `NoOpTracer`.
+        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -76,6 +80,10 @@ public final class Worker: Service, Sendable {
     let observer: any WorkerObserver
     /// Runs task bodies: in process (async pool) or in child processes (process pool).
     let executor: any TaskExecutor
+    /// nil when tracing is off.
+    let tracing: TaskTracing?
+    /// The workflow-graph exchange was declared on the publisher connection (Worker+Graph).
+    let graphExchangeDeclared = Atomic<Bool>(false)
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
     let revoked = RevokedSet()
@@ -129,6 +137,7 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
+        self.tracing = TaskTracing(configuration.tracer)
         self.slots = Slots(configuration.concurrency + executor.extraSlots)
         self.concurrencyNow = Atomic(configuration.concurrency)
         self.queuesNow = Mutex(configuration.queues)

@@ -26,11 +26,14 @@ enum CanvasDemo {
             print("chord    xsum([add(i,i) for i in 0..<100])       = \(total)")
             let nested = try await client.apply(add.s(1, 1) | group(steps: { add.s(10) | mul.s(2); mul.s(3) }) | xsum.s()).get()
             print("nested   add(1,1) | group(add(10)|mul(2), mul(3)) | xsum = \(nested)")
+            // Recorded, so `celeriac-demo graph ROOT_ID` can draw it (README "Workflow graphs").
+            let failing = try await client.applyRecorded(chord(group { add.s(1, 1); DemoTasks.fail.s("on purpose").erased.typed(Int.self) }, xsum.s()))
             do {
-                _ = try await client.apply(chord(group { add.s(1, 1); DemoTasks.fail.s("on purpose").erased.typed(Int.self) }, xsum.s())).get()
+                _ = try await failing.result.get()
             } catch {
                 print("failing chord member → \(error)")
             }
+            print("draw it: celeriac-demo graph \(failing.rootID) --format mermaid")
             return 0
         } catch {
             FileHandle.standardError.write(Data("celeriac-demo canvas: \(error)\n".utf8))
