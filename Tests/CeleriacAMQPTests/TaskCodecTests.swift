@@ -25,7 +25,10 @@ import Testing
         #expect(h["argsrepr"] == .string("(2, 3)"))
         #expect(h["kwargsrepr"] == .string("{'k': 'v'}"))
         #expect(h["stamps"] == .table([:]))
-        #expect(h.count == 19)
+        // Celery's 19 protocol v2 headers, plus the send time for the queue-wait histogram.
+        #expect(h.count == 20)
+        let sentAt = try #require(h["x-celeriac-sent-at"]?.doubleValue)
+        #expect(abs(sentAt - Date().timeIntervalSince1970) < 60)
         #expect(out.properties.contentType == "application/json")
         #expect(out.properties.contentEncoding == "utf-8")
         #expect(out.properties.deliveryMode == 2)
