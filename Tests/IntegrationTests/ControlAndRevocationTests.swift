@@ -216,6 +216,34 @@ struct ControlAndRevocationTests {
         await deleteQueues([queue, extra], url: url)
     }
 
+    /// Garbage on the pidbox exchange is ignored with a log line, an unknown method gets Celery's KeyError reply,
+    /// and the worker keeps answering and running tasks.
+    @Test func badRemoteControlMessagesAreIgnoredOrAnsweredWithAnError() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("badctl")
+        let node = "badctl-\(queue.suffix(8))@test"
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], hostname: node)
+        let control = ControlClient(url: url)
+        try await control.start()
+        let raw = AMQPConnection(url: url, options: .init(name: "it-bad-pidbox", confirms: true))
+        try await raw.connect()
+        for body in ["not json at all", #"{"no_method": true}"#, #"[1, 2, 3]"#, #"{"method": 42}"#] {
+            try await raw.publish(OutgoingMessage(exchange: ControlClient.exchange, routingKey: "", body: Array(body.utf8)))
+        }
+        let unknown = try await control.call("frobnicate", destination: [node])
+        #expect(unknown[node]?["error"]?.stringValue == "KeyError('frobnicate')", "\(unknown)")
+        let pong = try await control.call("ping", destination: [node])
+        #expect(pong[node]?["ok"]?.stringValue == "pong", "\(pong)")
+        let client = try await startClient(url: url, queue: queue)
+        let sum = try await client.send("it.add", args: [2, 2]).get(timeout: .seconds(30))
+        #expect(sum == .int(4))
+        await client.close()
+        await raw.close()
+        await control.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     /// Reads the revocation log from its start until it holds `id`.
     func awaitLogged(_ id: String, url: AMQPURL) async throws {
         let reader = AMQPConnection(url: url, options: .init(name: "it-revocation-log", confirms: false))
