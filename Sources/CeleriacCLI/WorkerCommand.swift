@@ -46,6 +46,9 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Flag(name: [.customShort("E"), .customLong("task-events")], help: "Send Celery events (worker heartbeats, task events) for Flower and `celery events`.")
     var taskEvents = false
 
+    @Flag(name: .customLong("no-revocation-log"), help: "Do not read or write the broker's revocation log (celeriac.revoked); revocations then live in memory only.")
+    var noRevocationLog = false
+
     @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
     var acksEarly = false
 
@@ -93,6 +96,7 @@ public struct WorkerCommand: AsyncParsableCommand {
             limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
+        config.durableRevocations = !noRevocationLog
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor

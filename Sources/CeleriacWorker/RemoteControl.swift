@@ -12,7 +12,7 @@ import Glibc
 /// requests sent to the fanout exchange `celery.pidbox`.
 ///
 /// Supported: ping, stats, registered, active, reserved, scheduled, revoked, revoke (with terminate),
-/// rate_limit, active_queues, clock, conf, report, shutdown, pool_grow, pool_shrink, add_consumer, cancel_consumer. Unknown methods get `{"error": "KeyError('name')"}`.
+/// rate_limit, active_queues, clock, conf, report, shutdown, time_limit, pool_grow, pool_shrink, add_consumer, cancel_consumer. Unknown methods get `{"error": "KeyError('name')"}`.
 struct RemoteControl: Sendable {
     static let exchange = "celery.pidbox"
     static let replyExchange = "reply.celery.pidbox"
@@ -108,6 +108,11 @@ struct RemoteControl: Sendable {
                 let text = String(describing: error)
                 return ["error": .string(text.contains("unknown task") ? "unknown task" : text)]
             }
+        case "time_limit":
+            guard let task = args["task_name"]?.stringValue, worker.registeredTaskNames.contains(task) else { return ["error": "unknown task"] }
+            let soft = args["soft"]?.doubleValue, hard = args["hard"]?.doubleValue
+            worker.timeLimitOverrides.withLock { $0[task] = TaskMessage.TimeLimit(hard: hard, soft: soft) }
+            return ["ok": "time limits set successfully"]
         case "pool_grow", "pool_shrink":
             let n = Int(args["n"]?.intValue ?? 1)
             guard n > 0 else { return ["error": "n must be a positive number"] }

@@ -111,8 +111,9 @@ extension Worker {
     /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> Outcome {
         let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options)
-        let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
-                                           soft: message.timeLimit.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
+        let changed = timeLimitOverrides.withLock { $0[message.name] }   // `time_limit` control command
+        let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? changed?.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
+                                           soft: message.timeLimit.soft ?? changed?.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
         let executor = self.executor
         // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
         let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }

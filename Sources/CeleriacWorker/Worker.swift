@@ -113,6 +113,8 @@ public final class Worker: Service, Sendable {
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
     let readyState = Atomic<Bool>(false)
     let stalled = Atomic<Bool>(false)
+    /// Per-task time limits set at run time (`time_limit` control command); they win over the task's options.
+    let timeLimitOverrides = Mutex<[String: TaskMessage.TimeLimit]>([:])
     /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
     let concurrencyNow: Atomic<Int>
     /// Queues consumed now (`-Q`, changed by `add_consumer` / `cancel_consumer`).

@@ -72,6 +72,12 @@ struct ControlAndRevocationTests {
         let unknownTask = await cli(["control", "rate_limit", "no.such.task", "1/s", "-d", node, "--json"])
         #expect(try lastJSON(unknownTask.output)[node]?["error"]?.stringValue == "unknown task", "\(unknownTask.output)")
 
+        // it.nap sleeps 120 s; a 0.3 s soft limit set at run time stops it.
+        let limits = await cli(["control", "time_limit", "it.nap", "0.3", "10", "-d", node, "--json"])
+        #expect(try lastJSON(limits.output)[node]?["ok"]?.stringValue == "time limits set successfully", "\(limits.output)")
+        let napped = await outcome(try await client.send("it.nap"))
+        #expect(napped.contains("SoftTimeLimitExceeded"), "\(napped)")
+
         let nobody = await cli(["inspect", "ping", "-d", "nobody@nowhere", "--timeout", "0.5"])
         #expect(!nobody.ok && nobody.output.contains("no nodes replied"), "\(nobody.output)")
         let badMethod = await cli(["inspect", "frobnicate"])
