@@ -7,6 +7,10 @@ public enum MetricNames {
     public static let taskRuntime = "celeriac_task_runtime_seconds"
     public static let tasksActive = "celeriac_tasks_active"
     public static let taskQueueWait = "celeriac_task_queue_wait_seconds"
+    public static let tasksReserved = "celeriac_tasks_reserved"
+    public static let publishConfirm = "celeriac_publish_confirm_seconds"
+    public static let resultPublishFailures = "celeriac_result_publish_failures_total"
+    public static let rateLimitWait = "celeriac_rate_limit_wait_seconds"
     public static let workerConcurrency = "celeriac_worker_concurrency"
     public static let lastDelivery = "celeriac_worker_last_delivery_timestamp_seconds"
     public static let consumerStalls = "celeriac_worker_consumer_stalls_total"
@@ -28,7 +32,8 @@ public enum MetricNames {
     public static let startTime = "process_start_time_seconds"
 
     public static let allNames: [String] = [
-        tasksReceived, tasksStarted, tasksFinished, taskRuntime, taskQueueWait, tasksActive, workerConcurrency, lastDelivery,
+        tasksReceived, tasksStarted, tasksFinished, taskRuntime, taskQueueWait, tasksActive, tasksReserved,
+        publishConfirm, resultPublishFailures, rateLimitWait, workerConcurrency, lastDelivery,
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
         chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         poolProcesses, poolChildRestarts,

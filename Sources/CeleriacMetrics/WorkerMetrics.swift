@@ -24,11 +24,15 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                                labels: [("queue", queue)]).set(Double(concurrency))
             registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."),
                                labels: [("queue", queue)]).set(0.0)
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksReserved, unitName: "",
+                                                 helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
+                               labels: [("queue", queue)]).set(0.0)
             for task in knownTasks {
                 for outcome in MetricNames.outcomes { finished(task, queue, outcome) }
             }
         }
         registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(0.0)
+        resultFailures()
         registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(0.0)
     }
 
@@ -63,6 +67,35 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
                                                       helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
                                     labels: [("task", label(name)), ("queue", queue)], buckets: Self.waitBuckets).record(seconds)
+    }
+
+    public func tasksReserved(queue: String, delta: Int) {
+        let gauge = registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksReserved, unitName: "",
+                                                         helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
+                                       labels: [("queue", queue)])
+        if delta > 0 { gauge.increment(by: Double(delta)) } else { gauge.decrement(by: Double(-delta)) }
+    }
+
+    private static let confirmBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30]
+
+    public func publishConfirmed(seconds: Double) {
+        registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.publishConfirm, unitName: "",
+                                                      helpText: "Seconds from publish to the broker's confirm (results, retries, follow-ups, dead letters)."),
+                                    buckets: Self.confirmBuckets).record(seconds)
+    }
+
+    public func resultPublishFailed() { resultFailures().increment() }
+
+    @discardableResult
+    private func resultFailures() -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.resultPublishFailures, unitName: "",
+                                               helpText: "Results that could not be published; their messages stay unacked and are redelivered."))
+    }
+
+    public func rateLimitWait(name: String, seconds: Double) {
+        registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.rateLimitWait, unitName: "",
+                                                      helpText: "Seconds a task waited for its per-worker rate limit."),
+                                    labels: [("task", label(name)), ("scope", "worker")], buckets: Self.waitBuckets).record(seconds)
     }
 
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {

@@ -78,7 +78,10 @@ extension Worker {
             }
         }
         let hold = await rateLimiter.reserve(message.name)
-        if hold > .zero { try? await Task.sleep(for: hold) }
+        if hold > .zero {
+            observer.rateLimitWait(name: message.name, seconds: Double(hold.components.seconds) + Double(hold.components.attoseconds) / 1e18)
+            try? await Task.sleep(for: hold)
+        }
         if builtin {
             // Canvas plumbing (chord join, gather, map): settles its own delivery.
             await runBuiltin(delivery, message, queue: queue, log: log)

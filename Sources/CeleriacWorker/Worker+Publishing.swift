@@ -9,10 +9,13 @@ extension Worker {
     /// Publishes with confirms, waiting through a reconnect for up to the grace period. Returns false when the
     /// broker stayed unreachable.
     func publishConfirmed(_ messages: [OutgoingMessage], what: String) async -> Bool {
-        let deadline = ContinuousClock.now + configuration.gracePeriod
+        let start = ContinuousClock.now
+        let deadline = start + configuration.gracePeriod
         while true {
             do {
                 try await publisherConnection.publish(messages)
+                let took = ContinuousClock.now - start
+                observer.publishConfirmed(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
                 return true
             } catch where error.isConnectionLevel && ContinuousClock.now < deadline && !Task.isCancelled {
                 _ = await publisherConnection.waitUntilConnected(timeout: deadline - ContinuousClock.now)
@@ -26,7 +29,9 @@ extension Worker {
     /// Sends a result to the task's reply queue, unless the task asked for none. True when nothing needed sending.
     func publishResult(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil) async -> Bool {
         guard let outgoing = resultMessage(result, for: message, task: task) else { return true }
-        return await publishConfirmed([outgoing], what: "result of \(message.id)")
+        let published = await publishConfirmed([outgoing], what: "result of \(message.id)")
+        if !published { observer.resultPublishFailed() }
+        return published
     }
 
     /// The result message to publish, or nil when the task asked for none.

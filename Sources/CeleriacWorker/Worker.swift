@@ -240,6 +240,9 @@ public final class Worker: Service, Sendable {
                     for await (delivery, queue) in intake {
                         lastDelivery.withLock { $0 = .now }
                         if stalled.load(ordering: .relaxed) { stalled.store(false, ordering: .relaxed) }
+                        // Reserved (prefetched, waiting for a slot) since forward(queue:) took it, until it starts
+                        // or goes back.
+                        defer { observer.tasksReserved(queue: queue, delta: -1) }
                         if stopping.load(ordering: .relaxed) {
                             // Prefetched but not started: give it back now, so another worker can take it.
                             await consumerConnection.nack(delivery.tag, requeue: true)
@@ -278,7 +281,10 @@ public final class Worker: Service, Sendable {
         var attempt = 0
         while true {
             guard let consumer = consumers.withLock({ $0[queue] }) else { return }
-            for await d in consumer.deliveries { sink.yield((d, queue)) }
+            for await d in consumer.deliveries {
+                observer.tasksReserved(queue: queue, delta: 1)
+                sink.yield((d, queue))
+            }
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
             // Cancelled by `cancel_consumer`: no longer consumed.
             if consumers.withLock({ $0[queue] == nil }) { return }

@@ -23,6 +23,14 @@ public protocol WorkerObserver: Sendable {
     func poolChildRestarted(reason: String)
     /// Process pool: live child processes now.
     func poolProcesses(_ count: Int)
+    /// Deliveries received but not started (waiting for a slot) changed by `delta`.
+    func tasksReserved(queue: String, delta: Int)
+    /// A confirmed publish (results, retries, follow-ups, dead letters) took this long, retries included.
+    func publishConfirmed(seconds: Double)
+    /// A result could not be published (broker gone past the grace period); its message stays unacked.
+    func resultPublishFailed()
+    /// A task waited this long for its per-worker rate limit.
+    func rateLimitWait(name: String, seconds: Double)
 }
 
 extension WorkerObserver {
@@ -39,6 +47,10 @@ extension WorkerObserver {
     public func chordEvent(_ event: String) {}
     public func poolChildRestarted(reason: String) {}
     public func poolProcesses(_ count: Int) {}
+    public func tasksReserved(queue: String, delta: Int) {}
+    public func publishConfirmed(seconds: Double) {}
+    public func resultPublishFailed() {}
+    public func rateLimitWait(name: String, seconds: Double) {}
 }
 
 public struct NoObserver: WorkerObserver {

@@ -1,3 +1,4 @@
+import CeleriacAMQP
 import CeleriacCore
 import CeleriacMetrics
 import Foundation
@@ -48,6 +49,11 @@ struct MetricsEndpointTests {
         let client = try await startClient(url: url, queue: queue)
         #expect(try await client.send("it.add", args: [1, 2]).get(timeout: .seconds(20)) == .int(3))
         _ = try? await client.send("it.fail", args: ["x"]).get(timeout: .seconds(20))
+        // Six adds under a 5/s per-worker limit: the bucket holds at most 5 tokens, so at least one waits.
+        try await running.worker.setRateLimit("it.add", RateLimit("5/s"))
+        var limited: [AsyncResult] = []
+        for i in 0..<6 { limited.append(try await client.send("it.add", args: [.int(Int64(i)), 0])) }
+        for r in limited { _ = try await r.get(timeout: .seconds(20)) }
 
         let ready = try httpGet(port: port, path: "/readyz")
         #expect(ready.status == 200)
@@ -56,7 +62,17 @@ struct MetricsEndpointTests {
         let scrape = try httpGet(port: port, path: "/metrics")
         #expect(scrape.status == 200)
         #expect(scrape.headers.contains("text/plain; version=0.0.4"))
-        #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.add",queue="\#(queue)",outcome="succeeded"} 1"#))
+        #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.add",queue="\#(queue)",outcome="succeeded"} 7"#))
+        func sample(_ prefix: String) -> Double? {
+            scrape.body.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect((sample(#"celeriac_rate_limit_wait_seconds_count{task="it.add",scope="worker"}"#) ?? 0) >= 1, "\(scrape.body)")
+        // Every result (8) was a confirmed publish.
+        #expect((sample("celeriac_publish_confirm_seconds_count") ?? 0) >= 8, "\(scrape.body)")
+        #expect(sample(#"celeriac_tasks_reserved{queue="\#(queue)"}"#) == 0, "\(scrape.body)")
+        #expect(sample("celeriac_result_publish_failures_total") == 0, "\(scrape.body)")
+        // The client stamps its send time: one queue-wait observation per add.
+        #expect(sample(#"celeriac_task_queue_wait_seconds_count{task="it.add",queue="\#(queue)"}"#) == 7, "\(scrape.body)")
         #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.fail",queue="\#(queue)",outcome="failed"} 1"#))
         #expect(scrape.body.contains("process_resident_memory_bytes"))
         #expect(!scrape.body.contains("guest:guest"))

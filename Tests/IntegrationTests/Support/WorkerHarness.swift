@@ -141,6 +141,10 @@ struct FanOut: WorkerObserver {
     func taskReceived(name: String, queue: String) { observers.forEach { $0.taskReceived(name: name, queue: queue) } }
     func taskStarted(name: String, queue: String) { observers.forEach { $0.taskStarted(name: name, queue: queue) } }
     func taskQueueWait(name: String, queue: String, seconds: Double) { observers.forEach { $0.taskQueueWait(name: name, queue: queue, seconds: seconds) } }
+    func tasksReserved(queue: String, delta: Int) { observers.forEach { $0.tasksReserved(queue: queue, delta: delta) } }
+    func publishConfirmed(seconds: Double) { observers.forEach { $0.publishConfirmed(seconds: seconds) } }
+    func resultPublishFailed() { observers.forEach { $0.resultPublishFailed() } }
+    func rateLimitWait(name: String, seconds: Double) { observers.forEach { $0.rateLimitWait(name: name, seconds: seconds) } }
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
         observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
     }
