@@ -37,6 +37,26 @@ actor Slots {
         }
     }
 
+    /// Takes back a slot that was lent out with ``release()`` (a sub-second ETA wait): waits for a free one, also
+    /// after ``close()`` (warm shutdown lets a task that already started finish).
+    func reacquire() async {
+        if free > 0 {
+            free -= 1
+            busy += 1
+            return
+        }
+        if !(await withCheckedContinuation { waiters.append($0) }) {
+            free -= 1   // closed while waiting: take it anyway (the release after the task balances it)
+        }
+        busy += 1
+    }
+
+    /// Takes a slot without waiting, even beyond the limit (cold shutdown: the caller releases it right away).
+    func forceTake() {
+        free -= 1
+        busy += 1
+    }
+
     /// Changes the number of slots at run time (`pool_grow` / `pool_shrink`). Shrinking below the busy count
     /// lets the running tasks finish; their releases absorb the difference.
     func resize(by delta: Int) {

@@ -69,9 +69,13 @@ extension Worker {
                 await park(delivery, message, queue: queue, log: log)
                 return
             }
-            // The last sub-second is waited here.
-            // Rounded up, so a task never starts before its ETA.
-            if wait > 0 { try? await Task.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up)))) }
+            // The last sub-second is waited here, rounded up, so a task never starts before its ETA. The slot is
+            // lent out meanwhile, so a task that is due now does not wait behind one that is due later.
+            if wait > 0 {
+                await slots.release()
+                try? await Task.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
+                if Task.isCancelled { await slots.forceTake() } else { await slots.reacquire() }
+            }
             if await revoked.contains(message.id) {
                 await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
                 return
