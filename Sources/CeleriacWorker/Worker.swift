@@ -376,12 +376,13 @@ public final class Worker: Service, Sendable {
                 logger.error("watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
                              metadata: ["queue": .string(queue), "ready": .stringConvertible(info.messageCount), "idle": .string("\(idleFor)")])
                 stallSeen = true
+                stalled.store(true, ordering: .relaxed)
                 observer.consumerRestarted(queue: queue, reason: "watchdog")
                 // Cancelling ends the consumer's stream; forward(queue:) then subscribes afresh.
                 try? await consumerConnection.cancel(consumer)
             }
             // Stalled (not ready) until a delivery arrives or a later check finds nothing waiting.
-            stalled.store(stallSeen, ordering: .relaxed)
+            if !stallSeen { stalled.store(false, ordering: .relaxed) }
         }
     }
 
