@@ -24,6 +24,8 @@ extension Worker {
     /// its reason (label `signature`) and false is returned.
     func admit(_ delivery: Delivery, queue: String) async -> Bool {
         guard let signer = configuration.security.signer else { return true }
+        // An oversized body is refused by the decoder's size limit before any HMAC work is spent on it.
+        guard delivery.body.count <= configuration.limits.maxBodyBytes else { return true }
         do {
             try signer.verify(delivery)
             return true
