@@ -70,6 +70,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        // Fuzz targets (Fuzz/README.md): scripts/fuzz.sh builds this with -sanitize=fuzzer; a plain build replays a corpus.
+        .executableTarget(name: "celeriac-fuzz", dependencies: ["AMQPTransport", "CeleriacAMQP", "CeleriacCore", "CeleriacBeat"],
+                          path: "Fuzz/Sources/celeriac-fuzz", swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacBeatTests", dependencies: ["CeleriacBeat", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
