@@ -91,6 +91,8 @@ public enum TaskCodec {
             throw reject("no 'task' header: not a Celery protocol v2 message (protocol v1 is not supported)")
         }
         guard let id, !id.isEmpty else { throw reject("no 'id' header") }
+        // The id becomes the result's correlation_id, an AMQP short string.
+        guard id.utf8.count <= 255 else { throw reject("task id is \(id.utf8.count) bytes; at most 255 (Celery ids are 36-character UUIDs)") }
         try checkUTF8(d.body, reject: reject)
         let body: JSONValue
         do {

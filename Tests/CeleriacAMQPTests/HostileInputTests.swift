@@ -213,3 +213,19 @@ extension FieldTable {
         return copy
     }
 }
+
+/// Regression tests for what the decoder fuzzer found (inputs also in Fuzz/corpus/decoder).
+@Suite struct DecoderFuzzFindingTests {
+    @Test func aTimestampHeaderBeyondInt64DoesNotTrap() throws {
+        let headers = HostileInputTests.good.merging(["when": .timestamp(UInt64.max), "ok": .timestamp(5)])
+        let task = try TaskCodec.decode(HostileInputTests.delivery("[[],{},{}]", headers: headers))
+        #expect(task.extraHeaders["when"] == .double(Double(UInt64.max)))
+        #expect(task.extraHeaders["ok"] == .int(5))
+    }
+
+    @Test func aTaskIDLongerThanAShortStringIsRejected() throws {
+        let long = HostileInputTests.good.merging(["id": .string(String(repeating: "i", count: 300))])
+        let r = try #require(HostileInputTests.rejection(HostileInputTests.delivery("[[],{},{}]", headers: long)))
+        #expect(r.reason.contains("task id is 300 bytes"))
+    }
+}
