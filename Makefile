@@ -1,7 +1,7 @@
 # Celeriac: thin wrappers around scripts/. See scripts/broker.sh for the test broker.
 SHELL := /bin/bash
 
-.PHONY: run test bench bootstrap broker-start broker-stop clean
+.PHONY: run test fuzz bench bootstrap broker-start broker-stop clean
 
 run: bootstrap broker-start
 	swift build -c release --product celeriac-demo
@@ -9,6 +9,11 @@ run: bootstrap broker-start
 
 test: bootstrap
 	scripts/test.sh
+	scripts/fuzz.sh $${FUZZ_SECONDS:-15}
+
+# libFuzzer on the task decoder, the crontab parser and the broker URL parser (see Fuzz/README.md).
+fuzz:
+	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 bench: bootstrap broker-start
 	swift build -c release --product celeriac-bench

@@ -29,10 +29,13 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]
         ),
         .target(name: "AMQPTransport", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
+        // HMAC-SHA256 for signed task messages, from the system's libcrypto (already there for librabbitmq's TLS).
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        .target(name: "CeleriacHMAC", dependencies: ["CLibCrypto"], swiftSettings: swiftSettings),
         .target(name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(name: "CeleriacCanvas", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .target(name: "CeleriacTracing", dependencies: ["CeleriacCore", .product(name: "Tracing", package: "swift-distributed-tracing")], swiftSettings: swiftSettings),
-        .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "AMQPTransport"], swiftSettings: swiftSettings),
+        .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "AMQPTransport", "CeleriacHMAC"], swiftSettings: swiftSettings),
         .target(name: "CeleriacWorker", dependencies: [
             "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacTracing", "AMQPTransport",
             .product(name: "Logging", package: "swift-log"),
@@ -67,10 +70,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        // Fuzz targets (Fuzz/README.md): scripts/fuzz.sh builds this with -sanitize=fuzzer; a plain build replays a corpus.
+        .executableTarget(name: "celeriac-fuzz", dependencies: ["AMQPTransport", "CeleriacAMQP", "CeleriacCore", "CeleriacBeat"],
+                          path: "Fuzz/Sources/celeriac-fuzz", swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacBeatTests", dependencies: ["CeleriacBeat", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacAMQPTests", dependencies: ["CeleriacAMQP", "CeleriacCore", "AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacAMQPTests", dependencies: ["CeleriacAMQP", "CeleriacCore", "AMQPTransport", "CeleriacHMAC"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [

@@ -10,7 +10,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 VENV="$REPO/.run/venv"
-PACKAGES=(librabbitmq-dev rabbitmq-server prometheus openssl iproute2 procps python3 python3-venv chromium-headless-shell)
+PACKAGES=(librabbitmq-dev libssl-dev rabbitmq-server prometheus openssl iproute2 procps python3 python3-venv chromium-headless-shell)
 
 say() { echo "bootstrap.sh: $*"; }
 die() { echo "bootstrap.sh: error: $*" >&2; exit 1; }

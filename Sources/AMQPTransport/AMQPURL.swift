@@ -105,6 +105,15 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             portPart = hostPort[hostPort.index(after: colon)...]
         }
         host = hostPart.isEmpty ? "localhost" : String(hostPart)
+        // A host name, an IPv4 address, or (in brackets) an IPv6 address with an optional zone. Anything else
+        // (found by the URL fuzzer: `h:x]:5672`) would make a URL whose redacted form names another host.
+        let bracketed = hostPort.hasPrefix("[")
+        guard !bracketed || host.contains(":"), host.unicodeScalars.allSatisfy({ c in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "." || c == "_"
+                          || (bracketed && (c == ":" || c == "%")))
+        }) else {
+            throw bad(bracketed ? "'\(host)' is not an IPv6 address" : "host '\(host)' may hold only letters, digits, '-', '.' and '_' (IPv6 addresses go in brackets)")
+        }
         if let portPart {
             guard let p = Int(portPart), (1...65535).contains(p) else { throw bad("port '\(portPart)' is not a number in 1...65535") }
             port = p

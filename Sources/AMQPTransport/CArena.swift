@@ -114,8 +114,23 @@ enum CDecode {
         return Array(UnsafeRawBufferPointer(start: p, count: b.len))
     }
 
+    /// Text from the wire. A byte that is not part of valid UTF-8 becomes `?` (not U+FFFD, which takes three
+    /// bytes): decoded text is never longer than its wire form, so a 255-byte short string or table key that a
+    /// worker passes on (dead letter, retry, result) still fits in 255 bytes. Found by the decoder fuzzer.
     static func string(_ b: amqp_bytes_t) -> String {
-        String(decoding: bytes(b), as: UTF8.self)
+        let raw = bytes(b)
+        if let text = String(validating: raw, as: UTF8.self) { return text }
+        var out = ""
+        var parser = Unicode.UTF8.ForwardParser()
+        var it = raw.makeIterator()
+        loop: while true {
+            switch parser.parseScalar(from: &it) {
+            case .valid(let encoded): out.unicodeScalars.append(Unicode.UTF8.decode(encoded))
+            case .error(let length): out += String(repeating: "?", count: length)
+            case .emptyInput: break loop
+            }
+        }
+        return out
     }
 
     static func table(_ t: amqp_table_t) -> FieldTable {

@@ -674,6 +674,11 @@ final class ConnectionCore {
         }
         if messages.isEmpty { completion(.success(())); return }
         for (index, m) in messages.enumerated() {
+            if let problem = m.properties.wireProblem {
+                // Refused here, for this message only: sent, it would be a frame error that closes the connection.
+                tracker(.failure(AMQPError(.protocolError, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'", reason: problem)))
+                continue
+            }
             let arena = CArena()
             // Keeps every C string and table alive until the C call that reads them has returned.
             defer { withExtendedLifetime(arena) {} }

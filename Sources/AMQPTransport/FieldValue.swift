@@ -67,9 +67,22 @@ public struct FieldTable: Sendable, Equatable, Hashable, ExpressibleByDictionary
     public private(set) var entries: [(key: String, value: FieldValue)]
 
     public init() { entries = [] }
+    /// Later duplicates replace earlier ones in place. Linear in the entry count: a hostile header table with tens
+    /// of thousands of keys must not cost quadratic time on the consumer thread.
     public init(_ entries: [(key: String, value: FieldValue)]) {
-        self.entries = []
-        for e in entries { self[e.key] = e.value }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(entries.count)
+        var unique: [(key: String, value: FieldValue)] = []
+        unique.reserveCapacity(entries.count)
+        for e in entries {
+            if let i = index[e.key] {
+                unique[i].value = e.value
+            } else {
+                index[e.key] = unique.count
+                unique.append(e)
+            }
+        }
+        self.entries = unique
     }
     public init(dictionaryLiteral elements: (String, FieldValue)...) {
         self.init(elements.map { (key: $0.0, value: $0.1) })

@@ -35,6 +35,8 @@ public final class CeleriacClient: Sendable {
         public var sendSentEvents: Bool
         /// Producer spans and trace context in the headers (README "Tracing"); off while this is a `NoOpTracer`.
         public var tracer: (any Tracer)? = InstrumentationSystem.tracer
+        /// Signs every task message this client sends (workers with the same keys then verify them); nil = off.
+        public var signer: MessageSigner? = nil
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -166,6 +168,7 @@ public final class CeleriacClient: Sendable {
 
     /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.
     func publishWithRetry(_ messages: [OutgoingMessage]) async throws {
+        let messages = configuration.signer?.sign(messages) ?? messages
         let deadline = ContinuousClock.now + configuration.publishRetryWindow
         while true {
             do {

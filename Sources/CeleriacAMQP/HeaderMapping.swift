@@ -26,7 +26,8 @@ enum HeaderMapping {
         case .decimal(let scale, let value): .double(Double(value) / pow10(Int(scale)))
         case .string(let s): .string(s)
         case .bytes(let b): .string(String(decoding: b, as: UTF8.self))
-        case .timestamp(let t): .int(Int64(t))
+        // An AMQP timestamp is unsigned: one past Int64.max (found by the fuzzer) must not trap.
+        case .timestamp(let t): Int64(exactly: t).map { .int($0) } ?? .double(Double(t))
         case .array(let a): .array(a.map(json))
         case .table(let t): .object(JSONObject(t.entries.map { ($0.key, json($0.value)) }))
         }

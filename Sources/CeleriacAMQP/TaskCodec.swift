@@ -12,6 +12,8 @@ public struct MessageRejection: Error, CustomStringConvertible, Sendable {
     public let reason: String
     public let taskID: String?
     public let taskName: String?
+    /// The bounded metrics label (`celeriac_messages_dead_lettered_total{reason}`): `invalid`, `limit`, `signature`.
+    public var label: String = "invalid"
     public var description: String { reason }
 }
 
@@ -21,9 +23,15 @@ public enum TaskCodec {
     public struct Limits: Sendable {
         public var maxBodyBytes: Int
         public var maxDepth: Int
-        public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64) {
+        /// Most positional arguments, and most keyword arguments, a message may carry.
+        public var maxArgs: Int
+        /// Most AMQP headers a message may carry.
+        public var maxHeaders: Int
+        public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64, maxArgs: Int = 1024, maxHeaders: Int = 256) {
             self.maxBodyBytes = maxBodyBytes
             self.maxDepth = maxDepth
+            self.maxArgs = maxArgs
+            self.maxHeaders = maxHeaders
         }
     }
 
@@ -69,9 +77,7 @@ public enum TaskCodec {
         let name = headers[HeaderKey.task]?.stringValue
         func reject(_ reason: String) -> MessageRejection { MessageRejection(reason: reason, taskID: id, taskName: name) }
 
-        guard d.body.count <= limits.maxBodyBytes else {
-            throw reject("message body is \(d.body.count) bytes, over the \(limits.maxBodyBytes)-byte limit (--max-message-size)")
-        }
+        try checkLimits(d, limits: limits, reject: reject)
         guard let contentType = d.properties.contentType else {
             throw reject("message has no content_type; Celery task messages are application/json")
         }
@@ -85,11 +91,16 @@ public enum TaskCodec {
             throw reject("no 'task' header: not a Celery protocol v2 message (protocol v1 is not supported)")
         }
         guard let id, !id.isEmpty else { throw reject("no 'id' header") }
+        // The id becomes the result's correlation_id, an AMQP short string.
+        guard id.utf8.count <= 255 else { throw reject("task id is \(id.utf8.count) bytes; at most 255 (Celery ids are 36-character UUIDs)") }
+        try checkUTF8(d.body, reject: reject)
         let body: JSONValue
         do {
             body = try JSONValue.parse(d.body, maxDepth: limits.maxDepth)
         } catch {
-            throw reject("body is not valid JSON: \(error)")
+            var rejection = reject("body is not valid JSON: \(error)")
+            if error.reason.hasPrefix("nesting deeper") { rejection.label = "limit" }
+            throw rejection
         }
         // Exactly three elements: a two-element body kills Python workers (wire spec §3.6), so it is never run.
         guard case .array(let parts) = body, parts.count == 3 else {
@@ -97,6 +108,7 @@ public enum TaskCodec {
         }
         guard case .array(let args) = parts[0] else { throw reject("body[0] (args) must be a list") }
         guard case .object(let kwargs) = parts[1] else { throw reject("body[1] (kwargs) must be an object") }
+        try checkArguments(args: args.count, kwargs: kwargs.count, limits: limits, reject: reject)
         var embed = TaskMessage.Embed()
         do {
             guard case .object(let e) = parts[2] else { throw reject("body[2] (embed) must be an object") }

@@ -17,6 +17,7 @@ public struct BeatCommand: AsyncParsableCommand {
         discussion: "`beat explain ENTRY` (or --explain ENTRY) prints the entry's next 10 fire instants and exits.")
 
     @OptionGroup var broker: BrokerOptions
+    @OptionGroup var signing: SigningOptions
 
     @Argument(help: "`explain ENTRY` prints an entry's next 10 fire instants.")
     var action: [String] = []
@@ -68,7 +69,9 @@ public struct BeatCommand: AsyncParsableCommand {
         let logger = broker.logger("celeriac.beat")
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: "\(error)") }
-        let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: false, connectionName: "celeriac-beat"))
+        var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: false, connectionName: "celeriac-beat")
+        clientConfig.signer = try signing.signer()
+        let client = CeleriacClient(configuration: clientConfig)
         do { try await client.start() } catch { throw CLIError(description: "\(error)") }
         var stores: [any BeatStateStore] = [FileStateStore(path: statePath, logger: logger)]
         var election: any LeaderElection = AlwaysLeader()

@@ -9,6 +9,7 @@ public struct CallCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "call", abstract: "Send a task by name and optionally wait for its result.")
 
     @OptionGroup var broker: BrokerOptions
+    @OptionGroup var signing: SigningOptions
     @Argument(help: "Task name, e.g. demo.add") var name: String
     @Option(name: .customLong("args"), help: "Positional arguments as a JSON list.") var args: String = "[]"
     @Option(name: .customLong("kwargs"), help: "Keyword arguments as a JSON object.") var kwargs: String = "{}"
@@ -26,7 +27,9 @@ public struct CallCommand: AsyncParsableCommand {
         guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else { throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'") }
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: wait, connectionName: "celeriac-call"))
+        var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: wait, connectionName: "celeriac-call")
+        clientConfig.signer = try signing.signer()
+        let client = CeleriacClient(configuration: clientConfig)
         do {
             try await client.start()
         } catch {

@@ -15,6 +15,8 @@ public struct WorkerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume queues and run tasks.")
 
     @OptionGroup var broker: BrokerOptions
+    @OptionGroup var signing: SigningOptions
+    @OptionGroup var hardening: WorkerHardeningOptions
 
     @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues to consume.")
     var queues: String = Topology.defaultQueue
@@ -97,6 +99,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
         config.durableRevocations = !noRevocationLog
+        try hardening.apply(to: &config, signing: signing)
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor

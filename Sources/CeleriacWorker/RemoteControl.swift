@@ -55,7 +55,17 @@ struct RemoteControl: Sendable {
             return
         }
         let arguments = request["arguments"]?.objectValue ?? [:]
+        let policy = worker.configuration.security.remoteControl
+        guard policy.allows(method) else {
+            worker.logger.warning("refused a remote-control command (--remote-control)", metadata: ["method": .string(method), "policy": .string(policy.description)])
+            await reply(request, clock: clock, method: method, value: ["error": .string("'\(method)' is disabled on this worker (--remote-control \(policy))")])
+            return
+        }
         let value = await answer(method, arguments)
+        await reply(request, clock: clock, method: method, value: value)
+    }
+
+    private func reply(_ request: JSONValue, clock: Int, method: String, value: JSONValue?) async {
         guard let replyTo = request["reply_to"]?.objectValue, let exchange = replyTo["exchange"]?.stringValue,
               let key = replyTo["routing_key"]?.stringValue, let value else { return }
         let body: JSONValue = .object([worker.configuration.hostname: value])
@@ -164,7 +174,10 @@ struct RemoteControl: Sendable {
             ]
         case "conf":
             return ["broker_url": .string(config.brokerURL.redacted), "worker_concurrency": .int(Int64(config.concurrency)),
-                    "worker_prefetch_multiplier": .int(Int64(config.prefetchMultiplier))]
+                    "worker_prefetch_multiplier": .int(Int64(config.prefetchMultiplier)),
+                    // Key ids only: secrets never leave the process.
+                    "celeriac_signing_key_ids": config.security.signer.map { JSONValue.array($0.keyIDs.map { .string($0) }) } ?? .null,
+                    "celeriac_remote_control": .string(config.security.remoteControl.description)]
         case "report":
             return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(config.brokerURL.redacted)")]
         case "enable_events":

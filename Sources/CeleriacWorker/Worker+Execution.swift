@@ -21,13 +21,14 @@ extension Worker {
     /// One delivery, from decoding to ack. Never throws: every path ends in a result, a retry, a dead letter
     /// or (when the broker is gone) an unacked message the broker will redeliver.
     func handle(_ delivery: Delivery, queue: String) async {
+        guard await admit(delivery, queue: queue) else { return }
         let message: TaskMessage
         do {
             message = try TaskCodec.decode(delivery, limits: configuration.limits)
         } catch {
             logger.error("rejected a message that is not a valid task; it is in the dead-letter queue",
                          metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
-            await deadLetter(delivery, queue: queue, reason: error.reason, label: "invalid")
+            await deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
             return
         }
         if let tracing {

@@ -9,6 +9,7 @@ extension Worker {
     /// Publishes with confirms, waiting through a reconnect for up to the grace period. Returns false when the
     /// broker stayed unreachable.
     func publishConfirmed(_ messages: [OutgoingMessage], what: String) async -> Bool {
+        let messages = signed(messages)
         let start = ContinuousClock.now
         let deadline = start + configuration.gracePeriod
         while true {

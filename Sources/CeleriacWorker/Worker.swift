@@ -53,6 +53,8 @@ public final class Worker: Service, Sendable {
         public var durableRevocations: Bool = true
         /// A consumer span per task run, producer spans for what it sends (README "Tracing"); off while `NoOpTracer`.
         public var tracer: (any Tracer)? = InstrumentationSystem.tracer
+        /// Message signing and remote-control limits (Worker+Security.swift).
+        public var security = Security()
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),

@@ -1,0 +1,112 @@
+import AMQPTransport
+import CeleriacCore
+
+/// The checks a delivery passes before its body is parsed: sizes and counts first (cheap, bounded), then the
+/// AMQP types of the protocol v2 headers, so a wrong type is a clear rejection instead of a silent default.
+extension TaskCodec {
+    typealias Reject = (String) -> MessageRejection
+
+    static func checkLimits(_ d: Delivery, limits: Limits, reject: Reject) throws(MessageRejection) {
+        func limit(_ reason: String) -> MessageRejection {
+            var r = reject(reason)
+            r.label = "limit"
+            return r
+        }
+        guard d.body.count <= limits.maxBodyBytes else {
+            throw limit("message body is \(d.body.count) bytes, over the \(limits.maxBodyBytes)-byte limit (--max-message-size)")
+        }
+        let headers = d.properties.headers ?? [:]
+        guard headers.count <= limits.maxHeaders else {
+            throw limit("message has \(headers.count) headers, over the limit of \(limits.maxHeaders) (--max-headers)")
+        }
+        for (key, value) in headers {
+            guard depth(of: value, limit: limits.maxDepth) <= limits.maxDepth else {
+                throw limit("header '\(key)' nests deeper than \(limits.maxDepth) levels (--max-json-depth)")
+            }
+        }
+        try checkHeaderTypes(headers, reject: reject)
+    }
+
+    static func checkArguments(args: Int, kwargs: Int, limits: Limits, reject: Reject) throws(MessageRejection) {
+        for (what, count) in [("positional arguments", args), ("keyword arguments", kwargs)] where count > limits.maxArgs {
+            var r = reject("message has \(count) \(what), over the limit of \(limits.maxArgs) (--max-args)")
+            r.label = "limit"
+            throw r
+        }
+    }
+
+    /// Python and Celery write UTF-8; a body that is not is refused rather than read with replacement characters.
+    static func checkUTF8(_ body: [UInt8], reject: Reject) throws(MessageRejection) {
+        var parser = Unicode.UTF8.ForwardParser()
+        var it = body.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &it) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return
+            case .error:
+                throw reject("body is not valid UTF-8 (bad byte sequence at byte \(offset)); Celery task bodies are UTF-8 JSON")
+            }
+        }
+    }
+
+    /// What each protocol v2 header must be on the wire (py-amqp's mapping: strings `S`, ints `I`/`l`, floats
+    /// `d`, None `V`, lists `A`, dicts `F`). Absent or void is always allowed except for `task` and `id`.
+    static func checkHeaderTypes(_ headers: FieldTable, reject: Reject) throws(MessageRejection) {
+        func wrong(_ key: String, _ value: FieldValue, _ expected: String) -> MessageRejection {
+            reject("header '\(key)' is \(typeName(value)); expected \(expected)")
+        }
+        for key in [HeaderKey.task, HeaderKey.id] {
+            if let v = headers[key], v.stringValue == nil { throw wrong(key, v, "a string") }
+        }
+        for key in [HeaderKey.shadow, HeaderKey.eta, HeaderKey.expires, HeaderKey.group, HeaderKey.rootID, HeaderKey.parentID,
+                    HeaderKey.argsrepr, HeaderKey.kwargsrepr, HeaderKey.origin, HeaderKey.lang] {
+            if let v = headers[key], !v.isVoid, v.stringValue == nil { throw wrong(key, v, "a string or None") }
+        }
+        for key in [HeaderKey.retries, HeaderKey.groupIndex, HeaderKey.replacedTaskNesting] {
+            guard let v = headers[key], !v.isVoid else { continue }
+            guard let n = v.intValue else { throw wrong(key, v, "an integer") }
+            guard n >= 0 else { throw reject("header '\(key)' is \(n); expected a non-negative integer") }
+        }
+        if let v = headers[HeaderKey.ignoreResult], !v.isVoid, v.boolValue == nil { throw wrong(HeaderKey.ignoreResult, v, "a boolean") }
+        if let v = headers[HeaderKey.timelimit], !v.isVoid {
+            guard case .array(let pair) = v, pair.count == 2 else { throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None") }
+            for limit in pair where !limit.isVoid {
+                guard let seconds = limit.doubleValue ?? limit.intValue.map(Double.init) else {
+                    throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None")
+                }
+                guard seconds.isFinite, seconds >= 0 else { throw reject("header 'timelimit' holds \(seconds); expected non-negative seconds") }
+            }
+        }
+    }
+
+    /// Nesting depth of a header value, counted without recursing past `limit`.
+    static func depth(of value: FieldValue, limit: Int) -> Int {
+        var deepest = 0
+        var stack: [(FieldValue, Int)] = [(value, 0)]
+        while let (v, d) = stack.popLast() {
+            deepest = max(deepest, d)
+            if deepest > limit { return deepest }
+            switch v {
+            case .array(let items): for item in items { stack.append((item, d + 1)) }
+            case .table(let t): for e in t.entries { stack.append((e.value, d + 1)) }
+            default: break
+            }
+        }
+        return deepest
+    }
+
+    static func typeName(_ v: FieldValue) -> String {
+        switch v {
+        case .bool: "a boolean"
+        case .int8, .int16, .int32, .int64: "an integer"
+        case .float, .double, .decimal: "a number"
+        case .string: "a string"
+        case .bytes: "a byte array"
+        case .timestamp: "a timestamp"
+        case .void: "None"
+        case .array: "a list"
+        case .table: "a table"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+
+extension Worker {
+    /// Hostile-input settings: message signing and which remote-control commands may change this worker.
+    public struct Security: Sendable, CustomStringConvertible {
+        /// Sign outgoing task messages (retries, chain steps, chord joins) and verify incoming ones; nil = off.
+        public var signer: MessageSigner?
+        /// Remote-control methods that change state (`shutdown`, `revoke`, `rate_limit`, pool changes).
+        public var remoteControl: RemoteControlPolicy
+
+        public init(signer: MessageSigner? = nil, remoteControl: RemoteControlPolicy = .all) {
+            self.signer = signer
+            self.remoteControl = remoteControl
+        }
+
+        public var description: String {
+            "Security(signing: \(signer.map(\.description) ?? "off"), remoteControl: \(remoteControl))"
+        }
+    }
+
+    /// Verifies a delivery's signature when signing is on. A message that fails goes to the dead-letter queue with
+    /// its reason (label `signature`) and false is returned.
+    func admit(_ delivery: Delivery, queue: String) async -> Bool {
+        guard let signer = configuration.security.signer else { return true }
+        // An oversized body is refused by the decoder's size limit before any HMAC work is spent on it.
+        guard delivery.body.count <= configuration.limits.maxBodyBytes else { return true }
+        do {
+            try signer.verify(delivery)
+            return true
+        } catch {
+            logger.error("rejected a task message whose signature is missing or wrong; it is in the dead-letter queue",
+                         metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
+            await deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
+            return false
+        }
+    }
+
+    /// Signs the task messages among `messages` when signing is on.
+    func signed(_ messages: [OutgoingMessage]) -> [OutgoingMessage] {
+        configuration.security.signer?.sign(messages) ?? messages
+    }
+}
+
+/// Which remote-control methods a worker obeys. Inspection methods (`ping`, `stats`, `active`, `conf`, …) are
+/// answered unless the policy is ``off``; state-changing ones only when allowed.
+public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible {
+    /// Methods that change the worker (Celery's control commands), including pool changes this worker may not
+    /// implement yet, so that a policy written today also covers them later.
+    public static let stateChanging: Set<String> = [
+        "shutdown", "revoke", "terminate", "revoke_by_stamped_headers", "rate_limit", "time_limit",
+        "pool_grow", "pool_shrink", "pool_restart", "autoscale", "add_consumer", "cancel_consumer",
+        "enable_events", "disable_events",
+    ]
+
+    private enum Mode: Sendable, Equatable { case all, off, allow(Set<String>) }
+    private let mode: Mode
+
+    /// Every method (Celery's behaviour; the default).
+    public static let all = RemoteControlPolicy(mode: .all)
+    /// Inspection only: every state-changing method is refused.
+    public static let readOnly = RemoteControlPolicy(mode: .allow([]))
+    /// Nothing at all, not even `ping`.
+    public static let off = RemoteControlPolicy(mode: .off)
+    /// Inspection plus the given state-changing methods.
+    public static func allowing(_ methods: Set<String>) -> RemoteControlPolicy { RemoteControlPolicy(mode: .allow(methods)) }
+
+    /// Parses `all`, `read-only`, `off`, or a comma-separated list of state-changing methods to allow
+    /// (`revoke,rate_limit`).
+    public init(parsing text: String) throws(CeleriacError) {
+        switch text.lowercased() {
+        case "all": mode = .all
+        case "read-only", "readonly", "none": mode = .allow([])
+        case "off": mode = .off
+        default:
+            let methods = Set(text.split(separator: ",").map { String($0).lowercased() }.filter { !$0.isEmpty })
+            if let unknown = methods.subtracting(Self.stateChanging).sorted().first {
+                throw .configuration("--remote-control: '\(unknown)' is not a state-changing control method; use all, read-only, off, or a list of: \(Self.stateChanging.sorted().joined(separator: ", "))")
+            }
+            mode = .allow(methods)
+        }
+    }
+
+    private init(mode: Mode) { self.mode = mode }
+
+    public func allows(_ method: String) -> Bool {
+        switch mode {
+        case .all: true
+        case .off: false
+        case .allow(let allowed): !Self.stateChanging.contains(method) || allowed.contains(method)
+        }
+    }
+
+    public var description: String {
+        switch mode {
+        case .all: "all"
+        case .off: "off"
+        case .allow(let m) where m.isEmpty: "read-only"
+        case .allow(let m): m.sorted().joined(separator: ",")
+        }
+    }
+}
