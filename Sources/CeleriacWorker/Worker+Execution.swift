@@ -45,6 +45,7 @@ extension Worker {
             await deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")
             return
         }
+        if !builtin, await skipIfDuplicate(delivery, message, queue: queue, log: log) { return }
         if await revoked.contains(message.id) {
             await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
             return
@@ -75,12 +76,14 @@ extension Worker {
             await runBuiltin(delivery, message, queue: queue, log: log)
             return
         }
+        guard let permits = await acquireGlobalLimits(delivery, message, queue: queue, log: log) else { return }
         if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
 
         observer.taskStarted(name: message.name, queue: queue)
         events.started(message)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)
+        await coordination.release(permits)
         if Task.isCancelled {
             // Cold shutdown interrupted the task: report nothing and leave the message unacked, so the broker
             // gives it to another worker when this connection closes.
@@ -165,6 +168,7 @@ extension Worker {
 
     /// Publishes what follows from the outcome (result, retry message, callbacks), then acks.
     func finish(_ delivery: Delivery, _ message: TaskMessage, queue: String, task: RegisteredTask, outcome: Outcome, seconds: Double, log: Logger) async {
+        await releaseUniqueLock(message, outcome: outcome)
         var published = true
         let label: String
         switch outcome {
@@ -250,6 +254,7 @@ extension Worker {
             log.error("could not publish the outcome; the message stays unacked and will be redelivered")
             return
         }
+        if isFinal(outcome) { await coordination.markCompleted(message.id) }
         if !configuration.acksEarly { consumerConnection.ackInBackground(delivery.tag) }
     }
 }

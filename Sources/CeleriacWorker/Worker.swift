@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacCoordination
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -46,6 +47,10 @@ public final class Worker: Service, Sendable {
         public var timeLimit: Double?
         /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
         public var softTimeLimit: Double?
+        /// Limits shared by all workers through the broker (`--global-rate-limit`, `--global-concurrency`).
+        public var globalLimits: [GlobalLimit] = []
+        /// Completed task ids remembered to skip duplicate deliveries (0 = off).
+        public var duplicateWindow: Int = 10_000
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -75,6 +80,8 @@ public final class Worker: Service, Sendable {
     let executor: any TaskExecutor
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
+    /// Global limits, unique locks, duplicate detection (Worker+Coordination.swift).
+    let coordination: WorkerCoordination
     let revoked = RevokedSet()
     let rateLimiter = RateLimiter()
     /// One chord join at a time per worker: a join holds parts unacked on the publisher connection's admin
@@ -120,6 +127,9 @@ public final class Worker: Service, Sendable {
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
+        self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
+                                               url: configuration.brokerURL, hostname: configuration.hostname, logger: logger,
+                                               observer: observer as? any CoordinationObserver)
     }
 
     /// True while connected and consuming (for `/readyz`).
@@ -136,6 +146,7 @@ public final class Worker: Service, Sendable {
             try await consumerConnection.connect()
             try await publisherConnection.connect()
             try await declareTopology()
+            try await coordination.start(consumer: consumerConnection, concurrency: configuration.concurrency)
         } catch let error as AMQPError {
             throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
         }
@@ -155,6 +166,7 @@ public final class Worker: Service, Sendable {
         await executor.stop()
         events.offline()
         logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
+        await coordination.stop()
         await consumerConnection.close()
         await publisherConnection.close()
     }
