@@ -59,7 +59,7 @@ public struct CeleriacCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
-        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, PoolChildCommand.self]
+        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self, DLQCommand.self, LocksCommand.self, PoolChildCommand.self]
     )
     public init() {}
 }

@@ -15,6 +15,7 @@ public struct WorkerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume queues and run tasks.")
 
     @OptionGroup var broker: BrokerOptions
+    @OptionGroup var coordination: CoordinationOptions
 
     @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues to consume.")
     var queues: String = Topology.defaultQueue
@@ -79,6 +80,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         if let maxTasksPerChild, maxTasksPerChild < 1 { throw ValidationError("--max-tasks-per-child must be at least 1") }
         if let maxMemoryPerChild, maxMemoryPerChild < 1 { throw ValidationError("--max-memory-per-child must be at least 1 (KiB)") }
         guard maxWorkerLost >= 1 else { throw ValidationError("--max-worker-lost must be at least 1") }
+        _ = try coordination.limits()
     }
 
     public func run() async throws {
@@ -93,6 +95,8 @@ public struct WorkerCommand: AsyncParsableCommand {
             limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
+        config.globalLimits = try coordination.limits()
+        config.duplicateWindow = max(0, coordination.duplicateWindow)
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor

@@ -21,6 +21,11 @@ public enum MetricNames {
     public static let chordsFailed = "celeriac_chords_failed_total"
     public static let chordRejoins = "celeriac_chord_rejoins_total"
     public static let chordLateParts = "celeriac_chord_late_parts_total"
+    public static let duplicatesDetected = "celeriac_task_duplicates_detected_total"
+    public static let rateLimitWait = "celeriac_rate_limit_wait_seconds"
+    public static let globalConcurrencyWait = "celeriac_global_concurrency_wait_seconds"
+    public static let refillerLeader = "celeriac_rate_limit_refiller_leader"
+    public static let deadLetterDepth = "celeriac_dead_letter_messages"
     public static let residentMemory = "process_resident_memory_bytes"
     public static let cpuSeconds = "process_cpu_seconds_total"
     public static let openFDs = "process_open_fds"
@@ -31,6 +36,7 @@ public enum MetricNames {
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
         chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         poolProcesses, poolChildRestarts,
+        duplicatesDetected, rateLimitWait, globalConcurrencyWait, refillerLeader, deadLetterDepth,
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 

@@ -33,6 +33,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     private func label(_ task: String) -> String { knownTasks.contains(task) ? task : "__unknown__" }
+    func taskLabel(_ task: String) -> String { label(task) }
 
     @discardableResult
     private func finished(_ task: String, _ queue: String, _ outcome: String) -> Counter {
