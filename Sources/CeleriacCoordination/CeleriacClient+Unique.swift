@@ -60,8 +60,10 @@ extension CeleriacClient {
         let id = options.taskID ?? TaskMessage.newID()
         options.taskID = id
         options.headers[CoordinationTopology.uniqueKeyHeader] = .string(key)
-        // A lock that expired between the refusal and the peek leaves nothing to read: try again (bounded).
-        for _ in 0..<3 {
+        // A lock that expired between the refusal and the peek leaves nothing to read, and so does a lock another
+        // process is peeking at this very moment (it is unacked there): try again, bounded, with a little jitter.
+        for attempt in 0..<8 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(Int.random(in: 5...(10 * attempt)))) }
             let acquired: Bool
             do {
                 acquired = try await UniqueLock.acquire(key: key, taskID: id, task: name, ttlMilliseconds: ms, on: publisher)
@@ -85,7 +87,7 @@ extension CeleriacClient {
             }
             let holder: UniqueLock.Holder?
             do {
-                holder = try await UniqueLock.peek(key: key, on: publisher)
+                holder = try await UniqueLock.peekSerialized(key: key, on: publisher)
             } catch {
                 throw CeleriacError.broker(operation: "read unique lock '\(key)'", underlying: error.description)
             }
@@ -95,7 +97,7 @@ extension CeleriacClient {
             case .returnExisting: return .duplicate(existingID: holder.taskID)
             }
         }
-        throw CeleriacError.broker(operation: "take unique lock '\(key)'", underlying: "the lock changed hands three times in a row; try again")
+        throw CeleriacError.broker(operation: "take unique lock '\(key)'", underlying: "the lock changed hands eight times in a row; try again")
     }
 
     /// Typed form of ``sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)``.

@@ -1,6 +1,7 @@
 import AMQPTransport
 import CeleriacCore
 import FoundationEssentials
+import Synchronization
 
 /// A unique-task lock: one message in the queue `celeriac.unique.<key>`.
 ///
@@ -54,6 +55,22 @@ public enum UniqueLock {
         await conn.reject(d.tag, requeue: true)
         return holder(d)
     }
+
+    /// ``peek(key:on:)`` one at a time in this process: concurrent peeks would hide the message from each other.
+    static func peekSerialized(key: String, on conn: AMQPConnection) async throws(AMQPError) -> Holder? {
+        let result = Mutex<Result<Holder?, AMQPError>>(.success(nil))
+        await peeks.run {
+            do throws(AMQPError) {
+                let h = try await peek(key: key, on: conn)
+                result.withLock { $0 = .success(h) }
+            } catch {
+                result.withLock { $0 = .failure(error) }
+            }
+        }
+        return try result.withLock { $0 }.get()
+    }
+
+    static let peeks = Serial()
 
     /// Releases the lock if `taskID` holds it (another holder's lock, taken after this one's TTL ran out, stays).
     /// Returns true when a lock was released.
