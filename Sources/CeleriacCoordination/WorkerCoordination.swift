@@ -104,9 +104,14 @@ public final class WorkerCoordination: Sendable {
         }
     }
 
+    /// Warm shutdown: tasks still waiting for a permit or token stop waiting (their messages go back to the queue).
+    public func stopWaiting() async {
+        for pool in permitPools.withLock({ Array($0.values) }) + ratePools.withLock({ Array($0.values) }) { await pool.close() }
+    }
+
     /// Stops taking permits (waiters get `CancellationError`), stops the refillers and closes the connection.
     public func stop() async {
-        for pool in permitPools.withLock({ Array($0.values) }) + ratePools.withLock({ Array($0.values) }) { await pool.close() }
+        await stopWaiting()
         let tasks = background.withLock { t -> [Task<Void, Never>] in defer { t = [] }; return t }
         for t in tasks { t.cancel() }
         for t in tasks { await t.value }

@@ -287,8 +287,10 @@ public final class Worker: Service, Sendable {
         shutdownSink.finish()
         // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
         // messages go back at once) and cancels the consumers, which ends the intake loop.
+        let coordination = self.coordination
         Task {
             await slots.close()
+            await coordination.stopWaiting()
             for c in current { try? await connection.cancel(c) }
         }
     }
