@@ -42,6 +42,13 @@ extension Worker {
         }
     }
 
+    /// Completed ids for duplicate detection: tasks that ran to their last outcome (a revoked id is refused again by
+    /// the revoked set, with its REVOKED result, so it is not remembered here).
+    func rememberCompleted(_ message: TaskMessage, outcome: Outcome) async {
+        if case .revoked = outcome { return }
+        if isFinal(outcome) { await coordination.markCompleted(message.id) }
+    }
+
     /// Before the outcome is published: a finished task gives its unique key back, so a caller who sees the
     /// result can send the same key again at once.
     func releaseUniqueLock(_ message: TaskMessage, outcome: Outcome) async {

@@ -254,7 +254,7 @@ extension Worker {
             log.error("could not publish the outcome; the message stays unacked and will be redelivered")
             return
         }
-        if isFinal(outcome) { await coordination.markCompleted(message.id) }
+        await rememberCompleted(message, outcome: outcome)
         if !configuration.acksEarly { consumerConnection.ackInBackground(delivery.tag) }
     }
 }
