@@ -1,6 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
 import CeleriacCore
+import Synchronization
 
 /// What to do when a unique key is already held by a queued or running task.
 public enum OnDuplicate: Sendable {
@@ -72,7 +73,10 @@ extension CeleriacClient {
             }
             if acquired {
                 do {
-                    try await publisher.declare(CoordinationTopology.uniqueIndexSpec)
+                    if !UniqueIndex.declared(on: publisher) {
+                        try await publisher.declare(CoordinationTopology.uniqueIndexSpec)
+                        UniqueIndex.markDeclared(on: publisher)
+                    }
                 } catch {
                     throw CeleriacError.broker(operation: "declare '\(CoordinationTopology.uniqueIndex)'", underlying: error.description)
                 }
@@ -116,4 +120,11 @@ extension CeleriacClient {
         }
         return try await sendUnique(task.name, args: args, kwargs: kwargs, key: key, ttl: ttl, onDuplicate: onDuplicate, options: options)
     }
+}
+
+/// Connections that declared the lock index already (the transport re-declares it after a reconnect).
+enum UniqueIndex {
+    private static let connections = Mutex<Set<ObjectIdentifier>>([])
+    static func declared(on c: AMQPConnection) -> Bool { connections.withLock { $0.contains(ObjectIdentifier(c)) } }
+    static func markDeclared(on c: AMQPConnection) { connections.withLock { _ = $0.insert(ObjectIdentifier(c)) } }
 }

@@ -76,10 +76,15 @@ public enum UniqueLock {
     /// Returns true when a lock was released.
     @discardableResult
     public static func release(key: String, taskID: String, on conn: AMQPConnection) async throws(AMQPError) -> Bool {
-        let spec = CoordinationTopology.uniqueSpec(key)
-        // Declared first so a cleared or expired lock queue is a plain "nothing to release", never a 404.
-        try await conn.declare(spec, recreateAfterReconnect: false)
-        guard let d = try await conn.get(queue: spec.name) else { return false }
+        // No declare first (one round trip less per task): a lock queue cleared by `locks clear` answers 404, which
+        // closes only this connection's admin channel; the worker's releases run one at a time, so none is hit.
+        let d: Delivery?
+        do {
+            d = try await conn.get(queue: CoordinationTopology.uniqueQueue(key))
+        } catch where error.replyCode == 404 {
+            return false
+        }
+        guard let d else { return false }
         if holder(d)?.taskID == taskID || d.properties.messageID == taskID {
             return await conn.ack(d.tag)
         }

@@ -77,7 +77,9 @@ public final class WorkerCoordination: Sendable {
             }
             if let rate = limit.rate {
                 try await connection.declare(CoordinationTopology.rateQueueSpec(limit.name, burst: limit.burst))
-                let pool = TokenPool(queue: CoordinationTopology.rateQueue(limit.name), connection: consumer, prefetch: 1)
+                // Tokens are acked as soon as they arrive, so a prefetch of one per slot only lets waiting tasks take
+                // them in parallel (one per round trip would cap a worker at ~400 tokens/s here).
+                let pool = TokenPool(queue: CoordinationTopology.rateQueue(limit.name), connection: consumer, prefetch: concurrency)
                 ratePools.withLock { $0[limit.name] = pool }
                 let refiller = TokenRefiller(url: url, limit: limit.name, perSecond: rate.perSecond, burst: limit.burst,
                                              connectionName: "\(hostname)-refiller-\(limit.name)", logger: logger)
@@ -93,10 +95,14 @@ public final class WorkerCoordination: Sendable {
         if let observer {
             let interval = configuration.deadLetterProbeInterval
             let connection = self.connection
-            // A periodic gauge refresh for as long as the worker runs; cancelled by stop().
+            let releases = self.releases
+            // A periodic gauge refresh for as long as the worker runs; cancelled by stop(). It takes its turn with the
+            // lock releases: a 404 (queue deleted by hand) closes the admin channel a release's get/ack needs.
             let probe = Task {
                 while !Task.isCancelled {
-                    if let info = try? await connection.inspect(queue: Topology.deadLetterQueue) { observer.deadLetterDepth(Int(info.messageCount)) }
+                    await releases.run {
+                        if let info = try? await connection.inspect(queue: Topology.deadLetterQueue) { observer.deadLetterDepth(Int(info.messageCount)) }
+                    }
                     try? await Task.sleep(for: interval)
                 }
             }
