@@ -40,6 +40,7 @@ extension Worker {
         guard let task = registry[message.name] ?? (builtin ? Self.builtinTask(message.name) : nil) else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
             let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
+            await releaseUniqueLock(message, outcome: .failure(failure))
             _ = await publishResult(.failure(message.id, failure, for: message), for: message)
             observer.taskFinished(name: message.name, queue: queue, outcome: "failure", seconds: 0)
             await deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")

@@ -82,3 +82,41 @@ struct GlobalConcurrencyTests {
         await deleteQueues([queue, semaphore, CoordinationTopology.semaphoreReady(group)], url: url)
     }
 }
+
+/// In-process cases of the global limits (no extra processes).
+@Suite(.tags(.integration), .serialized)
+struct GlobalLimitShutdownTests {
+    /// A task waiting for a permit when the worker is told to stop does not wait for the permit holder: its message
+    /// goes back to the queue at once, and the running task still finishes.
+    @Test func warmShutdownReturnsATaskWaitingForAPermit() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("gstop")
+        let name = "it.held.\(queue.suffix(8))"
+        let gate = Gate()
+        var registry = TaskRegistry()
+        registry.register(TaskName<NoArguments, Int>(name)) { _, _ in
+            await gate.wait()
+            return 1
+        }
+        let (running, _) = try await startCoordinatedWorker(registry, url: url, queue: queue,
+                                                            limits: [try GlobalLimit(name: name, concurrency: 1)], concurrency: 2)
+        let client = try await startClient(url: url, queue: queue)
+        let admin = AMQPConnection(url: url, options: .init(name: "it-gstop", confirms: false))
+        try await admin.connect()
+        let holder = try await client.send(name)
+        _ = try await first(running.observer.started, within: .seconds(20), "the first task to start") { $0 == name }
+        _ = try await client.send(name)
+        // Delivered (nothing ready) while the only permit is held: the second task waits for it.
+        try await waitForBroker("the second task delivered") { (try? await admin.inspect(queue: queue).messageCount) == 0 }
+
+        let stopping = Task { try await running.stop() }
+        _ = try await first(running.observer.requeued, within: .seconds(10), "the waiting task to go back to the queue") { $0 == queue }
+        gate.open()
+        #expect(try await holder.get(timeout: .seconds(20)) == .int(1))
+        try await stopping.value
+        #expect(try await admin.inspect(queue: queue).messageCount == 1)
+        await client.close()
+        await admin.close()
+        await deleteQueues([queue, CoordinationTopology.semaphoreQueue(name), CoordinationTopology.semaphoreReady(name)], url: url)
+    }
+}

@@ -87,6 +87,30 @@ struct UniqueAndDeadLetterTests {
         await deleteQueues([queue, CoordinationTopology.uniqueQueue(key)], url: url)
     }
 
+    /// A unique task that cannot run (unknown name) gives its key back when it is dead-lettered.
+    @Test func aDeadLetteredUniqueTaskReleasesItsKey() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("uniqdead")
+        let key = "dead:\(queue.suffix(8))"
+        var registry = TaskRegistry()
+        registry.register(TaskName<NoArguments, Int>("it.known.\(queue.suffix(8))")) { _, _ in 0 }
+        let (running, _) = try await startCoordinatedWorker(registry, url: url, queue: queue)
+        let client = try await startClient(url: url, queue: queue)
+        let missing = "it.unknown.\(queue.suffix(8))"
+        guard case .sent(let firstSend) = try await client.sendUnique(missing, key: key) else {
+            Issue.record("a fresh key was refused"); return
+        }
+        await #expect(throws: CeleriacError.self) { try await firstSend.get(timeout: .seconds(20)) }
+        guard case .sent(let again) = try await client.sendUnique(missing, key: key) else {
+            Issue.record("the key of a dead-lettered task was still held"); return
+        }
+        #expect(again.id != firstSend.id)
+        await #expect(throws: CeleriacError.self) { try await again.get(timeout: .seconds(20)) }
+        try await running.stop()
+        await client.close()
+        await deleteQueues([queue, CoordinationTopology.uniqueQueue(key)], url: url)
+    }
+
     /// A delivery of a task id this worker already completed is skipped and reported, not run again.
     @Test func aCompletedTaskIDIsSkippedAndReported() async throws {
         let url = try TestBroker.shared.url()

@@ -23,6 +23,7 @@ final class CoordinationRecorder: WorkerObserver, CoordinationObserver {
         recording.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
     }
     func taskStarted(name: String, queue: String) { recording.taskStarted(name: name, queue: queue) }
+    func messageRequeued(queue: String) { recording.messageRequeued(queue: queue) }
     func messageDeadLettered(queue: String, reason: String) { recording.messageDeadLettered(queue: queue, reason: reason) }
     func duplicateSkipped(task: String, queue: String) { duplicatesSink.yield(task) }
     func globalLimitWaited(task: String, limit: String, kind: String, seconds: Double) { waits.withLock { $0[kind, default: 0] += 1 } }
