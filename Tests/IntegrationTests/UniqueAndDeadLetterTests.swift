@@ -111,6 +111,32 @@ struct UniqueAndDeadLetterTests {
         await deleteQueues([queue, CoordinationTopology.uniqueQueue(key)], url: url)
     }
 
+    /// `locks list` shows a held key with its task id; `locks clear KEY` frees it for the next send.
+    @Test func locksCommandListsAndClearsAKey() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("locks")   // nobody consumes it: the lock stays held
+        let key = "cli:\(queue.suffix(8))"
+        let env = ProcessInfo.processInfo.environment
+        let broker = TestBroker.shared.urlString
+        let client = try await startClient(url: url, queue: queue)
+        guard case .sent(let held) = try await client.sendUnique("it.never.run", key: key) else {
+            Issue.record("a fresh key was refused"); return
+        }
+        let (listedOK, listing) = await Shell.runOffPoolWithStatus(Self.demo, ["locks", "list", "--broker", broker], environment: env)
+        #expect(listedOK, "\(listing)")
+        #expect(listing.split(separator: "\n").contains { $0.hasPrefix(key) && $0.contains("id=\(held.id)") }, "locks list: \(listing)")
+        guard case .duplicate = try await client.sendUnique("it.never.run", key: key, onDuplicate: .returnExisting) else {
+            Issue.record("a held key was taken twice"); return
+        }
+        let (clearedOK, clearing) = await Shell.runOffPoolWithStatus(Self.demo, ["locks", "clear", key, "--broker", broker], environment: env)
+        #expect(clearedOK && clearing.contains("cleared \(key)"), "\(clearing)")
+        guard case .sent = try await client.sendUnique("it.never.run", key: key) else {
+            Issue.record("a cleared key was still held"); return
+        }
+        await client.close()
+        await deleteQueues([queue, CoordinationTopology.uniqueQueue(key)], url: url)
+    }
+
     /// A delivery of a task id this worker already completed is skipped and reported, not run again.
     @Test func aCompletedTaskIDIsSkippedAndReported() async throws {
         let url = try TestBroker.shared.url()
