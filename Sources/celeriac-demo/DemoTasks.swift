@@ -28,7 +28,8 @@ enum DemoTasks {
     static let spin = TaskName<Seconds, Double>("demo.spin", parameters: "seconds")
     static let pid = TaskName<NoArguments, Int>("demo.pid")
     static let crashRequeue = TaskName<NoArguments, JSONValue>("demo.crash_requeue")
-    /// Global-limit demo: appends `start`/`end` lines (task id, pid, Unix time) to a ledger file around a sleep.
+    /// Global-limit demo: appends `start`/`end` lines (task id, worker node name, Unix time) to a ledger file around a
+    /// sleep; returns the pid of the process that ran it.
     static let ledger = TaskName<LedgerArgs, Int>("demo.ledger", parameters: "path", "seconds")
     struct LedgerArgs: Codable, Sendable, Arguments2 { let path: String; let seconds: Double; init(_ p: String, _ s: Double) { path = p; seconds = s } }
 
@@ -76,9 +77,9 @@ enum DemoTasks {
             fatalError("demo.crash_requeue: crashing on purpose (reject_on_worker_lost)")
         }
         r.register(ledger) { a, context in
-            try DemoLedger.append("start \(context.id) \(getpid()) \(Date().timeIntervalSince1970)\n", to: a.path)
+            try DemoLedger.append("start \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
             try await Task.sleep(for: .milliseconds(Int(a.seconds * 1000)))
-            try DemoLedger.append("end \(context.id) \(getpid()) \(Date().timeIntervalSince1970)\n", to: a.path)
+            try DemoLedger.append("end \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
             return Int(getpid())
         }
         return r

@@ -12,8 +12,10 @@ struct GlobalConcurrencyTests {
 
     /// Three `celeriac-demo` workers (two slots each) under a global limit of 2; one is SIGKILLed in the middle of a
     /// task. The start/end ledger the tasks write never shows three at once, every task completes, and both permits
-    /// are back in the queue at the end (none lost with the dead worker, none duplicated).
-    @Test func neverMoreThanTwoRunningAcrossThreeWorkersWhenOneIsKilled() async throws {
+    /// are back in the queue at the end (none lost with the dead worker, none duplicated). With both pools: in the
+    /// process pool the task runs in a child, which must not outlive its dead parent's permit.
+    @Test(arguments: ["async", "process"])
+    func neverMoreThanTwoRunningAcrossThreeWorkersWhenOneIsKilled(pool: String) async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("gsem")
         let group = "it.sem.\(queue.suffix(8))"
@@ -28,7 +30,7 @@ struct GlobalConcurrencyTests {
         for i in 0..<3 {
             let host = "\(queue.suffix(8))-w\(i)@test"
             pids[host] = try Shell.spawn(Self.demo, [
-                "worker", "-Q", queue, "-c", "2", "--pool", "async", "-n", host, "-E",
+                "worker", "-Q", queue, "-c", "2", "--pool", pool, "-n", host, "-E",
                 "--limit-group", "\(group)=demo.ledger", "--global-concurrency", "\(group)=2", "--broker", TestBroker.shared.urlString,
             ], environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(queue)-w\(i).log")
         }
@@ -63,7 +65,7 @@ struct GlobalConcurrencyTests {
             if l[0] == "start" { open[key] = t } else if let s = open.removeValue(forKey: key) { intervals.append((s, t)) }
         }
         // Runs cut short by the kill end at the kill; any other run without an end is a failure.
-        let cut = open.filter { $0.key.hasSuffix(" \(victim)") }
+        let cut = open.filter { $0.key.hasSuffix(" \(victimHost)") }
         #expect(!cut.isEmpty, "the victim was not running a task when it was killed")
         #expect(cut.count == open.count, "runs of live workers never ended: \(open)")
         for (_, s) in cut { intervals.append((s, killedAt)) }
