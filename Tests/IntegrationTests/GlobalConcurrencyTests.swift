@@ -44,11 +44,9 @@ struct GlobalConcurrencyTests {
         // Kill the worker that started the first task, while that task runs (it sleeps 0.6 s).
         let hosts = Set(pids.keys)
         let started = try await first(events.deliveries, within: .seconds(30), "a task-started event from our workers") { d in
-            guard let body = try? JSONValue.parse(d.body), body["type"]?.stringValue == "task-started",
-                  let host = body["hostname"]?.stringValue else { return false }
-            return hosts.contains(host)
+            startedHost(in: d.body).map(hosts.contains) ?? false
         }
-        let victimHost = try #require(try JSONValue.parse(started.body)["hostname"]?.stringValue)
+        let victimHost = try #require(startedHost(in: started.body))
         let victim = try #require(pids[victimHost])
         let killedAt = Date().timeIntervalSince1970   // before the kill: the victim's tasks end no earlier than this
         Shell.kill(victim)
@@ -83,6 +81,14 @@ struct GlobalConcurrencyTests {
         await admin.close()
         await deleteQueues([queue, semaphore, CoordinationTopology.semaphoreReady(group)], url: url)
     }
+}
+
+/// The worker named by the first `task-started` event in a `celeryev` message: one event, or a `task.multi` batch
+/// (a JSON array of events).
+func startedHost(in body: [UInt8]) -> String? {
+    guard let json = try? JSONValue.parse(body) else { return nil }
+    let events = json.arrayValue ?? [json]
+    return events.first { $0["type"]?.stringValue == "task-started" }?["hostname"]?.stringValue
 }
 
 /// In-process cases of the global limits (no extra processes).
