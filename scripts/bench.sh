@@ -138,6 +138,7 @@ main() {
     [[ -n "$cbin" ]] && run_stage "c amqp" "$cbin" --broker "$url" --n "$N"
     [[ -n "$sbin" ]] && run_stage "swift tasks" "$sbin" tasks --broker "$url" --n "$TASKS_N"
     [[ -n "$sbin" ]] && run_stage "swift canvas" "$sbin" canvas --broker "$url"
+    [[ -n "$sbin" ]] && run_stage "swift coordination" "$sbin" coordination --broker "$url" --n 2000 --rounds 200
 
     if [[ -x "$PY" ]]; then
         run_stage "celery solo" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool solo

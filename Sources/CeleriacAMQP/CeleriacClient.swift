@@ -55,7 +55,7 @@ public final class CeleriacClient: Sendable {
     public let configuration: Configuration
     /// The reply queue (`reply_to`) of every task this client sends.
     public let replyQueue: String
-    let publisher: AMQPConnection
+    package let publisher: AMQPConnection
     let consumer: AMQPConnection
     let router: ResultRouter
     /// nil when tracing is off.

@@ -60,7 +60,8 @@ public struct CeleriacCommand: AsyncParsableCommand {
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
         subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self,
-                       InspectCommand.self, ControlCommand.self, EventsCommand.self, GraphCommand.self, PoolChildCommand.self]
+                       InspectCommand.self, ControlCommand.self, EventsCommand.self, GraphCommand.self, DLQCommand.self, LocksCommand.self,
+                       PoolChildCommand.self]
     )
     public init() {}
 }

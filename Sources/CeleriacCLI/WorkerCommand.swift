@@ -17,6 +17,7 @@ public struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var broker: BrokerOptions
     @OptionGroup var signing: SigningOptions
     @OptionGroup var hardening: WorkerHardeningOptions
+    @OptionGroup var coordination: CoordinationOptions
 
     @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues to consume.")
     var queues: String = Topology.defaultQueue
@@ -84,6 +85,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         if let maxTasksPerChild, maxTasksPerChild < 1 { throw ValidationError("--max-tasks-per-child must be at least 1") }
         if let maxMemoryPerChild, maxMemoryPerChild < 1 { throw ValidationError("--max-memory-per-child must be at least 1 (KiB)") }
         guard maxWorkerLost >= 1 else { throw ValidationError("--max-worker-lost must be at least 1") }
+        _ = try coordination.limits()
     }
 
     public func run() async throws {
@@ -100,6 +102,8 @@ public struct WorkerCommand: AsyncParsableCommand {
         config.softTimeLimit = softTimeLimit
         config.durableRevocations = !noRevocationLog
         try hardening.apply(to: &config, signing: signing)
+        config.globalLimits = try coordination.limits()
+        config.duplicateWindow = max(0, coordination.duplicateWindow)
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor

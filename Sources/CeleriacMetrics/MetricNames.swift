@@ -10,7 +10,6 @@ public enum MetricNames {
     public static let tasksReserved = "celeriac_tasks_reserved"
     public static let publishConfirm = "celeriac_publish_confirm_seconds"
     public static let resultPublishFailures = "celeriac_result_publish_failures_total"
-    public static let rateLimitWait = "celeriac_rate_limit_wait_seconds"
     public static let workerConcurrency = "celeriac_worker_concurrency"
     public static let lastDelivery = "celeriac_worker_last_delivery_timestamp_seconds"
     public static let consumerStalls = "celeriac_worker_consumer_stalls_total"
@@ -26,6 +25,11 @@ public enum MetricNames {
     public static let chordsFailed = "celeriac_chords_failed_total"
     public static let chordRejoins = "celeriac_chord_rejoins_total"
     public static let chordLateParts = "celeriac_chord_late_parts_total"
+    public static let duplicatesDetected = "celeriac_task_duplicates_detected_total"
+    public static let rateLimitWait = "celeriac_rate_limit_wait_seconds"
+    public static let globalConcurrencyWait = "celeriac_global_concurrency_wait_seconds"
+    public static let refillerLeader = "celeriac_rate_limit_refiller_leader"
+    public static let deadLetterDepth = "celeriac_dead_letter_messages"
     public static let residentMemory = "process_resident_memory_bytes"
     public static let cpuSeconds = "process_cpu_seconds_total"
     public static let openFDs = "process_open_fds"
@@ -33,10 +37,11 @@ public enum MetricNames {
 
     public static let allNames: [String] = [
         tasksReceived, tasksStarted, tasksFinished, taskRuntime, taskQueueWait, tasksActive, tasksReserved,
-        publishConfirm, resultPublishFailures, rateLimitWait, workerConcurrency, lastDelivery,
+        publishConfirm, resultPublishFailures, workerConcurrency, lastDelivery,
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
         chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         poolProcesses, poolChildRestarts,
+        duplicatesDetected, rateLimitWait, globalConcurrencyWait, refillerLeader, deadLetterDepth,
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 

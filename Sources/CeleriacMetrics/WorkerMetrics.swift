@@ -37,6 +37,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     private func label(_ task: String) -> String { knownTasks.contains(task) ? task : "__unknown__" }
+    func taskLabel(_ task: String) -> String { label(task) }
 
     @discardableResult
     private func finished(_ task: String, _ queue: String, _ outcome: String) -> Counter {
@@ -93,9 +94,14 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     public func rateLimitWait(name: String, seconds: Double) {
+        rateLimitWaitHistogram(task: name, scope: "worker").record(seconds)
+    }
+
+    /// One histogram for both scopes (per-worker token bucket, global tokens), with one help text and buckets.
+    func rateLimitWaitHistogram(task: String, scope: String) -> ValueHistogram {
         registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.rateLimitWait, unitName: "",
-                                                      helpText: "Seconds a task waited for its per-worker rate limit."),
-                                    labels: [("task", label(name)), ("scope", "worker")], buckets: Self.waitBuckets).record(seconds)
+                                                      helpText: "Seconds a task waited for a rate-limit token, by scope (worker: per-worker bucket; global: shared by all workers)."),
+                                    labels: [("task", label(task)), ("scope", scope)], buckets: Self.waitBuckets)
     }
 
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {

@@ -50,11 +50,13 @@ extension Worker {
         guard let task = registry[message.name] ?? (builtin ? Self.builtinTask(message.name) : nil) else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
             let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
+            await releaseUniqueLock(message, outcome: .failure(failure))
             _ = await publishResult(.failure(message.id, failure, for: message), for: message)
             observer.taskFinished(name: message.name, queue: queue, outcome: "failure", seconds: 0)
             await deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")
             return
         }
+        if !builtin, await skipIfDuplicate(delivery, message, queue: queue, log: log) { return }
         if await revoked.contains(message.id) {
             await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
             return
@@ -92,6 +94,7 @@ extension Worker {
             await runBuiltin(delivery, message, queue: queue, log: log)
             return
         }
+        guard let permits = await acquireGlobalLimits(delivery, message, queue: queue, log: log) else { return }
         if configuration.acksEarly { await consumerConnection.ack(delivery.tag) }
 
         observer.taskStarted(name: message.name, queue: queue)
@@ -103,6 +106,7 @@ extension Worker {
         await recordGraphStarted(message)
         let start = ContinuousClock.now
         let outcome = await execute(message, task: task, queue: queue, log: log)
+        await coordination.release(permits)
         if Task.isCancelled {
             // Cold shutdown interrupted the task: report nothing and leave the message unacked, so the broker
             // gives it to another worker when this connection closes.
@@ -188,6 +192,7 @@ extension Worker {
 
     /// Publishes what follows from the outcome (result, retry message, callbacks), then acks.
     func finish(_ delivery: Delivery, _ message: TaskMessage, queue: String, task: RegisteredTask, outcome: Outcome, seconds: Double, log: Logger) async {
+        await releaseUniqueLock(message, outcome: outcome)
         var published = true
         let label: String
         switch outcome {
@@ -275,6 +280,7 @@ extension Worker {
             log.error("could not publish the outcome; the message stays unacked and will be redelivered")
             return
         }
+        await rememberCompleted(message, outcome: outcome)
         if !configuration.acksEarly { consumerConnection.ackInBackground(delivery.tag) }
     }
 }

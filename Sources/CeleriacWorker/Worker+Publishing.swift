@@ -1,6 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
 import CeleriacCanvas
+import CeleriacCoordination
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -49,7 +50,9 @@ extension Worker {
         headers[HeaderKey.deadReason] = .string(reason)
         headers[HeaderKey.deadQueue] = .string(queue)
         headers[HeaderKey.deadWorker] = .string(configuration.hostname)
+        headers[CoordinationTopology.deadAtHeader] = .int64(Int64(Date().timeIntervalSince1970))
         props.headers = headers
+        await releaseUniqueLock(delivery)
         props.deliveryMode = 2
         let copy = OutgoingMessage(exchange: Topology.deadLetterExchange, routingKey: queue, body: delivery.body, properties: props)
         observer.messageDeadLettered(queue: queue, reason: label)

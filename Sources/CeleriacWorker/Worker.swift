@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacCoordination
 import CeleriacCore
 import CeleriacTracing
 import FoundationEssentials
@@ -55,6 +56,10 @@ public final class Worker: Service, Sendable {
         public var tracer: (any Tracer)? = InstrumentationSystem.tracer
         /// Message signing and remote-control limits (Worker+Security.swift).
         public var security = Security()
+        /// Limits shared by all workers through the broker (`--global-rate-limit`, `--global-concurrency`).
+        public var globalLimits: [GlobalLimit] = []
+        /// Completed task ids remembered to skip duplicate deliveries (0 = off).
+        public var duplicateWindow: Int = 10_000
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -88,6 +93,8 @@ public final class Worker: Service, Sendable {
     let graphExchangeDeclared = Atomic<Bool>(false)
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
+    /// Global limits, unique locks, duplicate detection (Worker+Coordination.swift).
+    let coordination: WorkerCoordination
     let revoked = RevokedSet()
     /// Ids known to be in the broker's revocation log (so a broadcast is not written to it again).
     let loggedRevocations = RevokedSet()
@@ -149,6 +156,9 @@ public final class Worker: Service, Sendable {
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
+        self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
+                                               url: configuration.brokerURL, hostname: configuration.hostname, logger: logger,
+                                               observer: observer as? any CoordinationObserver)
     }
 
     /// True while connected and consuming (for `/readyz`).
@@ -170,6 +180,7 @@ public final class Worker: Service, Sendable {
             try await publisherConnection.connect()
             try await declareTopology()
             try await replayRevocationLog()
+            try await coordination.start(consumer: consumerConnection, concurrency: configuration.concurrency)
         } catch let error as AMQPError {
             throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
         }
@@ -189,6 +200,7 @@ public final class Worker: Service, Sendable {
         await executor.stop()
         events.offline()
         logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
+        await coordination.stop()
         await consumerConnection.close()
         await publisherConnection.close()
     }
@@ -319,8 +331,10 @@ public final class Worker: Service, Sendable {
         shutdownSink.finish()
         // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
         // messages go back at once) and cancels the consumers, which ends the intake loop.
+        let coordination = self.coordination
         Task {
             await slots.close()
+            await coordination.stopWaiting()
             for c in current { try? await connection.cancel(c) }
         }
     }

@@ -14,9 +14,9 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
-        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord). Prints `name value unit` lines.")
+        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines.")
 
-    @Argument(help: "amqp, tasks, pool, canvas or observability") var scenario: String
+    @Argument(help: "amqp, tasks, pool, canvas, observability or coordination") var scenario: String
     @Option(help: "Broker URL") var broker: String = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
     @Option(help: "Round trips for latency figures") var rounds: Int = 1000
@@ -40,7 +40,8 @@ struct Bench: AsyncParsableCommand {
                                           concurrency: concurrency ?? (pool == "process" ? 2 : 16)).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability": try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
-        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, pool, canvas, observability)")
+        case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
+        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, pool, canvas, observability, coordination)")
         }
     }
 }

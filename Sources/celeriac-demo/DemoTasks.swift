@@ -28,6 +28,10 @@ enum DemoTasks {
     static let spin = TaskName<Seconds, Double>("demo.spin", parameters: "seconds")
     static let pid = TaskName<NoArguments, Int>("demo.pid")
     static let crashRequeue = TaskName<NoArguments, JSONValue>("demo.crash_requeue")
+    /// Global-limit demo: appends `start`/`end` lines (task id, worker node name, Unix time) to a ledger file around a
+    /// sleep; returns the pid of the process that ran it.
+    static let ledger = TaskName<LedgerArgs, Int>("demo.ledger", parameters: "path", "seconds")
+    struct LedgerArgs: Codable, Sendable, Arguments2 { let path: String; let seconds: Double; init(_ p: String, _ s: Double) { path = p; seconds = s } }
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -72,6 +76,23 @@ enum DemoTasks {
         r.register(crashRequeue, options: requeue) { _, _ in
             fatalError("demo.crash_requeue: crashing on purpose (reject_on_worker_lost)")
         }
+        r.register(ledger) { a, context in
+            try DemoLedger.append("start \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
+            try await Task.sleep(for: .milliseconds(Int(a.seconds * 1000)))
+            try DemoLedger.append("end \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
+            return Int(getpid())
+        }
         return r
+    }
+}
+
+/// Appends one line to a file with O_APPEND (one write, so lines from several processes never interleave).
+enum DemoLedger {
+    static func append(_ line: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard fd >= 0 else { throw BuiltinError(pythonType: "OSError", message: "cannot open \(path)") }
+        defer { close(fd) }
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 }

@@ -1,0 +1,84 @@
+import AMQPTransport
+import ArgumentParser
+import CeleriacAMQP
+import CeleriacCoordination
+import Foundation
+
+/// `dlq list|replay|purge`: the dead-letter queue `celeriac.dead`.
+public struct DLQCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "dlq", abstract: "Inspect, replay or purge the dead-letter queue (celeriac.dead).",
+        subcommands: [List.self, Replay.self, Purge.self])
+    public init() {}
+
+    static func open(_ broker: BrokerOptions, _ name: String) async throws -> (AMQPConnection, DeadLetterQueue) {
+        let url: AMQPURL
+        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let connection = AMQPConnection(url: url, options: .init(name: name, confirms: true))
+        let dlq = DeadLetterQueue(connection: connection)
+        do {
+            try await connection.connect()
+            try await dlq.declare()
+        } catch {
+            await connection.close()
+            throw CLIError(description: error.description)
+        }
+        return (connection, dlq)
+    }
+
+    static func row(_ e: DeadLetterQueue.Entry) -> String {
+        let age = e.age.map { a -> String in a >= 3600 ? "\(Int(a / 3600))h" : a >= 60 ? "\(Int(a / 60))m" : "\(Int(a))s" } ?? "?"
+        return "\(e.taskID)  \(e.task)  queue=\(e.queue)  age=\(age)  replays=\(e.replays)  reason=\(e.reason)"
+    }
+
+    /// `dlq list`: one line per message (id, task, queue, age, replays, reason = first error), then counts by reason.
+    public struct List: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(commandName: "list", abstract: "List dead-lettered messages and their reasons.")
+        @OptionGroup var broker: BrokerOptions
+        public init() {}
+        public func run() async throws {
+            let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-list")
+            defer { Task { await connection.close() } }
+            let entries: [DeadLetterQueue.Entry]
+            do { entries = try await dlq.list() } catch { throw CLIError(description: error.description) }
+            for e in entries { print(DLQCommand.row(e)) }
+            var byReason: [String: Int] = [:]
+            for e in entries { byReason[e.reason, default: 0] += 1 }
+            print("\(entries.count) message(s) in \(dlq.queue)")
+            for (reason, n) in byReason.sorted(by: { $0.value > $1.value }) { print("  \(n)  \(reason)") }
+        }
+    }
+
+    /// `dlq replay ID | --all [--task NAME]`.
+    public struct Replay: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(commandName: "replay", abstract: "Republish dead-lettered messages to their original queue, once, and remove them from the DLQ.")
+        @OptionGroup var broker: BrokerOptions
+        @Argument(help: "Task id to replay.") var id: String?
+        @Flag(name: .customLong("all"), help: "Replay every message (with --task: every message of that task).") var all = false
+        @Option(name: .customLong("task"), help: "Only messages of this task name.") var task: String?
+        public init() {}
+        public func validate() throws {
+            guard (id != nil) != all else { throw ValidationError("give a task id or --all (not both)") }
+        }
+        public func run() async throws {
+            let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-replay")
+            defer { Task { await connection.close() } }
+            let replayed: [DeadLetterQueue.Entry]
+            do { replayed = try await dlq.replay(id: id, task: task) } catch { throw CLIError(description: error.description) }
+            for e in replayed { print("replayed \(e.taskID) \(e.task) -> \(e.queue)") }
+            print("\(replayed.count) message(s) replayed")
+            if replayed.isEmpty, let id { throw CLIError(description: "no message with task id \(id) in \(dlq.queue) (see `dlq list`)") }
+        }
+    }
+
+    public struct Purge: AsyncParsableCommand {
+        public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Delete every message in the dead-letter queue.")
+        @OptionGroup var broker: BrokerOptions
+        public init() {}
+        public func run() async throws {
+            let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-purge")
+            defer { Task { await connection.close() } }
+            do { print("purged \(try await dlq.purge()) message(s) from \(dlq.queue)") } catch { throw CLIError(description: error.description) }
+        }
+    }
+}
