@@ -94,7 +94,14 @@ struct RemoteControl: Sendable {
             return .array(await worker.revokedIDs().map { .string($0) })
         case "active":
             return .array(worker.running.withLock { Array($0.values) }.map { requestInfo($0.message, queue: $0.queue, started: $0.startedAt) })
-        case "reserved", "scheduled":
+        case "reserved":
+            // Prefetched, waiting for a slot: decoded on demand (undecodable ones are dead-lettered when their turn comes).
+            let waiting = worker.reservedDeliveries.withLock { Array($0.values) }
+            return .array(waiting.compactMap { d, queue in
+                (try? TaskCodec.decode(d, limits: config.limits)).map { requestInfo($0, queue: queue, started: nil) }
+            })
+        case "scheduled":
+            // ETAs are held by the broker's delay queues, not by the worker.
             return .array([])
         case "revoke", "terminate":
             let ids: [String] = switch args["task_id"] {
@@ -200,9 +207,9 @@ struct RemoteControl: Sendable {
         }
     }
 
-    func requestInfo(_ m: TaskMessage, queue: String, started: Date) -> JSONValue {
+    func requestInfo(_ m: TaskMessage, queue: String, started: Date?) -> JSONValue {
         ["id": .string(m.id), "name": .string(m.name), "args": .array(m.args), "kwargs": .object(m.kwargs), "type": .string(m.name),
-         "hostname": .string(worker.configuration.hostname), "time_start": .double(started.timeIntervalSince1970),
+         "hostname": .string(worker.configuration.hostname), "time_start": started.map { .double($0.timeIntervalSince1970) } ?? .null,
          "acknowledged": false, "delivery_info": ["exchange": "", "routing_key": .string(queue), "priority": .int(Int64(m.priority ?? 0)), "redelivered": false],
          "worker_pid": .int(Int64(getpid()))]
     }

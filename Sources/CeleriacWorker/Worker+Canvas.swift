@@ -112,7 +112,52 @@ extension Worker {
     }
 
     /// Reads the join queue's ready count; at `size` or more, publishes a join task (idempotent if several do).
+    ///
+    /// Counts of one chord are coalesced on this worker: while a count is in flight, later members (whose parts
+    /// are already confirmed) wait for the next round, which one caller runs for all of them. Every part is thus
+    /// counted by a round that started after it was stored, with one broker round trip per round instead of one
+    /// per member.
     func triggerJoinIfComplete(_ info: ChordInfo, body: JSONValue, parent: TaskMessage?, log: Logger) async -> Bool {
+        let leads = chordCounts.withLock { counts -> Bool in
+            if counts[info.id] != nil { return false }
+            counts[info.id] = []
+            return true
+        }
+        if !leads {
+            let joined: Bool? = await withCheckedContinuation { c in
+                let queued = chordCounts.withLock { counts -> Bool in
+                    guard counts[info.id] != nil else { return false }
+                    counts[info.id]!.append(c)
+                    return true
+                }
+                if !queued { c.resume(returning: nil) }   // the round ended meanwhile: count here
+            }
+            if let joined { return joined }
+            return await triggerJoinIfComplete(info, body: body, parent: parent, log: log)
+        }
+        var mine: Bool?
+        while true {
+            // Waiters queued before this round starts are counted by it.
+            let waiters = chordCounts.withLock { counts -> [CheckedContinuation<Bool?, Never>] in
+                defer { counts[info.id] = [] }
+                return counts[info.id] ?? []
+            }
+            let result = await countAndJoin(info, body: body, parent: parent, log: log)
+            if mine == nil { mine = result }
+            waiters.forEach { $0.resume(returning: result) }
+            let done = chordCounts.withLock { counts -> Bool in
+                if counts[info.id]?.isEmpty ?? true {
+                    counts[info.id] = nil
+                    return true
+                }
+                return false
+            }
+            if done { return mine ?? result }
+        }
+    }
+
+    /// One count of the join queue, and the join task when it is complete.
+    private func countAndJoin(_ info: ChordInfo, body: JSONValue, parent: TaskMessage?, log: Logger) async -> Bool {
         let count: UInt32
         do {
             count = try await publisherConnection.inspect(queue: info.joinQueue).messageCount

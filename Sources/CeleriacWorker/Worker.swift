@@ -122,6 +122,10 @@ public final class Worker: Service, Sendable {
     let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
     let readyState = Atomic<Bool>(false)
     let stalled = Atomic<Bool>(false)
+    /// Chords whose join queue is being counted now, with the members waiting for the next count.
+    let chordCounts = Mutex<[String: [CheckedContinuation<Bool?, Never>]]>([:])
+    /// Deliveries received and not started yet (remote control `reserved`).
+    let reservedDeliveries = Mutex<[DeliveryTag: (Delivery, String)]>([:])
     /// Per-task time limits set at run time (`time_limit` control command); they win over the task's options.
     let timeLimitOverrides = Mutex<[String: TaskMessage.TimeLimit]>([:])
     /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
@@ -256,7 +260,10 @@ public final class Worker: Service, Sendable {
                         if stalled.load(ordering: .relaxed) { stalled.store(false, ordering: .relaxed) }
                         // Reserved (prefetched, waiting for a slot) since forward(queue:) took it, until it starts
                         // or goes back.
-                        defer { observer.tasksReserved(queue: queue, delta: -1) }
+                        defer {
+                            observer.tasksReserved(queue: queue, delta: -1)
+                            _ = reservedDeliveries.withLock { $0.removeValue(forKey: delivery.tag) }
+                        }
                         if stopping.load(ordering: .relaxed) {
                             // Prefetched but not started: give it back now, so another worker can take it.
                             await consumerConnection.nack(delivery.tag, requeue: true)
@@ -297,6 +304,7 @@ public final class Worker: Service, Sendable {
             guard let consumer = consumers.withLock({ $0[queue] }) else { return }
             for await d in consumer.deliveries {
                 observer.tasksReserved(queue: queue, delta: 1)
+                reservedDeliveries.withLock { $0[d.tag] = (d, queue) }
                 sink.yield((d, queue))
             }
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }

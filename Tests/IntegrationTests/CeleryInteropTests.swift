@@ -42,7 +42,7 @@ struct CeleryInteropTests {
     }
 
     @Test func celeryInspectAndControlReachCeleriacWorkers() async throws {
-        try await runPythonChecks("python_control.py", checks: ["ping", "registered", "stats", "active_queues", "revoke", "rate_limit", "cli_ping"])
+        try await runPythonChecks("python_control.py", checks: ["ping", "registered", "stats", "active_queues", "revoke", "active_then_terminate", "rate_limit", "cli_ping"])
     }
 
     @Test func celeryEventReceiverSeesCeleriacWorkerAndTasks() async throws {

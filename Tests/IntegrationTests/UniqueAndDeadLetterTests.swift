@@ -209,6 +209,15 @@ struct UniqueAndDeadLetterTests {
         let depth = try await inspector.inspect(queue: queue).messageCount
         #expect(depth == 0)
 
+        // `dlq purge` empties the dead-letter queue (tests run one at a time, so only leftovers go with it).
+        let doomed = "dead2-\(queue.suffix(8))"
+        _ = try? await client.send("it.unknown.\(queue.suffix(8))", options: SendOptions(taskID: doomed)).get(timeout: .seconds(30))
+        try await waitForBroker("the second message in the dead-letter queue") { (try? await dlq.list().contains { $0.taskID == doomed }) == true }
+        let (purgedOK, purgeOutput) = await Shell.runOffPoolWithStatus(Self.demo, ["dlq", "purge", "--broker", broker], environment: env)
+        #expect(purgedOK && purgeOutput.contains("purged") && !purgeOutput.contains("purged 0 "), "\(purgeOutput)")
+        let afterPurge = try await dlq.list()
+        #expect(afterPurge.isEmpty, "left after purge: \(afterPurge.map(\.taskID))")
+
         try await second.stop()
         await client.close()
         await inspector.close()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import traceback
 import uuid
 
@@ -61,6 +62,28 @@ def revoke():
     return False, f"ran anyway; reply {reply}"
 
 
+def active_then_terminate():
+    """`inspect active` lists a running it.nap (a 120 s sleep); `control revoke --terminate` stops it."""
+    r = app.send_task("it.nap", queue=QUEUE)
+    deadline = time.time() + 30
+    running = []
+    while time.time() < deadline and not running:
+        running = [t for t in (inspect().active() or {}).get(NODE, []) if t.get("id") == r.id]
+        if not running:
+            time.sleep(0.2)
+    if not running:
+        return False, "it.nap never showed up in inspect active"
+    entry = running[0]
+    reserved = (inspect().reserved() or {}).get(NODE)
+    app.control.revoke(r.id, terminate=True, destination=[NODE])
+    try:
+        r.get(timeout=30)
+    except TaskRevokedError as exc:
+        ok = entry.get("name") == "it.nap" and entry.get("time_start") and isinstance(reserved, list)
+        return ok, f"{entry} reserved={reserved} {exc!r}"
+    return False, "it.nap finished instead of being terminated"
+
+
 def rate_limit():
     r = app.control.rate_limit("it.add", "1000/s", destination=[NODE], reply=True, timeout=5)
     unknown = app.control.rate_limit("it.nope", "1/s", destination=[NODE], reply=True, timeout=5)
@@ -74,7 +97,8 @@ def cli_ping():
 
 
 for name, fn in [("ping", ping), ("registered", registered), ("stats", stats), ("active_queues", active_queues),
-                 ("revoke", revoke), ("rate_limit", rate_limit), ("cli_ping", cli_ping)]:
+                 ("revoke", revoke), ("active_then_terminate", active_then_terminate), ("rate_limit", rate_limit),
+                 ("cli_ping", cli_ping)]:
     check(name, fn)
 
 sys.exit(0 if all(results) else 1)
