@@ -11,7 +11,12 @@ extension CeleriacClient {
         return SendSpans([tracing.startSend(&message, queue: queue, exchange: exchange ?? "")])
     }
 
-    func startSends(_ plan: inout CanvasPlan) -> SendSpans {
+    func startSends(_ plan: inout CanvasPlan) -> SendSpans { SendSpans.starting(&plan, tracing: tracing) }
+}
+
+extension SendSpans {
+    /// One producer span per message of a canvas plan (their contexts go into the messages); none without a tracer.
+    public static func starting(_ plan: inout CanvasPlan, tracing: TaskTracing?) -> SendSpans {
         guard let tracing else { return .none }
         var spans: [any Span] = []
         spans.reserveCapacity(plan.messages.count)

@@ -106,13 +106,13 @@ public final class CeleriacClient: Sendable {
         await consumer.close()
     }
 
-    /// Sends a typed task.
-    public func delay<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, options: SendOptions = SendOptions()) async throws -> TaskHandle<Output> {
+    /// A typed input as Celery arguments: positional in parameter order, as Python callers send them; anything
+    /// else as kwargs.
+    public static func arguments<Input, Output>(of task: TaskName<Input, Output>, _ input: Input) throws -> ([JSONValue], JSONObject) {
         let json = try JSONBridge.encode(input)
         guard case .object(let object) = json else {
             throw CeleriacError.invalidArguments(task: task.name, reason: "the input must encode as a JSON object keyed by parameter name")
         }
-        // Positional args in parameter order, as Python callers send them; anything else as kwargs.
         var args: [JSONValue] = []
         var kwargs = object
         for p in task.parameters {
@@ -120,6 +120,12 @@ public final class CeleriacClient: Sendable {
             args.append(v)
             kwargs[p] = nil
         }
+        return (args, kwargs)
+    }
+
+    /// Sends a typed task.
+    public func delay<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, options: SendOptions = SendOptions()) async throws -> TaskHandle<Output> {
+        let (args, kwargs) = try Self.arguments(of: task, input)
         let result = try await send(task.name, args: args, kwargs: kwargs, options: options)
         return TaskHandle(result: result)
     }

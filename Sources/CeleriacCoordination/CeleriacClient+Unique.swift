@@ -107,17 +107,7 @@ extension CeleriacClient {
     /// Typed form of ``sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)``.
     public func delayUnique<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, key: String, ttl: Duration = .seconds(3600),
                                            onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()) async throws -> UniqueSend {
-        let json = try JSONBridge.encode(input)
-        guard case .object(let object) = json else {
-            throw CeleriacError.invalidArguments(task: task.name, reason: "the input must encode as a JSON object keyed by parameter name")
-        }
-        var args: [JSONValue] = []
-        var kwargs = object
-        for p in task.parameters {
-            guard let v = object[p] else { break }
-            args.append(v)
-            kwargs[p] = nil
-        }
+        let (args, kwargs) = try CeleriacClient.arguments(of: task, input)
         return try await sendUnique(task.name, args: args, kwargs: kwargs, key: key, ttl: ttl, onDuplicate: onDuplicate, options: options)
     }
 }

@@ -9,15 +9,7 @@ import Tracing
 /// these are the producer spans of what a task sends (chain steps, callbacks, chord joins and bodies) and the
 /// context a chord member hands to its chord's body. Every function is a no-op without a tracer.
 extension Worker {
-    func startSends(_ plan: inout CanvasPlan) -> SendSpans {
-        guard let tracing else { return .none }
-        var spans: [any Span] = []
-        spans.reserveCapacity(plan.messages.count)
-        for i in plan.messages.indices {
-            spans.append(tracing.startSend(&plan.messages[i].message, queue: plan.messages[i].queue))
-        }
-        return SendSpans(spans)
-    }
+    func startSends(_ plan: inout CanvasPlan) -> SendSpans { SendSpans.starting(&plan, tracing: tracing) }
 
     func startSend(_ message: inout TaskMessage, queue: String) -> SendSpans {
         guard let tracing else { return .none }
