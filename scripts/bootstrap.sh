@@ -65,8 +65,9 @@ fi
 
 # ---- 3. python venv with celery
 PY=${PYTHON:-python3}
-PIP_REQUIREMENTS=('celery>=5.3,<6' 'flower>=2,<3' 'opentelemetry-sdk==1.45.2' 'opentelemetry-instrumentation-celery==0.66b2')
-PY_IMPORTS='import celery, flower, opentelemetry.sdk.trace, opentelemetry.instrumentation.celery'
+PIP_REQUIREMENTS=('celery>=5.3,<6' 'flower>=2,<3' 'opentelemetry-sdk==1.45.2' 'opentelemetry-instrumentation-celery==0.66b2'
+                  'kubernetes-validate==1.37.0')
+PY_IMPORTS='import celery, flower, opentelemetry.sdk.trace, opentelemetry.instrumentation.celery, kubernetes_validate'
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$PY_IMPORTS" >/dev/null 2>&1; then
     say "venv: $VENV ok (celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)'))"
 else

@@ -11,6 +11,7 @@
 #   CELERIAC_BROKER_DIR               data dir        (default: $REPO/.run/broker)
 #   CELERIAC_BROKER_PORT              AMQP port       (default: 5682)
 #                                     TLS port = PORT+1, Erlang dist port = PORT+20000,
+#                                     rabbitmq_prometheus on 127.0.0.1:PORT+10000 (/metrics, /metrics/detailed),
 #                                     node name = celeriac<PORT>@localhost
 #   CELERIAC_BROKER_CONSUMER_TIMEOUT_MS  consumer_timeout (optional)
 #   CELERIAC_BROKER_LOG_LEVEL         node log level  (default: info; log in $DIR/log/rabbit.log)
@@ -31,6 +32,7 @@ if ! [[ "$PORT" =~ ^[0-9]+$ ]] || (( PORT < 1024 || PORT > 45000 )); then
 fi
 TLS_PORT=$((PORT + 1))
 DIST_PORT=$((PORT + 20000))
+PROMETHEUS_PORT=$((PORT + 10000))   # rabbitmq_prometheus (default 15692 would clash between nodes)
 NODE="celeriac${PORT}@localhost"
 DIR=${CELERIAC_BROKER_DIR:-$REPO/.run/broker}
 [[ "$DIR" == /* ]] || DIR="$PWD/$DIR"
@@ -81,6 +83,7 @@ export CELERIAC_TEST_BROKER_TLS_URL='amqps://guest:guest@localhost:${TLS_PORT}/%
 export CELERIAC_TEST_TLS_DIR='${TLS_DIR}'
 export CELERIAC_TEST_BROKER_CTL='${SELF}'
 export CELERIAC_TEST_BROKER_PORT='${PORT}'
+export CELERIAC_TEST_BROKER_PROMETHEUS_PORT='${PROMETHEUS_PORT}'
 EOF
 }
 
@@ -142,7 +145,8 @@ write_configs() {
         ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' > "$DIR/.erlang.cookie" )
         chmod 400 "$DIR/.erlang.cookie"
     fi
-    echo '[].' > "$DIR/enabled_plugins"
+    # rabbitmq_prometheus only (no management UI): the dashboard/alert test scrapes the node's own metrics.
+    echo '[rabbitmq_prometheus].' > "$DIR/enabled_plugins"
     echo '[].' > "$DIR/advanced.config"
     echo '# intentionally empty: keeps /etc/rabbitmq/rabbitmq-env.conf out' > "$DIR/rabbitmq-env.conf"
     {
@@ -154,6 +158,8 @@ write_configs() {
         echo "ssl_options.keyfile = ${TLS_DIR}/server.key"
         echo "ssl_options.verify = verify_peer"
         echo "ssl_options.fail_if_no_peer_cert = false"
+        echo "prometheus.tcp.ip = 127.0.0.1"
+        echo "prometheus.tcp.port = ${PROMETHEUS_PORT}"
         echo "disk_free_limit.absolute = 50MB"
         echo "log.console = false"
         echo "log.dir = ${LOG_DIR}"
@@ -292,7 +298,7 @@ cmd_start() {
     # Leftover wrapper from a node that died: get rid of it (by PID).
     if pid=$(wrapper_pid); then kill -TERM "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true; fi
     local p
-    for p in "$PORT" "$TLS_PORT" "$DIST_PORT"; do
+    for p in "$PORT" "$TLS_PORT" "$DIST_PORT" "$PROMETHEUS_PORT"; do
         if port_open "$p"; then
             die "port $p on 127.0.0.1 is already in use by another process; not starting (set CELERIAC_BROKER_PORT to use other ports)"
         fi

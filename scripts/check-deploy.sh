@@ -7,7 +7,13 @@
 #   5. JSON validity of Grafana/*.json (python3 -m json.tool)
 #   6. YAML validity of the other YAML files (if python3 has the yaml module)
 #   7. every celeriac_* / process_* metric name used in Grafana/*.json and Deploy/prometheus/alerts.yml exists
-#      in Sources/CeleriacMetrics/MetricNames.swift (histogram suffixes _bucket/_sum/_count stripped)
+#      in Sources/CeleriacMetrics/MetricNames.swift or BeatMetrics.swift (histogram suffixes _bucket/_sum/_count
+#      stripped)
+#   8. Deploy/kubernetes/*.yaml against the Kubernetes OpenAPI schemas, offline and strict (unknown fields fail):
+#      kubernetes-validate from the venv (.run/venv, pinned in scripts/bootstrap.sh), which bundles the schemas
+#   9. Deploy/compose.yaml structure (docker compose config needs the compose plugin, absent here): services
+#      have an image or a build with an existing Dockerfile, relative volume sources exist, depends_on names
+#      services, healthchecks have a test, named volumes are declared
 #
 # Usage: scripts/check-deploy.sh        Exit status 0 when everything passed, 1 otherwise.
 set -uo pipefail
@@ -110,10 +116,11 @@ fi
 
 # ---- 7. Metric names against MetricNames.swift
 NAMES_FILE=Sources/CeleriacMetrics/MetricNames.swift
-if [[ ! -f "$NAMES_FILE" ]]; then
-    fail "$NAMES_FILE is missing"
+BEAT_NAMES_FILE=Sources/CeleriacMetrics/BeatMetrics.swift
+if [[ ! -f "$NAMES_FILE" || ! -f "$BEAT_NAMES_FILE" ]]; then
+    fail "$NAMES_FILE or $BEAT_NAMES_FILE is missing"
 else
-    grep -oE '"(celeriac|process)_[a-z0-9_]+"' "$NAMES_FILE" | tr -d '"' | sort -u > "$TMP/known"
+    grep -hoE '"(celeriac|process)_[a-z0-9_]+"' "$NAMES_FILE" "$BEAT_NAMES_FILE" | tr -d '"' | sort -u > "$TMP/known"
     if [[ ! -s "$TMP/known" ]]; then
         fail "no metric names found in $NAMES_FILE"
     fi
@@ -131,13 +138,82 @@ else
             unknown+=("$name")
         done < <(grep -oE '\b(celeriac|process)_[a-z0-9_]+' "$f" | sort -u)
         if (( ${#unknown[@]} )); then
-            fail "$f uses metric names that $NAMES_FILE does not define: ${unknown[*]}"
+            fail "$f uses metric names that $NAMES_FILE and $BEAT_NAMES_FILE do not define: ${unknown[*]}"
         elif (( count == 0 )); then
             skip "metric names in $f: it uses no celeriac_* or process_* metric"
         else
-            pass "metric names in $f ($count distinct, all in $NAMES_FILE)"
+            pass "metric names in $f ($count distinct, all in $NAMES_FILE or $BEAT_NAMES_FILE)"
         fi
     done
+fi
+
+# ---- 8. Kubernetes manifests against the Kubernetes schemas (offline; the schemas ship inside the package)
+K8S_VALIDATE=.run/venv/bin/kubernetes-validate
+K8S_VERSION=1.30.0   # oldest Kubernetes the manifests promise to work on (autoscaling/v2 HPA, apps/v1)
+k8s_files=(Deploy/kubernetes/*.yaml)
+if [[ ! -x "$K8S_VALIDATE" ]]; then
+    fail "$K8S_VALIDATE not found (scripts/bootstrap.sh installs kubernetes-validate into the venv)"
+else
+    for version in "$K8S_VERSION" default; do
+        args=(--strict --no-warn); [[ "$version" == default ]] || args+=(-k "$version")
+        if out=$("$K8S_VALIDATE" "${args[@]}" "${k8s_files[@]}" 2>&1); then
+            pass "kubernetes-validate --strict ${version/default/(newest bundled schema)}: ${k8s_files[*]}"
+        else
+            fail "kubernetes-validate --strict ${version/default/(newest bundled schema)}"
+            grep -v '^INFO' <<<"$out" | indent
+        fi
+    done
+fi
+
+# ---- 9. compose.yaml structure. `docker compose config` would be the real check, but this machine has neither
+# the compose plugin nor a Docker engine, so the parts that break a `compose up` silently are checked here.
+if python3 -c 'import yaml' >/dev/null 2>&1; then
+    if out=$(python3 - Deploy/compose.yaml <<'PY' 2>&1
+import os, sys, yaml
+path = sys.argv[1]
+base = os.path.dirname(path)
+doc = yaml.safe_load(open(path))
+problems = []
+services = doc.get("services") or {}
+volumes = set((doc.get("volumes") or {}).keys())
+if not services:
+    problems.append("no services")
+for name, svc in services.items():
+    if "image" not in svc and "build" not in svc:
+        problems.append(f"{name}: neither image nor build")
+    build = svc.get("build")
+    if isinstance(build, dict):
+        context = os.path.join(base, build.get("context", "."))
+        dockerfile = os.path.join(context, build.get("dockerfile", "Dockerfile"))
+        if not os.path.isdir(context): problems.append(f"{name}: build context {context} missing")
+        if not os.path.isfile(dockerfile): problems.append(f"{name}: Dockerfile {dockerfile} missing")
+    deps = svc.get("depends_on") or []
+    for dep in (deps.keys() if isinstance(deps, dict) else deps):
+        if dep not in services: problems.append(f"{name}: depends_on unknown service {dep}")
+    for volume in svc.get("volumes") or []:
+        source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+        if source.startswith("."):
+            if not os.path.exists(os.path.join(base, source)): problems.append(f"{name}: volume source {source} missing")
+        elif source and not source.startswith("/") and source not in volumes:
+            problems.append(f"{name}: named volume {source} not declared under volumes:")
+    health = svc.get("healthcheck")
+    if health is not None and not health.get("test"):
+        problems.append(f"{name}: healthcheck without test")
+    for port in svc.get("ports") or []:
+        if not isinstance(port, str) or not port.split(":")[-1].split("/")[0].isdigit():
+            problems.append(f"{name}: port {port!r} is not a quoted HOST:CONTAINER string")
+if problems:
+    print("\n".join(problems)); sys.exit(1)
+print(f"{len(services)} services: {', '.join(services)}")
+PY
+    ); then
+        pass "compose structure Deploy/compose.yaml ($out; not 'docker compose config': no compose plugin here)"
+    else
+        fail "compose structure Deploy/compose.yaml"
+        echo "$out" | indent
+    fi
+else
+    skip "compose structure: python3 has no yaml module"
 fi
 
 if (( failures )); then

@@ -32,7 +32,7 @@ trap 'exit 143' TERM
 broker_env=$("$BROKER" start)
 eval "$broker_env"
 export CELERIAC_TEST_BROKER_URL CELERIAC_TEST_BROKER_TLS_URL CELERIAC_TEST_TLS_DIR \
-       CELERIAC_TEST_BROKER_CTL CELERIAC_TEST_BROKER_PORT
+       CELERIAC_TEST_BROKER_CTL CELERIAC_TEST_BROKER_PORT CELERIAC_TEST_BROKER_PROMETHEUS_PORT
 export CELERIAC_TEST_PYTHON="$REPO/.run/venv/bin/python"
 if [[ ! -x "$CELERIAC_TEST_PYTHON" ]]; then
     echo "test.sh: warning: $CELERIAC_TEST_PYTHON missing (run scripts/bootstrap.sh); Celery interop tests may skip/fail" >&2

@@ -82,7 +82,8 @@ public struct BeatCommand: AsyncParsableCommand {
             election = AMQPLeaderLock(url: url, lockQueue: "\(lockName).lock", logger: logger)
         }
         let registry = PrometheusCollectorRegistry()
-        let metrics = BeatMetrics(registry: registry, entries: beatSchedule.entries.map(\.name))
+        let policies = Dictionary(beatSchedule.entries.map { ($0.name, $0.catchUp.label) }, uniquingKeysWith: { first, _ in first })
+        let metrics = BeatMetrics(registry: registry, entries: beatSchedule.entries.map(\.name), catchUpPolicies: policies)
         let beat = Beat(schedule: beatSchedule, sender: ClientSender(client: client, stateQueue: noLock ? nil : "\(lockName).state"), store: CombinedStateStore(stores),
                         election: election, observer: metrics, logger: logger)
         var services: [any Service] = []

@@ -16,7 +16,12 @@ public final class BeatMetrics: BeatObserver, Sendable {
 
     public let registry: PrometheusCollectorRegistry
 
-    public init(registry: PrometheusCollectorRegistry, entries: [String], version: String = CeleriacVersion.current) {
+    /// - Parameters:
+    ///   - entries: the schedule's entry names; their send counters and lateness histograms start at 0.
+    ///   - catchUpPolicies: entry name → catch-up policy label (`skip`, `once`, `all`). Their missed-run and
+    ///     send-failure counters start at 0 too, so `increase()` sees the first dropped run or failed send.
+    public init(registry: PrometheusCollectorRegistry, entries: [String], catchUpPolicies: [String: String] = [:],
+                version: String = CeleriacVersion.current) {
         self.registry = registry
         registry.makeGauge(descriptor: .init(metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
                            labels: [("version", version)]).set(1.0)
@@ -26,6 +31,19 @@ public final class BeatMetrics: BeatObserver, Sendable {
             _ = sendCounter(e)
             _ = latenessHistogram(e)
         }
+        for (entry, policy) in catchUpPolicies {
+            _ = missedRuns(entry, policy)
+            _ = sendFailures(entry)
+        }
+    }
+
+    private func missedRuns(_ entry: String, _ policy: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: Self.missedRuns, unitName: "", helpText: "Missed runs dropped by the catch-up policy."),
+                             labels: [("entry", entry), ("policy", policy)])
+    }
+    private func sendFailures(_ entry: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: Self.sendFailures, unitName: "", helpText: "Sends that failed and will be retried."),
+                             labels: [("entry", entry)])
     }
 
     private var leaderGauge: Gauge {
@@ -50,8 +68,7 @@ public final class BeatMetrics: BeatObserver, Sendable {
     }
 
     public func dropped(entry: String, policy: String, count: Int) {
-        registry.makeCounter(descriptor: .init(metricName: Self.missedRuns, unitName: "", helpText: "Missed runs dropped by the catch-up policy."),
-                             labels: [("entry", entry), ("policy", policy)]).increment(by: Int64(count))
+        missedRuns(entry, policy).increment(by: Int64(count))
     }
 
     public func leadership(_ leader: Bool) {
@@ -65,7 +82,6 @@ public final class BeatMetrics: BeatObserver, Sendable {
     }
 
     public func sendFailed(entry: String) {
-        registry.makeCounter(descriptor: .init(metricName: Self.sendFailures, unitName: "", helpText: "Sends that failed and will be retried."),
-                             labels: [("entry", entry)]).increment()
+        sendFailures(entry).increment()
     }
 }

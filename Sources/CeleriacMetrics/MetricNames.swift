@@ -45,6 +45,13 @@ public enum MetricNames {
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 
+    /// Reason label values pre-set to 0 per queue (``deadLettered``, ``consumerStalls``) or per worker
+    /// (``brokerReconnects``). A counter that first appears at 1 has no `increase()`, so without them the first
+    /// dead letter, stall or reconnect would be invisible to the dashboards and alerts.
+    public static let deadLetterReasons = ["invalid", "limit", "signature", "unregistered", "worker_lost"]
+    public static let stallReasons = ["watchdog", "resubscribed"]
+    public static let reconnectReasons = ["connection_lost"]
+
     /// Outcome label values of ``tasksFinished``.
     public static let outcomes = ["succeeded", "failed", "retried", "revoked", "expired", "timed_out", "worker_lost"]
 }

@@ -29,8 +29,12 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                                labels: [("queue", queue)]).set(0.0)
             for task in knownTasks {
                 for outcome in MetricNames.outcomes { finished(task, queue, outcome) }
+                parked(task, queue)
             }
+            for reason in MetricNames.deadLetterReasons { deadLettered(queue, reason) }
+            for reason in MetricNames.stallReasons { stalls(queue, reason) }
         }
+        for reason in MetricNames.reconnectReasons { reconnects(reason) }
         registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(0.0)
         resultFailures()
         registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(0.0)
@@ -120,18 +124,39 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     public func messageDeadLettered(queue: String, reason: String) {
+        deadLettered(queue, reason).increment()
+    }
+
+    @discardableResult
+    private func deadLettered(_ queue: String, _ reason: String) -> Counter {
         registry.makeCounter(descriptor: .init(metricName: MetricNames.deadLettered, unitName: "", helpText: "Messages put in the dead-letter queue, by reason."),
-                             labels: [("queue", queue), ("reason", reason)]).increment()
+                             labels: [("queue", queue), ("reason", reason)])
+    }
+
+    @discardableResult
+    private func stalls(_ queue: String, _ reason: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.consumerStalls, unitName: "", helpText: "Consumers re-subscribed by the watchdog or after a broker cancel."),
+                             labels: [("queue", queue), ("reason", reason)])
+    }
+
+    @discardableResult
+    private func reconnects(_ reason: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.brokerReconnects, unitName: "", helpText: "Reconnects to the broker."),
+                             labels: [("reason", reason)])
     }
 
     public func taskParked(name: String, queue: String) {
+        parked(label(name), queue).increment()
+    }
+
+    @discardableResult
+    private func parked(_ task: String, _ queue: String) -> Counter {
         registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksParked, unitName: "", helpText: "Early (ETA) tasks parked in the broker's delay queues."),
-                             labels: [("task", label(name)), ("queue", queue)]).increment()
+                             labels: [("task", task), ("queue", queue)])
     }
 
     public func consumerRestarted(queue: String, reason: String) {
-        registry.makeCounter(descriptor: .init(metricName: MetricNames.consumerStalls, unitName: "", helpText: "Consumers re-subscribed by the watchdog or after a broker cancel."),
-                             labels: [("queue", queue), ("reason", reason)]).increment()
+        stalls(queue, reason).increment()
     }
 
     public func connectionEvent(_ event: String) {
@@ -140,8 +165,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
             registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(0.0)
         case "reconnected":
             registry.makeGauge(descriptor: .init(metricName: MetricNames.brokerConnected, unitName: "", helpText: "1 while the worker is connected to the broker.")).set(1.0)
-            registry.makeCounter(descriptor: .init(metricName: MetricNames.brokerReconnects, unitName: "", helpText: "Reconnects to the broker."),
-                                 labels: [("reason", "connection_lost")]).increment()
+            reconnects("connection_lost").increment()
         default:
             break
         }

@@ -70,6 +70,8 @@ struct TestBroker: Sendable {
 
     var tlsDir: String { "\(Self.repoRoot)/.run/\(dir)/tls" }
     var tlsPort: Int { port + 1 }
+    /// rabbitmq_prometheus of this node (scripts/broker.sh: PORT+10000).
+    var prometheusPort: Int { port + 10000 }
 
     func ctl(_ args: String...) throws -> String {
         try Shell.run("\(Self.repoRoot)/scripts/broker.sh", ["ctl"] + args, environment: environment)
