@@ -56,6 +56,17 @@ struct CeleryInteropTests {
                                   extraEnvironment: ["CELERIAC_INTEROP_FLOWER_PORT": String(try freeLoopbackPort())])
     }
 
+    /// Starts a real Celery worker (solo pool) of a Python app from `Tests/Interop` on `queue`; kill it at the end.
+    static func spawnPythonWorker(app: String, queue: String) throws -> pid_t {
+        var env = ProcessInfo.processInfo.environment
+        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
+        env["CELERIAC_INTEROP_QUEUE"] = queue
+        env["PYTHONPATH"] = interopDir
+        return try Shell.spawn(try TestPython.path(), ["-m", "celery", "-A", app, "worker", "-P", "solo", "-Q", queue,
+                                                       "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+                               environment: env, log: "\(TestBroker.repoRoot)/.run/\(app)-\(queue).log")
+    }
+
     static func checks(in output: String) -> [String: (Bool, String)] {
         let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
         return Dictionary(lines.compactMap { l -> (String, (Bool, String))? in
@@ -65,17 +76,9 @@ struct CeleryInteropTests {
     }
 
     @Test func celeriacClientCallsPythonCeleryWorker() async throws {
-        let python = try TestPython.path()
         let url = try TestBroker.shared.url()
         let queue = uniqueName("interop-py")
-        var env = ProcessInfo.processInfo.environment
-        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
-        env["CELERIAC_INTEROP_QUEUE"] = queue
-        env["PYTHONPATH"] = Self.interopDir
-        let log = "\(TestBroker.repoRoot)/.run/interop-\(queue).log"
-        let pid = try Shell.spawn(python, ["-m", "celery", "-A", "interop_app", "worker", "-P", "solo", "-Q", queue,
-                                           "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-                                  environment: env, log: log)
+        let pid = try Self.spawnPythonWorker(app: "interop_app", queue: queue)
         defer { Shell.kill(pid) }
         let client = try await startClient(url: url, queue: queue)
         // The first call also waits for the Python worker to come up.

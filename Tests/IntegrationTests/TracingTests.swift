@@ -184,17 +184,9 @@ struct TracingTests {
     }
 
     @Test func celeriacSpanIsTheParentOfThePythonWorkerSpan() async throws {
-        let python = try TestPython.path()
         let url = try TestBroker.shared.url()
         let queue = uniqueName("trace-pyw")
-        var env = ProcessInfo.processInfo.environment
-        env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
-        env["CELERIAC_INTEROP_QUEUE"] = queue
-        env["PYTHONPATH"] = CeleryInteropTests.interopDir
-        let log = "\(TestBroker.repoRoot)/.run/trace-\(queue).log"
-        let pid = try Shell.spawn(python, ["-m", "celery", "-A", "trace_app", "worker", "-P", "solo", "-Q", queue,
-                                           "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-                                  environment: env, log: log)
+        let pid = try CeleryInteropTests.spawnPythonWorker(app: "trace_app", queue: queue)
         defer { Shell.kill(pid) }
         let tracer = RecordingTracer()
         let client = try await startTracedClient(url: url, queue: queue, tracer: tracer)

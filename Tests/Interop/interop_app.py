@@ -2,23 +2,10 @@
 
 Broker and queue come from the environment: CELERIAC_INTEROP_BROKER, CELERIAC_INTEROP_QUEUE.
 """
-import os
 
-from celery import Celery
+from app_config import make_app
 
-app = Celery(
-    "interop",
-    broker=os.environ.get("CELERIAC_INTEROP_BROKER", "amqp://guest:guest@127.0.0.1:5682//"),
-    backend="rpc://",
-)
-app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_default_queue=os.environ.get("CELERIAC_INTEROP_QUEUE", "celery"),
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-)
+app = make_app("interop")
 
 
 @app.task(name="interop.add")

@@ -3,9 +3,8 @@ cross-language tracing tests. Spans go to an in-memory exporter (EXPORTER); noth
 
 Broker and queue come from the environment: CELERIAC_INTEROP_BROKER, CELERIAC_INTEROP_QUEUE.
 """
-import os
 
-from celery import Celery
+from app_config import make_app
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,19 +17,7 @@ PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
 trace.set_tracer_provider(PROVIDER)
 CeleryInstrumentor().instrument(tracer_provider=PROVIDER)
 
-app = Celery(
-    "trace_interop",
-    broker=os.environ.get("CELERIAC_INTEROP_BROKER", "amqp://guest:guest@127.0.0.1:5682//"),
-    backend="rpc://",
-)
-app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_default_queue=os.environ.get("CELERIAC_INTEROP_QUEUE", "celery"),
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-)
+app = make_app("trace_interop")
 
 
 def hex_span(ctx):
