@@ -32,7 +32,7 @@ struct PrometheusScrapeTests {
 
         // Beat (the demo's `beat` process) with one one-off entry a few seconds ahead: it sends exactly once.
         let beatQueue = uniqueName("prom-beat")
-        let at = ISOTime.format(Date().addingTimeInterval(4))
+        let at = ISOTime.format(Date().addingTimeInterval(8))   // beat must be up before it (a first run is not caught up)
         try """
         entries:
           once:

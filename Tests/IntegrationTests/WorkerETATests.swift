@@ -17,13 +17,14 @@ struct WorkerETATests {
         let eta = Date().addingTimeInterval(0.95)   // < 1 s: published straight to the queue, waited in the worker
         later.eta = eta
         let dueLater = try await client.send("it.add", args: [1, 1], options: later)
-        let dueNow = try await client.send("it.add", args: [2, 2])
+        let dueNow = try await client.send("it.mul", args: [2, 2])
+        // Order, not timing: with the slot held through the wait, the task due now could only start after the
+        // other one had run.
+        let firstStarted = try await first(running.observer.started, within: .seconds(30), "a task to start") { _ in true }
+        #expect(firstStarted == "it.mul", "the task due now started first")
         #expect(try await dueNow.get(timeout: .seconds(30)) == .int(4))
         #expect(try await dueLater.get(timeout: .seconds(30)) == .int(2))
-        let nowDone = try #require(await client.state(of: dueNow.id)?.dateDone)
         let laterDone = try #require(await client.state(of: dueLater.id)?.dateDone)
-        // With the slot held through the wait, the task due now could only finish after the ETA.
-        #expect(nowDone < eta, "due-now finished at \(nowDone), ETA was \(eta)")
         #expect(laterDone >= eta, "never early: finished at \(laterDone), ETA \(eta)")
         await client.close()
         try await running.stop()
