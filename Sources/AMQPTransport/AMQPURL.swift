@@ -8,6 +8,10 @@
 ///   `frame_max`, `channel_max`, and for TLS `cacertfile`, `certfile`, `keyfile`, `verify` (`verify_peer` or
 ///   `verify_none`).
 ///
+/// Several brokers (the nodes of a cluster) are written as Celery writes them, separated by `;`:
+/// `amqp://h1//;amqp://h2//`. The first is this URL and the others are its ``alternates``: a connection starts with
+/// the first reachable one and, when it is lost, fails over to the next one round-robin.
+///
 /// A wrong URL gives ``AMQPError/Code/invalidURL`` naming the bad part. ``redacted`` never shows the password.
 public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var tls: Bool
@@ -24,8 +28,17 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var certFile: String?
     public var keyFile: String?
     public var verifyPeer: Bool
+    /// Further brokers to fail over to, in order (from `url1;url2;...`); empty for a single broker.
+    public var alternates: [AMQPURL] = []
 
     public static let defaultHeartbeat = 30
+
+    /// This broker followed by its alternates, each without alternates of its own: the order a connection tries.
+    public var failoverOrder: [AMQPURL] {
+        var first = self
+        first.alternates = []
+        return [first] + alternates.map { var u = $0; u.alternates = []; return u }
+    }
 
     public init(
         tls: Bool = false, host: String = "localhost", port: Int? = nil, user: String = "guest",
@@ -49,10 +62,28 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         self.verifyPeer = verifyPeer
     }
 
-    /// Parses a broker URL.
+    /// Parses a broker URL, or a `;`-separated list of them (the first is the primary, the rest ``alternates``).
     ///
     /// - Throws: ``AMQPError`` with code ``AMQPError/Code/invalidURL``; its reason names the part that is wrong.
     public init(_ string: String) throws(AMQPError) {
+        let parts = string.split(separator: ";", omittingEmptySubsequences: false).map { part in
+            String(part.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+        }
+        if parts.count == 1 {
+            try self.init(single: string)
+            return
+        }
+        guard !parts.contains(where: \.isEmpty) else {
+            throw AMQPError(.invalidURL, operation: "parse broker URL list \(AMQPURL.redact(string))", reason: "an empty entry between ';'",
+                            hint: "Separate the brokers of a cluster with ';': amqp://h1:5672//;amqp://h2:5672//")
+        }
+        try self.init(single: parts[0])
+        var rest: [AMQPURL] = []
+        for part in parts.dropFirst() { rest.append(try AMQPURL(single: part)) }
+        alternates = rest
+    }
+
+    private init(single string: String) throws(AMQPError) {
         func bad(_ why: String) -> AMQPError {
             AMQPError(.invalidURL, operation: "parse broker URL \(AMQPURL.redact(string))", reason: why,
                       hint: "Write it as amqp://user:password@host:5672/vhost (amqps:// for TLS)")
@@ -171,6 +202,10 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL with the password replaced by `***`, safe for logs, metrics and error messages.
     public var redacted: String {
+        ([self] + alternates).map(\.redactedSingle).joined(separator: ";")
+    }
+
+    private var redactedSingle: String {
         let scheme = tls ? "amqps" : "amqp"
         let hostText = host.contains(":") ? "[\(host)]" : host
         return "\(scheme)://\(AMQPURL.percentEncode(user)):***@\(hostText):\(port)/\(AMQPURL.percentEncode(vhost))"
@@ -183,6 +218,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Redacts the password of a URL string without parsing it fully (for URLs that failed to parse).
     public static func redact(_ string: String) -> String {
+        if string.contains(";") { return string.split(separator: ";", omittingEmptySubsequences: false).map { redact(String($0)) }.joined(separator: ";") }
         guard let schemeEnd = string.firstRange(of: "://") else { return string }
         let afterScheme = string[schemeEnd.upperBound...]
         let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex

@@ -30,7 +30,12 @@ final class ConnectionCore {
     static let mainChannel: UInt16 = 1
     static let adminChannel: UInt16 = 2
 
-    let url: AMQPURL
+    /// The brokers to try, in order (the URL and its alternates); `url` is the one in use or being tried.
+    let urls: [AMQPURL]
+    private var urlIndex = 0
+    /// Failed attempts since the last full pass over ``urls`` (the backoff grows only after a full pass).
+    private var failuresThisPass = 0
+    var url: AMQPURL { urls[urlIndex] }
     let options: AMQPConnection.Options
     let inbox: Inbox
     let hub: EventHub
@@ -60,7 +65,7 @@ final class ConnectionCore {
     private var nextReconnectAt = ContinuousClock.now
 
     init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
-        self.url = url
+        self.urls = url.failoverOrder
         self.options = options
         self.inbox = inbox
         self.hub = hub
@@ -260,15 +265,25 @@ final class ConnectionCore {
     // MARK: - Connecting
 
     /// The first connect, asked for by the user: errors go back to the caller and there is no retry.
+    ///
+    /// With alternates, each broker is tried once in order; the error of the last one is returned.
     func connectFirst() -> Result<Void, AMQPError> {
         if connected { return .success(()) }
-        do {
-            try openConnection()
-            everConnected = true
-            return .success(())
-        } catch {
-            return .failure(error)
+        var lastError: AMQPError?
+        for index in urls.indices {
+            urlIndex = index
+            do {
+                try openConnection()
+                everConnected = true
+                return .success(())
+            } catch {
+                lastError = error
+                // Bad credentials or vhost are the same on every node of a cluster: report them at once.
+                if error.code == .accessRefused { break }
+            }
         }
+        urlIndex = 0
+        return .failure(lastError!)
     }
 
     private func openConnection() throws(AMQPError) {
@@ -353,6 +368,7 @@ final class ConnectionCore {
         nextPublishSeq = 1
         oldestUnconfirmed = 1
         reconnectAttempt = 0
+        failuresThisPass = 0
         hub.emit(.connected(generation: connectionCount))
     }
 
@@ -367,7 +383,20 @@ final class ConnectionCore {
             try openConnection()
             try restoreTopology()
         } catch {
-            if connected { connectionLost(error) } else { scheduleReconnect() }
+            if connected { connectionLost(error) } else { failOver() }
+        }
+    }
+
+    /// An attempt failed: try the next broker of the list soon, and back off only after a full pass.
+    private func failOver() {
+        guard urls.count > 1 else { return scheduleReconnect() }
+        urlIndex = (urlIndex + 1) % urls.count
+        failuresThisPass += 1
+        if failuresThisPass < urls.count {
+            nextReconnectAt = ContinuousClock.now + options.reconnectBase
+        } else {
+            failuresThisPass = 0
+            scheduleReconnect()
         }
     }
 

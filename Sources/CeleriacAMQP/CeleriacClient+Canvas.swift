@@ -12,7 +12,8 @@ extension CeleriacClient {
     /// let sixteen = try await result.get()
     /// ```
     public func apply<Output>(_ signature: Signature<Output>) async throws -> CanvasResult<Output> {
-        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue)
+        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
+                                   quorumJoinQueues: configuration.queueType == .quorum)
             .freeze(signature.node)
         let plan = CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen)
         try await publish(plan)
@@ -65,7 +66,8 @@ extension CeleriacClient {
 public enum ChordQueues {
     /// The durable per-chord queue collecting header outcomes; `x-expires` removes it when a chord is abandoned.
     public static func joinQueue(_ info: ChordInfo) -> QueueSpec {
-        QueueSpec(info.joinQueue, durable: true).expires(milliseconds: info.expiresMilliseconds)
+        let queue = QueueSpec(info.joinQueue, durable: true).expires(milliseconds: info.expiresMilliseconds)
+        return info.quorum ? queue.quorum() : queue
     }
 
     /// The joiner's lock: exclusive to one connection, so it disappears the moment that joiner's connection dies.

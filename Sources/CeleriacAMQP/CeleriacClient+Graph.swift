@@ -16,7 +16,8 @@ extension CeleriacClient {
     /// - Parameter keepFor: how long the records stay after the last time the queue was used (`x-expires`).
     public func applyRecorded<Output>(_ signature: Signature<Output>, keepFor: Duration = .seconds(86_400)) async throws -> RecordedWorkflow<Output> {
         let (marked, root) = GraphRecording.mark(signature.node)
-        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue)
+        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
+                                   quorumJoinQueues: configuration.queueType == .quorum)
             .freeze(marked)
         try await GraphStore.prepare(on: publisher, root: root, keepFor: keepFor)
         try await publishWithRetry([GraphStore.message(GraphRecording.planRecord(root: root, frozen: frozen), root: root)])

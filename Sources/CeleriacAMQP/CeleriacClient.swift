@@ -37,6 +37,11 @@ public final class CeleriacClient: Sendable {
         public var tracer: (any Tracer)? = InstrumentationSystem.tracer
         /// Signs every task message this client sends (workers with the same keys then verify them); nil = off.
         public var signer: MessageSigner? = nil
+        /// Type of the queues this client declares (work queues, delay queues, chord join queues, its reply
+        /// queue): quorum for RabbitMQ clusters, the same as the workers'.
+        public var queueType: QueueType = .classic
+        /// How long the reply queue outlives a client that died without ``CeleriacClient/close()`` (`x-expires`).
+        public var replyQueueExpiryMilliseconds: Int = 600_000
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -84,7 +89,8 @@ public final class CeleriacClient: Sendable {
             if configuration.sendSentEvents { try await publisher.declare(ExchangeSpec(SentEvents.exchange, kind: .topic, durable: true)) }
             guard configuration.receiveResults else { return }
             try await consumer.connect()
-            try await consumer.declare(Topology.replyQueue(replyQueue))
+            try await consumer.declare(Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds,
+                                                           type: configuration.queueType))
             let stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
             let router = self.router
             // The routing loop lives as long as the client (cancelled in close()); the transport re-creates the
@@ -102,6 +108,8 @@ public final class CeleriacClient: Sendable {
 
     public func close() async {
         routing.withLock { $0?.cancel() }
+        // The reply queue outlives connection losses (Topology.replyQueue); a client that closes removes it.
+        if configuration.receiveResults, consumer.isConnected { _ = try? await consumer.deleteQueue(replyQueue) }
         await publisher.close()
         await consumer.close()
     }
@@ -192,7 +200,7 @@ public final class CeleriacClient: Sendable {
 
     func ensureQueue(_ queue: String) async throws {
         if declaredQueues.withLock({ $0.contains(queue) }) { return }
-        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority)
+        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
         do {
             try await publisher.declare(exchange)
             try await publisher.declare(spec)
@@ -207,7 +215,7 @@ public final class CeleriacClient: Sendable {
     /// delayed message comes back even to a queue whose workers (e.g. Python ones) did not bind it.
     func ensureDelayTopology(for routingKey: String) async throws {
         if !delayTopologyDeclared.withLock({ $0 }) {
-            try await DelayTopology.declare(on: publisher, queues: [])
+            try await DelayTopology.declare(on: publisher, queues: [], type: configuration.queueType)
             delayTopologyDeclared.withLock { $0 = true }
         }
         if delayBoundQueues.withLock({ $0.contains(routingKey) }) { return }
@@ -218,6 +226,10 @@ public final class CeleriacClient: Sendable {
         }
         delayBoundQueues.withLock { _ = $0.insert(routingKey) }
     }
+
+    /// Final results received again for tasks that had already finished (a task re-run after a redelivery; the
+    /// first result stands). At-least-once delivery made measurable on the client side.
+    public var repeatedResults: Int { get async { await router.repeatedResults } }
 
     /// The latest state known for a task id (PENDING when nothing arrived yet).
     public func state(of id: String) async -> ResultMessage? { await router.state(of: id) }
@@ -242,8 +254,8 @@ public final class CeleriacClient: Sendable {
 
 /// Declares the native delayed-delivery topology and binds work queues to it.
 public enum DelayTopology {
-    public static func declare(on connection: AMQPConnection, queues: [String]) async throws {
-        let t = Topology.delayTopology()
+    public static func declare(on connection: AMQPConnection, queues: [String], type: QueueType = .classic) async throws {
+        let t = Topology.delayTopology(type)
         do {
             for e in t.exchanges { try await connection.declare(e) }
             for q in t.queues { try await connection.declare(q) }

@@ -11,6 +11,9 @@ actor ResultRouter {
     private var orderHead = 0
     private var waiters: [String: [Int: CheckedContinuation<ResultMessage?, Never>]] = [:]
     private var nextToken = 0
+    /// Final results that arrived for a task whose final result had already arrived: the task ran again
+    /// (at-least-once: its worker died or lost the broker before acking). Counted while the first is cached.
+    private(set) var repeatedResults = 0
     let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
@@ -18,7 +21,10 @@ actor ResultRouter {
     func deliver(_ result: ResultMessage) {
         if latest[result.taskID] == nil { order.append(result.taskID) }
         // A late intermediate state never replaces a final one.
-        if let known = latest[result.taskID], known.status.isReady, !result.status.isReady { return }
+        if let known = latest[result.taskID], known.status.isReady {
+            if result.status.isReady { repeatedResults += 1 }
+            return
+        }
         latest[result.taskID] = result
         if result.status.isReady, let waiting = waiters.removeValue(forKey: result.taskID) {
             for c in waiting.values { c.resume(returning: result) }

@@ -168,10 +168,13 @@ public enum Hostname {
 }
 
 /// Encodes and decodes `rpc://` result messages (wire spec §6.2).
+///
+/// Results are persistent (delivery mode 2; Celery's default is transient): a result waiting in a reply queue
+/// survives a broker restart. A reply queue with a consumer takes it without a disk write.
 public enum ResultCodec {
     public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String) -> OutgoingMessage {
         OutgoingMessage(exchange: "", routingKey: replyTo, body: result.json.jsonBytes, properties: BasicProperties(
-            contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 1, priority: 0,
+            contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2, priority: 0,
             correlationID: correlationID))
     }
 

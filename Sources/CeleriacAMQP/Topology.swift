@@ -1,5 +1,16 @@
 import AMQPTransport
 
+/// The type of the durable queues Celeriac declares: work queues, the dead-letter queue, the delay queues, chord
+/// join queues and clients' reply queues.
+///
+/// `quorum` is for RabbitMQ clusters: a classic queue lives on one node and is unreachable while that node is
+/// down (a worker that fails over to another node could not even re-declare it), a quorum queue is replicated and
+/// survives the loss of a minority of nodes. Every worker and client of a virtual host must use the same type
+/// (RabbitMQ refuses to re-declare a queue with another type: PRECONDITION_FAILED, inequivalent arg 'x-queue-type').
+public enum QueueType: String, Sendable, CaseIterable {
+    case classic, quorum
+}
+
 /// Every queue, exchange and header name Celeriac uses on the broker, in one place.
 public enum Topology {
     /// Celery's default queue, exchange and routing key.
@@ -15,22 +26,29 @@ public enum Topology {
 
     /// A work queue as Celery declares it: durable, no arguments unless a max priority is configured, with a direct
     /// exchange of the same name bound by the same key.
-    public static func workQueue(_ name: String, maxPriority: Int? = nil) -> (ExchangeSpec, QueueSpec, BindingSpec) {
+    /// With ``QueueType/quorum`` the queue is a quorum queue (no priorities: RabbitMQ 3.x quorum queues have none).
+    public static func workQueue(_ name: String, maxPriority: Int? = nil, type: QueueType = .classic) -> (ExchangeSpec, QueueSpec, BindingSpec) {
         var queue = QueueSpec(name, durable: true)
-        if let maxPriority { queue = queue.maxPriority(maxPriority) }
+        if type == .quorum { queue = queue.quorum() } else if let maxPriority { queue = queue.maxPriority(maxPriority) }
         return (ExchangeSpec(name, kind: .direct, durable: true), queue, BindingSpec(queue: name, exchange: name, routingKey: name))
     }
 
-    /// The client's reply queue for `rpc://` results, flagged exactly as Celery flags it (durable, auto-delete,
-    /// not exclusive, `x-expires` one day), so Python and Swift clients can share a vhost.
-    public static func replyQueue(_ name: String) -> QueueSpec {
-        QueueSpec(name, durable: true, exclusive: false, autoDelete: true).expires(milliseconds: 86_400_000)
+    /// The client's reply queue for `rpc://` results (its name is the client's own: no other client declares it).
+    ///
+    /// Unlike Celery's (auto-delete), it outlives the client's connection: results published while the client is
+    /// reconnecting (a broker restart, a network cut) wait in it, and the worker publishes them persistent, so a
+    /// broker restart keeps them too. `x-expires` removes the queue of a client that died without closing;
+    /// ``CeleriacClient/close()`` deletes it at once.
+    public static func replyQueue(_ name: String, expiresMilliseconds: Int = 600_000, type: QueueType = .classic) -> QueueSpec {
+        let queue = QueueSpec(name, durable: true, exclusive: false, autoDelete: false).expires(milliseconds: expiresMilliseconds)
+        return type == .quorum ? queue.quorum() : queue
     }
 
-    public static var deadLetter: (ExchangeSpec, QueueSpec, BindingSpec) {
-        (ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
-         QueueSpec(deadLetterQueue, durable: true),
-         BindingSpec(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "#"))
+    public static func deadLetter(_ type: QueueType = .classic) -> (ExchangeSpec, QueueSpec, BindingSpec) {
+        let queue = QueueSpec(deadLetterQueue, durable: true)
+        return (ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
+                type == .quorum ? queue.quorum() : queue,
+                BindingSpec(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "#"))
     }
 
     // MARK: Native delayed delivery (kombu 5.x), wire spec §1.4
@@ -62,7 +80,7 @@ public enum Topology {
     /// Each level `n` is a topic exchange and a classic queue with `x-message-ttl` 2^n s that dead-letters into
     /// level n-1 (level 0 into ``delayedDeliveryExchange``). A message enters at level 27; at each level, a key
     /// whose bit n is 1 goes to the level's queue (and waits), a key whose bit is 0 goes on to the next exchange.
-    public static func delayTopology() -> (exchanges: [ExchangeSpec], queues: [QueueSpec], queueBindings: [BindingSpec], exchangeBindings: [ExchangeBindingSpec]) {
+    public static func delayTopology(_ type: QueueType = .classic) -> (exchanges: [ExchangeSpec], queues: [QueueSpec], queueBindings: [BindingSpec], exchangeBindings: [ExchangeBindingSpec]) {
         var exchanges = [ExchangeSpec(delayedDeliveryExchange, kind: .topic, durable: true)]
         var queues: [QueueSpec] = []
         var queueBindings: [BindingSpec] = []
@@ -75,7 +93,7 @@ public enum Topology {
                 "x-message-ttl": .int(Int((1 << level) * 1000)),
                 "x-overflow": .string("reject-publish"),
                 "x-dead-letter-exchange": .string(next),
-                "x-queue-type": .string("classic"),
+                "x-queue-type": .string(type.rawValue),
             ]))
             let prefix = String(repeating: "*.", count: delayLevels - 1 - level)
             queueBindings.append(BindingSpec(queue: name, exchange: name, routingKey: prefix + "1.#"))

@@ -70,6 +70,7 @@ public struct BeatCommand: AsyncParsableCommand {
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: "\(error)") }
         var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: false, connectionName: "celeriac-beat")
+        clientConfig.queueType = try broker.queueType()
         clientConfig.signer = try signing.signer()
         let client = CeleriacClient(configuration: clientConfig)
         do { try await client.start() } catch { throw CLIError(description: "\(error)") }

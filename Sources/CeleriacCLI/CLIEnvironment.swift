@@ -1,4 +1,5 @@
 import ArgumentParser
+import CeleriacAMQP
 import CeleriacBeat
 import CeleriacCore
 import Foundation
@@ -9,6 +10,8 @@ public enum CLIEnvironment {
     /// Broker URL: `CELERIAC_BROKER_URL`, default `amqp://guest:guest@localhost:5672//`.
     public static let brokerURL = "CELERIAC_BROKER_URL"
     public static let metricsPort = "CELERIAC_METRICS_PORT"
+    /// `classic` (default) or `quorum`: the type of the queues Celeriac declares (`--queue-type`).
+    public static let queueType = "CELERIAC_QUEUE_TYPE"
     public static let defaultBroker = "amqp://guest:guest@localhost:5672//"
 
     static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
@@ -38,8 +41,11 @@ public struct CeleriacApp: Sendable {
 
 /// Options shared by every command.
 public struct BrokerOptions: ParsableArguments {
-    @Option(name: [.customLong("broker"), .customShort("b")], help: "Broker URL (env CELERIAC_BROKER_URL). Default amqp://guest:guest@localhost:5672//")
+    @Option(name: [.customLong("broker"), .customShort("b")], help: "Broker URL (env CELERIAC_BROKER_URL); the nodes of a cluster separated by ';' to fail over. Default amqp://guest:guest@localhost:5672//")
     public var broker: String?
+
+    @Option(name: .customLong("queue-type"), help: "classic or quorum (env CELERIAC_QUEUE_TYPE): the type of the queues declared; quorum for RabbitMQ clusters. Default classic.")
+    public var queueTypeName: String?
 
     @Option(name: .customLong("loglevel"), help: "Log level: debug, info, warning, error.")
     public var loglevel: String = "info"
@@ -47,6 +53,14 @@ public struct BrokerOptions: ParsableArguments {
     public init() {}
 
     var url: String { broker ?? CLIEnvironment.value(CLIEnvironment.brokerURL) ?? CLIEnvironment.defaultBroker }
+
+    func queueType() throws -> QueueType {
+        let name = queueTypeName ?? CLIEnvironment.value(CLIEnvironment.queueType) ?? "classic"
+        guard let type = QueueType(rawValue: name.lowercased()) else {
+            throw CLIError(description: "--queue-type '\(name)' is not classic or quorum")
+        }
+        return type
+    }
 
     func logger(_ label: String) -> Logger {
         var logger = Logger(label: label)

@@ -28,6 +28,7 @@ public struct CallCommand: AsyncParsableCommand {
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
         var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: wait, connectionName: "celeriac-call")
+        clientConfig.queueType = try broker.queueType()
         clientConfig.signer = try signing.signer()
         let client = CeleriacClient(configuration: clientConfig)
         do {

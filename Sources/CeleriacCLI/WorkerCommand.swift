@@ -104,6 +104,10 @@ public struct WorkerCommand: AsyncParsableCommand {
         try hardening.apply(to: &config, signing: signing)
         config.globalLimits = try coordination.limits()
         config.duplicateWindow = max(0, coordination.duplicateWindow)
+        config.queueType = try broker.queueType()
+        if config.queueType == .quorum, maxPriority != nil {
+            throw CLIError(description: "--max-priority cannot be used with --queue-type quorum (RabbitMQ 3.x quorum queues have no priorities)")
+        }
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor

@@ -10,11 +10,14 @@ public struct CanvasFreezer: Sendable {
     public var defaultQueue: String
     /// How long an abandoned chord's join queue lives unused (`x-expires`).
     public var chordExpiry: Duration
+    /// Chord join queues are quorum queues (clients and workers configured for a RabbitMQ cluster).
+    public var quorumJoinQueues: Bool
 
-    public init(replyTo: String?, defaultQueue: String, chordExpiry: Duration = .seconds(86_400)) {
+    public init(replyTo: String?, defaultQueue: String, chordExpiry: Duration = .seconds(86_400), quorumJoinQueues: Bool = false) {
         self.replyTo = replyTo
         self.defaultQueue = defaultQueue
         self.chordExpiry = chordExpiry
+        self.quorumJoinQueues = quorumJoinQueues
     }
 
     enum Tag {
@@ -70,7 +73,7 @@ public struct CanvasFreezer: Sendable {
                 policy: options["chord_policy"]?.stringValue.flatMap(ChordFailurePolicy.init(rawValue:)) ?? .failBody,
                 expiresMilliseconds: Int(max(chordExpiry, .seconds(options["deadline"]?.doubleValue ?? 0) + .seconds(3600)).components.seconds * 1000),
                 queue: Self.firstQueue(of: frozenBody) ?? defaultQueue,
-                deadline: options["deadline"]?.doubleValue)
+                deadline: options["deadline"]?.doubleValue, quorum: quorumJoinQueues)
             frozenBody.options[ChordInfo.optionKey] = info.json
             let bodyJSON = frozenBody.json
             let frozenHeader = header.enumerated().map { i, m in freeze(m, tag: .chord(id: id, index: i, body: bodyJSON)) }

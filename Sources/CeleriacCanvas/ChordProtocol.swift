@@ -24,9 +24,12 @@ public struct ChordInfo: Sendable, Equatable {
     public var queue: String
     /// Seconds after which the chord fails if its header is not complete.
     public var deadline: Double?
+    /// The join queue is a quorum queue (a chord sent for a RabbitMQ cluster); every party declares it alike.
+    public var quorum: Bool
 
     public init(id: String, size: Int, policy: ChordFailurePolicy = .failBody, expiresMilliseconds: Int = 86_400_000,
-                queue: String, deadline: Double? = nil) {
+                queue: String, deadline: Double? = nil, quorum: Bool = false) {
+        self.quorum = quorum
         self.id = id
         self.size = size
         self.policy = policy
@@ -47,6 +50,7 @@ public struct ChordInfo: Sendable, Equatable {
         var o: JSONObject = ["id": .string(id), "size": .int(Int64(size)), "policy": .string(policy.rawValue),
                              "expires_ms": .int(Int64(expiresMilliseconds)), "queue": .string(queue)]
         if let deadline { o["deadline"] = .double(deadline) }
+        if quorum { o["quorum"] = true }
         return .object(o)
     }
 
@@ -54,7 +58,8 @@ public struct ChordInfo: Sendable, Equatable {
         guard let o = json?.objectValue, let id = o["id"]?.stringValue, let size = o["size"]?.intValue,
               let queue = o["queue"]?.stringValue else { return nil }
         self.init(id: id, size: Int(size), policy: o["policy"]?.stringValue.flatMap(ChordFailurePolicy.init(rawValue:)) ?? .failBody,
-                  expiresMilliseconds: Int(o["expires_ms"]?.intValue ?? 86_400_000), queue: queue, deadline: o["deadline"]?.doubleValue)
+                  expiresMilliseconds: Int(o["expires_ms"]?.intValue ?? 86_400_000), queue: queue, deadline: o["deadline"]?.doubleValue,
+                  quorum: o["quorum"]?.boolValue ?? false)
     }
 }
 

@@ -98,11 +98,12 @@ public struct DeadLetterQueue: Sendable {
     /// Removes every message; returns how many.
     public func purge() async throws(AMQPError) -> Int { Int(try await connection.purge(queue: queue)) }
 
-    /// Declares the dead-letter exchange and queue (as workers do), so the tools work on a fresh broker too.
+    /// Declares the dead-letter exchange and queue (as workers do), so the tools work on a fresh broker too. An
+    /// existing queue is left as it is (whatever its type), a missing one is created classic.
     public func declare() async throws(AMQPError) {
-        let (x, q, b) = Topology.deadLetter
+        let (x, q, b) = Topology.deadLetter()
         try await connection.declare(x)
-        try await connection.declare(q)
+        if (try? await connection.inspect(queue: queue)) == nil { try await connection.declare(q) }
         try await connection.bind(b)
     }
 }

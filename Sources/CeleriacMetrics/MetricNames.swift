@@ -26,6 +26,7 @@ public enum MetricNames {
     public static let chordRejoins = "celeriac_chord_rejoins_total"
     public static let chordLateParts = "celeriac_chord_late_parts_total"
     public static let duplicatesDetected = "celeriac_task_duplicates_detected_total"
+    public static let redeliveries = "celeriac_task_redeliveries_total"
     public static let rateLimitWait = "celeriac_rate_limit_wait_seconds"
     public static let globalConcurrencyWait = "celeriac_global_concurrency_wait_seconds"
     public static let refillerLeader = "celeriac_rate_limit_refiller_leader"
@@ -41,7 +42,7 @@ public enum MetricNames {
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
         chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         poolProcesses, poolChildRestarts,
-        duplicatesDetected, rateLimitWait, globalConcurrencyWait, refillerLeader, deadLetterDepth,
+        duplicatesDetected, redeliveries, rateLimitWait, globalConcurrencyWait, refillerLeader, deadLetterDepth,
         residentMemory, cpuSeconds, openFDs, startTime,
     ]
 

@@ -30,6 +30,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
             for task in knownTasks {
                 for outcome in MetricNames.outcomes { finished(task, queue, outcome) }
                 parked(task, queue)
+                redeliveries(task, queue)
             }
             for reason in MetricNames.deadLetterReasons { deadLettered(queue, reason) }
             for reason in MetricNames.stallReasons { stalls(queue, reason) }
@@ -59,6 +60,15 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         registry.makeGauge(descriptor: .init(metricName: MetricNames.lastDelivery, unitName: "", helpText: "Unix time of the last delivery."),
                            labels: [("queue", queue)]).set(Double(time(nil)))
     }
+
+    @discardableResult
+    private func redeliveries(_ task: String, _ queue: String) -> Counter {
+        registry.makeCounter(descriptor: .init(metricName: MetricNames.redeliveries, unitName: "",
+                                               helpText: "Task deliveries the broker flagged as redelivered (a worker died or lost its connection before acking)."),
+                             labels: [("task", task), ("queue", queue)])
+    }
+
+    public func taskRedelivered(name: String, queue: String) { redeliveries(label(name), queue).increment() }
 
     public func taskStarted(name: String, queue: String) {
         registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),

@@ -44,6 +44,7 @@ extension Worker {
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
         observer.taskReceived(name: message.name, queue: queue)
+        if delivery.redelivered { observer.taskRedelivered(name: message.name, queue: queue) }
         events.received(message)
 
         let builtin = registry[message.name] == nil && Self.builtinNames.contains(message.name)

@@ -12,7 +12,7 @@ extension Worker {
 
     /// Declares a work queue, its exchange and binding (Celery's flags).
     func declareWorkQueue(_ queue: String) async throws(AMQPError) {
-        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority)
+        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
         try await publisherConnection.declare(exchange)
         try await publisherConnection.declare(spec)
         try await publisherConnection.bind(binding)
@@ -43,7 +43,7 @@ extension Worker {
         if consumers.withLock({ $0[queue] != nil }) { return false }
         do {
             try await declareWorkQueue(queue)
-            try await DelayTopology.declare(on: publisherConnection, queues: [queue])
+            try await DelayTopology.declare(on: publisherConnection, queues: [queue], type: configuration.queueType)
             let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                 tag: "\(configuration.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }

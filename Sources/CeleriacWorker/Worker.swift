@@ -60,6 +60,8 @@ public final class Worker: Service, Sendable {
         public var globalLimits: [GlobalLimit] = []
         /// Completed task ids remembered to skip duplicate deliveries (0 = off).
         public var duplicateWindow: Int = 10_000
+        /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
+        public var queueType: QueueType = .classic
 
         public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -351,12 +353,12 @@ public final class Worker: Service, Sendable {
         let c = publisherConnection
         for queue in configuration.queues { try await declareWorkQueue(queue) }
         try await WorkerEvents.declare(on: c)
-        let (dlx, dlq, dlb) = Topology.deadLetter
+        let (dlx, dlq, dlb) = Topology.deadLetter(configuration.queueType)
         try await c.declare(dlx)
         try await c.declare(dlq)
         try await c.bind(dlb)
         do {
-            try await DelayTopology.declare(on: c, queues: configuration.queues)
+            try await DelayTopology.declare(on: c, queues: configuration.queues, type: configuration.queueType)
         } catch let error as CeleriacError {
             throw AMQPError(.protocolError, operation: "declare delay topology", reason: error.description)
         }

@@ -4,6 +4,9 @@ import CeleriacCore
 /// Every method has a no-op default, so an observer implements only what it needs.
 public protocol WorkerObserver: Sendable {
     func taskReceived(name: String, queue: String)
+    /// A task delivery carried the broker's redelivered flag (an earlier delivery was not acked: a worker died,
+    /// lost its connection, or requeued it). Counts the at-least-once cost.
+    func taskRedelivered(name: String, queue: String)
     func taskStarted(name: String, queue: String)
     /// Seconds from publish (or from its ETA, if later) to start; only for messages that carry the send time.
     func taskQueueWait(name: String, queue: String, seconds: Double)
@@ -35,6 +38,7 @@ public protocol WorkerObserver: Sendable {
 
 extension WorkerObserver {
     public func taskReceived(name: String, queue: String) {}
+    public func taskRedelivered(name: String, queue: String) {}
     public func taskStarted(name: String, queue: String) {}
     public func taskQueueWait(name: String, queue: String, seconds: Double) {}
     public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {}

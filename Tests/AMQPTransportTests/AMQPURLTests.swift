@@ -14,6 +14,27 @@ import Testing
         #expect(url.connectionTimeout == 3)
     }
 
+    @Test func brokerListsAreSplitOnSemicolonsAsCeleryWritesThem() throws {
+        let url = try AMQPURL("amqp://u:p1@h1:5672//;amqp://u:p2@h2:5673/%2F?heartbeat=2 ; amqps://h3")
+        #expect(url.host == "h1" && url.password == "p1")
+        #expect(url.alternates.map(\.host) == ["h2", "h3"])
+        #expect(url.failoverOrder.map(\.endpoint) == ["h1:5672", "h2:5673", "h3:5671"])
+        #expect(url.failoverOrder.allSatisfy { $0.alternates.isEmpty })
+        #expect(url.alternates[0].heartbeat == 2 && url.alternates[1].tls)
+        #expect(url.redacted == "amqp://u:***@h1:5672/%2F;amqp://u:***@h2:5673/%2F;amqps://guest:***@h3:5671/%2F")
+        #expect(!url.redacted.contains("p1") && !url.redacted.contains("p2"))
+        #expect(try AMQPURL("amqp://h1").failoverOrder.count == 1)
+    }
+
+    @Test func brokerListErrorsNameTheBadEntry() {
+        #expect { try AMQPURL("amqp://h1;;amqp://h2") } throws: { ($0 as? AMQPError)?.reason?.contains("empty entry") == true }
+        #expect { try AMQPURL("amqp://h1;ftp://h2") } throws: { ($0 as? AMQPError)?.reason?.contains("'ftp'") == true }
+        #expect { try AMQPURL("amqp://u:secret1@h1;amqp://u:secret2@h2:x") } throws: { error in
+            let text = "\(error)"
+            return text.contains("port 'x'") && !text.contains("secret2")
+        }
+    }
+
     @Test func defaultVhostSpellings() throws {
         #expect(try AMQPURL("amqp://guest:guest@localhost:5672//").vhost == "/")
         #expect(try AMQPURL("amqp://guest:guest@localhost:5672/%2F").vhost == "/")

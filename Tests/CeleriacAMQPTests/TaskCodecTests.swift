@@ -78,6 +78,15 @@ import Testing
         #expect(t.queues.count == 28 && t.exchanges.count == 29)
         #expect(t.queues.first?.arguments["x-message-ttl"] == .int64(134_217_728_000))  // level 27: 2^27 s
         #expect(t.queueBindings.last?.routingKey == String(repeating: "*.", count: 27) + "1.#")
+        #expect(t.queues.allSatisfy { $0.arguments["x-queue-type"] == .string("classic") })
+        // For clusters every durable queue Celeriac declares can be a quorum queue, the delay levels included.
+        #expect(Topology.delayTopology(.quorum).queues.allSatisfy { $0.arguments["x-queue-type"] == .string("quorum") })
+        #expect(Topology.workQueue("q", maxPriority: 9, type: .quorum).1.arguments == ["x-queue-type": .string("quorum")])
+        #expect(Topology.workQueue("q", maxPriority: 9).1.arguments["x-max-priority"] != nil)
+        #expect(Topology.deadLetter(.quorum).1.arguments["x-queue-type"] == .string("quorum"))
+        let reply = Topology.replyQueue("r")
+        #expect(reply.durable && !reply.autoDelete && !reply.exclusive && reply.arguments["x-expires"] != nil)
+        #expect(Topology.replyQueue("r", type: .quorum).arguments["x-queue-type"] == .string("quorum"))
     }
 
     @Test func resultBodiesMatchTheRPCBackend() throws {

@@ -71,6 +71,19 @@ enum T {
         #expect(plan.chords == [info])
         #expect(plan.messages.map(\.message.groupIndex) == [0, 1])
         #expect(plan.messages.allSatisfy { $0.message.groupID == info.id && $0.message.embed.chord != nil })
+        #expect(!info.quorum)
+    }
+
+    @Test func aChordFrozenForAClusterCarriesItsQuorumJoinQueue() throws {
+        var clustered = freezer
+        clustered.quorumJoinQueues = true
+        guard case .chord(_, let body, _) = clustered.freeze(chord(group { T.add.s(1, 1) }, T.xsum.s()).node) else {
+            Issue.record("not a chord"); return
+        }
+        let info = try #require(ChordInfo(json: body.options[ChordInfo.optionKey]))
+        // Every party (client, the worker that joins) declares the join queue from this flag, so they agree.
+        #expect(info.quorum)
+        #expect(ChordInfo(json: info.json) == info)
     }
 
     @Test func chainInsideAChordHeaderCarriesTheChordOnItsLastStep() throws {

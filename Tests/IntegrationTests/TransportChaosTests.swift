@@ -81,6 +81,80 @@ struct TransportChaosTests {
     }
 }
 
+extension TransportChaosTests {
+    /// `url1;url2`: the connection starts on the first broker and, when that node stops, fails over to the second
+    /// by itself, re-declaring the queue and re-creating the consumer there.
+    @Test func connectionFailsOverToTheNextBrokerOfTheList() async throws {
+        let chaos = TestBroker.chaos
+        var url = try chaos.url(heartbeat: 2)
+        url.alternates = [try TestBroker.shared.url(heartbeat: 2)]
+        #expect(try AMQPURL("\(chaos.urlString);\(TestBroker.shared.urlString)").failoverOrder.map(\.port) == [chaos.port, TestBroker.shared.port])
+        let c = AMQPConnection(url: url, options: .init(name: "chaos-failover", reconnectCap: .seconds(1)))
+        defer { Task { await c.close() } }
+        try await c.connect()
+        let q = uniqueName("failover")
+        try await c.declare(QueueSpec(q, durable: false, autoDelete: false).expires(milliseconds: 120_000))
+        let events = c.events()
+        let consumer = try await c.consume(queue: q, prefetch: 10, noAck: true)
+        try await c.publish(OutgoingMessage(routingKey: q, body: Array("on the first".utf8)))
+        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the first broker") { String(decoding: $0.body, as: UTF8.self) == "on the first" }
+        #expect(try chaos.ctl("list_queues", "name").contains(q))
+
+        try await chaos.scriptAsync("stop")
+        let restarted = Restarter(chaos)
+        defer { restarted.start() }
+        _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(30), "the connect to the second broker") { if case .connected = $0 { return true }; return false }
+        // The chaos node is down: whatever flows now flows through the second broker.
+        #expect(try TestBroker.shared.ctl("list_queues", "name").contains(q))
+        try await c.publish(OutgoingMessage(routingKey: q, body: Array("on the second".utf8)))
+        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the second broker") { String(decoding: $0.body, as: UTF8.self) == "on the second" }
+        _ = try await c.deleteQueue(q)
+        restarted.start()
+    }
+
+    /// A client's reply queue outlives its connection (not auto-delete, `x-expires`), results are persistent, and
+    /// `close()` removes the queue.
+    @Test func replyQueueOutlivesTheConnectionAndCloseRemovesIt() async throws {
+        let broker = TestBroker.shared
+        let client = CeleriacClient(configuration: .init(brokerURL: try broker.url(), connectionName: "reply-queue-test"))
+        try await client.start()
+        let listed = try broker.ctl("list_queues", "name", "auto_delete", "durable", "arguments")
+        let line = try #require(listed.split(separator: "\n").first { $0.hasPrefix(client.replyQueue) })
+        #expect(line.contains("false") && line.contains("true") && line.contains("x-expires"), "reply queue flags: \(line)")
+        #expect(ResultCodec.encode(.init(taskID: "x", status: .success, result: 1), replyTo: "q", correlationID: "x").properties.deliveryMode == 2)
+        // The broker drops the client's result connection: the queue (and what is in it) stays.
+        _ = try broker.ctl("close_connection", try connectionPID(broker, named: "reply-queue-test-results"), "test: drop the result connection")
+        #expect(try broker.ctl("list_queues", "name").contains(client.replyQueue))
+        await client.close()
+        #expect(try !broker.ctl("list_queues", "name").contains(client.replyQueue))
+    }
+
+    private func connectionPID(_ broker: TestBroker, named name: String) throws -> String {
+        let out = try broker.ctl("list_connections", "pid", "client_properties")
+        guard let line = out.split(separator: "\n").first(where: { $0.contains("\"\(name)\"") || $0.contains(name) }),
+              let pid = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first else {
+            throw TimedOut(what: "a connection named \(name) (list_connections: \(out))", after: .zero)
+        }
+        return String(pid)
+    }
+}
+
+/// Starts a stopped broker again exactly once, even when the test fails early.
+final class Restarter: Sendable {
+    let broker: TestBroker
+    private let done = NSLock()
+    nonisolated(unsafe) private var started = false  // guarded by `done`
+    init(_ broker: TestBroker) { self.broker = broker }
+    func start() {
+        done.lock()
+        defer { done.unlock() }
+        if started { return }
+        started = true
+        _ = try? broker.script("start")
+    }
+}
+
 /// Resumes a paused broker exactly once, even when the test fails early.
 final class Resumer: Sendable {
     let broker: TestBroker
