@@ -89,15 +89,28 @@ public final class CeleriacClient: Sendable {
             if configuration.sendSentEvents { try await publisher.declare(ExchangeSpec(SentEvents.exchange, kind: .topic, durable: true)) }
             guard configuration.receiveResults else { return }
             try await consumer.connect()
-            try await consumer.declare(Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds,
-                                                           type: configuration.queueType))
-            let stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
-            let router = self.router
-            // The routing loop lives as long as the client (cancelled in close()); the transport re-creates the
-            // consumer after a reconnect, so this stream goes on across broker restarts.
+            let spec = Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds, type: configuration.queueType)
+            try await consumer.declare(spec)
+            var stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
+            let router = self.router, consumer = self.consumer, replyQueue = self.replyQueue
+            // The routing loop lives as long as the client (cancelled in close()). The transport re-creates the
+            // consumer after a reconnect, so the stream goes on across broker restarts. It ends only when the
+            // broker cancels the consumer (the reply queue was deleted): then the queue is declared again, and
+            // waiters whose results went with the old queue end at their deadline with `resultTimeout`.
             let task = Task {
-                for await delivery in stream {
-                    if let result = ResultCodec.decode(delivery) { await router.deliver(result) }
+                while !Task.isCancelled {
+                    for await delivery in stream {
+                        if let result = ResultCodec.decode(delivery) { await router.deliver(result) }
+                    }
+                    while !Task.isCancelled {
+                        do {
+                            try await consumer.declare(spec)
+                            stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
+                            break
+                        } catch {
+                            try? await Task.sleep(for: .seconds(1))
+                        }
+                    }
                 }
             }
             routing.withLock { $0 = task }

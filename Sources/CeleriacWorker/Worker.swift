@@ -314,6 +314,10 @@ public final class Worker: Service, Sendable {
             if consumers.withLock({ $0[queue] == nil }) { return }
             attempt += 1
             do {
+                // The broker also cancels consumers of a deleted queue: declare it (and its delay binding) again, as
+                // Celery does when it restarts a consumer. A no-op when the queue is there.
+                try await declareWorkQueue(queue)
+                try await publisherConnection.bind(BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(queue)"))
                 let fresh = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                  tag: "\(configuration.hostname)-\(queue)-\(attempt)")
                 consumers.withLock { $0[queue] = fresh }

@@ -113,8 +113,8 @@ extension TransportChaosTests {
         restarted.start()
     }
 
-    /// A client's reply queue outlives its connection (not auto-delete, `x-expires`), results are persistent, and
-    /// `close()` removes the queue.
+    /// A client's reply queue outlives its connection (not auto-delete, `x-expires`), results are persistent, a
+    /// deleted reply queue is declared again, and `close()` removes the queue.
     @Test func replyQueueOutlivesTheConnectionAndCloseRemovesIt() async throws {
         let broker = TestBroker.shared
         let client = CeleriacClient(configuration: .init(brokerURL: try broker.url(), connectionName: "reply-queue-test"))
@@ -126,6 +126,17 @@ extension TransportChaosTests {
         // The broker drops the client's result connection: the queue (and what is in it) stays.
         _ = try broker.ctl("close_connection", try connectionPID(broker, named: "reply-queue-test-results"), "test: drop the result connection")
         #expect(try broker.ctl("list_queues", "name").contains(client.replyQueue))
+        // Deleted by someone else: the client declares it again and goes on receiving results.
+        let admin = AMQPConnection(url: try broker.url(), options: .init(name: "reply-queue-admin", confirms: false))
+        try await admin.connect()
+        _ = try await admin.deleteQueue(client.replyQueue)
+        let q = client.replyQueue
+        try await within(.seconds(30), "the client to declare its reply queue again") {
+            while (try? await admin.inspect(queue: q)) == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try await admin.publish(ResultCodec.encode(.success("manual-id", 42), replyTo: q, correlationID: "manual-id"))
+        #expect(try await client.result(of: "manual-id", timeout: .seconds(10)) == .int(42))
+        await admin.close()
         await client.close()
         #expect(try !broker.ctl("list_queues", "name").contains(client.replyQueue))
     }

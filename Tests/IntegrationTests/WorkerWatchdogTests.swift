@@ -76,4 +76,29 @@ struct WorkerWatchdogTests {
         try await running.stop()
         await deleteQueues([queue], url: url)
     }
+
+    /// Deleting a queue under a running worker cancels its consumer (consumer_cancel_notify): the worker declares
+    /// the queue again and re-subscribes by itself, so tasks sent afterwards run.
+    @Test func aDeletedQueueIsDeclaredAgainAndConsumed() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("deleted")
+        let stalls = Stalls()
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 2, observers: [stalls])
+        let client = try await startClient(url: url, queue: queue)
+        #expect(try await client.send("it.add", args: [1, 2]).get(timeout: .seconds(30)) == .int(3))
+
+        let admin = AMQPConnection(url: url, options: .init(name: "it-delete-queue", confirms: false))
+        try await admin.connect()
+        _ = try await admin.deleteQueue(queue)
+        let reason = try await first(stalls.events, within: .seconds(30), "the worker to re-subscribe") { $0 == "resubscribed" }
+        #expect(reason == "resubscribed")
+        // The queue exists again (declared by the worker, not by this test or the client) and is consumed.
+        let declared = try await admin.inspect(queue: queue)
+        #expect(declared.consumerCount == 1)
+        await admin.close()
+        #expect(try await client.send("it.add", args: [2, 3]).get(timeout: .seconds(30)) == .int(5))
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
 }
