@@ -9,21 +9,25 @@ import Logging
 /// back (reject with requeue), so it stays for the next one.
 public final class BrokerStateStore: BeatStateStore {
     public let queue: String
+    /// A quorum queue (beats of a RabbitMQ cluster: `--queue-type quorum`), so the state survives losing a node.
+    public let quorum: Bool
     let connection: AMQPConnection
     let logger: Logger
 
-    public init(connection: AMQPConnection, queue: String, logger: Logger) {
+    public init(connection: AMQPConnection, queue: String, logger: Logger, quorum: Bool = false) {
         self.connection = connection
         self.queue = queue
         self.logger = logger
+        self.quorum = quorum
     }
 
-    public static func spec(_ queue: String) -> QueueSpec {
-        QueueSpec(queue, durable: true).with("x-max-length", .int(1))
+    public static func spec(_ queue: String, quorum: Bool = false) -> QueueSpec {
+        let spec = QueueSpec(queue, durable: true).with("x-max-length", .int(1))
+        return quorum ? spec.quorum() : spec
     }
 
     public func prepare() async throws(AMQPError) {
-        try await connection.declare(Self.spec(queue))
+        try await connection.declare(Self.spec(queue, quorum: quorum))
     }
 
     public func load() async -> BeatState {

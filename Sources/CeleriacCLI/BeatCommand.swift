@@ -79,7 +79,8 @@ public struct BeatCommand: AsyncParsableCommand {
         let stateConnection = AMQPConnection(url: url, options: .init(name: "celeriac-beat-state", confirms: true))
         if !noLock {
             do { try await stateConnection.connect() } catch { throw CLIError(description: "\(error)") }
-            stores.append(BrokerStateStore(connection: stateConnection, queue: "\(lockName).state", logger: logger))
+            stores.append(BrokerStateStore(connection: stateConnection, queue: "\(lockName).state", logger: logger,
+                                           quorum: try broker.queueType() == .quorum))
             election = AMQPLeaderLock(url: url, lockQueue: "\(lockName).lock", logger: logger)
         }
         let registry = PrometheusCollectorRegistry()

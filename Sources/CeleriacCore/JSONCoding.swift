@@ -281,3 +281,32 @@ enum JSONWriter {
         out.append(UInt8(ascii: "\""))
     }
 }
+
+/// Writes one JSON object field by field straight into bytes, without building a ``JSONObject`` first: for hot
+/// paths that emit many small objects (task events). Keys are written as given, so they must be distinct.
+public struct JSONObjectWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    private var empty = true
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    public mutating func add(_ key: String, _ value: JSONValue) {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        JSONWriter.writeString(key, into: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        JSONWriter.write(value, into: &bytes)
+    }
+
+    public mutating func add(_ key: String, _ value: String) { add(key, .string(value)) }
+
+    /// The finished object's bytes.
+    public mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+}

@@ -111,7 +111,7 @@ public final class Worker: Service, Sendable {
     let eventsEnabled = Atomic<Bool>(false)
     var events: WorkerEvents { WorkerEvents(worker: self) }
     /// Task events waiting to be sent as one `task.multi` batch.
-    let eventBuffer = Mutex<[JSONValue]>([])
+    let eventBuffer = Mutex<WorkerEvents.Batch>(WorkerEvents.Batch())
     /// Lamport clock for remote control and events.
     let clock = Atomic<Int>(0)
     /// Tasks run so far, by name (remote control `stats`).
@@ -237,6 +237,7 @@ public final class Worker: Service, Sendable {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
                 helpers.addTask { await self.events.heartbeats() }
+                helpers.addTask { await self.events.flusher() }
                 helpers.addTask {
                     for await _ in self.shutdownRequests {
                         self.beginWarmShutdown()

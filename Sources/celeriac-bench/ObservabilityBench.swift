@@ -32,18 +32,33 @@ struct ObservabilityBench {
     }
 
     func run() async throws {
-        var off: [Double] = [], on: [Double] = []
+        var off: [Double] = [], on: [Double] = [], cpuOff: [Double] = [], cpuOn: [Double] = []
         for _ in 0..<rounds {
-            off.append(try await drain(observed: false))
-            on.append(try await drain(observed: true))
+            let a = try await drain(observed: false)
+            off.append(a.rate)
+            cpuOff.append(a.cpuMicrosPerTask)
+            let b = try await drain(observed: true)
+            on.append(b.rate)
+            cpuOn.append(b.cpuMicrosPerTask)
         }
         let medianOff = percentile(off, 0.5), medianOn = percentile(on, 0.5)
         emit("obs.drain_rate_off", medianOff, "tasks/s")
         emit("obs.drain_rate_metrics_events", medianOn, "tasks/s")
         emit("obs.ratio_on_off", medianOn / medianOff, "ratio")
+        // CPU time of this process (worker and scraper) per task: less sensitive to the machine's other load than
+        // the rates, so it shows what metrics and events cost the worker itself.
+        emit("obs.cpu_per_task_off", percentile(cpuOff, 0.5), "us")
+        emit("obs.cpu_per_task_metrics_events", percentile(cpuOn, 0.5), "us")
     }
 
-    func drain(observed: Bool) async throws -> Double {
+    /// Process CPU time (user + system) in microseconds.
+    static func cpuMicros() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+    }
+
+    func drain(observed: Bool) async throws -> (rate: Double, cpuMicrosPerTask: Double) {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let queue = benchQueue("obs")
@@ -83,15 +98,17 @@ struct ObservabilityBench {
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let start = ContinuousClock.now
+        let cpuStart = Self.cpuMicros()
         let running = Task { try await group.run() }
         await counter.wait(for: n)
         let rate = Double(n) / seconds(ContinuousClock.now - start)
+        let cpu = (Self.cpuMicros() - cpuStart) / Double(n)
         scraper?.cancel()
         endpoint?.stop()
         await group.triggerGracefulShutdown()
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
-        return rate
+        return (rate, cpu)
     }
 }
