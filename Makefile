@@ -1,7 +1,7 @@
 # Celeriac: thin wrappers around scripts/. See scripts/broker.sh for the test broker.
 SHELL := /bin/bash
 
-.PHONY: run test fuzz bench bootstrap broker-start broker-stop clean
+.PHONY: run test chaos fuzz bench bootstrap broker-start broker-stop clean
 
 run: bootstrap broker-start
 	swift build -c release --product celeriac-demo
@@ -9,7 +9,13 @@ run: bootstrap broker-start
 
 test: bootstrap
 	scripts/test.sh
+	scripts/chaos.sh --short
 	scripts/fuzz.sh $${FUZZ_SECONDS:-15}
+
+# Multi-host fault injection (network namespaces; needs root): the full workloads on a release build.
+# See Tests/Chaos/README.md; `scripts/chaos.sh --short [SCENARIO...]` is the quick form.
+chaos: bootstrap
+	scripts/chaos.sh
 
 # libFuzzer on the task decoder, the crontab parser and the broker URL parser (see Fuzz/README.md).
 fuzz:
