@@ -11,11 +11,8 @@ extension Worker {
     /// before start-up is known before the first task is consumed; then keeps following the log.
     func replayRevocationLog() async throws(AMQPError) {
         guard configuration.durableRevocations else { return }
-        try await RevocationLog.declare(on: publisherConnection)
         let token = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
-        try await publisherConnection.publish(RevocationLog.marker(token))
-        let consumer = try await consumerConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
-                                                            tag: "\(configuration.hostname)-revocations", arguments: RevocationLog.fromFirst)
+        let consumer = try await openRevocationLog(marker: token)
         let (replayed, replayedSink) = AsyncStream<Int>.makeStream()
         Task { await self.followRevocationLog(consumer, marker: token, replayed: replayedSink) }
         let count: Int? = await withTaskGroup(of: Int?.self) { group in
@@ -36,6 +33,31 @@ extension Worker {
         } else {
             logger.warning("the revocation log was not replayed within 30 s; starting anyway: tasks revoked before now may run here",
                            metadata: ["queue": .string(RevocationLog.queue)])
+        }
+    }
+
+    /// Declares the log, writes the marker and starts reading from the first entry. Several workers starting at
+    /// once on a fresh broker race to create the stream; the losers see it "not found" (RESOURCE_ERROR 506) or an
+    /// INTERNAL_ERROR for a moment, and the broker closes their connection: wait for the reconnect and try again
+    /// (up to 10 times, about 20 s in all) instead of failing the start.
+    private func openRevocationLog(marker token: String) async throws(AMQPError) -> AMQPConsumer {
+        var attempt = 0
+        while true {
+            do {
+                try await RevocationLog.declare(on: publisherConnection)
+                try await publisherConnection.publish(RevocationLog.marker(token))
+                return try await consumerConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
+                                                            tag: "\(configuration.hostname)-revocations-\(attempt)", arguments: RevocationLog.fromFirst)
+            } catch {
+                let transient = error.isConnectionLevel || error.code == .channelClosed
+                guard transient, attempt < 10 else { throw error }
+                attempt += 1
+                logger.info("the revocation log is not ready yet; trying again", metadata: [
+                    "attempt": .stringConvertible(attempt), "error": .string(error.description)])
+                _ = await publisherConnection.waitUntilConnected(timeout: .seconds(10))
+                _ = await consumerConnection.waitUntilConnected(timeout: .seconds(10))
+                try? await Task.sleep(for: .milliseconds(200 * attempt))
+            }
         }
     }
 

@@ -262,4 +262,30 @@ struct ControlAndRevocationTests {
         }
         await reader.close()
     }
+
+    /// Workers started together on a broker that has no revocation log yet race to create its stream; the losers
+    /// see it missing for a moment and their connection is closed. They must wait and try again, not fail to start
+    /// (found by the multi-host harness, Tests/Chaos).
+    @Test func workersStartingTogetherOnAFreshVhostAllReplayTheLog() async throws {
+        let broker = TestBroker.shared
+        let vhost = uniqueName("fresh")
+        _ = try broker.ctl("add_vhost", vhost)
+        _ = try broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        defer { _ = try? broker.ctl("delete_vhost", vhost) }
+        let url = try broker.url(vhost: vhost)
+        let queue = uniqueName("fresh-q")
+        let workers = try await withThrowingTaskGroup(of: RunningWorker.self) { group in
+            for i in 0..<4 {
+                group.addTask { try await startWorker(TestTasks.registry(), url: url, queues: [queue], hostname: "fresh\(i)-\(queue.suffix(6))@test") }
+            }
+            var started: [RunningWorker] = []
+            for try await w in group { started.append(w) }
+            return started
+        }
+        #expect(workers.count == 4)
+        let client = try await startClient(url: url, queue: queue)
+        #expect(try await client.send("it.add", args: [20, 22]).get(timeout: .seconds(30)) == .int(42))
+        await client.close()
+        for w in workers { try await w.stop() }
+    }
 }
