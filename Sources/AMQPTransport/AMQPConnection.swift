@@ -1,3 +1,4 @@
+import Synchronization
 /// One AMQP 0-9-1 connection to RabbitMQ, on an OS thread of its own, with an async, Sendable API.
 ///
 /// librabbitmq connections are not thread-safe and answer heartbeats only while called into, so each
@@ -156,8 +157,9 @@ public final class AMQPConnection: Sendable {
         try await publish([message])
     }
 
-    /// Publishes a batch in order and waits for all of their confirms (one wait for the whole batch).
-    public func publish(_ messages: [OutgoingMessage]) async throws(AMQPError) {
+    /// Publishes a batch in order and waits for all of their confirms (one wait for the whole batch), or until
+    /// `settler` is settled first (a reply to the message proves the broker took it).
+    public func publish(_ messages: [OutgoingMessage], settler: PublishSettler? = nil) async throws(AMQPError) {
         if hub.isBlocked {
             let unblocked = await hub.wait(until: .now + options.blockedTimeout) { _, blocked, _ in !blocked }
             if !unblocked {
@@ -165,11 +167,21 @@ public final class AMQPConnection: Sendable {
                                 hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster")
             }
         }
+        guard let settler else {
+            let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
+                let accepted = inbox.submit(ConnectionJob(
+                    run: { core in core.publish(messages) { continuation.resume(returning: $0) } },
+                    fail: { continuation.resume(returning: .failure($0)) }))
+                if !accepted { continuation.resume(returning: .failure(AMQPError(.closed, operation: "basic.publish"))) }
+            }
+            return try result.get()
+        }
         let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
+            settler.wait { continuation.resume(returning: $0) }
             let accepted = inbox.submit(ConnectionJob(
-                run: { core in core.publish(messages) { continuation.resume(returning: $0) } },
-                fail: { continuation.resume(returning: .failure($0)) }))
-            if !accepted { continuation.resume(returning: .failure(AMQPError(.closed, operation: "basic.publish"))) }
+                run: { core in core.publish(messages) { settler.settle($0) } },
+                fail: { settler.settle(.failure($0)) }))
+            if !accepted { settler.settle(.failure(AMQPError(.closed, operation: "basic.publish"))) }
         }
         try result.get()
     }
@@ -244,3 +256,39 @@ public struct AMQPConsumer: Sendable {
     public let queue: String
     public let deliveries: AsyncStream<Delivery>
 }
+
+/// Ends a publish wait by whichever comes first: the broker's confirm, or ``settle()`` from someone who has proof
+/// that the broker took the message (for a task: its reply already arrived, so the broker delivered it). Used once
+/// per publish attempt.
+public final class PublishSettler: Sendable {
+    private struct State {
+        var outcome: Result<Void, AMQPError>?
+        var waiter: (@Sendable (Result<Void, AMQPError>) -> Void)?
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The message is known to have reached the broker: the publish succeeds without waiting for its confirm.
+    public func settle() { settle(.success(())) }
+
+    func settle(_ outcome: Result<Void, AMQPError>) {
+        let waiter = state.withLock { s -> (@Sendable (Result<Void, AMQPError>) -> Void)? in
+            guard s.outcome == nil else { return nil }
+            s.outcome = outcome
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?(outcome)
+    }
+
+    func wait(_ waiter: @escaping @Sendable (Result<Void, AMQPError>) -> Void) {
+        let known = state.withLock { s -> Result<Void, AMQPError>? in
+            if let outcome = s.outcome { return outcome }
+            s.waiter = waiter
+            return nil
+        }
+        if let known { waiter(known) }
+    }
+}
+

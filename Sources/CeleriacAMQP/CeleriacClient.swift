@@ -69,6 +69,8 @@ public final class CeleriacClient: Sendable {
     private let delayTopologyDeclared = Mutex(false)
     private let delayBoundQueues = Mutex<Set<String>>([])
     private let routing = Mutex<Task<Void, Never>?>(nil)
+    /// Sends waiting for their confirm, by task id: a reply for the id ends the wait early (see ``send``).
+    let settlers = Settlers()
     let sentEvents = SentEvents()
 
     public init(configuration: Configuration) {
@@ -92,7 +94,7 @@ public final class CeleriacClient: Sendable {
             let spec = Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds, type: configuration.queueType)
             try await consumer.declare(spec)
             var stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
-            let router = self.router, consumer = self.consumer, replyQueue = self.replyQueue
+            let router = self.router, consumer = self.consumer, replyQueue = self.replyQueue, settlers = self.settlers
             // The routing loop lives as long as the client (cancelled in close()). The transport re-creates the
             // consumer after a reconnect, so the stream goes on across broker restarts. It ends only when the
             // broker cancels the consumer (the reply queue was deleted): then the queue is declared again, and
@@ -100,7 +102,9 @@ public final class CeleriacClient: Sendable {
             let task = Task {
                 while !Task.isCancelled {
                     for await delivery in stream {
-                        if let result = ResultCodec.decode(delivery) { await router.deliver(result) }
+                        guard let result = ResultCodec.decode(delivery) else { continue }
+                        settlers.take(result.taskID)?.settle()
+                        await router.deliver(result)
                     }
                     while !Task.isCancelled {
                         do {
@@ -162,7 +166,7 @@ public final class CeleriacClient: Sendable {
         if !configuration.receiveResults && message.replyTo == nil { message.ignoreResult = options.ignoreResult ?? true }
         message.replyTo = message.replyTo ?? (configuration.receiveResults ? replyQueue : nil)
         try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange,
-                          companions: companions)
+                          companions: companions, freshID: options.taskID == nil)
         return AsyncResult(id: message.id, name: name, client: self, ignored: message.ignoreResult == true || !configuration.receiveResults)
     }
 
@@ -170,8 +174,10 @@ public final class CeleriacClient: Sendable {
     ///
     /// A message with an ETA at least one second away goes through the broker's delay topology (wire spec §1.4),
     /// so no worker holds it in memory.
+    ///
+    /// `freshID`: the message's id was made up for this send (no earlier run of it can reply).
     public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
-                        companions: [OutgoingMessage] = []) async throws {
+                        companions: [OutgoingMessage] = [], freshID: Bool = false) async throws {
         var message = message
         let sends = startSend(&message, queue: queue, exchange: exchange)
         try await ensureQueue(queue)
@@ -187,19 +193,32 @@ public final class CeleriacClient: Sendable {
             outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
         }
         outgoing.mandatory = false
-        try await sends.around { try await publishWithRetry([outgoing] + companions) }
+        // A task whose id this send made up (so no earlier run can answer for it) and whose reply comes here: its
+        // first reply (STARTED, SUCCESS, …) proves the broker delivered it, so the send need not also wait for the
+        // confirm. For a persistent message the broker confirms only once it is on disk or acked, i.e. after the
+        // worker finished, so this takes the confirm's fsync or ack round trip off `send(...).get()`.
+        let settleOnReply = freshID && message.replyTo == replyQueue && configuration.receiveResults
+        try await sends.around { try await publishWithRetry([outgoing] + companions, settleOnReplyTo: settleOnReply ? message.id : nil) }
         if configuration.sendSentEvents {
             publisher.publishInBackground(sentEvents.event(for: message, queue: queue, routingKey: key, exchange: exchange ?? ""))
         }
     }
 
-    /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``.
-    func publishWithRetry(_ messages: [OutgoingMessage]) async throws {
+    /// Publishes, retrying through reconnects for up to ``Configuration/publishRetryWindow``. With
+    /// `settleOnReplyTo`, a reply for that task id ends each attempt's wait for the confirm early.
+    func publishWithRetry(_ messages: [OutgoingMessage], settleOnReplyTo taskID: String? = nil) async throws {
         let messages = configuration.signer?.sign(messages) ?? messages
         let deadline = ContinuousClock.now + configuration.publishRetryWindow
+        defer { if let taskID { _ = settlers.take(taskID) } }
         while true {
             do {
-                try await publisher.publish(messages)
+                var settler: PublishSettler?
+                if let taskID {
+                    let s = PublishSettler()
+                    settlers.put(s, for: taskID)
+                    settler = s
+                }
+                try await publisher.publish(messages, settler: settler)
                 return
             } catch let error where error.code == .blocked {
                 throw CeleriacError.brokerBlocked(reason: error.reason ?? "connection.blocked")
@@ -284,3 +303,11 @@ public enum DelayTopology {
         }
     }
 }
+
+/// Publish waits that a reply may end early, by task id (``CeleriacClient/publishWithRetry(_:settleOnReplyTo:)``).
+final class Settlers: Sendable {
+    private let waiting = Mutex<[String: PublishSettler]>([:])
+    func put(_ settler: PublishSettler, for id: String) { waiting.withLock { $0[id] = settler } }
+    func take(_ id: String) -> PublishSettler? { waiting.withLock { $0.removeValue(forKey: id) } }
+}
+
