@@ -275,6 +275,7 @@ final class ConnectionCore {
             do {
                 try openConnection()
                 everConnected = true
+                hub.emit(.connected(generation: connectionCount))
                 return .success(())
             } catch {
                 lastError = error
@@ -369,7 +370,6 @@ final class ConnectionCore {
         oldestUnconfirmed = 1
         reconnectAttempt = 0
         failuresThisPass = 0
-        hub.emit(.connected(generation: connectionCount))
     }
 
     private func reconnectIfDue() {
@@ -382,6 +382,8 @@ final class ConnectionCore {
         do {
             try openConnection()
             try restoreTopology()
+            // Announced once everything is back, so "connected" means consumers are consuming again.
+            hub.emit(.connected(generation: connectionCount))
         } catch {
             if connected { connectionLost(error) } else { failOver() }
         }
@@ -415,7 +417,16 @@ final class ConnectionCore {
         for q in queues { _ = try declare(queue: q, passive: false, remember: false) }
         for b in exchangeBindings { try bind(exchange: b, remember: false) }
         for b in bindings { try bind(b, remember: false) }
-        for consumer in consumers { try startConsumer(consumer) }
+        for consumer in consumers {
+            do {
+                try startConsumer(consumer)
+            } catch where error.code == .channelClosed && connected {
+                // RabbitMQ cannot serve this consumer's queue now (gone, or unavailable on a cluster). check() has
+                // reopened channel 1 and re-created every consumer it could (recoverMainChannel), dropping the ones
+                // that failed: their owners see their streams end. The connection stays up for the others.
+                return
+            }
+        }
     }
 
     private func connectionLost(_ error: AMQPError) {

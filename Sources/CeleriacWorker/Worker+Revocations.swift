@@ -11,6 +11,7 @@ extension Worker {
     /// before start-up is known before the first task is consumed; then keeps following the log.
     func replayRevocationLog() async throws(AMQPError) {
         guard configuration.durableRevocations else { return }
+        try await revocationConnection.connect()
         let token = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
         let consumer = try await openRevocationLog(marker: token)
         let (replayed, replayedSink) = AsyncStream<Int>.makeStream()
@@ -39,44 +40,67 @@ extension Worker {
     /// Declares the log, writes the marker and starts reading from the first entry. Several workers starting at
     /// once on a fresh broker race to create the stream; the losers see it "not found" (RESOURCE_ERROR 506) or an
     /// INTERNAL_ERROR for a moment, and the broker closes their connection: wait for the reconnect and try again
-    /// (up to 10 times, about 20 s in all) instead of failing the start.
-    private func openRevocationLog(marker token: String) async throws(AMQPError) -> AMQPConsumer {
+    /// (up to `attempts` times, about 20 s for 10) instead of failing the start.
+    ///
+    /// The stream is declared without being re-declared after reconnects: the consumer is re-created by the
+    /// transport, and if RabbitMQ cannot serve the stream then, that consumer alone is dropped and
+    /// ``followRevocationLog`` opens it again later.
+    private func openRevocationLog(marker token: String, attempts: Int = 10) async throws(AMQPError) -> AMQPConsumer {
         var attempt = 0
         while true {
             do {
-                try await RevocationLog.declare(on: publisherConnection)
-                try await publisherConnection.publish(RevocationLog.marker(token))
-                return try await consumerConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
-                                                            tag: "\(configuration.hostname)-revocations-\(attempt)", arguments: RevocationLog.fromFirst)
+                _ = try await revocationConnection.declare(RevocationLog.spec, recreateAfterReconnect: false)
+                try await revocationConnection.publish(RevocationLog.marker(token))
+                return try await revocationConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
+                                                              tag: "\(configuration.hostname)-revocations-\(attempt)", arguments: RevocationLog.fromFirst)
             } catch {
                 let transient = error.isConnectionLevel || error.code == .channelClosed
-                guard transient, attempt < 10 else { throw error }
+                guard transient, attempt < attempts else { throw error }
                 attempt += 1
                 logger.info("the revocation log is not ready yet; trying again", metadata: [
                     "attempt": .stringConvertible(attempt), "error": .string(error.description)])
-                _ = await publisherConnection.waitUntilConnected(timeout: .seconds(10))
-                _ = await consumerConnection.waitUntilConnected(timeout: .seconds(10))
+                _ = await revocationConnection.waitUntilConnected(timeout: .seconds(10))
                 try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
         }
     }
 
-    private func followRevocationLog(_ consumer: AMQPConsumer, marker: String, replayed: AsyncStream<Int>.Continuation) async {
+    /// Applies the log's entries, signals when this worker's marker is reached, and keeps following the log. When
+    /// the broker drops the consumer (the stream became unavailable), the revocations already known stay in
+    /// memory and the log is opened again every 10 s until it can be read; tasks keep running meanwhile.
+    private func followRevocationLog(_ first: AMQPConsumer, marker: String, replayed: AsyncStream<Int>.Continuation) async {
         var count = 0
-        for await delivery in consumer.deliveries {
-            switch RevocationLog.decode(delivery.body) {
-            case .revoke(let id, let at, _)?:
-                if await revoked.insert(id, revokedAt: at) { count += 1 }
-                await loggedRevocations.insert(id, revokedAt: at)
-            case .marker(let token)? where token == marker:
-                replayed.yield(count)
-                replayed.finish()
-            default:
-                break
+        var consumer = first
+        var marker = marker
+        while true {
+            for await delivery in consumer.deliveries {
+                switch RevocationLog.decode(delivery.body) {
+                case .revoke(let id, let at, _)?:
+                    if await revoked.insert(id, revokedAt: at) { count += 1 }
+                    await loggedRevocations.insert(id, revokedAt: at)
+                case .marker(let token)? where token == marker:
+                    replayed.yield(count)
+                    replayed.finish()
+                default:
+                    break
+                }
+                revocationConnection.ackInBackground(delivery.tag)
             }
-            consumerConnection.ackInBackground(delivery.tag)
+            replayed.finish()
+            if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
+            logger.warning("the revocation log cannot be read; revocations known so far stay in effect, retrying every 10 s",
+                           metadata: ["queue": .string(RevocationLog.queue)])
+            while true {
+                try? await Task.sleep(for: .seconds(10))
+                if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
+                marker = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
+                if let fresh = try? await openRevocationLog(marker: marker, attempts: 0) {
+                    consumer = fresh
+                    logger.info("reading the revocation log again", metadata: ["queue": .string(RevocationLog.queue)])
+                    break
+                }
+            }
         }
-        replayed.finish()
     }
 
     /// Records revocations that arrived as a broadcast only (e.g. `celery control revoke`) in the log, unless
@@ -92,7 +116,7 @@ extension Worker {
             }
             guard !missing.isEmpty else { return }
             do {
-                try await publisherConnection.publish(missing)
+                try await revocationConnection.publish(missing)
             } catch {
                 logger.warning("could not record revocations in the broker's log; workers started later may run them",
                                metadata: ["ids": .string(ids.joined(separator: ",")), "error": .string(String(describing: error))])

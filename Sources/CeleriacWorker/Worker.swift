@@ -95,6 +95,10 @@ public final class Worker: Service, Sendable {
     let graphExchangeDeclared = Atomic<Bool>(false)
     let consumerConnection: AMQPConnection
     let publisherConnection: AMQPConnection
+    /// Reads and writes the revocation log (a stream queue) on a connection of its own: a stream RabbitMQ cannot
+    /// serve for a while (its coordinator on a lost cluster node) closes this connection, never the ones that
+    /// consume and publish tasks.
+    let revocationConnection: AMQPConnection
     /// Global limits, unique locks, duplicate detection (Worker+Coordination.swift).
     let coordination: WorkerCoordination
     let revoked = RevokedSet()
@@ -162,6 +166,7 @@ public final class Worker: Service, Sendable {
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
+        self.revocationConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-revocations", confirms: true))
         self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
                                                url: configuration.brokerURL, hostname: configuration.hostname, logger: logger,
                                                observer: observer as? any CoordinationObserver)
@@ -209,6 +214,7 @@ public final class Worker: Service, Sendable {
         await coordination.stop()
         await consumerConnection.close()
         await publisherConnection.close()
+        await revocationConnection.close()
     }
 
     private func consumeAndRun() async throws {

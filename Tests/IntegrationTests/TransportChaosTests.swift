@@ -113,6 +113,40 @@ extension TransportChaosTests {
         restarted.start()
     }
 
+    /// After a reconnect, a consumer whose queue RabbitMQ cannot serve any more (here: a transient queue gone with
+    /// the restart) is dropped and its stream ends; the connection stays up and the other consumers consume.
+    @Test func aConsumerThatCannotBeRestoredIsDroppedAndTheOthersGoOn() async throws {
+        let broker = TestBroker.chaos
+        let url = try broker.url(heartbeat: 2)
+        let admin = AMQPConnection(url: url, options: .init(name: "chaos-restore-admin", confirms: false, reconnectCap: .seconds(1)))
+        let c = AMQPConnection(url: url, options: .init(name: "chaos-restore", reconnectCap: .seconds(1)))
+        defer { Task { await c.close(); await admin.close() } }
+        try await admin.connect()
+        try await c.connect()
+        let transient = uniqueName("transient"), durable = uniqueName("durable")
+        _ = try await admin.declare(QueueSpec(transient, durable: false), recreateAfterReconnect: false)
+        _ = try await c.declare(QueueSpec(durable, durable: true))
+        let events = c.events()
+        let gone = try await c.consume(queue: transient, prefetch: 10, noAck: true)
+        let kept = try await c.consume(queue: durable, prefetch: 10, noAck: true)
+
+        try await broker.scriptAsync("restart")
+        let dropped = try await first(events, within: .seconds(60), "the consumer of the vanished queue to be dropped") {
+            if case .consumerCancelled = $0 { return true }; return false
+        }
+        #expect({ if case .consumerCancelled(let tag) = dropped { tag == gone.tag } else { false } }())
+        _ = try await first(events, within: .seconds(30), "the restored connection") { if case .connected = $0 { return true }; return false }
+        let ended = try await within(.seconds(10), "the dropped consumer's stream to end") { () -> Bool in
+            for await _ in gone.deliveries {}
+            return true
+        }
+        #expect(ended)
+        try await c.publish(OutgoingMessage(routingKey: durable, body: Array("still here".utf8), properties: .init(deliveryMode: 2)))
+        _ = try await first(kept.deliveries, within: .seconds(10), "a delivery on the restored consumer") { String(decoding: $0.body, as: UTF8.self) == "still here" }
+        #expect(c.isConnected)
+        _ = try await c.deleteQueue(durable)
+    }
+
     /// A client's reply queue outlives its connection (not auto-delete, `x-expires`), results are persistent, a
     /// deleted reply queue is declared again, and `close()` removes the queue.
     @Test func replyQueueOutlivesTheConnectionAndCloseRemovesIt() async throws {
