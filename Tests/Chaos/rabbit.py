@@ -5,6 +5,7 @@ Each node: long name rabbit@<host ip>, AMQP on 0.0.0.0:5672 of its namespace, it
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,9 @@ class RabbitNode:
         self.host = host
         self.name = f"rabbit@{host.ip}"
         self.dir = os.path.join(base_dir, f"rabbit-{host.name}{tag}")
+        # A node starts from nothing in each harness run (a data dir left by an earlier run remembers another
+        # cluster and cannot join this one); restarts within the run keep it.
+        shutil.rmtree(self.dir, ignore_errors=True)
         self.cookie = cookie
         self.log = log
         self.proc = None
