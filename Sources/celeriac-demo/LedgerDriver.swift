@@ -55,7 +55,7 @@ enum LedgerDriver {
             case "-b", "--broker": o.broker = try value(a)
             case "--count": o.count = try int(a, min: 0)
             case "--chains": o.chains = try int(a, min: 0)
-            case "--chain-length": o.chainLength = try int(a, min: 1)
+            case "--chain-length": o.chainLength = try int(a, min: 0)
             case "--chord": o.chord = try int(a, min: 0)
             case "--queue": o.queue = try value(a)
             case "--queue-type":
@@ -69,13 +69,16 @@ enum LedgerDriver {
                 o.deadline = s
             case "--events": o.events = true
             case "--send-concurrency": o.concurrency = try int(a, min: 1)
-            case "-h", "--help": throw LedgerError(usage)
+            case "-h", "--help": throw Help()
             default: throw LedgerError("unknown argument '\(a)'\n\(usage)")
             }
             i += 1
         }
+        if o.chains > 0 && o.chainLength < 1 { throw LedgerError("--chain-length must be at least 1 when --chains is more than 0") }
         return o
     }
+
+    struct Help: Error {}
 
     static func run(_ arguments: [String]) async -> Int32 {
         do {
@@ -83,6 +86,9 @@ enum LedgerDriver {
             let ledger = try await Run(options).execute()
             Run.line("ledger " + String(decoding: ledger.json.jsonBytes, as: UTF8.self))
             return ledger.lost == 0 && ledger.wrong == 0 && ledger.chainsOK && ledger.chordOK ? 0 : 1
+        } catch is Help {
+            Run.line(usage)
+            return 0
         } catch {
             FileHandle.standardError.write(Data("celeriac-demo ledger: \(error)\n".utf8))
             return 2
@@ -199,46 +205,57 @@ enum LedgerDriver {
             var maxLatency = 0.0
         }
 
-        /// Sends the adds (a bounded number in flight) and waits for each result as soon as it is sent.
+        /// Sends the adds (a bounded number of sends in flight) and waits for each result from the moment it is
+        /// sent, so `completed` in the progress lines counts results as they arrive.
         func sendAndWaitAdds(until deadline: ContinuousClock.Instant) async throws -> Outcome {
             let total = options.count
+            let lanes = min(options.concurrency, max(total, 1))
+            let (sentIDs, sentSink) = AsyncStream<(String, Int, ContinuousClock.Instant)>.makeStream()
             return try await withThrowingTaskGroup(of: Outcome.self) { group in
-                for _ in 0..<min(options.concurrency, max(total, 1)) {
+                group.addTask { [self] in
+                    defer { sentSink.finish() }
+                    try await withThrowingTaskGroup(of: Void.self) { senders in
+                        for _ in 0..<lanes {
+                            senders.addTask { [self] in
+                                while true {
+                                    let i = nextAdd.add(1, ordering: .relaxed).oldValue
+                                    guard i < total else { return }
+                                    let id = "\(options.prefix)-add-\(i)"
+                                    let sentAt = ContinuousClock.now
+                                    _ = try await client.delay(DemoTasks.add, .init(i, i), options: .init(taskID: id))
+                                    sent.add(1, ordering: .relaxed)
+                                    sentSink.yield((id, i, sentAt))
+                                }
+                            }
+                        }
+                        try await senders.waitForAll()
+                    }
+                    return Outcome()
+                }
+                for await (id, i, sentAt) in sentIDs {
                     group.addTask { [self] in
                         var out = Outcome()
-                        var waits: [(String, Int, ContinuousClock.Instant)] = []
-                        while true {
-                            let i = nextAdd.add(1, ordering: .relaxed).oldValue
-                            guard i < total else { break }
-                            let id = "\(options.prefix)-add-\(i)"
-                            let sentAt = ContinuousClock.now
-                            _ = try await client.delay(DemoTasks.add, .init(i, i), options: .init(taskID: id))
-                            sent.add(1, ordering: .relaxed)
-                            waits.append((id, i, sentAt))
-                        }
-                        for (id, i, sentAt) in waits {
-                            do {
-                                let value = try await client.result(of: id, name: DemoTasks.add.name, timeout: max(.zero, deadline - .now))
-                                out.maxLatency = max(out.maxLatency, (ContinuousClock.now - sentAt).seconds)
-                                completed.add(1, ordering: .relaxed)
-                                if value != .int(Int64(2 * i)) { out.wrong += 1 }
-                            } catch CeleriacError.resultTimeout {
-                                out.lost.append(id)
-                            } catch {
-                                completed.add(1, ordering: .relaxed)
-                                out.wrong += 1
-                            }
+                        do {
+                            let value = try await client.result(of: id, name: DemoTasks.add.name, timeout: max(.zero, deadline - .now))
+                            out.maxLatency = (ContinuousClock.now - sentAt).seconds
+                            completed.add(1, ordering: .relaxed)
+                            if value != .int(Int64(2 * i)) { out.wrong += 1 }
+                        } catch CeleriacError.resultTimeout {
+                            out.lost.append(id)
+                        } catch {
+                            completed.add(1, ordering: .relaxed)
+                            out.wrong += 1
                         }
                         return out
                     }
                 }
-                var total = Outcome()
+                var all = Outcome()
                 for try await part in group {
-                    total.wrong += part.wrong
-                    total.lost += part.lost
-                    total.maxLatency = max(total.maxLatency, part.maxLatency)
+                    all.wrong += part.wrong
+                    all.lost += part.lost
+                    all.maxLatency = max(all.maxLatency, part.maxLatency)
                 }
-                return total
+                return all
             }
         }
 
