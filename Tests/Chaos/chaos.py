@@ -613,6 +613,25 @@ def finish_common(bed, o, queue, node=None, names=WORKERS, vhost="/"):
     bed.stop_workers(names)
 
 
+def recovery_times(bed, o, led, rec, t0, metric, timeout, what, key, again_key, again_what, stuck_hint=""):
+    """After a broker-side fault at t0: when each worker's `metric` reached 1 (rec["wN_<key>"]), and when the
+    workers finished tasks again (rec[again_key]); a worker that never gets there fails the scenario."""
+    for w in WORKERS:
+        try:
+            t = bed.monitor.first_after(w, metric, t0, lambda v: v >= 1, timeout, f"{w} to {what}")
+            rec[f"{w}_{key}"] = round(max(0.0, t - t0), 2)
+        except ChaosError as e:
+            o.fail(str(e))
+    if led.proc.poll() is None and led.done() < led.executions:
+        try:
+            base = led.done()
+            t = wait_until(f"the workers to finish tasks again {again_what}",
+                           lambda: led.done() > base and time.time(), 60, interval=0.05)
+            rec[again_key] = round(t - t0, 2)
+        except ChaosError as e:
+            o.fail(f"{e}{stuck_hint}")
+
+
 def s1_steady(bed, o):
     """3 workers share the work fairly; `celery inspect ping` reaches all three."""
     q = "chaos.s1"
@@ -685,21 +704,9 @@ def s3_broker_restart(bed, o):
     b.start()
     t_up = time.time()
     rec = {"broker_down_s": round(t_up - t_stop, 2)}
-    for w in WORKERS:
-        try:
-            t = bed.monitor.first_after(w, "celeriac_broker_connected", t_up, lambda v: v >= 1, 30,
-                                        f"{w} to reconnect after the broker restart")
-            rec[f"{w}_reconnected_after_s"] = round(max(0.0, t - t_up), 2)
-        except ChaosError as e:
-            o.fail(str(e))
-    if led.proc.poll() is None and led.done() < led.executions:
-        try:
-            base = led.done()
-            t = wait_until("the workers to finish tasks again after the broker restart",
-                           lambda: led.done() > base and time.time(), 60, interval=0.05)
-            rec["tasks_run_again_after_s"] = round(t - t_up, 2)
-        except ChaosError as e:
-            o.fail(str(e))
+    recovery_times(bed, o, led, rec, t_up, metric="celeriac_broker_connected", timeout=30,
+                   what="reconnect after the broker restart", key="reconnected_after_s",
+                   again_key="tasks_run_again_after_s", again_what="after the broker restart")
     o["recovery"] = rec
     o.add_ledger(led.finish())
     o["duplicate_cause"] = "tasks whose acks were in flight when the broker stopped run again"
@@ -920,21 +927,10 @@ def cluster_failover(bed, o, grown):
     o.check(o["work_queue_type"] == "quorum", f"{q} is not a quorum queue: {o['work_queue_type']}")
     t_down = stop_mid_run(o, led, victim, wl["count"])
     rec = {"stopped_node": victim.name}
-    for w in WORKERS:
-        try:
-            t = bed.monitor.first_after(w, "celeriac_broker_reconnects_total", t_down, lambda v: v >= 1, 60,
-                                        f"{w} to fail over to another node")
-            rec[f"{w}_failed_over_after_node_down_s"] = round(max(0.0, t - t_down), 2)
-        except ChaosError as e:
-            o.fail(str(e))
-    if led.proc.poll() is None and led.done() < led.executions:
-        try:
-            base = led.done()
-            t = wait_until("the workers to finish tasks again after the node stopped",
-                           lambda: led.done() > base and time.time(), 60, interval=0.05)
-            rec["tasks_run_again_after_node_down_s"] = round(t - t_down, 2)
-        except ChaosError as e:
-            o.fail(f"{e} (the workers reconnected but do not consume; see {RUN_DIR}/logs/w*.log)")
+    recovery_times(bed, o, led, rec, t_down, metric="celeriac_broker_reconnects_total", timeout=60,
+                   what="fail over to another node", key="failed_over_after_node_down_s",
+                   again_key="tasks_run_again_after_node_down_s", again_what="after the node stopped",
+                   stuck_hint=f" (the workers reconnected but do not consume; see {RUN_DIR}/logs/w*.log)")
     o["recovery"] = rec
     o.add_ledger(led.finish())
     o["duplicate_cause"] = "acks in flight to the stopped node; quorum queues redeliver those messages"

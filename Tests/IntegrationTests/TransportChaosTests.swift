@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import AMQPTransport
 import CeleriacAMQP
@@ -66,8 +67,8 @@ struct TransportChaosTests {
         try await c.connect()
         let events = c.events()
         try await broker.scriptAsync("pause")
-        let resumed = Resumer(broker)
-        defer { resumed.resume() }
+        let resumed = BrokerScriptOnce(broker, "resume")
+        defer { resumed.run() }
         let start = ContinuousClock.now
         let event = try await first(events, within: .seconds(15), "a heartbeat timeout") { if case .disconnected = $0 { return true }; return false }
         let elapsed = ContinuousClock.now - start
@@ -75,7 +76,7 @@ struct TransportChaosTests {
         #expect(error.code == .heartbeatTimeout || error.code == .connectionLost)
         // Two heartbeat intervals (2 s) plus the poll granularity.
         #expect(elapsed < .seconds(5))
-        resumed.resume()
+        resumed.run()
         _ = try await first(events, within: .seconds(60), "the reconnect after SIGCONT") { if case .connected = $0 { return true }; return false }
         #expect(c.isConnected)
     }
@@ -101,8 +102,8 @@ extension TransportChaosTests {
         #expect(try chaos.ctl("list_queues", "name").contains(q))
 
         try await chaos.scriptAsync("stop")
-        let restarted = Restarter(chaos)
-        defer { restarted.start() }
+        let restarted = BrokerScriptOnce(chaos, "start")
+        defer { restarted.run() }
         _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
         _ = try await first(events, within: .seconds(30), "the connect to the second broker") { if case .connected = $0 { return true }; return false }
         // The chaos node is down: whatever flows now flows through the second broker.
@@ -110,7 +111,7 @@ extension TransportChaosTests {
         try await c.publish(OutgoingMessage(routingKey: q, body: Array("on the second".utf8)))
         _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the second broker") { String(decoding: $0.body, as: UTF8.self) == "on the second" }
         _ = try await c.deleteQueue(q)
-        restarted.start()
+        restarted.run()
     }
 
     /// After a reconnect, a consumer whose queue RabbitMQ cannot serve any more (here: a transient queue gone with
@@ -185,33 +186,19 @@ extension TransportChaosTests {
     }
 }
 
-/// Starts a stopped broker again exactly once, even when the test fails early.
-final class Restarter: Sendable {
+/// Runs a `scripts/broker.sh` command on a broker exactly once, even when the test fails early: starts a stopped
+/// node again (`start`) or resumes a paused one (`resume`).
+final class BrokerScriptOnce: Sendable {
     let broker: TestBroker
-    private let done = NSLock()
-    nonisolated(unsafe) private var started = false  // guarded by `done`
-    init(_ broker: TestBroker) { self.broker = broker }
-    func start() {
-        done.lock()
-        defer { done.unlock() }
-        if started { return }
-        started = true
-        _ = try? broker.script("start")
+    let command: String
+    private let done = Mutex(false)
+    init(_ broker: TestBroker, _ command: String) {
+        self.broker = broker
+        self.command = command
     }
-}
-
-/// Resumes a paused broker exactly once, even when the test fails early.
-final class Resumer: Sendable {
-    let broker: TestBroker
-    private let done = NSLock()
-    nonisolated(unsafe) private var resumed = false  // guarded by `done`
-    init(_ broker: TestBroker) { self.broker = broker }
-    func resume() {
-        done.lock()
-        defer { done.unlock() }
-        if resumed { return }
-        resumed = true
-        _ = try? broker.script("resume")
+    func run() {
+        guard !done.withLock({ d in defer { d = true }; return d }) else { return }
+        _ = try? broker.script(command)
     }
 }
 
