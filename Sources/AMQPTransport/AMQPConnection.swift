@@ -233,8 +233,14 @@ public final class AMQPConnection: Sendable {
 
     /// Queues an ack without waiting for it to be written: acks leave in order with everything else this
     /// connection sends, and the caller does not pay a thread hop per message (the hot path of a consumer).
+    ///
+    /// Acks queued together leave as one `basic.ack` with `multiple` set when every tag below them is settled.
     public func ackInBackground(_ tag: DeliveryTag, multiple: Bool = false) {
-        _ = inbox.submit(ConnectionJob(run: { _ = $0.settle(tag, .ack(multiple: multiple)) }, fail: { _ in }))
+        if multiple {
+            _ = inbox.submit(ConnectionJob(run: { _ = $0.settle(tag, .ack(multiple: true)) }, fail: { _ in }))
+        } else {
+            _ = inbox.submit(ConnectionJob(run: { $0.queueAck(tag) }, fail: { _ in }))
+        }
     }
 
     private func settle(_ tag: DeliveryTag, _ how: ConnectionCore.Settle) async -> Bool {

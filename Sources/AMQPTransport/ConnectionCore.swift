@@ -63,6 +63,8 @@ final class ConnectionCore {
 
     private var reconnectAttempt = 0
     private var nextReconnectAt = ContinuousClock.now
+    /// Settled tags of channel 1 in this generation; background acks are coalesced through it (flushAcks()).
+    private var acks = AckTracker()
 
     init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
         self.urls = url.failoverOrder
@@ -78,6 +80,7 @@ final class ConnectionCore {
             for job in inbox.takeAll() {
                 if stopping { job.fail(closedError()) } else { job.run(self) }
             }
+            flushAcks()
             if stopping { break }
             if connected {
                 pump()
@@ -182,10 +185,13 @@ final class ConnectionCore {
                 body: CDecode.bytes(message.body), messageCount: nil)
             amqp_destroy_message(&message)
             if let consumer = consumers.first(where: { $0.tag == consumerTag }) {
+                if consumer.noAck && channel == Self.mainChannel { acks.settled(tag.value) }
                 consumer.continuation.yield(delivery)
             } else if channel == Self.mainChannel {
                 // A delivery for a consumer that was cancelled meanwhile: hand it back to the queue.
+                flushAcks()
                 amqp_basic_reject(c, channel, tag.value, 1)
+                acks.settled(tag.value)
             }
         case AMQP_BASIC_ACK_METHOD:
             let a = method.decoded!.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
@@ -365,6 +371,7 @@ final class ConnectionCore {
         connected = true
         adminOpen = false
         generation += 1
+        acks.reset()
         connectionCount += 1
         nextPublishSeq = 1
         oldestUnconfirmed = 1
@@ -454,6 +461,7 @@ final class ConnectionCore {
         recovering = true
         defer { recovering = false }
         generation += 1
+        acks.reset()
         failAllConfirms(error)
         do {
             try openMainChannel()
@@ -687,6 +695,9 @@ final class ConnectionCore {
     func settle(_ tag: DeliveryTag, _ how: Settle) -> Bool {
         guard connected, let c = conn, tag.generation == generation else { return false }
         if tag.channel == Self.adminChannel && !adminOpen { return false }
+        // Queued acks first: a `multiple` nack must not take a tag the application has acked.
+        if tag.channel == Self.mainChannel { flushAcks() }
+        guard connected else { return false }
         let rc: Int32 = switch how {
         case .ack(let multiple): amqp_basic_ack(c, tag.channel, tag.value, multiple ? 1 : 0)
         case .nack(let multiple, let requeue): amqp_basic_nack(c, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
@@ -696,7 +707,40 @@ final class ConnectionCore {
             connectionLost(AMQPError(status: rc, operation: "basic.ack"))
             return false
         }
+        if tag.channel == Self.mainChannel {
+            switch how {
+            case .ack(true), .nack(true, _): acks.settled(upTo: tag.value)
+            default: acks.settled(tag.value)
+            }
+        }
         return true
+    }
+
+    /// An ack that may leave together with others (``AMQPConnection/ackInBackground(_:multiple:)``): queued
+    /// until the end of the current batch of jobs, then sent by ``flushAcks()``.
+    func queueAck(_ tag: DeliveryTag) {
+        guard connected, tag.generation == generation else { return }
+        guard tag.channel == Self.mainChannel else {
+            _ = settle(tag, .ack(multiple: false))
+            return
+        }
+        acks.queueAck(tag.value)
+    }
+
+    /// Sends the queued acks of channel 1: one `multiple` ack for the run that is settled from the bottom up,
+    /// single acks for the rest.
+    func flushAcks() {
+        guard acks.hasPending else { return }
+        let (upTo, singles) = acks.flush()
+        guard connected, let c = conn else { return }
+        if let upTo, amqp_basic_ack(c, Self.mainChannel, upTo, 1) < 0 {
+            connectionLost(AMQPError(.connectionLost, operation: "basic.ack"))
+            return
+        }
+        for tag in singles where amqp_basic_ack(c, Self.mainChannel, tag, 0) < 0 {
+            connectionLost(AMQPError(.connectionLost, operation: "basic.ack"))
+            return
+        }
     }
 
     /// Publishes messages in order; `completion` runs once every one is confirmed (or failed).
@@ -743,6 +787,7 @@ final class ConnectionCore {
     }
 
     func close() {
+        flushAcks()
         stopping = true
         for consumer in consumers { consumer.continuation.finish() }
         consumers = []
