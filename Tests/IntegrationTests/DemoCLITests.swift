@@ -8,20 +8,15 @@ import Testing
 /// bad input on the command line, and a clean exit on SIGTERM.
 @Suite(.tags(.integration))
 struct DemoCLITests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
-    func cli(_ args: [String]) async -> (ok: Bool, output: String) {
-        await Shell.runOffPoolWithStatus(Self.demo, args, environment: ProcessInfo.processInfo.environment)
-    }
+    func cli(_ args: [String]) async -> (ok: Bool, output: String) { await DemoApp.run(args) }
 
     @Test func workerProcessCallAndShutdown() async throws {
         let url = try TestBroker.shared.url()
         let broker = TestBroker.shared.urlString
         let queue = uniqueName("cli")
-        guard FileManager.default.isExecutableFile(atPath: Self.demo) else {
-            Issue.record("\(Self.demo) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
-            return
-        }
+        guard DemoApp.isBuilt() else { return }
         let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
         let pid = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "2", "-n", "\(queue)@test", "--broker", broker],
                                   environment: ProcessInfo.processInfo.environment, log: log)

@@ -8,7 +8,7 @@ import Testing
 /// Global concurrency: N permits on the broker, held unacked while a task runs.
 @Suite(.tags(.integration), .serialized)
 struct GlobalConcurrencyTests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
     /// Three `celeriac-demo` workers (two slots each) under a global limit of 2; one is SIGKILLed in the middle of a
     /// task. The start/end ledger the tasks write never shows three at once, every task completes, and both permits

@@ -9,7 +9,7 @@ import Testing
 /// `celeriac-demo pool-child` processes, against the throwaway broker.
 @Suite(.tags(.integration), .serialized)
 struct ProcessPoolTests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
     /// A worker process started by the test; killed and reaped at the end whatever happens.
     final class WorkerProcess: Sendable {

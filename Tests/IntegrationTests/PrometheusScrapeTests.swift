@@ -42,7 +42,7 @@ struct PrometheusScrapeTests {
             at: "\(at)"
         """.write(toFile: "\(dir)/schedule.yaml", atomically: true, encoding: .utf8)
         let beatPort = try freeLoopbackPort()
-        let beat = try Shell.spawn("\(TestBroker.repoRoot)/.build/debug/celeriac-demo",
+        let beat = try Shell.spawn(DemoApp.path,
                                    ["beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
                                     "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString],
                                    environment: ProcessInfo.processInfo.environment, log: "\(dir)/beat.log")

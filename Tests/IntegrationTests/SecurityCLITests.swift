@@ -7,21 +7,16 @@ import Testing
 /// The security flags of `celeriac-demo worker` and `call` end to end.
 @Suite(.tags(.integration))
 struct SecurityCLITests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
     static let secret = "cli-S3CRET-5f4e3d2c1b0a99887766554433221100"
 
-    func cli(_ args: [String]) async -> (ok: Bool, output: String) {
-        await Shell.runOffPoolWithStatus(Self.demo, args, environment: ProcessInfo.processInfo.environment)
-    }
+    func cli(_ args: [String]) async -> (ok: Bool, output: String) { await DemoApp.run(args) }
 
     @Test func aWorkerWithSigningKeysRunsSignedCallsAndDeadLettersUnsignedOnes() async throws {
         let url = try TestBroker.shared.url()
         let broker = TestBroker.shared.urlString
         let queue = uniqueName("cli-sec")
-        guard FileManager.default.isExecutableFile(atPath: Self.demo) else {
-            Issue.record("\(Self.demo) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
-            return
-        }
+        guard DemoApp.isBuilt() else { return }
         let keys = "\(TestBroker.repoRoot)/.run/\(queue).keys"
         try "# test keys\nk1=\(Self.secret)\n".write(toFile: keys, atomically: true, encoding: .utf8)
         let badKeys = "\(TestBroker.repoRoot)/.run/\(queue).bad-keys"

