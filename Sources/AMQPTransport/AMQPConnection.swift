@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 /// One AMQP 0-9-1 connection to RabbitMQ, on an OS thread of its own, with an async, Sendable API.
 ///
 /// librabbitmq connections are not thread-safe and answer heartbeats only while called into, so each
@@ -47,7 +50,7 @@ public final class AMQPConnection: Sendable {
 
     public let url: AMQPURL
     public let options: Options
-    private let inbox = Inbox()
+    let inbox = Inbox()
     private let hub = EventHub()
 
     public init(url: AMQPURL, options: Options = Options()) {
@@ -56,6 +59,7 @@ public final class AMQPConnection: Sendable {
         let inbox = self.inbox
         let hub = self.hub
         startThread(name: "amqp-\(options.name)") {
+            inbox.owner.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .releasing)
             // The core is created on its thread and never leaves it.
             let core = ConnectionCore(url: url, options: options, inbox: inbox, hub: hub)
             core.run()

@@ -175,7 +175,8 @@ final class ConnectionCore {
             let routingKey = CDecode.string(d.routing_key)
             var message = amqp_message_t()
             let r = amqp_read_message(c, channel, &message, 0)
-            if let error = AMQPError(reply: r, operation: "read delivery on \(url.endpoint)") {
+            // The operation text is built only on failure: this runs once per delivery.
+            if r.reply_type != AMQP_RESPONSE_NORMAL, let error = AMQPError(reply: r, operation: "read delivery on \(url.endpoint)") {
                 connectionLost(error)
                 return
             }

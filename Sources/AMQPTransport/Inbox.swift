@@ -26,6 +26,8 @@ final class Inbox: Sendable {
         var closed = false
     }
     private let state = Mutex(State())
+    /// The connection thread's pthread id, once it runs (0 before).
+    let owner = Atomic<UInt>(0)
     /// The pipe is created once and closed in deinit; the fds are plain integers.
     let wakeReadFD: Int32
     private let wakeWriteFD: Int32

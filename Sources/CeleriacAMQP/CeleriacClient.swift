@@ -99,7 +99,9 @@ public final class CeleriacClient: Sendable {
             // consumer after a reconnect, so the stream goes on across broker restarts. It ends only when the
             // broker cancels the consumer (the reply queue was deleted): then the queue is declared again, and
             // waiters whose results went with the old queue end at their deadline with `resultTimeout`.
-            let task = Task {
+            // It runs on the result connection's own thread (the connection is a TaskExecutor): decoding a result
+            // and handing it to its waiter costs no thread wake-up between the socket and the router.
+            let task = Task(executorPreference: consumer) {
                 while !Task.isCancelled {
                     for await delivery in stream {
                         guard let result = ResultCodec.decode(delivery) else { continue }

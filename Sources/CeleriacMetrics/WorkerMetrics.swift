@@ -12,6 +12,8 @@ import Glibc
 public final class WorkerMetrics: WorkerObserver, Sendable {
     public let registry: PrometheusCollectorRegistry
     private let knownTasks: Set<String>
+    /// Handles of the per-task metrics (see ``HandleCache``).
+    private let handles = HandleCache()
     private static let runtimeBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
     public init(registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int, version: String = CeleriacVersion.current) {
@@ -46,19 +48,28 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
 
     @discardableResult
     private func finished(_ task: String, _ queue: String, _ outcome: String) -> Counter {
-        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksFinished, unitName: "", helpText: "Tasks finished, by outcome."),
-                             labels: [("task", task), ("queue", queue), ("outcome", outcome)])
+        handles.counter(.finished, task, queue, outcome) {
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksFinished, unitName: "", helpText: "Tasks finished, by outcome."),
+                                 labels: [("task", task), ("queue", queue), ("outcome", outcome)])
+        }
     }
 
     private func active(_ queue: String) -> Gauge {
-        registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."), labels: [("queue", queue)])
+        handles.gauge(.active, queue) {
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."), labels: [("queue", queue)])
+        }
     }
 
     public func taskReceived(name: String, queue: String) {
-        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
-                             labels: [("task", label(name)), ("queue", queue)]).increment()
-        registry.makeGauge(descriptor: .init(metricName: MetricNames.lastDelivery, unitName: "", helpText: "Unix time of the last delivery."),
-                           labels: [("queue", queue)]).set(Double(time(nil)))
+        let task = label(name)
+        handles.counter(.received, task, queue) {
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
+                                 labels: [("task", task), ("queue", queue)])
+        }.increment()
+        handles.gauge(.lastDelivery, queue) {
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.lastDelivery, unitName: "", helpText: "Unix time of the last delivery."),
+                               labels: [("queue", queue)])
+        }.set(Double(time(nil)))
     }
 
     @discardableResult
@@ -71,23 +82,31 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     public func taskRedelivered(name: String, queue: String) { redeliveries(label(name), queue).increment() }
 
     public func taskStarted(name: String, queue: String) {
-        registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
-                             labels: [("task", label(name)), ("queue", queue)]).increment()
+        let task = label(name)
+        handles.counter(.started, task, queue) {
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
+                                 labels: [("task", task), ("queue", queue)])
+        }.increment()
         active(queue).increment()
     }
 
     private static let waitBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
     public func taskQueueWait(name: String, queue: String, seconds: Double) {
-        registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
-                                                      helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
-                                    labels: [("task", label(name)), ("queue", queue)], buckets: Self.waitBuckets).record(seconds)
+        let task = label(name)
+        handles.histogram(.queueWait, task, queue) {
+            registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
+                                                          helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
+                                        labels: [("task", task), ("queue", queue)], buckets: Self.waitBuckets)
+        }.record(seconds)
     }
 
     public func tasksReserved(queue: String, delta: Int) {
-        let gauge = registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksReserved, unitName: "",
-                                                         helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
-                                       labels: [("queue", queue)])
+        let gauge = handles.gauge(.reserved, queue) {
+            registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksReserved, unitName: "",
+                                                 helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
+                               labels: [("queue", queue)])
+        }
         if delta > 0 { gauge.increment(by: Double(delta)) } else { gauge.decrement(by: Double(-delta)) }
     }
 
@@ -128,8 +147,11 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         finished(label(name), queue, mapped).increment()
         if seconds > 0 || mapped == "succeeded" || mapped == "failed" || mapped == "retried" {
             active(queue).decrement()
-            registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),
-                                        labels: [("task", label(name)), ("queue", queue)], buckets: Self.runtimeBuckets).record(seconds)
+            let task = label(name)
+            handles.histogram(.runtime, task, queue) {
+                registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),
+                                            labels: [("task", task), ("queue", queue)], buckets: Self.runtimeBuckets)
+            }.record(seconds)
         }
     }
 

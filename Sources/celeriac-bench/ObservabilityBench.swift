@@ -51,6 +51,31 @@ struct ObservabilityBench {
         emit("obs.cpu_per_task_metrics_events", percentile(cpuOn, 0.5), "us")
     }
 
+    /// GET /metrics over a plain socket (as Prometheus does, without an HTTP client library's own cost); returns
+    /// the bytes read.
+    static func scrape(port: Int) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { return 0 }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            total += n
+        }
+        return total
+    }
+
     /// Process CPU time (user + system) in microseconds.
     static func cpuMicros() -> Double {
         var usage = rusage()
@@ -91,7 +116,8 @@ struct ObservabilityBench {
             // A scrape every 100 ms (Prometheus scrapes every 15 s: this is 150 times harsher).
             scraper = Task.detached {
                 while !Task.isCancelled {
-                    _ = try? String(contentsOf: URL(string: "http://127.0.0.1:\(port)/metrics")!, encoding: .utf8)
+                    let bytes = Self.scrape(port: port)
+                    precondition(bytes > 0, "the metrics endpoint on port \(port) answered nothing")
                     try? await Task.sleep(for: .milliseconds(100))
                 }
             }
