@@ -73,11 +73,11 @@ static double now_s(void) {
 }
 
 static void emit(const char *name, double value, const char *unit) {
-  /* at most one decimal; rates as integers */
+  /* rates as integers; small figures (latencies in ms) with three decimals, as celeriac-bench prints them */
   if (value >= 100.0)
     printf("%s %.0f %s\n", name, value, unit);
   else
-    printf("%s %.1f %s\n", name, value, unit);
+    printf("%s %.3f %s\n", name, value, unit);
   fflush(stdout);
 }
 

@@ -51,7 +51,8 @@ actor Slots {
         busy += 1
     }
 
-    /// Takes a slot without waiting, even beyond the limit (cold shutdown: the caller releases it right away).
+    /// Takes a slot without waiting, even beyond the limit (cold shutdown, or the end of a chord member's part wait:
+    /// the caller releases it right away).
     func forceTake() {
         free -= 1
         busy += 1

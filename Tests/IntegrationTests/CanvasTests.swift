@@ -4,6 +4,7 @@ import CeleriacCanvas
 import CeleriacCore
 import CeleriacWorker
 import Foundation
+import Synchronization
 import Testing
 
 /// The canvas tasks of these tests (`cv.*`), with positional argument protocols so the typed DSL applies.
@@ -136,6 +137,37 @@ struct CanvasTests {
         #expect(total == 999_000)
         try await s.stop()
         #expect(try await leftoverChordQueues(result.chordIDs + sum.chordIDs).isEmpty)
+    }
+
+    /// How many task bodies run at once, and the most seen.
+    final class Overlap: Sendable {
+        private let state = Mutex<(now: Int, most: Int)>((0, 0))
+        func enter() { state.withLock { $0.now += 1; $0.most = max($0.most, $0.now) } }
+        func leave() { state.withLock { $0.now -= 1 } }
+        var most: Int { state.withLock { $0.most } }
+    }
+    static let counted = TaskName<CanvasTasks.Pair, Int>("cv.counted", parameters: "x", "y")
+
+    @Test func chordMembersWaitingForTheirPartsLeaveTheConcurrencyLimitIntact() async throws {
+        // A member waiting for its part's confirm and count lends its slot to the next member. Each lent slot comes
+        // back exactly once: bodies never run more than `concurrency` at once, and the worker never runs out of slots
+        // (both chords complete).
+        let overlap = Overlap()
+        var registry = CanvasTasks.registry()
+        registry.register(Self.counted) { p, _ in
+            overlap.enter()
+            defer { overlap.leave() }
+            await Task.yield()
+            return p.x + p.y
+        }
+        let s = try await setUp(concurrency: 2, registry: registry)
+        for _ in 0..<2 {
+            let result = try await s.client.apply(chord(group { for i in 0..<300 { Self.counted.s(i, i) } }, CanvasTasks.xsum.s()))
+            let total: Int = try await result.get(timeout: .seconds(120))
+            #expect(total == 89_700)
+        }
+        #expect(overlap.most <= 2)
+        try await s.stop()
     }
 
     @Test func nestedCanvasesComposeToAnyDepth() async throws {
