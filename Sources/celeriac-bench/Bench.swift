@@ -209,6 +209,40 @@ struct AMQPBench {
         emit("amqp.rtt_from_pool_p50", percentile(rtts, 0.5), "ms")
         emit("amqp.rtt_from_pool_p99", percentile(rtts, 0.99), "ms")
         echo.cancel()
+
+        // The same round trip with what a task's round trip puts on the broker: a persistent Celery-shaped task
+        // message into a durable queue, a persistent Celery result into a durable reply queue. Both ends run on
+        // their connection's thread, so this is the broker's floor for `tasks.rtt_*` (no decoding, no task).
+        let taskQueue = benchQueue("celery-req"), resultQueue = benchQueue("celery-rep")
+        try await pub.declare(QueueSpec(taskQueue).expires(milliseconds: 600_000))
+        try await pub.declare(Topology.replyQueue(resultQueue))
+        let taskConsumer = try await responder.consume(queue: taskQueue, prefetch: 8)
+        let result = ResultCodec.encode(.success("00000000-0000-0000-0000-000000000000", .int(4)), replyTo: resultQueue,
+                                        correlationID: "00000000-0000-0000-0000-000000000000")
+        let worker = Task(executorPreference: responder) {
+            for await d in taskConsumer.deliveries {
+                try? await responder.publish(result)
+                responder.ackInBackground(d.tag)
+            }
+        }
+        let resultConsumer = try await con.consume(queue: resultQueue, prefetch: 8)
+        nonisolated(unsafe) var results = resultConsumer.deliveries.makeAsyncIterator()
+        let celeryShaped = try await withTaskExecutorPreference(con) { () async throws -> [Double] in
+            var rtts: [Double] = []
+            for i in 0..<(rounds + 20) {
+                let t0 = ContinuousClock.now
+                try await con.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: resultQueue), routingKey: taskQueue))
+                guard let d = await results.next() else { break }
+                con.ackInBackground(d.tag)
+                if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
+            }
+            return rtts
+        }
+        emit("amqp.celery_shaped_rtt_p50", percentile(celeryShaped, 0.5), "ms")
+        emit("amqp.celery_shaped_rtt_p99", percentile(celeryShaped, 0.99), "ms")
+        worker.cancel()
+        try await pub.deleteQueue(taskQueue)
+        try await pub.deleteQueue(resultQueue)
         try await pub.deleteQueue(requests)
         try await pub.deleteQueue(replies)
         await responder.close()

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+/// `celeriac-bench` keeps working: each scenario runs briefly against the test broker and prints well-formed
+/// `name value unit` lines with finite, positive figures. Speed is not asserted here (see README, Benchmarks).
+@Suite(.tags(.integration))
+struct BenchSmokeTests {
+    static var path: String { "\(TestBroker.repoRoot)/.build/debug/celeriac-bench" }
+
+    /// Runs a scenario and returns its figures by name.
+    func figures(_ args: [String]) async throws -> [String: Double] {
+        guard FileManager.default.isExecutableFile(atPath: Self.path) else {
+            Issue.record("\(Self.path) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
+            return [:]
+        }
+        _ = try TestBroker.shared.url()   // starts the shared broker when needed
+        let url = TestBroker.shared.urlString
+        let (ok, output) = await Shell.runOffPoolWithStatus(Self.path, args + ["--broker", url], environment: ProcessInfo.processInfo.environment)
+        #expect(ok, "celeriac-bench \(args.joined(separator: " ")) failed:\n\(output)")
+        var figures: [String: Double] = [:]
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let value = Double(parts[1]), parts[0].contains(".") else { continue }
+            figures[String(parts[0])] = value
+        }
+        return figures
+    }
+
+    @Test func amqpScenarioPrintsEveryTransportFigure() async throws {
+        let f = try await figures(["amqp", "--n", "300", "--rounds", "30"])
+        for name in ["amqp.publish_rate", "amqp.publish_confirm_rate", "amqp.consume_ack_rate_prefetch100",
+                     "amqp.consume_ack_rate_prefetch1000", "amqp.celery_shaped_consume_ack_rate_prefetch128",
+                     "amqp.rtt_p50", "amqp.rtt_from_pool_p50", "amqp.celery_shaped_rtt_p50"] {
+            let value = try #require(f[name], "no \(name) line")
+            #expect(value.isFinite && value > 0, "\(name) = \(value)")
+        }
+    }
+
+    @Test func tasksScenarioDrainsAndRoundTrips() async throws {
+        let f = try await figures(["tasks", "--n", "300", "--rounds", "30"])
+        for name in ["tasks.enqueue_rate", "tasks.drain_rate", "tasks.rtt_p50", "tasks.rtt_p99"] {
+            let value = try #require(f[name], "no \(name) line")
+            #expect(value.isFinite && value > 0, "\(name) = \(value)")
+        }
+    }
+}
