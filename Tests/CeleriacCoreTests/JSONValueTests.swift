@@ -20,6 +20,15 @@ import Testing
         #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
     }
 
+    @Test(arguments: [
+        ("plain-ascii id 0123", #""plain-ascii id 0123""#), ("héllo 😀", "\"héllo 😀\""), ("", #""""#),
+        ("q\"b\\", #""q\"b\\""#), ("tab\tnl\ncr\r", #""tab\tnl\ncr\r""#), ("\u{01}\u{1f}", #""\u0001\u001f""#),
+    ])
+    func stringsAreWrittenEscapedOnlyWhereJSONRequires(value: String, written: String) throws {
+        #expect(JSONValue.string(value).jsonString == written)
+        #expect(try JSONValue.parse(written) == .string(value))
+    }
+
     @Test func depthLimitIsEnforced() {
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
         #expect(throws: JSONParseError.self) { try JSONValue.parse(deep, maxDepth: 64) }
