@@ -33,13 +33,25 @@ struct ObservabilityBench {
 
     func run() async throws {
         var off: [Double] = [], on: [Double] = [], cpuOff: [Double] = [], cpuOn: [Double] = []
+        // CELERIAC_BENCH_OBS_SIDE=on|off runs one side only (for profiling it).
+        let side = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS_SIDE"]
         for _ in 0..<rounds {
-            let a = try await drain(observed: false)
-            off.append(a.rate)
-            cpuOff.append(a.cpuMicrosPerTask)
-            let b = try await drain(observed: true)
-            on.append(b.rate)
-            cpuOn.append(b.cpuMicrosPerTask)
+            if side != "on" {
+                let a = try await drain(observed: false)
+                off.append(a.rate)
+                cpuOff.append(a.cpuMicrosPerTask)
+            }
+            if side != "off" {
+                let b = try await drain(observed: true)
+                on.append(b.rate)
+                cpuOn.append(b.cpuMicrosPerTask)
+            }
+        }
+        guard side == nil else {
+            let (rates, cpu) = side == "on" ? (on, cpuOn) : (off, cpuOff)
+            emit("obs.drain_rate_\(side!)", percentile(rates, 0.5), "tasks/s")
+            emit("obs.cpu_per_task_\(side!)", percentile(cpu, 0.5), "us")
+            return
         }
         let medianOff = percentile(off, 0.5), medianOn = percentile(on, 0.5)
         emit("obs.drain_rate_off", medianOff, "tasks/s")
