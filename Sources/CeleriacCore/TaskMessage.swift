@@ -97,8 +97,8 @@ public struct TaskMessage: Sendable, Equatable {
         self.priority = priority
     }
 
-    /// A random UUID4 string, as Celery's task ids are.
-    public static func newID() -> String { UUID().uuidString.lowercased() }
+    /// A new random task id (a lower-case version 4 UUID, like Celery's).
+    public static func newID() -> String { TaskID.random() }
 
     /// The `[args, kwargs, embed]` body.
     public var bodyJSON: JSONValue { .array([.array(args), .object(kwargs), embed.json]) }

@@ -41,8 +41,12 @@ extension Worker {
     /// A decoded delivery, from the registry lookup to ack (inside its consumer span when tracing is on).
     func run(_ delivery: Delivery, _ message: TaskMessage, queue: String) async {
         var log = logger
-        log[metadataKey: "task.id"] = .string(message.id)
-        log[metadataKey: "task.name"] = .string(message.name)
+        // One metadata assignment, not one per key: a handler may re-render its metadata on every change
+        // (swift-log's StreamLogHandler does), and this runs for every task.
+        var metadata = log.handler.metadata
+        metadata["task.id"] = .string(message.id)
+        metadata["task.name"] = .string(message.name)
+        log.handler.metadata = metadata
         observer.taskReceived(name: message.name, queue: queue)
         if delivery.redelivered { observer.taskRedelivered(name: message.name, queue: queue) }
         events.received(message)

@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 @testable import CeleriacCore
 
 @Suite struct JSONValueTests {
@@ -128,5 +129,25 @@ import Testing
     @Test func badRateLimitsSayHowToWriteThem() {
         #expect { try RateLimit("fast") } throws: { "\($0)".contains("100/s") }
         #expect { try RateLimit("10/d") } throws: { "\($0)".contains("s, m or h") }
+    }
+}
+
+/// Task ids are lower-case version 4 UUIDs, as Python's `str(uuid.uuid4())`, and do not repeat.
+@Suite struct TaskIDTests {
+    @Test func idsAreLowerCaseVersion4UUIDs() throws {
+        for _ in 0..<1000 {
+            let id = TaskMessage.newID()
+            #expect(id.count == 36)
+            let parsed = try #require(UUID(uuidString: id), "\(id) is not a UUID")
+            #expect(parsed.uuidString.lowercased() == id)
+            let chars = Array(id)
+            #expect(chars[14] == "4", "version nibble of \(id)")
+            #expect("89ab".contains(chars[19]), "variant nibble of \(id)")
+        }
+    }
+
+    @Test func idsDoNotRepeat() {
+        let ids = (0..<10_000).map { _ in TaskMessage.newID() }
+        #expect(Set(ids).count == ids.count)
     }
 }
