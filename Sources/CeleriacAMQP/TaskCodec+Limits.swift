@@ -82,6 +82,10 @@ extension TaskCodec {
 
     /// Nesting depth of a header value, counted without recursing past `limit`.
     static func depth(of value: FieldValue, limit: Int) -> Int {
+        switch value {
+        case .array, .table: break
+        default: return 0   // most headers are scalars: no walk, no allocation
+        }
         var deepest = 0
         var stack: [(FieldValue, Int)] = [(value, 0)]
         while let (v, d) = stack.popLast() {
