@@ -73,6 +73,9 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-worker-lost"), help: "Process pool, tasks with reject_on_worker_lost: dead-letter a message after this many deliveries killed a child.")
     var maxWorkerLost: Int = 2
 
+    @Option(name: .customLong("pipeline-depth"), help: "Process pool: tasks a child may hold at once, the running one and those queued behind it (1: no pipelining).")
+    var pipelineDepth: Int = 2
+
     public init() {}
 
     public func validate() throws {
@@ -85,6 +88,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         if let maxTasksPerChild, maxTasksPerChild < 1 { throw ValidationError("--max-tasks-per-child must be at least 1") }
         if let maxMemoryPerChild, maxMemoryPerChild < 1 { throw ValidationError("--max-memory-per-child must be at least 1 (KiB)") }
         guard maxWorkerLost >= 1 else { throw ValidationError("--max-worker-lost must be at least 1") }
+        guard pipelineDepth >= 1 else { throw ValidationError("--pipeline-depth must be at least 1") }
         _ = try coordination.limits()
     }
 
@@ -116,7 +120,7 @@ public struct WorkerCommand: AsyncParsableCommand {
             executor = ProcessPool(configuration: .init(
                 executable: "/proc/self/exe", arguments: ["pool-child", "--hostname", config.hostname, "--loglevel", broker.loglevel],
                 processes: concurrency, maxTasksPerChild: maxTasksPerChild, maxMemoryPerChild: maxMemoryPerChild.map { Int64($0) * 1024 },
-                maxWorkerLost: maxWorkerLost), observer: metrics)
+                maxWorkerLost: maxWorkerLost, pipelineDepth: pipelineDepth), observer: metrics)
         } else {
             executor = InProcessExecutor()
         }

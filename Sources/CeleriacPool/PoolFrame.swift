@@ -5,7 +5,9 @@ import CeleriacCore
 /// `{"t":"hello","v":<version>,"pid":<pid>}`; a parent that speaks another version stops that child.
 public enum PoolFrame {
     /// Framing and message version. Bump it when a message changes incompatibly.
-    public static let version: Int64 = 1
+    /// 2: runs are pipelined (a child runs them one at a time in order and answers in that order), and cancel
+    /// frames come on a pipe of their own (fd 5).
+    public static let version: Int64 = 2
     /// Largest frame accepted (a task message is limited to 10 MiB by default; this leaves room for JSON escaping).
     public static let maxBytes = 64 << 20
 

@@ -5,7 +5,8 @@ import FoundationEssentials
 public enum PoolRequest: Equatable, Sendable {
     /// Run a task; `seq` numbers the run on this child.
     case run(seq: Int64, message: TaskMessage)
-    /// Cancel run `seq` (soft time limit, revoke with terminate): the task's Swift Task is cancelled.
+    /// Cancel run `seq` (soft time limit, revoke with terminate): the task's Swift Task is cancelled, or, if it has
+    /// not started, it is answered `cancelled` without running. Sent on the cancel pipe (fd 5).
     case cancel(seq: Int64)
 
     public var json: JSONValue {

@@ -9,10 +9,24 @@ import Glibc
 
 /// Runs each task in one of N supervised child processes (`--pool process`), Celery's prefork model.
 ///
-/// The worker (parent) keeps the broker connections; children only run task bodies. A child that dies while
-/// running a task (trap, SIGKILL, OOM) is replaced at once and the task fails with `WorkerLostError`; a hard time
-/// limit SIGKILLs the child and reports `TimeLimitExceeded`; `maxTasksPerChild` / `maxMemoryPerChild` retire a
-/// child after its task. Children exit when their request pipe closes, so none outlives the parent.
+/// The worker (parent) keeps the broker connections; children only run task bodies. Children exit when their
+/// request pipe closes, so none outlives the parent.
+///
+/// Runs are pipelined: a child may hold up to ``Configuration/pipelineDepth`` runs, so it starts the next one as
+/// soon as it answers the last, without waiting for the parent. A new run goes to the least-loaded child (an idle
+/// one first), else waits in the pool's backlog, which each answer drains. A child runs its runs one at a time, in
+/// order, so the oldest unanswered one is running and the others have not started. Hence:
+/// - a child that dies (trap, SIGKILL, OOM) fails its running task with `WorkerLostError` and is replaced at once;
+///   the runs queued behind it had not started and run on another child, transparently;
+/// - time limits count from when a run becomes the head of its child's queue; a hard limit SIGKILLs the child
+///   (`TimeLimitExceeded` for the running task only; the queued ones run elsewhere);
+/// - cancelling a queued run (revoke with terminate) sends its cancel frame; the child answers `cancelled` without
+///   running it when it reaches the head (a run still in the backlog is just taken out);
+/// - `maxTasksPerChild`: a child is never sent more runs than its quota; it is retired after answering the last;
+///   `maxMemoryPerChild` and `pool_shrink` retire a child too: it takes no more runs, finishes those it holds,
+///   then its pipe closes;
+/// - warm stop: the worker has waited for every run it handed over (queued ones included); runs still in the
+///   backlog end with `CancellationError`, and each child exits once it answered what it holds.
 public final class ProcessPool: TaskExecutor {
     public struct Configuration: Sendable {
         /// The program to start in child mode, e.g. `/proc/self/exe`.
@@ -30,9 +44,11 @@ public final class ProcessPool: TaskExecutor {
         public var maxWorkerLost: Int
         /// How long a warm stop waits for idle children to exit before killing them.
         public var stopTimeout: Duration
+        /// Runs a child may hold at once: the running one and those queued behind it (1: no pipelining).
+        public var pipelineDepth: Int
 
         public init(executable: String, arguments: [String], processes: Int, maxTasksPerChild: Int? = nil, maxMemoryPerChild: Int64? = nil,
-                    maxWorkerLost: Int = 2, stopTimeout: Duration = .seconds(10)) {
+                    maxWorkerLost: Int = 2, stopTimeout: Duration = .seconds(10), pipelineDepth: Int = 2) {
             self.executable = executable
             self.arguments = arguments
             self.processes = max(1, processes)
@@ -40,19 +56,16 @@ public final class ProcessPool: TaskExecutor {
             self.maxMemoryPerChild = maxMemoryPerChild
             self.maxWorkerLost = max(1, maxWorkerLost)
             self.stopTimeout = stopTimeout
+            self.pipelineDepth = max(1, pipelineDepth)
         }
-    }
-
-    struct Waiter {
-        let id: Int
-        let continuation: CheckedContinuation<ChildProcess?, Never>
     }
 
     struct State {
         var children: [pid_t: ChildProcess] = [:]
-        var idle: [ChildProcess] = []
-        var waiters: [Waiter] = []
-        var nextWaiter = 0
+        /// Children that said hello, in start order: those that take runs.
+        var ready: [ChildProcess] = []
+        /// Runs waiting for a place in a child, oldest first.
+        var backlog: [PoolRun] = []
         var stopping = false
         var readyWaiters: [CheckedContinuation<Void, Never>] = []
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -61,8 +74,8 @@ public final class ProcessPool: TaskExecutor {
         var timeLimitKills = 0
         var restarts: [String: Int] = [:]
         var spawnError: String?
-        /// Children to retire as they become idle (`pool_shrink`).
-        var retiring = 0
+        /// Children that exit without a replacement (`pool_shrink` found fewer children to retire than asked).
+        var unreplaced = 0
         /// Children wanted now (starts at `configuration.processes`; `pool_grow` / `pool_shrink` change it).
         var target = 0
     }
@@ -71,6 +84,8 @@ public final class ProcessPool: TaskExecutor {
     private let observer: any WorkerObserver
     private let state = Mutex(State())
     private let logger = Mutex(Logger(label: "celeriac.pool"))
+    /// For tests: called with the task id and the child's pid each time a run is written to a child.
+    let sentProbe = Mutex<(@Sendable (String, pid_t) -> Void)?>(nil)
 
     public init(configuration: Configuration, observer: any WorkerObserver = NoObserver()) {
         self.configuration = configuration
@@ -78,9 +93,11 @@ public final class ProcessPool: TaskExecutor {
     }
 
     public var enforcesTimeLimits: Bool { true }
-    /// As many tasks again as there are children may wait in the pool for a free child (Celery's parent also
-    /// holds prefetched tasks until a process is free). Only matters when prefetch exceeds concurrency.
-    public var extraSlots: Int { configuration.processes }
+    /// Besides one running task per child: the runs queued in the children (`pipelineDepth - 1` each) and as many
+    /// again as there are children waiting in the backlog, so that an answer can send the next run at once
+    /// (Celery's parent also holds prefetched tasks until a process is free). Only matters when prefetch exceeds
+    /// concurrency.
+    public var extraSlots: Int { configuration.processes * configuration.pipelineDepth }
 
     /// Pids of the live children.
     public var childPIDs: [Int32] { state.withLock { $0.children.keys.sorted() } }
@@ -90,6 +107,7 @@ public final class ProcessPool: TaskExecutor {
             [
                 "implementation": "celeriac.process",
                 "processes": .array(s.children.keys.sorted().map { .int(Int64($0)) }),
+                "pipeline-depth": .int(Int64(configuration.pipelineDepth)),
                 "max-tasks-per-child": configuration.maxTasksPerChild.map { .int(Int64($0)) } ?? .null,
                 "max-memory-per-child": configuration.maxMemoryPerChild.map { .int($0 / 1024) } ?? .null,
                 "worker-lost": .int(Int64(s.workerLost)),
@@ -143,14 +161,15 @@ public final class ProcessPool: TaskExecutor {
         log.info("process pool started", metadata: ["processes": .stringConvertible(configuration.processes), "pids": .string(childPIDs.map(String.init).joined(separator: ","))])
     }
 
-    /// Warm stop: children finish (the worker already waited for running tasks), their pipes close and they exit.
+    /// Warm stop: the worker already waited for the runs it handed over; each child answers what it still holds,
+    /// then its pipe closes and it exits. Runs still in the backlog end with `CancellationError`.
     public func stop() async {
         let children = state.withLock { s -> [ChildProcess] in
             s.stopping = true
             return Array(s.children.values)
         }
-        wakeWaiters()
-        for child in children { child.closeWrite(reason: "shutdown") }
+        refuseBacklog()
+        for child in children { child.retire(reason: "shutdown") }
         let exited = Task {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let done = state.withLock { s -> Bool in
@@ -178,16 +197,17 @@ public final class ProcessPool: TaskExecutor {
             s.stopping = true
             return Array(s.children.values)
         }
-        wakeWaiters()
+        refuseBacklog()
         for child in children { child.kill(reason: "shutdown") }
     }
 
-    private func wakeWaiters() {
-        let waiters = state.withLock { s -> [Waiter] in
-            defer { s.waiters = [] }
-            return s.waiters
+    /// The pool is stopping: the runs waiting in the backlog end (`CancellationError`).
+    private func refuseBacklog() {
+        let runs = state.withLock { s -> [PoolRun] in
+            defer { s.backlog = [] }
+            return s.backlog
         }
-        waiters.forEach { $0.continuation.resume(returning: nil) }
+        runs.forEach { $0.resume(.stopped) }
     }
 
     /// Spawns one child and starts its reader; returns an error text when posix_spawn failed.
@@ -199,6 +219,7 @@ public final class ProcessPool: TaskExecutor {
         case .success(let child):
             state.withLock { $0.children[child.pid] = child }
             child.startReader(onHello: { [self] child, version in childSaidHello(child, version: version) },
+                              onReply: { [self] child, rss in childAnswered(child, rss: rss) },
                               onExit: { [self] child, exit in childExited(child, exit) })
             return nil
         }
@@ -212,38 +233,40 @@ public final class ProcessPool: TaskExecutor {
             child.kill(reason: "version")
             return
         }
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        // Taking runs before `start()` returns: the first tasks find every child, not only the first to say hello.
+        let (accepted, ready) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+            let accepted = s.children[child.pid] != nil && !s.stopping
+            if accepted { s.ready.append(child) }
             s.everReady += 1
-            guard s.everReady >= configuration.processes else { return [] }
+            guard s.everReady >= configuration.processes else { return (accepted, []) }
             defer { s.readyWaiters = [] }
-            return s.readyWaiters
+            return (accepted, s.readyWaiters)
         }
         ready.forEach { $0.resume() }
-        makeAvailable(child)
+        if accepted { dispatchBacklog() }
     }
 
-    /// Hands an idle child to the oldest waiting run, or parks it.
-    private func makeAvailable(_ child: ChildProcess) {
-        let waiter = state.withLock { s -> Waiter? in
-            guard s.children[child.pid] != nil, !s.stopping else { return nil }
-            if s.retiring > 0 {
-                s.retiring -= 1
-                child.closeWrite(reason: "shrink")
-                return nil
+    /// After each answer, on the child's reader thread: retire the child if it grew too big, then fill the places
+    /// freed with runs from the backlog.
+    private func childAnswered(_ child: ChildProcess, rss reported: Int64) {
+        if let max = configuration.maxMemoryPerChild {
+            // The child's resident memory now (read from /proc only when a limit is set).
+            let rss = Swift.max(reported, FileDescriptors.residentBytes(of: child.pid))
+            if rss > max, child.state.withLock({ $0.draining == nil }) {
+                logger.withLock { $0 }.info("pool child exceeds the memory limit; retiring it", metadata: [
+                    "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss), "limit": .stringConvertible(max)])
+                child.retire(reason: "max_memory")
             }
-            if !s.waiters.isEmpty { return s.waiters.removeFirst() }
-            s.idle.append(child)
-            return nil
         }
-        waiter?.continuation.resume(returning: child)
+        dispatchBacklog()
     }
 
     /// Runs on the dead child's reader thread: forget it, and start a replacement unless the pool is stopping.
     private func childExited(_ child: ChildProcess, _ exit: ChildExit) {
-        let (reason, hadHello) = child.state.withLock { ($0.endReason, $0.helloReceived) }
+        let (reason, hadHello, shrunk) = child.state.withLock { ($0.endReason, $0.helloReceived, $0.draining == "shrink") }
         let (stopping, exitWaiters, live) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>], Int) in
             s.children[child.pid] = nil
-            s.idle.removeAll { $0 === child }
+            s.ready.removeAll { $0 === child }
             var waiters: [CheckedContinuation<Void, Never>] = []
             if s.children.isEmpty {
                 waiters = s.exitWaiters
@@ -253,7 +276,12 @@ public final class ProcessPool: TaskExecutor {
         }
         exitWaiters.forEach { $0.resume() }
         observer.poolProcesses(live)
-        guard !stopping, reason != "shrink" else { return }
+        let replace = state.withLock { s -> Bool in
+            guard s.unreplaced > 0, !shrunk else { return true }
+            s.unreplaced -= 1
+            return false
+        }
+        guard !stopping, !shrunk, replace else { return }
         let label = reason ?? (hadHello ? "worker_lost" : "spawn_failed")
         state.withLock { $0.restarts[label, default: 0] += 1 }
         observer.poolChildRestarted(reason: label)
@@ -278,151 +306,139 @@ public final class ProcessPool: TaskExecutor {
 
     // MARK: Running tasks
 
-    private func acquire() async -> ChildProcess? {
-        let id = state.withLock { s -> Int in
-            s.nextWaiter += 1
-            return s.nextWaiter
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<ChildProcess?, Never>) in
-                let immediate = state.withLock { s -> (ChildProcess?, Bool) in
-                    if s.stopping { return (nil, true) }
-                    if let child = s.idle.popLast() { return (child, true) }
-                    s.waiters.append(Waiter(id: id, continuation: c))
-                    return (nil, false)
-                }
-                if immediate.1 { c.resume(returning: immediate.0) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { s -> Waiter? in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: i)
-            }
-            waiter?.continuation.resume(returning: nil)
-        }
-    }
-
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
+        let run = PoolRun(message: message, limits: limits)
         while true {
-            guard let child = await acquire() else { throw CancellationError() }
-            if let value = try await run(message, task: task, context: context, limits: limits, on: child) { return value }
-            // That child had died while idle; its replacement is on the way. Take the next one.
-        }
-    }
-
-    /// One run on one child; nil when the child was already gone and nothing was sent.
-    private func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit,
-                     on child: ChildProcess) async throws -> JSONValue? {
-        let run = RunState()
-        // Both limits count from here, when the task really starts in its child.
-        let softTimer: Task<Void, Never>? = limits.soft.map { limit in
-            Task {
-                try? await Task.sleep(for: .milliseconds(Int64(limit * 1000)))
-                if Task.isCancelled { return }
-                run.softFired.store(true, ordering: .sequentiallyConsistent)
-                let s = run.seq.load(ordering: .sequentiallyConsistent)
-                if s > 0 { child.cancel(seq: s) }
-            }
-        }
-        let hardTimer: Task<Void, Never>? = limits.hard.map { limit in
-            Task {
-                try? await Task.sleep(for: .milliseconds(Int64(limit * 1000)))
-                let s = run.seq.load(ordering: .sequentiallyConsistent)
-                if !Task.isCancelled, s > 0 { child.kill(ifRunning: s, reason: "time_limit") }
-            }
-        }
-        defer {
-            softTimer?.cancel()
-            hardTimer?.cancel()
-        }
-        let event = await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<ChildProcess.Event, Never>) in
-                guard let s = child.begin(message, continuation: c) else {
-                    c.resume(returning: .gone)
-                    return
+            let event = await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<ChildProcess.Event, Never>) in
+                    run.wait(c)
+                    submit(run)
                 }
-                run.seq.store(s, ordering: .sequentiallyConsistent)
-                if Task.isCancelled || run.softFired.load(ordering: .sequentiallyConsistent) { child.cancel(seq: s) }
+            } onCancel: {
+                cancel(run)
             }
-        } onCancel: {
-            let s = run.seq.load(ordering: .sequentiallyConsistent)
-            if s > 0 { child.cancel(seq: s) }
-        }
-        let hardTimeLimit = limits.hard
-        switch event {
-        case .gone:
-            return nil
-        case .reply(let result, let rss):
-            afterTask(child, rss: rss)
-            switch result {
-            case .success(let value):
-                return value
-            case .failure(let failure):
-                throw ExecutionFailure(failure)
-            case .retry(let countdown, let maxRetries, let cause):
-                var request = context.retry(countdown: countdown.map { .milliseconds(Int64($0 * 1000)) }, maxRetries: maxRetries)
-                request.countdown = countdown
-                request.cause = cause
-                throw request
-            case .cancelled:
-                if run.softFired.load(ordering: .sequentiallyConsistent), let soft = limits.soft {
-                    var failure = TaskFailure(error: SoftTimeLimitExceeded(limit: soft))
-                    failure.arguments = []
-                    throw ExecutionFailure(failure)
-                }
+            switch event {
+            case .requeue:
+                // It had not started (its child died or retired first): send it again, to another child.
+                if Task.isCancelled { throw CancellationError() }
+                continue
+            case .stopped:
                 throw CancellationError()
+            case .reply(let result, _):
+                switch result {
+                case .success(let value):
+                    return value
+                case .failure(let failure):
+                    throw ExecutionFailure(failure)
+                case .retry(let countdown, let maxRetries, let cause):
+                    var request = context.retry(countdown: countdown.map { .milliseconds(Int64($0 * 1000)) }, maxRetries: maxRetries)
+                    request.countdown = countdown
+                    request.cause = cause
+                    throw request
+                case .cancelled:
+                    if run.softFired, let soft = limits.soft {
+                        var failure = TaskFailure(error: SoftTimeLimitExceeded(limit: soft))
+                        failure.arguments = []
+                        throw ExecutionFailure(failure)
+                    }
+                    throw CancellationError()
+                }
+            case .died(let exit, let pid, let timeLimit):
+                if timeLimit, let hardTimeLimit = limits.hard {
+                    state.withLock { $0.timeLimitKills += 1 }
+                    logger.withLock { $0 }.error("hard time limit exceeded; the child was killed", metadata: [
+                        "task.id": .string(message.id), "limit": .stringConvertible(hardTimeLimit), "pid": .stringConvertible(pid)])
+                    throw ExecutionFailure(TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hardTimeLimit)], module: "billiard.exceptions",
+                                                       traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.TimeLimitExceeded: \(hardTimeLimit)"),
+                                           label: "timed_out")
+                }
+                if Task.isCancelled { throw CancellationError() }
+                state.withLock { $0.workerLost += 1 }
+                let text = "Worker exited prematurely: \(exit) Job: \(message.id)."
+                let failure = TaskFailure(type: "WorkerLostError", arguments: [.string(text)], module: "billiard.exceptions",
+                                          traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.WorkerLostError: \(text)")
+                let lost = Int(message.extraHeaders[WorkerLost.countHeader]?.intValue ?? 0) + 1
+                let disposition: WorkerLost.Disposition =
+                    !task.options.rejectOnWorkerLost ? .ack : (lost >= configuration.maxWorkerLost ? .deadLetter : .requeue(lostCount: lost))
+                throw WorkerLost(failure: failure, disposition: disposition)
             }
-        case .died(let exit):
-            if child.state.withLock({ $0.endReason }) == "time_limit", let hardTimeLimit {
-                state.withLock { $0.timeLimitKills += 1 }
-                logger.withLock { $0 }.error("hard time limit exceeded; the child was killed", metadata: [
-                    "task.id": .string(message.id), "limit": .stringConvertible(hardTimeLimit), "pid": .stringConvertible(child.pid)])
-                throw ExecutionFailure(TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hardTimeLimit)], module: "billiard.exceptions",
-                                                   traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(child.pid))\nbilliard.exceptions.TimeLimitExceeded: \(hardTimeLimit)"),
-                                       label: "timed_out")
-            }
-            if Task.isCancelled { throw CancellationError() }
-            state.withLock { $0.workerLost += 1 }
-            let text = "Worker exited prematurely: \(exit) Job: \(message.id)."
-            let failure = TaskFailure(type: "WorkerLostError", arguments: [.string(text)], module: "billiard.exceptions",
-                                      traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(child.pid))\nbilliard.exceptions.WorkerLostError: \(text)")
-            let lost = Int(message.extraHeaders[WorkerLost.countHeader]?.intValue ?? 0) + 1
-            let disposition: WorkerLost.Disposition =
-                !task.options.rejectOnWorkerLost ? .ack : (lost >= configuration.maxWorkerLost ? .deadLetter : .requeue(lostCount: lost))
-            throw WorkerLost(failure: failure, disposition: disposition)
         }
     }
 
-    /// One run's sequence number (0 until sent) and whether its soft limit fired, shared with its timers.
-    final class RunState: Sendable {
-        let seq = Atomic<Int64>(0)
-        let softFired = Atomic<Bool>(false)
+    /// Sends `run` to the least-loaded child with a free place, or queues it in the backlog. Its continuation
+    /// (installed by the caller) is resumed with the outcome.
+    private func submit(_ run: PoolRun) {
+        enum Next { case send(ChildProcess), queued, stopped, cancelled }
+        let next = state.withLock { s -> Next in
+            if s.stopping { return .stopped }
+            if run.isCancelled { return .cancelled }
+            if let child = reserveChild(&s) { return .send(child) }
+            s.backlog.append(run)
+            return .queued
+        }
+        switch next {
+        case .send(let child):
+            send(run, to: child)
+        case .stopped:
+            run.resume(.stopped)
+        case .cancelled:
+            run.resume(.reply(.cancelled, rss: 0))
+        case .queued:
+            break
+        }
     }
 
-    /// After a task: retire the child when it ran its quota or grew too big, else make it available again.
-    private func afterTask(_ child: ChildProcess, rss reported: Int64) {
-        let ran = child.state.withLock { $0.tasksRun }
-        if let max = configuration.maxTasksPerChild, ran >= max {
-            child.closeWrite(reason: "max_tasks")
+    /// Sends backlog runs while some child has a free place.
+    private func dispatchBacklog() {
+        let sends = state.withLock { s -> [(PoolRun, ChildProcess)] in
+            var sends: [(PoolRun, ChildProcess)] = []
+            while !s.backlog.isEmpty, let child = reserveChild(&s) { sends.append((s.backlog.removeFirst(), child)) }
+            return sends
+        }
+        for (run, child) in sends { send(run, to: child) }
+    }
+
+    /// Writes a run to the child reserved for it; a child gone meanwhile sends it back to be run elsewhere.
+    private func send(_ run: PoolRun, to child: ChildProcess) {
+        guard child.begin(run) else { return run.resume(.requeue) }
+        if let probe = sentProbe.withLock({ $0 }) { probe(run.message.id, child.pid) }
+    }
+
+    /// The ready child with the fewest runs below the pipeline depth (an idle one first), with a place reserved in
+    /// it; nil when all are full. Called under the pool's lock.
+    private func reserveChild(_ s: inout State) -> ChildProcess? {
+        var best: (child: ChildProcess, load: Int)?
+        for child in s.ready {
+            let load = child.state.withLock { c -> Int? in c.draining == nil && !c.writeClosed && c.exit == nil ? c.load : nil }
+            guard let load, load < configuration.pipelineDepth else { continue }
+            if best.map({ load < $0.load }) ?? true {
+                best = (child, load)
+                if load == 0 { break }
+            }
+        }
+        best?.child.reserve(quota: configuration.maxTasksPerChild)
+        return best?.child
+    }
+
+    /// Cancellation of a run (revoke with terminate, cold shutdown): tell its child, or take it out of the backlog.
+    private func cancel(_ run: PoolRun) {
+        if let (child, seq) = run.cancel() {
+            child.cancel(seq: seq)
             return
         }
-        if let max = configuration.maxMemoryPerChild {
-            // The child's resident memory now (read from /proc only when a limit is set).
-            let rss = Swift.max(reported, FileDescriptors.residentBytes(of: child.pid))
-            if rss > max {
-                logger.withLock { $0 }.info("pool child exceeds the memory limit; retiring it", metadata: [
-                    "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss), "limit": .stringConvertible(max)])
-                child.closeWrite(reason: "max_memory")
-                return
-            }
+        // Not sent: in the backlog, or about to be sent (then `begin` sees the flag and sends the cancel frame).
+        let withdrawn = state.withLock { s -> Bool in
+            guard let i = s.backlog.firstIndex(where: { $0 === run }) else { return false }
+            s.backlog.remove(at: i)
+            return true
         }
-        makeAvailable(child)
+        if withdrawn { run.resume(.reply(.cancelled, rss: 0)) }
     }
 }
 
 extension ProcessPool {
-    /// `pool_grow` / `pool_shrink`: starts `delta` more children, or retires `-delta` of them as they become idle
-    /// (a running task is never interrupted). Returns the number of children wanted now.
+    /// `pool_grow` / `pool_shrink`: starts `delta` more children, or retires `-delta` of them, the least loaded:
+    /// each takes no more runs, finishes those it holds and exits (a running task is never interrupted). Returns the number of children wanted now.
     public func resize(by delta: Int, to concurrency: Int) -> Int {
         if delta > 0 {
             state.withLock { $0.target += delta }
@@ -432,16 +448,21 @@ extension ProcessPool {
                 }
             }
         } else if delta < 0 {
-            let idle = state.withLock { s -> [ChildProcess] in
+            // The least-loaded children retire: each finishes the runs it holds, then exits (none is interrupted).
+            let retiring = state.withLock { s -> [ChildProcess] in
                 let n = Swift.min(-delta, s.target - 1)
                 guard n > 0 else { return [] }
                 s.target -= n
-                let now = Array(s.idle.suffix(n))
-                s.idle.removeLast(now.count)
-                s.retiring += n - now.count
-                return now
+                let candidates = s.children.values.compactMap { child -> (ChildProcess, Int)? in
+                    child.state.withLock { c in c.draining == nil && !c.writeClosed ? (child, c.load) : nil }
+                }
+                let chosen = candidates.sorted { $0.1 < $1.1 }.prefix(n).map(\.0)
+                s.ready.removeAll { r in chosen.contains { $0 === r } }
+                // Fewer candidates (the others are retiring already): their replacements are not started.
+                s.unreplaced += n - chosen.count
+                return chosen
             }
-            for child in idle { child.closeWrite(reason: "shrink") }
+            for child in retiring { child.retire(reason: "shrink") }
         }
         let target = state.withLock { $0.target }
         observer.poolProcesses(state.withLock { $0.children.count })

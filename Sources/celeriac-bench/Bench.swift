@@ -23,6 +23,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Tasks for the soak (0 = skip)") var soak: Int = 0
     @Option(help: "tasks: the worker's pool, async (in process) or process (child processes)") var pool: String = "async"
     @Option(name: .customShort("c"), help: "tasks: worker concurrency (default 16 for async, 2 for process)") var concurrency: Int?
+    @Option(help: "pool, tasks --pool process: runs a child may hold at once (1: no pipelining)") var pipelineDepth: Int = 2
 
     func run() async throws {
         if scenario == "pool-child" {
@@ -35,9 +36,9 @@ struct Bench: AsyncParsableCommand {
         guard pool == "async" || pool == "process" else { throw ValidationError("--pool must be async or process") }
         switch scenario {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
-        case "pool": try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2).run()
+        case "pool": try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2, pipelineDepth: pipelineDepth).run()
         case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak, pool: pool,
-                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16)).run()
+                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability": try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
@@ -66,6 +67,16 @@ func rssMB() -> Double {
     return parts.count > 1 ? (Double(parts[1]) ?? 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576 : 0
 }
 
+/// CPU seconds (user + system) used so far by process `pid`, or by this process, from /proc.
+func cpuSeconds(of pid: Int32? = nil) -> Double {
+    guard let text = try? String(contentsOfFile: pid.map { "/proc/\($0)/stat" } ?? "/proc/self/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return 0 }
+    // After "(comm)": state, ppid, ... utime and stime are the 12th and 13th fields.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// Deletes a scenario's queue and its exchange at the end of a run.
 func deleteBenchQueue(_ queue: String, url: AMQPURL) async throws {
     let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
@@ -77,13 +88,17 @@ func deleteBenchQueue(_ queue: String, url: AMQPURL) async throws {
 
 func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
-/// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children.
+/// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children, with
+/// one caller per child (`pool.throughput`) and with as many callers as the worker's slots (`pool.throughput_full`:
+/// children × (depth + 1), so that the children's queues stay full).
 struct PoolBench {
     let rounds: Int
     let concurrency: Int
+    let pipelineDepth: Int
 
     func run() async throws {
-        let pool = ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency))
+        let pool = ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency,
+                                                    pipelineDepth: pipelineDepth))
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         try await pool.start(logger: logger)
@@ -106,6 +121,15 @@ struct PoolBench {
             try await group.waitForAll()
         }
         emit("pool.throughput", Double(rounds * concurrency) / seconds(ContinuousClock.now - start), "tasks/s")
+        let callers = concurrency + pool.extraSlots
+        let full = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<callers {
+                group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
+            }
+            try await group.waitForAll()
+        }
+        emit("pool.throughput_full", Double(rounds * callers) / seconds(ContinuousClock.now - full), "tasks/s")
         await pool.stop()
     }
 }
@@ -302,6 +326,7 @@ struct TaskBench {
     let soak: Int
     let pool: String
     let concurrency: Int
+    let pipelineDepth: Int
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -339,17 +364,23 @@ struct TaskBench {
         // Drain: a worker with `concurrency` slots (16 by default) and prefetch 8x that runs everything enqueued.
         let counter = Counter()
         let executor: any TaskExecutor = pool == "process"
-            ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency))
+            ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency, pipelineDepth: pipelineDepth))
             : InProcessExecutor()
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
         let worker = Worker(registry: Self.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 8),
                             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let idleRSS = rssMB()
+        let cpuBefore = cpuSeconds()
         start = ContinuousClock.now
         let running = Task { try await group.run() }
         await counter.wait(for: total)
         emit("tasks.drain_rate", Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
+        // CPU of the worker process and its pool children (their whole life) per task: steadier than the rate on a
+        // shared machine (the broker's CPU is not included).
+        let children = (executor as? ProcessPool)?.childPIDs ?? []
+        let cpu = cpuSeconds() - cpuBefore + children.map { cpuSeconds(of: $0) }.reduce(0, +)
+        emit("tasks.drain_cpu_per_task", cpu / Double(total) * 1_000_000, "us")
         emit("worker.rss_idle_mb", idleRSS, "MB")
         emit("worker.rss_load_mb", rssMB(), "MB")
 

@@ -181,6 +181,34 @@ struct ProcessPoolTests {
         await deleteQueues([queue], url: url)
     }
 
+    /// One child, tasks pipelined into it (prefetch 4 x 1 slot): crashes with adds queued behind them. Each crash
+    /// fails alone with WorkerLost; the adds waiting in the dead child had not started and run in its replacement.
+    /// (The order inside the child is certain in `ProcessPoolPipelineTests`; here it is the worker's end to end.)
+    @Test func crashesPipelinedAheadOfAddsOnASingleChildFailAlone() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("pool-pipe")
+        let client = try await startClient(url: url, queue: queue)
+        let worker = try WorkerProcess(queue: queue, ["-c", "1", "--prefetch-multiplier", "4", "--pipeline-depth", "3"])
+        defer { Task { await worker.killAndReap() } }
+        var adds: [(AsyncResult, Int64)] = []
+        var crashes: [AsyncResult] = []
+        for round in 0..<5 {
+            crashes.append(try await client.send("demo.crash"))
+            for i in 0..<10 { adds.append((try await client.send("demo.add", args: [.int(Int64(round)), .int(Int64(i))]), Int64(round + i))) }
+        }
+        for (result, expected) in adds {
+            #expect(try await result.get(timeout: .seconds(120)) == .int(expected))
+        }
+        for crash in crashes {
+            let failure = await Self.failure(of: crash)
+            #expect(failure?.type == "WorkerLostError", "\(String(describing: failure))")
+        }
+        #expect(worker.isRunning, "the worker process died: \(worker.output.suffix(2000))")
+        await worker.killAndReap()
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
+
     @Test func hardTimeLimitKillsASpinningTaskAndTheSlotIsUsableAgain() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-limit")
