@@ -231,17 +231,17 @@ private struct JSONParser {
 enum JSONWriter {
     static func write(_ value: JSONValue, into out: inout [UInt8]) {
         switch value {
-        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
-        case .bool(let b): out.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8))
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .null: writeLiteral("null", into: &out)
+        case .bool(let b): writeLiteral(b ? "true" : "false", into: &out)
+        case .int(let i): writeInteger(i, into: &out)
         case .double(let d):
             if !d.isFinite {
-                out.append(contentsOf: Array("null".utf8))
+                writeLiteral("null", into: &out)
             } else if d.rounded() == d && abs(d) < 1e16 {
-                out.append(contentsOf: String(Int64(d)).utf8)
-                out.append(contentsOf: [0x2E, 0x30])  // ".0": stays a float for Python
+                writeInteger(Int64(d), into: &out)
+                writeLiteral(".0", into: &out)  // stays a float for Python
             } else {
-                out.append(contentsOf: "\(d)".utf8)
+                out.append(contentsOf: d.description.utf8)
             }
         case .string(let s): writeString(s, into: &out)
         case .array(let a):
@@ -263,21 +263,49 @@ enum JSONWriter {
         }
     }
 
-    static func writeString(_ s: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        // Most strings (ids, names, hosts) need no escape: copy their bytes in one go.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: s.utf8)
-            out.append(UInt8(ascii: "\""))
+    /// Writes ASCII bytes of a literal (no intermediate array: this runs for every null, bool and ".0").
+    static func writeLiteral(_ literal: StaticString, into out: inout [UInt8]) {
+        literal.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// Writes a decimal integer digit by digit, without making a String first.
+    static func writeInteger(_ value: Int64, into out: inout [UInt8]) {
+        if value == 0 {
+            out.append(UInt8(ascii: "0"))
             return
         }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // up to 20 digits, least significant first
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while magnitude > 0 {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
+        }
+    }
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        // Most strings (ids, names, hosts) need no escape: scan their bytes in place and copy them in one go.
+        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            for b in bytes where b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { return false }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: bytes)
+            out.append(UInt8(ascii: "\""))
+            return true
+        }
+        if copied == true { return }
+        out.append(UInt8(ascii: "\""))
         for b in s.utf8 {
             switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case UInt8(ascii: "\""): writeLiteral("\\\"", into: &out)
+            case UInt8(ascii: "\\"): writeLiteral("\\\\", into: &out)
+            case 0x0A: writeLiteral("\\n", into: &out)
+            case 0x0D: writeLiteral("\\r", into: &out)
+            case 0x09: writeLiteral("\\t", into: &out)
             case 0..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
                 out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])

@@ -151,3 +151,18 @@ import Foundation
         #expect(Set(ids).count == ids.count)
     }
 }
+
+/// Numbers and literals are written as Python's json module reads them back.
+@Suite struct JSONNumberWritingTests {
+    @Test(arguments: [Int64(0), 7, -7, 10, 1_000_000, Int64.max, Int64.min, -1_180_591_620_717])
+    func integersAreWrittenExactly(value: Int64) throws {
+        #expect(JSONValue.int(value).jsonString == String(value))
+        #expect(try JSONValue.parse(JSONValue.int(value).jsonString) == .int(value))
+    }
+
+    @Test func literalsAndFloats() {
+        #expect(JSONValue.array([.null, .bool(true), .bool(false), .double(2), .double(-0.5), .double(.nan)]).jsonString
+                == "[null,true,false,2.0,-0.5,null]")
+        #expect(JSONValue.double(1_795_916_052.123).jsonString == "1795916052.123")
+    }
+}
