@@ -141,7 +141,7 @@ final class ConnectionCore {
         var fds = [pollfd(fd: inbox.wakeReadFD, events: Int16(POLLIN), revents: 0)]
         if let fd { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         let rc = poll(&fds, nfds_t(fds.count), Int32(timeoutMS))
-        inbox.didWake()
+        inbox.didWake(drainPipe: fds[0].revents != 0)
         return rc > 0 && fds.count > 1 && fds[1].revents != 0
     }
 

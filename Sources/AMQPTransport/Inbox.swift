@@ -81,9 +81,11 @@ final class Inbox: Sendable {
         }
     }
 
-    /// Called by the thread after waking: clears the flag and drains the pipe.
-    func didWake() {
+    /// Called by the thread after waking: clears the flag and drains the pipe (only when poll saw it readable: a
+    /// wake by the socket costs no extra system call).
+    func didWake(drainPipe: Bool) {
         state.withLock { $0.sleeping = false }
+        guard drainPipe else { return }
         var buffer = [UInt8](repeating: 0, count: 64)
         while read(wakeReadFD, &buffer, buffer.count) > 0 {}
     }
