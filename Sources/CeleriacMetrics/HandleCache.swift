@@ -20,31 +20,25 @@ final class HandleCache: Sendable {
         let c: String
     }
 
-    private let counters = Mutex<[Key: Counter]>([:])
-    private let gauges = Mutex<[Key: Gauge]>([:])
-    private let histograms = Mutex<[Key: ValueHistogram]>([:])
+    /// Counter, Gauge and ValueHistogram handles; the key's metric tells them apart.
+    private let handles = Mutex<[Key: any AnyObject & Sendable]>([:])
 
     func counter(_ metric: Metric, _ a: String, _ b: String = "", _ c: String = "", make: () -> Counter) -> Counter {
-        let key = Key(metric: metric, a: a, b: b, c: c)
-        if let known = counters.withLock({ $0[key] }) { return known }
-        let made = make()
-        counters.withLock { $0[key] = made }
-        return made
+        handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
     func gauge(_ metric: Metric, _ a: String, _ b: String = "", _ c: String = "", make: () -> Gauge) -> Gauge {
-        let key = Key(metric: metric, a: a, b: b, c: c)
-        if let known = gauges.withLock({ $0[key] }) { return known }
-        let made = make()
-        gauges.withLock { $0[key] = made }
-        return made
+        handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
     func histogram(_ metric: Metric, _ a: String, _ b: String = "", _ c: String = "", make: () -> ValueHistogram) -> ValueHistogram {
-        let key = Key(metric: metric, a: a, b: b, c: c)
-        if let known = histograms.withLock({ $0[key] }) { return known }
+        handle(Key(metric: metric, a: a, b: b, c: c), make: make)
+    }
+
+    private func handle<Handle: AnyObject & Sendable>(_ key: Key, make: () -> Handle) -> Handle {
+        if let known = handles.withLock({ $0[key] }) as? Handle { return known }
         let made = make()
-        histograms.withLock { $0[key] = made }
+        handles.withLock { $0[key] = made }
         return made
     }
 }

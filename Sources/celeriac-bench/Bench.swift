@@ -113,23 +113,20 @@ struct PoolBench {
         }
         emit("pool.rtt_p50", percentile(rtts, 0.5), "us")
         emit("pool.rtt_p99", percentile(rtts, 0.99), "us")
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
+        /// Tasks per second with `callers` concurrent callers, each running `rounds` no-ops.
+        func throughput(callers: Int) async throws -> Double {
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<callers {
+                    group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
+                }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            return Double(rounds * callers) / seconds(ContinuousClock.now - start)
         }
-        emit("pool.throughput", Double(rounds * concurrency) / seconds(ContinuousClock.now - start), "tasks/s")
-        let callers = concurrency + pool.extraSlots
-        let full = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<callers {
-                group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
-            }
-            try await group.waitForAll()
-        }
-        emit("pool.throughput_full", Double(rounds * callers) / seconds(ContinuousClock.now - full), "tasks/s")
+        emit("pool.throughput", try await throughput(callers: concurrency), "tasks/s")
+        let full = try await throughput(callers: concurrency + pool.extraSlots)
+        emit("pool.throughput_full", full, "tasks/s")
         await pool.stop()
     }
 }
@@ -209,8 +206,8 @@ struct AMQPBench {
         }
         let replyConsumer = try await con.consume(queue: replies, prefetch: 1, noAck: true)
         nonisolated(unsafe) var it = replyConsumer.deliveries.makeAsyncIterator()
-        // Requester on its connection's thread: publish and wait for the reply without a thread hop.
-        let onThread = try await withTaskExecutorPreference(con) { () async throws -> [Double] in
+        /// Publishes a request and waits for its reply, `rounds` times after 20 for warm-up; milliseconds each.
+        func roundTrips() async throws -> [Double] {
             var rtts: [Double] = []
             for i in 0..<(rounds + 20) {
                 let t0 = ContinuousClock.now
@@ -220,16 +217,12 @@ struct AMQPBench {
             }
             return rtts
         }
+        // Requester on its connection's thread: publish and wait for the reply without a thread hop.
+        let onThread = try await withTaskExecutorPreference(con) { try await roundTrips() }
         emit("amqp.rtt_p50", percentile(onThread, 0.5), "ms")
         emit("amqp.rtt_p99", percentile(onThread, 0.99), "ms")
         // The same from the cooperative pool: every call crosses to the connection thread and back.
-        var rtts: [Double] = []
-        for i in 0..<(rounds + 20) {
-            let t0 = ContinuousClock.now
-            try await con.publish(OutgoingMessage(routingKey: requests, body: body, properties: .init(deliveryMode: 1, correlationID: String(i))))
-            guard await it.next() != nil else { break }
-            if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
-        }
+        let rtts = try await roundTrips()
         emit("amqp.rtt_from_pool_p50", percentile(rtts, 0.5), "ms")
         emit("amqp.rtt_from_pool_p99", percentile(rtts, 0.99), "ms")
         echo.cancel()
