@@ -93,7 +93,10 @@ public final class CeleriacClient: Sendable {
             try await consumer.connect()
             let spec = Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds, type: configuration.queueType)
             try await consumer.declare(spec)
-            var stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
+            // Results are acked once routed, not consumed with no-ack: a result the broker sent just before the
+            // connection died (heartbeat timeout, reset) is requeued and comes again after the reconnect instead of
+            // being lost with the socket. A result that comes twice counts in `repeatedResults`.
+            var stream = try await consumer.consume(queue: replyQueue, prefetch: 0).deliveries
             let router = self.router, consumer = self.consumer, replyQueue = self.replyQueue, settlers = self.settlers
             // The routing loop lives as long as the client (cancelled in close()). The transport re-creates the
             // consumer after a reconnect, so the stream goes on across broker restarts. It ends only when the
@@ -104,14 +107,18 @@ public final class CeleriacClient: Sendable {
             let task = Task(executorPreference: consumer) {
                 while !Task.isCancelled {
                     for await delivery in stream {
-                        guard let result = ResultCodec.decode(delivery) else { continue }
+                        guard let result = ResultCodec.decode(delivery) else {
+                            consumer.ackInBackground(delivery.tag)   // not a result: nothing to wait for
+                            continue
+                        }
                         settlers.take(result.taskID)?.settle()
                         await router.deliver(result)
+                        consumer.ackInBackground(delivery.tag)
                     }
                     while !Task.isCancelled {
                         do {
                             try await consumer.declare(spec)
-                            stream = try await consumer.consume(queue: replyQueue, prefetch: 0, noAck: true).deliveries
+                            stream = try await consumer.consume(queue: replyQueue, prefetch: 0).deliveries
                             break
                         } catch {
                             try? await Task.sleep(for: .seconds(1))
