@@ -16,6 +16,18 @@ extension Worker {
         case reported(TaskFailure, label: String)
         /// The process running the task died.
         case workerLost(WorkerLost)
+
+        /// The `outcome` label of the finished-tasks metric.
+        var label: String {
+            switch self {
+            case .success: "success"
+            case .failure: "failure"
+            case .retry: "retry"
+            case .revoked(let reason): reason == "expired" ? "expired" : "revoked"
+            case .reported(_, let label): label
+            case .workerLost: "worker_lost"
+            }
+        }
     }
 
     /// One delivery, from decoding to ack. Never throws: every path ends in a result, a retry, a dead letter
@@ -198,11 +210,11 @@ extension Worker {
     /// Publishes what follows from the outcome (result, retry message, callbacks), then acks.
     func finish(_ delivery: Delivery, _ message: TaskMessage, queue: String, task: RegisteredTask, outcome: Outcome, seconds: Double, log: Logger) async {
         await releaseUniqueLock(message, outcome: outcome)
+        // Counted before anything leaves: whoever holds the result (or the retry) already sees it in /metrics.
+        observer.taskFinished(name: message.name, queue: queue, outcome: outcome.label, seconds: seconds)
         var published = true
-        let label: String
         switch outcome {
         case .success(let value):
-            label = "success"
             if let children = await publishFollowUps(after: message, result: value, queue: queue, log: log) {
                 let result = ResultMessage.success(message.id, value, children: children, for: message)
                 if let chord = message.embed.chord {
@@ -218,14 +230,12 @@ extension Worker {
             events.succeeded(message, result: value, runtime: seconds)
             log.debug("task succeeded", metadata: ["seconds": .stringConvertible(seconds)])
         case .failure(let failure):
-            label = "failure"
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
             published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.failed(message, failure)
         case .retry(let after, let cause):
-            label = "retry"
             var next = message
             next.retries += 1
             next.eta = Date().addingTimeInterval(after)
@@ -239,15 +249,13 @@ extension Worker {
             }
             events.retried(message, after: after)
             log.info("task will be retried", metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
-        case .reported(let failure, let outcomeLabel):
-            label = outcomeLabel
+        case .reported(let failure, _):
             log.error("task failed", metadata: ["error": .string(failure.description)])
             await publishErrbacks(after: message, queue: queue, log: log)
             published = await publishResult(.failure(message.id, failure, for: message), for: message, task: task)
             published = await canvasAfterFailure(message, failure: failure, published: published, log: log)
             events.failed(message, failure)
         case .workerLost(let lost):
-            label = "worker_lost"
             switch lost.disposition {
             case .requeue(let count) where !configuration.acksEarly:
                 // reject_on_worker_lost: run it again (a copy that counts the losses), no result yet.
@@ -264,13 +272,11 @@ extension Worker {
                 events.failed(message, lost.failure)
                 if published, lost.disposition == .deadLetter, !configuration.acksEarly {
                     await traceAndRecord(message, outcome: outcome, seconds: seconds)
-                    observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
                     await deadLetter(delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
                     return
                 }
             }
         case .revoked(let reason):
-            label = reason == "expired" ? "expired" : "revoked"
             log.info("task not run", metadata: ["reason": .string(reason)])
             let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
             published = await publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
@@ -278,7 +284,6 @@ extension Worker {
             events.revoked(message, reason: reason)
         }
         await traceAndRecord(message, outcome: outcome, seconds: seconds)
-        observer.taskFinished(name: message.name, queue: queue, outcome: label, seconds: seconds)
         guard published else {
             // The result or retry could not be published (broker gone): leave the message unacked, so the
             // broker redelivers it (at-least-once) instead of losing it.

@@ -59,7 +59,18 @@ struct MetricsEndpointTests {
         #expect(ready.status == 200)
         #expect(try httpGet(port: port, path: "/healthz").status == 200)
         #expect(try httpGet(port: port, path: "/nope").status == 404)
-        let scrape = try httpGet(port: port, path: "/metrics")
+        // The worker counts an outcome before its result leaves, but the broker's confirm of the last result
+        // can reach the worker after the client has the result: scrape until that confirm is in (bounded).
+        func confirms(_ body: String) -> Double {
+            body.split(separator: "\n").first { $0.hasPrefix("celeriac_publish_confirm_seconds_count ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        var scrape = try httpGet(port: port, path: "/metrics")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while confirms(scrape.body) < 8, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            scrape = try httpGet(port: port, path: "/metrics")
+        }
         #expect(scrape.status == 200)
         #expect(scrape.headers.contains("text/plain; version=0.0.4"))
         #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.add",queue="\#(queue)",outcome="succeeded"} 7"#))
