@@ -148,6 +148,9 @@ extension Worker {
         let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }
         running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
         defer { running.withLock { $0[message.id] = nil } }
+        // revoke(terminate:) records the id before it looks in `running`; registering before looking here means
+        // one of the two sees the other.
+        if terminateRequests.withLock({ $0.remove(message.id) }) != nil { work.cancel() }
         // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
         // limit without a soft one acts as a soft one.
         let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard

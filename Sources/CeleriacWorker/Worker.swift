@@ -109,6 +109,9 @@ public final class Worker: Service, Sendable {
     /// channel, which a concurrent join's failed lock declare (405) would close.
     let joinGate = Slots(1)
     let running = Mutex<[String: RunningTask]>([:])
+    /// Ids asked to terminate that were not (yet) in `running`: a task that passed its revoked check but has not
+    /// registered its Swift Task yet checks this after registering, so a terminate in that window is not lost.
+    let terminateRequests = Mutex<Set<String>>([])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: AMQPConsumer]>([:])
     /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
@@ -428,7 +431,17 @@ public final class Worker: Service, Sendable {
     /// Marks a task id revoked; with `terminate`, cancels it if it runs here now.
     public func revoke(_ id: String, terminate: Bool = false) async {
         await revoked.insert(id)
-        if terminate, let r = running.withLock({ $0[id] }) { r.work.cancel() }
+        guard terminate else { return }
+        terminateRequests.withLock {
+            // Only the short window before a task registers matters, so stale ids (tasks that run elsewhere)
+            // are dropped wholesale rather than kept forever.
+            if $0.count >= 10_000 { $0.removeAll() }
+            $0.insert(id)
+        }
+        if let task = running.withLock({ $0[id] }) {
+            task.work.cancel()
+            terminateRequests.withLock { _ = $0.remove(id) }
+        }
     }
 
     public func revokedIDs() async -> [String] { await revoked.all }
