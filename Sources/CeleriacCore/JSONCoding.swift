@@ -317,7 +317,8 @@ enum JSONWriter {
 }
 
 /// Writes one JSON object field by field straight into bytes, without building a ``JSONObject`` first: for hot
-/// paths that emit many small objects (task events). Keys are written as given, so they must be distinct.
+/// paths that emit many small objects (task events). Keys are written as given, so they must be distinct; the
+/// `StaticString` keys must be plain ASCII needing no escape (they are written raw).
 public struct JSONObjectWriter: Sendable {
     public private(set) var bytes: [UInt8]
     private var empty = true
@@ -326,6 +327,13 @@ public struct JSONObjectWriter: Sendable {
         bytes = []
         bytes.reserveCapacity(capacity)
         bytes.append(UInt8(ascii: "{"))
+    }
+
+    /// Starts an object at the end of `bytes` (e.g. the next element of a JSON array being written), so that no
+    /// separate buffer is allocated and copied.
+    public init(appendingTo bytes: consuming [UInt8]) {
+        self.bytes = bytes
+        self.bytes.append(UInt8(ascii: "{"))
     }
 
     public mutating func add(_ key: String, _ value: JSONValue) {
@@ -337,6 +345,83 @@ public struct JSONObjectWriter: Sendable {
     }
 
     public mutating func add(_ key: String, _ value: String) { add(key, .string(value)) }
+
+    private mutating func key(_ key: StaticString) {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    public mutating func add(_ key: StaticString, string value: String) {
+        self.key(key)
+        JSONWriter.writeString(value, into: &bytes)
+    }
+
+    /// A string, or `null` for nil.
+    public mutating func add(_ key: StaticString, string value: String?) {
+        self.key(key)
+        if let value { JSONWriter.writeString(value, into: &bytes) } else { JSONWriter.writeLiteral("null", into: &bytes) }
+    }
+
+    public mutating func add(_ key: StaticString, int value: Int) {
+        self.key(key)
+        JSONWriter.writeInteger(Int64(value), into: &bytes)
+    }
+
+    public mutating func add(_ key: StaticString, bool value: Bool) {
+        self.key(key)
+        JSONWriter.writeLiteral(value ? "true" : "false", into: &bytes)
+    }
+
+    public mutating func addNull(_ key: StaticString) {
+        self.key(key)
+        JSONWriter.writeLiteral("null", into: &bytes)
+    }
+
+    public mutating func add(_ key: StaticString, _ value: JSONValue) {
+        self.key(key)
+        JSONWriter.write(value, into: &bytes)
+    }
+
+    /// A non-negative number of seconds (a Unix time, a run time) with exactly six decimals, written from integers:
+    /// `Double.description` costs more than the rest of a task event together.
+    public mutating func add(_ key: StaticString, seconds value: Double) {
+        self.key(key)
+        guard value.isFinite, value >= 0, value < 1e12 else {
+            JSONWriter.write(.double(value), into: &bytes)
+            return
+        }
+        let micros = Int64((value * 1e6).rounded())
+        JSONWriter.writeInteger(micros / 1_000_000, into: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        var fraction = micros % 1_000_000
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            for i in stride(from: 5, through: 0, by: -1) {
+                buffer[i] = UInt8(ascii: "0") + UInt8(fraction % 10)
+                fraction /= 10
+            }
+            bytes.append(contentsOf: buffer)
+        }
+    }
+
+    /// Fields written once and reused (``fragment(_:)``): `"a":1,"b":2`, inserted as they are.
+    public mutating func add(fragment: [UInt8]) {
+        guard !fragment.isEmpty else { return }
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        bytes.append(contentsOf: fragment)
+    }
+
+    /// The bytes of some fields without braces, for ``add(fragment:)``.
+    public static func fragment(_ fields: KeyValuePairs<String, JSONValue>) -> [UInt8] {
+        var writer = JSONObjectWriter(capacity: 64)
+        for (key, value) in fields { writer.add(key, value) }
+        return Array(writer.bytes.dropFirst())
+    }
 
     /// The finished object's bytes.
     public mutating func finish() -> [UInt8] {

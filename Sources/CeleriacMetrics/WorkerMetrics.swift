@@ -11,14 +11,13 @@ import Glibc
 /// `reason`. No task ids, no host names.
 public final class WorkerMetrics: WorkerObserver, Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let knownTasks: Set<String>
-    /// Handles of the per-task metrics (see ``HandleCache``).
-    private let handles = HandleCache()
+    /// Handles of the per-task metrics (see ``HandleCache``), which also knows the registered task names.
+    private let handles: HandleCache
     private static let runtimeBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
     public init(registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int, version: String = CeleriacVersion.current) {
         self.registry = registry
-        self.knownTasks = Set(knownTasks)
+        self.handles = HandleCache(knownTasks: Set(knownTasks))
         registry.makeGauge(descriptor: .init(metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
                            labels: [("version", version)]).set(1.0)
         for queue in queues {
@@ -43,12 +42,12 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(0.0)
     }
 
-    private func label(_ task: String) -> String { knownTasks.contains(task) ? task : "__unknown__" }
+    private func label(_ task: String) -> String { handles.label(task) }
     func taskLabel(_ task: String) -> String { label(task) }
 
     @discardableResult
-    private func finished(_ task: String, _ queue: String, _ outcome: String) -> Counter {
-        handles.counter(.finished, task, queue, outcome) {
+    private func finished(_ name: String, _ queue: String, _ outcome: String) -> Counter {
+        handles.counter(.finished, task: name, queue, outcome) { task in
             registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksFinished, unitName: "", helpText: "Tasks finished, by outcome."),
                                  labels: [("task", task), ("queue", queue), ("outcome", outcome)])
         }
@@ -61,8 +60,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     public func taskReceived(name: String, queue: String) {
-        let task = label(name)
-        handles.counter(.received, task, queue) {
+        handles.counter(.received, task: name, queue) { task in
             registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
                                  labels: [("task", task), ("queue", queue)])
         }.increment()
@@ -82,8 +80,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     public func taskRedelivered(name: String, queue: String) { redeliveries(label(name), queue).increment() }
 
     public func taskStarted(name: String, queue: String) {
-        let task = label(name)
-        handles.counter(.started, task, queue) {
+        handles.counter(.started, task: name, queue) { task in
             registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
                                  labels: [("task", task), ("queue", queue)])
         }.increment()
@@ -93,8 +90,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     private static let waitBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
     public func taskQueueWait(name: String, queue: String, seconds: Double) {
-        let task = label(name)
-        handles.histogram(.queueWait, task, queue) {
+        handles.histogram(.queueWait, task: name, queue) { task in
             registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
                                                           helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
                                         labels: [("task", task), ("queue", queue)], buckets: Self.waitBuckets)
@@ -113,17 +109,21 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     private static let confirmBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30]
 
     public func publishConfirmed(seconds: Double) {
-        registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.publishConfirm, unitName: "",
-                                                      helpText: "Seconds from publish to the broker's confirm (results, retries, follow-ups, dead letters)."),
-                                    buckets: Self.confirmBuckets).record(seconds)
+        handles.histogram(.publishConfirm) {
+            registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.publishConfirm, unitName: "",
+                                                          helpText: "Seconds from publish to the broker's confirm (results, retries, follow-ups, dead letters)."),
+                                        buckets: Self.confirmBuckets)
+        }.record(seconds)
     }
 
     public func resultPublishFailed() { resultFailures().increment() }
 
     @discardableResult
     private func resultFailures() -> Counter {
-        registry.makeCounter(descriptor: .init(metricName: MetricNames.resultPublishFailures, unitName: "",
-                                               helpText: "Results that could not be published; their messages stay unacked and are redelivered."))
+        handles.counter(.resultFailures) {
+            registry.makeCounter(descriptor: .init(metricName: MetricNames.resultPublishFailures, unitName: "",
+                                                   helpText: "Results that could not be published; their messages stay unacked and are redelivered."))
+        }
     }
 
     public func rateLimitWait(name: String, seconds: Double) {
@@ -144,11 +144,10 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         case "retry": "retried"
         default: outcome
         }
-        finished(label(name), queue, mapped).increment()
+        finished(name, queue, mapped).increment()
         if seconds > 0 || mapped == "succeeded" || mapped == "failed" || mapped == "retried" {
             active(queue).decrement()
-            let task = label(name)
-            handles.histogram(.runtime, task, queue) {
+            handles.histogram(.runtime, task: name, queue) { task in
                 registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),
                                             labels: [("task", task), ("queue", queue)], buckets: Self.runtimeBuckets)
             }.record(seconds)

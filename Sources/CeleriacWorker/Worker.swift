@@ -119,6 +119,8 @@ public final class Worker: Service, Sendable {
     var events: WorkerEvents { WorkerEvents(worker: self) }
     /// Task events waiting to be sent as one `task.multi` batch.
     let eventBuffer = Mutex<WorkerEvents.Batch>(WorkerEvents.Batch())
+    /// The hostname, utcoffset and pid fields of every event, serialized once.
+    let eventIdentity: [UInt8]
     /// Lamport clock for remote control and events.
     let clock = Atomic<Int>(0)
     /// Tasks run so far, by name (remote control `stats`).
@@ -166,6 +168,7 @@ public final class Worker: Service, Sendable {
         self.concurrencyNow = Atomic(configuration.concurrency)
         self.queuesNow = Mutex(configuration.queues)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
+        self.eventIdentity = WorkerEvents.identityFields(hostname: configuration.hostname)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))

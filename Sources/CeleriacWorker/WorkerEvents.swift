@@ -31,29 +31,46 @@ struct WorkerEvents: Sendable {
     static let batchSize = 100
     static let batchDelay: Duration = .milliseconds(50)
 
+    /// A worker event (online, heartbeat, offline): rare, so its fields come as a list.
     func send(_ type: String, _ fields: KeyValuePairs<String, JSONValue>) {
         guard enabled else { return }
-        // Written field by field into bytes: this runs three times per task, so no intermediate JSON tree.
         var body = JSONObjectWriter()
         for (key, value) in fields { body.add(key, value) }
-        body.add("hostname", worker.configuration.hostname)
-        body.add("utcoffset", .int(0))
-        body.add("pid", .int(Int64(Self.pid)))
-        body.add("clock", .int(Int64(worker.clock.add(1, ordering: .relaxed).newValue)))
-        body.add("timestamp", .double(Date().timeIntervalSince1970))
-        body.add("type", type)
-        let bytes = body.finish()
-        guard type.hasPrefix("task-") else {
-            publish(routingKey: type.replacing("-", with: "."), body: bytes)
-            return
-        }
+        addCommonFields(&body, type: type, now: Date().timeIntervalSince1970)
+        publish(routingKey: type.replacing("-", with: "."), body: body.finish())
+    }
+
+    /// A task event, written field by field straight into the batch being filled (no list of fields, no buffer of
+    /// its own: this runs three times per task); sends the batch when it is full.
+    func sendTaskEvent(_ type: String, _ fields: (inout JSONObjectWriter) -> Void) {
+        guard enabled else { return }
+        let now = Date().timeIntervalSince1970
         let full = worker.eventBuffer.withLock { buffer -> [UInt8]? in
-            buffer.bytes.append(buffer.count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
-            buffer.bytes.append(contentsOf: bytes)
+            var bytes: [UInt8] = []
+            swap(&bytes, &buffer.bytes)
+            bytes.append(buffer.count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
+            var body = JSONObjectWriter(appendingTo: bytes)
+            fields(&body)
+            addCommonFields(&body, type: type, now: now)
+            buffer.bytes = body.finish()
             buffer.count += 1
             return buffer.count >= Self.batchSize ? Self.take(&buffer) : nil
         }
         if let full { publish(routingKey: "task.multi", body: full) }
+    }
+
+    /// What every event ends with: hostname, utcoffset and pid (written once per worker, ``identityFields(hostname:)``),
+    /// then clock, timestamp and type.
+    private func addCommonFields(_ body: inout JSONObjectWriter, type: String, now: Double) {
+        body.add(fragment: worker.eventIdentity)
+        body.add("clock", int: worker.clock.add(1, ordering: .relaxed).newValue)
+        body.add("timestamp", seconds: now)
+        body.add("type", string: type)
+    }
+
+    /// `"hostname":…,"utcoffset":0,"pid":…`, the same in every event of a worker.
+    static func identityFields(hostname: String) -> [UInt8] {
+        JSONObjectWriter.fragment(["hostname": .string(hostname), "utcoffset": .int(0), "pid": .int(Int64(pid))])
     }
 
     /// Sends the buffered task events every ``batchDelay`` until cancelled (runs beside ``heartbeats()``).
@@ -129,30 +146,52 @@ struct WorkerEvents: Sendable {
     }
 
     func received(_ m: TaskMessage) {
-        send("task-received", [
-            "uuid": .string(m.id), "name": .string(m.name), "args": .string(m.argsRepr ?? PythonRepr.args(m.args)),
-            "kwargs": .string(m.kwargsRepr ?? PythonRepr.kwargs(m.kwargs)), "root_id": m.rootID.map { .string($0) } ?? .null,
-            "parent_id": m.parentID.map { .string($0) } ?? .null, "retries": .int(Int64(m.retries)),
-            "eta": m.eta.map { .string(ISOTime.format($0)) } ?? .null, "expires": m.expires.map { .string(ISOTime.format($0)) } ?? .null,
-        ])
+        sendTaskEvent("task-received") { e in
+            e.add("uuid", string: m.id)
+            e.add("name", string: m.name)
+            e.add("args", string: m.argsRepr ?? PythonRepr.args(m.args))
+            e.add("kwargs", string: m.kwargsRepr ?? PythonRepr.kwargs(m.kwargs))
+            e.add("root_id", string: m.rootID)
+            e.add("parent_id", string: m.parentID)
+            e.add("retries", int: m.retries)
+            e.add("eta", string: m.eta.map(ISOTime.format))
+            e.add("expires", string: m.expires.map(ISOTime.format))
+        }
     }
 
-    func started(_ m: TaskMessage) { send("task-started", ["uuid": .string(m.id)]) }
+    func started(_ m: TaskMessage) { sendTaskEvent("task-started") { $0.add("uuid", string: m.id) } }
 
     func succeeded(_ m: TaskMessage, result: JSONValue, runtime: Double) {
-        send("task-succeeded", ["uuid": .string(m.id), "result": .string(PythonRepr.repr(result)), "runtime": .double(runtime)])
+        sendTaskEvent("task-succeeded") { e in
+            e.add("uuid", string: m.id)
+            e.add("result", string: PythonRepr.repr(result))
+            e.add("runtime", seconds: runtime)
+        }
     }
 
     func failed(_ m: TaskMessage, _ f: TaskFailure) {
         let args = f.arguments.map(PythonRepr.repr).joined(separator: ", ")
-        send("task-failed", ["uuid": .string(m.id), "exception": .string("\(f.type)(\(args))"), "traceback": .string(f.traceback ?? "")])
+        sendTaskEvent("task-failed") { e in
+            e.add("uuid", string: m.id)
+            e.add("exception", string: "\(f.type)(\(args))")
+            e.add("traceback", string: f.traceback ?? "")
+        }
     }
 
     func retried(_ m: TaskMessage, after: Double) {
-        send("task-retried", ["uuid": .string(m.id), "exception": .string("Retry(in \(after)s)"), "traceback": ""])
+        sendTaskEvent("task-retried") { e in
+            e.add("uuid", string: m.id)
+            e.add("exception", string: "Retry(in \(after)s)")
+            e.add("traceback", string: "")
+        }
     }
 
     func revoked(_ m: TaskMessage, reason: String) {
-        send("task-revoked", ["uuid": .string(m.id), "terminated": .bool(reason == "terminated"), "signum": .null, "expired": .bool(reason == "expired")])
+        sendTaskEvent("task-revoked") { e in
+            e.add("uuid", string: m.id)
+            e.add("terminated", bool: reason == "terminated")
+            e.addNull("signum")
+            e.add("expired", bool: reason == "expired")
+        }
     }
 }

@@ -15,20 +15,34 @@ struct ObservabilityBench {
     let url: AMQPURL
     let n: Int
     let concurrency: Int
-    let rounds = 3
+    let rounds = 5
 
-    /// Sends every report to the counter and the Prometheus metrics.
+    /// Sends every report to the Prometheus metrics (all of them, as the real worker does), and finished tasks
+    /// to the counter too.
     struct Both: WorkerObserver {
         let counter: Counter
         let metrics: WorkerMetrics
         func taskReceived(name: String, queue: String) { metrics.taskReceived(name: name, queue: queue) }
+        func taskRedelivered(name: String, queue: String) { metrics.taskRedelivered(name: name, queue: queue) }
         func taskStarted(name: String, queue: String) { metrics.taskStarted(name: name, queue: queue) }
         func taskQueueWait(name: String, queue: String, seconds: Double) { metrics.taskQueueWait(name: name, queue: queue, seconds: seconds) }
         func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
             metrics.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
             counter.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
         }
+        func messageDeadLettered(queue: String, reason: String) { metrics.messageDeadLettered(queue: queue, reason: reason) }
+        func taskParked(name: String, queue: String) { metrics.taskParked(name: name, queue: queue) }
+        func messageRequeued(queue: String) { metrics.messageRequeued(queue: queue) }
+        func consumerRestarted(queue: String, reason: String) { metrics.consumerRestarted(queue: queue, reason: reason) }
+        func connectionEvent(_ event: String) { metrics.connectionEvent(event) }
         func stateChanged(ready: Bool) { metrics.stateChanged(ready: ready) }
+        func chordEvent(_ event: String) { metrics.chordEvent(event) }
+        func poolChildRestarted(reason: String) { metrics.poolChildRestarted(reason: reason) }
+        func poolProcesses(_ count: Int) { metrics.poolProcesses(count) }
+        func tasksReserved(queue: String, delta: Int) { metrics.tasksReserved(queue: queue, delta: delta) }
+        func publishConfirmed(seconds: Double) { metrics.publishConfirmed(seconds: seconds) }
+        func resultPublishFailed() { metrics.resultPublishFailed() }
+        func rateLimitWait(name: String, seconds: Double) { metrics.rateLimitWait(name: name, seconds: seconds) }
     }
 
     func run() async throws {
@@ -57,6 +71,8 @@ struct ObservabilityBench {
         emit("obs.drain_rate_off", medianOff, "tasks/s")
         emit("obs.drain_rate_metrics_events", medianOn, "tasks/s")
         emit("obs.ratio_on_off", medianOn / medianOff, "ratio")
+        // The same from each off/on pair run back to back: drift in the machine's load over the run cancels out.
+        emit("obs.ratio_on_off_pairs_median", percentile(zip(on, off).map { $0 / $1 }, 0.5), "ratio")
         // CPU time of this process (worker and scraper) per task: less sensitive to the machine's other load than
         // the rates, so it shows what metrics and events cost the worker itself.
         emit("obs.cpu_per_task_off", percentile(cpuOff, 0.5), "us")

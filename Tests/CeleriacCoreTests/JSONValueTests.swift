@@ -165,4 +165,31 @@ import Foundation
                 == "[null,true,false,2.0,-0.5,null]")
         #expect(JSONValue.double(1_795_916_052.123).jsonString == "1795916052.123")
     }
+
+    @Test func objectWriterAppendsTypedFieldsAndFragmentsThatParseBack() throws {
+        var array: [UInt8] = Array("[1,".utf8)
+        var writer = JSONObjectWriter(appendingTo: array)
+        writer.add("uuid", string: "a\"b")
+        writer.add("root_id", string: nil as String?)
+        writer.add("retries", int: -3)
+        writer.add("terminated", bool: true)
+        writer.addNull("signum")
+        writer.add("timestamp", seconds: 1_795_916_052.000_123)
+        writer.add("runtime", seconds: 0.5)
+        writer.add(fragment: JSONObjectWriter.fragment(["hostname": "w@h", "pid": .int(7)]))
+        writer.add("nested", .array([.int(1)]))
+        array = writer.finish()
+        array.append(UInt8(ascii: "]"))
+        let text = String(decoding: array, as: UTF8.self)
+        #expect(text.contains(#""timestamp":1795916052.000123,"runtime":0.500000,"hostname":"w@h","pid":7"#))
+        let parsed = try JSONValue.parse(array)
+        let object = try #require(parsed.arrayValue?.last)
+        #expect(parsed.arrayValue?.first == .int(1))
+        #expect(object["uuid"] == .string("a\"b"))
+        #expect(object["root_id"] == .null && object["signum"] == .null)
+        #expect(object["retries"] == .int(-3) && object["terminated"] == .bool(true))
+        #expect(object["runtime"] == .double(0.5))
+        #expect(object["nested"] == .array([.int(1)]))
+        #expect(Array(object.objectValue!.keys) == ["uuid", "root_id", "retries", "terminated", "signum", "timestamp", "runtime", "hostname", "pid", "nested"])
+    }
 }
