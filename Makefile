@@ -10,7 +10,7 @@ run: bootstrap broker-start
 test: bootstrap
 	scripts/test.sh
 	scripts/chaos.sh --short
-	scripts/fuzz.sh $${FUZZ_SECONDS:-15}
+	FUZZ_RUNS=$${FUZZ_RUNS:-100000} scripts/fuzz.sh $${FUZZ_SECONDS:-30}
 
 # Multi-host fault injection (network namespaces; needs root): the full workloads on a release build.
 # See Tests/Chaos/README.md; `scripts/chaos.sh --short [SCENARIO...]` is the quick form.

@@ -9,6 +9,10 @@
 # Environment:
 #   FUZZ_SANITIZER=address   also build with AddressSanitizer (separate dir .build-fuzz-address; slower)
 #   FUZZ_BUILD=0             skip the build (reuse the last one)
+#   FUZZ_RUNS=N              stop each target after N inputs (SECONDS_PER_TARGET stays the cap), with a fixed
+#                            libFuzzer seed (FUZZ_SEED, default 1): the same inputs on every run, so a test run
+#                            fails only on a regression. Without it, inputs are random and time-bounded
+#                            (exploration: `make fuzz`); a finding's input goes into Fuzz/corpus/ as a seed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -48,10 +52,12 @@ for t in "${targets[@]}"; do
     log=".run/fuzz/$t.log"
     mkdir -p "$work"
     dict=()
+    limits=()
+    [[ -n "${FUZZ_RUNS:-}" ]] && limits=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
     [[ -f "Fuzz/dict/$t.dict" ]] && dict=(-dict="Fuzz/dict/$t.dict")
     # Swift's own crash backtracer would exit before libFuzzer saves the input.
     if SWIFT_BACKTRACE=enable=no CELERIAC_FUZZ_TARGET="$t" "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -max_len="$max_len" -artifact_prefix=".run/fuzz/artifacts/$t-" "${dict[@]}" "$work" "Fuzz/corpus/$t" >"$log" 2>&1; then
+        -max_len="$max_len" -artifact_prefix=".run/fuzz/artifacts/$t-" "${dict[@]}" "${limits[@]}" "$work" "Fuzz/corpus/$t" >"$log" 2>&1; then
         echo "fuzz.sh: $t: ok ($(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | tr -s ' \t' ' '))"
     else
         status=1

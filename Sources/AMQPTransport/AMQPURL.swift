@@ -93,7 +93,13 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         switch scheme {
         case "amqp", "pyamqp", "librabbitmq": tls = false
         case "amqps": tls = true
-        default: throw bad("unsupported scheme '\(scheme)' (use amqp or amqps)")
+        default:
+            // Only a well-formed scheme (RFC 3986: a letter, then letters, digits, + - .) is echoed: text before
+            // "://" that is not one may be a mistyped URL whose credentials come first (user:pass@host?x://...).
+            let wellFormed = scheme.unicodeScalars.first.map { $0.isASCII && $0.properties.isAlphabetic } == true
+                && scheme.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0)) }
+            throw bad(wellFormed ? "unsupported scheme '\(scheme)' (use amqp or amqps)"
+                                 : "the text before '://' is not a scheme (use amqp or amqps)")
         }
         var rest = Substring(string[schemeEnd.upperBound...])
         var query: Substring = ""

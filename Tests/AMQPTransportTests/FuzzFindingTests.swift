@@ -30,6 +30,16 @@ import Testing
         #expect(BasicProperties(correlationID: String(repeating: "a", count: 255)).wireProblem == nil)
     }
 
+    @Test func textBeforeTheSchemeSeparatorIsEchoedOnlyIfItIsAScheme() {
+        // Found by the url fuzzer: credentials typed before a later "://" came back in the error, lower-cased.
+        let mistyped = "amer:p%40Ss@rabbit.example?cqps://user:p%40ss@rabbit:5671/prod"
+        #expect { _ = try AMQPURL(mistyped) } throws: { error in
+            let text = "\(error)"
+            return !text.contains("p%40ss") && text.contains("is not a scheme")
+        }
+        #expect { _ = try AMQPURL("http://u:p@h/") } throws: { "\($0)".contains("unsupported scheme 'http'") }
+    }
+
     @Test func hostsMustBeNamesOrAddresses() throws {
         for bad in ["amqp://u:p@h:x]:5672/", "amqp://u:p@[%%%o]:5672/", "amqp://u:p@ho st/", "amqp://u:p@h\u{FFFD}st/"] {
             #expect(throws: AMQPError.self, "\(bad)") { _ = try AMQPURL(bad) }
