@@ -666,6 +666,14 @@ def s2_worker_kill(bed, o):
     led = LedgerRun(bed, "s2", url, queue=q, events=True, deadline=ledger_deadline(bed), **wl)
     led.wait_done(0.25, 120)
     victim = bed.workers["w2"]
+    # A worker that keeps up with the sender holds no unacked delivery most of the time, so a SIGKILL at a random
+    # instant may find nothing to redeliver. Freeze it first: the broker keeps dispatching to it (its prefetch has
+    # room) and nothing it receives can be acked. Once the others have finished more tasks, deliveries went out
+    # after the freeze and, round-robin, some of them to w2: then the SIGKILL always leaves tasks in flight.
+    victim.host.kill_all(signal.SIGSTOP)
+    base = led.done()
+    wait_until("w1 and w3 to finish 30 more tasks while w2 is frozen",
+               lambda: led.done() >= base + 30 or led.proc.poll() is not None, 60, interval=0.05)
     tk = time.time()
     victim.host.kill_all()
     mid_run(o, led, wl["count"], "the SIGKILL")
