@@ -323,17 +323,28 @@ public struct JSONObjectWriter: Sendable {
     public private(set) var bytes: [UInt8]
     private var empty = true
 
+    /// A writer whose bytes are empty, not even `{` (no allocation): ``append(to:_:)`` swaps its array in.
+    private init(unopened: Void) {
+        bytes = []
+    }
+
     public init(capacity: Int = 256) {
         bytes = []
         bytes.reserveCapacity(capacity)
         bytes.append(UInt8(ascii: "{"))
     }
 
-    /// Starts an object at the end of `bytes` (e.g. the next element of a JSON array being written), so that no
-    /// separate buffer is allocated and copied.
-    public init(appendingTo bytes: consuming [UInt8]) {
-        self.bytes = bytes
-        self.bytes.append(UInt8(ascii: "{"))
+    /// Writes one object at the end of `bytes` (e.g. the next element of a JSON array being written) in place:
+    /// no buffer of its own, and no copy of what `bytes` already holds. The array is swapped into the writer and
+    /// back, so it is never referenced twice (an array passed by value would be, and its first append would copy
+    /// it whole: a copy per object, quadratic in the batch).
+    public static func append(to bytes: inout [UInt8], _ write: (inout JSONObjectWriter) -> Void) {
+        var writer = JSONObjectWriter(unopened: ())
+        swap(&writer.bytes, &bytes)
+        writer.bytes.append(UInt8(ascii: "{"))
+        write(&writer)
+        writer.bytes.append(UInt8(ascii: "}"))
+        swap(&writer.bytes, &bytes)
     }
 
     public mutating func add(_ key: String, _ value: JSONValue) {
@@ -424,7 +435,8 @@ public struct JSONObjectWriter: Sendable {
     }
 
     /// The finished object's bytes.
-    public mutating func finish() -> [UInt8] {
+    /// The object's bytes, closed; the writer is used up (its array is moved out, not copied).
+    public consuming func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }

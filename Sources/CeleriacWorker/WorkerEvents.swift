@@ -46,13 +46,11 @@ struct WorkerEvents: Sendable {
         guard enabled else { return }
         let now = Date().timeIntervalSince1970
         let full = worker.eventBuffer.withLock { buffer -> [UInt8]? in
-            var bytes: [UInt8] = []
-            swap(&bytes, &buffer.bytes)
-            bytes.append(buffer.count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
-            var body = JSONObjectWriter(appendingTo: bytes)
-            fields(&body)
-            addCommonFields(&body, type: type, now: now)
-            buffer.bytes = body.finish()
+            buffer.bytes.append(buffer.count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
+            JSONObjectWriter.append(to: &buffer.bytes) { body in
+                fields(&body)
+                addCommonFields(&body, type: type, now: now)
+            }
             buffer.count += 1
             return buffer.count >= Self.batchSize ? Self.take(&buffer) : nil
         }
@@ -90,7 +88,8 @@ struct WorkerEvents: Sendable {
 
     /// Closes the batch's array, returns it and starts a new one.
     static func take(_ batch: inout Batch) -> [UInt8] {
-        var bytes = batch.bytes
+        var bytes: [UInt8] = []
+        swap(&bytes, &batch.bytes)   // taken, not copied: the batch's array is then referenced once
         bytes.append(UInt8(ascii: "]"))
         batch = Batch()
         batch.bytes.reserveCapacity(bytes.count)

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// What metrics and events cost: the same drain (N `demo.noop` enqueued, then one async worker runs them all)
 /// with both off, and with Prometheus metrics recorded, `/metrics` scraped every 100 ms and Celery events on
@@ -136,19 +137,12 @@ struct ObservabilityBench {
                                                                                prefetchMultiplier: 8, events: withEvents),
                             logger: logger, observer: observer)
         var endpoint: MetricsEndpoint?
-        var scraper: Task<Void, Never>?
+        var scraper: Scraper?
         if withMetrics {
             let e = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { worker.isReady })
             let port = try e.start()
             endpoint = e
-            // A scrape every 100 ms (Prometheus scrapes every 15 s: this is 150 times harsher).
-            scraper = Task.detached {
-                while !Task.isCancelled {
-                    let bytes = Self.scrape(port: port)
-                    precondition(bytes > 0, "the metrics endpoint on port \(port) answered nothing")
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-            }
+            scraper = Scraper(port: port)
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let start = ContinuousClock.now
@@ -157,12 +151,39 @@ struct ObservabilityBench {
         await counter.wait(for: n)
         let rate = Double(n) / seconds(ContinuousClock.now - start)
         let cpu = (Self.cpuMicros() - cpuStart) / Double(n)
-        scraper?.cancel()
+        scraper?.stop()
         endpoint?.stop()
         await group.triggerGracefulShutdown()
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
         return (rate, cpu)
+    }
+}
+
+/// Scrapes `/metrics` every 100 ms (Prometheus scrapes every 15 s: this is 150 times harsher) from a thread of its
+/// own, as Prometheus, another process, would: its blocking socket calls never hold one of the cooperative pool's
+/// threads (two on a 2-core machine), which run the worker being measured.
+final class Scraper: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(port: Int) {
+        let thread = Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                let bytes = ObservabilityBench.scrape(port: port)
+                precondition(bytes > 0, "the metrics endpoint on port \(port) answered nothing")
+                usleep(100_000)
+            }
+            finished.signal()
+        }
+        thread.name = "bench-scraper"
+        thread.start()
+    }
+
+    /// Stops scraping and waits for the last scrape to end.
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        finished.wait()
     }
 }

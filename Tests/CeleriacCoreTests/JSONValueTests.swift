@@ -168,17 +168,17 @@ import Foundation
 
     @Test func objectWriterAppendsTypedFieldsAndFragmentsThatParseBack() throws {
         var array: [UInt8] = Array("[1,".utf8)
-        var writer = JSONObjectWriter(appendingTo: array)
-        writer.add("uuid", string: "a\"b")
-        writer.add("root_id", string: nil as String?)
-        writer.add("retries", int: -3)
-        writer.add("terminated", bool: true)
-        writer.addNull("signum")
-        writer.add("timestamp", seconds: 1_795_916_052.000_123)
-        writer.add("runtime", seconds: 0.5)
-        writer.add(fragment: JSONObjectWriter.fragment(["hostname": "w@h", "pid": .int(7)]))
-        writer.add("nested", .array([.int(1)]))
-        array = writer.finish()
+        JSONObjectWriter.append(to: &array) { writer in
+            writer.add("uuid", string: "a\"b")
+            writer.add("root_id", string: nil as String?)
+            writer.add("retries", int: -3)
+            writer.add("terminated", bool: true)
+            writer.addNull("signum")
+            writer.add("timestamp", seconds: 1_795_916_052.000_123)
+            writer.add("runtime", seconds: 0.5)
+            writer.add(fragment: JSONObjectWriter.fragment(["hostname": "w@h", "pid": .int(7)]))
+            writer.add("nested", .array([.int(1)]))
+        }
         array.append(UInt8(ascii: "]"))
         let text = String(decoding: array, as: UTF8.self)
         #expect(text.contains(#""timestamp":1795916052.000123,"runtime":0.500000,"hostname":"w@h","pid":7"#))
