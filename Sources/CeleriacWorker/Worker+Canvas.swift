@@ -98,18 +98,8 @@ extension Worker {
         let outgoing = OutgoingMessage(routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
         let batch = [leading, outgoing].compactMap { $0 }
         // Nobody consumes the durable join queue, so RabbitMQ confirms a part only once it is on disk, and the count
-        // follows: several ms per member (most of a chord's cost when members waited in their slots). The task is
-        // over by then, so its slot runs other tasks meanwhile, as during a sub-second ETA wait. Nothing else
-        // changes: the member's message is acked only after the part is confirmed and counted (the caller acks when
-        // this returns true), and prefetch bounds how many members wait at once. With acks_early the message is
-        // acked already and nothing would bound the waiters, so there the slot is kept.
-        guard !configuration.acksEarly else {
-            return await storeChordPart(batch, part: part, info: info, chord: chord, parent: message, log: log)
-        }
-        await slots.release()
-        let stored = await storeChordPart(batch, part: part, info: info, chord: chord, parent: message, log: log)
-        await slots.forceTake()   // over the limit for a moment: the caller releases it once the delivery is settled
-        return stored
+        // follows: several ms per member (most of a chord's cost when members waited in their slots).
+        return await outsideSlot { await storeChordPart(batch, part: part, info: info, chord: chord, parent: message, log: log) }
     }
 
     /// Publishes a part (after the member's result, in one confirmed batch), then counts the join queue.

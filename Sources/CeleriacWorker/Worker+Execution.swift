@@ -225,7 +225,7 @@ extension Worker {
                     published = await reportChordPart(of: message, outcome: .success(value), chord: chord, log: log,
                                                       with: resultMessage(result, for: message, task: task))
                 } else {
-                    published = await publishResult(result, for: message, task: task)
+                    published = await outsideSlot { await publishResult(result, for: message, task: task) }
                 }
             } else {
                 published = false

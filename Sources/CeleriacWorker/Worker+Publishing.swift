@@ -28,6 +28,19 @@ extension Worker {
         }
     }
 
+    /// Runs `wait` (a confirm wait after the task's body has ended) with the task's slot lent out, so the slot runs
+    /// other tasks meanwhile, as during a sub-second ETA wait: RabbitMQ confirms a persistent message only once it
+    /// is on disk, several ms that a slot would otherwise spend idle. Nothing else changes: the task's message is
+    /// acked only after `wait` returns, and prefetch bounds how many tasks wait at once. With acks_early the
+    /// message is acked already and nothing would bound the waiters, so there the slot is kept.
+    func outsideSlot<T>(_ wait: () async -> T) async -> T {
+        guard !configuration.acksEarly else { return await wait() }
+        await slots.release()
+        let value = await wait()
+        await slots.forceTake()   // over the limit for a moment: the caller releases it once the delivery is settled
+        return value
+    }
+
     /// Sends a result to the task's reply queue, unless the task asked for none. True when nothing needed sending.
     func publishResult(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil) async -> Bool {
         guard let outgoing = resultMessage(result, for: message, task: task) else { return true }
