@@ -70,6 +70,23 @@ public struct FieldTable: Sendable, Equatable, Hashable, ExpressibleByDictionary
     /// Later duplicates replace earlier ones in place. Linear in the entry count: a hostile header table with tens
     /// of thousands of keys must not cost quadratic time on the consumer thread.
     public init(_ entries: [(key: String, value: FieldValue)]) {
+        // Every delivery's headers come through here (a Celery task has about 20). Up to `smallTable` keys, pairs
+        // of keys are compared (by length first, an O(1) read) instead of hashing each key into an index, and a
+        // table without duplicates, the normal case, is kept as it is.
+        if entries.count <= Self.smallTable {
+            var duplicated = false
+            search: for i in entries.indices.dropFirst() {
+                let key = entries[i].key, length = key.utf8.count
+                for j in 0..<i where entries[j].key.utf8.count == length && entries[j].key == key {
+                    duplicated = true
+                    break search
+                }
+            }
+            if !duplicated {
+                self.entries = entries
+                return
+            }
+        }
         var index: [String: Int] = [:]
         index.reserveCapacity(entries.count)
         var unique: [(key: String, value: FieldValue)] = []
@@ -84,6 +101,16 @@ public struct FieldTable: Sendable, Equatable, Hashable, ExpressibleByDictionary
         }
         self.entries = unique
     }
+    /// A table whose keys the caller knows to be distinct (checked in debug builds only): for encoders that write
+    /// a fixed set of headers on every message.
+    public init(uniqueKeys entries: [(key: String, value: FieldValue)]) {
+        assert(Set(entries.map(\.key)).count == entries.count, "FieldTable(uniqueKeys:) got a duplicate key")
+        self.entries = entries
+    }
+
+    /// Tables up to this many keys are checked for duplicates pair by pair (see ``init(_:)``).
+    static let smallTable = 32
+
     public init(dictionaryLiteral elements: (String, FieldValue)...) {
         self.init(elements.map { (key: $0.0, value: $0.1) })
     }

@@ -38,30 +38,33 @@ public enum TaskCodec {
     /// The AMQP message for `task`, to publish with exchange "" and routing key = queue (Celery's rule for direct
     /// queues).
     public static func encode(_ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date()) -> OutgoingMessage {
-        var h = FieldTable()
-        h[HeaderKey.lang] = .string("swift")
-        h[HeaderKey.task] = .string(task.name)
-        h[HeaderKey.id] = .string(task.id)
-        h[HeaderKey.shadow] = task.shadow.map { .string($0) } ?? .void
-        h[HeaderKey.eta] = task.eta.map { .string(ISOTime.format($0)) } ?? .void
-        h[HeaderKey.expires] = task.expires.map { .string(ISOTime.format($0)) } ?? .void
-        h[HeaderKey.group] = task.groupID.map { .string($0) } ?? .void
-        h[HeaderKey.groupIndex] = task.groupIndex.map { .int($0) } ?? .void
-        h[HeaderKey.retries] = .int(task.retries)
-        h[HeaderKey.timelimit] = .array([task.timeLimit.hard.map { .double($0) } ?? .void, task.timeLimit.soft.map { .double($0) } ?? .void])
-        h[HeaderKey.rootID] = .string(task.rootID ?? task.id)
-        h[HeaderKey.parentID] = task.parentID.map { .string($0) } ?? .void
-        h[HeaderKey.argsrepr] = .string(task.argsRepr ?? PythonRepr.args(task.args))
-        h[HeaderKey.kwargsrepr] = .string(task.kwargsRepr ?? PythonRepr.kwargs(task.kwargs))
-        h[HeaderKey.origin] = .string(task.origin ?? Origin.current)
-        h[HeaderKey.ignoreResult] = task.ignoreResult.map { .bool($0) } ?? .void
-        h[HeaderKey.replacedTaskNesting] = .int(task.replacedTaskNesting)
-        h[HeaderKey.stampedHeaders] = HeaderMapping.field(task.stampedHeaders)
-        h[HeaderKey.stamps] = HeaderMapping.field(task.stamps)
-        for (k, v) in task.extraHeaders where !HeaderKey.known.contains(k) { h[k] = HeaderMapping.field(v) }
-        h[HeaderKey.sentAt] = .double(now.timeIntervalSince1970)
+        // Built as a list and made a table once: each header set through the subscript would look for its key
+        // first. The keys are distinct: the known headers once each, then extras that are not known headers.
+        var h: [(key: String, value: FieldValue)] = [
+            (HeaderKey.lang, .string("swift")),
+            (HeaderKey.task, .string(task.name)),
+            (HeaderKey.id, .string(task.id)),
+            (HeaderKey.shadow, task.shadow.map { .string($0) } ?? .void),
+            (HeaderKey.eta, task.eta.map { .string(ISOTime.format($0)) } ?? .void),
+            (HeaderKey.expires, task.expires.map { .string(ISOTime.format($0)) } ?? .void),
+            (HeaderKey.group, task.groupID.map { .string($0) } ?? .void),
+            (HeaderKey.groupIndex, task.groupIndex.map { .int($0) } ?? .void),
+            (HeaderKey.retries, .int(task.retries)),
+            (HeaderKey.timelimit, .array([task.timeLimit.hard.map { .double($0) } ?? .void, task.timeLimit.soft.map { .double($0) } ?? .void])),
+            (HeaderKey.rootID, .string(task.rootID ?? task.id)),
+            (HeaderKey.parentID, task.parentID.map { .string($0) } ?? .void),
+            (HeaderKey.argsrepr, .string(task.argsRepr ?? PythonRepr.args(task.args))),
+            (HeaderKey.kwargsrepr, .string(task.kwargsRepr ?? PythonRepr.kwargs(task.kwargs))),
+            (HeaderKey.origin, .string(task.origin ?? Origin.current)),
+            (HeaderKey.ignoreResult, task.ignoreResult.map { .bool($0) } ?? .void),
+            (HeaderKey.replacedTaskNesting, .int(task.replacedTaskNesting)),
+            (HeaderKey.stampedHeaders, HeaderMapping.field(task.stampedHeaders)),
+            (HeaderKey.stamps, HeaderMapping.field(task.stamps)),
+        ]
+        for (k, v) in task.extraHeaders where !HeaderKey.known.contains(k) { h.append((k, HeaderMapping.field(v))) }
+        h.append((HeaderKey.sentAt, .double(now.timeIntervalSince1970)))
         var props = BasicProperties(
-            contentType: "application/json", contentEncoding: "utf-8", headers: h, deliveryMode: persistent ? 2 : 1,
+            contentType: "application/json", contentEncoding: "utf-8", headers: FieldTable(uniqueKeys: h), deliveryMode: persistent ? 2 : 1,
             priority: task.priority ?? 0, correlationID: task.correlationID ?? task.id, replyTo: task.replyTo ?? "")
         if let expires = task.expires {
             let ms = max(0, Int((expires.timeIntervalSince(now) * 1000).rounded()))

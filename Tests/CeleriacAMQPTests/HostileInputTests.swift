@@ -89,6 +89,17 @@ import Testing
         #expect(Self.rejection(Self.delivery("[[],{},{}]", headers: ok)) == nil)
     }
 
+    @Test func aSmallFieldTableKeepsItsOrderAndTheLastOfDuplicateKeys() {
+        let plain = FieldTable([(key: "task", value: .string("t")), (key: "id", value: .string("1")), (key: "retries", value: .int32(0))])
+        #expect(plain.keys == ["task", "id", "retries"])
+        let twice = FieldTable([(key: "task", value: .string("t")), (key: "id", value: .string("1")),
+                                (key: "a-key-longer-than-fifteen-bytes", value: .int32(1)), (key: "task", value: .string("later")),
+                                (key: "a-key-longer-than-fifteen-bytes", value: .int32(2))])
+        #expect(twice.keys == ["task", "id", "a-key-longer-than-fifteen-bytes"])
+        #expect(twice["task"] == .string("later"))
+        #expect(twice["a-key-longer-than-fifteen-bytes"] == .int32(2))
+    }
+
     @Test func aFieldTableWithManyKeysBuildsInLinearTime() {
         let entries = (0..<50_000).map { (key: "k\($0)", value: FieldValue.int32(Int32($0))) } + [(key: "k7", value: .string("last wins"))]
         let t = FieldTable(entries)
