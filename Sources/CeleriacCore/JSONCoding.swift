@@ -434,8 +434,7 @@ public struct JSONObjectWriter: Sendable {
         return Array(writer.bytes.dropFirst())
     }
 
-    /// The finished object's bytes.
-    /// The object's bytes, closed; the writer is used up (its array is moved out, not copied).
+    /// The finished object's bytes, closed; the writer is used up (its array is moved out, not copied).
     public consuming func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
