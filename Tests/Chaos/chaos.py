@@ -622,11 +622,17 @@ def recovery_times(bed, o, led, rec, t0, metric, timeout, what, key, again_key, 
             rec[f"{w}_{key}"] = round(max(0.0, t - t0), 2)
         except ChaosError as e:
             o.fail(str(e))
-    if led.proc.poll() is None and led.done() < led.executions:
+    # One reading of the count, used both to decide whether to wait and as the mark to pass: reading it twice let
+    # the run finish in between, and then nothing could ever pass the mark (a false "do not consume").
+    base = led.done()
+    if base >= led.executions:
+        # Every task ran, and the fault hit mid-run (mid_run checked that), so the rest ran after it.
+        rec[again_key] = "all tasks finished before this check"
+    elif led.proc.poll() is None:
         try:
-            base = led.done()
             t = wait_until(f"the workers to finish tasks again {again_what}",
-                           lambda: led.done() > base and time.time(), 60, interval=0.05)
+                           lambda: (led.done() > base or led.proc.poll() is not None) and time.time(), 60,
+                           interval=0.05)
             rec[again_key] = round(t - t0, 2)
         except ChaosError as e:
             o.fail(f"{e}{stuck_hint}")
