@@ -391,6 +391,7 @@ struct TaskBench {
         }
         emit("tasks.rtt_p50", percentile(rtts, 0.5), "ms")
         emit("tasks.rtt_p99", percentile(rtts, 0.99), "ms")
+        try await roundTripParts(client: client, worker: queue)
 
         // ETA precision: tasks with a 2 s countdown (held by the broker's delay queues); lateness = when the
         // result says it finished minus the ETA.
@@ -428,5 +429,55 @@ struct TaskBench {
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
+    }
+
+    /// Splits `tasks.rtt_*` in two: a raw requester (publish the Celery-shaped message, wait for the result, both
+    /// on its connection's thread) against the real worker, and the real client against a raw responder (replies
+    /// with a ready-made result on its connection's thread). Each side's figure minus
+    /// `amqp.celery_shaped_rtt_p50` is what that side adds to the broker's round trip.
+    func roundTripParts(client: CeleriacClient, worker queue: String) async throws {
+        let requester = AMQPConnection(url: url, options: .init(name: "bench-raw-requester", confirms: true))
+        try await requester.connect()
+        let replies = benchQueue("raw-rep")
+        try await requester.declare(Topology.replyQueue(replies))
+        let resultConsumer = try await requester.consume(queue: replies, prefetch: 8)
+        nonisolated(unsafe) var results = resultConsumer.deliveries.makeAsyncIterator()
+        let toWorker = try await withTaskExecutorPreference(requester) { () async throws -> [Double] in
+            var rtts: [Double] = []
+            for i in 0..<(rounds + 20) {
+                let t0 = ContinuousClock.now
+                try await requester.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies), routingKey: queue))
+                guard let d = await results.next() else { break }
+                requester.ackInBackground(d.tag)
+                if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
+            }
+            return rtts
+        }
+        emit("tasks.rtt_raw_requester_worker_p50", percentile(toWorker, 0.5), "ms")
+
+        let responder = AMQPConnection(url: url, options: .init(name: "bench-raw-responder", confirms: false))
+        try await responder.connect()
+        let requests = benchQueue("raw-req")
+        try await responder.declare(QueueSpec(requests))   // as the client declares it (deleted below)
+        let taskConsumer = try await responder.consume(queue: requests, prefetch: 8)
+        let echo = Task(executorPreference: responder) {
+            for await d in taskConsumer.deliveries {
+                let id = d.properties.correlationID ?? ""
+                try? await responder.publish(ResultCodec.encode(.success(id, .int(4)), replyTo: d.properties.replyTo ?? "", correlationID: id))
+                responder.ackInBackground(d.tag)
+            }
+        }
+        var fromClient: [Double] = []
+        for i in 0..<(rounds + 20) {
+            let t0 = ContinuousClock.now
+            _ = try await client.send("demo.add", args: [2, 2], options: SendOptions(queue: requests)).get(timeout: .seconds(30))
+            if i >= 20 { fromClient.append(seconds(ContinuousClock.now - t0) * 1000) }
+        }
+        emit("tasks.rtt_client_raw_responder_p50", percentile(fromClient, 0.5), "ms")
+        echo.cancel()
+        try await requester.deleteQueue(replies)
+        try await responder.deleteQueue(requests)
+        await requester.close()
+        await responder.close()
     }
 }
