@@ -24,6 +24,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "tasks: the worker's pool, async (in process) or process (child processes)") var pool: String = "async"
     @Option(name: .customShort("c"), help: "tasks: worker concurrency (default 16 for async, 2 for process)") var concurrency: Int?
     @Option(help: "pool, tasks --pool process: runs a child may hold at once (1: no pipelining)") var pipelineDepth: Int = 2
+    @Option(help: "tasks: the worker's prefetch multiplier (prefetch = concurrency x this)") var prefetchMultiplier: Int = 8
 
     func run() async throws {
         if scenario == "pool-child" {
@@ -38,7 +39,8 @@ struct Bench: AsyncParsableCommand {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
         case "pool": try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2, pipelineDepth: pipelineDepth).run()
         case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak, pool: pool,
-                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth).run()
+                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth,
+                                          prefetchMultiplier: prefetchMultiplier).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability": try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
@@ -325,6 +327,7 @@ struct TaskBench {
     let pool: String
     let concurrency: Int
     let pipelineDepth: Int
+    let prefetchMultiplier: Int
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
@@ -365,7 +368,7 @@ struct TaskBench {
             ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency, pipelineDepth: pipelineDepth))
             : InProcessExecutor()
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
-        let worker = Worker(registry: Self.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 8),
+        let worker = Worker(registry: Self.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
                             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let idleRSS = rssMB()
@@ -373,7 +376,8 @@ struct TaskBench {
         start = ContinuousClock.now
         let running = Task { try await group.run() }
         await counter.wait(for: total)
-        emit("tasks.drain_rate", Double(total) / seconds(ContinuousClock.now - start), "tasks/s")
+        let drain = Double(total) / seconds(ContinuousClock.now - start)
+        emit("tasks.drain_rate", drain, "tasks/s")
         // CPU of the worker process and its pool children (their whole life) per task: steadier than the rate on a
         // shared machine (the broker's CPU is not included).
         let children = (executor as? ProcessPool)?.childPIDs ?? []
@@ -381,6 +385,13 @@ struct TaskBench {
         emit("tasks.drain_cpu_per_task", cpu / Double(total) * 1_000_000, "us")
         emit("worker.rss_idle_mb", idleRSS, "MB")
         emit("worker.rss_load_mb", rssMB(), "MB")
+        // The yardstick, side by side: the raw transport consuming and acking the same number of persistent
+        // Celery-shaped messages at the worker's prefetch, right after the drain.
+        let prefetch = concurrency * prefetchMultiplier
+        let raw = try await rawCeleryShapedConsume(count: total, prefetch: prefetch)
+        emit("tasks.prefetch", Double(prefetch), "messages")
+        emit("tasks.raw_consume_rate_same_prefetch", raw, "msg/s")
+        emit("ratio.tasks.drain_vs_raw_consume", drain / raw, "x")
 
         // Round trip of add(2, 2).get().
         var rtts: [Double] = []
@@ -429,6 +440,23 @@ struct TaskBench {
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
+    }
+
+    /// Consume+ack rate of `count` persistent Celery-shaped no-op messages at `prefetch`, on the connection's thread.
+    func rawCeleryShapedConsume(count: Int, prefetch: Int) async throws -> Double {
+        let c = AMQPConnection(url: url, options: .init(name: "bench-raw-consume", confirms: true))
+        try await c.connect()
+        let q = benchQueue("raw-celery")
+        try await c.declare(QueueSpec(q).expires(milliseconds: 600_000))
+        for batch in stride(from: 0, to: count, by: 1000) {
+            try await c.publish((0..<min(1000, count - batch)).map { _ in
+                TaskCodec.encode(TaskMessage(name: "demo.noop", replyTo: "bench-reply"), routingKey: q)
+            })
+        }
+        let rate = try await AMQPBench(url: url, n: count, rounds: 0).consumeAll(c, queue: q, count: count, prefetch: UInt16(clamping: prefetch))
+        try await c.deleteQueue(q)
+        await c.close()
+        return rate
     }
 
     /// Splits `tasks.rtt_*` in two: a raw requester (publish the Celery-shaped message, wait for the result, both

@@ -39,7 +39,8 @@ struct BenchSmokeTests {
     @Test func tasksScenarioDrainsAndRoundTrips() async throws {
         let f = try await figures(["tasks", "--n", "300", "--rounds", "30"])
         for name in ["tasks.enqueue_rate", "tasks.drain_rate", "tasks.rtt_p50", "tasks.rtt_p99",
-                     "tasks.rtt_raw_requester_worker_p50", "tasks.rtt_client_raw_responder_p50"] {
+                     "tasks.rtt_raw_requester_worker_p50", "tasks.rtt_client_raw_responder_p50",
+                     "tasks.raw_consume_rate_same_prefetch", "ratio.tasks.drain_vs_raw_consume"] {
             let value = try #require(f[name], "no \(name) line")
             #expect(value.isFinite && value > 0, "\(name) = \(value)")
         }
