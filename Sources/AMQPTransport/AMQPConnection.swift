@@ -205,11 +205,11 @@ public final class AMQPConnection: Sendable {
     public func consume(queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false, exclusive: Bool = false,
                         arguments: FieldTable = [:]) async throws(AMQPError) -> AMQPConsumer {
         let tag = tag ?? "celeriac-\(queue)-\(UInt32.random(in: 0...UInt32.max))"
-        let (stream, continuation) = AsyncStream<Delivery>.makeStream(bufferingPolicy: .unbounded)
+        let channel = UnboundedChannel<Delivery>()
         let record = ConnectionCore.ConsumerRecord(tag: tag, queue: queue, prefetch: prefetch, noAck: noAck,
-                                                   exclusive: exclusive, arguments: arguments, continuation: continuation)
+                                                   exclusive: exclusive, arguments: arguments, channel: channel)
         try await call { core in Result { () throws(AMQPError) in try core.consume(record) } }
-        return AMQPConsumer(tag: tag, queue: queue, deliveries: stream)
+        return AMQPConsumer(tag: tag, queue: queue, deliveries: channel.stream)
     }
 
     /// basic.cancel; the consumer's stream finishes.
@@ -264,8 +264,12 @@ public final class AMQPConnection: Sendable {
 public struct AMQPConsumer: Sendable {
     public let tag: String
     public let queue: String
-    public let deliveries: AsyncStream<Delivery>
+    public let deliveries: DeliveryStream
 }
+
+/// A consumer's deliveries, in order, for `for await` (one iterating task at a time). The stream goes on across
+/// reconnects and ends when the consumer is cancelled (by this process or by the broker) or the connection closes.
+public typealias DeliveryStream = UnboundedChannel<Delivery>.Stream
 
 /// Ends a publish wait by whichever comes first: the broker's confirm, or ``settle()`` from someone who has proof
 /// that the broker took the message (for a task: its reply already arrived, so the broker delivered it). Used once

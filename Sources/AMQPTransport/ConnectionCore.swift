@@ -24,7 +24,7 @@ final class ConnectionCore {
         let noAck: Bool
         let exclusive: Bool
         let arguments: FieldTable
-        let continuation: AsyncStream<Delivery>.Continuation
+        let channel: UnboundedChannel<Delivery>
     }
 
     static let mainChannel: UInt16 = 1
@@ -187,7 +187,7 @@ final class ConnectionCore {
             amqp_destroy_message(&message)
             if let consumer = consumers.first(where: { $0.tag == consumerTag }) {
                 if consumer.noAck && channel == Self.mainChannel { acks.settled(tag.value) }
-                consumer.continuation.yield(delivery)
+                consumer.channel.yield(delivery)
             } else if channel == Self.mainChannel {
                 // A delivery for a consumer that was cancelled meanwhile: hand it back to the queue.
                 flushAcks()
@@ -232,7 +232,7 @@ final class ConnectionCore {
             let m = method.decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             let tag = CDecode.string(m.consumer_tag)
             if let i = consumers.firstIndex(where: { $0.tag == tag }) {
-                consumers[i].continuation.finish()
+                consumers[i].channel.finish()
                 consumers.remove(at: i)
             }
             hub.emit(.consumerCancelled(tag: tag))
@@ -474,7 +474,7 @@ final class ConnectionCore {
                     i += 1
                 } catch where error.code == .channelClosed {
                     consumers.remove(at: i)
-                    record.continuation.finish()
+                    record.channel.finish()
                     hub.emit(.consumerCancelled(tag: record.tag))
                     try openMainChannel()
                 }
@@ -658,7 +658,7 @@ final class ConnectionCore {
             try startConsumer(record)
         } catch {
             consumers.removeAll { $0.tag == record.tag }
-            record.continuation.finish()
+            record.channel.finish()
             throw error
         }
     }
@@ -680,7 +680,7 @@ final class ConnectionCore {
     func cancel(consumerTag: String) throws(AMQPError) {
         guard let i = consumers.firstIndex(where: { $0.tag == consumerTag }) else { return }
         let record = consumers.remove(at: i)
-        defer { record.continuation.finish() }
+        defer { record.channel.finish() }
         guard connected, let c = conn else { return }
         let arena = CArena()
         // Keeps every C string and table alive until the C call that reads them has returned.
@@ -790,7 +790,7 @@ final class ConnectionCore {
     func close() {
         flushAcks()
         stopping = true
-        for consumer in consumers { consumer.continuation.finish() }
+        for consumer in consumers { consumer.channel.finish() }
         consumers = []
         if connected, let c = conn {
             amqp_connection_close(c, AMQP_REPLY_SUCCESS)

@@ -6,7 +6,7 @@ import CeleriacCore
 extension TaskCodec {
     typealias Reject = (String) -> MessageRejection
 
-    static func checkLimits(_ d: Delivery, limits: Limits, reject: Reject) throws(MessageRejection) {
+    static func checkLimits(_ d: Delivery, headers known: TaskHeaders, limits: Limits, reject: Reject) throws(MessageRejection) {
         func limit(_ reason: String) -> MessageRejection {
             var r = reject(reason)
             r.label = "limit"
@@ -24,7 +24,7 @@ extension TaskCodec {
                 throw limit("header '\(key)' nests deeper than \(limits.maxDepth) levels (--max-json-depth)")
             }
         }
-        try checkHeaderTypes(headers, reject: reject)
+        try checkHeaderTypes(known, reject: reject)
     }
 
     static func checkArguments(args: Int, kwargs: Int, limits: Limits, reject: Reject) throws(MessageRejection) {
@@ -52,24 +52,39 @@ extension TaskCodec {
 
     /// What each protocol v2 header must be on the wire (py-amqp's mapping: strings `S`, ints `I`/`l`, floats
     /// `d`, None `V`, lists `A`, dicts `F`). Absent or void is always allowed except for `task` and `id`.
-    static func checkHeaderTypes(_ headers: FieldTable, reject: Reject) throws(MessageRejection) {
+    static func checkHeaderTypes(_ headers: TaskHeaders, reject: Reject) throws(MessageRejection) {
         func wrong(_ key: String, _ value: FieldValue, _ expected: String) -> MessageRejection {
             reject("header '\(key)' is \(typeName(value)); expected \(expected)")
         }
-        for key in [HeaderKey.task, HeaderKey.id] {
-            if let v = headers[key], v.stringValue == nil { throw wrong(key, v, "a string") }
+        // One call per header, no array of names to build per message.
+        func string(_ key: String, _ value: FieldValue?) throws(MessageRejection) {
+            if let v = value, v.stringValue == nil { throw wrong(key, v, "a string") }
         }
-        for key in [HeaderKey.shadow, HeaderKey.eta, HeaderKey.expires, HeaderKey.group, HeaderKey.rootID, HeaderKey.parentID,
-                    HeaderKey.argsrepr, HeaderKey.kwargsrepr, HeaderKey.origin, HeaderKey.lang] {
-            if let v = headers[key], !v.isVoid, v.stringValue == nil { throw wrong(key, v, "a string or None") }
+        func stringOrNone(_ key: String, _ value: FieldValue?) throws(MessageRejection) {
+            if let v = value, !v.isVoid, v.stringValue == nil { throw wrong(key, v, "a string or None") }
         }
-        for key in [HeaderKey.retries, HeaderKey.groupIndex, HeaderKey.replacedTaskNesting] {
-            guard let v = headers[key], !v.isVoid else { continue }
+        func count(_ key: String, _ value: FieldValue?) throws(MessageRejection) {
+            guard let v = value, !v.isVoid else { return }
             guard let n = v.intValue else { throw wrong(key, v, "an integer") }
             guard n >= 0 else { throw reject("header '\(key)' is \(n); expected a non-negative integer") }
         }
-        if let v = headers[HeaderKey.ignoreResult], !v.isVoid, v.boolValue == nil { throw wrong(HeaderKey.ignoreResult, v, "a boolean") }
-        if let v = headers[HeaderKey.timelimit], !v.isVoid {
+        try string(HeaderKey.task, headers.task)
+        try string(HeaderKey.id, headers.id)
+        try stringOrNone(HeaderKey.shadow, headers.shadow)
+        try stringOrNone(HeaderKey.eta, headers.eta)
+        try stringOrNone(HeaderKey.expires, headers.expires)
+        try stringOrNone(HeaderKey.group, headers.group)
+        try stringOrNone(HeaderKey.rootID, headers.rootID)
+        try stringOrNone(HeaderKey.parentID, headers.parentID)
+        try stringOrNone(HeaderKey.argsrepr, headers.argsrepr)
+        try stringOrNone(HeaderKey.kwargsrepr, headers.kwargsrepr)
+        try stringOrNone(HeaderKey.origin, headers.origin)
+        try stringOrNone(HeaderKey.lang, headers.lang)
+        try count(HeaderKey.retries, headers.retries)
+        try count(HeaderKey.groupIndex, headers.groupIndex)
+        try count(HeaderKey.replacedTaskNesting, headers.replacedTaskNesting)
+        if let v = headers.ignoreResult, !v.isVoid, v.boolValue == nil { throw wrong(HeaderKey.ignoreResult, v, "a boolean") }
+        if let v = headers.timelimit, !v.isVoid {
             guard case .array(let pair) = v, pair.count == 2 else { throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None") }
             for limit in pair where !limit.isVoid {
                 guard let seconds = limit.doubleValue ?? limit.intValue.map(Double.init) else {

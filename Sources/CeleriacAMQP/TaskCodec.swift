@@ -75,19 +75,19 @@ public enum TaskCodec {
 
     /// Decodes a delivery into a task, or says why it is not one.
     public static func decode(_ d: Delivery, limits: Limits = Limits()) throws(MessageRejection) -> TaskMessage {
-        let headers = d.properties.headers ?? [:]
-        let id = headers[HeaderKey.id]?.stringValue ?? d.properties.correlationID
-        let name = headers[HeaderKey.task]?.stringValue
+        let headers = TaskHeaders(d.properties.headers)
+        let id = headers.id?.stringValue ?? d.properties.correlationID
+        let name = headers.task?.stringValue
         func reject(_ reason: String) -> MessageRejection { MessageRejection(reason: reason, taskID: id, taskName: name) }
 
-        try checkLimits(d, limits: limits, reject: reject)
+        try checkLimits(d, headers: headers, limits: limits, reject: reject)
         guard let contentType = d.properties.contentType else {
             throw reject("message has no content_type; Celery task messages are application/json")
         }
         guard contentType == "application/json" else {
             throw reject("content_type '\(contentType)' is not accepted (only application/json); set task_serializer='json' on the producer")
         }
-        if let c = headers[HeaderKey.compression]?.stringValue {
+        if let c = headers.compression?.stringValue {
             throw reject("compressed messages ('\(c)') are not supported; turn task_compression off on the producer")
         }
         guard let name else {
@@ -122,37 +122,37 @@ public enum TaskCodec {
         }
 
         var task = TaskMessage(id: id, name: name, args: args, kwargs: kwargs, embed: embed)
-        if let eta = headers[HeaderKey.eta], !eta.isVoid {
+        if let eta = headers.eta, !eta.isVoid {
             guard let s = eta.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid ETA value \(HeaderMapping.json(eta).jsonString)") }
             task.eta = date
         }
-        if let expires = headers[HeaderKey.expires], !expires.isVoid {
+        if let expires = headers.expires, !expires.isVoid {
             guard let s = expires.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid expires value \(HeaderMapping.json(expires).jsonString)") }
             task.expires = date
         }
-        task.retries = Int(headers[HeaderKey.retries]?.intValue ?? 0)
-        if case .array(let tl)? = headers[HeaderKey.timelimit] {
+        task.retries = Int(headers.retries?.intValue ?? 0)
+        if case .array(let tl)? = headers.timelimit {
             task.timeLimit = .init(hard: tl.first?.doubleValue, soft: tl.count > 1 ? tl[1].doubleValue : nil)
         }
-        task.rootID = headers[HeaderKey.rootID]?.stringValue ?? id
-        task.parentID = headers[HeaderKey.parentID]?.stringValue
-        task.groupID = headers[HeaderKey.group]?.stringValue
-        task.groupIndex = headers[HeaderKey.groupIndex]?.intValue.map { Int($0) }
-        task.shadow = headers[HeaderKey.shadow]?.stringValue
-        task.argsRepr = headers[HeaderKey.argsrepr]?.stringValue
-        task.kwargsRepr = headers[HeaderKey.kwargsrepr]?.stringValue
-        task.origin = headers[HeaderKey.origin]?.stringValue
-        task.ignoreResult = headers[HeaderKey.ignoreResult]?.boolValue
-        task.replacedTaskNesting = Int(headers[HeaderKey.replacedTaskNesting]?.intValue ?? 0)
-        task.stampedHeaders = headers[HeaderKey.stampedHeaders].map(HeaderMapping.json) ?? .null
-        task.stamps = headers[HeaderKey.stamps].map(HeaderMapping.json) ?? .object([:])
+        task.rootID = headers.rootID?.stringValue ?? id
+        task.parentID = headers.parentID?.stringValue
+        task.groupID = headers.group?.stringValue
+        task.groupIndex = headers.groupIndex?.intValue.map { Int($0) }
+        task.shadow = headers.shadow?.stringValue
+        task.argsRepr = headers.argsrepr?.stringValue
+        task.kwargsRepr = headers.kwargsrepr?.stringValue
+        task.origin = headers.origin?.stringValue
+        task.ignoreResult = headers.ignoreResult?.boolValue
+        task.replacedTaskNesting = Int(headers.replacedTaskNesting?.intValue ?? 0)
+        task.stampedHeaders = headers.stampedHeaders.map(HeaderMapping.json) ?? .null
+        task.stamps = headers.stamps.map(HeaderMapping.json) ?? .object([:])
         var extra = JSONObject()
-        for (k, v) in headers where !HeaderKey.known.contains(k) { extra[k] = HeaderMapping.json(v) }
+        for (k, v) in headers.unknown { extra[k] = HeaderMapping.json(v) }
         task.extraHeaders = extra
         task.replyTo = d.properties.replyTo.flatMap { $0.isEmpty ? nil : $0 }
         task.correlationID = d.properties.correlationID ?? id
         task.priority = d.properties.priority
-        task.sentAt = headers[HeaderKey.sentAt]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
+        task.sentAt = headers.sentAt?.doubleValue.map { Date(timeIntervalSince1970: $0) }
         return task
     }
 }

@@ -162,11 +162,11 @@ public final class WorkerCoordination: Sendable {
 
     /// True when this worker already completed `id` (within the window).
     public func alreadyCompleted(_ id: String) async -> Bool {
-        configuration.duplicateWindow > 0 ? await completed.contains(id) : false
+        configuration.duplicateWindow > 0 ? completed.contains(id) : false
     }
 
     public func markCompleted(_ id: String) async {
-        if configuration.duplicateWindow > 0 { await completed.insert(id) }
+        if configuration.duplicateWindow > 0 { completed.insert(id) }
     }
 
     public func reportDuplicate(task: String, queue: String) { observer?.duplicateSkipped(task: task, queue: queue) }

@@ -144,7 +144,7 @@ public final class Worker: Service, Sendable {
     /// Queues consumed now (`-Q`, changed by `add_consumer` / `cancel_consumer`).
     let queuesNow: Mutex<[String]>
     /// Where consumers added at run time forward their deliveries (set while consuming).
-    let intake = Mutex<(sink: AsyncStream<(Delivery, String)>.Continuation, forwarders: Forwarders)?>(nil)
+    let intake = Mutex<(sink: UnboundedChannel<(Delivery, String)>, forwarders: Forwarders)?>(nil)
     let startedAt = Date()
 
     struct RunningTask: Sendable {
@@ -225,7 +225,8 @@ public final class Worker: Service, Sendable {
 
     private func consumeAndRun() async throws {
 
-        let (intake, intakeSink) = AsyncStream<(Delivery, String)>.makeStream()
+        let intakeSink = UnboundedChannel<(Delivery, String)>()
+        let intake = intakeSink.stream
         for queue in configuration.queues {
             let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                 tag: "\(configuration.hostname)-\(queue)")
@@ -245,7 +246,7 @@ public final class Worker: Service, Sendable {
                                                "concurrency": .stringConvertible(configuration.concurrency),
                                                "broker": .string(configuration.brokerURL.redacted)])
 
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
                 helpers.addTask { await self.events.heartbeats() }
@@ -313,7 +314,7 @@ public final class Worker: Service, Sendable {
 
     /// Forwards one queue's deliveries into the intake; re-subscribes when the consumer ends while running
     /// (cancelled by the watchdog or by the broker).
-    func forward(queue: String, into sink: AsyncStream<(Delivery, String)>.Continuation) async {
+    func forward(queue: String, into sink: UnboundedChannel<(Delivery, String)>) async {
         var attempt = 0
         while true {
             guard let consumer = consumers.withLock({ $0[queue] }) else { return }
@@ -461,8 +462,8 @@ actor Forwarders {
     private var remaining: Int
     /// One more forwarder (a consumer added at run time).
     func add() { remaining += 1 }
-    private let sink: AsyncStream<(Delivery, String)>.Continuation
-    init(count: Int, sink: AsyncStream<(Delivery, String)>.Continuation) {
+    private let sink: UnboundedChannel<(Delivery, String)>
+    init(count: Int, sink: UnboundedChannel<(Delivery, String)>) {
         remaining = count
         self.sink = sink
         if count == 0 { sink.finish() }

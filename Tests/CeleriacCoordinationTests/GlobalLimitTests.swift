@@ -39,11 +39,11 @@ import Testing
         #expect(CoordinationTopology.uniqueQueue("short") == "celeriac.unique.short")
     }
 
-    @Test func completedIDsAreBounded() async {
+    @Test func completedIDsAreBounded() {
         let ids = CompletedIDs(capacity: 3, ttl: .seconds(60))
-        for i in 0..<5 { await ids.insert("id\(i)") }
-        #expect(await ids.count == 3)
-        #expect(await !ids.contains("id0"))
-        #expect(await ids.contains("id4"))
+        for i in 0..<5 { ids.insert("id\(i)") }
+        #expect(ids.count == 3)
+        #expect(!ids.contains("id0"))
+        #expect(ids.contains("id4"))
     }
 }
