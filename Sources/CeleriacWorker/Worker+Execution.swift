@@ -53,12 +53,9 @@ extension Worker {
     /// A decoded delivery, from the registry lookup to ack (inside its consumer span when tracing is on).
     func run(_ delivery: Delivery, _ message: TaskMessage, queue: String) async {
         var log = logger
-        // One metadata assignment, not one per key: a handler may re-render its metadata on every change
-        // (swift-log's StreamLogHandler does), and this runs for every task.
-        var metadata = log.handler.metadata
-        metadata["task.id"] = .string(message.id)
-        metadata["task.name"] = .string(message.name)
-        log.handler.metadata = metadata
+        // The task's keys live in a wrapping handler: setting them on the worker's handler would make it re-render
+        // its metadata for every task (see TaskLogHandler).
+        log.handler = TaskLogHandler(base: logger.handler, taskID: message.id, taskName: message.name)
         observer.taskReceived(name: message.name, queue: queue)
         if delivery.redelivered { observer.taskRedelivered(name: message.name, queue: queue) }
         events.received(message)

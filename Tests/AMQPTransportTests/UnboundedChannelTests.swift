@@ -1,0 +1,64 @@
+import Testing
+@testable import AMQPTransport
+
+/// The queue every delivery travels through: order, finishing, dropping after finish, waking a waiting consumer,
+/// and cancellation, as AsyncStream (which it replaces) behaves.
+@Suite struct UnboundedChannelTests {
+    @Test func elementsComeOutInOrderAcrossTheBufferCompaction() async {
+        let channel = UnboundedChannel<Int>()
+        // More than the 1 024 consumed elements after which the buffer drops its consumed prefix, interleaved with
+        // reads so that compaction happens while elements are still queued.
+        var expected = 0
+        var it = channel.stream.makeAsyncIterator()
+        for round in 0..<5 {
+            for i in 0..<1500 { channel.yield(round * 1500 + i) }
+            for _ in 0..<1000 {
+                #expect(await it.next() == expected)
+                expected += 1
+            }
+        }
+        channel.finish()
+        while let v = await it.next() {
+            #expect(v == expected)
+            expected += 1
+        }
+        #expect(expected == 7500)
+    }
+
+    @Test func finishHandsOutWhatIsQueuedThenEnds() async {
+        let channel = UnboundedChannel<String>()
+        #expect(channel.yield("a"))
+        #expect(channel.yield("b"))
+        channel.finish()
+        #expect(!channel.yield("c"), "a yield after finish is dropped")
+        var got: [String] = []
+        for await s in channel.stream { got.append(s) }
+        #expect(got == ["a", "b"])
+        #expect(await channel.next() == nil)
+    }
+
+    @Test func aWaitingConsumerIsWokenByAYieldAndByFinish() async {
+        let channel = UnboundedChannel<Int>()
+        let started = UnboundedChannel<Void>()
+        let consumer = Task {
+            var got: [Int] = []
+            started.yield(())
+            for await v in channel.stream { got.append(v) }
+            return got
+        }
+        _ = await started.next()
+        channel.yield(1)
+        channel.yield(2)
+        channel.finish()
+        #expect(await consumer.value == [1, 2])
+    }
+
+    @Test func cancellingTheWaitingTaskEndsItsWaitWithNil() async {
+        let channel = UnboundedChannel<Int>()
+        let consumer = Task { await channel.next() }
+        consumer.cancel()
+        #expect(await consumer.value == nil)
+        // Cancellation finished the channel, as it finishes an AsyncStream.
+        #expect(!channel.yield(1))
+    }
+}
