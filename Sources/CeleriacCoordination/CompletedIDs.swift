@@ -6,8 +6,8 @@ import Synchronization
 /// add a hop (and possibly a thread wake-up) to every task for that.
 final class CompletedIDs: Sendable {
     private struct State {
-        var entries: [String: ContinuousClock.Instant] = [:]
-        var order: [String] = []
+        var entries: [IDKey: ContinuousClock.Instant] = [:]
+        var order: [IDKey] = []
         var head = 0
     }
     private let state = Mutex(State())
@@ -21,6 +21,7 @@ final class CompletedIDs: Sendable {
 
     func insert(_ id: String) {
         let now = ContinuousClock.now
+        let id = IDKey(id)
         state.withLock { s in
             if s.entries.updateValue(now, forKey: id) == nil { s.order.append(id) }
             while s.entries.count > capacity, s.head < s.order.count {
@@ -35,9 +36,46 @@ final class CompletedIDs: Sendable {
     }
 
     func contains(_ id: String) -> Bool {
+        let id = IDKey(id)
         guard let at = state.withLock({ $0.entries[id] }) else { return false }
         return ContinuousClock.now - at <= ttl
     }
 
     var count: Int { state.withLock { $0.entries.count } }
+}
+
+/// A task id as a dictionary key. Celery and Celeriac ids are lowercase UUIDs: those are packed into 16 bytes
+/// (hashed and compared as two integers, no heap string per entry); any other id is kept as its text. The packing
+/// is exact: only the canonical lowercase form is packed, so two different strings never share a key.
+enum IDKey: Hashable {
+    case uuid(UInt64, UInt64)
+    case text(String)
+
+    init(_ id: String) {
+        self = Self.packed(id) ?? .text(id)
+    }
+
+    private static func packed(_ id: String) -> IDKey? {
+        let utf8 = id.utf8
+        guard utf8.count == 36 else { return nil }
+        return utf8.withContiguousStorageIfAvailable { b -> IDKey? in
+            var high: UInt64 = 0, low: UInt64 = 0, nibbles = 0
+            for i in 0..<36 {
+                let c = b[i]
+                if i == 8 || i == 13 || i == 18 || i == 23 {
+                    guard c == UInt8(ascii: "-") else { return nil }
+                    continue
+                }
+                let v: UInt8
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
+                default: return nil
+                }
+                if nibbles < 16 { high = high << 4 | UInt64(v) } else { low = low << 4 | UInt64(v) }
+                nibbles += 1
+            }
+            return .uuid(high, low)
+        } ?? nil
+    }
 }
