@@ -245,18 +245,7 @@ struct AMQPBench {
             }
         }
         let resultConsumer = try await con.consume(queue: resultQueue, prefetch: 8)
-        nonisolated(unsafe) var results = resultConsumer.deliveries.makeAsyncIterator()
-        let celeryShaped = try await withTaskExecutorPreference(con) { () async throws -> [Double] in
-            var rtts: [Double] = []
-            for i in 0..<(rounds + 20) {
-                let t0 = ContinuousClock.now
-                try await con.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: resultQueue), routingKey: taskQueue))
-                guard let d = await results.next() else { break }
-                con.ackInBackground(d.tag)
-                if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
-            }
-            return rtts
-        }
+        let celeryShaped = try await celeryShapedRoundTrips(con, to: taskQueue, replies: resultConsumer, rounds: rounds)
         emit("amqp.celery_shaped_rtt_p50", percentile(celeryShaped, 0.5), "ms")
         emit("amqp.celery_shaped_rtt_p99", percentile(celeryShaped, 0.99), "ms")
         worker.cancel()
@@ -469,18 +458,7 @@ struct TaskBench {
         let replies = benchQueue("raw-rep")
         try await requester.declare(Topology.replyQueue(replies))
         let resultConsumer = try await requester.consume(queue: replies, prefetch: 8)
-        nonisolated(unsafe) var results = resultConsumer.deliveries.makeAsyncIterator()
-        let toWorker = try await withTaskExecutorPreference(requester) { () async throws -> [Double] in
-            var rtts: [Double] = []
-            for i in 0..<(rounds + 20) {
-                let t0 = ContinuousClock.now
-                try await requester.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies), routingKey: queue))
-                guard let d = await results.next() else { break }
-                requester.ackInBackground(d.tag)
-                if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
-            }
-            return rtts
-        }
+        let toWorker = try await celeryShapedRoundTrips(requester, to: queue, replies: resultConsumer, rounds: rounds)
         emit("tasks.rtt_raw_requester_worker_p50", percentile(toWorker, 0.5), "ms")
 
         let responder = AMQPConnection(url: url, options: .init(name: "bench-raw-responder", confirms: false))
@@ -507,5 +485,22 @@ struct TaskBench {
         try await responder.deleteQueue(requests)
         await requester.close()
         await responder.close()
+    }
+}
+
+/// Publishes a persistent Celery-shaped `demo.add(2, 2)` to `queue` and waits for the reply on `replies`, `rounds`
+/// times after 20 for warm-up, all on the connection's own thread (no thread hop); milliseconds each.
+func celeryShapedRoundTrips(_ con: AMQPConnection, to queue: String, replies: AMQPConsumer, rounds: Int) async throws -> [Double] {
+    try await withTaskExecutorPreference(con) { () async throws -> [Double] in
+        var results = replies.deliveries.makeAsyncIterator()
+        var rtts: [Double] = []
+        for i in 0..<(rounds + 20) {
+            let t0 = ContinuousClock.now
+            try await con.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies.queue), routingKey: queue))
+            guard let d = await results.next() else { break }
+            con.ackInBackground(d.tag)
+            if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
+        }
+        return rtts
     }
 }
