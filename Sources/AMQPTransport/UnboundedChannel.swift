@@ -84,6 +84,7 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
     /// The next element; nil once the channel is finished and drained, or when the waiting task is cancelled.
     @inlinable
     public func next(isolation actor: isolated (any Actor)? = #isolation) async -> Element? {
+        // The usual case when busy: an element is queued. Taken without setting up a cancellation handler.
         let now = state.withLock { s -> Poll in
             if let e = s.pop() { return .element(e) }
             return s.finished ? .end : .wait
@@ -112,6 +113,9 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
             finish()
         }
     }
+
+    /// True while a consumer is suspended in `next()` (tests wait for this state instead of sleeping).
+    var hasWaiter: Bool { state.withLock { $0.waiter != nil } }
 
     /// The consumer's side, for `for await`.
     @inlinable public var stream: Stream { Stream(channel: self) }

@@ -56,9 +56,11 @@ enum IDKey: Hashable {
     }
 
     private static func packed(_ id: String) -> IDKey? {
-        let utf8 = id.utf8
-        guard utf8.count == 36 else { return nil }
-        return utf8.withContiguousStorageIfAvailable { b -> IDKey? in
+        guard id.utf8.count == 36 else { return nil }
+        // withUTF8 makes the bytes contiguous if they are not (a bridged string), so a given id always packs the
+        // same way.
+        var id = id
+        return id.withUTF8 { b -> IDKey? in
             var high: UInt64 = 0, low: UInt64 = 0, nibbles = 0
             for i in 0..<36 {
                 let c = b[i]
@@ -76,6 +78,6 @@ enum IDKey: Hashable {
                 nibbles += 1
             }
             return .uuid(high, low)
-        } ?? nil
+        }
     }
 }

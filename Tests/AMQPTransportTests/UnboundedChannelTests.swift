@@ -39,16 +39,16 @@ import Testing
 
     @Test func aWaitingConsumerIsWokenByAYieldAndByFinish() async {
         let channel = UnboundedChannel<Int>()
-        let started = UnboundedChannel<Void>()
         let consumer = Task {
             var got: [Int] = []
-            started.yield(())
             for await v in channel.stream { got.append(v) }
             return got
         }
-        _ = await started.next()
+        #expect(await Self.waiting(channel), "the consumer never suspended in next()")
         channel.yield(1)
+        #expect(await Self.waiting(channel), "the consumer did not come back for more after the first element")
         channel.yield(2)
+        #expect(await Self.waiting(channel))
         channel.finish()
         #expect(await consumer.value == [1, 2])
     }
@@ -56,9 +56,33 @@ import Testing
     @Test func cancellingTheWaitingTaskEndsItsWaitWithNil() async {
         let channel = UnboundedChannel<Int>()
         let consumer = Task { await channel.next() }
+        #expect(await Self.waiting(channel), "the consumer never suspended in next()")
         consumer.cancel()
         #expect(await consumer.value == nil)
         // Cancellation finished the channel, as it finishes an AsyncStream.
         #expect(!channel.yield(1))
+    }
+
+    @Test func anElementQueuedBeforeCancellationIsStillHandedOut() async {
+        let channel = UnboundedChannel<Int>()
+        channel.yield(7)
+        let value = await withTaskGroup(of: Int?.self) { group in
+            group.addTask { await channel.next() }
+            group.cancelAll()
+            return await group.next() ?? nil
+        }
+        // Either the task ran before the cancel (it got 7) or after it (the queued 7 is taken without waiting,
+        // as AsyncStream hands out buffered elements to a cancelled task): never nil while an element is queued.
+        #expect(value == 7)
+    }
+
+    /// Waits (by yielding, not sleeping) until a consumer is suspended in `next()`; false after a bounded number
+    /// of turns.
+    static func waiting(_ channel: UnboundedChannel<Int>) async -> Bool {
+        for _ in 0..<1_000_000 {
+            if channel.hasWaiter { return true }
+            await Task.yield()
+        }
+        return false
     }
 }
