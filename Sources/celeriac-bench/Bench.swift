@@ -280,9 +280,15 @@ struct AMQPBench {
     }
 }
 
-/// Counts finished tasks and wakes a waiter at a target.
+/// Counts finished tasks and wakes a waiter at a target; notes when the worker started consuming.
 final class Counter: WorkerObserver {
     private let state = Mutex<(count: Int, target: Int, waiter: CheckedContinuation<Void, Never>?)>((0, Int.max, nil))
+    private let started = Mutex<ContinuousClock.Instant?>(nil)
+    /// The first of: the worker reported ready (its consumers are subscribed), a task arrived.
+    var consumingSince: ContinuousClock.Instant? { started.withLock { $0 } }
+    func stateChanged(ready: Bool) { if ready { noteStart() } }
+    func taskReceived(name: String, queue: String) { noteStart() }
+    private func noteStart() { started.withLock { if $0 == nil { $0 = .now } } }
     func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
         let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.count += 1
@@ -365,8 +371,14 @@ struct TaskBench {
         start = ContinuousClock.now
         let running = Task { try await group.run() }
         await counter.wait(for: total)
-        let drain = Double(total) / seconds(ContinuousClock.now - start)
+        let end = ContinuousClock.now
+        // Timed from the moment the worker consumes, as the raw consumer below is timed from its basic.consume;
+        // the worker's start-up (two connections, topology, remote control) is reported on its own.
+        let consuming = counter.consumingSince ?? start
+        let drain = Double(total) / seconds(end - consuming)
         emit("tasks.drain_rate", drain, "tasks/s")
+        emit("tasks.drain_rate_including_startup", Double(total) / seconds(end - start), "tasks/s")
+        emit("worker.startup_ms", seconds(consuming - start) * 1000, "ms")
         // CPU of the worker process and its pool children (their whole life) per task: steadier than the rate on a
         // shared machine (the broker's CPU is not included).
         let children = (executor as? ProcessPool)?.childPIDs ?? []
