@@ -45,7 +45,7 @@ extension CeleriacClient {
         for item in plan.messages {
             try await ensureQueue(item.queue)
             if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {
-                try await ensureDelayTopology(for: item.queue)
+                try await ensureDelayTopology(queue: item.queue, routingKey: item.queue)
                 let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
                 outgoing.append(TaskCodec.encode(item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
                                                  exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now))

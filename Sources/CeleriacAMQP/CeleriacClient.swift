@@ -194,7 +194,7 @@ public final class CeleriacClient: Sendable {
         var outgoing: OutgoingMessage
         let now = Date()
         if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
-            try await ensureDelayTopology(for: key)
+            try await ensureDelayTopology(queue: queue, routingKey: key)
             let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
             outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
                                         exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
@@ -252,20 +252,23 @@ public final class CeleriacClient: Sendable {
         declaredQueues.withLock { _ = $0.insert(queue) }
     }
 
-    /// Declares the delay topology once, and binds `routingKey`'s queue to its delivery exchange once, so a
-    /// delayed message comes back even to a queue whose workers (e.g. Python ones) did not bind it.
-    func ensureDelayTopology(for routingKey: String) async throws {
+    /// Declares the delay topology once, and binds `queue` to its delivery exchange for `routingKey` once, so a
+    /// delayed message comes back even to a queue whose workers (e.g. Python ones) did not bind it. The delayed
+    /// message leaves the topology with the key `<bits>.<routingKey>` and goes straight to `queue` (with a custom
+    /// exchange too: it is not routed through that exchange again).
+    func ensureDelayTopology(queue: String, routingKey: String) async throws {
         if !delayTopologyDeclared.withLock({ $0 }) {
             try await DelayTopology.declare(on: publisher, queues: [], type: configuration.queueType)
             delayTopologyDeclared.withLock { $0 = true }
         }
-        if delayBoundQueues.withLock({ $0.contains(routingKey) }) { return }
+        let bound = queue + "\u{0}" + routingKey
+        if delayBoundQueues.withLock({ $0.contains(bound) }) { return }
         do {
-            try await publisher.bind(BindingSpec(queue: routingKey, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(routingKey)"))
+            try await publisher.bind(BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(routingKey)"))
         } catch {
-            throw CeleriacError.broker(operation: "bind '\(routingKey)' to the delayed-delivery exchange", underlying: error.description)
+            throw CeleriacError.broker(operation: "bind '\(queue)' to the delayed-delivery exchange with key '#.\(routingKey)'", underlying: error.description)
         }
-        delayBoundQueues.withLock { _ = $0.insert(routingKey) }
+        delayBoundQueues.withLock { _ = $0.insert(bound) }
     }
 
     /// Final results received again for tasks that had already finished (a task re-run after a redelivery; the

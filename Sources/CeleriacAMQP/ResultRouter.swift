@@ -32,8 +32,13 @@ actor ResultRouter {
         evict()
     }
 
+    /// Drops the oldest cached results beyond `capacity`. A result someone waits for (a RETRY state, say) stays
+    /// and goes to the back; one pass at most, so when every cached task is awaited the cache stays over capacity
+    /// (bounded by the waiters, each of which has a deadline) instead of cycling forever.
     private func evict() {
-        while latest.count > capacity, orderHead < order.count {
+        var pass = order.count - orderHead
+        while latest.count > capacity, pass > 0 {
+            pass -= 1
             let id = order[orderHead]
             orderHead += 1
             if waiters[id] == nil { latest.removeValue(forKey: id) } else { order.append(id) }

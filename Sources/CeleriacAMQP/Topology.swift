@@ -89,12 +89,17 @@ public enum Topology {
             let name = delayLevel(level)
             let next = level == 0 ? delayedDeliveryExchange : delayLevel(level - 1)
             exchanges.append(ExchangeSpec(name, kind: .topic, durable: true))
-            queues.append(QueueSpec(name, durable: true, arguments: [
+            var arguments: FieldTable = [
                 "x-message-ttl": .int(Int((1 << level) * 1000)),
                 "x-overflow": .string("reject-publish"),
                 "x-dead-letter-exchange": .string(next),
                 "x-queue-type": .string(type.rawValue),
-            ]))
+            ]
+            // As kombu declares them: a quorum level hands a message on with at-least-once dead lettering (it
+            // needs reject-publish, above), so a crash between two levels cannot lose a delayed task; and with the
+            // same arguments as Celery's, either side may declare the topology first.
+            if type == .quorum { arguments["x-dead-letter-strategy"] = .string("at-least-once") }
+            queues.append(QueueSpec(name, durable: true, arguments: arguments))
             let prefix = String(repeating: "*.", count: delayLevels - 1 - level)
             queueBindings.append(BindingSpec(queue: name, exchange: name, routingKey: prefix + "1.#"))
             exchangeBindings.append(ExchangeBindingSpec(destination: next, source: name, routingKey: prefix + "0.#"))

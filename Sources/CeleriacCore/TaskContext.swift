@@ -1,5 +1,6 @@
 import Logging
 import FoundationEssentials
+import Synchronization
 
 /// What a running task knows about itself, and its way to ask for a retry.
 public struct TaskContext: Sendable {
@@ -12,11 +13,37 @@ public struct TaskContext: Sendable {
     /// The task's registered options (max retries, default retry delay, ...).
     public let options: TaskOptions
 
-    public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions) {
+    /// Why this run is being stopped; set by whoever enforces the soft time limit, just before it cancels the task.
+    public let stopReason: StopReason
+
+    public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions, stopReason: StopReason = StopReason()) {
         self.message = message
         self.logger = logger
         self.hostname = hostname
         self.options = options
+        self.stopReason = stopReason
+    }
+
+    /// The soft time limit's error once that limit has passed (the task's Swift `Task` is cancelled at the same
+    /// moment), else nil. A task that caught a `CancellationError` can look here to tell a soft limit from a
+    /// terminate or a cold shutdown.
+    public var softTimeLimitExceeded: SoftTimeLimitExceeded? { stopReason.softTimeLimitExceeded }
+
+    /// `Task.checkCancellation()` that names the reason: throws ``SoftTimeLimitExceeded`` once the soft time limit
+    /// has passed, and `CancellationError` when the task was cancelled otherwise (terminated, cold shutdown).
+    public func checkCancellation() throws {
+        if let soft = softTimeLimitExceeded { throw soft }
+        try Task.checkCancellation()
+    }
+
+    /// `Task.sleep(for:)` that names the reason when it is cut short, as ``checkCancellation()`` does.
+    public func sleep(for duration: Duration) async throws {
+        do {
+            try await Task.sleep(for: duration)
+        } catch {
+            try checkCancellation()
+            throw error
+        }
     }
 
     public var id: String { message.id }
@@ -48,8 +75,20 @@ public struct RetryRequest: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Thrown into a task whose soft time limit passed (its Swift Task is cancelled too). A task may catch it to
-/// clean up; if it lets it escape, the task fails with `SoftTimeLimitExceeded`.
+/// Why a running task is being stopped, shared between the task's ``TaskContext`` and the worker (or pool child)
+/// that enforces its soft time limit.
+public final class StopReason: Sendable {
+    private let soft = Mutex<SoftTimeLimitExceeded?>(nil)
+    public init() {}
+    /// Records that the soft time limit passed; the caller cancels the task's Swift `Task` right after.
+    public func softTimeLimitPassed(_ limit: Double) { soft.withLock { $0 = SoftTimeLimitExceeded(limit: limit) } }
+    public var softTimeLimitExceeded: SoftTimeLimitExceeded? { soft.withLock { $0 } }
+}
+
+/// What a task sees when its soft time limit passes: its Swift `Task` is cancelled, and
+/// ``TaskContext/checkCancellation()`` and ``TaskContext/sleep(for:)`` throw this error (a bare `Task.sleep` throws
+/// `CancellationError`; ``TaskContext/softTimeLimitExceeded`` then tells why). A task may catch it to clean up and
+/// even return a result; if it lets it (or the cancellation) escape, the task fails with `SoftTimeLimitExceeded`.
 public struct SoftTimeLimitExceeded: PythonException, CustomStringConvertible, Sendable {
     public let limit: Double
     public init(limit: Double) { self.limit = limit }

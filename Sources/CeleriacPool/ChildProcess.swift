@@ -236,7 +236,9 @@ final class ChildProcess: Sendable {
 
     /// Cancels run `seq`: the child cancels it if running, or answers `cancelled` without running it when it
     /// reaches the head (the cancel may arrive before the run: the child remembers it).
-    func cancel(seq: Int64) { writeLock.withLock { _ in _ = write(PoolRequest.cancel(seq: seq).json, to: cancelsToChild) } }
+    func cancel(seq: Int64, softTimeLimit: Double? = nil) {
+        writeLock.withLock { _ in _ = write(PoolRequest.cancel(seq: seq, softTimeLimit: softTimeLimit).json, to: cancelsToChild) }
+    }
 
     /// Writes one frame; the caller holds the write lock (frames must not interleave, and runs go out in `seq` order).
     private func write(_ frame: JSONValue, to fd: Int32? = nil) -> Bool {

@@ -39,6 +39,8 @@ public enum PoolChild {
             var lastTaken: Int64 = 0
             /// The run under way, and whether it was asked to cancel.
             var running: (seq: Int64, cancelled: Bool)?
+            /// The running task's stop reason (what its context reports after a soft time limit).
+            var stopReason: StopReason?
             var task: RunningTask?
             /// A runner is working through `waiting` (on the reader thread or, after a suspension, elsewhere).
             var active = false
@@ -64,9 +66,11 @@ public enum PoolChild {
         }
 
         /// A cancel frame arrived (cancel thread): cancel the running task, or remember a run not started yet.
-        func cancel(seq: Int64) {
+        /// `softTimeLimit`: the soft limit is the reason, recorded for the task's context before it is cancelled.
+        func cancel(seq: Int64, softTimeLimit: Double?) {
             state.withLock { s in
                 if let running = s.running, running.seq == seq {
+                    if let softTimeLimit { s.stopReason?.softTimeLimitPassed(softTimeLimit) }
                     s.running?.cancelled = true
                     s.task?.task.cancel()
                 } else if seq > s.lastTaken {
@@ -97,13 +101,14 @@ public enum PoolChild {
         }
 
         /// Run `seq` starts in the current task: cancel threads may cancel it from now on.
-        func starting(_ seq: Int64) {
+        func starting(_ seq: Int64, stopReason: StopReason) {
             withUnsafeCurrentTask { task in
                 guard let task else { return }
                 let cancelled = state.withLock { s -> Bool in
                     guard s.running?.seq == seq else { return false }
                     if s.running?.cancelled == true { return true }
                     s.task = RunningTask(task: task)
+                    s.stopReason = stopReason
                     return false
                 }
                 // Cancelled between being taken and starting.
@@ -116,6 +121,7 @@ public enum PoolChild {
             state.withLock { s in
                 s.task = nil
                 s.running = nil
+                s.stopReason = nil
             }
         }
 
@@ -137,14 +143,14 @@ public enum PoolChild {
                 case .run(let seq, let message):
                     // Idle: run it here and now, until it suspends (a quick task is answered before the next read).
                     if current.received(seq: seq, message: message) { Task.immediate { await runner.drain() } }
-                case .cancel(let seq):
-                    current.cancel(seq: seq)
+                case .cancel(let seq, let soft):
+                    current.cancel(seq: seq, softTimeLimit: soft)
                 }
             }
         }
         FileDescriptors.startThread {
             readFrames(cancelFD, logger: logger) { request in
-                if case .cancel(let seq) = request { current.cancel(seq: seq) }
+                if case .cancel(let seq, let soft) = request { current.cancel(seq: seq, softTimeLimit: soft) }
             }
         }
         while true { try? await Task.sleep(for: .seconds(3600)) }
@@ -183,9 +189,10 @@ public enum PoolChild {
                     continue
                 }
                 let seq = next.seq
-                current.starting(seq)
+                let stopReason = StopReason()
+                current.starting(seq, stopReason: stopReason)
                 let result = await execute(next.message, registry: registry, hostname: hostname, logger: logger,
-                                           wasCancelled: { current.wasCancelled(seq) })
+                                           stopReason: stopReason, wasCancelled: { current.wasCancelled(seq) })
                 current.finished(seq)
                 // Answer after `finished`: no cancel for this run can reach the next one.
                 current.send(.done(seq: seq, result: result, rss: 0))
@@ -201,14 +208,14 @@ public enum PoolChild {
 
     /// Runs one task and maps what it throws, as the async pool would (retry requests, autoretry, cancellation).
     static func execute(_ message: TaskMessage, registry: TaskRegistry, hostname: String, logger: Logger,
-                        wasCancelled: @Sendable () -> Bool) async -> PoolReply.RunResult {
+                        stopReason: StopReason = StopReason(), wasCancelled: @Sendable () -> Bool) async -> PoolReply.RunResult {
         guard let task = registry[message.name] else {
             return .failure(TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions"))
         }
         var log = logger
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
-        let context = TaskContext(message: message, logger: log, hostname: hostname, options: task.options)
+        let context = TaskContext(message: message, logger: log, hostname: hostname, options: task.options, stopReason: stopReason)
         do {
             return .success(try await task.run(message, context))
         } catch let retry as RetryRequest {

@@ -6,13 +6,15 @@ public enum PoolRequest: Equatable, Sendable {
     /// Run a task; `seq` numbers the run on this child.
     case run(seq: Int64, message: TaskMessage)
     /// Cancel run `seq` (soft time limit, revoke with terminate): the task's Swift Task is cancelled, or, if it has
-    /// not started, it is answered `cancelled` without running. Sent on the cancel pipe (fd 5).
-    case cancel(seq: Int64)
+    /// not started, it is answered `cancelled` without running. `softTimeLimit` says the soft limit (in seconds)
+    /// is the reason, which the task sees as ``SoftTimeLimitExceeded``. Sent on the cancel pipe (fd 5).
+    case cancel(seq: Int64, softTimeLimit: Double? = nil)
 
     public var json: JSONValue {
         switch self {
         case .run(let seq, let message): ["t": "run", "seq": .int(seq), "m": WireTask.json(message)]
-        case .cancel(let seq): ["t": "cancel", "seq": .int(seq)]
+        case .cancel(let seq, let soft):
+            soft.map { ["t": "cancel", "seq": .int(seq), "soft": .double($0)] } ?? ["t": "cancel", "seq": .int(seq)]
         }
     }
 
@@ -22,7 +24,7 @@ public enum PoolRequest: Equatable, Sendable {
         case "run":
             guard let m = json["m"].flatMap(WireTask.message) else { return nil }
             self = .run(seq: seq, message: m)
-        case "cancel": self = .cancel(seq: seq)
+        case "cancel": self = .cancel(seq: seq, softTimeLimit: json["soft"]?.doubleValue)
         default: return nil
         }
     }

@@ -83,7 +83,7 @@ final class PoolRun: Sendable {
                 try? await Task.sleep(for: .milliseconds(Int64(soft * 1000)))
                 if Task.isCancelled { return }
                 state.withLock { $0.softFired = true }
-                child.cancel(seq: seq)
+                child.cancel(seq: seq, softTimeLimit: soft)
             })
         }
         if let hard = limits.hard {

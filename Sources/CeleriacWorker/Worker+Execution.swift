@@ -157,6 +157,7 @@ extension Worker {
                 try? await Task.sleep(for: .milliseconds(Int(limit * 1000)))
                 if !Task.isCancelled {
                     fired.set()
+                    context.stopReason.softTimeLimitPassed(limit)
                     work.cancel()
                 }
             }

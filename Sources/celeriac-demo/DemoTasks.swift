@@ -27,6 +27,8 @@ enum DemoTasks {
     // process running the task, and a crash whose message is requeued (reject_on_worker_lost) until dead-lettered.
     static let spin = TaskName<Seconds, Double>("demo.spin", parameters: "seconds")
     static let pid = TaskName<NoArguments, Int>("demo.pid")
+    /// Sleeps, but catches its soft time limit and returns how it cleaned up (a soft limit a task handles).
+    static let tidySleep = TaskName<Seconds, String>("demo.tidy_sleep", parameters: "seconds")
     static let crashRequeue = TaskName<NoArguments, JSONValue>("demo.crash_requeue")
     /// Global-limit demo: appends `start`/`end` lines (task id, worker node name, Unix time) to a ledger file around a
     /// sleep; returns the pid of the process that ran it.
@@ -47,8 +49,9 @@ enum DemoTasks {
         }
         r.register(xsum) { n, _ in n.numbers.reduce(0, +) }
         r.register(echo) { v, _ in v.value }
-        r.register(sleep) { s, _ in
-            try await Task.sleep(for: .milliseconds(Int(s.seconds * 1000)))
+        r.register(sleep) { s, context in
+            // context.sleep: past a soft time limit it throws SoftTimeLimitExceeded rather than CancellationError.
+            try await context.sleep(for: .milliseconds(Int(s.seconds * 1000)))
             return s.seconds
         }
         r.register(fail) { m, _ in throw BuiltinError.valueError(m.message) }
@@ -71,6 +74,14 @@ enum DemoTasks {
             return s.seconds
         }
         r.register(pid) { _, _ in Int(ProcessInfo.processInfo.processIdentifier) }
+        r.register(tidySleep) { s, context in
+            do {
+                try await context.sleep(for: .milliseconds(Int(s.seconds * 1000)))
+                return "slept \(s.seconds)s"
+            } catch let soft as SoftTimeLimitExceeded {
+                return "tidied up after the soft time limit of \(soft.limit)s"
+            }
+        }
         var requeue = TaskOptions()
         requeue.rejectOnWorkerLost = true
         r.register(crashRequeue, options: requeue) { _, _ in

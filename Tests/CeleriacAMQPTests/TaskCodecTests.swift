@@ -81,6 +81,10 @@ import Testing
         #expect(t.queues.allSatisfy { $0.arguments["x-queue-type"] == .string("classic") })
         // For clusters every durable queue Celeriac declares can be a quorum queue, the delay levels included.
         #expect(Topology.delayTopology(.quorum).queues.allSatisfy { $0.arguments["x-queue-type"] == .string("quorum") })
+        // kombu's arguments for quorum delay levels: at-least-once dead lettering between levels (so Celery and
+        // Celeriac can declare the same topology); classic levels have no strategy.
+        #expect(Topology.delayTopology(.quorum).queues.allSatisfy { $0.arguments["x-dead-letter-strategy"] == .string("at-least-once") })
+        #expect(t.queues.allSatisfy { $0.arguments["x-dead-letter-strategy"] == nil })
         #expect(Topology.workQueue("q", maxPriority: 9, type: .quorum).1.arguments == ["x-queue-type": .string("quorum")])
         #expect(Topology.workQueue("q", maxPriority: 9).1.arguments["x-max-priority"] != nil)
         #expect(Topology.deadLetter(.quorum).1.arguments["x-queue-type"] == .string("quorum"))

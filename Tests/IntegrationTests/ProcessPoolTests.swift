@@ -251,6 +251,9 @@ struct ProcessPoolTests {
         let failure = await Self.failure(of: sleep, timeout: .seconds(30))
         #expect(failure?.type == "SoftTimeLimitExceeded" && failure?.module == "billiard.exceptions", "\(String(describing: failure))")
         #expect(try await client.send("demo.pid").get(timeout: .seconds(30)) == before, "the child survives a soft time limit")
+        // Inside the child the task sees SoftTimeLimitExceeded (not a bare cancellation), catches it and returns.
+        let tidy = try await client.send("demo.tidy_sleep", args: [60], options: options).get(timeout: .seconds(30))
+        #expect(tidy == .string("tidied up after the soft time limit of 0.5s"))
         await worker.killAndReap()
         await client.close()
         await deleteQueues([queue], url: url)

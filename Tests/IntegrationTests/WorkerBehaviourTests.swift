@@ -78,6 +78,18 @@ struct WorkerBehaviourTests {
         await deleteQueues([queue], url: url)
     }
 
+    @Test func aTaskCanCatchItsSoftTimeLimitAndStillReturn() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName()
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
+        let client = try await startClient(url: url, queue: queue)
+        let value = try await client.send("it.tidy").get(timeout: .seconds(20))
+        #expect(value == .string("tidied after 0.2s, cancelled: true, reason kept: true"))
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     @Test func revokedTasksAreNotRunAndRunningOnesCanBeTerminated() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()

@@ -30,4 +30,33 @@ struct WorkerETATests {
         try await running.stop()
         await deleteQueues([queue], url: url)
     }
+
+    @Test func aCustomExchangeAndRoutingKeyWorkWithAndWithoutACountdown() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("eta-route")
+        let exchange = uniqueName("eta-route-x")
+        let key = uniqueName("eta-route-key")
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
+        // The application's own exchange, routing to the worker's queue under a key that is not the queue's name.
+        let admin = AMQPConnection(url: url, options: .init(name: "it-route-admin", confirms: false))
+        try await admin.connect()
+        try await admin.declare(ExchangeSpec(exchange, kind: .direct, durable: false, autoDelete: false))
+        try await admin.bind(BindingSpec(queue: queue, exchange: exchange, routingKey: key))
+        let client = try await startClient(url: url, queue: queue)
+        let routed = SendOptions(queue: queue, routingKey: key, exchange: exchange)
+        #expect(try await client.send("it.add", args: [2, 3], options: routed).get(timeout: .seconds(30)) == .int(5))
+        // A countdown of 1 s or more goes through the broker's delay topology and comes back to the same queue.
+        var delayed = routed
+        delayed.countdown = 1.2
+        let sentAt = Date()
+        let later = try await client.send("it.add", args: [4, 5], options: delayed)
+        #expect(try await later.get(timeout: .seconds(30)) == .int(9))
+        let done = try #require(await client.state(of: later.id)?.dateDone)
+        #expect(done >= sentAt.addingTimeInterval(1.2), "never early: finished at \(done), sent at \(sentAt)")
+        await client.close()
+        try await running.stop()
+        try? await admin.deleteExchange(exchange)
+        await admin.close()
+        await deleteQueues([queue], url: url)
+    }
 }

@@ -16,6 +16,7 @@ enum TestTasks {
     static let gate = TaskName<NoArguments, String>("it.gate")
     static let slow = TaskName<NoArguments, String>("it.slow")
     static let nap = TaskName<NoArguments, String>("it.nap")
+    static let tidy = TaskName<NoArguments, String>("it.tidy")
     static let autoretry = TaskName<Times, Int>("it.autoretry", parameters: "times")
     struct Transient: Error {}
     struct Value: Codable, Sendable { let value: JSONValue }
@@ -47,6 +48,15 @@ enum TestTasks {
         r.register(slow, options: TaskOptions(softTimeLimit: 0.2)) { _, _ in
             try await Task.sleep(for: .seconds(60))
             return "not reached"
+        }
+        // Catches its soft time limit and cleans up: it ends with a result, not a failure.
+        r.register(tidy, options: TaskOptions(softTimeLimit: 0.2)) { _, ctx in
+            do {
+                try await ctx.sleep(for: .seconds(60))
+                return "not reached"
+            } catch let soft as SoftTimeLimitExceeded {
+                return "tidied after \(soft.limit)s, cancelled: \(Task.isCancelled), reason kept: \(ctx.softTimeLimitExceeded != nil)"
+            }
         }
         return r
     }
