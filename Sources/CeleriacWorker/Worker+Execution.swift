@@ -41,6 +41,8 @@ extension Worker {
             logger.error("rejected a message that is not a valid task; it is in the dead-letter queue",
                          metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
             await deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
+            // After the copy is in the dead-letter queue, where the answer says it is.
+            await answerUndecodable(delivery, error)
             return
         }
         if let tracing {
@@ -48,6 +50,18 @@ extension Worker {
         } else {
             await run(delivery, message, queue: queue)
         }
+    }
+
+    /// A message that is not a valid task but says who waits for it (a task id and a reply queue, e.g. an integer
+    /// beyond 64 bits from Python): its caller gets a FAILURE naming the problem instead of waiting for its
+    /// timeout. Not for a message whose signature failed: nobody vouches for its reply address.
+    private func answerUndecodable(_ delivery: Delivery, _ rejection: MessageRejection) async {
+        guard rejection.label != "signature", let id = rejection.taskID ?? delivery.properties.correlationID,
+              let replyTo = delivery.properties.replyTo, !replyTo.isEmpty else { return }
+        let failure = TaskFailure(type: "DecodeError", arguments: [.string(
+            "\(rejection.reason); the message is in the dead-letter queue '\(Topology.deadLetterQueue)'")], module: "kombu.exceptions")
+        let result = ResultCodec.encode(.failure(id, failure), replyTo: replyTo, correlationID: delivery.properties.correlationID ?? id)
+        if !(await publishConfirmed([result], what: "failure of undecodable \(id)")) { observer.resultPublishFailed() }
     }
 
     /// A decoded delivery, from the registry lookup to ack (inside its consumer span when tracing is on).

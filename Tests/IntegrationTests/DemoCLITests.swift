@@ -28,6 +28,11 @@ struct DemoCLITests {
         #expect(add.ok && add.output.split(separator: "\n").last == "5", "\(add.output)")
         let xsum = await cli(["call", "demo.xsum", "--args", "[[1,2,3,4]]", "--queue", queue, "--wait", "--broker", broker])
         #expect(xsum.output.split(separator: "\n").last == "10", "\(xsum.output)")
+        let mul = await cli(["call", "demo.mul", "--kwargs", #"{"x": 6, "y": 7}"#, "--queue", queue, "--wait", "--broker", broker])
+        #expect(mul.output.split(separator: "\n").last == "42", "\(mul.output)")
+        // Fails and retries itself (countdown 0.1 s) until its retries header reaches 2, then returns 2.
+        let flaky = await cli(["call", "demo.flaky", "--args", "[2]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker])
+        #expect(flaky.ok && flaky.output.split(separator: "\n").last == "2", "\(flaky.output)")
         let echo = await cli(["call", "demo.echo", "--kwargs", #"{"value": {"a": [1, null, "ü"]}}"#, "--queue", queue, "--wait", "--broker", broker])
         #expect(echo.output.split(separator: "\n").last == #"{"a":[1,null,"ü"]}"#, "\(echo.output)")
         let fail = await cli(["call", "demo.fail", "--args", #"["boom"]"#, "--queue", queue, "--wait", "--broker", broker])

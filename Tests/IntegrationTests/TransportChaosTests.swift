@@ -242,6 +242,13 @@ extension TransportChaosTests {
         #expect(tally.right + tally.timedOut == 1000)
         #expect(tally.wrong == 0)
         #expect(tally.right > 0)
+        // After the restart the client's one reply consumer and the worker's consumer are subscribed again: every
+        // task sent now has its result (a client that did not resubscribe would time out on all of them).
+        var after: [(Int, TaskHandle<Int>)] = []
+        for i in 0..<50 { after.append((i, try await client.delay(TestTasks.add, .init(x: i, y: 100)))) }
+        for (i, h) in after.shuffled() {
+            #expect(try await h.get(timeout: .seconds(60)) == i + 100)
+        }
         await client.close()
         try await running.stop()
         await deleteQueues([queue], url: url)

@@ -62,6 +62,32 @@ struct WorkerBadInputTests {
         await deleteQueues([queue, dead], url: url)
     }
 
+    @Test func anUndecodableTaskWithAReplyQueueGetsADecodeErrorResult() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName()
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
+        let client = try await startClient(url: url, queue: queue)
+        let raw = AMQPConnection(url: url, options: .init(name: "it-bigint"))
+        try await raw.connect()
+        // What Python's add.delay(2**70, 1) puts on the wire: valid JSON, but no Swift integer holds it.
+        let id = UUID().uuidString.lowercased()
+        let props = BasicProperties(contentType: "application/json", headers: ["task": .string("it.add"), "id": .string(id)],
+                                    correlationID: id, replyTo: client.replyQueue)
+        try await raw.publish(OutgoingMessage(routingKey: queue, body: Array("[[1180591620717411303424, 1],{},{}]".utf8), properties: props))
+        await #expect {
+            _ = try await client.result(of: id, timeout: .seconds(30))
+        } throws: { error in
+            guard case .taskFailed(_, let failedID, let f)? = error as? CeleriacError else { return false }
+            return failedID == id && f.type == "DecodeError" && f.module == "kombu.exceptions"
+                && f.message.contains("64 bits") && f.message.contains(Topology.deadLetterQueue)
+        }
+        #expect(running.observer.deadLettered.withLock { $0.count } == 1)
+        await raw.close()
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     @Test func unknownTaskGetsNotRegisteredAndIsDeadLettered() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
