@@ -3,6 +3,7 @@ import ArgumentParser
 import CeleriacAMQP
 import CeleriacCore
 import Foundation
+import Synchronization
 
 /// `call NAME --args '[2,3]' --kwargs '{}' [--wait]`: send one task; print its id, and with `--wait` its result.
 public struct CallCommand: AsyncParsableCommand {
@@ -66,6 +67,9 @@ public struct ResultCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// How many messages of the reply queue one look may hold.
+    static let window: UInt16 = 1000
+
     public func run() async throws {
         let url: AMQPURL
         do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
@@ -77,9 +81,12 @@ public struct ResultCommand: AsyncParsableCommand {
         } catch {
             throw CLIError(description: error.description)
         }
-        let consumer = try await connection.consume(queue: replyQueue, prefetch: 100)
+        // Results for other tasks are held (unacked) while looking, and all go back to the queue at the end: handing
+        // each back at once would get it delivered again straight away, round and round until the timeout.
+        let consumer = try await connection.consume(queue: replyQueue, prefetch: Self.window)
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
         let id = self.id
+        let held = HeldTags()
         let found: ResultMessage? = await withTaskGroup(of: ResultMessage?.self) { group in
             group.addTask {
                 for await d in consumer.deliveries {
@@ -87,8 +94,7 @@ public struct ResultCommand: AsyncParsableCommand {
                         await connection.ack(d.tag)
                         return r
                     }
-                    // Not ours: leave it for its owner.
-                    await connection.reject(d.tag, requeue: true)
+                    held.tags.withLock { $0.append(d.tag) }
                 }
                 return nil
             }
@@ -101,7 +107,12 @@ public struct ResultCommand: AsyncParsableCommand {
             return first
         }
         try? await connection.cancel(consumer)
-        guard let found else { throw CLIError(description: "no result for \(id) on \(replyQueue) within \(timeout)s") }
+        let others = held.tags.withLock { $0 }
+        for tag in others { await connection.reject(tag, requeue: true) }   // left for their owners
+        guard let found else {
+            let more = others.count >= Self.window ? " (only the first \(Self.window) messages of the queue were looked at)" : ""
+            throw CLIError(description: "no result for \(id) on \(replyQueue) within \(timeout)s\(more)")
+        }
         print(found.status.rawValue)
         print(found.status == .success ? found.result.jsonString : (found.failure?.description ?? found.result.jsonString))
         if found.status != .success { throw ExitCode(1) }
@@ -130,4 +141,9 @@ public struct PurgeCommand: AsyncParsableCommand {
             throw CLIError(description: error.description)
         }
     }
+}
+
+/// The deliveries a `result` look holds back for their owners.
+private final class HeldTags: Sendable {
+    let tags = Mutex<[DeliveryTag]>([])
 }

@@ -426,14 +426,20 @@ struct TaskBench {
         emit("tasks.eta_early_count", Double(lateness.filter { $0 < 0 }.count), "tasks")
 
         if soak > 0 {
+            // In four quarters, with the RSS after each: a leak shows as a rise from quarter to quarter.
             let before = counter.count
-            try await withThrowingTaskGroup(of: Void.self) { g in
-                for lane in 0..<64 {
-                    g.addTask { for _ in stride(from: lane, to: soak, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) } }
+            let quarter = soak / 4
+            for q in 1...4 {
+                let count = q == 4 ? soak - 3 * quarter : quarter
+                try await withThrowingTaskGroup(of: Void.self) { g in
+                    for lane in 0..<64 {
+                        g.addTask { for _ in stride(from: lane, to: count, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) } }
+                    }
+                    try await g.waitForAll()
                 }
-                try await g.waitForAll()
+                await counter.wait(for: before + (q == 4 ? soak : q * quarter))
+                if q < 4 { emit("worker.rss_soak_quarter\(q)_mb", rssMB(), "MB") }
             }
-            await counter.wait(for: before + soak)
             emit("worker.rss_after_soak_mb", rssMB(), "MB")
             emit("worker.soak_tasks", Double(soak), "tasks")
         }

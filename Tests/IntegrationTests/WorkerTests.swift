@@ -64,6 +64,34 @@ enum TestTasks {
 
 @Suite(.tags(.integration))
 struct WorkerRoundTripTests {
+    @Test func asyncResultReportsStatesAndTheTraceback() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName()
+        let client = try await startClient(url: url, queue: queue)
+        // No worker yet: both tasks wait in their queue, and nothing is known of them.
+        let ok = try await client.send("it.add", args: [1, 2])
+        let bad = try await client.send("it.fail", args: ["boom"])
+        #expect(await ok.state() == .pending)
+        let pending = (ready: await ok.ready(), successful: await ok.successful(), failed: await ok.failed())
+        #expect(!pending.ready && !pending.successful && !pending.failed)
+        #expect(await ok.traceback() == nil)
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
+        #expect(try await ok.get(timeout: .seconds(30)) == .int(3))
+        #expect(await ok.state() == .success)
+        let done = (ready: await ok.ready(), successful: await ok.successful(), failed: await ok.failed())
+        #expect(done.ready && done.successful && !done.failed)
+        #expect(await ok.traceback() == nil)
+        await #expect(throws: CeleriacError.self) { _ = try await bad.get(timeout: .seconds(30)) }
+        #expect(await bad.state() == .failure)
+        let failed = (ready: await bad.ready(), successful: await bad.successful(), failed: await bad.failed())
+        #expect(failed.ready && !failed.successful && failed.failed)
+        let traceback = try #require(await bad.traceback())
+        #expect(traceback.hasPrefix("Traceback (most recent call last):") && traceback.hasSuffix("ValueError: boom"), "\(traceback)")
+        await client.close()
+        try await running.stop()
+        await deleteQueues([queue], url: url)
+    }
+
     @Test func clientToWorkerRoundTripWithTypedArguments() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
