@@ -60,6 +60,8 @@ final class ConnectionCore {
     private var oldestUnconfirmed: UInt64 = 1
     private var pendingConfirms: [UInt64: (Result<Void, AMQPError>) -> Void] = [:]
     private var pendingReturn: AMQPError?
+    /// Since when the broker blocks this connection (connection.blocked), if it does.
+    private var blockedSince: ContinuousClock.Instant?
 
     private var reconnectAttempt = 0
     private var nextReconnectAt = ContinuousClock.now
@@ -81,6 +83,7 @@ final class ConnectionCore {
                 if stopping { job.fail(closedError()) } else { job.run(self) }
             }
             flushAcks()
+            failConfirmsIfBlockedTooLong()
             if stopping { break }
             if connected {
                 pump()
@@ -225,8 +228,10 @@ final class ConnectionCore {
             connectionLost(error)
         case AMQP_CONNECTION_BLOCKED_METHOD:
             let b = method.decoded!.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            blockedSince = .now
             hub.emit(.blocked(CDecode.string(b.reason)))
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            blockedSince = nil
             hub.emit(.unblocked)
         case AMQP_BASIC_CANCEL_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
@@ -260,6 +265,16 @@ final class ConnectionCore {
             finish(tag)
         }
         while oldestUnconfirmed < nextPublishSeq, pendingConfirms[oldestUnconfirmed] == nil { oldestUnconfirmed += 1 }
+    }
+
+    /// A publish sent just before the broker blocked the connection waits for a confirm that cannot come while
+    /// the block lasts (the broker stops reading). Past ``AMQPConnection/Options/blockedTimeout`` those waits end
+    /// with `blocked`, as a publish that finds the connection blocked does: the bound holds either way. Such a
+    /// message may still arrive once the broker unblocks (a retry may duplicate it).
+    private func failConfirmsIfBlockedTooLong() {
+        guard let since = blockedSince, !pendingConfirms.isEmpty, ContinuousClock.now - since >= options.blockedTimeout else { return }
+        failAllConfirms(AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
+                                  hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster"))
     }
 
     private func failAllConfirms(_ error: AMQPError) {
@@ -370,6 +385,7 @@ final class ConnectionCore {
         ok = true
         conn = c
         connected = true
+        blockedSince = nil
         adminOpen = false
         generation += 1
         acks.reset()

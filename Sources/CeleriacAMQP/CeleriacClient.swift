@@ -42,6 +42,9 @@ public final class CeleriacClient: Sendable {
         public var queueType: QueueType = .classic
         /// How long the reply queue outlives a client that died without ``CeleriacClient/close()`` (`x-expires`).
         public var replyQueueExpiryMilliseconds: Int = 600_000
+        /// How long a send waits while the broker blocks publishers (a memory or disk alarm) before it throws
+        /// ``CeleriacError/brokerBlocked(reason:)``.
+        public var blockedTimeout: Duration = .seconds(30)
 
         public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -76,7 +79,8 @@ public final class CeleriacClient: Sendable {
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.replyQueue = UUID().uuidString.lowercased()
-        self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true))
+        self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true,
+                                                                                   blockedTimeout: configuration.blockedTimeout))
         self.consumer = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-results", confirms: false))
         self.router = ResultRouter(capacity: configuration.resultCacheSize)
         self.tracing = TaskTracing(configuration.tracer)

@@ -280,4 +280,30 @@ extension TransportChaosTests {
         try await c.deleteQueue(q)
         await c.close()
     }
+
+    @Test(.timeLimit(.minutes(2))) func aClientSendDuringAnAlarmThrowsBrokerBlockedWithinItsBound() async throws {
+        let broker = TestBroker.chaos
+        let url = try broker.url()
+        let queue = uniqueName()
+        var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "chaos-client-blocked")
+        configuration.blockedTimeout = .milliseconds(300)
+        let client = CeleriacClient(configuration: configuration)
+        try await client.start()
+        _ = try await client.send("it.add", args: [1, 1], options: SendOptions(ignoreResult: true))   // declares the queue
+        try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.000001")
+        defer { _ = try? broker.ctl("set_vm_memory_high_watermark", "0.4") }
+        // The first send is read by the broker, which then blocks the connection and stops reading: its confirm
+        // cannot come. It ends with the typed error once the block outlasts the bound, as every later send does.
+        for attempt in 1...2 {
+            await #expect("send \(attempt) during the alarm") {
+                _ = try await client.send("it.add", args: [2, 2], options: SendOptions(ignoreResult: true))
+            } throws: { error in
+                if case .brokerBlocked? = error as? CeleriacError { return true }
+                return false
+            }
+        }
+        try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.4")
+        await client.close()
+        await deleteQueues([queue], url: url)
+    }
 }
