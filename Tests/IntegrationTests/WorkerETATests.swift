@@ -59,4 +59,35 @@ struct WorkerETATests {
         await admin.close()
         await deleteQueues([queue], url: url)
     }
+
+    /// Quorum queues (RabbitMQ clusters): the delay levels are quorum queues with kombu's arguments, and a countdown
+    /// still comes back on time. On a vhost of its own, since the shared one holds classic levels of the same names.
+    @Test func aCountdownThroughQuorumDelayQueues() async throws {
+        let broker = TestBroker.shared
+        let vhost = uniqueName("quorum")
+        _ = try broker.ctl("add_vhost", vhost)
+        _ = try broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        defer { _ = try? broker.ctl("delete_vhost", vhost) }
+        let url = try broker.url(vhost: vhost)
+        let queue = uniqueName("quorum-q")
+        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], queueType: .quorum)
+        var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-quorum")
+        configuration.queueType = .quorum
+        let client = CeleriacClient(configuration: configuration)
+        try await client.start()
+        var options = SendOptions()
+        options.countdown = 1.5
+        let sentAt = Date()
+        let r = try await client.send("it.add", args: [20, 22], options: options)
+        #expect(try await r.get(timeout: .seconds(60)) == .int(42))
+        let done = try #require(await client.state(of: r.id)?.dateDone)
+        #expect(done >= sentAt.addingTimeInterval(1.5), "never early: finished at \(done), sent at \(sentAt)")
+        let listed = try broker.ctl("list_queues", "-p", vhost, "name", "type", "arguments")
+        let level0 = try #require(listed.split(separator: "\n").first { $0.hasPrefix(Topology.delayLevel(0) + "\t") }, "\(listed)")
+        #expect(level0.contains("quorum") && level0.contains("at-least-once"), "\(level0)")
+        let work = try #require(listed.split(separator: "\n").first { $0.hasPrefix(queue + "\t") }, "\(listed)")
+        #expect(work.contains("quorum"), "\(work)")
+        await client.close()
+        try await running.stop()
+    }
 }

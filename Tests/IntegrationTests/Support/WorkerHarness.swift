@@ -85,12 +85,14 @@ func testLogger(_ label: String) -> Logger {
 func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                  hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
                  limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = [], events: Bool = false,
-                 maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30)) async throws -> RunningWorker {
+                 maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
-    let worker = Worker(registry: registry, configuration: .init(
+    var configuration = Worker.Configuration(
         brokerURL: url, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
-        gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval, events: events), logger: logger, observer: FanOut(observers: [observer] + observers))
+        gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval, events: events)
+    configuration.queueType = queueType
+    let worker = Worker(registry: registry, configuration: configuration, logger: logger, observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
