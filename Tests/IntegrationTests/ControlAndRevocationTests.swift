@@ -268,11 +268,8 @@ struct ControlAndRevocationTests {
     /// (found by the multi-host harness, Tests/Chaos).
     @Test func workersStartingTogetherOnAFreshVhostAllReplayTheLog() async throws {
         let broker = TestBroker.shared
-        let vhost = uniqueName("fresh")
-        _ = try broker.ctl("add_vhost", vhost)
-        _ = try broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        let (vhost, url) = try broker.freshVhost("fresh")
         defer { _ = try? broker.ctl("delete_vhost", vhost) }
-        let url = try broker.url(vhost: vhost)
         let queue = uniqueName("fresh-q")
         let workers = try await withThrowingTaskGroup(of: RunningWorker.self) { group in
             for i in 0..<4 {

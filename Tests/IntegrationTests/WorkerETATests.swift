@@ -46,13 +46,7 @@ struct WorkerETATests {
         let routed = SendOptions(queue: queue, routingKey: key, exchange: exchange)
         #expect(try await client.send("it.add", args: [2, 3], options: routed).get(timeout: .seconds(30)) == .int(5))
         // A countdown of 1 s or more goes through the broker's delay topology and comes back to the same queue.
-        var delayed = routed
-        delayed.countdown = 1.2
-        let sentAt = Date()
-        let later = try await client.send("it.add", args: [4, 5], options: delayed)
-        #expect(try await later.get(timeout: .seconds(30)) == .int(9))
-        let done = try #require(await client.state(of: later.id)?.dateDone)
-        #expect(done >= sentAt.addingTimeInterval(1.2), "never early: finished at \(done), sent at \(sentAt)")
+        try await Self.expectSumNeverEarly(client, 4, 5, countdown: 1.2, options: routed)
         await client.close()
         try await running.stop()
         try? await admin.deleteExchange(exchange)
@@ -64,24 +58,15 @@ struct WorkerETATests {
     /// still comes back on time. On a vhost of its own, since the shared one holds classic levels of the same names.
     @Test func aCountdownThroughQuorumDelayQueues() async throws {
         let broker = TestBroker.shared
-        let vhost = uniqueName("quorum")
-        _ = try broker.ctl("add_vhost", vhost)
-        _ = try broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        let (vhost, url) = try broker.freshVhost("quorum")
         defer { _ = try? broker.ctl("delete_vhost", vhost) }
-        let url = try broker.url(vhost: vhost)
         let queue = uniqueName("quorum-q")
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], queueType: .quorum)
         var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-quorum")
         configuration.queueType = .quorum
         let client = CeleriacClient(configuration: configuration)
         try await client.start()
-        var options = SendOptions()
-        options.countdown = 1.5
-        let sentAt = Date()
-        let r = try await client.send("it.add", args: [20, 22], options: options)
-        #expect(try await r.get(timeout: .seconds(60)) == .int(42))
-        let done = try #require(await client.state(of: r.id)?.dateDone)
-        #expect(done >= sentAt.addingTimeInterval(1.5), "never early: finished at \(done), sent at \(sentAt)")
+        try await Self.expectSumNeverEarly(client, 20, 22, countdown: 1.5)
         let listed = try broker.ctl("list_queues", "-p", vhost, "name", "type", "arguments")
         let level0 = try #require(listed.split(separator: "\n").first { $0.hasPrefix(Topology.delayLevel(0) + "\t") }, "\(listed)")
         #expect(level0.contains("quorum") && level0.contains("at-least-once"), "\(level0)")
@@ -89,5 +74,17 @@ struct WorkerETATests {
         #expect(work.contains("quorum"), "\(work)")
         await client.close()
         try await running.stop()
+    }
+
+    /// Sends `it.add(x, y)` with a countdown and `options`; expects the sum, finished no earlier than the countdown.
+    static func expectSumNeverEarly(_ client: CeleriacClient, _ x: Int, _ y: Int, countdown: Double,
+                                    options: SendOptions = SendOptions()) async throws {
+        var options = options
+        options.countdown = countdown
+        let sentAt = Date()
+        let r = try await client.send("it.add", args: [.int(Int64(x)), .int(Int64(y))], options: options)
+        #expect(try await r.get(timeout: .seconds(60)) == .int(Int64(x + y)))
+        let done = try #require(await client.state(of: r.id)?.dateDone)
+        #expect(done >= sentAt.addingTimeInterval(countdown), "never early: finished at \(done), sent at \(sentAt)")
     }
 }

@@ -77,6 +77,16 @@ struct TestBroker: Sendable {
         try Shell.run("\(Self.repoRoot)/scripts/broker.sh", ["ctl"] + args, environment: environment)
     }
 
+    /// A vhost of its own that guest may use, and its URL, for a test whose queues must not meet those of the
+    /// shared vhost. The caller deletes it (`ctl("delete_vhost", vhost)`).
+    func freshVhost(_ prefix: String) throws -> (vhost: String, url: AMQPURL) {
+        let vhost = uniqueName(prefix)
+        let url = try self.url(vhost: vhost)
+        _ = try ctl("add_vhost", vhost)
+        _ = try ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return (vhost, url)
+    }
+
     private static let started = StartedNodes()
 
     static func ensureStarted(_ broker: TestBroker) throws {
