@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 struct TimedOut: Error, CustomStringConvertible {
@@ -29,5 +30,26 @@ func first<S: AsyncSequence & Sendable>(
     try await within(timeout, what) {
         for try await element in stream where predicate(element) { return element }
         throw TimedOut(what: "\(what) (the stream ended first)", after: timeout)
+    }
+}
+
+/// How `task` ended, or nil if it had not ended after `timeout`. Unlike ``within(_:_:_:)`` this does not wait for
+/// the task itself, so an operation that ignores cancellation (a regression that hangs) makes the test fail at the
+/// deadline instead of hanging it.
+func outcome<T: Sendable>(of task: Task<T, any Error>, within timeout: Duration) async -> Result<T, any Error>? {
+    let waiter = Mutex<CheckedContinuation<Result<T, any Error>?, Never>?>(nil)
+    let finish: @Sendable (Result<T, any Error>?) -> Void = { value in
+        waiter.withLock { c in
+            c?.resume(returning: value)
+            c = nil
+        }
+    }
+    return await withCheckedContinuation { c in
+        waiter.withLock { $0 = c }
+        Task { finish(await task.result) }
+        Task {
+            try? await Task.sleep(for: timeout)
+            finish(nil)
+        }
     }
 }
