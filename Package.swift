@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
-        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat", "CeleriacCoordination"]),
+        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacWire", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat", "CeleriacCoordination"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
@@ -28,19 +28,27 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]
         ),
-        .target(name: "AMQPTransport", dependencies: ["CRabbitMQ"], swiftSettings: swiftSettings),
+        // The message and topology vocabulary (kombu's message model: body, properties, headers; exchanges, queues,
+        // bindings) shared by the broker ports and the AMQP transport. No dependencies.
+        .target(name: "CeleriacWire", swiftSettings: swiftSettings),
+        .target(name: "AMQPTransport", dependencies: ["CRabbitMQ", "CeleriacWire"], swiftSettings: swiftSettings),
+        // The broker ports: what the worker, client, beat and coordination ask of a broker. Imports only the vocabulary.
+        .target(name: "CeleriacBroker", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         // HMAC-SHA256 for signed task messages, from the system's libcrypto (already there for librabbitmq's TLS).
         .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(name: "CeleriacHMAC", dependencies: ["CLibCrypto"], swiftSettings: swiftSettings),
         .target(name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(name: "CeleriacCanvas", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .target(name: "CeleriacTracing", dependencies: ["CeleriacCore", .product(name: "Tracing", package: "swift-distributed-tracing")], swiftSettings: swiftSettings),
-        .target(name: "CeleriacAMQP", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "AMQPTransport", "CeleriacHMAC"], swiftSettings: swiftSettings),
+        // Celery protocol v2 over the ports: the task and result codecs, topology names, signing, the client.
+        .target(name: "CeleriacMessaging", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacBroker", "CeleriacHMAC"], swiftSettings: swiftSettings),
+        // RabbitMQ behind the ports (AMQPBroker): the only library above the transport that imports it.
+        .target(name: "CeleriacAMQP", dependencies: ["CeleriacBroker", "AMQPTransport"], swiftSettings: swiftSettings),
         .target(name: "CeleriacCoordination", dependencies: [
-            "CeleriacCore", "CeleriacAMQP", "AMQPTransport", .product(name: "Logging", package: "swift-log"),
+            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacWorker", dependencies: [
-            "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacTracing", "AMQPTransport", "CeleriacCoordination",
+            "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacTracing", "CeleriacCoordination",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -48,7 +56,7 @@ let package = Package(
             "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacBeat", dependencies: [
-            "CeleriacCore", "CeleriacAMQP", "AMQPTransport",
+            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -58,33 +66,34 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacCLI", dependencies: [
-            "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "AMQPTransport", "CeleriacCoordination",
+            "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "CeleriacCoordination",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacBeat", "CeleriacAMQP", "AMQPTransport", "CeleriacCoordination"], swiftSettings: swiftSettings),
+        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacBeat", "CeleriacMessaging", "CeleriacAMQP", "CeleriacCoordination"], swiftSettings: swiftSettings),
         .executableTarget(name: "celeriac-bench", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCoordination",
+            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCoordination",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         // Fuzz targets (Fuzz/README.md): scripts/fuzz.sh builds this with -sanitize=fuzzer; a plain build replays a corpus.
-        .executableTarget(name: "celeriac-fuzz", dependencies: ["AMQPTransport", "CeleriacAMQP", "CeleriacCore", "CeleriacBeat"],
+        .executableTarget(name: "celeriac-fuzz", dependencies: ["AMQPTransport", "CeleriacMessaging", "CeleriacCore", "CeleriacBeat"],
                           path: "Fuzz/Sources/celeriac-fuzz", swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacBeatTests", dependencies: ["CeleriacBeat", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacAMQPTests", dependencies: ["CeleriacAMQP", "CeleriacCore", "AMQPTransport", "CeleriacHMAC"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacMessagingTests", dependencies: ["CeleriacMessaging", "CeleriacCore", "CeleriacBroker", "CeleriacHMAC"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoordinationTests", dependencies: ["CeleriacCoordination", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
+            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
             "CeleriacTracing", "CeleriacCoordination",
             .product(name: "Tracing", package: "swift-distributed-tracing"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,4 @@
-import CeleriacAMQP
+import CeleriacMessaging
 import Foundation
 import Logging
 import ServiceLifecycle

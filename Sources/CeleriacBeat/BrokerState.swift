@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import Foundation
 import Logging
 
@@ -11,10 +11,10 @@ public final class BrokerStateStore: BeatStateStore {
     public let queue: String
     /// A quorum queue (beats of a RabbitMQ cluster: `--queue-type quorum`), so the state survives losing a node.
     public let quorum: Bool
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
     let logger: Logger
 
-    public init(connection: AMQPConnection, queue: String, logger: Logger, quorum: Bool = false) {
+    public init(connection: any BrokerConnection, queue: String, logger: Logger, quorum: Bool = false) {
         self.connection = connection
         self.queue = queue
         self.logger = logger
@@ -26,7 +26,7 @@ public final class BrokerStateStore: BeatStateStore {
         return quorum ? spec.quorum() : spec
     }
 
-    public func prepare() async throws(AMQPError) {
+    public func prepare() async throws(BrokerError) {
         try await connection.declare(Self.spec(queue, quorum: quorum))
     }
 

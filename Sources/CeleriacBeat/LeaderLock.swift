@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import Foundation
 import Logging
 import Synchronization
@@ -11,19 +11,19 @@ import Synchronization
 /// close or by missed heartbeats) the broker deletes the queue and the next declare wins. The lock uses its own
 /// connection with a short heartbeat; on any disconnect the leader steps down at once and campaigns again on a
 /// fresh connection (the transport's automatic re-declare after a reconnect is not relied upon).
-public final class AMQPLeaderLock: LeaderElection {
+public final class QueueLeaderLock: LeaderElection {
     public let lockQueue: String
-    let url: AMQPURL
+    let broker: any Broker
+    let heartbeat: Int
     let retryInterval: Duration
     let logger: Logger
     private let leader = Mutex(false)
-    private let connection = Mutex<AMQPConnection?>(nil)
+    private let connection = Mutex<(any BrokerConnection)?>(nil)
     private let sinks = Mutex<[AsyncStream<Bool>.Continuation]>([])
 
-    public init(url: AMQPURL, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger) {
-        var u = url
-        if u.heartbeat == 0 || u.heartbeat > heartbeat { u.heartbeat = heartbeat }
-        self.url = u
+    public init(broker: any Broker, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger) {
+        self.broker = broker
+        self.heartbeat = heartbeat
         self.lockQueue = lockQueue
         self.retryInterval = retryInterval
         self.logger = logger
@@ -51,7 +51,7 @@ public final class AMQPLeaderLock: LeaderElection {
             for s in sinks.withLock({ $0 }) { s.finish() }
         }
         while !Task.isCancelled {
-            let conn = AMQPConnection(url: url, options: .init(name: "celeriac-beat-lock", confirms: false))
+            let conn = broker.connection(.init(name: "celeriac-beat-lock", confirms: false, maxHeartbeat: heartbeat))
             connection.withLock { $0 = conn }
             await campaign(conn)
             set(false)
@@ -61,14 +61,14 @@ public final class AMQPLeaderLock: LeaderElection {
         }
     }
 
-    private func campaign(_ conn: AMQPConnection) async {
-        do throws(AMQPError) { try await conn.connect() } catch {
+    private func campaign(_ conn: any BrokerConnection) async {
+        do throws(BrokerError) { try await conn.connect() } catch {
             logger.warning("beat lock: cannot connect; retrying", metadata: ["error": .string(error.description)])
             return
         }
         let events = conn.events()
         while !Task.isCancelled {
-            do throws(AMQPError) {
+            do throws(BrokerError) {
                 try await conn.declare(QueueSpec(lockQueue, durable: false, exclusive: true, autoDelete: true))
                 break
             } catch where error.replyCode == 405 {
@@ -95,3 +95,7 @@ public final class AMQPLeaderLock: LeaderElection {
         }
     }
 }
+
+/// The leader lock's name before it moved behind the broker ports.
+@available(*, deprecated, renamed: "QueueLeaderLock")
+public typealias AMQPLeaderLock = QueueLeaderLock

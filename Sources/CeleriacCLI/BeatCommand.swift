@@ -1,6 +1,7 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
 import CeleriacMetrics
@@ -67,21 +68,20 @@ public struct BeatCommand: AsyncParsableCommand {
             return
         }
         let logger = broker.logger("celeriac.beat")
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: "\(error)") }
-        var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: false, connectionName: "celeriac-beat")
+        let amqp = try broker.amqpBroker()
+        var clientConfig = CeleriacClient.Configuration(receiveResults: false, connectionName: "celeriac-beat")
         clientConfig.queueType = try broker.queueType()
         clientConfig.signer = try signing.signer()
-        let client = CeleriacClient(configuration: clientConfig)
+        let client = CeleriacClient(configuration: clientConfig, broker: amqp)
         do { try await client.start() } catch { throw CLIError(description: "\(error)") }
         var stores: [any BeatStateStore] = [FileStateStore(path: statePath, logger: logger)]
         var election: any LeaderElection = AlwaysLeader()
-        let stateConnection = AMQPConnection(url: url, options: .init(name: "celeriac-beat-state", confirms: true))
+        let stateConnection = amqp.connection(.init(name: "celeriac-beat-state", confirms: true))
         if !noLock {
             do { try await stateConnection.connect() } catch { throw CLIError(description: "\(error)") }
             stores.append(BrokerStateStore(connection: stateConnection, queue: "\(lockName).state", logger: logger,
                                            quorum: try broker.queueType() == .quorum))
-            election = AMQPLeaderLock(url: url, lockQueue: "\(lockName).lock", logger: logger)
+            election = QueueLeaderLock(broker: amqp, lockQueue: "\(lockName).lock", logger: logger)
         }
         let registry = PrometheusCollectorRegistry()
         let policies = Dictionary(beatSchedule.entries.map { ($0.name, $0.catchUp.label) }, uniquingKeysWith: { first, _ in first })

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
 import Foundation
@@ -53,6 +54,11 @@ public struct BrokerOptions: ParsableArguments {
     public init() {}
 
     var url: String { broker ?? CLIEnvironment.value(CLIEnvironment.brokerURL) ?? CLIEnvironment.defaultBroker }
+
+    /// The broker the command talks to: RabbitMQ at `--broker` (the CLI's composition root for the broker ports).
+    func amqpBroker() throws -> AMQPBroker {
+        do { return try AMQPBroker(url) } catch { throw CLIError(description: error.description) }
+    }
 
     func queueType() throws -> QueueType {
         let name = queueTypeName ?? CLIEnvironment.value(CLIEnvironment.queueType) ?? "classic"

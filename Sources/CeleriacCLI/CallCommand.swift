@@ -1,6 +1,7 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import Foundation
 import Synchronization
@@ -26,12 +27,11 @@ public struct CallCommand: AsyncParsableCommand {
     public func run() async throws {
         guard case .array(let argList) = try parseJSON(args, what: "--args") else { throw ValidationError("--args must be a JSON list, e.g. '[2, 3]'") }
         guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else { throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'") }
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        var clientConfig = CeleriacClient.Configuration(brokerURL: url, receiveResults: wait, connectionName: "celeriac-call")
+        let amqp = try broker.amqpBroker()
+        var clientConfig = CeleriacClient.Configuration(receiveResults: wait, connectionName: "celeriac-call")
         clientConfig.queueType = try broker.queueType()
         clientConfig.signer = try signing.signer()
-        let client = CeleriacClient(configuration: clientConfig)
+        let client = CeleriacClient(configuration: clientConfig, broker: amqp)
         do {
             try await client.start()
         } catch {
@@ -71,9 +71,8 @@ public struct ResultCommand: AsyncParsableCommand {
     static let window: UInt16 = 1000
 
     public func run() async throws {
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let connection = AMQPConnection(url: url, options: .init(name: "celeriac-result", confirms: false))
+        let amqp = try broker.amqpBroker()
+        let connection = amqp.connection(.init(name: "celeriac-result", confirms: false))
         defer { Task { await connection.close() } }
         do {
             try await connection.connect()
@@ -127,9 +126,8 @@ public struct PurgeCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let connection = AMQPConnection(url: url, options: .init(name: "celeriac-purge", confirms: false))
+        let amqp = try broker.amqpBroker()
+        let connection = amqp.connection(.init(name: "celeriac-purge", confirms: false))
         defer { Task { await connection.close() } }
         do {
             try await connection.connect()

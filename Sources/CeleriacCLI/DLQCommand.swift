@@ -1,6 +1,7 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCoordination
 import Foundation
 
@@ -11,10 +12,9 @@ public struct DLQCommand: AsyncParsableCommand {
         subcommands: [List.self, Replay.self, Purge.self])
     public init() {}
 
-    static func open(_ broker: BrokerOptions, _ name: String) async throws -> (AMQPConnection, DeadLetterQueue) {
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let connection = AMQPConnection(url: url, options: .init(name: name, confirms: true))
+    static func open(_ broker: BrokerOptions, _ name: String) async throws -> (any BrokerConnection, DeadLetterQueue) {
+        let amqp = try broker.amqpBroker()
+        let connection = amqp.connection(.init(name: name, confirms: true))
         let dlq = DeadLetterQueue(connection: connection)
         do {
             try await connection.connect()

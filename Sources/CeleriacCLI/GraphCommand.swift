@@ -1,6 +1,7 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import Foundation
@@ -24,9 +25,8 @@ public struct GraphCommand: AsyncParsableCommand {
         guard let format = WorkflowGraph.Format(rawValue: format.lowercased()) else {
             throw ValidationError("--format must be one of: \(WorkflowGraph.Format.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let connection = AMQPConnection(url: url, options: .init(name: "celeriac-graph", confirms: false))
+        let amqp = try broker.amqpBroker()
+        let connection = amqp.connection(.init(name: "celeriac-graph", confirms: false))
         do { try await connection.connect() } catch { throw CLIError(description: error.description) }
         defer { Task { await connection.close() } }
         let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))

@@ -1,6 +1,7 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import Foundation
 
@@ -18,9 +19,8 @@ struct ControlOptions: ParsableArguments {
 }
 
 func startControl(_ broker: BrokerOptions) async throws -> ControlClient {
-    let url: AMQPURL
-    do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-    let control = ControlClient(url: url)
+    let amqp = try broker.amqpBroker()
+    let control = ControlClient(broker: amqp)
     do { try await control.start() } catch { throw CLIError(description: error.description) }
     return control
 }
@@ -176,14 +176,13 @@ public struct EventsCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let receiver = EventReceiver(url: url)
+        let amqp = try broker.amqpBroker()
+        let receiver = EventReceiver(broker: amqp)
         let events: AsyncStream<JSONObject>
         do { events = try await receiver.start() } catch { throw CLIError(description: error.description) }
         defer { Task { await receiver.close() } }
         // Ready: scripts and tests wait for this line before they cause events.
-        FileHandle.standardError.write(Data("listening for events on \(url.redacted)\n".utf8))
+        FileHandle.standardError.write(Data("listening for events on \(amqp)\n".utf8))
         let limit = count
         let json = self.json, noHeartbeats = self.noHeartbeats
         await withTaskGroup(of: Void.self) { group in

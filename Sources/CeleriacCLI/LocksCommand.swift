@@ -1,5 +1,6 @@
-import AMQPTransport
 import ArgumentParser
+import CeleriacBroker
+import CeleriacAMQP
 import CeleriacCoordination
 import Foundation
 
@@ -9,10 +10,9 @@ public struct LocksCommand: AsyncParsableCommand {
         commandName: "locks", abstract: "List or clear unique-task locks.", subcommands: [List.self, Clear.self])
     public init() {}
 
-    static func connect(_ broker: BrokerOptions, _ name: String) async throws -> AMQPConnection {
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
-        let connection = AMQPConnection(url: url, options: .init(name: name, confirms: true))
+    static func connect(_ broker: BrokerOptions, _ name: String) async throws -> any BrokerConnection {
+        let amqp = try broker.amqpBroker()
+        let connection = amqp.connection(.init(name: name, confirms: true))
         do { try await connection.connect() } catch {
             await connection.close()
             throw CLIError(description: error.description)

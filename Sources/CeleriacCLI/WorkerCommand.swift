@@ -1,6 +1,6 @@
-import AMQPTransport
 import ArgumentParser
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacMetrics
 import CeleriacPool
@@ -95,11 +95,10 @@ public struct WorkerCommand: AsyncParsableCommand {
     public func run() async throws {
         let app = try requireApp()
         let logger = broker.logger("celeriac.worker")
-        let url: AMQPURL
-        do { url = try AMQPURL(broker.url) } catch { throw CLIError(description: error.description) }
+        let amqp = try broker.amqpBroker()
         let queueList = queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         var config = Worker.Configuration(
-            brokerURL: url, queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
+            queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
             limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
         config.timeLimit = timeLimit
@@ -124,7 +123,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         } else {
             executor = InProcessExecutor()
         }
-        let worker = Worker(registry: app.registry, configuration: config, logger: logger, observer: metrics, executor: executor)
+        let worker = Worker(registry: app.registry, configuration: config, broker: amqp, logger: logger, observer: metrics, executor: executor)
         // ServiceGroup shuts services down in reverse order: the endpoint comes first so that it stops last and
         // /readyz reports 503 (not "connection refused") while the worker drains.
         var services: [any Service] = []

@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import Synchronization
 
@@ -115,6 +115,6 @@ extension CeleriacClient {
 /// Connections that declared the lock index already (the transport re-declares it after a reconnect).
 enum UniqueIndex {
     private static let connections = Mutex<Set<ObjectIdentifier>>([])
-    static func declared(on c: AMQPConnection) -> Bool { connections.withLock { $0.contains(ObjectIdentifier(c)) } }
-    static func markDeclared(on c: AMQPConnection) { connections.withLock { _ = $0.insert(ObjectIdentifier(c)) } }
+    static func declared(on c: any BrokerConnection) -> Bool { connections.withLock { $0.contains(ObjectIdentifier(c as AnyObject)) } }
+    static func markDeclared(on c: any BrokerConnection) { connections.withLock { _ = $0.insert(ObjectIdentifier(c as AnyObject)) } }
 }

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 
 /// Every queue and header name of the broker-only coordination features, in one place.
 ///

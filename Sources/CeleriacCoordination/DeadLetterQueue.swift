@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import FoundationEssentials
 
@@ -21,11 +21,11 @@ public struct DeadLetterQueue: Sendable {
         public let replays: Int
     }
 
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
     public let queue: String
 
     /// `connection` must have publisher confirms on (replay relies on them).
-    public init(connection: AMQPConnection, queue: String = Topology.deadLetterQueue) {
+    public init(connection: any BrokerConnection, queue: String = Topology.deadLetterQueue) {
         self.connection = connection
         self.queue = queue
     }
@@ -44,14 +44,14 @@ public struct DeadLetterQueue: Sendable {
     }
 
     /// Takes every message (unacked) in queue order; the caller settles each.
-    func takeAll() async throws(AMQPError) -> [Delivery] {
+    func takeAll() async throws(BrokerError) -> [Delivery] {
         var all: [Delivery] = []
         while let d = try await connection.get(queue: queue) { all.append(d) }
         return all
     }
 
     /// Every message in the queue, oldest first. The messages stay in the queue.
-    public func list() async throws(AMQPError) -> [Entry] {
+    public func list() async throws(BrokerError) -> [Entry] {
         let all = try await takeAll()
         let now = Date().timeIntervalSince1970
         let entries = all.map { Self.entry($0, now: now) }
@@ -65,11 +65,11 @@ public struct DeadLetterQueue: Sendable {
     ///   - id: one task id, or nil for all.
     ///   - task: only messages of this task name.
     /// - Returns: the replayed entries.
-    public func replay(id: String?, task: String?) async throws(AMQPError) -> [Entry] {
+    public func replay(id: String?, task: String?) async throws(BrokerError) -> [Entry] {
         let all = try await takeAll()
         let now = Date().timeIntervalSince1970
         var replayed: [Entry] = []
-        var failure: AMQPError?
+        var failure: BrokerError?
         for d in all {
             let e = Self.entry(d, now: now)
             guard failure == nil, id == nil || e.taskID == id, task == nil || e.task == task else {
@@ -96,11 +96,11 @@ public struct DeadLetterQueue: Sendable {
     }
 
     /// Removes every message; returns how many.
-    public func purge() async throws(AMQPError) -> Int { Int(try await connection.purge(queue: queue)) }
+    public func purge() async throws(BrokerError) -> Int { Int(try await connection.purge(queue: queue)) }
 
     /// Declares the dead-letter exchange and queue (as workers do), so the tools work on a fresh broker too. An
     /// existing queue is left as it is (whatever its type), a missing one is created classic.
-    public func declare() async throws(AMQPError) {
+    public func declare() async throws(BrokerError) {
         let (x, q, b) = Topology.deadLetter()
         try await connection.declare(x)
         if (try? await connection.inspect(queue: queue)) == nil { try await connection.declare(q) }

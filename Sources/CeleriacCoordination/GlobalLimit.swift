@@ -4,7 +4,7 @@ import CeleriacCore
 /// (N permits held while a task runs), for one task name or a named group of tasks.
 ///
 /// ```swift
-/// var config = Worker.Configuration(brokerURL: url)
+/// var config = Worker.Configuration()
 /// config.globalLimits = [
 ///     try GlobalLimit(name: "demo.add", rate: "100/s"),                       // one task
 ///     try GlobalLimit(name: "gpu", tasks: ["render", "encode"], concurrency: 2),  // a group

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import Logging
 
@@ -10,8 +10,8 @@ import Logging
 /// only ready permits behind, which the next seeder purges before publishing N afresh. Runs on a connection of its
 /// own, because a 405 on the lock declare closes the channel it was sent on.
 enum SemaphoreSeeder {
-    static func ensureSeeded(limit: String, permits: Int, url: AMQPURL, logger: Logger, retry: Duration = .milliseconds(200)) async throws(AMQPError) {
-        let conn = AMQPConnection(url: url, options: .init(name: "celeriac-semaphore-seed", confirms: true))
+    static func ensureSeeded(limit: String, permits: Int, broker: any Broker, logger: Logger, retry: Duration = .milliseconds(200)) async throws(BrokerError) {
+        let conn = broker.connection(.init(name: "celeriac-semaphore-seed", confirms: true))
         try await conn.connect()
         defer { Task { await conn.close() } }
         let ready = CoordinationTopology.semaphoreReady(limit)
@@ -23,7 +23,7 @@ enum SemaphoreSeeder {
             } catch where error.replyCode == 405 {
                 // Another worker is seeding right now.
                 try? await Task.sleep(for: retry)
-                if Task.isCancelled { throw AMQPError(.closed, operation: "seed permits of '\(limit)'", reason: "cancelled") }
+                if Task.isCancelled { throw BrokerError(.closed, operation: "seed permits of '\(limit)'", reason: "cancelled") }
                 continue
             }
             if try await exists(ready, on: conn) {
@@ -46,7 +46,7 @@ enum SemaphoreSeeder {
     }
 
     /// True when the queue exists, false on 404; any other failure is thrown (never taken for "not seeded").
-    static func exists(_ queue: String, on conn: AMQPConnection) async throws(AMQPError) -> Bool {
+    static func exists(_ queue: String, on conn: any BrokerConnection) async throws(BrokerError) -> Bool {
         do {
             _ = try await conn.inspect(queue: queue)
             return true

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 
 /// Takes tokens (messages) from one queue for local waiters, through a consumer that runs only while someone waits.
 ///
@@ -8,15 +8,15 @@ import AMQPTransport
 /// runs and rejected with requeue afterwards, and if the connection dies the broker requeues it by itself.
 actor TokenPool {
     let queue: String
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
     let prefetch: UInt16
     private var waiters: [(id: UInt64, continuation: CheckedContinuation<DeliveryTag, any Error>)] = []
     private var nextID: UInt64 = 0
-    private var consumer: AMQPConsumer?
+    private var consumer: Consumer?
     private var starting = false
     private var closed = false
 
-    init(queue: String, connection: AMQPConnection, prefetch: Int) {
+    init(queue: String, connection: any BrokerConnection, prefetch: Int) {
         self.queue = queue
         self.connection = connection
         self.prefetch = UInt16(clamping: max(1, prefetch))
@@ -64,7 +64,7 @@ actor TokenPool {
     }
 
     private func startConsumer() async {
-        do throws(AMQPError) {
+        do throws(BrokerError) {
             let c = try await connection.consume(queue: queue, prefetch: prefetch)
             starting = false
             consumer = c

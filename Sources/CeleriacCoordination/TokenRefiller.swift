@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import Logging
 import Synchronization
@@ -10,10 +10,11 @@ import Synchronization
 /// who try again every `retryInterval`); it publishes `rate` tokens per second into the token queue, whose
 /// `x-max-length` (the burst) makes the broker drop the oldest token when nobody takes them. When the leader's
 /// connection dies, the broker deletes its lock queue and the next candidate takes over (beat's leader election,
-/// see `AMQPLeaderLock`).
+/// see `QueueLeaderLock`).
 public final class TokenRefiller: Sendable {
     public let limit: String
-    let url: AMQPURL
+    let broker: any Broker
+    let heartbeat: Int
     let perSecond: Double
     let burst: Int
     let retryInterval: Duration
@@ -24,11 +25,10 @@ public final class TokenRefiller: Sendable {
     /// Leadership changes (true = this candidate now refills).
     public let leadership: AsyncStream<Bool>
 
-    public init(url: AMQPURL, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
+    public init(broker: any Broker, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
                 heartbeat: Int = 5, connectionName: String = "celeriac-refiller", logger: Logger) {
-        var u = url
-        if u.heartbeat == 0 || u.heartbeat > heartbeat { u.heartbeat = heartbeat }
-        self.url = u
+        self.broker = broker
+        self.heartbeat = heartbeat
         self.limit = limit
         self.perSecond = perSecond
         self.burst = max(1, burst)
@@ -51,7 +51,7 @@ public final class TokenRefiller: Sendable {
             changes.finish()
         }
         while !Task.isCancelled {
-            let conn = AMQPConnection(url: url, options: .init(name: connectionName, confirms: false))
+            let conn = broker.connection(.init(name: connectionName, confirms: false, maxHeartbeat: heartbeat))
             await campaign(conn)
             set(false)
             await conn.close()
@@ -59,9 +59,9 @@ public final class TokenRefiller: Sendable {
         }
     }
 
-    private func campaign(_ conn: AMQPConnection) async {
+    private func campaign(_ conn: any BrokerConnection) async {
         let events = conn.events()
-        do throws(AMQPError) {
+        do throws(BrokerError) {
             try await conn.connect()
             try await conn.declare(CoordinationTopology.rateQueueSpec(limit, burst: burst))
         } catch {
@@ -70,7 +70,7 @@ public final class TokenRefiller: Sendable {
             return
         }
         while !Task.isCancelled {
-            do throws(AMQPError) {
+            do throws(BrokerError) {
                 try await conn.declare(QueueSpec(CoordinationTopology.refillerLock(limit), durable: false, exclusive: true, autoDelete: true),
                                        recreateAfterReconnect: false)
                 break
@@ -102,7 +102,7 @@ public final class TokenRefiller: Sendable {
     }
 
     /// Publishes token k at start + k/rate (the first at once), in batches when the clock is behind.
-    private func refill(_ conn: AMQPConnection) async {
+    private func refill(_ conn: any BrokerConnection) async {
         let start = ContinuousClock.now
         var sent = 0
         let token = OutgoingMessage(routingKey: CoordinationTopology.rateQueue(limit), body: [], properties: .init(deliveryMode: 1))
@@ -112,7 +112,7 @@ public final class TokenRefiller: Sendable {
             if due > sent {
                 // After a stall the queue's x-max-length caps the burst; publishing more would only be dropped.
                 let count = min(due - sent, burst)
-                do throws(AMQPError) {
+                do throws(BrokerError) {
                     try await conn.publish(Array(repeating: token, count: count))
                 } catch {
                     logger.warning("rate-limit refiller: publish failed; stepping down", metadata: ["limit": .string(limit), "error": .string(error.description)])

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
 import Synchronization
@@ -36,7 +36,7 @@ public enum UniqueLock {
     }
 
     /// Takes the lock: true when this send owns `key` now, false when another task holds it.
-    public static func acquire(key: String, taskID: String, task: String, ttlMilliseconds: Int, on conn: AMQPConnection) async throws(AMQPError) -> Bool {
+    public static func acquire(key: String, taskID: String, task: String, ttlMilliseconds: Int, on conn: any BrokerConnection) async throws(BrokerError) -> Bool {
         let spec = CoordinationTopology.uniqueSpec(key)
         try await conn.declare(spec, recreateAfterReconnect: false)
         do {
@@ -48,7 +48,7 @@ public enum UniqueLock {
     }
 
     /// Reads the holder without taking the lock (basic.get, then a requeue). Nil when the key is free.
-    public static func peek(key: String, on conn: AMQPConnection) async throws(AMQPError) -> Holder? {
+    public static func peek(key: String, on conn: any BrokerConnection) async throws(BrokerError) -> Holder? {
         let spec = CoordinationTopology.uniqueSpec(key)
         try await conn.declare(spec, recreateAfterReconnect: false)
         guard let d = try await conn.get(queue: spec.name) else { return nil }
@@ -57,10 +57,10 @@ public enum UniqueLock {
     }
 
     /// ``peek(key:on:)`` one at a time in this process: concurrent peeks would hide the message from each other.
-    static func peekSerialized(key: String, on conn: AMQPConnection) async throws(AMQPError) -> Holder? {
-        let result = Mutex<Result<Holder?, AMQPError>>(.success(nil))
+    static func peekSerialized(key: String, on conn: any BrokerConnection) async throws(BrokerError) -> Holder? {
+        let result = Mutex<Result<Holder?, BrokerError>>(.success(nil))
         await peeks.run {
-            do throws(AMQPError) {
+            do throws(BrokerError) {
                 let h = try await peek(key: key, on: conn)
                 result.withLock { $0 = .success(h) }
             } catch {
@@ -75,7 +75,7 @@ public enum UniqueLock {
     /// Releases the lock if `taskID` holds it (another holder's lock, taken after this one's TTL ran out, stays).
     /// Returns true when a lock was released.
     @discardableResult
-    public static func release(key: String, taskID: String, on conn: AMQPConnection) async throws(AMQPError) -> Bool {
+    public static func release(key: String, taskID: String, on conn: any BrokerConnection) async throws(BrokerError) -> Bool {
         // No declare first (one round trip less per task): a lock queue cleared by `locks clear` answers 404, which
         // closes only this connection's admin channel; the worker's releases run one at a time, so none is hit.
         let d: Delivery?
@@ -93,14 +93,14 @@ public enum UniqueLock {
     }
 
     /// Deletes a key's lock queue (`celeriac locks clear`): the lock is gone whatever holds it.
-    public static func clear(key: String, on conn: AMQPConnection) async throws(AMQPError) {
+    public static func clear(key: String, on conn: any BrokerConnection) async throws(BrokerError) {
         try await conn.deleteQueue(CoordinationTopology.uniqueQueue(key))
     }
 
     /// Every lock held now, from the index (index entries of released or expired locks are dropped on the way).
     /// `probe` is a second connection for the passive checks, whose 404s close their channel (and would requeue the
     /// index entries this connection holds).
-    public static func list(on conn: AMQPConnection, probe: AMQPConnection) async throws(AMQPError) -> [Holder] {
+    public static func list(on conn: any BrokerConnection, probe: any BrokerConnection) async throws(BrokerError) -> [Holder] {
         try await conn.declare(CoordinationTopology.uniqueIndexSpec)
         var entries: [(Delivery, Holder)] = []
         while let d = try await conn.get(queue: CoordinationTopology.uniqueIndex) {
@@ -121,7 +121,7 @@ public enum UniqueLock {
         return held
     }
 
-    private static func peekIfExists(key: String, on conn: AMQPConnection) async throws(AMQPError) -> Holder? {
+    private static func peekIfExists(key: String, on conn: any BrokerConnection) async throws(BrokerError) -> Holder? {
         do {
             _ = try await conn.inspect(queue: CoordinationTopology.uniqueQueue(key))
         } catch where error.replyCode == 404 {

@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import Logging
 import Synchronization
@@ -34,23 +34,23 @@ public final class WorkerCoordination: Sendable {
     }
 
     public let configuration: Configuration
-    let url: AMQPURL
+    let broker: any Broker
     let hostname: String
     let logger: Logger
     let observer: (any CoordinationObserver)?
     /// Unique-lock releases and the depth probe (never a consumer or a permit).
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
     private let byTask: [String: [GlobalLimit]]
     private let completed: CompletedIDs
     private let ratePools = Mutex<[String: TokenPool]>([:])
     private let permitPools = Mutex<[String: TokenPool]>([:])
     private let background = Mutex<[Task<Void, Never>]>([])
-    private let consumer = Mutex<AMQPConnection?>(nil)
+    private let consumer = Mutex<(any BrokerConnection)?>(nil)
     private let releases = Serial()
 
-    public init(configuration: Configuration, url: AMQPURL, hostname: String, logger: Logger, observer: (any CoordinationObserver)?) {
+    public init(configuration: Configuration, broker: any Broker, hostname: String, logger: Logger, observer: (any CoordinationObserver)?) {
         self.configuration = configuration
-        self.url = url
+        self.broker = broker
         self.hostname = hostname
         self.logger = logger
         self.observer = observer
@@ -60,18 +60,18 @@ public final class WorkerCoordination: Sendable {
         }
         self.byTask = byTask
         self.completed = CompletedIDs(capacity: configuration.duplicateWindow, ttl: configuration.duplicateTTL)
-        self.connection = AMQPConnection(url: url, options: .init(name: "\(hostname)-coordination", confirms: true))
+        self.connection = broker.connection(.init(name: "\(hostname)-coordination", confirms: true))
     }
 
     public func hasLimits(_ task: String) -> Bool { byTask[task] != nil }
 
     /// Connects, seeds permit queues, starts the refiller candidates and the dead-letter probe.
-    public func start(consumer: AMQPConnection, concurrency: Int) async throws(AMQPError) {
+    public func start(consumer: any BrokerConnection, concurrency: Int) async throws(BrokerError) {
         try await connection.connect()
         self.consumer.withLock { $0 = consumer }
         for limit in configuration.limits {
             if let permits = limit.concurrency {
-                try await SemaphoreSeeder.ensureSeeded(limit: limit.name, permits: permits, url: url, logger: logger)
+                try await SemaphoreSeeder.ensureSeeded(limit: limit.name, permits: permits, broker: broker, logger: logger)
                 let pool = TokenPool(queue: CoordinationTopology.semaphoreQueue(limit.name), connection: consumer, prefetch: concurrency)
                 permitPools.withLock { $0[limit.name] = pool }
             }
@@ -81,7 +81,7 @@ public final class WorkerCoordination: Sendable {
                 // them in parallel (one per round trip would cap a worker at ~400 tokens/s here).
                 let pool = TokenPool(queue: CoordinationTopology.rateQueue(limit.name), connection: consumer, prefetch: concurrency)
                 ratePools.withLock { $0[limit.name] = pool }
-                let refiller = TokenRefiller(url: url, limit: limit.name, perSecond: rate.perSecond, burst: limit.burst,
+                let refiller = TokenRefiller(broker: broker, limit: limit.name, perSecond: rate.perSecond, burst: limit.burst,
                                              connectionName: "\(hostname)-refiller-\(limit.name)", logger: logger)
                 let observer = self.observer
                 // Both live as long as the worker and are cancelled by stop().
@@ -186,7 +186,7 @@ public final class WorkerCoordination: Sendable {
         let connection = self.connection
         let logger = self.logger
         await releases.run {
-            do throws(AMQPError) {
+            do throws(BrokerError) {
                 try await UniqueLock.release(key: key, taskID: taskID, on: connection)
             } catch {
                 logger.error("could not release a unique lock; its TTL will", metadata: ["key": .string(key), "task.id": .string(taskID), "error": .string(error.description)])

@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -21,7 +21,7 @@ struct RemoteControl: Sendable {
     var queueName: String { "\(worker.configuration.hostname).celery.pidbox" }
 
     /// Declares the node's pidbox queue (flags exactly as Celery's) and consumes it.
-    func start(on connection: AMQPConnection) async throws -> AMQPConsumer {
+    func start(on connection: any TopologyDeclaring & MessageConsuming) async throws -> Consumer {
         try await connection.declare(ExchangeSpec(Self.exchange, kind: .fanout, durable: false))
         try await connection.declare(QueueSpec(queueName, durable: false, exclusive: true, autoDelete: true,
                                                arguments: ["x-expires": .int32(10_000), "x-message-ttl": .int32(300_000)]))
@@ -29,7 +29,7 @@ struct RemoteControl: Sendable {
         return try await connection.consume(queue: queueName, prefetch: 0, tag: "\(worker.configuration.hostname)-pidbox", noAck: true)
     }
 
-    func serve(_ consumer: AMQPConsumer) async {
+    func serve(_ consumer: Consumer) async {
         for await delivery in consumer.deliveries {
             await handle(delivery)
         }
@@ -163,30 +163,30 @@ struct RemoteControl: Sendable {
         case "stats":
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
-            let url = config.brokerURL
+            let broker = worker.broker.info
             return [
                 "total": .object(JSONObject(worker.totals.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
                 "pid": .int(Int64(getpid())),
                 "clock": .string(String(worker.clock.load(ordering: .relaxed))),
                 "uptime": .int(Int64(Date().timeIntervalSince(worker.startedAt))),
                 "pool": .object(poolStats(config)),
-                "broker": ["hostname": .string(url.host), "userid": .string(url.user), "virtual_host": .string(url.vhost),
-                           "port": .int(Int64(url.port)), "insist": false, "ssl": .bool(url.tls), "transport": "amqp",
-                           "connect_timeout": .double(url.connectionTimeout), "transport_options": [:], "login_method": "PLAIN",
-                           "uri_prefix": nil, "heartbeat": .double(Double(url.heartbeat)), "failover_strategy": "round-robin", "alternates": []],
+                "broker": ["hostname": .string(broker.host), "userid": .string(broker.user), "virtual_host": .string(broker.virtualHost),
+                           "port": .int(Int64(broker.port)), "insist": false, "ssl": .bool(broker.tls), "transport": .string(broker.transport),
+                           "connect_timeout": .double(broker.connectTimeout), "transport_options": [:], "login_method": "PLAIN",
+                           "uri_prefix": nil, "heartbeat": .double(broker.heartbeat), "failover_strategy": "round-robin", "alternates": []],
                 "prefetch_count": .int(Int64(worker.prefetchNow)),
                 "rusage": ["utime": .double(Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6),
                            "stime": .double(Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6),
                            "maxrss": .int(Int64(usage.ru_maxrss))],
             ]
         case "conf":
-            return ["broker_url": .string(config.brokerURL.redacted), "worker_concurrency": .int(Int64(config.concurrency)),
+            return ["broker_url": .string(worker.broker.description), "worker_concurrency": .int(Int64(config.concurrency)),
                     "worker_prefetch_multiplier": .int(Int64(config.prefetchMultiplier)),
                     // Key ids only: secrets never leave the process.
                     "celeriac_signing_key_ids": config.security.signer.map { JSONValue.array($0.keyIDs.map { .string($0) }) } ?? .null,
                     "celeriac_remote_control": .string(config.security.remoteControl.description)]
         case "report":
-            return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(config.brokerURL.redacted)")]
+            return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(worker.broker.description)")]
         case "enable_events":
             worker.eventsEnabled.store(true, ordering: .relaxed)
             return ["ok": "task events enabled"]

@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import FoundationEssentials
@@ -327,7 +327,7 @@ extension Worker {
     /// Reads every message of the join queue, unacked, on the publisher connection. A consumer whose prefetch
     /// covers the queue takes them in one burst (`basic.get` costs a round trip each); very large chords use
     /// `basic.get`. Only the lock holder reads, so nobody else competes for the messages.
-    func readJoinQueue(_ info: ChordInfo) async throws(AMQPError) -> [Delivery] {
+    func readJoinQueue(_ info: ChordInfo) async throws(BrokerError) -> [Delivery] {
         let ready = Int(try await publisherConnection.inspect(queue: info.joinQueue).messageCount)
         guard ready > 0 else { return [] }
         guard ready < 60_000 else {
@@ -360,7 +360,7 @@ extension Worker {
         try? await connection.cancel(consumer)
         guard out.count >= ready else {
             if let last = out.last { _ = await connection.nack(last.tag, multiple: true, requeue: true) }
-            throw AMQPError(.timeout, operation: "read chord parts of \(info.id)", reason: "\(out.count) of \(ready) messages arrived in 30 s")
+            throw BrokerError(.timeout, operation: "read chord parts of \(info.id)", reason: "\(out.count) of \(ready) messages arrived in 30 s")
         }
         return out
     }

@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -9,7 +9,7 @@ import Logging
 extension Worker {
     /// Reads the broker's revocation log up to a marker this worker writes now, so every revocation recorded
     /// before start-up is known before the first task is consumed; then keeps following the log.
-    func replayRevocationLog() async throws(AMQPError) {
+    func replayRevocationLog() async throws(BrokerError) {
         guard configuration.durableRevocations else { return }
         try await revocationConnection.connect()
         let token = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
@@ -45,14 +45,15 @@ extension Worker {
     /// The stream is declared without being re-declared after reconnects: the consumer is re-created by the
     /// transport, and if RabbitMQ cannot serve the stream then, that consumer alone is dropped and
     /// ``followRevocationLog`` opens it again later.
-    private func openRevocationLog(marker token: String, attempts: Int = 10) async throws(AMQPError) -> AMQPConsumer {
+    private func openRevocationLog(marker token: String, attempts: Int = 10) async throws(BrokerError) -> Consumer {
         var attempt = 0
         while true {
             do {
                 _ = try await revocationConnection.declare(RevocationLog.spec, recreateAfterReconnect: false)
                 try await revocationConnection.publish(RevocationLog.marker(token))
                 return try await revocationConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
-                                                              tag: "\(configuration.hostname)-revocations-\(attempt)", arguments: RevocationLog.fromFirst)
+                                                              tag: "\(configuration.hostname)-revocations-\(attempt)", noAck: false, exclusive: false,
+                                                              arguments: RevocationLog.fromFirst)
             } catch {
                 let transient = error.isConnectionLevel || error.code == .channelClosed
                 guard transient, attempt < attempts else { throw error }
@@ -68,7 +69,7 @@ extension Worker {
     /// Applies the log's entries, signals when this worker's marker is reached, and keeps following the log. When
     /// the broker drops the consumer (the stream became unavailable), the revocations already known stay in
     /// memory and the log is opened again every 10 s until it can be read; tasks keep running meanwhile.
-    private func followRevocationLog(_ first: AMQPConsumer, marker: String, replayed: AsyncStream<Int>.Continuation) async {
+    private func followRevocationLog(_ first: Consumer, marker: String, replayed: AsyncStream<Int>.Continuation) async {
         var count = 0
         var consumer = first
         var marker = marker

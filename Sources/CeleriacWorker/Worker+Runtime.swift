@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -11,7 +11,7 @@ extension Worker {
     var prefetchNow: Int { concurrencyNow.load(ordering: .relaxed) * configuration.prefetchMultiplier }
 
     /// Declares a work queue, its exchange and binding (Celery's flags).
-    func declareWorkQueue(_ queue: String) async throws(AMQPError) {
+    func declareWorkQueue(_ queue: String) async throws(BrokerError) {
         let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
         try await publisherConnection.declare(exchange)
         try await publisherConnection.declare(spec)
@@ -47,7 +47,7 @@ extension Worker {
             let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
                                                                 tag: "\(configuration.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
-        } catch let error as AMQPError {
+        } catch let error as BrokerError {
             throw .broker(operation: "add consumer for '\(queue)'", underlying: error.description)
         } catch {
             throw .broker(operation: "add consumer for '\(queue)'", underlying: String(describing: error))
@@ -65,7 +65,7 @@ extension Worker {
     /// Stops consuming `queue`; unacknowledged deliveries of it still finish. The last queue cannot be
     /// cancelled (use `shutdown`).
     public func cancelConsumer(_ queue: String) async throws(CeleriacError) -> Bool {
-        let consumer = consumers.withLock { c -> AMQPConsumer? in
+        let consumer = consumers.withLock { c -> Consumer? in
             guard c.count > 1 else { return nil }
             return c.removeValue(forKey: queue)
         }

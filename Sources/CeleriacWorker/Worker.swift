@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
 import CeleriacTracing
@@ -18,12 +18,12 @@ import Tracing
 /// ```swift
 /// var registry = TaskRegistry()
 /// registry.register(Tasks.add) { args, _ in args.x + args.y }
-/// let worker = Worker(registry: registry, configuration: .init(brokerURL: url), logger: logger)
+/// let broker = try AMQPBroker("amqp://guest:guest@localhost:5672/%2F")   // CeleriacAMQP
+/// let worker = Worker(registry: registry, configuration: .init(), broker: broker, logger: logger)
 /// try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
 public final class Worker: Service, Sendable {
     public struct Configuration: Sendable {
-        public var brokerURL: AMQPURL
         /// Queues to consume (`-Q a,b`).
         public var queues: [String]
         /// Tasks run at once (`-c N`).
@@ -63,11 +63,10 @@ public final class Worker: Service, Sendable {
         /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
         public var queueType: QueueType = .classic
 
-        public init(brokerURL: AMQPURL, queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+        public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
                     limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
                     acksEarly: Bool = false, events: Bool = false) {
-            self.brokerURL = brokerURL
             self.queues = queues
             self.concurrency = max(1, concurrency)
             self.prefetchMultiplier = max(1, prefetchMultiplier)
@@ -84,6 +83,8 @@ public final class Worker: Service, Sendable {
     }
 
     public let configuration: Configuration
+    /// The broker the worker's connections come from.
+    public let broker: any Broker
     let registry: TaskRegistry
     let logger: Logger
     let observer: any WorkerObserver
@@ -93,12 +94,12 @@ public final class Worker: Service, Sendable {
     let tracing: TaskTracing?
     /// The workflow-graph exchange was declared on the publisher connection (Worker+Graph).
     let graphExchangeDeclared = Atomic<Bool>(false)
-    let consumerConnection: AMQPConnection
-    let publisherConnection: AMQPConnection
+    let consumerConnection: any BrokerConnection
+    let publisherConnection: any BrokerConnection
     /// Reads and writes the revocation log (a stream queue) on a connection of its own: a stream RabbitMQ cannot
     /// serve for a while (its coordinator on a lost cluster node) closes this connection, never the ones that
     /// consume and publish tasks.
-    let revocationConnection: AMQPConnection
+    let revocationConnection: any BrokerConnection
     /// Global limits, unique locks, duplicate detection (Worker+Coordination.swift).
     let coordination: WorkerCoordination
     let revoked = RevokedSet()
@@ -113,7 +114,7 @@ public final class Worker: Service, Sendable {
     /// registered its Swift Task yet checks this after registering, so a terminate in that window is not lost.
     let terminateRequests = Mutex<Set<String>>([])
     let stopping = Atomic<Bool>(false)
-    let consumers = Mutex<[String: AMQPConsumer]>([:])
+    let consumers = Mutex<[String: Consumer]>([:])
     /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
     let eventsEnabled = Atomic<Bool>(false)
     var events: WorkerEvents { WorkerEvents(worker: self) }
@@ -154,11 +155,13 @@ public final class Worker: Service, Sendable {
         let queue: String
     }
 
-    public init(registry: TaskRegistry, configuration: Configuration, logger: Logger, observer: any WorkerObserver = NoObserver(),
+    /// A worker that runs `registry`'s tasks from `broker`'s queues; it connects when it runs.
+    public init(registry: TaskRegistry, configuration: Configuration = .init(), broker: any Broker, logger: Logger, observer: any WorkerObserver = NoObserver(),
                 executor: any TaskExecutor = InProcessExecutor()) {
         self.registry = registry
         self.executor = executor
         self.configuration = configuration
+        self.broker = broker
         var logger = logger
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
@@ -170,11 +173,11 @@ public final class Worker: Service, Sendable {
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
         self.eventIdentity = WorkerEvents.identityFields(hostname: configuration.hostname)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
-        self.consumerConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-consume", confirms: false))
-        self.publisherConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-publish", confirms: true))
-        self.revocationConnection = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.hostname)-revocations", confirms: true))
+        self.consumerConnection = broker.connection(.init(name: "\(configuration.hostname)-consume", confirms: false))
+        self.publisherConnection = broker.connection(.init(name: "\(configuration.hostname)-publish", confirms: true))
+        self.revocationConnection = broker.connection(.init(name: "\(configuration.hostname)-revocations", confirms: true))
         self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
-                                               url: configuration.brokerURL, hostname: configuration.hostname, logger: logger,
+                                               broker: broker, hostname: configuration.hostname, logger: logger,
                                                observer: observer as? any CoordinationObserver)
     }
 
@@ -198,8 +201,8 @@ public final class Worker: Service, Sendable {
             try await declareTopology()
             try await replayRevocationLog()
             try await coordination.start(consumer: consumerConnection, concurrency: configuration.concurrency)
-        } catch let error as AMQPError {
-            throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(configuration.brokerURL.redacted)", underlying: error.description)
+        } catch let error as BrokerError {
+            throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(broker.description)", underlying: error.description)
         }
         defer { readyState.store(false, ordering: .relaxed) }
         try await executor.start(logger: logger)
@@ -233,7 +236,7 @@ public final class Worker: Service, Sendable {
             consumers.withLock { $0[queue] = consumer }
         }
         // Remote control: `celery inspect ping`, `control.revoke`, Flower's queries.
-        let pidbox: AMQPConsumer?
+        let pidbox: Consumer?
         do {
             pidbox = try await RemoteControl(worker: self).start(on: consumerConnection)
         } catch {
@@ -244,7 +247,7 @@ public final class Worker: Service, Sendable {
         observer.stateChanged(ready: true)
         logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
                                                "concurrency": .stringConvertible(configuration.concurrency),
-                                               "broker": .string(configuration.brokerURL.redacted)])
+                                               "broker": .string(broker.description)])
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
@@ -378,7 +381,7 @@ public final class Worker: Service, Sendable {
         do {
             try await DelayTopology.declare(on: c, queues: configuration.queues, type: configuration.queueType)
         } catch let error as CeleriacError {
-            throw AMQPError(.protocolError, operation: "declare delay topology", reason: error.description)
+            throw BrokerError(.protocolError, operation: "declare delay topology", reason: error.description)
         }
     }
 

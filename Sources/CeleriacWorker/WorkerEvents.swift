@@ -1,5 +1,5 @@
-import AMQPTransport
-import CeleriacAMQP
+import CeleriacBroker
+import CeleriacMessaging
 import CeleriacCore
 import FoundationEssentials
 import Synchronization
@@ -19,7 +19,7 @@ struct WorkerEvents: Sendable {
     static let heartbeatInterval: Duration = .seconds(2)
     let worker: Worker
 
-    static func declare(on connection: AMQPConnection) async throws {
+    static func declare(on connection: any TopologyDeclaring) async throws {
         try await connection.declare(ExchangeSpec(exchange, kind: .topic, durable: true))
     }
 

@@ -1,6 +1,7 @@
 import AMQPTransport
 import ArgumentParser
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacPool
 import CeleriacWorker
@@ -337,7 +338,7 @@ struct TaskBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let queue = benchQueue("tasks")
-        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-client"))
+        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-client"), broker: AMQPBroker(url: url))
         try await client.start()
 
         // Enqueue with confirms: sequential (like Celery's apply_async loop) and 64 in flight.
@@ -363,7 +364,7 @@ struct TaskBench {
             ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency, pipelineDepth: pipelineDepth))
             : InProcessExecutor()
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
-        let worker = Worker(registry: Self.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
+        let worker = Worker(registry: Self.registry(), configuration: .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier), broker: AMQPBroker(url: url),
                             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let idleRSS = rssMB()

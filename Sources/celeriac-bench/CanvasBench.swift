@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import CeleriacWorker
@@ -31,10 +32,10 @@ struct CanvasBench {
         var registry = TaskRegistry()
         registry.register(Self.add) { p, _ in p.x + p.y }
         registry.register(Self.xsum) { n, _ in n.numbers.reduce(0, +) }
-        let worker = Worker(registry: registry, configuration: .init(brokerURL: url, queues: [queue], concurrency: 16, prefetchMultiplier: 8), logger: logger)
+        let worker = Worker(registry: registry, configuration: .init(queues: [queue], concurrency: 16, prefetchMultiplier: 8), broker: AMQPBroker(url: url), logger: logger)
         let services = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let running = Task { try await services.run() }
-        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-canvas"))
+        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-canvas"), broker: AMQPBroker(url: url))
         try await client.start()
         while !worker.isReady { try await Task.sleep(for: .milliseconds(10)) }
 

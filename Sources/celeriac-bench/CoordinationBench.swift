@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
 import CeleriacWorker
@@ -33,17 +34,17 @@ struct CoordinationBench {
             let name = "bench.coord.\(queue.suffix(8))"
             var registry = TaskRegistry()
             registry.register(TaskName<NoArguments, Int>(name)) { _, _ in 1 }
-            var config = Worker.Configuration(brokerURL: url, queues: [queue], concurrency: 16, prefetchMultiplier: 8)
+            var config = Worker.Configuration(queues: [queue], concurrency: 16, prefetchMultiplier: 8)
             switch variant {
             case .rate: config.globalLimits = [try GlobalLimit(name: name, rate: "5000/s")]
             case .concurrency: config.globalLimits = [try GlobalLimit(name: name, concurrency: 16)]
             case .none, .unique, .unique_hot: break
             }
             let counter = Counter()
-            let worker = Worker(registry: registry, configuration: config, logger: logger, observer: counter)
+            let worker = Worker(registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: counter)
             let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
             let running = Task { try await group.run() }
-            let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-coord"))
+            let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-coord"), broker: AMQPBroker(url: url))
             try await client.start()
             while !worker.isReady { try await Task.sleep(for: .milliseconds(10)) }
 

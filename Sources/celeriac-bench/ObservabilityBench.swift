@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacMetrics
 import CeleriacWorker
@@ -116,7 +117,7 @@ struct ObservabilityBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let queue = benchQueue("obs")
-        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "bench-obs-client"))
+        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-obs-client"), broker: AMQPBroker(url: url))
         try await client.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<32 {
@@ -133,8 +134,8 @@ struct ObservabilityBench {
         let observer: any WorkerObserver = withMetrics
             ? Both(counter: counter, metrics: WorkerMetrics(registry: registry, knownTasks: TaskBench.registry().names, queues: [queue], concurrency: concurrency))
             : counter
-        let worker = Worker(registry: TaskBench.registry(), configuration: .init(brokerURL: url, queues: [queue], concurrency: concurrency,
-                                                                               prefetchMultiplier: 8, events: withEvents),
+        let worker = Worker(registry: TaskBench.registry(), configuration: .init(queues: [queue], concurrency: concurrency,
+                                                                               prefetchMultiplier: 8, events: withEvents), broker: AMQPBroker(url: url),
                             logger: logger, observer: observer)
         var endpoint: MetricsEndpoint?
         var scraper: Scraper?

@@ -1,5 +1,5 @@
-import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import Foundation
@@ -13,7 +13,8 @@ enum CanvasDemo {
         var queue = "celery"
         if let i = arguments.firstIndex(of: "--queue"), i + 1 < arguments.count { queue = arguments[i + 1] }
         do {
-            let client = CeleriacClient(configuration: .init(brokerURL: try AMQPURL(broker), defaultQueue: queue, connectionName: "celeriac-demo-canvas"))
+            let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "celeriac-demo-canvas"),
+                                        broker: try AMQPBroker(broker))
             try await client.start()
             defer { Task { await client.close() } }
             let add = DemoTasks.add, mul = DemoTasks.mul, xsum = DemoTasks.xsum

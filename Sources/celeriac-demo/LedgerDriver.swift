@@ -1,5 +1,5 @@
-import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import Foundation
@@ -127,6 +127,7 @@ enum LedgerDriver {
     final class Run: Sendable {
         let options: Options
         let client: CeleriacClient
+        let broker: AMQPBroker
         let sent = Atomic<Int>(0)
         let completed = Atomic<Int>(0)
         let nextAdd = Atomic<Int>(0)
@@ -134,12 +135,13 @@ enum LedgerDriver {
 
         init(_ options: Options) throws {
             self.options = options
+            broker = try AMQPBroker(options.broker)
             var config = CeleriacClient.Configuration(
-                brokerURL: try AMQPURL(options.broker), defaultQueue: options.queue,
+                defaultQueue: options.queue,
                 resultCacheSize: options.count + options.chains * options.chainLength + options.chord + 1_000,
                 publishRetryWindow: .seconds(options.deadline), connectionName: "celeriac-ledger")
             config.queueType = options.queueType
-            client = CeleriacClient(configuration: config)
+            client = CeleriacClient(configuration: config, broker: broker)
         }
 
         static var now: Double { Date().timeIntervalSince1970 }
@@ -150,7 +152,7 @@ enum LedgerDriver {
             try await client.start()
             var receiver: EventReceiver?
             if options.events {
-                let r = EventReceiver(url: try AMQPURL(options.broker), connectionName: "celeriac-ledger-events")
+                let r = EventReceiver(broker: broker, connectionName: "celeriac-ledger-events")
                 let stream = try await r.start(routingKey: "task.#")
                 receiver = r
                 Task { [self] in

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
 import Foundation
@@ -110,7 +111,7 @@ struct BeatTests {
 
     func beat(_ url: AMQPURL, entry: ScheduleEntry, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
               observer: any BeatObserver = NoBeatObserver(), stateQueue: String? = nil) async throws -> (Beat, CeleriacClient) {
-        let client = CeleriacClient(configuration: .init(brokerURL: url, receiveResults: false, connectionName: "it-beat"))
+        let client = CeleriacClient(configuration: .init(receiveResults: false, connectionName: "it-beat"), broker: AMQPBroker(url: url))
         try await client.start()
         let b = Beat(schedule: try BeatSchedule([entry]), sender: ClientSender(client: client, stateQueue: stateQueue), store: store,
                      election: election, observer: observer, logger: logger)
@@ -182,7 +183,7 @@ struct BeatTests {
         for c in stateConnections {
             try await c.connect()
             let (b, client) = try await beat(url, entry: entry, store: BrokerStateStore(connection: c, queue: "\(group).state", logger: logger),
-                                             election: AMQPLeaderLock(url: url, lockQueue: "\(group).lock", logger: logger),
+                                             election: QueueLeaderLock(broker: AMQPBroker(url: url), lockQueue: "\(group).lock", logger: logger),
                                              stateQueue: "\(group).state")
             beats.append((b, client, Task { try await b.run() }))
         }

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import Foundation

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import Foundation
 import Testing
@@ -96,7 +97,7 @@ struct ControlAndRevocationTests {
             }
         }
         // A client with Celery's task_send_sent_event adds task-sent.
-        let announcing = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "it-sent", sendSentEvents: true))
+        let announcing = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "it-sent", sendSentEvents: true), broker: AMQPBroker(url: url))
         try await announcing.start()
         let sent = try await announcing.send("it.add", args: [20, 22])
         let answer = try await sent.get(timeout: .seconds(30))
@@ -143,7 +144,7 @@ struct ControlAndRevocationTests {
         let held = try await client.send("demo.add", args: [2, 2], options: later)
         let byPython = try await client.send("demo.add", args: [3, 3])
 
-        let control = ControlClient(url: url)
+        let control = ControlClient(broker: AMQPBroker(url: url))
         try await control.start()
         let replies = try await control.revoke([running.id, queued.id, held.id])
         #expect(replies.count == 1, "the running worker acknowledges the revoke: \(replies)")
@@ -229,7 +230,7 @@ struct ControlAndRevocationTests {
         let queue = uniqueName("badctl")
         let node = "badctl-\(queue.suffix(8))@test"
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], hostname: node)
-        let control = ControlClient(url: url)
+        let control = ControlClient(broker: AMQPBroker(url: url))
         try await control.start()
         let raw = AMQPConnection(url: url, options: .init(name: "it-bad-pidbox", confirms: true))
         try await raw.connect()

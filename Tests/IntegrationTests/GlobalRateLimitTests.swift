@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
 import Foundation
@@ -48,8 +49,8 @@ struct GlobalRateLimitTests {
         let url = try TestBroker.shared.url()
         let limit = uniqueName("it.refill")
         let logger = testLogger("it.refiller")
-        let a = TokenRefiller(url: url, limit: limit, perSecond: 50, burst: 5, retryInterval: .milliseconds(100), logger: logger)
-        let b = TokenRefiller(url: url, limit: limit, perSecond: 50, burst: 5, retryInterval: .milliseconds(100), logger: logger)
+        let a = TokenRefiller(broker: AMQPBroker(url: url), limit: limit, perSecond: 50, burst: 5, retryInterval: .milliseconds(100), logger: logger)
+        let b = TokenRefiller(broker: AMQPBroker(url: url), limit: limit, perSecond: 50, burst: 5, retryInterval: .milliseconds(100), logger: logger)
         let runA = Task { await a.run() }
         _ = try await first(a.leadership, within: .seconds(15), "the first candidate to lead") { $0 }
         let runB = Task { await b.run() }

@@ -1,4 +1,5 @@
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacMetrics
 import Foundation

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
 import CeleriacTracing
@@ -13,9 +14,9 @@ import Tracing
 func startTracedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: String, tracer: (any Tracer)?) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.trace.worker")
-    var configuration = Worker.Configuration(brokerURL: url, queues: [queue], concurrency: 8, hostname: "trace-\(queue.suffix(8))@test")
+    var configuration = Worker.Configuration(queues: [queue], concurrency: 8, hostname: "trace-\(queue.suffix(8))@test")
     if let tracer { configuration.tracer = tracer }
-    let worker = Worker(registry: registry, configuration: configuration, logger: logger, observer: observer)
+    let worker = Worker(registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger, observer: observer)
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -23,9 +24,9 @@ func startTracedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: String, tr
 }
 
 func startTracedClient(url: AMQPURL, queue: String, tracer: (any Tracer)?) async throws -> CeleriacClient {
-    var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-trace-client")
+    var configuration = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-trace-client")
     if let tracer { configuration.tracer = tracer }
-    let client = CeleriacClient(configuration: configuration)
+    let client = CeleriacClient(configuration: configuration, broker: AMQPBroker(url: url))
     try await client.start()
     return client
 }
@@ -129,8 +130,8 @@ struct TracingTests {
         // Nothing is bootstrapped in the test process, so the defaults are the NoOpTracer: off.
         let url = try? AMQPURL("amqp://127.0.0.1:1//")
         if let url {
-            #expect(Worker.Configuration(brokerURL: url).tracer is NoOpTracer)
-            #expect(CeleriacClient.Configuration(brokerURL: url).tracer is NoOpTracer)
+            #expect(Worker.Configuration().tracer is NoOpTracer)
+            #expect(CeleriacClient.Configuration().tracer is NoOpTracer)
         } else {
             Issue.record("test URL did not parse")
         }

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 
 /// Tests that restart or freeze the broker. They use their own node (`TestBroker.chaos`) and run one at a time.
@@ -152,7 +153,7 @@ extension TransportChaosTests {
     /// deleted reply queue is declared again, and `close()` removes the queue.
     @Test func replyQueueOutlivesTheConnectionAndCloseRemovesIt() async throws {
         let broker = TestBroker.shared
-        let client = CeleriacClient(configuration: .init(brokerURL: try broker.url(), connectionName: "reply-queue-test"))
+        let client = CeleriacClient(configuration: .init(connectionName: "reply-queue-test"), broker: AMQPBroker(url: try broker.url()))
         try await client.start()
         let listed = try broker.ctl("list_queues", "name", "auto_delete", "durable", "arguments")
         let line = try #require(listed.split(separator: "\n").first { $0.hasPrefix(client.replyQueue) })
@@ -285,9 +286,9 @@ extension TransportChaosTests {
         let broker = TestBroker.chaos
         let url = try broker.url()
         let queue = uniqueName()
-        var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "chaos-client-blocked")
+        var configuration = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "chaos-client-blocked")
         configuration.blockedTimeout = .milliseconds(300)
-        let client = CeleriacClient(configuration: configuration)
+        let client = CeleriacClient(configuration: configuration, broker: AMQPBroker(url: try broker.url()))
         try await client.start()
         _ = try await client.send("it.add", args: [1, 1], options: SendOptions(ignoreResult: true))   // declares the queue
         try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.000001")

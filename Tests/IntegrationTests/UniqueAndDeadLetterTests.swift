@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
 import Foundation

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacWorker
 import Foundation
@@ -175,7 +176,7 @@ struct WorkerPriorityTests {
         let stamp = TaskName<TestTasks.Message, String>("it.stamp", parameters: "message")
         registry.register(stamp) { m, _ in m.message }
         // Enqueue before any worker runs, so the broker orders by priority.
-        let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, maxPriority: 10, connectionName: "it-prio"))
+        let client = CeleriacClient(configuration: .init(defaultQueue: queue, maxPriority: 10, connectionName: "it-prio"), broker: AMQPBroker(url: url))
         try await client.start()
         var order: [AsyncResult] = []
         for (name, priority) in [("low-1", UInt8(1)), ("low-2", 1), ("high", 9), ("low-3", 1)] {

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import Foundation
 import Testing
@@ -62,9 +63,9 @@ struct WorkerETATests {
         defer { _ = try? broker.ctl("delete_vhost", vhost) }
         let queue = uniqueName("quorum-q")
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], queueType: .quorum)
-        var configuration = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-quorum")
+        var configuration = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-quorum")
         configuration.queueType = .quorum
-        let client = CeleriacClient(configuration: configuration)
+        let client = CeleriacClient(configuration: configuration, broker: AMQPBroker(url: url))
         try await client.start()
         try await Self.expectSumNeverEarly(client, 20, 22, countdown: 1.5)
         let listed = try broker.ctl("list_queues", "-p", vhost, "name", "type", "arguments")

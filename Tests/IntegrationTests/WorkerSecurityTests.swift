@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacMetrics
 import CeleriacWorker
@@ -34,17 +35,17 @@ struct WorkerSecurityTests {
         let signer = try Self.signer()
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
-        var config = Worker.Configuration(brokerURL: url, queues: [queue], concurrency: 2, limits: .init(maxBodyBytes: 64 * 1024))
+        var config = Worker.Configuration(queues: [queue], concurrency: 2, limits: .init(maxBodyBytes: 64 * 1024))
         config.security.signer = signer
-        let running = try await startConfiguredWorker(config, observers: [metrics])
+        let running = try await startConfiguredWorker(config, url: url, observers: [metrics])
         let raw = AMQPConnection(url: url, options: .init(name: "it-hostile"))
         try await raw.connect()
         let dead = uniqueName("dead")
         try await raw.declare(QueueSpec(dead, durable: false).expires(milliseconds: 120_000))
         try await raw.bind(BindingSpec(queue: dead, exchange: Topology.deadLetterExchange, routingKey: queue))
-        var clientConfig = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-signed-client")
+        var clientConfig = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-signed-client")
         clientConfig.signer = signer
-        let client = CeleriacClient(configuration: clientConfig)
+        let client = CeleriacClient(configuration: clientConfig, broker: AMQPBroker(url: url))
         try await client.start()
 
         var tampered = signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]"))
@@ -109,12 +110,12 @@ struct WorkerSecurityTests {
     @Test func signedTasksAndTheirRetriesRunAcrossAKeyRotation() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
-        var config = Worker.Configuration(brokerURL: url, queues: [queue])
+        var config = Worker.Configuration(queues: [queue])
         config.security.signer = try Self.signer(["k1", "k2"], secrets: [Self.secret, "second-secret-for-rotation-0123456789"])
-        let running = try await startConfiguredWorker(config)
-        var clientConfig = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-rotated-client")
+        let running = try await startConfiguredWorker(config, url: url)
+        var clientConfig = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-rotated-client")
         clientConfig.signer = try Self.signer(["k2", "k1"], secrets: ["second-secret-for-rotation-0123456789", Self.secret])
-        let client = CeleriacClient(configuration: clientConfig)
+        let client = CeleriacClient(configuration: clientConfig, broker: AMQPBroker(url: url))
         try await client.start()
         // it.flaky retries twice: the worker republishes it (signed with k1) and runs the copies.
         #expect(try await client.delay(TestTasks.flaky, .init(times: 2)).get(timeout: .seconds(30)) == 2)
@@ -128,9 +129,9 @@ struct WorkerSecurityTests {
     @Test func aReadOnlyWorkerRefusesStateChangingControlCommands() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
-        var config = Worker.Configuration(brokerURL: url, queues: [queue], hostname: "it-\(UUID().uuidString.prefix(8))@ro")
+        var config = Worker.Configuration(queues: [queue], hostname: "it-\(UUID().uuidString.prefix(8))@ro")
         config.security.remoteControl = .readOnly
-        let running = try await startConfiguredWorker(config)
+        let running = try await startConfiguredWorker(config, url: url)
         let node = config.hostname
         let ping = try await control("ping", node: node, url: url)
         #expect(ping["ok"] == "pong")
@@ -175,16 +176,16 @@ struct WorkerSecurityTests {
         let logs = LogRecorder()
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
-        var config = Worker.Configuration(brokerURL: url, queues: [queue], concurrency: 2, hostname: "it-\(UUID().uuidString.prefix(8))@sec")
+        var config = Worker.Configuration(queues: [queue], concurrency: 2, hostname: "it-\(UUID().uuidString.prefix(8))@sec")
         config.security.signer = try Self.signer()
-        let running = try await startConfiguredWorker(config, observers: [metrics], logger: logs.logger("it.sec"))
+        let running = try await startConfiguredWorker(config, url: url, observers: [metrics], logger: logs.logger("it.sec"))
         let endpoint = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
         let port = try endpoint.start()
         defer { endpoint.stop() }
 
-        var clientConfig = CeleriacClient.Configuration(brokerURL: url, defaultQueue: queue, connectionName: "it-sec-client")
+        var clientConfig = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-sec-client")
         clientConfig.signer = config.security.signer
-        let client = CeleriacClient(configuration: clientConfig)
+        let client = CeleriacClient(configuration: clientConfig, broker: AMQPBroker(url: url))
         try await client.start()
         #expect(try await client.delay(TestTasks.add, .init(x: 3, y: 4)).get(timeout: .seconds(20)) == 7)
         // A forged message makes the worker log a signature rejection.
@@ -246,10 +247,10 @@ struct WorkerSecurityTests {
 }
 
 /// Starts a worker with a full configuration (security settings included) and waits until it consumes.
-func startConfiguredWorker(_ config: Worker.Configuration, observers: [any WorkerObserver] = [], logger: Logger? = nil) async throws -> RunningWorker {
+func startConfiguredWorker(_ config: Worker.Configuration, url: AMQPURL, observers: [any WorkerObserver] = [], logger: Logger? = nil) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = logger ?? testLogger("it.worker")
-    let worker = Worker(registry: TestTasks.registry(), configuration: config, logger: logger, observer: FanOut(observers: [observer] + observers))
+    let worker = Worker(registry: TestTasks.registry(), configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: testLogger("it.group")))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }

@@ -1,5 +1,5 @@
 import AMQPTransport
-import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import Foundation
 

@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
 import CeleriacWorker
@@ -34,9 +35,9 @@ func startCoordinatedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: Strin
                             hostname: String = "it-\(UUID().uuidString.prefix(8))@test") async throws -> (RunningWorker, CoordinationRecorder) {
     let recorder = CoordinationRecorder()
     let logger = testLogger("it.coord")
-    var config = Worker.Configuration(brokerURL: url, queues: [queue], concurrency: concurrency, hostname: hostname)
+    var config = Worker.Configuration(queues: [queue], concurrency: concurrency, hostname: hostname)
     config.globalLimits = limits
-    let worker = Worker(registry: registry, configuration: config, logger: logger, observer: recorder)
+    let worker = Worker(registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: recorder)
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(recorder.recording.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }

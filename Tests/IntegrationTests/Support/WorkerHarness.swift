@@ -1,5 +1,6 @@
 import AMQPTransport
 import CeleriacAMQP
+import CeleriacMessaging
 import CeleriacCore
 import CeleriacWorker
 import Foundation
@@ -88,11 +89,10 @@ func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concu
                  maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
-    var configuration = Worker.Configuration(
-        brokerURL: url, queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
+    var configuration = Worker.Configuration(queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
         gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval, events: events)
     configuration.queueType = queueType
-    let worker = Worker(registry: registry, configuration: configuration, logger: logger, observer: FanOut(observers: [observer] + observers))
+    let worker = Worker(registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger, observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -100,7 +100,7 @@ func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concu
 }
 
 func startClient(url: AMQPURL, queue: String) async throws -> CeleriacClient {
-    let client = CeleriacClient(configuration: .init(brokerURL: url, defaultQueue: queue, connectionName: "it-client"))
+    let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "it-client"), broker: AMQPBroker(url: url))
     try await client.start()
     return client
 }

@@ -1,12 +1,14 @@
-/// An error from the AMQP transport: what failed, why, and what an operator can do about it.
+/// An error from a broker connection: what failed, why, and what an operator can do about it.
 ///
-/// Every failure of a librabbitmq call is turned into one of these in a single place
-/// (``AMQPError/init(reply:operation:)`` in `AMQPError+C.swift`), the way swift-nio's syscall wrapper does.
+/// Every broker behind the ports throws this one type, so the code above them handles a 404, a lost connection
+/// or a nacked publish the same way whichever broker it runs on. The AMQP transport turns each failure of a
+/// librabbitmq call into one of these in a single place (`AMQPError+C.swift`, where `AMQPError` is this type),
+/// the way swift-nio's syscall wrapper does; the in-memory broker throws the same codes and reply codes.
 ///
 /// ```
 /// connect 127.0.0.1:5672 failed: connectionRefused. Is RabbitMQ running? Set --broker / CELERIAC_BROKER_URL
 /// ```
-public struct AMQPError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct BrokerError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The kind of failure. New codes can be added without breaking the API.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import CeleriacTracing
 import FoundationEssentials
@@ -12,13 +12,12 @@ import Tracing
 /// correlation id. Publishes return once the broker confirmed them.
 ///
 /// ```swift
-/// let client = CeleriacClient(configuration: .init(brokerURL: try AMQPURL("amqp://localhost")))
+/// let client = CeleriacClient(configuration: .init(), broker: try AMQPBroker("amqp://localhost"))
 /// try await client.start()
 /// let sum = try await client.delay(Tasks.add, AddArgs(x: 2, y: 3)).get(timeout: .seconds(10))
 /// ```
 public final class CeleriacClient: Sendable {
     public struct Configuration: Sendable {
-        public var brokerURL: AMQPURL
         /// Queue used when a send names none. Celery's default is `celery`.
         public var defaultQueue: String
         /// Queues declared with `x-max-priority` (Celery's `task_queue_max_priority`).
@@ -46,11 +45,10 @@ public final class CeleriacClient: Sendable {
         /// ``CeleriacError/brokerBlocked(reason:)``.
         public var blockedTimeout: Duration = .seconds(30)
 
-        public init(brokerURL: AMQPURL, defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
+        public init(defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
                     connectionName: String = "celeriac-client", sendSentEvents: Bool = false) {
             self.sendSentEvents = sendSentEvents
-            self.brokerURL = brokerURL
             self.defaultQueue = defaultQueue
             self.maxPriority = maxPriority
             self.resultCacheSize = resultCacheSize
@@ -63,8 +61,10 @@ public final class CeleriacClient: Sendable {
     public let configuration: Configuration
     /// The reply queue (`reply_to`) of every task this client sends.
     public let replyQueue: String
-    package let publisher: AMQPConnection
-    let consumer: AMQPConnection
+    /// The broker this client talks to (for logs: its description never shows a password).
+    public let broker: any Broker
+    package let publisher: any BrokerConnection
+    let consumer: any BrokerConnection
     let router: ResultRouter
     /// nil when tracing is off.
     let tracing: TaskTracing?
@@ -76,12 +76,14 @@ public final class CeleriacClient: Sendable {
     let settlers = Settlers()
     let sentEvents = SentEvents()
 
-    public init(configuration: Configuration) {
+    /// A client of `broker`; nothing is connected before ``start()``.
+    public init(configuration: Configuration = .init(), broker: any Broker) {
         self.configuration = configuration
+        self.broker = broker
         self.replyQueue = UUID().uuidString.lowercased()
-        self.publisher = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-publish", confirms: true,
-                                                                                   blockedTimeout: configuration.blockedTimeout))
-        self.consumer = AMQPConnection(url: configuration.brokerURL, options: .init(name: "\(configuration.connectionName)-results", confirms: false))
+        self.publisher = broker.connection(.init(name: "\(configuration.connectionName)-publish", confirms: true,
+                                                 blockedTimeout: configuration.blockedTimeout))
+        self.consumer = broker.connection(.init(name: "\(configuration.connectionName)-results", confirms: false))
         self.router = ResultRouter(capacity: configuration.resultCacheSize)
         self.tracing = TaskTracing(configuration.tracer)
     }
@@ -108,7 +110,7 @@ public final class CeleriacClient: Sendable {
             // waiters whose results went with the old queue end at their deadline with `resultTimeout`.
             // It runs on the result connection's own thread (the connection is a TaskExecutor): decoding a result
             // and handing it to its waiter costs no thread wake-up between the socket and the router.
-            let task = Task(executorPreference: consumer) {
+            let task = Task(executorPreference: consumer.preferredExecutor) {
                 while !Task.isCancelled {
                     for await delivery in stream {
                         guard let result = ResultCodec.decode(delivery) else {
@@ -302,7 +304,7 @@ public final class CeleriacClient: Sendable {
 
 /// Declares the native delayed-delivery topology and binds work queues to it.
 public enum DelayTopology {
-    public static func declare(on connection: AMQPConnection, queues: [String], type: QueueType = .classic) async throws {
+    public static func declare(on connection: any TopologyDeclaring, queues: [String], type: QueueType = .classic) async throws {
         let t = Topology.delayTopology(type)
         do {
             for e in t.exchanges { try await connection.declare(e) }

@@ -1,8 +1,8 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import CeleriacHMAC
 import Testing
-@testable import CeleriacAMQP
+@testable import CeleriacMessaging
 
 /// The decoder's limits and header type checks, without a broker.
 @Suite struct HostileInputTests {

@@ -1,6 +1,6 @@
 import CeleriacCore
 import Testing
-@testable import CeleriacAMQP
+@testable import CeleriacMessaging
 
 /// The client's result cache: bounded, and never dropping (or spinning on) results someone waits for.
 @Suite struct ResultRouterTests {

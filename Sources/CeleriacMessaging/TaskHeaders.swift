@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 
 /// The protocol v2 headers of one task message, picked out of its header table in one pass.
 ///

@@ -1,8 +1,8 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import Foundation
 import Testing
-@testable import CeleriacAMQP
+@testable import CeleriacMessaging
 
 @Suite struct TaskCodecTests {
     @Test func encodesCeleryProtocolV2HeadersWithTheirWireTypes() throws {

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
 
@@ -30,7 +30,7 @@ public enum RevocationLog {
         ])
     }
 
-    public static func declare(on connection: AMQPConnection) async throws(AMQPError) {
+    public static func declare(on connection: any TopologyDeclaring) async throws(BrokerError) {
         _ = try await connection.declare(spec)
     }
 

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 
 /// Converts between JSON values (Core's vocabulary) and AMQP field values, the way py-amqp does: strings as `S`,

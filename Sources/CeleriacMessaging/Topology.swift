@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 
 /// The type of the durable queues Celeriac declares: work queues, the dead-letter queue, the delay queues, chord
 /// join queues and clients' reply queues.

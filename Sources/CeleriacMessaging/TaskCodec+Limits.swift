@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 
 /// The checks a delivery passes before its body is parsed: sizes and counts first (cheap, bounded), then the

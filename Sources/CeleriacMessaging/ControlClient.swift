@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
 import Synchronization
@@ -9,7 +9,7 @@ import Synchronization
 /// Celery and Celeriac workers answer alike, so this drives both.
 ///
 /// ```swift
-/// let control = ControlClient(url: try AMQPURL("amqp://localhost"))
+/// let control = ControlClient(broker: try AMQPBroker("amqp://localhost"))
 /// try await control.start()
 /// let pongs = try await control.call("ping")          // ["celeriac@host": {"ok": "pong"}]
 /// try await control.revoke(["0f6c…"], terminate: true) // durable: workers that start later skip it too
@@ -18,15 +18,19 @@ public final class ControlClient: Sendable {
     public static let exchange = "celery.pidbox"
     public static let replyExchange = "reply.celery.pidbox"
 
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
+    /// The broker, as logs show it (never with its password).
+    let brokerDescription: String
     /// Routing key of this client's reply queue (Celery's `oid`).
     let oid = UUID().uuidString.lowercased()
-    private let replies = Mutex<AMQPConsumer?>(nil)
+    private let replies = Mutex<Consumer?>(nil)
     private let clock = Atomic<Int>(0)
     private let waiters = Mutex<[String: AsyncStream<(String, JSONValue)>.Continuation]>([:])
 
-    public init(url: AMQPURL, connectionName: String = "celeriac-control") {
-        connection = AMQPConnection(url: url, options: .init(name: connectionName, confirms: true))
+    /// A control client of `broker`; nothing is connected before ``start()``.
+    public init(broker: any Broker, connectionName: String = "celeriac-control") {
+        brokerDescription = broker.description
+        connection = broker.connection(.init(name: connectionName, confirms: true))
     }
 
     var replyQueue: String { "\(oid).reply.celery.pidbox" }
@@ -43,7 +47,7 @@ public final class ControlClient: Sendable {
             replies.withLock { $0 = consumer }
             Task { await self.route(consumer) }
         } catch {
-            throw .broker(operation: "start the remote-control client on \(connection.url.redacted)", underlying: error.description)
+            throw .broker(operation: "start the remote-control client on \(brokerDescription)", underlying: error.description)
         }
     }
 
@@ -91,7 +95,7 @@ public final class ControlClient: Sendable {
     }
 
     /// Reads the reply queue for the client's lifetime and hands each reply to the call that waits for its ticket.
-    private func route(_ consumer: AMQPConsumer) async {
+    private func route(_ consumer: Consumer) async {
         for await delivery in consumer.deliveries {
             guard case .string(let ticket)? = delivery.properties.headers?["ticket"],
                   let reply = try? JSONValue.parse(delivery.body), case .object(let byNode) = reply,

@@ -1,5 +1,5 @@
 import Testing
-@testable import AMQPTransport
+@testable import CeleriacWire
 
 /// The queue every delivery travels through: order, finishing, dropping after finish, waking a waiting consumer,
 /// and cancellation, as AsyncStream (which it replaces) behaves.

@@ -1,4 +1,4 @@
-/// The AMQP basic properties of a message. `nil` means "not set" (the flag is absent on the wire).
+/// The basic properties of a message (AMQP 0-9-1's, which kombu and Celery use on every transport). `nil` means "not set" (the flag is absent on the wire).
 public struct BasicProperties: Sendable, Equatable {
     public var contentType: String?
     public var contentEncoding: String?
@@ -45,7 +45,7 @@ public struct OutgoingMessage: Sendable {
     public var routingKey: String
     public var body: [UInt8]
     public var properties: BasicProperties
-    /// When true, a message that matches no queue comes back as ``AMQPError/Code/unroutable``.
+    /// When true, a message that matches no queue comes back as ``BrokerError/Code/unroutable``.
     public var mandatory: Bool
 
     public init(exchange: String = "", routingKey: String, body: [UInt8], properties: BasicProperties = .init(), mandatory: Bool = false) {
@@ -71,7 +71,7 @@ public struct DeliveryTag: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A message received from a queue, copied out of librabbitmq memory.
+/// A message received from a queue (copied out of librabbitmq memory by the AMQP transport).
 public struct Delivery: Sendable {
     public let tag: DeliveryTag
     public let consumerTag: String
@@ -101,4 +101,10 @@ public struct QueueDeclareOK: Sendable, Equatable {
     public let queue: String
     public let messageCount: UInt32
     public let consumerCount: UInt32
+
+    public init(queue: String, messageCount: UInt32, consumerCount: UInt32) {
+        self.queue = queue
+        self.messageCount = messageCount
+        self.consumerCount = consumerCount
+    }
 }

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCanvas
 import CeleriacCore
 import FoundationEssentials

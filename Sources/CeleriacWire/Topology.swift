@@ -93,7 +93,7 @@ public enum ConnectionEvent: Sendable, Equatable {
     /// Connected (the first time, or again after a loss); `generation` counts connections.
     case connected(generation: UInt64)
     /// The connection was lost; a reconnect follows with backoff.
-    case disconnected(AMQPError)
+    case disconnected(BrokerError)
     /// The broker blocks publishers (memory or disk alarm), with its reason.
     case blocked(String)
     case unblocked

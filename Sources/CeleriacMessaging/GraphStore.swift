@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCanvas
 import CeleriacCore
 
@@ -17,7 +17,7 @@ public enum GraphStore {
     }
 
     /// Declares the exchange and the workflow's queue and binding.
-    public static func prepare(on connection: AMQPConnection, root: String, keepFor: Duration) async throws(CeleriacError) {
+    public static func prepare(on connection: any BrokerConnection, root: String, keepFor: Duration) async throws(CeleriacError) {
         do {
             try await connection.declare(exchangeSpec)
             _ = try await connection.declare(queueSpec(root: root, keepFor: keepFor), recreateAfterReconnect: false)
@@ -30,7 +30,7 @@ public enum GraphStore {
     /// Every record of a workflow, in arrival order, read without consuming them (they are requeued in place).
     ///
     /// - Throws: ``CeleriacError/configuration(_:)`` when the workflow has no queue (never recorded, or expired).
-    public static func read(root: String, on connection: AMQPConnection) async throws(CeleriacError) -> [JSONValue] {
+    public static func read(root: String, on connection: any BrokerConnection) async throws(CeleriacError) -> [JSONValue] {
         let queue = GraphRecording.queue(root: root)
         let ready: UInt32
         do {

@@ -1,4 +1,4 @@
-import AMQPTransport
+import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
 
@@ -6,21 +6,25 @@ import FoundationEssentials
 /// queue bound with `#`, both single events and `task.multi` batches, one ``JSONObject`` per event.
 ///
 /// ```swift
-/// let receiver = EventReceiver(url: url)
+/// let receiver = EventReceiver(broker: broker)
 /// for await event in try await receiver.start() { print(event["type"]?.stringValue ?? "?") }
 /// ```
 public final class EventReceiver: Sendable {
     public static let exchange = "celeryev"
-    let connection: AMQPConnection
+    let connection: any BrokerConnection
+    /// The broker, as logs show it (never with its password).
+    let brokerDescription: String
     let queue = "celeryev.\(UUID().uuidString.lowercased())"
 
-    public init(url: AMQPURL, connectionName: String = "celeriac-events") {
-        connection = AMQPConnection(url: url, options: .init(name: connectionName, confirms: false))
+    /// A receiver of `broker`'s events; nothing is connected before ``start()``.
+    public init(broker: any Broker, connectionName: String = "celeriac-events") {
+        brokerDescription = broker.description
+        connection = broker.connection(.init(name: connectionName, confirms: false))
     }
 
     /// Connects, binds a private queue to every event, and returns the events as they arrive.
     public func start(routingKey: String = "#") async throws(CeleriacError) -> AsyncStream<JSONObject> {
-        let consumer: AMQPConsumer
+        let consumer: Consumer
         do {
             try await connection.connect()
             try await connection.declare(ExchangeSpec(Self.exchange, kind: .topic, durable: true))
@@ -30,7 +34,7 @@ public final class EventReceiver: Sendable {
             try await connection.bind(BindingSpec(queue: queue, exchange: Self.exchange, routingKey: routingKey))
             consumer = try await connection.consume(queue: queue, prefetch: 0, noAck: true, exclusive: true)
         } catch {
-            throw .broker(operation: "subscribe to Celery events on \(connection.url.redacted)", underlying: error.description)
+            throw .broker(operation: "subscribe to Celery events on \(brokerDescription)", underlying: error.description)
         }
         let (events, sink) = AsyncStream<JSONObject>.makeStream()
         Task {
