@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
         .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacWire", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat", "CeleriacCoordination"]),
+        .library(name: "CeleriacTesting", targets: ["CeleriacTesting"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
     ],
@@ -51,6 +52,11 @@ let package = Package(
             "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacTracing", "CeleriacCoordination",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        // Testing without RabbitMQ: the in-memory broker, the manual clock, the broker contract, CeleriacTestApp.
+        .target(name: "CeleriacTesting", dependencies: [
+            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", "CeleriacWorker",
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacPool", dependencies: [
             "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),

@@ -1,0 +1,37 @@
+import FoundationEssentials
+
+/// The time Celeriac reads: wall time for what travels in messages (ETA, expires, timestamps), monotonic time for
+/// what is measured locally (waits, time limits, rate limits, the watchdog).
+///
+/// The worker, the in-memory broker and the client take one as a dependency, so a test moves time with
+/// `ManualClock.advance(by:)` (in `CeleriacTesting`) instead of sleeping: countdowns, retries, expiry and limits
+/// then happen when the test says, on both clocks at once.
+public protocol CeleriacClock: Sendable {
+    /// Wall-clock time now.
+    var now: Date { get }
+    /// Monotonic time since an arbitrary origin; it never goes back.
+    var uptime: Duration { get }
+    /// Waits `duration` of monotonic time.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled.
+    func sleep(for duration: Duration) async throws
+}
+
+/// The machine's clocks: `Date()` and `ContinuousClock`.
+public struct SystemClock: CeleriacClock {
+    private static let origin = ContinuousClock.now
+
+    public init() {}
+
+    public var now: Date { Date() }
+    public var uptime: Duration { ContinuousClock.now - Self.origin }
+
+    public func sleep(for duration: Duration) async throws {
+        try await Task.sleep(for: duration)
+    }
+}
+
+extension CeleriacClock where Self == SystemClock {
+    /// The machine's clocks.
+    public static var system: SystemClock { SystemClock() }
+}

@@ -1,0 +1,134 @@
+import CeleriacBroker
+import CeleriacCore
+import FoundationEssentials
+import Synchronization
+
+/// A broker that lives in the process: every port of ``Broker`` with RabbitMQ's behaviour, for fast tests of
+/// tasks, workers and canvases without a RabbitMQ node.
+///
+/// It keeps Celery's message model and RabbitMQ's rules (exchanges and bindings, prefetch-bounded round-robin
+/// delivery, late acks and requeues with the redelivered flag, queue and message TTLs with dead-lettering and
+/// `x-death`, exclusive, auto-delete and expiring queues, priorities, length limits, streams read from an offset),
+/// so the worker and client above it run exactly the code they run against RabbitMQ: Celery's delayed-delivery
+/// topology, chord joins, leader locks and the revocation log included. The contract suite
+/// (``BrokerContract``) holds it to RabbitMQ's behaviour: each case runs on both.
+///
+/// Time comes from a ``CeleriacClock``: with a ``ManualClock``, TTLs and delays run out when the test advances it.
+///
+/// ```swift
+/// let clock = ManualClock()
+/// let broker = InMemoryBroker(clock: clock)
+/// let client = CeleriacClient(broker: broker)
+/// ```
+public final class InMemoryBroker: Broker {
+    let state: Mutex<MemoryBrokerState>
+    /// The clock TTLs, delays and `x-expires` follow.
+    public let clock: any CeleriacClock
+    private let timer = Mutex<(deadline: Duration, task: Task<Void, Never>)?>(nil)
+
+    /// An empty broker (one virtual host, RabbitMQ's `amq.*` exchanges) on `clock`.
+    public init(clock: any CeleriacClock = SystemClock()) {
+        self.clock = clock
+        var initial = MemoryBrokerState()
+        initial.wallAtZero = clock.now.timeIntervalSince1970 - ManualClock.seconds(clock.uptime)
+        self.state = Mutex(initial)
+    }
+
+    deinit {
+        timer.withLock { $0?.task.cancel() }
+    }
+
+    public func connection(_ options: ConnectionOptions) -> any BrokerConnection {
+        InMemoryConnection(broker: self, options: options)
+    }
+
+    public var info: BrokerInfo {
+        BrokerInfo(transport: "memory", host: "localhost", port: 0, user: "guest", virtualHost: MemoryBrokerState.vhost,
+                   tls: false, connectTimeout: 0, heartbeat: 0)
+    }
+
+    public var description: String { "memory://" }
+
+    // MARK: What tests can look at and do
+
+    /// The messages ready in a queue now, oldest first (nil when there is no such queue). Nothing is consumed.
+    public func messages(in queue: String) -> [Delivery]? {
+        state.withLock { s in
+            guard let q = s.queues[queue] else { return nil }
+            return (q.isStream ? q.log : q.ready).map {
+                Delivery(tag: DeliveryTag(generation: 0, channel: 0, value: $0.sequence), consumerTag: "", redelivered: $0.redelivered,
+                         exchange: $0.exchange, routingKey: $0.routingKey, properties: $0.properties, body: $0.body, messageCount: nil)
+            }
+        }
+    }
+
+    /// The names of the queues that exist now.
+    public var queueNames: [String] { state.withLock { $0.queues.keys.sorted() } }
+
+    /// Blocks publishers, as RabbitMQ does under a memory or disk alarm (`connection.blocked`): publishes wait, and
+    /// throw ``BrokerError/Code/blocked`` after their connection's `blockedTimeout`. `nil` lifts the block.
+    public func setBlocked(_ reason: String?) {
+        let sinks = state.withLock { s -> [AsyncStream<ConnectionEvent>.Continuation] in
+            s.blockedReason = reason
+            return s.connections.values.filter(\.open).flatMap(\.events)
+        }
+        for sink in sinks { sink.yield(reason.map { .blocked($0) } ?? .unblocked) }
+    }
+
+    // MARK: Running state changes
+
+    /// Runs `body` on the state at the clock's time now, carries out its effects, and re-arms the timer.
+    func mutate<T>(_ body: (inout MemoryBrokerState, Duration, inout MemoryBrokerState.Outbox) throws(BrokerError) -> T) throws(BrokerError) -> T {
+        let now = clock.uptime
+        var outbox = MemoryBrokerState.Outbox()
+        let result: Result<(T, Duration?), BrokerError> = state.withLock { s in
+            s.advance(to: now, outbox: &outbox)
+            do throws(BrokerError) {
+                let value = try body(&s, now, &outbox)
+                return .success((value, s.nextDeadline()))
+            } catch {
+                return .failure(error)
+            }
+        }
+        carryOut(outbox)
+        switch result {
+        case .success(let (value, deadline)):
+            arm(deadline)
+            return value
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    func carryOut(_ outbox: MemoryBrokerState.Outbox) {
+        for (channel, delivery) in outbox.deliveries { channel.yield(delivery) }
+        for channel in outbox.finished { channel.finish() }
+        for (sink, event) in outbox.events { sink.yield(event) }
+    }
+
+    /// Wakes at the next TTL or `x-expires` deadline (on the broker's clock) to apply it.
+    private func arm(_ deadline: Duration?) {
+        guard let deadline else { return }
+        timer.withLock { current in
+            if let current, current.deadline <= deadline { return }
+            current?.task.cancel()
+            let clock = self.clock
+            // A plain Task: the timer belongs to the broker, not to whichever caller happened to arm it.
+            let task = Task { [weak self] in
+                let wait = deadline - clock.uptime
+                if wait > .zero {
+                    do { try await clock.sleep(for: wait) } catch { return }
+                }
+                self?.fire(deadline)
+            }
+            current = (deadline, task)
+        }
+    }
+
+    private func fire(_ deadline: Duration) {
+        timer.withLock { current in
+            if current?.deadline == deadline { current = nil }
+        }
+        _ = try? mutate { _, _, _ throws(BrokerError) in () }
+    }
+}

@@ -1,0 +1,82 @@
+import CeleriacCore
+import FoundationEssentials
+import Synchronization
+
+/// A clock that moves only when a test says so: both its wall time and its monotonic time advance together.
+///
+/// Give it to ``InMemoryBroker`` and to the worker (``CeleriacTestApp`` does both) and countdowns, ETAs, retries
+/// with backoff, `expires`, time limits and rate limits happen when the test calls ``advance(by:)``, not when a
+/// real second has passed:
+///
+/// ```swift
+/// let clock = ManualClock()
+/// try await client.delay(Tasks.add, .init(x: 1, y: 2), options: .init(countdown: 10))
+/// await clock.advance(by: .seconds(10))       // the broker's delay queues release it now
+/// ```
+public final class ManualClock: CeleriacClock {
+    private struct Sleeper {
+        let deadline: Duration
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+    private struct State {
+        var uptime: Duration = .zero
+        var sleepers: [UInt64: Sleeper] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let start: Date
+    private let state = Mutex(State())
+
+    /// A clock whose wall time starts at `start` (by default, the real time now, so that messages it stamps look
+    /// current to a peer) and whose monotonic time starts at zero.
+    public init(start: Date = Date()) {
+        self.start = start
+    }
+
+    public var now: Date { start.addingTimeInterval(Self.seconds(state.withLock { $0.uptime })) }
+    public var uptime: Duration { state.withLock { $0.uptime } }
+
+    /// How many tasks wait on this clock now.
+    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    /// Returns once the clock has advanced by `duration` from now.
+    public func sleep(for duration: Duration) async throws {
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if duration <= .zero || Task.isCancelled { return true }
+                    s.sleepers[id] = Sleeper(deadline: s.uptime + duration, continuation: c)
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+        } onCancel: {
+            let sleeper = state.withLock { $0.sleepers.removeValue(forKey: id) }
+            sleeper?.continuation.resume(throwing: CancellationError())
+        }
+        try Task.checkCancellation()
+    }
+
+    /// Moves both clocks forward and wakes, in deadline order, every sleeper whose time has come.
+    ///
+    /// The woken tasks run after this returns; wait for what they do (a result, a delivery), never for time.
+    public func advance(by duration: Duration) async {
+        let due = state.withLock { s -> [Sleeper] in
+            s.uptime += max(.zero, duration)
+            let now = s.uptime
+            let ready = s.sleepers.filter { $0.value.deadline <= now }
+            for key in ready.keys { s.sleepers[key] = nil }
+            return ready.values.sorted { $0.deadline < $1.deadline }
+        }
+        for sleeper in due { sleeper.continuation.resume() }
+        // Let the woken tasks take their first step before the caller goes on.
+        await Task.yield()
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
