@@ -97,10 +97,11 @@ let package = Package(
         .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoordinationTests", dependencies: ["CeleriacCoordination", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacTestingTests", dependencies: ["CeleriacTesting", "CeleriacBroker", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [
             "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
-            "CeleriacTracing", "CeleriacCoordination",
+            "CeleriacTracing", "CeleriacCoordination", "CeleriacTesting",
             .product(name: "Tracing", package: "swift-distributed-tracing"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
