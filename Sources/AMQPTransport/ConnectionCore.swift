@@ -56,12 +56,8 @@ final class ConnectionCore {
     private var exchangeBindings: [ExchangeBindingSpec] = []
     private var consumers: [ConsumerRecord] = []
 
-    private var nextPublishSeq: UInt64 = 1
-    private var oldestUnconfirmed: UInt64 = 1
-    private var pendingConfirms: [UInt64: (Result<Void, AMQPError>) -> Void] = [:]
-    private var pendingReturn: AMQPError?
-    /// Since when the broker blocks this connection (connection.blocked), if it does.
-    private var blockedSince: ContinuousClock.Instant?
+    /// Publishes of channel 1 waiting for their confirm, and since when the broker blocks the connection.
+    private var confirms = ConfirmTracker()
 
     private var reconnectAttempt = 0
     private var nextReconnectAt = ContinuousClock.now
@@ -199,10 +195,10 @@ final class ConnectionCore {
             }
         case AMQP_BASIC_ACK_METHOD:
             let a = method.decoded!.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            resolveConfirms(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
+            confirms.resolve(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
         case AMQP_BASIC_NACK_METHOD:
             let n = method.decoded!.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            resolveConfirms(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
+            confirms.resolve(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
                 .publishNacked, operation: "basic.publish", hint: "The broker could not take the message (queue full with reject-publish, or an internal error)"))
         case AMQP_BASIC_RETURN_METHOD:
             let r = method.decoded!.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
@@ -213,7 +209,7 @@ final class ConnectionCore {
             let rr = amqp_read_message(c, channel, &message, 0)
             if let e = AMQPError(reply: rr, operation: "read returned message") { connectionLost(e); return }
             amqp_destroy_message(&message)
-            pendingReturn = error
+            confirms.returned(error)
         case AMQP_CHANNEL_CLOSE_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = AMQPError(channelClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "channel \(channel)")
@@ -228,10 +224,10 @@ final class ConnectionCore {
             connectionLost(error)
         case AMQP_CONNECTION_BLOCKED_METHOD:
             let b = method.decoded!.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
-            blockedSince = .now
+            confirms.blocked(at: .now)
             hub.emit(.blocked(CDecode.string(b.reason)))
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
-            blockedSince = nil
+            confirms.unblocked()
             hub.emit(.unblocked)
         case AMQP_BASIC_CANCEL_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
@@ -246,42 +242,18 @@ final class ConnectionCore {
         }
     }
 
-    private func resolveConfirms(upTo tag: UInt64, multiple: Bool, nackError: AMQPError?) {
-        let returned = pendingReturn
-        pendingReturn = nil
-        func finish(_ seq: UInt64) {
-            guard let callback = pendingConfirms.removeValue(forKey: seq) else { return }
-            if let nackError { callback(.failure(nackError)) }
-            else if seq == tag, let returned { callback(.failure(returned)) }
-            else { callback(.success(())) }
-        }
-        if multiple {
-            var seq = oldestUnconfirmed
-            while seq <= tag {
-                finish(seq)
-                seq += 1
-            }
-        } else {
-            finish(tag)
-        }
-        while oldestUnconfirmed < nextPublishSeq, pendingConfirms[oldestUnconfirmed] == nil { oldestUnconfirmed += 1 }
-    }
-
     /// A publish sent just before the broker blocked the connection waits for a confirm that cannot come while
     /// the block lasts (the broker stops reading). Past ``AMQPConnection/Options/blockedTimeout`` those waits end
     /// with `blocked`, as a publish that finds the connection blocked does: the bound holds either way. Such a
     /// message may still arrive once the broker unblocks (a retry may duplicate it).
     private func failConfirmsIfBlockedTooLong() {
-        guard let since = blockedSince, !pendingConfirms.isEmpty, ContinuousClock.now - since >= options.blockedTimeout else { return }
+        guard confirms.blockedTooLong(now: .now, timeout: options.blockedTimeout) else { return }
         failAllConfirms(AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
                                   hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster"))
     }
 
     private func failAllConfirms(_ error: AMQPError) {
-        let pending = pendingConfirms
-        pendingConfirms = [:]
-        pendingReturn = nil
-        for seq in pending.keys.sorted() { pending[seq]!(.failure(error)) }
+        for callback in confirms.removeAll() { callback(.failure(error)) }
     }
 
     // MARK: - Connecting
@@ -350,24 +322,21 @@ final class ConnectionCore {
         var rpcTV = timeval(tv_sec: Int(options.rpcTimeout), tv_usec: 0)
         amqp_set_rpc_timeout(c, &rpcTV)
 
-        let arena = CArena()
-
-        // Keeps every C string and table alive until the C call that reads them has returned.
-
-        defer { withExtendedLifetime(arena) {} }
-        var clientProperties = arena.table([
-            "connection_name": .string(options.name),
-            "product": .string("Celeriac"),
-            "capabilities": .table([
-                "connection.blocked": .bool(true),
-                "consumer_cancel_notify": .bool(true),
-                "publisher_confirms": .bool(true),
-                "basic.nack": .bool(true),
-                "authentication_failure_close": .bool(true),
-            ]),
-        ])
-        let login = crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
-                                     &clientProperties, url.user, url.password)
+        let login = withCArena { arena in
+            var clientProperties = arena.table([
+                "connection_name": .string(options.name),
+                "product": .string("Celeriac"),
+                "capabilities": .table([
+                    "connection.blocked": .bool(true),
+                    "consumer_cancel_notify": .bool(true),
+                    "publisher_confirms": .bool(true),
+                    "basic.nack": .bool(true),
+                    "authentication_failure_close": .bool(true),
+                ]),
+            ])
+            return crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
+                                    &clientProperties, url.user, url.password)
+        }
         if let error = AMQPError(reply: login, operation: "login to \(endpoint) vhost '\(url.vhost)' as '\(url.user)'") {
             if error.code == .connectionLost || error.code == .connectionClosed {
                 // RabbitMQ drops the socket on bad credentials when the client does not ask for a close.
@@ -385,13 +354,12 @@ final class ConnectionCore {
         ok = true
         conn = c
         connected = true
-        blockedSince = nil
+        confirms.unblocked()
         adminOpen = false
         generation += 1
         acks.reset()
         connectionCount += 1
-        nextPublishSeq = 1
-        oldestUnconfirmed = 1
+        confirms.restartNumbering()
         reconnectAttempt = 0
         failuresThisPass = 0
     }
@@ -502,8 +470,7 @@ final class ConnectionCore {
 
     private func openMainChannel() throws(AMQPError) {
         guard let c = conn else { throw AMQPError(.notConnected, operation: "channel.open") }
-        nextPublishSeq = 1
-        oldestUnconfirmed = 1
+        confirms.restartNumbering()
         amqp_channel_open(c, Self.mainChannel)
         if let failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open") { throw failure }
         if options.confirms {
@@ -553,11 +520,10 @@ final class ConnectionCore {
     func declare(exchange e: ExchangeSpec, remember: Bool = true) throws(AMQPError) {
         let op = "exchange.declare '\(e.name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
-                              e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
+        withCArena { arena in
+            _ = amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
+                                      e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
+        }
         try check(op, channel: Self.adminChannel)
         if remember {
             exchanges.removeAll { $0.name == e.name }
@@ -568,11 +534,10 @@ final class ConnectionCore {
     func declare(queue q: QueueSpec, passive: Bool, remember: Bool = true) throws(AMQPError) -> QueueDeclareOK {
         let op = "queue.declare '\(q.name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
-                                    q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        let ok = withCArena { arena in
+            amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
+                               q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        }
         try check(op, channel: Self.adminChannel)
         guard let ok else { throw AMQPError(.protocolError, operation: op, reason: "no declare-ok") }
         if remember && !passive {
@@ -586,10 +551,9 @@ final class ConnectionCore {
     func bind(_ b: BindingSpec, remember: Bool = true) throws(AMQPError) {
         let op = "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+        withCArena { arena in
+            _ = amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+        }
         try check(op, channel: Self.adminChannel)
         if remember && !bindings.contains(b) { bindings.append(b) }
     }
@@ -597,10 +561,9 @@ final class ConnectionCore {
     func bind(exchange b: ExchangeBindingSpec, remember: Bool = true) throws(AMQPError) {
         let op = "exchange.bind '\(b.destination)' to '\(b.source)' key '\(b.routingKey)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+        withCArena { arena in
+            _ = amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+        }
         try check(op, channel: Self.adminChannel)
         if remember && !exchangeBindings.contains(b) { exchangeBindings.append(b) }
     }
@@ -608,10 +571,7 @@ final class ConnectionCore {
     func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
         let op = "queue.delete '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_delete(c, Self.adminChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+        let ok = withCArena { amqp_queue_delete(c, Self.adminChannel, $0.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0) }
         try check(op, channel: Self.adminChannel)
         queues.removeAll { $0.name == name }
         bindings.removeAll { $0.queue == name }
@@ -621,10 +581,7 @@ final class ConnectionCore {
     func deleteExchange(_ name: String) throws(AMQPError) {
         let op = "exchange.delete '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_delete(c, Self.adminChannel, arena.bytes(name), 0)
+        withCArena { _ = amqp_exchange_delete(c, Self.adminChannel, $0.bytes(name), 0) }
         try check(op, channel: Self.adminChannel)
         exchanges.removeAll { $0.name == name }
         bindings.removeAll { $0.exchange == name }
@@ -633,10 +590,7 @@ final class ConnectionCore {
     func purgeQueue(_ name: String) throws(AMQPError) -> UInt32 {
         let op = "queue.purge '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_purge(c, Self.adminChannel, arena.bytes(name))
+        let ok = withCArena { amqp_queue_purge(c, Self.adminChannel, $0.bytes(name)) }
         try check(op, channel: Self.adminChannel)
         return ok?.pointee.message_count ?? 0
     }
@@ -644,10 +598,7 @@ final class ConnectionCore {
     func get(queue: String, noAck: Bool) throws(AMQPError) -> Delivery? {
         let op = "basic.get '\(queue)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let r = amqp_basic_get(c, Self.adminChannel, arena.bytes(queue), noAck ? 1 : 0)
+        let r = withCArena { amqp_basic_get(c, Self.adminChannel, $0.bytes(queue), noAck ? 1 : 0) }
         if AMQPError(reply: r, operation: op) != nil { try check(op, channel: Self.adminChannel) }
         guard r.reply.id == AMQP_BASIC_GET_OK_METHOD, let decoded = r.reply.decoded else { return nil }
         let g = decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
@@ -685,11 +636,10 @@ final class ConnectionCore {
         // Per-consumer prefetch (global = false): it works on classic and quorum queues alike.
         amqp_basic_qos(c, Self.mainChannel, 0, record.prefetch, 0)
         try check("basic.qos \(record.prefetch)", channel: Self.mainChannel)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
-                           record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+        withCArena { arena in
+            _ = amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
+                                   record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+        }
         try check(op, channel: Self.mainChannel)
     }
 
@@ -698,10 +648,7 @@ final class ConnectionCore {
         let record = consumers.remove(at: i)
         defer { record.channel.finish() }
         guard connected, let c = conn else { return }
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_basic_cancel(c, Self.mainChannel, arena.bytes(consumerTag))
+        withCArena { _ = amqp_basic_cancel(c, Self.mainChannel, $0.bytes(consumerTag)) }
         try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
     }
 
@@ -780,13 +727,12 @@ final class ConnectionCore {
                 tracker(.failure(AMQPError(.protocolError, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'", reason: problem)))
                 continue
             }
-            let arena = CArena()
-            // Keeps every C string and table alive until the C call that reads them has returned.
-            defer { withExtendedLifetime(arena) {} }
-            var props = arena.properties(m.properties)
-            let body = arena.bytes(m.body)
-            let rc = amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
-                                        m.mandatory ? 1 : 0, 0, &props, body)
+            let rc = withCArena { arena in
+                var props = arena.properties(m.properties)
+                let body = arena.bytes(m.body)
+                return amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
+                                          m.mandatory ? 1 : 0, 0, &props, body)
+            }
             if rc < 0 {
                 let error = AMQPError(status: rc, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'")
                 // connectionLost fails the messages of this batch already sent; the unsent ones fail here.
@@ -795,8 +741,7 @@ final class ConnectionCore {
                 return
             }
             if options.confirms {
-                pendingConfirms[nextPublishSeq] = tracker
-                nextPublishSeq += 1
+                confirms.track(tracker)
             } else {
                 tracker(.success(()))
             }
