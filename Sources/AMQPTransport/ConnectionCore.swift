@@ -30,12 +30,10 @@ final class ConnectionCore {
     static let mainChannel: UInt16 = 1
     static let adminChannel: UInt16 = 2
 
-    /// The brokers to try, in order (the URL and its alternates); `url` is the one in use or being tried.
-    let urls: [AMQPURL]
-    private var urlIndex = 0
-    /// Failed attempts since the last full pass over ``urls`` (the backoff grows only after a full pass).
-    private var failuresThisPass = 0
-    var url: AMQPURL { urls[urlIndex] }
+    /// The brokers to try, in order (the URL and its alternates), and when to try the next; `url` is the one in
+    /// use or being tried.
+    private var failover: FailoverCursor<SystemRandomNumberGenerator>
+    var url: AMQPURL { failover.current }
     let options: AMQPConnection.Options
     let inbox: Inbox
     let hub: EventHub
@@ -59,13 +57,12 @@ final class ConnectionCore {
     /// Publishes of channel 1 waiting for their confirm, and since when the broker blocks the connection.
     private var confirms = ConfirmTracker()
 
-    private var reconnectAttempt = 0
-    private var nextReconnectAt = ContinuousClock.now
     /// Settled tags of channel 1 in this generation; background acks are coalesced through it (flushAcks()).
     private var acks = AckTracker()
 
     init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
-        self.urls = url.failoverOrder
+        self.failover = FailoverCursor(urls: url.failoverOrder, base: options.reconnectBase, cap: options.reconnectCap,
+                                       now: .now, random: SystemRandomNumberGenerator())
         self.options = options
         self.inbox = inbox
         self.hub = hub
@@ -264,8 +261,8 @@ final class ConnectionCore {
     func connectFirst() -> Result<Void, AMQPError> {
         if connected { return .success(()) }
         var lastError: AMQPError?
-        for index in urls.indices {
-            urlIndex = index
+        for index in failover.urls.indices {
+            failover.select(index)
             do {
                 try openConnection()
                 everConnected = true
@@ -277,7 +274,7 @@ final class ConnectionCore {
                 if error.code == .accessRefused { break }
             }
         }
-        urlIndex = 0
+        failover.select(0)
         return .failure(lastError!)
     }
 
@@ -360,14 +357,13 @@ final class ConnectionCore {
         acks.reset()
         connectionCount += 1
         confirms.restartNumbering()
-        reconnectAttempt = 0
-        failuresThisPass = 0
+        failover.connected()
     }
 
     private func reconnectIfDue() {
-        let now = ContinuousClock.now
-        if now < nextReconnectAt {
-            let ms = max(1, Int((nextReconnectAt - now) / .milliseconds(1)))
+        let wait = failover.wait(now: .now)
+        if wait > .zero {
+            let ms = max(1, Int(wait / .milliseconds(1)))
             sleep(untilReadable: nil, timeoutMS: min(ms, 1000))
             return
         }
@@ -377,30 +373,8 @@ final class ConnectionCore {
             // Announced once everything is back, so "connected" means consumers are consuming again.
             hub.emit(.connected(generation: connectionCount))
         } catch {
-            if connected { connectionLost(error) } else { failOver() }
+            if connected { connectionLost(error) } else { failover.failed(now: .now) }
         }
-    }
-
-    /// An attempt failed: try the next broker of the list soon, and back off only after a full pass.
-    private func failOver() {
-        guard urls.count > 1 else { return scheduleReconnect() }
-        urlIndex = (urlIndex + 1) % urls.count
-        failuresThisPass += 1
-        if failuresThisPass < urls.count {
-            nextReconnectAt = ContinuousClock.now + options.reconnectBase
-        } else {
-            failuresThisPass = 0
-            scheduleReconnect()
-        }
-    }
-
-    private func scheduleReconnect() {
-        reconnectAttempt += 1
-        let base = options.reconnectBase.seconds * pow(2, Double(min(reconnectAttempt - 1, 20)))
-        let capped = min(options.reconnectCap.seconds, base)
-        // Full jitter between half and all of the capped delay, so a fleet of workers does not reconnect in step.
-        let delay = capped * Double.random(in: 0.5...1.0)
-        nextReconnectAt = ContinuousClock.now + .milliseconds(Int(delay * 1000))
     }
 
     /// Replays every declaration and consumer after a reconnect, in the order they were first made.
@@ -431,9 +405,8 @@ final class ConnectionCore {
         }
         failAllConfirms(error)
         hub.emit(.disconnected(error))
-        reconnectAttempt = 0
-        scheduleReconnect()
         // The first attempt is immediate-ish (within the first backoff step).
+        failover.lost(now: .now)
     }
 
     /// Channel 1 was closed by the broker (e.g. a publish to a missing exchange): reopen it and resubscribe.
@@ -762,8 +735,4 @@ final class ConnectionCore {
         failAllConfirms(closedError())
         hub.emit(.closed)
     }
-}
-
-private extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
