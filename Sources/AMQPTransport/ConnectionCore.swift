@@ -48,10 +48,8 @@ final class ConnectionCore {
     private var generation: UInt64 = 0
     private var connectionCount: UInt64 = 0
 
-    private var exchanges: [ExchangeSpec] = []
-    private var queues: [QueueSpec] = []
-    private var bindings: [BindingSpec] = []
-    private var exchangeBindings: [ExchangeBindingSpec] = []
+    /// The declarations made again after a reconnect.
+    private var ledger = TopologyLedger()
     private var consumers: [ConsumerRecord] = []
 
     /// Publishes of channel 1 waiting for their confirm, and since when the broker blocks the connection.
@@ -379,10 +377,14 @@ final class ConnectionCore {
 
     /// Replays every declaration and consumer after a reconnect, in the order they were first made.
     private func restoreTopology() throws(AMQPError) {
-        for e in exchanges { try declare(exchange: e, remember: false) }
-        for q in queues { _ = try declare(queue: q, passive: false, remember: false) }
-        for b in exchangeBindings { try bind(exchange: b, remember: false) }
-        for b in bindings { try bind(b, remember: false) }
+        for step in ledger.replayPlan {
+            switch step {
+            case .exchange(let e): try declare(exchange: e, remember: false)
+            case .queue(let q): _ = try declare(queue: q, passive: false, remember: false)
+            case .exchangeBinding(let b): try bind(exchange: b, remember: false)
+            case .binding(let b): try bind(b, remember: false)
+            }
+        }
         for consumer in consumers {
             do {
                 try startConsumer(consumer)
@@ -498,10 +500,7 @@ final class ConnectionCore {
                                       e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
         }
         try check(op, channel: Self.adminChannel)
-        if remember {
-            exchanges.removeAll { $0.name == e.name }
-            exchanges.append(e)
-        }
+        if remember { ledger.declared(e) }
     }
 
     func declare(queue q: QueueSpec, passive: Bool, remember: Bool = true) throws(AMQPError) -> QueueDeclareOK {
@@ -513,10 +512,7 @@ final class ConnectionCore {
         }
         try check(op, channel: Self.adminChannel)
         guard let ok else { throw AMQPError(.protocolError, operation: op, reason: "no declare-ok") }
-        if remember && !passive {
-            queues.removeAll { $0.name == q.name }
-            queues.append(q)
-        }
+        if !passive { ledger.declared(q, recreateAfterReconnect: remember) }
         return QueueDeclareOK(queue: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
                               consumerCount: ok.pointee.consumer_count)
     }
@@ -528,7 +524,7 @@ final class ConnectionCore {
             _ = amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
         }
         try check(op, channel: Self.adminChannel)
-        if remember && !bindings.contains(b) { bindings.append(b) }
+        if remember { ledger.bound(b) }
     }
 
     func bind(exchange b: ExchangeBindingSpec, remember: Bool = true) throws(AMQPError) {
@@ -538,7 +534,7 @@ final class ConnectionCore {
             _ = amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
         }
         try check(op, channel: Self.adminChannel)
-        if remember && !exchangeBindings.contains(b) { exchangeBindings.append(b) }
+        if remember { ledger.bound(b) }
     }
 
     func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
@@ -546,8 +542,7 @@ final class ConnectionCore {
         let c = try admin(op)
         let ok = withCArena { amqp_queue_delete(c, Self.adminChannel, $0.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0) }
         try check(op, channel: Self.adminChannel)
-        queues.removeAll { $0.name == name }
-        bindings.removeAll { $0.queue == name }
+        ledger.deletedQueue(named: name)
         return ok?.pointee.message_count ?? 0
     }
 
@@ -556,8 +551,7 @@ final class ConnectionCore {
         let c = try admin(op)
         withCArena { _ = amqp_exchange_delete(c, Self.adminChannel, $0.bytes(name), 0) }
         try check(op, channel: Self.adminChannel)
-        exchanges.removeAll { $0.name == name }
-        bindings.removeAll { $0.exchange == name }
+        ledger.deletedExchange(named: name)
     }
 
     func purgeQueue(_ name: String) throws(AMQPError) -> UInt32 {
