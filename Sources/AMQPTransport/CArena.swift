@@ -106,6 +106,16 @@ final class CArena {
     private func kind(_ k: amqp_field_value_kind_t) -> UInt8 { UInt8(k.rawValue) }
 }
 
+/// Runs `body` with a fresh ``CArena`` that stays alive until `body` returns, then frees everything built in it.
+///
+/// Put the C call that reads the arena's strings and tables inside `body`: what `body` returns (a status, a reply,
+/// a pointer into librabbitmq's own memory) must not point into the arena.
+@inline(__always)
+func withCArena<Result, Failure: Error>(_ body: (CArena) throws(Failure) -> Result) throws(Failure) -> Result {
+    let arena = CArena()
+    return try withExtendedLifetime(arena) { () throws(Failure) -> Result in try body(arena) }
+}
+
 // MARK: - Decoding (deep copies out of librabbitmq memory)
 
 enum CDecode {

@@ -30,12 +30,10 @@ final class ConnectionCore {
     static let mainChannel: UInt16 = 1
     static let adminChannel: UInt16 = 2
 
-    /// The brokers to try, in order (the URL and its alternates); `url` is the one in use or being tried.
-    let urls: [AMQPURL]
-    private var urlIndex = 0
-    /// Failed attempts since the last full pass over ``urls`` (the backoff grows only after a full pass).
-    private var failuresThisPass = 0
-    var url: AMQPURL { urls[urlIndex] }
+    /// The brokers to try, in order (the URL and its alternates), and when to try the next; `url` is the one in
+    /// use or being tried.
+    private var failover: FailoverCursor<SystemRandomNumberGenerator>
+    var url: AMQPURL { failover.current }
     let options: AMQPConnection.Options
     let inbox: Inbox
     let hub: EventHub
@@ -50,26 +48,19 @@ final class ConnectionCore {
     private var generation: UInt64 = 0
     private var connectionCount: UInt64 = 0
 
-    private var exchanges: [ExchangeSpec] = []
-    private var queues: [QueueSpec] = []
-    private var bindings: [BindingSpec] = []
-    private var exchangeBindings: [ExchangeBindingSpec] = []
+    /// The declarations made again after a reconnect.
+    private var ledger = TopologyLedger()
     private var consumers: [ConsumerRecord] = []
 
-    private var nextPublishSeq: UInt64 = 1
-    private var oldestUnconfirmed: UInt64 = 1
-    private var pendingConfirms: [UInt64: (Result<Void, AMQPError>) -> Void] = [:]
-    private var pendingReturn: AMQPError?
-    /// Since when the broker blocks this connection (connection.blocked), if it does.
-    private var blockedSince: ContinuousClock.Instant?
+    /// Publishes of channel 1 waiting for their confirm, and since when the broker blocks the connection.
+    private var confirms = ConfirmTracker()
 
-    private var reconnectAttempt = 0
-    private var nextReconnectAt = ContinuousClock.now
     /// Settled tags of channel 1 in this generation; background acks are coalesced through it (flushAcks()).
     private var acks = AckTracker()
 
     init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
-        self.urls = url.failoverOrder
+        self.failover = FailoverCursor(urls: url.failoverOrder, base: options.reconnectBase, cap: options.reconnectCap,
+                                       now: .now, random: SystemRandomNumberGenerator())
         self.options = options
         self.inbox = inbox
         self.hub = hub
@@ -199,10 +190,10 @@ final class ConnectionCore {
             }
         case AMQP_BASIC_ACK_METHOD:
             let a = method.decoded!.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            resolveConfirms(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
+            confirms.resolve(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
         case AMQP_BASIC_NACK_METHOD:
             let n = method.decoded!.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            resolveConfirms(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
+            confirms.resolve(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
                 .publishNacked, operation: "basic.publish", hint: "The broker could not take the message (queue full with reject-publish, or an internal error)"))
         case AMQP_BASIC_RETURN_METHOD:
             let r = method.decoded!.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
@@ -213,7 +204,7 @@ final class ConnectionCore {
             let rr = amqp_read_message(c, channel, &message, 0)
             if let e = AMQPError(reply: rr, operation: "read returned message") { connectionLost(e); return }
             amqp_destroy_message(&message)
-            pendingReturn = error
+            confirms.returned(error)
         case AMQP_CHANNEL_CLOSE_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             let error = AMQPError(channelClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "channel \(channel)")
@@ -228,10 +219,10 @@ final class ConnectionCore {
             connectionLost(error)
         case AMQP_CONNECTION_BLOCKED_METHOD:
             let b = method.decoded!.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
-            blockedSince = .now
+            confirms.blocked(at: .now)
             hub.emit(.blocked(CDecode.string(b.reason)))
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
-            blockedSince = nil
+            confirms.unblocked()
             hub.emit(.unblocked)
         case AMQP_BASIC_CANCEL_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
@@ -246,42 +237,18 @@ final class ConnectionCore {
         }
     }
 
-    private func resolveConfirms(upTo tag: UInt64, multiple: Bool, nackError: AMQPError?) {
-        let returned = pendingReturn
-        pendingReturn = nil
-        func finish(_ seq: UInt64) {
-            guard let callback = pendingConfirms.removeValue(forKey: seq) else { return }
-            if let nackError { callback(.failure(nackError)) }
-            else if seq == tag, let returned { callback(.failure(returned)) }
-            else { callback(.success(())) }
-        }
-        if multiple {
-            var seq = oldestUnconfirmed
-            while seq <= tag {
-                finish(seq)
-                seq += 1
-            }
-        } else {
-            finish(tag)
-        }
-        while oldestUnconfirmed < nextPublishSeq, pendingConfirms[oldestUnconfirmed] == nil { oldestUnconfirmed += 1 }
-    }
-
     /// A publish sent just before the broker blocked the connection waits for a confirm that cannot come while
     /// the block lasts (the broker stops reading). Past ``AMQPConnection/Options/blockedTimeout`` those waits end
     /// with `blocked`, as a publish that finds the connection blocked does: the bound holds either way. Such a
     /// message may still arrive once the broker unblocks (a retry may duplicate it).
     private func failConfirmsIfBlockedTooLong() {
-        guard let since = blockedSince, !pendingConfirms.isEmpty, ContinuousClock.now - since >= options.blockedTimeout else { return }
+        guard confirms.blockedTooLong(now: .now, timeout: options.blockedTimeout) else { return }
         failAllConfirms(AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
                                   hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster"))
     }
 
     private func failAllConfirms(_ error: AMQPError) {
-        let pending = pendingConfirms
-        pendingConfirms = [:]
-        pendingReturn = nil
-        for seq in pending.keys.sorted() { pending[seq]!(.failure(error)) }
+        for callback in confirms.removeAll() { callback(.failure(error)) }
     }
 
     // MARK: - Connecting
@@ -292,8 +259,8 @@ final class ConnectionCore {
     func connectFirst() -> Result<Void, AMQPError> {
         if connected { return .success(()) }
         var lastError: AMQPError?
-        for index in urls.indices {
-            urlIndex = index
+        for index in failover.urls.indices {
+            failover.select(index)
             do {
                 try openConnection()
                 everConnected = true
@@ -305,7 +272,7 @@ final class ConnectionCore {
                 if error.code == .accessRefused { break }
             }
         }
-        urlIndex = 0
+        failover.select(0)
         return .failure(lastError!)
     }
 
@@ -350,24 +317,21 @@ final class ConnectionCore {
         var rpcTV = timeval(tv_sec: Int(options.rpcTimeout), tv_usec: 0)
         amqp_set_rpc_timeout(c, &rpcTV)
 
-        let arena = CArena()
-
-        // Keeps every C string and table alive until the C call that reads them has returned.
-
-        defer { withExtendedLifetime(arena) {} }
-        var clientProperties = arena.table([
-            "connection_name": .string(options.name),
-            "product": .string("Celeriac"),
-            "capabilities": .table([
-                "connection.blocked": .bool(true),
-                "consumer_cancel_notify": .bool(true),
-                "publisher_confirms": .bool(true),
-                "basic.nack": .bool(true),
-                "authentication_failure_close": .bool(true),
-            ]),
-        ])
-        let login = crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
-                                     &clientProperties, url.user, url.password)
+        let login = withCArena { arena in
+            var clientProperties = arena.table([
+                "connection_name": .string(options.name),
+                "product": .string("Celeriac"),
+                "capabilities": .table([
+                    "connection.blocked": .bool(true),
+                    "consumer_cancel_notify": .bool(true),
+                    "publisher_confirms": .bool(true),
+                    "basic.nack": .bool(true),
+                    "authentication_failure_close": .bool(true),
+                ]),
+            ])
+            return crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
+                                    &clientProperties, url.user, url.password)
+        }
         if let error = AMQPError(reply: login, operation: "login to \(endpoint) vhost '\(url.vhost)' as '\(url.user)'") {
             if error.code == .connectionLost || error.code == .connectionClosed {
                 // RabbitMQ drops the socket on bad credentials when the client does not ask for a close.
@@ -385,21 +349,19 @@ final class ConnectionCore {
         ok = true
         conn = c
         connected = true
-        blockedSince = nil
+        confirms.unblocked()
         adminOpen = false
         generation += 1
         acks.reset()
         connectionCount += 1
-        nextPublishSeq = 1
-        oldestUnconfirmed = 1
-        reconnectAttempt = 0
-        failuresThisPass = 0
+        confirms.restartNumbering()
+        failover.connected()
     }
 
     private func reconnectIfDue() {
-        let now = ContinuousClock.now
-        if now < nextReconnectAt {
-            let ms = max(1, Int((nextReconnectAt - now) / .milliseconds(1)))
+        let wait = failover.wait(now: .now)
+        if wait > .zero {
+            let ms = max(1, Int(wait / .milliseconds(1)))
             sleep(untilReadable: nil, timeoutMS: min(ms, 1000))
             return
         }
@@ -409,38 +371,20 @@ final class ConnectionCore {
             // Announced once everything is back, so "connected" means consumers are consuming again.
             hub.emit(.connected(generation: connectionCount))
         } catch {
-            if connected { connectionLost(error) } else { failOver() }
+            if connected { connectionLost(error) } else { failover.failed(now: .now) }
         }
-    }
-
-    /// An attempt failed: try the next broker of the list soon, and back off only after a full pass.
-    private func failOver() {
-        guard urls.count > 1 else { return scheduleReconnect() }
-        urlIndex = (urlIndex + 1) % urls.count
-        failuresThisPass += 1
-        if failuresThisPass < urls.count {
-            nextReconnectAt = ContinuousClock.now + options.reconnectBase
-        } else {
-            failuresThisPass = 0
-            scheduleReconnect()
-        }
-    }
-
-    private func scheduleReconnect() {
-        reconnectAttempt += 1
-        let base = options.reconnectBase.seconds * pow(2, Double(min(reconnectAttempt - 1, 20)))
-        let capped = min(options.reconnectCap.seconds, base)
-        // Full jitter between half and all of the capped delay, so a fleet of workers does not reconnect in step.
-        let delay = capped * Double.random(in: 0.5...1.0)
-        nextReconnectAt = ContinuousClock.now + .milliseconds(Int(delay * 1000))
     }
 
     /// Replays every declaration and consumer after a reconnect, in the order they were first made.
     private func restoreTopology() throws(AMQPError) {
-        for e in exchanges { try declare(exchange: e, remember: false) }
-        for q in queues { _ = try declare(queue: q, passive: false, remember: false) }
-        for b in exchangeBindings { try bind(exchange: b, remember: false) }
-        for b in bindings { try bind(b, remember: false) }
+        for step in ledger.replayPlan {
+            switch step {
+            case .exchange(let e): try declare(exchange: e, remember: false)
+            case .queue(let q): _ = try declare(queue: q, passive: false, remember: false)
+            case .exchangeBinding(let b): try bind(exchange: b, remember: false)
+            case .binding(let b): try bind(b, remember: false)
+            }
+        }
         for consumer in consumers {
             do {
                 try startConsumer(consumer)
@@ -463,9 +407,8 @@ final class ConnectionCore {
         }
         failAllConfirms(error)
         hub.emit(.disconnected(error))
-        reconnectAttempt = 0
-        scheduleReconnect()
         // The first attempt is immediate-ish (within the first backoff step).
+        failover.lost(now: .now)
     }
 
     /// Channel 1 was closed by the broker (e.g. a publish to a missing exchange): reopen it and resubscribe.
@@ -502,8 +445,7 @@ final class ConnectionCore {
 
     private func openMainChannel() throws(AMQPError) {
         guard let c = conn else { throw AMQPError(.notConnected, operation: "channel.open") }
-        nextPublishSeq = 1
-        oldestUnconfirmed = 1
+        confirms.restartNumbering()
         amqp_channel_open(c, Self.mainChannel)
         if let failure = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open") { throw failure }
         if options.confirms {
@@ -553,32 +495,24 @@ final class ConnectionCore {
     func declare(exchange e: ExchangeSpec, remember: Bool = true) throws(AMQPError) {
         let op = "exchange.declare '\(e.name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
-                              e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
-        try check(op, channel: Self.adminChannel)
-        if remember {
-            exchanges.removeAll { $0.name == e.name }
-            exchanges.append(e)
+        withCArena { arena in
+            _ = amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
+                                      e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
         }
+        try check(op, channel: Self.adminChannel)
+        if remember { ledger.declared(e) }
     }
 
     func declare(queue q: QueueSpec, passive: Bool, remember: Bool = true) throws(AMQPError) -> QueueDeclareOK {
         let op = "queue.declare '\(q.name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
-                                    q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        let ok = withCArena { arena in
+            amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
+                               q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+        }
         try check(op, channel: Self.adminChannel)
         guard let ok else { throw AMQPError(.protocolError, operation: op, reason: "no declare-ok") }
-        if remember && !passive {
-            queues.removeAll { $0.name == q.name }
-            queues.append(q)
-        }
+        if !passive { ledger.declared(q, recreateAfterReconnect: remember) }
         return QueueDeclareOK(queue: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
                               consumerCount: ok.pointee.consumer_count)
     }
@@ -586,57 +520,44 @@ final class ConnectionCore {
     func bind(_ b: BindingSpec, remember: Bool = true) throws(AMQPError) {
         let op = "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+        withCArena { arena in
+            _ = amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+        }
         try check(op, channel: Self.adminChannel)
-        if remember && !bindings.contains(b) { bindings.append(b) }
+        if remember { ledger.bound(b) }
     }
 
     func bind(exchange b: ExchangeBindingSpec, remember: Bool = true) throws(AMQPError) {
         let op = "exchange.bind '\(b.destination)' to '\(b.source)' key '\(b.routingKey)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+        withCArena { arena in
+            _ = amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+        }
         try check(op, channel: Self.adminChannel)
-        if remember && !exchangeBindings.contains(b) { exchangeBindings.append(b) }
+        if remember { ledger.bound(b) }
     }
 
     func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
         let op = "queue.delete '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_delete(c, Self.adminChannel, arena.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+        let ok = withCArena { amqp_queue_delete(c, Self.adminChannel, $0.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0) }
         try check(op, channel: Self.adminChannel)
-        queues.removeAll { $0.name == name }
-        bindings.removeAll { $0.queue == name }
+        ledger.deletedQueue(named: name)
         return ok?.pointee.message_count ?? 0
     }
 
     func deleteExchange(_ name: String) throws(AMQPError) {
         let op = "exchange.delete '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_exchange_delete(c, Self.adminChannel, arena.bytes(name), 0)
+        withCArena { _ = amqp_exchange_delete(c, Self.adminChannel, $0.bytes(name), 0) }
         try check(op, channel: Self.adminChannel)
-        exchanges.removeAll { $0.name == name }
-        bindings.removeAll { $0.exchange == name }
+        ledger.deletedExchange(named: name)
     }
 
     func purgeQueue(_ name: String) throws(AMQPError) -> UInt32 {
         let op = "queue.purge '\(name)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let ok = amqp_queue_purge(c, Self.adminChannel, arena.bytes(name))
+        let ok = withCArena { amqp_queue_purge(c, Self.adminChannel, $0.bytes(name)) }
         try check(op, channel: Self.adminChannel)
         return ok?.pointee.message_count ?? 0
     }
@@ -644,10 +565,7 @@ final class ConnectionCore {
     func get(queue: String, noAck: Bool) throws(AMQPError) -> Delivery? {
         let op = "basic.get '\(queue)'"
         let c = try admin(op)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        let r = amqp_basic_get(c, Self.adminChannel, arena.bytes(queue), noAck ? 1 : 0)
+        let r = withCArena { amqp_basic_get(c, Self.adminChannel, $0.bytes(queue), noAck ? 1 : 0) }
         if AMQPError(reply: r, operation: op) != nil { try check(op, channel: Self.adminChannel) }
         guard r.reply.id == AMQP_BASIC_GET_OK_METHOD, let decoded = r.reply.decoded else { return nil }
         let g = decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
@@ -685,11 +603,10 @@ final class ConnectionCore {
         // Per-consumer prefetch (global = false): it works on classic and quorum queues alike.
         amqp_basic_qos(c, Self.mainChannel, 0, record.prefetch, 0)
         try check("basic.qos \(record.prefetch)", channel: Self.mainChannel)
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
-                           record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+        withCArena { arena in
+            _ = amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
+                                   record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+        }
         try check(op, channel: Self.mainChannel)
     }
 
@@ -698,10 +615,7 @@ final class ConnectionCore {
         let record = consumers.remove(at: i)
         defer { record.channel.finish() }
         guard connected, let c = conn else { return }
-        let arena = CArena()
-        // Keeps every C string and table alive until the C call that reads them has returned.
-        defer { withExtendedLifetime(arena) {} }
-        amqp_basic_cancel(c, Self.mainChannel, arena.bytes(consumerTag))
+        withCArena { _ = amqp_basic_cancel(c, Self.mainChannel, $0.bytes(consumerTag)) }
         try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
     }
 
@@ -780,13 +694,12 @@ final class ConnectionCore {
                 tracker(.failure(AMQPError(.protocolError, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'", reason: problem)))
                 continue
             }
-            let arena = CArena()
-            // Keeps every C string and table alive until the C call that reads them has returned.
-            defer { withExtendedLifetime(arena) {} }
-            var props = arena.properties(m.properties)
-            let body = arena.bytes(m.body)
-            let rc = amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
-                                        m.mandatory ? 1 : 0, 0, &props, body)
+            let rc = withCArena { arena in
+                var props = arena.properties(m.properties)
+                let body = arena.bytes(m.body)
+                return amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
+                                          m.mandatory ? 1 : 0, 0, &props, body)
+            }
             if rc < 0 {
                 let error = AMQPError(status: rc, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'")
                 // connectionLost fails the messages of this batch already sent; the unsent ones fail here.
@@ -795,8 +708,7 @@ final class ConnectionCore {
                 return
             }
             if options.confirms {
-                pendingConfirms[nextPublishSeq] = tracker
-                nextPublishSeq += 1
+                confirms.track(tracker)
             } else {
                 tracker(.success(()))
             }
@@ -817,8 +729,4 @@ final class ConnectionCore {
         failAllConfirms(closedError())
         hub.emit(.closed)
     }
-}
-
-private extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
