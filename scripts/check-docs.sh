@@ -110,5 +110,7 @@ fi
 
 if (( status == 0 )); then
     echo "check-docs: all documentation checks passed in $((SECONDS - started)) s" >&2
+else
+    echo "check-docs: FAILED: fix the lines marked FAIL above (run scripts/check-docs.sh --offline to skip the commands)" >&2
 fi
 exit "$status"

@@ -69,7 +69,7 @@ def parse(path: Path) -> tuple[list[str], list[Block]]:
             k -= 1
         marker = lines[k].strip() if k >= 0 and lines[k].strip().startswith("<!--") else None
         blocks.append(Block(path, start + 1, lang, lines[start + 1:j], marker))
-        prose.append("")   # keep nothing of the block
+        prose.extend([""] * (min(j, len(lines) - 1) - start + 1))   # blank out the block, keep line numbers
         i = j + 1
     return prose, blocks
 
