@@ -9,6 +9,7 @@ run: bootstrap broker-start
 
 test: bootstrap
 	scripts/test.sh
+	scripts/check-docs.sh
 	scripts/chaos.sh --short
 	FUZZ_RUNS=$${FUZZ_RUNS:-100000} scripts/fuzz.sh $${FUZZ_SECONDS:-30}
 
