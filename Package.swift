@@ -55,8 +55,9 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         // Testing without RabbitMQ: the in-memory broker, the manual clock, the broker contract, CeleriacTestApp.
         .target(name: "CeleriacTesting", dependencies: [
-            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", "CeleriacWorker",
+            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", "CeleriacWorker", "CeleriacCoordination",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .target(name: "CeleriacPool", dependencies: [
             "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
@@ -97,6 +98,9 @@ let package = Package(
         .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoordinationTests", dependencies: ["CeleriacCoordination", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CeleriacWorkerTests", dependencies: [
+            "CeleriacTesting", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination", "CeleriacCore", "CeleriacBroker",
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacTestingTests", dependencies: ["CeleriacTesting", "CeleriacBroker", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [

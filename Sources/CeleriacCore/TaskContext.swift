@@ -15,8 +15,12 @@ public struct TaskContext: Sendable {
 
     /// Why this run is being stopped; set by whoever enforces the soft time limit, just before it cancels the task.
     public let stopReason: StopReason
+    /// The worker's clock: ``sleep(for:)`` waits on it (a manual clock in tests).
+    public let clock: any CeleriacClock
 
-    public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions, stopReason: StopReason = StopReason()) {
+    public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions, stopReason: StopReason = StopReason(),
+                clock: any CeleriacClock = SystemClock()) {
+        self.clock = clock
         self.message = message
         self.logger = logger
         self.hostname = hostname
@@ -39,7 +43,7 @@ public struct TaskContext: Sendable {
     /// `Task.sleep(for:)` that names the reason when it is cut short, as ``checkCancellation()`` does.
     public func sleep(for duration: Duration) async throws {
         do {
-            try await Task.sleep(for: duration)
+            try await clock.sleep(for: duration)
         } catch {
             try checkCancellation()
             throw error

@@ -41,7 +41,7 @@ extension CeleriacClient {
             }
         }
         var outgoing: [OutgoingMessage] = []
-        let now = Date()
+        let now = configuration.clock.now
         for item in plan.messages {
             try await ensureQueue(item.queue)
             if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {

@@ -44,6 +44,9 @@ public final class CeleriacClient: Sendable {
         /// How long a send waits while the broker blocks publishers (a memory or disk alarm) before it throws
         /// ``CeleriacError/brokerBlocked(reason:)``.
         public var blockedTimeout: Duration = .seconds(30)
+        /// The wall time a countdown counts from and messages are stamped with (`ManualClock` in tests, the same
+        /// clock as the worker's and the broker's).
+        public var clock: any CeleriacClock = SystemClock()
 
         public init(defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
@@ -177,7 +180,7 @@ public final class CeleriacClient: Sendable {
     public func send(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions(),
                      companions: [OutgoingMessage] = []) async throws -> AsyncResult {
         var message = TaskMessage(id: options.taskID ?? TaskMessage.newID(), name: name, args: args, kwargs: kwargs)
-        options.apply(to: &message, now: Date())
+        options.apply(to: &message, now: configuration.clock.now)
         if !configuration.receiveResults && message.replyTo == nil { message.ignoreResult = options.ignoreResult ?? true }
         message.replyTo = message.replyTo ?? (configuration.receiveResults ? replyQueue : nil)
         try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange,
@@ -198,7 +201,7 @@ public final class CeleriacClient: Sendable {
         try await ensureQueue(queue)
         let key = routingKey ?? queue
         var outgoing: OutgoingMessage
-        let now = Date()
+        let now = configuration.clock.now
         if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
             try await ensureDelayTopology(queue: queue, routingKey: key)
             let seconds = Int(eta.timeIntervalSince(now).rounded(.down))

@@ -1,3 +1,4 @@
+import CeleriacCore
 import FoundationEssentials
 
 /// A counting semaphore for the worker's concurrency limit. Waiters are resumed in order.
@@ -81,12 +82,17 @@ actor Slots {
 
 /// A token bucket per task name for `rate_limit` ("100/s"), changeable at run time.
 actor RateLimiter {
-    private struct Bucket { var rate: Double; var tokens: Double; var last: ContinuousClock.Instant }
+    private struct Bucket { var rate: Double; var tokens: Double; var last: Duration }
     private var buckets: [String: Bucket] = [:]
+    private let clock: any CeleriacClock
+
+    init(clock: any CeleriacClock) {
+        self.clock = clock
+    }
 
     func set(_ name: String, perSecond: Double?) {
         if let perSecond {
-            buckets[name] = Bucket(rate: perSecond, tokens: 1, last: .now)
+            buckets[name] = Bucket(rate: perSecond, tokens: 1, last: clock.uptime)
         } else {
             buckets[name] = nil
         }
@@ -95,7 +101,7 @@ actor RateLimiter {
     /// How long the caller must wait before running one `name` task (zero when a token is free). Takes the token.
     func reserve(_ name: String) -> Duration {
         guard var b = buckets[name], b.rate > 0 else { return .zero }
-        let now = ContinuousClock.now
+        let now = clock.uptime
         let elapsed = now - b.last
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         b.tokens = min(max(1, b.rate), b.tokens + seconds * b.rate)

@@ -23,7 +23,7 @@ extension Worker {
             }
         }
         guard !plan.messages.isEmpty else { return true }
-        let now = Date()
+        let now = configuration.clock.now
         let outgoing = plan.messages.map { item -> OutgoingMessage in
             if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {
                 let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
@@ -383,7 +383,7 @@ extension Worker {
     /// Puts the join task back with a one-second delay (broker trouble), then acks this delivery.
     private func retryJoinLater(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async {
         var again = message
-        again.eta = Date().addingTimeInterval(1)
+        again.eta = configuration.clock.now.addingTimeInterval(1)
         if await republish(again, queue: queue, log: log) { await consumerConnection.ack(delivery.tag) }
     }
 

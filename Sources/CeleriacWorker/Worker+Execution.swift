@@ -89,12 +89,13 @@ extension Worker {
             await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "revoked"), seconds: 0, log: log)
             return
         }
-        if let expires = message.expires, expires < Date() {
+        let clock = configuration.clock
+        if let expires = message.expires, expires < clock.now {
             await finish(delivery, message, queue: queue, task: task, outcome: .revoked(reason: "expired"), seconds: 0, log: log)
             return
         }
         if let eta = message.eta {
-            let wait = eta.timeIntervalSinceNow
+            let wait = eta.timeIntervalSince(clock.now)
             if wait >= 1 {
                 // Too early (a producer without the delay topology, or a retry): park it on the broker.
                 await park(delivery, message, queue: queue, log: log)
@@ -104,7 +105,7 @@ extension Worker {
             // lent out meanwhile, so a task that is due now does not wait behind one that is due later.
             if wait > 0 {
                 await slots.release()
-                try? await Task.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
+                try? await clock.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
                 if Task.isCancelled { await slots.forceTake() } else { await slots.reacquire() }
             }
             if await revoked.contains(message.id) {
@@ -115,7 +116,7 @@ extension Worker {
         let hold = await rateLimiter.reserve(message.name)
         if hold > .zero {
             observer.rateLimitWait(name: message.name, seconds: Double(hold.components.seconds) + Double(hold.components.attoseconds) / 1e18)
-            try? await Task.sleep(for: hold)
+            try? await clock.sleep(for: hold)
         }
         if builtin {
             // Canvas plumbing (chord join, gather, map): settles its own delivery.
@@ -150,7 +151,8 @@ extension Worker {
 
     /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> Outcome {
-        let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options)
+        let context = TaskContext(message: message, logger: log, hostname: configuration.hostname, options: task.options,
+                                  clock: configuration.clock)
         let changed = timeLimitOverrides.withLock { $0[message.name] }   // `time_limit` control command
         let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? changed?.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
                                            soft: message.timeLimit.soft ?? changed?.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
@@ -166,9 +168,10 @@ extension Worker {
         // limit without a soft one acts as a soft one.
         let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
         let fired = Flag()
+        let clock = configuration.clock
         let timer: Task<Void, Never>? = softLimit.map { limit in
             Task {
-                try? await Task.sleep(for: .milliseconds(Int(limit * 1000)))
+                try? await clock.sleep(for: .milliseconds(Int(limit * 1000)))
                 if !Task.isCancelled {
                     fired.set()
                     context.stopReason.softTimeLimitPassed(limit)
@@ -253,7 +256,7 @@ extension Worker {
         case .retry(let after, let cause):
             var next = message
             next.retries += 1
-            next.eta = Date().addingTimeInterval(after)
+            next.eta = configuration.clock.now.addingTimeInterval(after)
             next.parentID = message.id
             published = await republish(next, queue: queue, log: log)
             if published {

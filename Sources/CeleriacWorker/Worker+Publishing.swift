@@ -90,12 +90,13 @@ extension Worker {
     func republish(_ message: TaskMessage, queue: String, log: Logger) async -> Bool {
         let key = queue
         let outgoing: OutgoingMessage
-        if let eta = message.eta, eta.timeIntervalSinceNow >= 1 {
-            let seconds = Int(eta.timeIntervalSinceNow.rounded(.down))
+        let now = configuration.clock.now
+        if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
+            let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
             outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
-                                        exchange: Topology.delayLevel(Topology.delayLevels - 1))
+                                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
         } else {
-            outgoing = TaskCodec.encode(message, routingKey: key)
+            outgoing = TaskCodec.encode(message, routingKey: key, now: now)
         }
         return await publishConfirmed([outgoing], what: "republish \(message.id)")
     }

@@ -62,6 +62,9 @@ public final class Worker: Service, Sendable {
         public var duplicateWindow: Int = 10_000
         /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
         public var queueType: QueueType = .classic
+        /// The time the worker reads for ETAs, `expires`, retries, time limits, rate limits and the watchdog
+        /// (`ManualClock` in tests; the process pool's children keep their own real clock for time limits).
+        public var clock: any CeleriacClock = SystemClock()
 
         public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
@@ -105,7 +108,7 @@ public final class Worker: Service, Sendable {
     let revoked = RevokedSet()
     /// Ids known to be in the broker's revocation log (so a broadcast is not written to it again).
     let loggedRevocations = RevokedSet()
-    let rateLimiter = RateLimiter()
+    let rateLimiter: RateLimiter
     /// One chord join at a time per worker: a join holds parts unacked on the publisher connection's admin
     /// channel, which a concurrent join's failed lock declare (405) would close.
     let joinGate = Slots(1)
@@ -131,7 +134,8 @@ public final class Worker: Service, Sendable {
     let shutdownSink: AsyncStream<Void>.Continuation
     let slots: Slots
     let processed = Atomic<Int>(0)
-    let lastDelivery = Mutex<ContinuousClock.Instant>(.now)
+    /// When the last delivery arrived (``Configuration/clock``'s uptime).
+    let lastDelivery = Mutex<Duration>(.zero)
     let readyState = Atomic<Bool>(false)
     let stalled = Atomic<Bool>(false)
     /// Chords whose join queue is being counted now, with the members waiting for the next count.
@@ -168,6 +172,8 @@ public final class Worker: Service, Sendable {
         self.observer = observer
         self.tracing = TaskTracing(configuration.tracer)
         self.slots = Slots(configuration.concurrency + executor.extraSlots)
+        self.rateLimiter = RateLimiter(clock: configuration.clock)
+        self.lastDelivery.withLock { $0 = configuration.clock.uptime }
         self.concurrencyNow = Atomic(configuration.concurrency)
         self.queuesNow = Mutex(configuration.queues)
         self.eventsEnabled.store(configuration.events, ordering: .relaxed)
@@ -275,7 +281,7 @@ public final class Worker: Service, Sendable {
                         }
                     }
                     for await (delivery, queue) in intake {
-                        lastDelivery.withLock { $0 = .now }
+                        lastDelivery.withLock { $0 = configuration.clock.uptime }
                         if stalled.load(ordering: .relaxed) { stalled.store(false, ordering: .relaxed) }
                         // Reserved (prefetched, waiting for a slot) since forward(queue:) took it, until it starts
                         // or goes back.
@@ -410,9 +416,9 @@ public final class Worker: Service, Sendable {
     /// Notices "messages ready, free slots, no delivery for a while" and re-subscribes that queue.
     private func watchdog(slots: Slots) async {
         while !stopping.load(ordering: .relaxed) {
-            do { try await Task.sleep(for: configuration.watchdogInterval) } catch { return }
+            do { try await configuration.clock.sleep(for: configuration.watchdogInterval) } catch { return }
             if stopping.load(ordering: .relaxed) { return }
-            let idleFor = ContinuousClock.now - lastDelivery.withLock { $0 }
+            let idleFor = configuration.clock.uptime - lastDelivery.withLock { $0 }
             guard idleFor >= configuration.watchdogInterval, await slots.busy < concurrencyNow.load(ordering: .relaxed), consumerConnection.isConnected else {
                 stalled.store(false, ordering: .relaxed)
                 continue
