@@ -15,6 +15,19 @@ public protocol CeleriacClock: Sendable {
     ///
     /// - Throws: `CancellationError` when the calling task is cancelled.
     func sleep(for duration: Duration) async throws
+    /// Waits until monotonic time reaches `deadline` (an ``uptime`` value); returns at once when it has passed.
+    ///
+    /// Prefer it when the deadline is fixed before the wait begins (a time limit, a timer): the wait then ends at
+    /// the same time however late the waiting task starts.
+    func sleep(until deadline: Duration) async throws
+}
+
+extension CeleriacClock {
+    public func sleep(until deadline: Duration) async throws {
+        let wait = deadline - uptime
+        if wait > .zero { try await sleep(for: wait) }
+        try Task.checkCancellation()
+    }
 }
 
 /// The machine's clocks: `Date()` and `ContinuousClock`.

@@ -51,9 +51,11 @@ public final class InMemoryBroker: Broker {
 
     // MARK: What tests can look at and do
 
-    /// The messages ready in a queue now, oldest first (nil when there is no such queue). Nothing is consumed.
+    /// The messages ready in a queue now, oldest first (nil when there is no such queue). Nothing is consumed;
+    /// TTLs due by the clock's time are applied first.
     public func messages(in queue: String) -> [Delivery]? {
-        state.withLock { s in
+        _ = try? mutate { _, _, _ throws(BrokerError) in () }
+        return state.withLock { s in
             guard let q = s.queues[queue] else { return nil }
             return (q.isStream ? q.log : q.ready).map {
                 Delivery(tag: DeliveryTag(generation: 0, channel: 0, value: $0.sequence), consumerTag: "", redelivered: $0.redelivered,
@@ -64,6 +66,12 @@ public final class InMemoryBroker: Broker {
 
     /// The names of the queues that exist now.
     public var queueNames: [String] { state.withLock { $0.queues.keys.sorted() } }
+
+    /// How many messages wait in Celery's delayed-delivery queues (`celery_delayed_*`) now, TTLs due applied first.
+    public var delayedMessageCount: Int {
+        _ = try? mutate { _, _, _ throws(BrokerError) in () }
+        return state.withLock { s in s.queues.filter { $0.key.hasPrefix("celery_delayed_") }.values.reduce(0) { $0 + $1.ready.count } }
+    }
 
     /// Blocks publishers, as RabbitMQ does under a memory or disk alarm (`connection.blocked`): publishes wait, and
     /// throw ``BrokerError/Code/blocked`` after their connection's `blockedTimeout`. `nil` lifts the block.
@@ -115,10 +123,7 @@ public final class InMemoryBroker: Broker {
             let clock = self.clock
             // A plain Task: the timer belongs to the broker, not to whichever caller happened to arm it.
             let task = Task { [weak self] in
-                let wait = deadline - clock.uptime
-                if wait > .zero {
-                    do { try await clock.sleep(for: wait) } catch { return }
-                }
+                do { try await clock.sleep(until: deadline) } catch { return }
                 self?.fire(deadline)
             }
             current = (deadline, task)

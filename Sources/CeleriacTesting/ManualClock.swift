@@ -40,6 +40,11 @@ public final class ManualClock: CeleriacClock {
 
     /// Returns once the clock has advanced by `duration` from now.
     public func sleep(for duration: Duration) async throws {
+        try await sleep(until: uptime + duration)
+    }
+
+    /// Returns once the clock has reached `deadline`, at once if it has.
+    public func sleep(until deadline: Duration) async throws {
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             return s.nextID
@@ -47,8 +52,8 @@ public final class ManualClock: CeleriacClock {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                 let resumeNow = state.withLock { s -> Bool in
-                    if duration <= .zero || Task.isCancelled { return true }
-                    s.sleepers[id] = Sleeper(deadline: s.uptime + duration, continuation: c)
+                    if deadline <= s.uptime || Task.isCancelled { return true }
+                    s.sleepers[id] = Sleeper(deadline: deadline, continuation: c)
                     return false
                 }
                 if resumeNow { c.resume() }

@@ -157,6 +157,11 @@ extension Worker {
         let limits = TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? changed?.hard ?? task.options.hardTimeLimit ?? configuration.timeLimit,
                                            soft: message.timeLimit.soft ?? changed?.soft ?? task.options.softTimeLimit ?? configuration.softTimeLimit)
         let executor = self.executor
+        let clock = configuration.clock
+        // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
+        // limit without a soft one acts as a soft one. Its deadline is fixed before the task starts.
+        let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
+        let softDeadline = softLimit.map { clock.uptime + .milliseconds(Int($0 * 1000)) }
         // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
         let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }
         running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
@@ -164,14 +169,10 @@ extension Worker {
         // revoke(terminate:) records the id before it looks in `running`; registering before looking here means
         // one of the two sees the other.
         if terminateRequests.withLock({ $0.remove(message.id) }) != nil { work.cancel() }
-        // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
-        // limit without a soft one acts as a soft one.
-        let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
         let fired = Flag()
-        let clock = configuration.clock
         let timer: Task<Void, Never>? = softLimit.map { limit in
             Task {
-                try? await clock.sleep(for: .milliseconds(Int(limit * 1000)))
+                try? await clock.sleep(until: softDeadline ?? clock.uptime)
                 if !Task.isCancelled {
                     fired.set()
                     context.stopReason.softTimeLimitPassed(limit)

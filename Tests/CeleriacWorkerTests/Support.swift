@@ -66,11 +66,66 @@ enum Tasks {
     }
 }
 
-/// Counts runs by task name.
+/// Counts runs by task name (a run counts when its body starts), and lets a test wait for the n-th.
 final class Counter: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
-    func add(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
-    func count(_ name: String) -> Int { counts.withLock { $0[name] ?? 0 } }
+    let log = EventLog<String>()
+    func add(_ name: String) { log.append(name) }
+    func count(_ name: String) -> Int { log.items.filter { $0 == name }.count }
+    /// Waits until `name`'s body has started `count` times.
+    func waitForRun(_ name: String, count: Int = 1) async throws {
+        try await log.wait(for: count, "run \(count) of \(name)") { $0 == name }
+    }
+}
+
+/// Everything that happened, in order, and waits for the n-th event that matches (many waits on one log).
+final class EventLog<Event: Sendable>: Sendable {
+    private struct Waiter {
+        let count: Int
+        let match: @Sendable (Event) -> Bool
+        let continuation: CheckedContinuation<Void, Never>
+    }
+    private let state = Mutex<(items: [Event], waiters: [UInt64: Waiter], next: UInt64)>(([], [:], 0))
+
+    var items: [Event] { state.withLock { $0.items } }
+
+    func append(_ event: Event) {
+        let due = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.items.append(event)
+            let items = s.items
+            let ready = s.waiters.filter { items.filter($0.value.match).count >= $0.value.count }
+            for key in ready.keys { s.waiters[key] = nil }
+            return ready.values.map(\.continuation)
+        }
+        due.forEach { $0.resume() }
+    }
+
+    /// Waits until `count` events match, at most `limit` of real time.
+    func wait(for count: Int = 1, within limit: Duration = .seconds(10), _ what: String,
+              where match: @escaping @Sendable (Event) -> Bool) async throws {
+        let id = state.withLock { s -> UInt64 in
+            s.next += 1
+            return s.next
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.items.filter(match).count >= count { return true }
+                        s.waiters[id] = Waiter(count: count, match: match, continuation: c)
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: limit) }
+            _ = await group.next()
+            group.cancelAll()
+            let left = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+            left?.continuation.resume()
+        }
+        let seen = items.filter(match).count
+        guard seen >= count else { throw WaitTimeout(description: "waited \(limit) for \(what): saw \(seen) of \(count)") }
+    }
 }
 
 /// A gate a task waits on until the test opens it: holds a task "running" without sleeping.
@@ -96,23 +151,22 @@ final class Gate: Sendable {
     }
 }
 
-/// What the worker reported, as streams and lists a test waits on.
+/// What the worker reported, as logs a test waits on.
 final class Recorder: WorkerObserver {
-    let finished: AsyncStream<(String, String)>
-    private let finishedSink: AsyncStream<(String, String)>.Continuation
-    let started: AsyncStream<String>
-    private let startedSink: AsyncStream<String>.Continuation
-    let deadLettered = Mutex<[String]>([])
-    let parked = Mutex<Int>(0)
+    /// (task name, outcome) for every finished task.
+    let finished = EventLog<(String, String)>()
+    let started = EventLog<String>()
+    let deadLetters = EventLog<String>()
+    let chords = EventLog<String>()
+    let requeued = EventLog<String>()
+    let parked = EventLog<String>()
 
-    init() {
-        (finished, finishedSink) = AsyncStream.makeStream()
-        (started, startedSink) = AsyncStream.makeStream()
-    }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finishedSink.yield((name, outcome)) }
-    func taskStarted(name: String, queue: String) { startedSink.yield(name) }
-    func messageDeadLettered(queue: String, reason: String) { deadLettered.withLock { $0.append(reason) } }
-    func taskParked(name: String, queue: String) { parked.withLock { $0 += 1 } }
+    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finished.append((name, outcome)) }
+    func taskStarted(name: String, queue: String) { started.append(name) }
+    func messageDeadLettered(queue: String, reason: String) { deadLetters.append(reason) }
+    func taskParked(name: String, queue: String) { parked.append(name) }
+    func chordEvent(_ event: String) { chords.append(event) }
+    func messageRequeued(queue: String) { requeued.append(queue) }
 }
 
 /// Waits for the first element of `stream` that `match` accepts, at most `limit` of real time.
