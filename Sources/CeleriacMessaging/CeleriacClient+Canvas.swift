@@ -44,9 +44,9 @@ extension CeleriacClient {
         let now = configuration.clock.now
         for item in plan.messages {
             try await ensureQueue(item.queue)
-            if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {
+            if let eta = item.message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
                 try await ensureDelayTopology(queue: item.queue, routingKey: item.queue)
-                let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+                let seconds = Topology.delaySeconds(until: eta, from: now)
                 outgoing.append(TaskCodec.encode(item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
                                                  exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now))
             } else {

@@ -202,9 +202,9 @@ public final class CeleriacClient: Sendable {
         let key = routingKey ?? queue
         var outgoing: OutgoingMessage
         let now = configuration.clock.now
-        if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
+        if let eta = message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
             try await ensureDelayTopology(queue: queue, routingKey: key)
-            let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+            let seconds = Topology.delaySeconds(until: eta, from: now)
             outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
                                         exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
         } else {

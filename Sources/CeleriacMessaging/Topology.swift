@@ -1,4 +1,5 @@
 import CeleriacBroker
+import FoundationEssentials
 
 /// The type of the durable queues Celeriac declares: work queues, the dead-letter queue, the delay queues, chord
 /// join queues and clients' reply queues.
@@ -66,6 +67,15 @@ public enum Topology {
         for level in stride(from: delayLevels - 1, through: 0, by: -1) { parts.append((s >> level) & 1 == 1 ? "1" : "0") }
         parts.append(routingKey)
         return parts.joined(separator: ".")
+    }
+
+    /// The whole seconds the delay topology holds a message due at `eta`, as seen at `now`.
+    ///
+    /// Rounded down, so the broker never releases it late; a release up to a second early is waited out by the
+    /// worker, which never starts a task before its ETA. Half a millisecond of slack keeps an exact countdown (ETA
+    /// computed as now + 30 s, whose floating-point difference may come out as 29.999…) a whole 30 s in the broker.
+    public static func delaySeconds(until eta: Date, from now: Date) -> Int {
+        Int((eta.timeIntervalSince(now) + 0.000_5).rounded(.down))
     }
 
     /// Strips a 28-bit delay prefix from a routing key (a retry of a delayed message gets a fresh one).

@@ -49,7 +49,11 @@ public final class CeleriacTestApp: Sendable {
                                                                connectionName: "celeriac-test-client")
         clientConfiguration.clock = clock
         client = CeleriacClient(configuration: clientConfiguration, broker: broker)
-        group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: worker)], logger: logger)
+        // Warm shutdown escalates to a cold one after the worker's grace period (real time), as the CLI's does:
+        // a test whose task never ends fails instead of hanging.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.gracePeriod
+        group = ServiceGroup(configuration: groupConfiguration)
         let group = self.group
         running = Task {
             do {

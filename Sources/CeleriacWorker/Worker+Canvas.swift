@@ -25,8 +25,8 @@ extension Worker {
         guard !plan.messages.isEmpty else { return true }
         let now = configuration.clock.now
         let outgoing = plan.messages.map { item -> OutgoingMessage in
-            if let eta = item.message.eta, eta.timeIntervalSince(now) >= 1 {
-                let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+            if let eta = item.message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
+                let seconds = Topology.delaySeconds(until: eta, from: now)
                 return TaskCodec.encode(item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
                                         exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
             }

@@ -102,8 +102,9 @@ extension Worker {
                 return
             }
             // The last sub-second is waited here, rounded up, so a task never starts before its ETA. The slot is
-            // lent out meanwhile, so a task that is due now does not wait behind one that is due later.
-            if wait > 0 {
+            // lent out meanwhile, so a task that is due now does not wait behind one that is due later. Below a
+            // microsecond, the ETA's own precision on the wire (ISO 8601, rounded to the µs), it is due.
+            if wait > 0.000_001 {
                 await slots.release()
                 try? await clock.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
                 if Task.isCancelled { await slots.forceTake() } else { await slots.reacquire() }

@@ -91,8 +91,8 @@ extension Worker {
         let key = queue
         let outgoing: OutgoingMessage
         let now = configuration.clock.now
-        if let eta = message.eta, eta.timeIntervalSince(now) >= 1 {
-            let seconds = Int(eta.timeIntervalSince(now).rounded(.down))
+        if let eta = message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
+            let seconds = Topology.delaySeconds(until: eta, from: now)
             outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
                                         exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
         } else {
