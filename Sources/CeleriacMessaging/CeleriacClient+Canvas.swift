@@ -15,7 +15,7 @@ extension CeleriacClient {
         let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
                                    quorumJoinQueues: configuration.queueType == .quorum)
             .freeze(signature.node)
-        let plan = CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen)
+        let plan = CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen, now: configuration.clock.now)
         try await publish(plan)
         return CanvasResult(shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
     }

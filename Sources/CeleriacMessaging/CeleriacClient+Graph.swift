@@ -21,7 +21,7 @@ extension CeleriacClient {
             .freeze(marked)
         try await GraphStore.prepare(on: publisher, root: root, keepFor: keepFor)
         try await publishWithRetry([GraphStore.message(GraphRecording.planRecord(root: root, frozen: frozen), root: root)])
-        try await publish(CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen))
+        try await publish(CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen, now: configuration.clock.now))
         let result = CanvasResult<Output>(shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
         return RecordedWorkflow(result: result, rootID: root)
     }

@@ -43,7 +43,7 @@ extension Worker {
         switch node {
         case .task(let t):
             guard let id = t.options["task_id"]?.stringValue else { return }
-            let doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
+            let doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent, now: configuration.clock.now)
             var result = ResultMessage.failure(id, failure, for: doomed)
             result.parentID = parent.id
             _ = await publishResult(result, for: doomed)
@@ -307,7 +307,7 @@ extension Worker {
             let marker = OutgoingMessage(routingKey: info.joinQueue, body: JSONValue.object(["joined": .string(message.id)]).jsonBytes,
                                          properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
             guard await publishConfirmed([marker], what: "chord marker"),
-                  await publishPlan(linked(planner.plan(body, previous: results, parent: message), to: links), what: "chord body \(info.id)") else {
+                  await publishPlan(linked(planner.plan(body, previous: results, parent: message, now: configuration.clock.now), to: links), what: "chord body \(info.id)") else {
                 await releaseLock(info)
                 await retryJoinLater(delivery, message, queue: queue, log: log)
                 return
@@ -392,7 +392,7 @@ extension Worker {
         switch body {
         case .task(let t):
             guard t.options["link_error"] != nil else { return }
-            var doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent)
+            var doomed = CanvasPlanner.message(from: t, previous: nil, parent: parent, now: configuration.clock.now)
             doomed.embed.chain = nil
             await publishErrbacks(after: doomed, queue: planner.defaultQueue, log: log)
         case .chain(let nodes, _), .group(let nodes, _):

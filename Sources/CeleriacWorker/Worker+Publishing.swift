@@ -112,7 +112,7 @@ extension Worker {
                 let node = try CanvasNode(json: next)
                 var rest: [CanvasNode] = []
                 for json in chain.reversed() { rest.append(try CanvasNode(json: json)) }
-                let step = planner.plan(node, previous: result, continuation: rest, parent: message)
+                let step = planner.plan(node, previous: result, continuation: rest, parent: message, now: configuration.clock.now)
                 plan.messages += step.messages
                 plan.chords += step.chords
             } catch {
@@ -124,7 +124,7 @@ extension Worker {
                 log.error("link callback is not a valid signature; skipped", metadata: ["signature": .string(callback.jsonString)])
                 continue
             }
-            let step = planner.plan(node, previous: result, parent: message)
+            let step = planner.plan(node, previous: result, parent: message, now: configuration.clock.now)
             plan.messages += step.messages
             plan.chords += step.chords
         }
@@ -141,7 +141,7 @@ extension Worker {
         let planner = CanvasPlanner(defaultQueue: queue)
         for (i, errback) in errbacks.enumerated() {
             guard let node = try? CanvasNode(json: errback) else { continue }
-            var step = planner.plan(node, previous: .string(message.id), parent: message)
+            var step = planner.plan(node, previous: .string(message.id), parent: message, now: configuration.clock.now)
             for j in step.messages.indices {
                 step.messages[j].message.groupID = group
                 step.messages[j].message.groupIndex = i

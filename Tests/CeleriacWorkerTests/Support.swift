@@ -193,13 +193,12 @@ where S.Element: Sendable {
 struct WaitTimeout: Error, CustomStringConvertible { let description: String }
 
 /// Runs `body` with a started test app and shuts it down afterwards, also when `body` throws.
-func withApp<T>(_ registry: TaskRegistry = Tasks.registry(), configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
-                observer: any WorkerObserver = NoObserver(), _ body: (CeleriacTestApp) async throws -> T) async throws -> T {
+func withApp(_ registry: TaskRegistry = Tasks.registry(), configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
+             observer: any WorkerObserver = NoObserver(), _ body: (CeleriacTestApp) async throws -> Void) async throws {
     let app = try await CeleriacTestApp(registry: registry, configuration: configuration, observer: observer)
     do {
-        let value = try await body(app)
+        try await body(app)
         try await app.shutdown()
-        return value
     } catch {
         try? await app.shutdown()
         throw error
