@@ -34,12 +34,15 @@ public final class CeleriacTestApp: Sendable {
     ///
     /// - Parameters:
     ///   - configuration: the worker's settings; its clock is replaced by `clock`.
+    ///   - clock: the clock of the worker, the client and (unless given) the broker.
+    ///   - broker: a broker to share with another app (a second worker, a restarted one); it must run on `clock`.
     ///   - observer: sees what the worker does (metrics, a test's recorder).
     public init(registry: TaskRegistry, configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
-                clock: ManualClock = ManualClock(), observer: any WorkerObserver = NoObserver(),
+                clock: ManualClock = ManualClock(), broker: InMemoryBroker? = nil, observer: any WorkerObserver = NoObserver(),
                 logger: Logger = Logger(label: "celeriac.test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws {
         self.clock = clock
-        broker = InMemoryBroker(clock: clock)
+        self.broker = broker ?? InMemoryBroker(clock: clock)
+        let broker = self.broker
         var configuration = configuration
         configuration.clock = clock
         let ready = ReadySignal()
@@ -48,6 +51,8 @@ public final class CeleriacTestApp: Sendable {
         var clientConfiguration = CeleriacClient.Configuration(defaultQueue: configuration.queues.first ?? Topology.defaultQueue,
                                                                connectionName: "celeriac-test-client")
         clientConfiguration.clock = clock
+        clientConfiguration.maxPriority = configuration.maxPriority
+        clientConfiguration.queueType = configuration.queueType
         client = CeleriacClient(configuration: clientConfiguration, broker: broker)
         var groupConfiguration = ServiceGroupConfiguration(services: [.init(service: worker)], logger: logger)
         // Warm shutdown escalates to a cold one after the worker's grace period (real time), as the CLI's does:
