@@ -18,6 +18,8 @@ enum CanvasTasks {
     static let onError = TaskName<Text, String>("cv.on_error", parameters: "text")
     struct One: Codable, Sendable, Arguments1 { let value: Int; init(_ v: Int) { value = v } }
     static let record = TaskName<One, Int>("cv.record", parameters: "value")
+    /// A chord body that fails.
+    static let failSum = TaskName<Numbers, Int>("cv.fail_sum", parameters: "numbers")
     static let describe = TaskName<Outcomes, [String]>("cv.describe", parameters: "parts")
 
     static func registry(callbacks: EventLog<String> = EventLog()) -> TaskRegistry {
@@ -30,6 +32,7 @@ enum CanvasTasks {
             callbacks.append("error \(t.text)")
             return "handled"
         }
+        r.register(failSum) { n, _ in throw BuiltinError.valueError("body got \(n.numbers)") }
         r.register(record) { v, _ in
             callbacks.append("got \(v.value)")
             return v.value

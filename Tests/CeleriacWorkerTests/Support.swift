@@ -20,6 +20,8 @@ enum Tasks {
     static let nap = TaskName<NoArguments, String>("t.nap")
     static let tidy = TaskName<NoArguments, String>("t.tidy")
     static let limited = TaskName<NoArguments, Int>("t.limited")
+    static let sleepy = TaskName<NoArguments, String>("t.sleepy")
+    static let retryDefault = TaskName<NoArguments, Int>("t.retry_default")
     struct Transient: Error {}
 
     /// `gate` waits for the test to open it; `runs` counts every run of every task by name.
@@ -61,6 +63,18 @@ enum Tasks {
         r.register(limited, options: TaskOptions(rateLimit: try! RateLimit("1/s"))) { _, ctx in
             runs.add(ctx.name)
             return runs.count(ctx.name)
+        }
+        // No time limit of its own: the worker's, a message's or a control command's applies.
+        r.register(sleepy) { _, ctx in
+            runs.add(ctx.name)
+            try await ctx.sleep(for: .seconds(3600))
+            return "not reached"
+        }
+        // Retries once with no countdown: the task's default delay (Celery's 180 s) applies.
+        r.register(retryDefault) { _, ctx in
+            runs.add(ctx.name)
+            if ctx.retries == 0 { throw ctx.retry() }
+            return ctx.retries
         }
         return r
     }
