@@ -101,6 +101,13 @@ let package = Package(
         .testTarget(name: "CeleriacWorkerTests", dependencies: [
             "CeleriacTesting", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination", "CeleriacCore", "CeleriacBroker",
         ], swiftSettings: swiftSettings),
+        // Every Swift example of README.md and docs/ (scripts/docs/check_docs.py keeps them identical to the pages).
+        .testTarget(name: "DocExamplesTests", dependencies: [
+            "CeleriacTesting", "CeleriacAMQP", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination",
+            "CeleriacCore", "CeleriacBeat", "CeleriacCLI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacTestingTests", dependencies: ["CeleriacTesting", "CeleriacBroker", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: [

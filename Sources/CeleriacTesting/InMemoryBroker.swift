@@ -25,6 +25,11 @@ public final class InMemoryBroker: Broker {
     /// The clock TTLs, delays and `x-expires` follow.
     public let clock: any CeleriacClock
     private let timer = Mutex<(deadline: Duration, task: Task<Void, Never>)?>(nil)
+    private struct Waiter {
+        let condition: @Sendable (MemoryBrokerState) -> Bool
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+    private let waiters = Mutex<(next: UInt64, all: [UInt64: Waiter])>((0, [:]))
 
     /// An empty broker (one virtual host, RabbitMQ's `amq.*` exchanges) on `clock`.
     public init(clock: any CeleriacClock = SystemClock()) {
@@ -83,6 +88,60 @@ public final class InMemoryBroker: Broker {
         for sink in sinks { sink.yield(reason.map { .blocked($0) } ?? .unblocked) }
     }
 
+    /// Waits until `count` messages wait in Celery's delayed-delivery queues (a countdown, an ETA or a retry was
+    /// published), at most `limit` of real time: the event to wait for before advancing the clock past a delay.
+    ///
+    /// - Throws: ``ContractViolation`` naming what did not happen by the deadline.
+    public func waitForDelayedMessages(_ count: Int = 1, within limit: Duration = .seconds(10)) async throws {
+        try await wait("\(count) delayed message(s)", within: limit) { s in
+            s.queues.filter { $0.key.hasPrefix("celery_delayed_") }.values.reduce(0) { $0 + $1.ready.count } >= count
+        }
+    }
+
+    /// Waits until `count` messages are ready in `queue`, at most `limit` of real time.
+    public func waitForMessages(in queue: String, _ count: Int = 1, within limit: Duration = .seconds(10)) async throws {
+        try await wait("\(count) message(s) ready in '\(queue)'", within: limit) { s in (s.queues[queue]?.ready.count ?? 0) >= count }
+    }
+
+    /// Resumes when `condition` holds after some change of state (checked after every change, never polled).
+    func wait(_ what: String, within limit: Duration, until condition: @escaping @Sendable (MemoryBrokerState) -> Bool) async throws {
+        let met: Bool = await withTaskGroup(of: Bool.self) { group in
+            let id = waiters.withLock { w -> UInt64 in
+                w.next += 1
+                return w.next
+            }
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                    let now = self.state.withLock { condition($0) }
+                    if now {
+                        c.resume(returning: true)
+                        return
+                    }
+                    self.waiters.withLock { $0.all[id] = Waiter(condition: condition, continuation: c) }
+                    // A change between the look and the registration is caught by looking once more.
+                    self.checkWaiters()
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            self.waiters.withLock { $0.all.removeValue(forKey: id) }?.continuation.resume(returning: false)
+            return first
+        }
+        if !met { throw ContractViolation("waited \(limit) for \(what) in the in-memory broker") }
+    }
+
+    private func checkWaiters() {
+        let pending = waiters.withLock { $0.all }
+        guard !pending.isEmpty else { return }
+        let met = state.withLock { s in pending.filter { $0.value.condition(s) }.map(\.key) }
+        let resumed = waiters.withLock { w in met.compactMap { w.all.removeValue(forKey: $0) } }
+        for waiter in resumed { waiter.continuation.resume(returning: true) }
+    }
+
     // MARK: Running state changes
 
     /// Runs `body` on the state at the clock's time now, carries out its effects, and re-arms the timer.
@@ -99,6 +158,7 @@ public final class InMemoryBroker: Broker {
             }
         }
         carryOut(outbox)
+        checkWaiters()
         switch result {
         case .success(let (value, deadline)):
             arm(deadline)

@@ -143,6 +143,9 @@ def check_readme_shape() -> None:
 
 
 # ------------------------------------------------------------------ Swift examples
+# Package manifests are not library code: checked by `swift package dump-package` in check-docs.sh, not compiled here.
+MANIFEST_EXAMPLES = {"package-manifest"}
+
 def check_examples() -> None:
     names: dict[str, str] = {}
     for doc in [README] + sorted((REPO / "docs").glob("*.md")):
@@ -157,6 +160,16 @@ def check_examples() -> None:
             if m.group(1) in names:
                 fail(block.where, f"example name '{m.group(1)}' is also used at {names[m.group(1)]}")
             names[m.group(1)] = block.where
+            # Compiled (and, for tests, run) by the DocExamplesTests target: the page and the file must not drift.
+            if m.group(1) in MANIFEST_EXAMPLES:
+                continue
+            compiled = REPO / "Tests" / "DocExamplesTests" / f"{m.group(1)}.swift"
+            text = "\n".join(block.body).rstrip("\n") + "\n"
+            if not compiled.exists():
+                fail(block.where, f"example '{m.group(1)}' has no compiled copy: write it to {compiled.relative_to(REPO)}")
+            elif compiled.read_text(encoding="utf-8") != text:
+                fail(block.where, f"example '{m.group(1)}' differs from {compiled.relative_to(REPO)}, which the test suite "
+                                  f"compiles: change both")
     note(f"examples: {len(names)} named Swift examples: {', '.join(sorted(names))}")
 
 
