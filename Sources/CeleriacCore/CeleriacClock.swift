@@ -20,9 +20,17 @@ public protocol CeleriacClock: Sendable {
     /// Prefer it when the deadline is fixed before the wait begins (a time limit, a timer): the wait then ends at
     /// the same time however late the waiting task starts.
     func sleep(until deadline: Duration) async throws
+    /// Waits until wall time reaches `date` (an ETA); returns at once when it has passed.
+    func sleep(untilWallTime date: Date) async throws
 }
 
 extension CeleriacClock {
+    public func sleep(untilWallTime date: Date) async throws {
+        let seconds = date.timeIntervalSince(now)
+        if seconds > 0 { try await sleep(for: .nanoseconds(Int64((seconds * 1e9).rounded(.up)))) }
+        try Task.checkCancellation()
+    }
+
     public func sleep(until deadline: Duration) async throws {
         let wait = deadline - uptime
         if wait > .zero { try await sleep(for: wait) }

@@ -43,6 +43,12 @@ public final class ManualClock: CeleriacClock {
         try await sleep(until: uptime + duration)
     }
 
+    /// Returns once the wall time has reached `date`, at once if it has.
+    public func sleep(untilWallTime date: Date) async throws {
+        let seconds = date.timeIntervalSince(start)
+        try await sleep(until: .nanoseconds(Int64((seconds * 1e9).rounded(.up))))
+    }
+
     /// Returns once the clock has reached `deadline`, at once if it has.
     public func sleep(until deadline: Duration) async throws {
         let id = state.withLock { s -> UInt64 in

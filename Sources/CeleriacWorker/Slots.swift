@@ -98,9 +98,10 @@ actor RateLimiter {
         }
     }
 
-    /// How long the caller must wait before running one `name` task (zero when a token is free). Takes the token.
-    func reserve(_ name: String) -> Duration {
-        guard var b = buckets[name], b.rate > 0 else { return .zero }
+    /// How long the caller must wait before running one `name` task (zero when a token is free), and until when
+    /// on the clock's monotonic time. Takes the token.
+    func reserve(_ name: String) -> (wait: Duration, until: Duration) {
+        guard var b = buckets[name], b.rate > 0 else { return (.zero, .zero) }
         let now = clock.uptime
         let elapsed = now - b.last
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -108,8 +109,9 @@ actor RateLimiter {
         b.last = now
         b.tokens -= 1
         buckets[name] = b
-        if b.tokens >= 0 { return .zero }
-        return .milliseconds(Int((-b.tokens / b.rate) * 1000))
+        if b.tokens >= 0 { return (.zero, now) }
+        let wait = Duration.milliseconds(Int((-b.tokens / b.rate) * 1000))
+        return (wait, now + wait)
     }
 
     func limit(of name: String) -> Double? { buckets[name]?.rate }

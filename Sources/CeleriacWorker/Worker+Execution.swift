@@ -106,7 +106,7 @@ extension Worker {
             // microsecond, the ETA's own precision on the wire (ISO 8601, rounded to the µs), it is due.
             if wait > 0.000_001 {
                 await slots.release()
-                try? await clock.sleep(for: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
+                try? await clock.sleep(untilWallTime: eta)
                 if Task.isCancelled { await slots.forceTake() } else { await slots.reacquire() }
             }
             if await revoked.contains(message.id) {
@@ -114,10 +114,10 @@ extension Worker {
                 return
             }
         }
-        let hold = await rateLimiter.reserve(message.name)
+        let (hold, until) = await rateLimiter.reserve(message.name)
         if hold > .zero {
             observer.rateLimitWait(name: message.name, seconds: Double(hold.components.seconds) + Double(hold.components.attoseconds) / 1e18)
-            try? await clock.sleep(for: hold)
+            try? await clock.sleep(until: until)
         }
         if builtin {
             // Canvas plumbing (chord join, gather, map): settles its own delivery.

@@ -4,6 +4,7 @@ import CeleriacTesting
 import CeleriacWorker
 import FoundationEssentials
 import Testing
+import CeleriacBroker
 
 /// Retries, countdowns, ETAs, expiry, rate and time limits, with time moved by the manual clock.
 @Suite struct RetryAndTimeTests {
@@ -93,6 +94,28 @@ import Testing
         }
     }
 
+    @Test func anEarlyMessageFromAProducerWithoutDelayQueuesIsParkedUntilItsETA() async throws {
+        let recorder = Recorder()
+        let runs = Counter()
+        try await withApp(Tasks.registry(runs: runs), observer: recorder) { app in
+            // As a producer that does not use Celery's delay topology sends it: straight to the work queue.
+            var message = TaskMessage(id: UUID().uuidString.lowercased(), name: "t.add", args: [4, 5])
+            message.eta = app.clock.now.addingTimeInterval(60)
+            message.replyTo = app.client.replyQueue
+            let raw = app.broker.connection(.init(name: "early-producer"))
+            try await raw.connect()
+            try await raw.publish(TaskCodec.encode(message, routingKey: "celery", now: app.clock.now))
+            try await recorder.parked.wait("the early task parked in the broker") { $0 == "t.add" }
+            try await app.broker.waitForDelayedMessages()
+            await app.clock.advance(by: .seconds(59))
+            #expect(app.broker.delayedMessageCount == 1)
+            #expect(runs.count("t.add") == 0)
+            await app.clock.advance(by: .seconds(1))
+            #expect(try await app.client.result(of: message.id, timeout: .seconds(10)) == .int(9))
+            await raw.close()
+        }
+    }
+
     @Test func severalCountdownsRunInTheirOrder() async throws {
         try await withApp { app in
             let late = try await app.client.delay(Tasks.add, .init(x: 100, y: 0), options: SendOptions(countdown: 20))
@@ -152,15 +175,15 @@ import Testing
 
     @Test func aRateLimitSpacesRunsByTheClock() async throws {
         let runs = Counter()
-        let recorder = Recorder()
-        try await withApp(Tasks.registry(runs: runs), observer: recorder) { app in
+        try await withApp(Tasks.registry(runs: runs)) { app in
             let a = try await app.client.delay(Tasks.limited, .init())
             let b = try await app.client.delay(Tasks.limited, .init())
-            #expect(try await a.get(timeout: .seconds(10)) == 1)
-            // One per second: the second waits for the clock.
+            // One per second: whichever took the token runs, the other waits for the clock.
+            try await runs.waitForRun("t.limited")
             #expect(runs.count("t.limited") == 1)
             await app.clock.advance(by: .seconds(1))
-            #expect(try await b.get(timeout: .seconds(10)) == 2)
+            let results = [try await a.get(timeout: .seconds(10)), try await b.get(timeout: .seconds(10))]
+            #expect(Set(results) == [1, 2])
         }
     }
 

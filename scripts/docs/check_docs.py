@@ -267,6 +267,27 @@ def render_mermaid(nodes: set[str], edges: set[tuple[str, str]]) -> str:
     return "\n".join(lines + ["```"])
 
 
+# The broker seam (issue #21): these never reach the transport, directly or through another target.
+BEHIND_THE_SEAM = ["CeleriacWorker", "CeleriacBeat", "CeleriacCoordination", "CeleriacTesting", "CeleriacMessaging", "CeleriacBroker"]
+TRANSPORT = {"AMQPTransport", "CeleriacAMQP", "CRabbitMQ"}
+
+
+def check_seam() -> None:
+    nodes, edges = package_edges((REPO / "Package.swift").read_text(encoding="utf-8"))
+    for target in BEHIND_THE_SEAM:
+        reach, todo = set(), [target]
+        while todo:
+            for a, b in edges:
+                if a == todo[-1] and b not in reach:
+                    reach.add(b)
+                    todo.insert(0, b)
+            todo.pop()
+        if reach & TRANSPORT:
+            fail("Package.swift", f"{target} reaches {sorted(reach & TRANSPORT)}: it must be built from the broker ports "
+                                  f"(CeleriacBroker), never from the AMQP transport")
+    note(f"seam: {', '.join(BEHIND_THE_SEAM)} do not reach {', '.join(sorted(TRANSPORT))}")
+
+
 def check_module_map(print_only: bool = False) -> None:
     nodes, edges = package_edges((REPO / "Package.swift").read_text(encoding="utf-8"))
     if print_only:
@@ -492,7 +513,7 @@ def main(argv: list[str]) -> int:
     if "--only" in argv:
         only = set(argv[argv.index("--only") + 1].split(","))
     checks = [("links", check_links), ("readme", check_readme_shape), ("examples", check_examples),
-              ("module-map", check_module_map), ("swift-format", check_swift_format),
+              ("module-map", check_module_map), ("seam", check_seam), ("swift-format", check_swift_format),
               ("commands", lambda: check_commands(offline))]
     for name, check in checks:
         if only is None or name in only:
