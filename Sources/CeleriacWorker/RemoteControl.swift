@@ -16,7 +16,7 @@ import Glibc
 struct RemoteControl: Sendable {
     static let exchange = "celery.pidbox"
     static let replyExchange = "reply.celery.pidbox"
-    let worker: Worker
+    let worker: any RemoteControlTarget
 
     var queueName: String { "\(worker.configuration.hostname).celery.pidbox" }
 
@@ -37,10 +37,10 @@ struct RemoteControl: Sendable {
 
     /// Celery's `pool` fields, with what the executor adds (a process pool's child pids and counters).
     func poolStats(_ config: Worker.Configuration) -> JSONObject {
-        var pool: JSONObject = ["implementation": "celeriac.async", "max-concurrency": .int(Int64(worker.concurrencyNow.load(ordering: .relaxed))),
+        var pool: JSONObject = ["implementation": "celeriac.async", "max-concurrency": .int(Int64(worker.concurrencyNow)),
                                 "processes": [.int(Int64(getpid()))], "max-tasks-per-child": nil, "put-guarded-by-semaphore": false,
                                 "timeouts": [config.timeLimit.map(JSONValue.double) ?? 0, config.softTimeLimit.map(JSONValue.double) ?? 0]]
-        for (key, value) in worker.executor.statistics { pool[key] = value }
+        for (key, value) in worker.poolStatistics { pool[key] = value }
         return pool
     }
 
@@ -49,7 +49,7 @@ struct RemoteControl: Sendable {
             worker.logger.warning("ignored a remote-control message that is not a JSON request")
             return
         }
-        let clock = worker.clock.add(1, ordering: .relaxed).newValue
+        let clock = worker.tick()
         if case .array(let destinations)? = request["destination"],
            !destinations.contains(.string(worker.configuration.hostname)) {
             return
@@ -74,7 +74,7 @@ struct RemoteControl: Sendable {
         let reply = OutgoingMessage(exchange: exchange, routingKey: key, body: body.jsonBytes, properties: BasicProperties(
             contentType: "application/json", contentEncoding: "utf-8", headers: headers, deliveryMode: 1))
         do {
-            try await worker.publisherConnection.publish(reply)
+            try await worker.replies.publish(reply)
         } catch {
             worker.logger.warning("could not send a remote-control reply", metadata: ["method": .string(method), "error": .string(error.description)])
         }
@@ -87,16 +87,16 @@ struct RemoteControl: Sendable {
         case "ping":
             return ["ok": "pong"]
         case "clock":
-            return ["clock": .int(Int64(worker.clock.load(ordering: .relaxed)))]
+            return ["clock": .int(Int64(worker.lamportClock))]
         case "registered":
             return .array(worker.registeredTaskNames.map { .string($0) })
         case "revoked":
             return .array(await worker.revokedIDs().map { .string($0) })
         case "active":
-            return .array(worker.running.withLock { Array($0.values) }.map { requestInfo($0.message, queue: $0.queue, started: $0.startedAt) })
+            return .array(worker.activeTasks().map { requestInfo($0.message, queue: $0.queue, started: $0.startedAt) })
         case "reserved":
             // Prefetched, waiting for a slot: decoded on demand (undecodable ones are dead-lettered when their turn comes).
-            let waiting = worker.reservedDeliveries.withLock { Array($0.values) }
+            let waiting = worker.reservedDeliveries()
             return .array(waiting.compactMap { d, queue in
                 (try? TaskCodec.decode(d, limits: config.limits)).map { requestInfo($0, queue: queue, started: nil) }
             })
@@ -128,7 +128,7 @@ struct RemoteControl: Sendable {
         case "time_limit":
             guard let task = args["task_name"]?.stringValue, worker.registeredTaskNames.contains(task) else { return ["error": "unknown task"] }
             let soft = args["soft"]?.doubleValue, hard = args["hard"]?.doubleValue
-            worker.timeLimitOverrides.withLock { $0[task] = TaskMessage.TimeLimit(hard: hard, soft: soft) }
+            worker.setTimeLimit(task, TaskMessage.TimeLimit(hard: hard, soft: soft))
             return ["ok": "time limits set successfully"]
         case "pool_grow", "pool_shrink":
             let n = Int(args["n"]?.intValue ?? 1)
@@ -152,7 +152,7 @@ struct RemoteControl: Sendable {
                 return ["error": .string(error.description)]
             }
         case "active_queues":
-            return .array(worker.queuesNow.withLock { $0 }.map { q in
+            return .array(worker.queuesConsumed.map { q in
                 ["name": .string(q), "exchange": ["name": .string(q), "type": "direct", "arguments": nil, "durable": true,
                                                   "passive": false, "auto_delete": false, "delivery_mode": nil, "no_declare": false],
                  "routing_key": .string(q), "queue_arguments": nil, "binding_arguments": nil, "consumer_arguments": nil,
@@ -163,11 +163,11 @@ struct RemoteControl: Sendable {
         case "stats":
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
-            let broker = worker.broker.info
+            let broker = worker.brokerInfo
             return [
-                "total": .object(JSONObject(worker.totals.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
+                "total": .object(JSONObject(worker.totalsByTask.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
                 "pid": .int(Int64(getpid())),
-                "clock": .string(String(worker.clock.load(ordering: .relaxed))),
+                "clock": .string(String(worker.lamportClock)),
                 "uptime": .int(Int64(Date().timeIntervalSince(worker.startedAt))),
                 "pool": .object(poolStats(config)),
                 "broker": ["hostname": .string(broker.host), "userid": .string(broker.user), "virtual_host": .string(broker.virtualHost),
@@ -180,23 +180,21 @@ struct RemoteControl: Sendable {
                            "maxrss": .int(Int64(usage.ru_maxrss))],
             ]
         case "conf":
-            return ["broker_url": .string(worker.broker.description), "worker_concurrency": .int(Int64(config.concurrency)),
+            return ["broker_url": .string(worker.brokerDescription), "worker_concurrency": .int(Int64(config.concurrency)),
                     "worker_prefetch_multiplier": .int(Int64(config.prefetchMultiplier)),
                     // Key ids only: secrets never leave the process.
                     "celeriac_signing_key_ids": config.security.signer.map { JSONValue.array($0.keyIDs.map { .string($0) }) } ?? .null,
                     "celeriac_remote_control": .string(config.security.remoteControl.description)]
         case "report":
-            return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(worker.broker.description)")]
+            return ["ok": .string("software -> celeriac:\(config.hostname) (swift)\nbroker -> \(worker.brokerDescription)")]
         case "enable_events":
-            worker.eventsEnabled.store(true, ordering: .relaxed)
+            worker.setEventsEnabled(true)
             return ["ok": "task events enabled"]
         case "disable_events":
-            worker.eventsEnabled.store(false, ordering: .relaxed)
+            worker.setEventsEnabled(false)
             return ["ok": "task events disabled"]
         case "heartbeat":
-            if worker.eventsEnabled.load(ordering: .relaxed) {
-                worker.events.send("worker-heartbeat", ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
-            }
+            if worker.eventsEnabled { worker.sendHeartbeat() }
             return nil
         case "shutdown":
             worker.logger.warning("remote shutdown requested: warm shutdown")

@@ -8,7 +8,7 @@ import Logging
 /// (`add_consumer` / `cancel_consumer`), as Celery's remote control and Flower ask for them.
 extension Worker {
     /// Prefetch per consumer now: concurrency now × prefetch multiplier.
-    var prefetchNow: Int { concurrencyNow.load(ordering: .relaxed) * configuration.prefetchMultiplier }
+    var prefetchNow: Int { concurrencyNowCounter.load(ordering: .relaxed) * configuration.prefetchMultiplier }
 
     /// Declares a work queue, its exchange and binding (Celery's flags).
     func declareWorkQueue(_ queue: String) async throws(BrokerError) {
@@ -22,11 +22,11 @@ extension Worker {
     /// (a process pool starts or retires children; running tasks are never interrupted) and the consumers are
     /// re-subscribed with the new prefetch.
     public func resizePool(by delta: Int) async -> Int {
-        let before = concurrencyNow.load(ordering: .relaxed)
+        let before = concurrencyNowCounter.load(ordering: .relaxed)
         let after = max(1, before + delta)
         let change = after - before
         guard change != 0 else { return before }
-        concurrencyNow.store(after, ordering: .relaxed)
+        concurrencyNowCounter.store(after, ordering: .relaxed)
         await slots.resize(by: change)
         _ = executor.resize(by: change, to: after)
         // Prefetch is fixed per consumer: re-subscribe (forward(queue:) does it) so the broker sends the new amount.

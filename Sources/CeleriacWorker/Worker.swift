@@ -119,7 +119,7 @@ public final class Worker: Service, Sendable {
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: Consumer]>([:])
     /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
-    let eventsEnabled = Atomic<Bool>(false)
+    let eventsSwitch = Atomic<Bool>(false)
     var events: WorkerEvents { WorkerEvents(worker: self) }
     /// Task events waiting to be sent as one `task.multi` batch.
     let eventBuffer = Mutex<WorkerEvents.Batch>(WorkerEvents.Batch())
@@ -141,11 +141,11 @@ public final class Worker: Service, Sendable {
     /// Chords whose join queue is being counted now, with the members waiting for the next count.
     let chordCounts = Mutex<[String: [CheckedContinuation<Bool?, Never>]]>([:])
     /// Deliveries received and not started yet (remote control `reserved`).
-    let reservedDeliveries = Mutex<[DeliveryTag: (Delivery, String)]>([:])
+    let reservedDeliveryTable = Mutex<[DeliveryTag: (Delivery, String)]>([:])
     /// Per-task time limits set at run time (`time_limit` control command); they win over the task's options.
     let timeLimitOverrides = Mutex<[String: TaskMessage.TimeLimit]>([:])
     /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
-    let concurrencyNow: Atomic<Int>
+    let concurrencyNowCounter: Atomic<Int>
     /// Queues consumed now (`-Q`, changed by `add_consumer` / `cancel_consumer`).
     let queuesNow: Mutex<[String]>
     /// Where consumers added at run time forward their deliveries (set while consuming).
@@ -174,9 +174,9 @@ public final class Worker: Service, Sendable {
         self.slots = Slots(configuration.concurrency + executor.extraSlots)
         self.rateLimiter = RateLimiter(clock: configuration.clock)
         self.lastDelivery.withLock { $0 = configuration.clock.uptime }
-        self.concurrencyNow = Atomic(configuration.concurrency)
+        self.concurrencyNowCounter = Atomic(configuration.concurrency)
         self.queuesNow = Mutex(configuration.queues)
-        self.eventsEnabled.store(configuration.events, ordering: .relaxed)
+        self.eventsSwitch.store(configuration.events, ordering: .relaxed)
         self.eventIdentity = WorkerEvents.identityFields(hostname: configuration.hostname)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = broker.connection(.init(name: "\(configuration.hostname)-consume", confirms: false))
@@ -287,7 +287,7 @@ public final class Worker: Service, Sendable {
                         // or goes back.
                         defer {
                             observer.tasksReserved(queue: queue, delta: -1)
-                            _ = reservedDeliveries.withLock { $0.removeValue(forKey: delivery.tag) }
+                            _ = reservedDeliveryTable.withLock { $0.removeValue(forKey: delivery.tag) }
                         }
                         if stopping.load(ordering: .relaxed) {
                             // Prefetched but not started: give it back now, so another worker can take it.
@@ -329,7 +329,7 @@ public final class Worker: Service, Sendable {
             guard let consumer = consumers.withLock({ $0[queue] }) else { return }
             for await d in consumer.deliveries {
                 observer.tasksReserved(queue: queue, delta: 1)
-                reservedDeliveries.withLock { $0[d.tag] = (d, queue) }
+                reservedDeliveryTable.withLock { $0[d.tag] = (d, queue) }
                 sink.yield((d, queue))
             }
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
@@ -419,7 +419,7 @@ public final class Worker: Service, Sendable {
             do { try await configuration.clock.sleep(for: configuration.watchdogInterval) } catch { return }
             if stopping.load(ordering: .relaxed) { return }
             let idleFor = configuration.clock.uptime - lastDelivery.withLock { $0 }
-            guard idleFor >= configuration.watchdogInterval, await slots.busy < concurrencyNow.load(ordering: .relaxed), consumerConnection.isConnected else {
+            guard idleFor >= configuration.watchdogInterval, await slots.busy < concurrencyNowCounter.load(ordering: .relaxed), consumerConnection.isConnected else {
                 stalled.store(false, ordering: .relaxed)
                 continue
             }

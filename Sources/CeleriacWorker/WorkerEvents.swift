@@ -23,7 +23,7 @@ struct WorkerEvents: Sendable {
         try await connection.declare(ExchangeSpec(exchange, kind: .topic, durable: true))
     }
 
-    var enabled: Bool { worker.eventsEnabled.load(ordering: .relaxed) }
+    var enabled: Bool { worker.eventsSwitch.load(ordering: .relaxed) }
 
     /// Task events are buffered and sent as Celery does, as a JSON array with routing key `task.multi`, when 100
     /// are waiting or at the latest 50 ms later (one flusher wakes every 50 ms while events are on): one publish

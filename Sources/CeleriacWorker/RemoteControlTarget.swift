@@ -1,0 +1,78 @@
+import CeleriacBroker
+import CeleriacCore
+import FoundationEssentials
+import Logging
+
+/// What remote control may see and change of a worker: the whole surface ``RemoteControl`` is written against.
+///
+/// Remote control answers Celery's inspect and control commands; it needs the worker's identity and settings,
+/// a look at its running and prefetched tasks, and the run-time changes Celery defines (revoke, rate and time
+/// limits, pool size, queues, events, shutdown). Nothing else of the worker is reachable from it, so a command
+/// cannot reach into the worker's state by accident, and remote control is tested against a fake.
+protocol RemoteControlTarget: Sendable {
+    /// The settings the worker was started with.
+    var configuration: Worker.Configuration { get }
+    /// Where replies are published (the worker's publishing connection).
+    var replies: any MessagePublishing { get }
+    /// The broker's address and settings for `stats` and `report`.
+    var brokerInfo: BrokerInfo { get }
+    var brokerDescription: String { get }
+    var logger: Logger { get }
+    /// Advances the Lamport clock for a received command and returns the new value.
+    func tick() -> Int
+    /// The Lamport clock now.
+    var lamportClock: Int { get }
+    var registeredTaskNames: [String] { get }
+    var startedAt: Date { get }
+    /// Concurrency and prefetch now (changed by `pool_grow`/`pool_shrink`).
+    var concurrencyNow: Int { get }
+    var prefetchNow: Int { get }
+    /// Queues consumed now (changed by `add_consumer`/`cancel_consumer`).
+    var queuesConsumed: [String] { get }
+    /// Tasks run so far, by name.
+    var totalsByTask: [String: Int] { get }
+    /// Executor-specific `pool` fields (a process pool's child pids and counters).
+    var poolStatistics: JSONObject { get }
+    /// Running tasks: their message, queue and start.
+    func activeTasks() -> [(message: TaskMessage, queue: String, startedAt: Date)]
+    /// Prefetched deliveries waiting for a slot, with their queue.
+    func reservedDeliveries() -> [(Delivery, String)]
+    func revokedIDs() async -> [String]
+    func revoke(_ id: String, terminate: Bool) async
+    /// Writes revocations that came by broadcast into the durable log, when no worker did yet.
+    func recordBroadcastRevocations(_ ids: [String], terminate: Bool)
+    func setRateLimit(_ task: String, _ limit: RateLimit?) async throws(CeleriacError)
+    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit)
+    func resizePool(by delta: Int) async -> Int
+    func addConsumer(_ queue: String) async throws(CeleriacError) -> Bool
+    func cancelConsumer(_ queue: String) async throws(CeleriacError) -> Bool
+    /// Task events on or off (`enable_events`/`disable_events`).
+    var eventsEnabled: Bool { get }
+    func setEventsEnabled(_ on: Bool)
+    /// Sends a `worker-heartbeat` event now.
+    func sendHeartbeat()
+    /// Starts a warm shutdown.
+    func requestShutdown()
+}
+
+extension Worker: RemoteControlTarget {
+    var replies: any MessagePublishing { publisherConnection }
+    var brokerInfo: BrokerInfo { broker.info }
+    var brokerDescription: String { broker.description }
+    func tick() -> Int { clock.add(1, ordering: .relaxed).newValue }
+    var lamportClock: Int { clock.load(ordering: .relaxed) }
+    var concurrencyNow: Int { concurrencyNowCounter.load(ordering: .relaxed) }
+    var queuesConsumed: [String] { queuesNow.withLock { $0 } }
+    var totalsByTask: [String: Int] { totals.withLock { $0 } }
+    var poolStatistics: JSONObject { executor.statistics }
+    func activeTasks() -> [(message: TaskMessage, queue: String, startedAt: Date)] {
+        running.withLock { Array($0.values) }.map { ($0.message, $0.queue, $0.startedAt) }
+    }
+    func reservedDeliveries() -> [(Delivery, String)] { reservedDeliveryTable.withLock { Array($0.values) } }
+    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { timeLimitOverrides.withLock { $0[task] = limit } }
+    var eventsEnabled: Bool { eventsSwitch.load(ordering: .relaxed) }
+    func setEventsEnabled(_ on: Bool) { eventsSwitch.store(on, ordering: .relaxed) }
+    func sendHeartbeat() {
+        events.send("worker-heartbeat", ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
+    }
+}
