@@ -1,3 +1,5 @@
+import CeleriacWorker
+
 /// Every metric name Celeriac exports, in one place (`spec/metrics.md` is the catalogue). The Grafana drift test
 /// checks the dashboards against ``allNames``.
 public enum MetricNames {
@@ -54,5 +56,5 @@ public enum MetricNames {
     public static let reconnectReasons = ["connection_lost"]
 
     /// Outcome label values of ``tasksFinished``.
-    public static let outcomes = ["succeeded", "failed", "retried", "revoked", "expired", "timed_out", "worker_lost"]
+    public static let outcomes = TaskFinishedOutcome.allCases.map(\.rawValue)
 }

@@ -137,15 +137,9 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                                     labels: [("task", label(task)), ("scope", scope)], buckets: Self.waitBuckets)
     }
 
-    public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
-        let mapped = switch outcome {
-        case "success": "succeeded"
-        case "failure": "failed"
-        case "retry": "retried"
-        default: outcome
-        }
-        finished(name, queue, mapped).increment()
-        if seconds > 0 || mapped == "succeeded" || mapped == "failed" || mapped == "retried" {
+    public func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
+        finished(name, queue, outcome.rawValue).increment()
+        if seconds > 0 || outcome == .succeeded || outcome == .failed || outcome == .retried {
             active(queue).decrement()
             handles.histogram(.runtime, task: name, queue) { task in
                 registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),

@@ -350,7 +350,7 @@ public final class ProcessPool: TaskExecutor {
                         "task.id": .string(message.id), "limit": .stringConvertible(hardTimeLimit), "pid": .stringConvertible(pid)])
                     throw ExecutionFailure(TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hardTimeLimit)], module: "billiard.exceptions",
                                                        traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.TimeLimitExceeded: \(hardTimeLimit)"),
-                                           label: "timed_out")
+                                           outcome: .timedOut)
                 }
                 if Task.isCancelled { throw CancellationError() }
                 state.withLock { $0.workerLost += 1 }

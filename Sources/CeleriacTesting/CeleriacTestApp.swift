@@ -94,7 +94,7 @@ private struct ReadyObserver: WorkerObserver {
     func taskRedelivered(name: String, queue: String) { inner.taskRedelivered(name: name, queue: queue) }
     func taskStarted(name: String, queue: String) { inner.taskStarted(name: name, queue: queue) }
     func taskQueueWait(name: String, queue: String, seconds: Double) { inner.taskQueueWait(name: name, queue: queue, seconds: seconds) }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         inner.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
     }
     func messageDeadLettered(queue: String, reason: String) { inner.messageDeadLettered(queue: queue, reason: reason) }

@@ -52,11 +52,11 @@ public struct InProcessExecutor: TaskExecutor {
 /// decided it, like `TimeLimitExceeded`). The worker reports it as is.
 public struct ExecutionFailure: Error, Sendable, CustomStringConvertible {
     public var failure: TaskFailure
-    /// Metrics outcome label: `failure`, or `timed_out` for a hard time limit.
-    public var label: String
-    public init(_ failure: TaskFailure, label: String = "failure") {
+    /// How the run ended: `.failed`, or `.timedOut` for a hard time limit.
+    public var outcome: TaskFinishedOutcome
+    public init(_ failure: TaskFailure, outcome: TaskFinishedOutcome = .failed) {
         self.failure = failure
-        self.label = label
+        self.outcome = outcome
     }
     public var description: String { failure.description }
 }

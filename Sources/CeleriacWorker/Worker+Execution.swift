@@ -12,20 +12,20 @@ extension Worker {
         case failure(TaskFailure)
         case retry(after: Double, cause: TaskFailure?)
         case revoked(reason: String)
-        /// Reported as it is (a child's failure, a hard time limit); `label` is the metrics outcome.
-        case reported(TaskFailure, label: String)
+        /// Reported as it is (a child's failure, a hard time limit), with how it ended.
+        case reported(TaskFailure, outcome: TaskFinishedOutcome)
         /// The process running the task died.
         case workerLost(WorkerLost)
 
-        /// The `outcome` label of the finished-tasks metric.
-        var label: String {
+        /// How it ended, for observers and metrics.
+        var finished: TaskFinishedOutcome {
             switch self {
-            case .success: "success"
-            case .failure: "failure"
-            case .retry: "retry"
-            case .revoked(let reason): reason == "expired" ? "expired" : "revoked"
-            case .reported(_, let label): label
-            case .workerLost: "worker_lost"
+            case .success: .succeeded
+            case .failure: .failed
+            case .retry: .retried
+            case .revoked(let reason): reason == "expired" ? .expired : .revoked
+            case .reported(_, let outcome): outcome
+            case .workerLost: .workerLost
             }
         }
     }
@@ -80,7 +80,7 @@ extension Worker {
             let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
             await releaseUniqueLock(message, outcome: .failure(failure))
             _ = await publishResult(.failure(message.id, failure, for: message), for: message)
-            observer.taskFinished(name: message.name, queue: queue, outcome: "failure", seconds: 0)
+            observer.taskFinished(name: message.name, queue: queue, outcome: .failed, seconds: 0)
             await deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")
             return
         }
@@ -193,7 +193,7 @@ extension Worker {
             return .success(value)
         case .failure(let error):
             if let reported = error as? ExecutionFailure {
-                return .reported(reported.failure, label: reported.label)
+                return .reported(reported.failure, outcome: reported.outcome)
             }
             if let lost = error as? WorkerLost {
                 return .workerLost(lost)
@@ -231,7 +231,7 @@ extension Worker {
     func finish(_ delivery: Delivery, _ message: TaskMessage, queue: String, task: RegisteredTask, outcome: Outcome, seconds: Double, log: Logger) async {
         await releaseUniqueLock(message, outcome: outcome)
         // Counted before anything leaves: whoever holds the result (or the retry) already sees it in /metrics.
-        observer.taskFinished(name: message.name, queue: queue, outcome: outcome.label, seconds: seconds)
+        observer.taskFinished(name: message.name, queue: queue, outcome: outcome.finished, seconds: seconds)
         var published = true
         switch outcome {
         case .success(let value):

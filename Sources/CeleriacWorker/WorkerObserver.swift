@@ -10,8 +10,8 @@ public protocol WorkerObserver: Sendable {
     func taskStarted(name: String, queue: String)
     /// Seconds from publish (or from its ETA, if later) to start; only for messages that carry the send time.
     func taskQueueWait(name: String, queue: String, seconds: Double)
-    /// outcome: success, failure, retry, revoked, expired
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double)
+    /// A task finished: how, and its run time (0 when it did not run).
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double)
     /// A message that could not be run went to the dead-letter queue; reason is a short fixed label.
     func messageDeadLettered(queue: String, reason: String)
     func taskParked(name: String, queue: String)
@@ -41,7 +41,7 @@ extension WorkerObserver {
     public func taskRedelivered(name: String, queue: String) {}
     public func taskStarted(name: String, queue: String) {}
     public func taskQueueWait(name: String, queue: String, seconds: Double) {}
-    public func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {}
+    public func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {}
     public func messageDeadLettered(queue: String, reason: String) {}
     public func taskParked(name: String, queue: String) {}
     public func messageRequeued(queue: String) {}

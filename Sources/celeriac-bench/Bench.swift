@@ -290,7 +290,7 @@ final class Counter: WorkerObserver {
     func stateChanged(ready: Bool) { if ready { noteStart() } }
     func taskReceived(name: String, queue: String) { noteStart() }
     private func noteStart() { started.withLock { if $0 == nil { $0 = .now } } }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.count += 1
             if s.count >= s.target, let w = s.waiter {

@@ -28,7 +28,7 @@ struct ObservabilityBench {
         func taskRedelivered(name: String, queue: String) { metrics.taskRedelivered(name: name, queue: queue) }
         func taskStarted(name: String, queue: String) { metrics.taskStarted(name: name, queue: queue) }
         func taskQueueWait(name: String, queue: String, seconds: Double) { metrics.taskQueueWait(name: name, queue: queue, seconds: seconds) }
-        func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+        func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
             metrics.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
             counter.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
         }

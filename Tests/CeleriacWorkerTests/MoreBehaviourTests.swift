@@ -56,7 +56,7 @@ import Testing
         let recorder = Recorder()
         try await withApp(observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.retryDefault, .init())
-            try await recorder.finished.wait("the retry") { $0 == ("t.retry_default", "retry") }
+            try await recorder.finished.wait("the retry") { $0 == ("t.retry_default", .retried) }
             await app.clock.advance(by: .seconds(179))
             #expect(app.broker.delayedMessageCount == 1)
             await app.clock.advance(by: .seconds(1))

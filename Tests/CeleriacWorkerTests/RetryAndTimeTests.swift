@@ -14,7 +14,7 @@ import CeleriacBroker
         try await withApp(Tasks.registry(runs: runs), observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 2))
             for attempt in 1...2 {
-                try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", "retry") }
+                try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
                 #expect(app.broker.delayedMessageCount == 1, "the retry waits in the delay queues")
                 await app.clock.advance(by: .seconds(9))
                 #expect(app.broker.delayedMessageCount == 1, "a 10 s retry left the delay queues after 9 s")
@@ -31,7 +31,7 @@ import CeleriacBroker
         try await withApp(observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 10))   // maxRetries is 3
             for attempt in 1...3 {
-                try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", "retry") }
+                try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
                 await app.clock.advance(by: .seconds(10))
             }
             await #expect {
@@ -49,7 +49,7 @@ import CeleriacBroker
         try await withApp(Tasks.registry(runs: runs), observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.autoretry, .init(times: 3))
             for attempt in 1...3 {
-                try await recorder.finished.wait(for: attempt, "autoretry \(attempt)") { $0 == ("t.autoretry", "retry") }
+                try await recorder.finished.wait(for: attempt, "autoretry \(attempt)") { $0 == ("t.autoretry", .retried) }
                 await app.clock.advance(by: .seconds(8))   // the backoff's cap
             }
             #expect(try await handle.get(timeout: .seconds(10)) == 3)
@@ -61,7 +61,7 @@ import CeleriacBroker
         let recorder = Recorder()
         try await withApp(observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 1))
-            try await recorder.finished.wait("the retry") { $0 == ("t.flaky", "retry") }
+            try await recorder.finished.wait("the retry") { $0 == ("t.flaky", .retried) }
             let state = await app.client.state(of: handle.id)
             #expect(state?.status == .retry)
             await app.clock.advance(by: .seconds(10))

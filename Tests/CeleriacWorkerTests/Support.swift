@@ -168,14 +168,14 @@ final class Gate: Sendable {
 /// What the worker reported, as logs a test waits on.
 final class Recorder: WorkerObserver {
     /// (task name, outcome) for every finished task.
-    let finished = EventLog<(String, String)>()
+    let finished = EventLog<(String, TaskFinishedOutcome)>()
     let started = EventLog<String>()
     let deadLetters = EventLog<String>()
     let chords = EventLog<String>()
     let requeued = EventLog<String>()
     let parked = EventLog<String>()
 
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finished.append((name, outcome)) }
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) { finished.append((name, outcome)) }
     func taskStarted(name: String, queue: String) { started.append(name) }
     func messageDeadLettered(queue: String, reason: String) { deadLetters.append(reason) }
     func taskParked(name: String, queue: String) { parked.append(name) }

@@ -203,7 +203,7 @@ struct UniqueAndDeadLetterTests {
         let (replayedOK, replayOutput) = await Shell.runOffPoolWithStatus(Self.demo, ["dlq", "replay", id, "--broker", broker], environment: env)
         #expect(replayedOK, "\(replayOutput)")
         #expect(replayOutput.contains("1 message(s) replayed"), "\(replayOutput)")
-        _ = try await first(second.observer.finished, within: .seconds(30), "the replayed task to finish") { $0.0 == name && $0.1 == "success" }
+        _ = try await first(second.observer.finished, within: .seconds(30), "the replayed task to finish") { $0.0 == name && $0.1 == .succeeded }
         #expect(ran.all.count == 1)
         let left = try await dlq.list()
         #expect(!left.contains { $0.taskID == id }, "the replayed message is still in the dead-letter queue")

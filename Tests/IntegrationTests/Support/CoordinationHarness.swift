@@ -20,7 +20,7 @@ final class CoordinationRecorder: WorkerObserver, CoordinationObserver {
     init() { (duplicates, duplicatesSink) = AsyncStream<String>.makeStream() }
 
     func stateChanged(ready: Bool) { recording.stateChanged(ready: ready) }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         recording.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
     }
     func taskStarted(name: String, queue: String) { recording.taskStarted(name: name, queue: queue) }

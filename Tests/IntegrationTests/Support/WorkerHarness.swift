@@ -13,8 +13,8 @@ import Testing
 final class RecordingObserver: WorkerObserver {
     let readyEvents: AsyncStream<Bool>
     private let readySink: AsyncStream<Bool>.Continuation
-    let finished: AsyncStream<(String, String)>
-    private let finishedSink: AsyncStream<(String, String)>.Continuation
+    let finished: AsyncStream<(String, TaskFinishedOutcome)>
+    private let finishedSink: AsyncStream<(String, TaskFinishedOutcome)>.Continuation
     let deadLettered = Mutex<[String]>([])
     let parked = Mutex<Int>(0)
     let started: AsyncStream<String>
@@ -27,14 +27,14 @@ final class RecordingObserver: WorkerObserver {
     init() {
         (chords, chordsSink) = AsyncStream<String>.makeStream()
         (readyEvents, readySink) = AsyncStream<Bool>.makeStream()
-        (finished, finishedSink) = AsyncStream<(String, String)>.makeStream()
+        (finished, finishedSink) = AsyncStream<(String, TaskFinishedOutcome)>.makeStream()
         (started, startedSink) = AsyncStream<String>.makeStream()
         (requeued, requeuedSink) = AsyncStream<String>.makeStream()
     }
     func messageRequeued(queue: String) { requeuedSink.yield(queue) }
     func chordEvent(_ event: String) { chordsSink.yield(event) }
     func stateChanged(ready: Bool) { readySink.yield(ready) }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) { finishedSink.yield((name, outcome)) }
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) { finishedSink.yield((name, outcome)) }
     func taskStarted(name: String, queue: String) { startedSink.yield(name) }
     func messageDeadLettered(queue: String, reason: String) { deadLettered.withLock { $0.append(reason) } }
     func taskParked(name: String, queue: String) { parked.withLock { $0 += 1 } }
@@ -147,7 +147,7 @@ struct FanOut: WorkerObserver {
     func publishConfirmed(seconds: Double) { observers.forEach { $0.publishConfirmed(seconds: seconds) } }
     func resultPublishFailed() { observers.forEach { $0.resultPublishFailed() } }
     func rateLimitWait(name: String, seconds: Double) { observers.forEach { $0.rateLimitWait(name: name, seconds: seconds) } }
-    func taskFinished(name: String, queue: String, outcome: String, seconds: Double) {
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
     }
     func messageDeadLettered(queue: String, reason: String) { observers.forEach { $0.messageDeadLettered(queue: queue, reason: reason) } }
