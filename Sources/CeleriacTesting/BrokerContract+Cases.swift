@@ -12,6 +12,18 @@ extension BrokerContract {
         return c
     }
 
+    /// Waits until `queue` is gone (a passive declare answers 404), for broker housekeeping no event announces.
+    static func expectGone(_ queue: String, on c: any BrokerConnection, within limit: Duration, _ what: String) async throws {
+        try await eventually(within: limit, what) {
+            do {
+                _ = try await c.inspect(queue: queue)
+                return false
+            } catch let error as BrokerError where error.replyCode == 404 {
+                return true
+            }
+        }
+    }
+
     /// A transient queue that also expires on its own, so that a failed run leaves nothing behind on RabbitMQ.
     static func scratch(_ name: String, _ arguments: FieldTable = [:]) -> QueueSpec {
         var spec = QueueSpec(name, durable: false, arguments: arguments)
@@ -204,14 +216,7 @@ extension BrokerContract {
         await env.pass(.milliseconds(300))
         _ = try await c.inspect(queue: reply)   // still there
         await env.pass(.milliseconds(1200))
-        try await eventually(within: env.slack + .milliseconds(100), "the unused queue \(reply) with x-expires 1 s was not deleted") {
-            do {
-                _ = try await c.inspect(queue: reply)
-                return false
-            } catch let error as BrokerError where error.replyCode == 404 {
-                return true
-            }
-        }
+        try await expectGone(reply, on: c, within: env.slack + .milliseconds(100), "the unused queue \(reply) with x-expires 1 s was not deleted")
         await c.close()
     }
 
@@ -335,14 +340,7 @@ extension BrokerContract {
         try await c.declare(QueueSpec(auto, durable: false, autoDelete: true))
         let consumer = try await c.consume(queue: auto, prefetch: 1)
         try await c.cancel(consumer)
-        try await eventually(within: .seconds(10) + env.slack, "an auto-delete queue outlived its last consumer") {
-            do {
-                _ = try await c.inspect(queue: auto)
-                return false
-            } catch let error as BrokerError where error.replyCode == 404 {
-                return true
-            }
-        }
+        try await expectGone(auto, on: c, within: .seconds(10) + env.slack, "an auto-delete queue outlived its last consumer")
         try await c.deleteQueue(q)
         await c.close()
     }

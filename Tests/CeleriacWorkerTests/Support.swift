@@ -142,28 +142,6 @@ final class EventLog<Event: Sendable>: Sendable {
     }
 }
 
-/// A gate a task waits on until the test opens it: holds a task "running" without sleeping.
-final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    func wait() async {
-        await withCheckedContinuation { c in
-            let resume = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if resume { c.resume() }
-        }
-    }
-    func open() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.open = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        waiters.forEach { $0.resume() }
-    }
-}
 
 /// What the worker reported, as logs a test waits on.
 final class Recorder: WorkerObserver {

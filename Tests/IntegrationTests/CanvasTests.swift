@@ -3,6 +3,7 @@ import CeleriacAMQP
 import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacTesting
 import CeleriacWorker
 import Foundation
 import Synchronization

@@ -3,6 +3,7 @@ import CeleriacAMQP
 import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacTesting
 import Foundation
 import Synchronization
 import Testing

@@ -2,6 +2,7 @@ import AMQPTransport
 import CeleriacAMQP
 import CeleriacMessaging
 import CeleriacCore
+import CeleriacTesting
 import CeleriacWorker
 import Foundation
 import Testing

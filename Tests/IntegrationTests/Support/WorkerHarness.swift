@@ -2,6 +2,7 @@ import AMQPTransport
 import CeleriacAMQP
 import CeleriacMessaging
 import CeleriacCore
+import CeleriacTesting
 import CeleriacWorker
 import Foundation
 import Logging
@@ -40,29 +41,6 @@ final class RecordingObserver: WorkerObserver {
     func taskParked(name: String, queue: String) { parked.withLock { $0 += 1 } }
 }
 
-/// A gate a test task waits on, opened by the test: lets tests hold a task "running" without sleeping.
-final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    func wait() async {
-        await withCheckedContinuation { c in
-            let resume = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if resume { c.resume() }
-        }
-    }
-    func open() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.open = true
-            let w = s.waiters
-            s.waiters = []
-            return w
-        }
-        for w in waiters { w.resume() }
-    }
-}
 
 struct RunningWorker {
     let worker: Worker
