@@ -103,6 +103,12 @@ public final class InMemoryBroker: Broker {
         try await wait("\(count) message(s) ready in '\(queue)'", within: limit) { s in (s.queues[queue]?.ready.count ?? 0) >= count }
     }
 
+    /// Waits until exactly `count` queues have names starting with `prefix` (0: until they are all gone, as chord
+    /// join queues once their chord has joined), at most `limit` of real time.
+    public func waitForQueues(prefixed prefix: String, count: Int, within limit: Duration = .seconds(10)) async throws {
+        try await wait("\(count) queue(s) named '\(prefix)…'", within: limit) { s in s.queues.keys.filter { $0.hasPrefix(prefix) }.count == count }
+    }
+
     /// Resumes when `condition` holds after some change of state (checked after every change, never polled).
     func wait(_ what: String, within limit: Duration, until condition: @escaping @Sendable (MemoryBrokerState) -> Bool) async throws {
         let met: Bool = await withTaskGroup(of: Bool.self) { group in
