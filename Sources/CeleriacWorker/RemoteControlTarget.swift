@@ -59,8 +59,8 @@ extension Worker: RemoteControlTarget {
     var replies: any MessagePublishing { publisherConnection }
     var brokerInfo: BrokerInfo { broker.info }
     var brokerDescription: String { broker.description }
-    func tick() -> Int { clock.add(1, ordering: .relaxed).newValue }
-    var lamportClock: Int { clock.load(ordering: .relaxed) }
+    func tick() -> Int { lamport.tick() }
+    var lamportClock: Int { lamport.now }
     var concurrencyNow: Int { concurrencyNowCounter.load(ordering: .relaxed) }
     var queuesConsumed: [String] { queuesNow.withLock { $0 } }
     var totalsByTask: [String: Int] { totals.withLock { $0 } }
@@ -70,8 +70,8 @@ extension Worker: RemoteControlTarget {
     }
     func reservedDeliveries() -> [(Delivery, String)] { reservedDeliveryTable.withLock { Array($0.values) } }
     func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { timeLimitOverrides.withLock { $0[task] = limit } }
-    var eventsEnabled: Bool { eventsSwitch.load(ordering: .relaxed) }
-    func setEventsEnabled(_ on: Bool) { eventsSwitch.store(on, ordering: .relaxed) }
+    var eventsEnabled: Bool { events.enabled }
+    func setEventsEnabled(_ on: Bool) { events.setEnabled(on) }
     func sendHeartbeat() {
         events.send("worker-heartbeat", ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
     }

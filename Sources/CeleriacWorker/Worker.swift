@@ -118,15 +118,10 @@ public final class Worker: Service, Sendable {
     let terminateRequests = Mutex<Set<String>>([])
     let stopping = Atomic<Bool>(false)
     let consumers = Mutex<[String: Consumer]>([:])
-    /// Celery events on or off (`-E`; `enable_events` / `disable_events` control commands).
-    let eventsSwitch = Atomic<Bool>(false)
-    var events: WorkerEvents { WorkerEvents(worker: self) }
-    /// Task events waiting to be sent as one `task.multi` batch.
-    let eventBuffer = Mutex<WorkerEvents.Batch>(WorkerEvents.Batch())
-    /// The hostname, utcoffset and pid fields of every event, serialized once.
-    let eventIdentity: [UInt8]
+    /// Celery events (`-E`; `enable_events` / `disable_events` control commands).
+    let events: WorkerEvents
     /// Lamport clock for remote control and events.
-    let clock = Atomic<Int>(0)
+    let lamport = LamportClock()
     /// Tasks run so far, by name (remote control `stats`).
     let totals = Mutex<[String: Int]>([:])
     /// Set by the remote `shutdown` command; checked by run().
@@ -176,12 +171,12 @@ public final class Worker: Service, Sendable {
         self.lastDelivery.withLock { $0 = configuration.clock.uptime }
         self.concurrencyNowCounter = Atomic(configuration.concurrency)
         self.queuesNow = Mutex(configuration.queues)
-        self.eventsSwitch.store(configuration.events, ordering: .relaxed)
-        self.eventIdentity = WorkerEvents.identityFields(hostname: configuration.hostname)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
         self.consumerConnection = broker.connection(.init(name: "\(configuration.hostname)-consume", confirms: false))
         self.publisherConnection = broker.connection(.init(name: "\(configuration.hostname)-publish", confirms: true))
         self.revocationConnection = broker.connection(.init(name: "\(configuration.hostname)-revocations", confirms: true))
+        self.events = WorkerEvents(hostname: configuration.hostname, enabled: configuration.events, publisher: publisherConnection,
+                                   lamport: lamport)
         self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
                                                broker: broker, hostname: configuration.hostname, logger: logger,
                                                observer: observer as? any CoordinationObserver)
@@ -195,6 +190,8 @@ public final class Worker: Service, Sendable {
     public var isStalled: Bool { stalled.load(ordering: .relaxed) }
     /// Tasks executed so far.
     public var processedCount: Int { processed.load(ordering: .relaxed) }
+    /// What worker events report of this worker now.
+    var eventStatus: WorkerEvents.Status { .init(active: running.withLock { $0.count }, processed: processedCount) }
     public var registeredTaskNames: [String] { registry.names }
     public var activeTaskIDs: [String] { running.withLock { Array($0.keys) } }
 
@@ -224,7 +221,7 @@ public final class Worker: Service, Sendable {
             throw error
         }
         await executor.stop()
-        events.offline()
+        events.offline(eventStatus)
         logger.info("worker stopped", metadata: ["processed": .stringConvertible(processedCount)])
         await coordination.stop()
         await consumerConnection.close()
@@ -258,7 +255,7 @@ public final class Worker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchConnection() }
-                helpers.addTask { await self.events.heartbeats() }
+                helpers.addTask { await self.events.heartbeats { self.eventStatus } }
                 helpers.addTask { await self.events.flusher() }
                 helpers.addTask {
                     for await _ in self.shutdownRequests {

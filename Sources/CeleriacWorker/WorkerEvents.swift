@@ -7,6 +7,14 @@ import Synchronization
 import Glibc
 #endif
 
+/// The Lamport clock of a worker's remote-control replies and events.
+final class LamportClock: Sendable {
+    private let value = Atomic<Int>(0)
+    /// Advances the clock and returns the new value.
+    func tick() -> Int { value.add(1, ordering: .relaxed).newValue }
+    var now: Int { value.load(ordering: .relaxed) }
+}
+
 /// Celery events (wire spec §8) on the topic exchange `celeryev`, so `celery events`, Flower and other monitors
 /// see Celeriac workers and their tasks. Sent only when enabled (`-E`, or the `enable_events` control command).
 ///
@@ -14,16 +22,41 @@ import Glibc
 /// `task-started`, `task-succeeded`, `task-failed`, `task-retried`, `task-revoked` (batched as `task.multi`,
 /// like Celery's). Each is published without waiting for its confirm: events are transient (delivery mode 1)
 /// and must not slow the task path.
-struct WorkerEvents: Sendable {
+///
+/// A component of its own: it owns the on/off switch, the pending batch and the identity fields, and knows of the
+/// worker only its node name, where to publish and the Lamport clock; the worker's counts come with each call.
+final class WorkerEvents: Sendable {
     static let exchange = "celeryev"
     static let heartbeatInterval: Duration = .seconds(2)
-    let worker: Worker
+    let hostname: String
+    let publisher: any MessagePublishing
+    let lamport: LamportClock
+    private let switchedOn: Atomic<Bool>
+    /// Task events waiting to be sent as one `task.multi` batch.
+    private let buffer = Mutex(Batch())
+    /// The hostname, utcoffset and pid fields of every event, serialized once.
+    private let identity: [UInt8]
+
+    init(hostname: String, enabled: Bool, publisher: any MessagePublishing, lamport: LamportClock) {
+        self.hostname = hostname
+        self.publisher = publisher
+        self.lamport = lamport
+        self.switchedOn = Atomic(enabled)
+        self.identity = Self.identityFields(hostname: hostname)
+    }
+
+    /// What a worker event reports of the worker now.
+    struct Status: Sendable {
+        var active: Int
+        var processed: Int
+    }
 
     static func declare(on connection: any TopologyDeclaring) async throws {
         try await connection.declare(ExchangeSpec(exchange, kind: .topic, durable: true))
     }
 
-    var enabled: Bool { worker.eventsSwitch.load(ordering: .relaxed) }
+    var enabled: Bool { switchedOn.load(ordering: .relaxed) }
+    func setEnabled(_ on: Bool) { switchedOn.store(on, ordering: .relaxed) }
 
     /// Task events are buffered and sent as Celery does, as a JSON array with routing key `task.multi`, when 100
     /// are waiting or at the latest 50 ms later (one flusher wakes every 50 ms while events are on): one publish
@@ -45,7 +78,7 @@ struct WorkerEvents: Sendable {
     func sendTaskEvent(_ type: String, _ fields: (inout JSONObjectWriter) -> Void) {
         guard enabled else { return }
         let now = Date().timeIntervalSince1970
-        let full = worker.eventBuffer.withLock { buffer -> [UInt8]? in
+        let full = self.buffer.withLock { buffer -> [UInt8]? in
             buffer.bytes.append(buffer.count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
             JSONObjectWriter.append(to: &buffer.bytes) { body in
                 fields(&body)
@@ -60,8 +93,8 @@ struct WorkerEvents: Sendable {
     /// What every event ends with: hostname, utcoffset and pid (written once per worker, ``identityFields(hostname:)``),
     /// then clock, timestamp and type.
     private func addCommonFields(_ body: inout JSONObjectWriter, type: String, now: Double) {
-        body.add(fragment: worker.eventIdentity)
-        body.add("clock", int: worker.clock.add(1, ordering: .relaxed).newValue)
+        body.add(fragment: identity)
+        body.add("clock", int: lamport.tick())
         body.add("timestamp", seconds: now)
         body.add("type", string: type)
     }
@@ -100,7 +133,7 @@ struct WorkerEvents: Sendable {
 
     /// Sends whatever task events are buffered now.
     func flush() {
-        let pending = worker.eventBuffer.withLock { buffer -> [UInt8]? in
+        let pending = self.buffer.withLock { buffer -> [UInt8]? in
             buffer.count == 0 ? nil : Self.take(&buffer)
         }
         guard let pending else { return }
@@ -110,16 +143,16 @@ struct WorkerEvents: Sendable {
     private func publish(routingKey: String, body: [UInt8]) {
         let message = OutgoingMessage(exchange: Self.exchange, routingKey: routingKey, body: body,
                                       properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8",
-                                                                  headers: ["hostname": .string(worker.configuration.hostname)], deliveryMode: 1))
-        worker.publisherConnection.publishInBackground(message)
+                                                                  headers: ["hostname": .string(hostname)], deliveryMode: 1))
+        publisher.publishInBackground(message)
     }
 
-    func workerFields() -> KeyValuePairs<String, JSONValue> {
+    func workerFields(_ status: Status) -> KeyValuePairs<String, JSONValue> {
         var load = [Double](repeating: 0, count: 3)
         _ = getloadavg(&load, 3)
         return [
-            "freq": .double(2.0), "active": .int(Int64(worker.running.withLock { $0.count })),
-            "processed": .int(Int64(worker.processedCount)),
+            "freq": .double(2.0), "active": .int(Int64(status.active)),
+            "processed": .int(Int64(status.processed)),
             "loadavg": .array(load.map { .double(($0 * 100).rounded() / 100) }),
             "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux",
         ]
@@ -128,20 +161,20 @@ struct WorkerEvents: Sendable {
     static let version = "0.1.0"
 
     /// Sends worker-online, then a heartbeat every 2 s until cancelled.
-    func heartbeats() async {
+    func heartbeats(status: @Sendable () -> Status) async {
         var announced = false
         while !Task.isCancelled {
             if enabled {
-                send(announced ? "worker-heartbeat" : "worker-online", workerFields())
+                send(announced ? "worker-heartbeat" : "worker-online", workerFields(status()))
                 announced = true
             }
             do { try await Task.sleep(for: Self.heartbeatInterval) } catch { return }
         }
     }
 
-    func offline() {
+    func offline(_ status: Status) {
         flush()
-        if enabled { send("worker-offline", workerFields()) }
+        if enabled { send("worker-offline", workerFields(status)) }
     }
 
     func received(_ m: TaskMessage) {
