@@ -246,6 +246,10 @@ public final class Worker: Service, Sendable {
             throw CeleriacError.broker(operation: "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
                                        underlying: String(describing: error))
         }
+        // Consumers added at run time (`add_consumer`) forward into the same intake: wired before the worker says
+        // it is ready, so a command that follows readiness finds it.
+        let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
+        self.intake.withLock { $0 = (intakeSink, forwarders) }
         readyState.store(true, ordering: .relaxed)
         observer.stateChanged(ready: true)
         logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
@@ -269,8 +273,6 @@ public final class Worker: Service, Sendable {
                 }
                 helpers.addTask { await self.watchdog(slots: self.slots) }
                 await withDiscardingTaskGroup { group in
-                    let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
-                    self.intake.withLock { $0 = (intakeSink, forwarders) }
                     for queue in configuration.queues {
                         group.addTask {
                             await self.forward(queue: queue, into: intakeSink)

@@ -57,6 +57,7 @@ import Testing
         try await withApp(observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.retryDefault, .init())
             try await recorder.finished.wait("the retry") { $0 == ("t.retry_default", .retried) }
+            try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
             await app.clock.advance(by: .seconds(179))
             #expect(app.broker.delayedMessageCount == 1)
             await app.clock.advance(by: .seconds(1))

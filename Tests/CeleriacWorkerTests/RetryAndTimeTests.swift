@@ -15,7 +15,7 @@ import CeleriacBroker
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 2))
             for attempt in 1...2 {
                 try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
-                #expect(app.broker.delayedMessageCount == 1, "the retry waits in the delay queues")
+                try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
                 await app.clock.advance(by: .seconds(9))
                 #expect(app.broker.delayedMessageCount == 1, "a 10 s retry left the delay queues after 9 s")
                 #expect(runs.count("t.flaky") == attempt)
@@ -32,6 +32,7 @@ import CeleriacBroker
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 10))   // maxRetries is 3
             for attempt in 1...3 {
                 try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
+                try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
                 await app.clock.advance(by: .seconds(10))
             }
             await #expect {
@@ -48,25 +49,37 @@ import CeleriacBroker
         let runs = Counter()
         try await withApp(Tasks.registry(runs: runs), observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.autoretry, .init(times: 3))
-            for attempt in 1...3 {
-                try await recorder.finished.wait(for: attempt, "autoretry \(attempt)") { $0 == ("t.autoretry", .retried) }
-                await app.clock.advance(by: .seconds(8))   // the backoff's cap
+            // Exponential backoff without jitter: 2, 4, 8 s (the cap), each never early.
+            for (attempt, delay) in [2, 4, 8].enumerated() {
+                try await recorder.finished.wait(for: attempt + 1, "autoretry \(attempt + 1)") { $0 == ("t.autoretry", .retried) }
+                try await app.broker.waitForDelayedMessages()
+                await app.clock.advance(by: .seconds(delay) - .milliseconds(1))
+                #expect(app.broker.delayedMessageCount == 1, "retry \(attempt + 1) left before its \(delay) s backoff")
+                await app.clock.advance(by: .milliseconds(1))
             }
-            #expect(try await handle.get(timeout: .seconds(10)) == 3)
+            let retries = try await handle.get(timeout: .seconds(10))
+            #expect(retries == 3)
             #expect(runs.count("t.autoretry") == 4)
         }
     }
 
     @Test func aRetryReachesTheCallerAsRetryStateBeforeTheResult() async throws {
-        let recorder = Recorder()
-        try await withApp(observer: recorder) { app in
-            let handle = try await app.client.delay(Tasks.flaky, .init(times: 1))
-            try await recorder.finished.wait("the retry") { $0 == ("t.flaky", .retried) }
-            let state = await app.client.state(of: handle.id)
-            #expect(state?.status == .retry)
+        try await withApp { app in
+            // The caller's replies go to a queue the test reads without consuming, in the order they were sent.
+            let replies = "test.replies"
+            let raw = app.broker.connection(.init(name: "replies"))
+            try await raw.connect()
+            try await raw.declare(QueueSpec(replies))
+            var options = SendOptions()
+            options.replyTo = replies
+            _ = try await app.client.delay(Tasks.flaky, .init(times: 1), options: options)
+            try await app.broker.waitForMessages(in: replies, 1)
+            try await app.broker.waitForDelayedMessages()
             await app.clock.advance(by: .seconds(10))
-            #expect(try await handle.get(timeout: .seconds(10)) == 1)
-            #expect(await app.client.state(of: handle.id)?.status == .success)
+            try await app.broker.waitForMessages(in: replies, 2)
+            let states = try #require(app.broker.messages(in: replies)).map { try JSONValue.parse($0.body)["status"]?.stringValue }
+            #expect(states == ["RETRY", "SUCCESS"])
+            await raw.close()
         }
     }
 

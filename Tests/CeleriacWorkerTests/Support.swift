@@ -36,7 +36,7 @@ enum Tasks {
             if ctx.retries < t.times { throw ctx.retry(countdown: .seconds(10)) }
             return ctx.retries
         }
-        r.register(autoretry, options: TaskOptions(maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 2, cap: 8)) { $0 is Transient })) { t, ctx in
+        r.register(autoretry, options: TaskOptions(maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 2, cap: 8, jitter: false)) { $0 is Transient })) { t, ctx in
             runs.add(ctx.name)
             if ctx.retries < t.times { throw Transient() }
             return ctx.retries
