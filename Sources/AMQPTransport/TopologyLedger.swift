@@ -4,8 +4,9 @@
 /// The rules: a re-declared exchange or queue replaces the earlier declaration of that name and moves to the end
 /// (the newest arguments win); a binding made twice is remembered once, where it was first made; a queue declared
 /// with `recreateAfterReconnect: false` is not remembered (its absence after a reconnect means something: a lock,
-/// a chord's join queue); deleting a queue forgets it and its bindings, deleting an exchange forgets it and the
-/// queue bindings to it.
+/// a chord's join queue); deleting a queue forgets it and its bindings, deleting an exchange forgets it, the
+/// queue bindings to it and the exchange bindings from or to it (RabbitMQ removes them with the exchange: replaying
+/// one would fail with 404 and drop the connection again after every reconnect).
 ///
 /// Pure: ``ConnectionCore`` records what succeeded on the broker and replays ``replayPlan`` with the C calls.
 struct TopologyLedger {
@@ -51,6 +52,7 @@ struct TopologyLedger {
     mutating func deletedExchange(named name: String) {
         exchanges.removeAll { $0.name == name }
         bindings.removeAll { $0.exchange == name }
+        exchangeBindings.removeAll { $0.source == name || $0.destination == name }
     }
 
     /// What to declare after a reconnect, in order: exchanges, then queues, then exchange bindings, then queue

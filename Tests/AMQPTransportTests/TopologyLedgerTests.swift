@@ -59,6 +59,18 @@ import Testing
         #expect(l.bindings == [BindingSpec(queue: "q", exchange: "kept", routingKey: "k")])
     }
 
+    @Test func deletingAnExchangeForgetsTheExchangeBindingsFromAndToIt() {
+        var l = TopologyLedger()
+        for name in ["a", "gone", "c"] { l.declared(ExchangeSpec(name, kind: .topic)) }
+        l.bound(ExchangeBindingSpec(destination: "gone", source: "a", routingKey: "#"))
+        l.bound(ExchangeBindingSpec(destination: "c", source: "gone", routingKey: "#"))
+        l.bound(ExchangeBindingSpec(destination: "c", source: "a", routingKey: "x.#"))
+        l.deletedExchange(named: "gone")
+        // A replayed binding that names a deleted exchange gets a 404 and drops the connection again.
+        #expect(l.exchangeBindings == [ExchangeBindingSpec(destination: "c", source: "a", routingKey: "x.#")])
+        #expect(!l.replayPlan.contains { if case .exchangeBinding(let b) = $0 { return b.source == "gone" || b.destination == "gone" }; return false })
+    }
+
     @Test func aQueueDeclaredWithoutRecreateAfterReconnectIsNotReplayed() {
         var l = TopologyLedger()
         l.declared(QueueSpec("lock.chord-1", exclusive: true), recreateAfterReconnect: false)
