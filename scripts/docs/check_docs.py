@@ -143,8 +143,33 @@ def check_readme_shape() -> None:
 
 
 # ------------------------------------------------------------------ Swift examples
-# Package manifests are not library code: checked by `swift package dump-package` in check-docs.sh, not compiled here.
+# Package manifests are not library code: each is loaded by `swift package dump-package` instead of compiled, and the
+# products it names must be products of this package.
 MANIFEST_EXAMPLES = {"package-manifest"}
+
+
+def check_manifest(block: "Block", name: str) -> None:
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        package = Path(tmp) / "example"
+        package.mkdir()
+        (package / "Package.swift").write_text("\n".join(block.body) + "\n", encoding="utf-8")
+        try:
+            run = subprocess.run(["swift", "package", "dump-package"], cwd=package, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            fail(block.where, f"manifest example '{name}': could not run swift package dump-package ({error})")
+            return
+        if run.returncode != 0:
+            fail(block.where, f"manifest example '{name}' does not load: {run.stderr.strip()[:300]}")
+            return
+    ours = set(re.findall(r'\.(?:library|executable)\(name:\s*"([^"]+)"', (REPO / "Package.swift").read_text(encoding="utf-8")))
+    named = {p for p in re.findall(r'\.product\(name:\s*"([^"]+)"', "\n".join(block.body))}
+    missing = named - ours
+    if missing:
+        fail(block.where, f"manifest example '{name}' names products this package does not have: {sorted(missing)}")
+    else:
+        note(f"examples: manifest '{name}' loads with swift package dump-package; products {sorted(named)} exist")
 
 def check_examples() -> None:
     names: dict[str, str] = {}
@@ -162,6 +187,7 @@ def check_examples() -> None:
             names[m.group(1)] = block.where
             # Compiled (and, for tests, run) by the DocExamplesTests target: the page and the file must not drift.
             if m.group(1) in MANIFEST_EXAMPLES:
+                check_manifest(block, m.group(1))
                 continue
             compiled = REPO / "Tests" / "DocExamplesTests" / f"{m.group(1)}.swift"
             text = "\n".join(block.body).rstrip("\n") + "\n"
