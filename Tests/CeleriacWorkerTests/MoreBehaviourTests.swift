@@ -158,13 +158,16 @@ import Testing
     }
 
     @Test func theShutdownCommandStopsTheWorkerWarmly() async throws {
-        let app = try await CeleriacTestApp(registry: Tasks.registry())
+        let recorder = Recorder()
+        let app = try await CeleriacTestApp(registry: Tasks.registry(), observer: recorder)
         let control = ControlClient(broker: app.broker)
         try await control.start()
         try await control.cast("shutdown", destination: ["celeriac@test"])
-        // The worker's service returns by itself; shutting the app down afterwards finds it stopped.
-        try await app.shutdown()
+        // The command alone starts the warm shutdown: the worker says it is no longer ready before the app is
+        // asked to stop.
+        try await recorder.readiness.wait("the worker leaving the ready state") { $0 == false }
         #expect(app.worker.isReady == false)
+        try await app.shutdown()
         await control.close()
     }
 

@@ -152,6 +152,9 @@ final class Recorder: WorkerObserver {
     let chords = EventLog<String>()
     let requeued = EventLog<String>()
     let parked = EventLog<String>()
+    /// Ready (true) and not ready (false), as the worker announced them.
+    let readiness = EventLog<Bool>()
+    func stateChanged(ready: Bool) { readiness.append(ready) }
 
     func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) { finished.append((name, outcome)) }
     func taskStarted(name: String, queue: String) { started.append(name) }
