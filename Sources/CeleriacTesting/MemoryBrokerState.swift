@@ -501,6 +501,8 @@ struct MemoryBrokerState: Sendable {
     /// Applies everything due by `now`: message TTLs (cascading through dead-letter queues in time order) and
     /// `x-expires` of unused queues.
     mutating func advance(to now: Duration, outbox: inout Outbox) {
+        // Runs before every operation: nothing to do (the usual case) costs one look at the queue heads.
+        guard let due = nextDeadline(), due <= now else { return }
         while let (name, at) = earliestExpiry(), at <= now {
             guard var queue = queues[name] else { continue }
             expireHead(of: &queue, now: at, outbox: &outbox)
@@ -511,7 +513,6 @@ struct MemoryBrokerState: Sendable {
             guard let queue = queues[name], let expires = queue.expires, queue.consumers.isEmpty else { continue }
             if queue.lastUsed + expires <= now { deleteQueueNow(name, outbox: &outbox) }
         }
-        for name in queues.keys.sorted() { dispatch(name, now: now, outbox: &outbox) }
     }
 
     private func earliestExpiry() -> (String, Duration)? {
