@@ -61,15 +61,15 @@ extension Worker: RemoteControlTarget {
     var brokerDescription: String { broker.description }
     func tick() -> Int { lamport.tick() }
     var lamportClock: Int { lamport.now }
-    var concurrencyNow: Int { concurrencyNowCounter.load(ordering: .relaxed) }
-    var queuesConsumed: [String] { queuesNow.withLock { $0 } }
-    var totalsByTask: [String: Int] { totals.withLock { $0 } }
-    var poolStatistics: JSONObject { executor.statistics }
-    func activeTasks() -> [(message: TaskMessage, queue: String, startedAt: Date)] {
-        running.withLock { Array($0.values) }.map { ($0.message, $0.queue, $0.startedAt) }
-    }
-    func reservedDeliveries() -> [(Delivery, String)] { reservedDeliveryTable.withLock { Array($0.values) } }
-    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { timeLimitOverrides.withLock { $0[task] = limit } }
+    var concurrencyNow: Int { execution.concurrency }
+    var prefetchNow: Int { intake.prefetch }
+    var queuesConsumed: [String] { intake.queues }
+    var totalsByTask: [String: Int] { execution.totalsByTask }
+    var poolStatistics: JSONObject { execution.executor.statistics }
+    func activeTasks() -> [(message: TaskMessage, queue: String, startedAt: Date)] { execution.active() }
+    func reservedDeliveries() -> [(Delivery, String)] { intake.reserved }
+    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { execution.setTimeLimit(task, limit) }
+    func recordBroadcastRevocations(_ ids: [String], terminate: Bool) { revocations.recordBroadcast(ids, terminate: terminate) }
     var eventsEnabled: Bool { events.enabled }
     func setEventsEnabled(_ on: Bool) { events.setEnabled(on) }
     func sendHeartbeat() {

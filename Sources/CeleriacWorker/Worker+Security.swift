@@ -19,28 +19,6 @@ extension Worker {
             "Security(signing: \(signer.map(\.description) ?? "off"), remoteControl: \(remoteControl))"
         }
     }
-
-    /// Verifies a delivery's signature when signing is on. A message that fails goes to the dead-letter queue with
-    /// its reason (label `signature`) and false is returned.
-    func admit(_ delivery: Delivery, queue: String) async -> Bool {
-        guard let signer = configuration.security.signer else { return true }
-        // An oversized body is refused by the decoder's size limit before any HMAC work is spent on it.
-        guard delivery.body.count <= configuration.limits.maxBodyBytes else { return true }
-        do {
-            try signer.verify(delivery)
-            return true
-        } catch {
-            logger.error("rejected a task message whose signature is missing or wrong; it is in the dead-letter queue",
-                         metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
-            await deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
-            return false
-        }
-    }
-
-    /// Signs the task messages among `messages` when signing is on.
-    func signed(_ messages: [OutgoingMessage]) -> [OutgoingMessage] {
-        configuration.security.signer?.sign(messages) ?? messages
-    }
 }
 
 /// Which remote-control methods a worker obeys. Inspection methods (`ping`, `stats`, `active`, `conf`, …) are

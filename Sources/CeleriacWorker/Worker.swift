@@ -1,13 +1,13 @@
 import CeleriacBroker
-import CeleriacMessaging
+import CeleriacCanvas
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTracing
 import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import Synchronization
-import Tracing
 
 /// Consumes task messages, runs them, publishes their results, then acknowledges them.
 ///
@@ -22,178 +22,107 @@ import Tracing
 /// let worker = Worker(registry: registry, configuration: .init(), broker: broker, logger: logger)
 /// try await ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
 /// ```
+///
+/// The worker is a coordinator. It opens its connections, composes its components and runs them:
+/// - ``DeliveryIntake`` brings deliveries in (consumers, prefetch, re-subscribe, the stall watchdog);
+/// - ``TaskPipeline`` takes one delivery from decoding to ack, through ``TaskExecution`` (slots, running tasks,
+///   time limits, revoke), ``OutcomePublisher`` (results, retries, dead letters), ``CanvasFollowUps`` and
+///   ``ChordJoiner``, and reports to the ``TaskMiddleware`` chain (metrics, events, tracing, workflow graph);
+/// - ``RemoteControl`` answers Celery's inspect and control commands, ``WorkerEvents`` sends Celery events,
+///   ``RevocationFollower`` keeps revocations durable, `WorkerCoordination` holds global limits and unique locks.
+///
+/// This file holds what is left: the start, the intake loop (a slot per delivery), and warm shutdown.
 public final class Worker: Service, Sendable {
-    public struct Configuration: Sendable {
-        /// Queues to consume (`-Q a,b`).
-        public var queues: [String]
-        /// Tasks run at once (`-c N`).
-        public var concurrency: Int
-        /// Prefetch = concurrency × this (`--prefetch-multiplier`).
-        public var prefetchMultiplier: Int
-        /// Node name (`-n`), `celeriac@<hostname>` by default.
-        public var hostname: String
-        /// Warm shutdown: how long running tasks may finish after SIGTERM.
-        public var gracePeriod: Duration
-        /// Decoding limits (message size, JSON depth).
-        public var limits: TaskCodec.Limits
-        /// Declare work queues with `x-max-priority`.
-        public var maxPriority: Int?
-        /// The watchdog re-subscribes a queue that has messages ready and free slots but delivered nothing for
-        /// this long (the "alive but not consuming" worker of celery#8030).
-        public var watchdogInterval: Duration
-        /// Ack when a task starts instead of after it finished (Celery's default; at-most-once for that task).
-        public var acksEarly: Bool
-        /// Send Celery events (`-E`): worker heartbeats and task events for Flower / `celery events`.
-        public var events: Bool
-        /// Worker-wide hard time limit in seconds (`--time-limit`), for tasks and messages that set none.
-        public var timeLimit: Double?
-        /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
-        public var softTimeLimit: Double?
-        /// Replay and extend the broker's revocation log (`celeriac.revoked`, a stream queue) so revocations
-        /// survive restarts and reach workers started later. Needs RabbitMQ ≥ 3.9.
-        public var durableRevocations: Bool = true
-        /// A consumer span per task run, producer spans for what it sends (README "Tracing"); off while `NoOpTracer`.
-        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
-        /// Message signing and remote-control limits (Worker+Security.swift).
-        public var security = Security()
-        /// Limits shared by all workers through the broker (`--global-rate-limit`, `--global-concurrency`).
-        public var globalLimits: [GlobalLimit] = []
-        /// Completed task ids remembered to skip duplicate deliveries (0 = off).
-        public var duplicateWindow: Int = 10_000
-        /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
-        public var queueType: QueueType = .classic
-        /// The time the worker reads for ETAs, `expires`, retries, time limits, rate limits and the watchdog
-        /// (`ManualClock` in tests; the process pool's children keep their own real clock for time limits).
-        public var clock: any CeleriacClock = SystemClock()
-
-        public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
-                    hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
-                    limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
-                    acksEarly: Bool = false, events: Bool = false) {
-            self.queues = queues
-            self.concurrency = max(1, concurrency)
-            self.prefetchMultiplier = max(1, prefetchMultiplier)
-            self.hostname = hostname
-            self.gracePeriod = gracePeriod
-            self.limits = limits
-            self.maxPriority = maxPriority
-            self.watchdogInterval = watchdogInterval
-            self.acksEarly = acksEarly
-            self.events = events
-        }
-
-        public var prefetch: Int { concurrency * prefetchMultiplier }
-    }
-
     public let configuration: Configuration
     /// The broker the worker's connections come from.
     public let broker: any Broker
     let registry: TaskRegistry
     let logger: Logger
     let observer: any WorkerObserver
-    /// Runs task bodies: in process (async pool) or in child processes (process pool).
-    let executor: any TaskExecutor
-    /// nil when tracing is off.
-    let tracing: TaskTracing?
-    /// The workflow-graph exchange was declared on the publisher connection (Worker+Graph).
-    let graphExchangeDeclared = Atomic<Bool>(false)
     let consumerConnection: any BrokerConnection
     let publisherConnection: any BrokerConnection
-    /// Reads and writes the revocation log (a stream queue) on a connection of its own: a stream RabbitMQ cannot
-    /// serve for a while (its coordinator on a lost cluster node) closes this connection, never the ones that
-    /// consume and publish tasks.
-    let revocationConnection: any BrokerConnection
-    /// Global limits, unique locks, duplicate detection (Worker+Coordination.swift).
-    let coordination: WorkerCoordination
-    let revoked = RevokedSet()
-    /// Ids known to be in the broker's revocation log (so a broadcast is not written to it again).
-    let loggedRevocations = RevokedSet()
-    let rateLimiter: RateLimiter
-    /// One chord join at a time per worker: a join holds parts unacked on the publisher connection's admin
-    /// channel, which a concurrent join's failed lock declare (405) would close.
-    let joinGate = Slots(1)
-    let running = Mutex<[String: RunningTask]>([:])
-    /// Ids asked to terminate that were not (yet) in `running`: a task that passed its revoked check but has not
-    /// registered its Swift Task yet checks this after registering, so a terminate in that window is not lost.
-    let terminateRequests = Mutex<Set<String>>([])
-    let stopping = Atomic<Bool>(false)
-    let consumers = Mutex<[String: Consumer]>([:])
-    /// Celery events (`-E`; `enable_events` / `disable_events` control commands).
+
+    let intake: DeliveryIntake
+    let execution: TaskExecution
+    let pipeline: TaskPipeline
     let events: WorkerEvents
+    let revocations: RevocationFollower
+    /// Global limits, unique locks, duplicate detection.
+    let coordination: WorkerCoordination
+    let rateLimiter: RateLimiter
     /// Lamport clock for remote control and events.
     let lamport = LamportClock()
-    /// Tasks run so far, by name (remote control `stats`).
-    let totals = Mutex<[String: Int]>([:])
-    /// Set by the remote `shutdown` command; checked by run().
-    let shutdownRequests: AsyncStream<Void>
-    let shutdownSink: AsyncStream<Void>.Continuation
-    let slots: Slots
-    let processed = Atomic<Int>(0)
-    /// When the last delivery arrived (``Configuration/clock``'s uptime).
-    let lastDelivery = Mutex<Duration>(.zero)
-    let readyState = Atomic<Bool>(false)
-    let stalled = Atomic<Bool>(false)
-    /// Chords whose join queue is being counted now, with the members waiting for the next count.
-    let chordCounts = Mutex<[String: [CheckedContinuation<Bool?, Never>]]>([:])
-    /// Deliveries received and not started yet (remote control `reserved`).
-    let reservedDeliveryTable = Mutex<[DeliveryTag: (Delivery, String)]>([:])
-    /// Per-task time limits set at run time (`time_limit` control command); they win over the task's options.
-    let timeLimitOverrides = Mutex<[String: TaskMessage.TimeLimit]>([:])
-    /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
-    let concurrencyNowCounter: Atomic<Int>
-    /// Queues consumed now (`-Q`, changed by `add_consumer` / `cancel_consumer`).
-    let queuesNow: Mutex<[String]>
-    /// Where consumers added at run time forward their deliveries (set while consuming).
-    let intake = Mutex<(sink: UnboundedChannel<(Delivery, String)>, forwarders: Forwarders)?>(nil)
     let startedAt = Date()
 
-    struct RunningTask: Sendable {
-        let message: TaskMessage
-        let work: Task<JSONValue, any Error>
-        let startedAt: Date
-        let queue: String
-    }
+    private let readyState = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    /// Set by the remote `shutdown` command; checked by run().
+    private let shutdownRequests: AsyncStream<Void>
+    private let shutdownSink: AsyncStream<Void>.Continuation
 
     /// A worker that runs `registry`'s tasks from `broker`'s queues; it connects when it runs.
-    public init(registry: TaskRegistry, configuration: Configuration = .init(), broker: any Broker, logger: Logger, observer: any WorkerObserver = NoObserver(),
-                executor: any TaskExecutor = InProcessExecutor()) {
+    public init(registry: TaskRegistry, configuration: Configuration = .init(), broker: any Broker, logger: Logger,
+                observer: any WorkerObserver = NoObserver(), executor: any TaskExecutor = InProcessExecutor()) {
         self.registry = registry
-        self.executor = executor
         self.configuration = configuration
         self.broker = broker
         var logger = logger
         logger[metadataKey: "worker"] = .string(configuration.hostname)
         self.logger = logger
         self.observer = observer
-        self.tracing = TaskTracing(configuration.tracer)
-        self.slots = Slots(configuration.concurrency + executor.extraSlots)
-        self.rateLimiter = RateLimiter(clock: configuration.clock)
-        self.lastDelivery.withLock { $0 = configuration.clock.uptime }
-        self.concurrencyNowCounter = Atomic(configuration.concurrency)
-        self.queuesNow = Mutex(configuration.queues)
         (self.shutdownRequests, self.shutdownSink) = AsyncStream<Void>.makeStream()
-        self.consumerConnection = broker.connection(.init(name: "\(configuration.hostname)-consume", confirms: false))
-        self.publisherConnection = broker.connection(.init(name: "\(configuration.hostname)-publish", confirms: true))
-        self.revocationConnection = broker.connection(.init(name: "\(configuration.hostname)-revocations", confirms: true))
-        self.events = WorkerEvents(hostname: configuration.hostname, enabled: configuration.events, publisher: publisherConnection,
-                                   lamport: lamport)
-        self.coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
-                                               broker: broker, hostname: configuration.hostname, logger: logger,
-                                               observer: observer as? any CoordinationObserver)
+        let hostname = configuration.hostname, clock = configuration.clock
+        consumerConnection = broker.connection(.init(name: "\(hostname)-consume", confirms: false))
+        publisherConnection = broker.connection(.init(name: "\(hostname)-publish", confirms: true))
+        coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
+                                          broker: broker, hostname: hostname, logger: logger, observer: observer as? any CoordinationObserver)
+        rateLimiter = RateLimiter(clock: clock)
+        events = WorkerEvents(hostname: hostname, enabled: configuration.events, publisher: publisherConnection, lamport: lamport)
+
+        execution = TaskExecution(settings: .init(hostname: hostname, timeLimit: configuration.timeLimit, softTimeLimit: configuration.softTimeLimit,
+                                                  acksEarly: configuration.acksEarly, clock: clock),
+                                  executor: executor, concurrency: configuration.concurrency)
+        intake = DeliveryIntake(settings: .init(hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,
+                                                watchdogInterval: configuration.watchdogInterval, maxPriority: configuration.maxPriority,
+                                                queueType: configuration.queueType, clock: clock),
+                                connection: consumerConnection, topology: publisherConnection, capacity: execution, observer: observer, logger: logger)
+        revocations = RevocationFollower(connection: broker.connection(.init(name: "\(hostname)-revocations", confirms: true)),
+                                         revoked: execution.revoked, hostname: hostname, enabled: configuration.durableRevocations, logger: logger)
+
+        let tracing = TaskTracing(configuration.tracer)
+        let coordination = self.coordination
+        let publisher = OutcomePublisher(settings: .init(hostname: hostname, gracePeriod: configuration.gracePeriod,
+                                                         signer: configuration.security.signer, clock: clock),
+                                         connection: publisherConnection, settler: consumerConnection, observer: observer, logger: logger,
+                                         tracing: tracing, releaseUnique: { await coordination.releaseUnique(of: $0) })
+        let planner = CanvasPlanner(defaultQueue: configuration.queues.first ?? Topology.defaultQueue)
+        let graph = GraphRecorder(publisher: publisherConnection, hostname: hostname, logger: logger)
+        let chords = ChordJoiner(publisher: publisher, execution: execution, observer: observer, clock: clock, planner: planner)
+        let canvas = CanvasFollowUps(publisher: publisher, chords: chords, graph: graph, clock: clock, planner: planner)
+        var middleware: [any TaskMiddleware] = []
+        if let tracing { middleware.append(TracingMiddleware(tracing: tracing, worker: hostname)) }
+        middleware += [ObserverMiddleware(observer: observer), EventMiddleware(events: events), graph]
+        middleware += configuration.middleware
+        pipeline = TaskPipeline(settings: .init(limits: configuration.limits, signer: configuration.security.signer,
+                                                acksEarly: configuration.acksEarly, clock: clock),
+                                registry: registry, execution: execution, publisher: publisher, canvas: canvas, coordination: coordination,
+                                rateLimiter: rateLimiter, middleware: MiddlewareChain(middleware), observer: observer, logger: logger)
     }
 
     /// True while connected and consuming (for `/readyz`).
     /// Not ready while the watchdog sees a stall (messages ready, slots free, nothing delivered) until the next
     /// delivery arrives.
-    public var isReady: Bool { readyState.load(ordering: .relaxed) && consumerConnection.isConnected && !stalled.load(ordering: .relaxed) }
+    public var isReady: Bool { readyState.load(ordering: .relaxed) && intake.isReady }
     /// True from a stall the watchdog detected until the next delivery.
-    public var isStalled: Bool { stalled.load(ordering: .relaxed) }
+    public var isStalled: Bool { intake.isStalled }
     /// Tasks executed so far.
-    public var processedCount: Int { processed.load(ordering: .relaxed) }
-    /// What worker events report of this worker now.
-    var eventStatus: WorkerEvents.Status { .init(active: running.withLock { $0.count }, processed: processedCount) }
+    public var processedCount: Int { execution.processedCount }
+    /// The names of the tasks this worker runs.
     public var registeredTaskNames: [String] { registry.names }
-    public var activeTaskIDs: [String] { running.withLock { Array($0.keys) } }
+    /// Ids of the tasks running now.
+    public var activeTaskIDs: [String] { execution.runningIDs }
+    /// What worker events report of this worker now.
+    var eventStatus: WorkerEvents.Status { .init(active: execution.runningCount, processed: execution.processedCount) }
 
     public func run() async throws {
         try registry.validate()
@@ -202,12 +131,13 @@ public final class Worker: Service, Sendable {
             try await consumerConnection.connect()
             try await publisherConnection.connect()
             try await declareTopology()
-            try await replayRevocationLog()
+            try await revocations.replay()
             try await coordination.start(consumer: consumerConnection, concurrency: configuration.concurrency)
         } catch let error as BrokerError {
             throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(broker.description)", underlying: error.description)
         }
         defer { readyState.store(false, ordering: .relaxed) }
+        let executor = execution.executor
         try await executor.start(logger: logger)
         // Cold shutdown (this task cancelled) kills the pool's children at once; a warm one stops them below.
         do {
@@ -226,158 +156,12 @@ public final class Worker: Service, Sendable {
         await coordination.stop()
         await consumerConnection.close()
         await publisherConnection.close()
-        await revocationConnection.close()
-    }
-
-    private func consumeAndRun() async throws {
-
-        let intakeSink = UnboundedChannel<(Delivery, String)>()
-        let intake = intakeSink.stream
-        for queue in configuration.queues {
-            let consumer = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
-                                                                tag: "\(configuration.hostname)-\(queue)")
-            consumers.withLock { $0[queue] = consumer }
-        }
-        // Remote control: `celery inspect ping`, `control.revoke`, Flower's queries.
-        let pidbox: Consumer?
-        do {
-            pidbox = try await RemoteControl(worker: self).start(on: consumerConnection)
-        } catch {
-            throw CeleriacError.broker(operation: "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
-                                       underlying: String(describing: error))
-        }
-        // Consumers added at run time (`add_consumer`) forward into the same intake: wired before the worker says
-        // it is ready, so a command that follows readiness finds it.
-        let forwarders = Forwarders(count: configuration.queues.count, sink: intakeSink)
-        self.intake.withLock { $0 = (intakeSink, forwarders) }
-        readyState.store(true, ordering: .relaxed)
-        observer.stateChanged(ready: true)
-        logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
-                                               "concurrency": .stringConvertible(configuration.concurrency),
-                                               "broker": .string(broker.description)])
-
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { helpers in
-                helpers.addTask { await self.watchConnection() }
-                helpers.addTask { await self.events.heartbeats { self.eventStatus } }
-                helpers.addTask { await self.events.flusher() }
-                helpers.addTask {
-                    for await _ in self.shutdownRequests {
-                        self.beginWarmShutdown()
-                        return
-                    }
-                }
-                if let pidbox {
-                    let control = RemoteControl(worker: self)
-                    helpers.addTask { await control.serve(pidbox) }
-                }
-                helpers.addTask { await self.watchdog(slots: self.slots) }
-                await withDiscardingTaskGroup { group in
-                    for queue in configuration.queues {
-                        group.addTask {
-                            await self.forward(queue: queue, into: intakeSink)
-                            await forwarders.done()
-                        }
-                    }
-                    for await (delivery, queue) in intake {
-                        lastDelivery.withLock { $0 = configuration.clock.uptime }
-                        if stalled.load(ordering: .relaxed) { stalled.store(false, ordering: .relaxed) }
-                        // Reserved (prefetched, waiting for a slot) since forward(queue:) took it, until it starts
-                        // or goes back.
-                        defer {
-                            observer.tasksReserved(queue: queue, delta: -1)
-                            _ = reservedDeliveryTable.withLock { $0.removeValue(forKey: delivery.tag) }
-                        }
-                        if stopping.load(ordering: .relaxed) {
-                            // Prefetched but not started: give it back now, so another worker can take it.
-                            await consumerConnection.nack(delivery.tag, requeue: true)
-                            observer.messageRequeued(queue: queue)
-                            continue
-                        }
-                        guard await slots.acquire() else {
-                            await consumerConnection.nack(delivery.tag, requeue: true)
-                            observer.messageRequeued(queue: queue)
-                            continue
-                        }
-                        if stopping.load(ordering: .relaxed) {
-                            await self.slots.release()
-                            await consumerConnection.nack(delivery.tag, requeue: true)
-                            observer.messageRequeued(queue: queue)
-                            continue
-                        }
-                        group.addTask {
-                            await self.handle(delivery, queue: queue)
-                            await self.slots.release()
-                        }
-                    }
-                    // Intake closed: the consumers were cancelled (warm shutdown). The group now waits for the
-                    // running tasks; ServiceGroup escalates to cancellation after the grace period.
-                }
-                helpers.cancelAll()
-            }
-        } onGracefulShutdown: {
-            self.beginWarmShutdown()
-        }
-    }
-
-    /// Forwards one queue's deliveries into the intake; re-subscribes when the consumer ends while running
-    /// (cancelled by the watchdog or by the broker).
-    func forward(queue: String, into sink: UnboundedChannel<(Delivery, String)>) async {
-        var attempt = 0
-        while true {
-            guard let consumer = consumers.withLock({ $0[queue] }) else { return }
-            for await d in consumer.deliveries {
-                observer.tasksReserved(queue: queue, delta: 1)
-                reservedDeliveryTable.withLock { $0[d.tag] = (d, queue) }
-                sink.yield((d, queue))
-            }
-            if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
-            // Cancelled by `cancel_consumer`: no longer consumed.
-            if consumers.withLock({ $0[queue] == nil }) { return }
-            attempt += 1
-            do {
-                // The broker also cancels consumers of a deleted queue: declare it (and its delay binding) again, as
-                // Celery does when it restarts a consumer. A no-op when the queue is there.
-                try await declareWorkQueue(queue)
-                try await publisherConnection.bind(BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(queue)"))
-                let fresh = try await consumerConnection.consume(queue: queue, prefetch: UInt16(clamping: prefetchNow),
-                                                                 tag: "\(configuration.hostname)-\(queue)-\(attempt)")
-                consumers.withLock { $0[queue] = fresh }
-                logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
-                observer.consumerRestarted(queue: queue, reason: "resubscribed")
-            } catch {
-                logger.error("cannot re-subscribe to queue; retrying", metadata: ["queue": .string(queue), "error": .string(error.description)])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
-    }
-
-    /// Starts a warm shutdown from inside (remote `shutdown` command).
-    public func requestShutdown() { shutdownSink.yield() }
-
-    private func beginWarmShutdown() {
-        guard !stopping.exchange(true, ordering: .relaxed) else { return }
-        readyState.store(false, ordering: .relaxed)
-        observer.stateChanged(ready: false)
-        logger.info("warm shutdown: no new tasks; running tasks may finish", metadata: [
-            "running": .stringConvertible(running.withLock { $0.count }), "grace": .string("\(configuration.gracePeriod)")])
-        let connection = consumerConnection
-        let current = consumers.withLock { Array($0.values) }
-        let slots = self.slots
-        shutdownSink.finish()
-        // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
-        // messages go back at once) and cancels the consumers, which ends the intake loop.
-        let coordination = self.coordination
-        Task {
-            await slots.close()
-            await coordination.stopWaiting()
-            for c in current { try? await connection.cancel(c) }
-        }
+        await revocations.stop()
     }
 
     private func declareTopology() async throws {
         let c = publisherConnection
-        for queue in configuration.queues { try await declareWorkQueue(queue) }
+        for queue in configuration.queues { try await intake.declareWorkQueue(queue) }
         try await WorkerEvents.declare(on: c)
         let (dlx, dlq, dlb) = Topology.deadLetter(configuration.queueType)
         try await c.declare(dlx)
@@ -390,94 +174,96 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Logs and counts connection events; consumers are re-created by the transport itself.
-    private func watchConnection() async {
-        for await event in consumerConnection.events() {
-            if stopping.load(ordering: .relaxed) { return }
-            switch event {
-            case .disconnected(let error):
-                logger.warning("broker connection lost; reconnecting", metadata: ["error": .string(error.description)])
-                observer.connectionEvent("disconnected")
-            case .connected(let generation) where generation > 1:
-                logger.info("broker connection re-established; consumers re-subscribed")
-                observer.connectionEvent("reconnected")
-            case .consumerCancelled(let tag):
-                logger.error("the broker cancelled a consumer (queue deleted?)", metadata: ["consumer": .string(tag)])
-                observer.connectionEvent("consumer_cancelled")
-            case .closed:
-                return
-            default:
-                break
+    private func consumeAndRun() async throws {
+        try await intake.start()
+        // Remote control: `celery inspect ping`, `control.revoke`, Flower's queries.
+        let control = RemoteControl(worker: self)
+        let pidbox: Consumer?
+        do {
+            pidbox = try await control.start(on: consumerConnection)
+        } catch {
+            throw CeleriacError.broker(operation: "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
+                                       underlying: String(describing: error))
+        }
+        readyState.store(true, ordering: .relaxed)
+        observer.stateChanged(ready: true)
+        logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
+                                               "concurrency": .stringConvertible(configuration.concurrency),
+                                               "broker": .string(broker.description)])
+
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { helpers in
+                helpers.addTask { await self.intake.watchConnection() }
+                helpers.addTask { await self.intake.watchdog() }
+                helpers.addTask { await self.events.heartbeats { self.eventStatus } }
+                helpers.addTask { await self.events.flusher() }
+                helpers.addTask {
+                    for await _ in self.shutdownRequests {
+                        self.beginWarmShutdown()
+                        return
+                    }
+                }
+                if let pidbox { helpers.addTask { await control.serve(pidbox) } }
+                await runIntakeLoop()
+                helpers.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.beginWarmShutdown()
+        }
+    }
+
+    /// Takes each delivery as a slot frees up and hands it to the pipeline. Ends when the consumers were cancelled
+    /// (warm shutdown) and the running tasks have finished; ServiceGroup escalates to cancellation after the grace
+    /// period.
+    private func runIntakeLoop() async {
+        let slots = execution.slots, intake = self.intake, pipeline = self.pipeline
+        await withDiscardingTaskGroup { group in
+            group.addTask { await intake.forwardAll() }
+            for await (delivery, queue) in intake.deliveries {
+                intake.took()
+                // Reserved (prefetched, waiting for a slot) since the intake took it, until it starts or goes back.
+                defer { intake.leftReserve(delivery, queue: queue) }
+                // Prefetched but not started while stopping: give it back now, so another worker can take it.
+                guard !stopping.load(ordering: .relaxed), await slots.acquire() else {
+                    await giveBack(delivery, queue: queue)
+                    continue
+                }
+                if stopping.load(ordering: .relaxed) {
+                    await slots.release()
+                    await giveBack(delivery, queue: queue)
+                    continue
+                }
+                group.addTask {
+                    await pipeline.handle(delivery, queue: queue)
+                    await slots.release()
+                }
             }
         }
     }
 
-    /// Notices "messages ready, free slots, no delivery for a while" and re-subscribes that queue.
-    private func watchdog(slots: Slots) async {
-        while !stopping.load(ordering: .relaxed) {
-            do { try await configuration.clock.sleep(for: configuration.watchdogInterval) } catch { return }
-            if stopping.load(ordering: .relaxed) { return }
-            let idleFor = configuration.clock.uptime - lastDelivery.withLock { $0 }
-            guard idleFor >= configuration.watchdogInterval, await slots.busy < concurrencyNowCounter.load(ordering: .relaxed), consumerConnection.isConnected else {
-                stalled.store(false, ordering: .relaxed)
-                continue
-            }
-            var stallSeen = false
-            for (queue, consumer) in consumers.withLock({ $0 }) {
-                guard let info = try? await consumerConnection.inspect(queue: queue), info.messageCount > 0 else { continue }
-                logger.error("watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
-                             metadata: ["queue": .string(queue), "ready": .stringConvertible(info.messageCount), "idle": .string("\(idleFor)")])
-                stallSeen = true
-                stalled.store(true, ordering: .relaxed)
-                observer.consumerRestarted(queue: queue, reason: "watchdog")
-                // Cancelling ends the consumer's stream; forward(queue:) then subscribes afresh.
-                try? await consumerConnection.cancel(consumer)
-            }
-            // Stalled (not ready) until a delivery arrives or a later check finds nothing waiting.
-            if !stallSeen { stalled.store(false, ordering: .relaxed) }
+    private func giveBack(_ delivery: Delivery, queue: String) async {
+        await consumerConnection.nack(delivery.tag, requeue: true)
+        observer.messageRequeued(queue: queue)
+    }
+
+    /// Starts a warm shutdown from inside (remote `shutdown` command).
+    public func requestShutdown() { shutdownSink.yield() }
+
+    private func beginWarmShutdown() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        readyState.store(false, ordering: .relaxed)
+        intake.markStopping()
+        observer.stateChanged(ready: false)
+        logger.info("warm shutdown: no new tasks; running tasks may finish", metadata: [
+            "running": .stringConvertible(execution.runningCount), "grace": .string("\(configuration.gracePeriod)")])
+        shutdownSink.finish()
+        // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
+        // messages go back at once) and cancels the consumers, which ends the intake loop.
+        let slots = execution.slots, coordination = self.coordination, intake = self.intake
+        Task {
+            await slots.close()
+            await coordination.stopWaiting()
+            await intake.stop()
         }
-    }
-
-    // MARK: Run-time control (used by remote control and tests)
-
-    /// Marks a task id revoked; with `terminate`, cancels it if it runs here now.
-    public func revoke(_ id: String, terminate: Bool = false) async {
-        await revoked.insert(id)
-        guard terminate else { return }
-        terminateRequests.withLock {
-            // Only the short window before a task registers matters, so stale ids (tasks that run elsewhere)
-            // are dropped wholesale rather than kept forever.
-            if $0.count >= 10_000 { $0.removeAll() }
-            $0.insert(id)
-        }
-        if let task = running.withLock({ $0[id] }) {
-            task.work.cancel()
-            terminateRequests.withLock { _ = $0.remove(id) }
-        }
-    }
-
-    public func revokedIDs() async -> [String] { await revoked.all }
-
-    /// Changes a task's per-worker rate limit (nil removes it).
-    public func setRateLimit(_ task: String, _ limit: RateLimit?) async throws(CeleriacError) {
-        guard registry[task] != nil else { throw .configuration("unknown task '\(task)'") }
-        await rateLimiter.set(task, perSecond: limit?.perSecond)
-    }
-}
-
-/// Finishes the intake stream once every consumer's stream has finished.
-actor Forwarders {
-    private var remaining: Int
-    /// One more forwarder (a consumer added at run time).
-    func add() { remaining += 1 }
-    private let sink: UnboundedChannel<(Delivery, String)>
-    init(count: Int, sink: UnboundedChannel<(Delivery, String)>) {
-        remaining = count
-        self.sink = sink
-        if count == 0 { sink.finish() }
-    }
-    func done() {
-        remaining -= 1
-        if remaining == 0 { sink.finish() }
     }
 }

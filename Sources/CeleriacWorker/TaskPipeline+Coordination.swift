@@ -1,12 +1,11 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
-import FoundationEssentials
+import CeleriacMessaging
 import Logging
 
-/// The worker's hooks into ``WorkerCoordination``: duplicate skip, global limits, unique-lock release.
-extension Worker {
+/// The pipeline's hooks into `WorkerCoordination`: duplicate skip, global limits, unique-lock release.
+extension TaskPipeline {
     /// True when the delivery's task id was already completed here (within the window): the message is acked
     /// without running, and the duplicate is logged and counted.
     func skipIfDuplicate(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async -> Bool {
@@ -14,7 +13,7 @@ extension Worker {
         log.warning("duplicate delivery of a task this worker already completed; skipped", metadata: [
             "redelivered": .stringConvertible(delivery.redelivered)])
         coordination.reportDuplicate(task: message.name, queue: queue)
-        await consumerConnection.ack(delivery.tag)
+        await settler.ack(delivery.tag)
         return true
     }
 
@@ -25,41 +24,42 @@ extension Worker {
             return try await coordination.acquire(task: message.name)
         } catch {
             log.info("stopped while waiting for a global limit; the message goes back to the queue")
-            await consumerConnection.nack(delivery.tag, requeue: true)
+            await settler.nack(delivery.tag, requeue: true)
             observer.messageRequeued(queue: queue)
             return nil
         }
     }
 
     /// Is this the task's last run? A retry, or a requeue after a lost child, is the same task still to come.
-    func isFinal(_ outcome: Outcome) -> Bool {
+    static func isFinal(_ outcome: TaskOutcome) -> Bool {
         switch outcome {
-        case .retry: return false
+        case .retry: false
         case .workerLost(let lost):
-            if case .requeue = lost.disposition, !configuration.acksEarly { return false }
-            return true
-        default: return true
+            if case .requeue = lost.disposition { false } else { true }
+        default: true
         }
     }
 
     /// Completed ids for duplicate detection: tasks that ran to their last outcome (a revoked id is refused again by
     /// the revoked set, with its REVOKED result, so it is not remembered here).
-    func rememberCompleted(_ message: TaskMessage, outcome: Outcome) async {
+    func rememberCompleted(_ message: TaskMessage, outcome: TaskOutcome) async {
         if case .revoked = outcome { return }
-        if isFinal(outcome) { await coordination.markCompleted(message.id) }
+        if Self.isFinal(outcome) { await coordination.markCompleted(message.id) }
     }
 
     /// Before the outcome is published: a finished task gives its unique key back, so a caller who sees the
     /// result can send the same key again at once.
-    func releaseUniqueLock(_ message: TaskMessage, outcome: Outcome) async {
-        guard isFinal(outcome), let key = WorkerCoordination.uniqueKey(headers: message.extraHeaders) else { return }
+    func releaseUniqueLock(_ message: TaskMessage, outcome: TaskOutcome) async {
+        guard Self.isFinal(outcome), let key = WorkerCoordination.uniqueKey(headers: message.extraHeaders) else { return }
         await coordination.releaseUnique(key: key, taskID: message.id)
     }
+}
 
-    /// Dead-lettered without a decoded message: release by the raw headers.
-    func releaseUniqueLock(_ delivery: Delivery) async {
+extension WorkerCoordination {
+    /// Dead-lettered without a decoded message: release the unique lock by the raw headers.
+    func releaseUnique(of delivery: Delivery) async {
         guard let key = WorkerCoordination.uniqueKey(headers: delivery.properties.headers),
               case .string(let id)? = delivery.properties.headers?[HeaderKey.id] else { return }
-        await coordination.releaseUnique(key: key, taskID: id)
+        await releaseUnique(key: key, taskID: id)
     }
 }

@@ -1,18 +1,45 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import FoundationEssentials
 import Logging
+import Synchronization
 
-/// Durable revocations (``RevocationLog``): replayed before the worker takes its first task, followed while it
-/// runs, and extended with revocations that arrive only as a Celery broadcast.
-extension Worker {
+/// Durable revocations (``RevocationLog``): the broker's revocation log (a stream queue) is replayed before the
+/// worker takes its first task, followed while it runs, and extended with revocations that arrive only as a Celery
+/// broadcast. It has a connection of its own: a stream RabbitMQ cannot serve for a while (its coordinator on a
+/// lost cluster node) closes this connection, never the ones that consume and publish tasks.
+final class RevocationFollower: Sendable {
+    private let connection: any BrokerConnection
+    /// Where replayed and followed revocations go (the execution's revoked set).
+    private let revoked: RevokedSet
+    /// Ids known to be in the broker's revocation log (so a broadcast is not written to it again).
+    private let loggedRevocations = RevokedSet()
+    private let hostname: String
+    private let enabled: Bool
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    init(connection: any BrokerConnection, revoked: RevokedSet, hostname: String, enabled: Bool, logger: Logger) {
+        self.connection = connection
+        self.revoked = revoked
+        self.hostname = hostname
+        self.enabled = enabled
+        self.logger = logger
+    }
+
+    /// Stops following the log and closes its connection.
+    func stop() async {
+        stopping.store(true, ordering: .relaxed)
+        await connection.close()
+    }
+
     /// Reads the broker's revocation log up to a marker this worker writes now, so every revocation recorded
     /// before start-up is known before the first task is consumed; then keeps following the log.
-    func replayRevocationLog() async throws(BrokerError) {
-        guard configuration.durableRevocations else { return }
-        try await revocationConnection.connect()
-        let token = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
+    func replay() async throws(BrokerError) {
+        guard enabled else { return }
+        try await connection.connect()
+        let token = "\(hostname)-\(UUID().uuidString.lowercased())"
         let consumer = try await openRevocationLog(marker: token)
         let (replayed, replayedSink) = AsyncStream<Int>.makeStream()
         Task { await self.followRevocationLog(consumer, marker: token, replayed: replayedSink) }
@@ -49,10 +76,10 @@ extension Worker {
         var attempt = 0
         while true {
             do {
-                _ = try await revocationConnection.declare(RevocationLog.spec, recreateAfterReconnect: false)
-                try await revocationConnection.publish(RevocationLog.marker(token))
-                return try await revocationConnection.consume(queue: RevocationLog.queue, prefetch: 1000,
-                                                              tag: "\(configuration.hostname)-revocations-\(attempt)", noAck: false, exclusive: false,
+                _ = try await connection.declare(RevocationLog.spec, recreateAfterReconnect: false)
+                try await connection.publish(RevocationLog.marker(token))
+                return try await connection.consume(queue: RevocationLog.queue, prefetch: 1000,
+                                                              tag: "\(hostname)-revocations-\(attempt)", noAck: false, exclusive: false,
                                                               arguments: RevocationLog.fromFirst)
             } catch {
                 let transient = error.isConnectionLevel || error.code == .channelClosed
@@ -60,7 +87,7 @@ extension Worker {
                 attempt += 1
                 logger.info("the revocation log is not ready yet; trying again", metadata: [
                     "attempt": .stringConvertible(attempt), "error": .string(error.description)])
-                _ = await revocationConnection.waitUntilConnected(timeout: .seconds(10))
+                _ = await connection.waitUntilConnected(timeout: .seconds(10))
                 try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
         }
@@ -85,7 +112,7 @@ extension Worker {
                 default:
                     break
                 }
-                revocationConnection.ackInBackground(delivery.tag)
+                connection.ackInBackground(delivery.tag)
             }
             replayed.finish()
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
@@ -94,7 +121,7 @@ extension Worker {
             while true {
                 try? await Task.sleep(for: .seconds(10))
                 if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
-                marker = "\(configuration.hostname)-\(UUID().uuidString.lowercased())"
+                marker = "\(hostname)-\(UUID().uuidString.lowercased())"
                 if let fresh = try? await openRevocationLog(marker: marker, attempts: 0) {
                     consumer = fresh
                     logger.info("reading the revocation log again", metadata: ["queue": .string(RevocationLog.queue)])
@@ -107,17 +134,17 @@ extension Worker {
     /// Records revocations that arrived as a broadcast only (e.g. `celery control revoke`) in the log, unless
     /// the log already has them. The short random wait lets the log deliver entries the sender wrote itself
     /// (``ControlClient/revoke(_:terminate:timeout:)`` writes first) and spreads the writers of a large cluster.
-    func recordBroadcastRevocations(_ ids: [String], terminate: Bool) {
-        guard configuration.durableRevocations, !ids.isEmpty else { return }
+    func recordBroadcast(_ ids: [String], terminate: Bool) {
+        guard enabled, !ids.isEmpty else { return }
         Task {
             try? await Task.sleep(for: .milliseconds(Int.random(in: 100...400)))
             var missing: [OutgoingMessage] = []
             for id in ids where !(await loggedRevocations.contains(id)) {
-                missing.append(RevocationLog.entry(id: id, terminate: terminate, by: configuration.hostname))
+                missing.append(RevocationLog.entry(id: id, terminate: terminate, by: hostname))
             }
             guard !missing.isEmpty else { return }
             do {
-                try await revocationConnection.publish(missing)
+                try await connection.publish(missing)
             } catch {
                 logger.warning("could not record revocations in the broker's log; workers started later may run them",
                                metadata: ["ids": .string(ids.joined(separator: ",")), "error": .string(String(describing: error))])

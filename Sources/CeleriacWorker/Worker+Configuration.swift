@@ -1,0 +1,71 @@
+import CeleriacCoordination
+import CeleriacCore
+import CeleriacMessaging
+import Tracing
+
+extension Worker {
+    public struct Configuration: Sendable {
+        /// Queues to consume (`-Q a,b`).
+        public var queues: [String]
+        /// Tasks run at once (`-c N`).
+        public var concurrency: Int
+        /// Prefetch = concurrency × this (`--prefetch-multiplier`).
+        public var prefetchMultiplier: Int
+        /// Node name (`-n`), `celeriac@<hostname>` by default.
+        public var hostname: String
+        /// Warm shutdown: how long running tasks may finish after SIGTERM.
+        public var gracePeriod: Duration
+        /// Decoding limits (message size, JSON depth).
+        public var limits: TaskCodec.Limits
+        /// Declare work queues with `x-max-priority`.
+        public var maxPriority: Int?
+        /// The watchdog re-subscribes a queue that has messages ready and free slots but delivered nothing for
+        /// this long (the "alive but not consuming" worker of celery#8030).
+        public var watchdogInterval: Duration
+        /// Ack when a task starts instead of after it finished (Celery's default; at-most-once for that task).
+        public var acksEarly: Bool
+        /// Send Celery events (`-E`): worker heartbeats and task events for Flower / `celery events`.
+        public var events: Bool
+        /// Worker-wide hard time limit in seconds (`--time-limit`), for tasks and messages that set none.
+        public var timeLimit: Double?
+        /// Worker-wide soft time limit in seconds (`--soft-time-limit`).
+        public var softTimeLimit: Double?
+        /// Replay and extend the broker's revocation log (`celeriac.revoked`, a stream queue) so revocations
+        /// survive restarts and reach workers started later. Needs RabbitMQ ≥ 3.9.
+        public var durableRevocations: Bool = true
+        /// A consumer span per task run, producer spans for what it sends (README "Tracing"); off while `NoOpTracer`.
+        public var tracer: (any Tracer)? = InstrumentationSystem.tracer
+        /// Message signing and remote-control limits (Worker+Security.swift).
+        public var security = Security()
+        /// Limits shared by all workers through the broker (`--global-rate-limit`, `--global-concurrency`).
+        public var globalLimits: [GlobalLimit] = []
+        /// Completed task ids remembered to skip duplicate deliveries (0 = off).
+        public var duplicateWindow: Int = 10_000
+        /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
+        public var queueType: QueueType = .classic
+        /// The time the worker reads for ETAs, `expires`, retries, time limits, rate limits and the watchdog
+        /// (`ManualClock` in tests; the process pool's children keep their own real clock for time limits).
+        public var clock: any CeleriacClock = SystemClock()
+        /// Your own ``TaskMiddleware``, run around every task after the worker's own (metrics, events, tracing,
+        /// workflow graph), first to last.
+        public var middleware: [any TaskMiddleware] = []
+
+        public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+                    hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
+                    limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
+                    acksEarly: Bool = false, events: Bool = false) {
+            self.queues = queues
+            self.concurrency = max(1, concurrency)
+            self.prefetchMultiplier = max(1, prefetchMultiplier)
+            self.hostname = hostname
+            self.gracePeriod = gracePeriod
+            self.limits = limits
+            self.maxPriority = maxPriority
+            self.watchdogInterval = watchdogInterval
+            self.acksEarly = acksEarly
+            self.events = events
+        }
+
+        public var prefetch: Int { concurrency * prefetchMultiplier }
+    }
+}
