@@ -4,7 +4,7 @@
 #   2. the Debian rabbitmq-server system service is not left running
 #      (tests use scripts/broker.sh's private node instead)
 #   3. Python venv at .run/venv with Celery 5.x and the OpenTelemetry SDK + Celery instrumentation
-#      (for interop and cross-language tracing tests)
+#      (for interop and cross-language tracing tests), and PyYAML + kubernetes-validate for scripts/check-deploy.sh
 # Safe to run repeatedly, as root, with no stdin.
 set -euo pipefail
 
@@ -66,8 +66,8 @@ fi
 # ---- 3. python venv with celery
 PY=${PYTHON:-python3}
 PIP_REQUIREMENTS=('celery>=5.3,<6' 'flower>=2,<3' 'opentelemetry-sdk==1.45.2' 'opentelemetry-instrumentation-celery==0.66b2'
-                  'kubernetes-validate==1.37.0')
-PY_IMPORTS='import celery, flower, opentelemetry.sdk.trace, opentelemetry.instrumentation.celery, kubernetes_validate'
+                  'kubernetes-validate==1.37.0' 'PyYAML==6.0.4')
+PY_IMPORTS='import celery, flower, opentelemetry.sdk.trace, opentelemetry.instrumentation.celery, kubernetes_validate, yaml'
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "$PY_IMPORTS" >/dev/null 2>&1; then
     say "venv: $VENV ok (celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)'))"
 else
@@ -79,6 +79,6 @@ else
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PIP_REQUIREMENTS[@]}" \
         || die "pip install ${PIP_REQUIREMENTS[*]} failed"
-    "$VENV/bin/python" -c "$PY_IMPORTS" || die "celery/flower/opentelemetry not importable after install"
+    "$VENV/bin/python" -c "$PY_IMPORTS" || die "celery/flower/opentelemetry/kubernetes-validate/yaml not importable after install"
     say "venv: created $VENV with celery $("$VENV/bin/python" -c 'import celery; print(celery.__version__)')"
 fi

@@ -3,17 +3,26 @@
 #   1. promtool check config Deploy/prometheus/prometheus.yml   (also resolves and checks its rule_files)
 #   2. promtool check rules  Deploy/prometheus/alerts.yml
 #   3. promtool test rules   Deploy/prometheus/alerts.test.yml  (if present)
-#   4. systemd-analyze verify on Deploy/systemd/celeriac-worker@.service (skipped, with a note, if unavailable)
+#   4. systemd-analyze verify on Deploy/systemd/celeriac-worker@.service and celeriac-beat.service (skipped, with a
+#      note, if systemd-analyze is unavailable)
 #   5. JSON validity of Grafana/*.json (python3 -m json.tool)
-#   6. YAML validity of the other YAML files (if python3 has the yaml module)
+#   6. YAML validity of the other YAML files (PyYAML from the venv)
 #   7. every celeriac_* / process_* metric name used in Grafana/*.json and Deploy/prometheus/alerts.yml exists
 #      in Sources/CeleriacMetrics/MetricNames.swift or BeatMetrics.swift (histogram suffixes _bucket/_sum/_count
 #      stripped)
-#   8. Deploy/kubernetes/*.yaml against the Kubernetes OpenAPI schemas, offline and strict (unknown fields fail):
-#      kubernetes-validate from the venv (.run/venv, pinned in scripts/bootstrap.sh), which bundles the schemas
+#   8. Deploy/kubernetes/*.yaml with scripts/check-kubernetes.py: against the Kubernetes 1.30 and newest bundled
+#      OpenAPI schemas, offline and strict (kubernetes-validate, which bundles them; a kind without a schema fails,
+#      only the PodMonitor CRD is exempt and checked field by field instead), then beyond syntax: Deployment
+#      selectors match their pods' labels, probes are /readyz (readiness) and /healthz (liveness) on the "metrics"
+#      container port that --metrics-port opens, beat has 2 replicas with the lock, the PodDisruptionBudget and the
+#      PodMonitors select the worker (and beat) pods and scrape their metrics port's /metrics under the job names
+#      of prometheus.yml. Then its --self-test: broken variants of the manifests must each be rejected.
 #   9. Deploy/compose.yaml structure (docker compose config needs the compose plugin, absent here): services
 #      have an image or a build with an existing Dockerfile, relative volume sources exist, depends_on names
 #      services, healthchecks have a test, named volumes are declared
+#
+# The Python steps (6, 8, 9) use .run/venv (scripts/bootstrap.sh installs PyYAML and kubernetes-validate there,
+# pinned); without it they FAIL, naming the command to run, rather than skip.
 #
 # Usage: scripts/check-deploy.sh        Exit status 0 when everything passed, 1 otherwise.
 set -uo pipefail
@@ -29,6 +38,16 @@ indent() { sed 's/^/    /'; }
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+
+# The venv's python, with PyYAML and kubernetes-validate; venv_problem says why it cannot be used.
+VENV_PY=.run/venv/bin/python
+BOOTSTRAP_HINT="run scripts/bootstrap.sh (it installs PyYAML and kubernetes-validate, pinned, into .run/venv)"
+venv_problem=""
+if [[ ! -x "$VENV_PY" ]]; then
+    venv_problem="$VENV_PY is missing"
+elif ! out=$("$VENV_PY" -c 'import yaml, kubernetes_validate' 2>&1); then
+    venv_problem="$VENV_PY cannot import yaml and kubernetes_validate ($(tail -n1 <<<"$out"))"
+fi
 
 # ---- 1-3. Prometheus
 PROM_DIR=Deploy/prometheus
@@ -57,33 +76,38 @@ else
     fail "promtool not found (Debian package 'prometheus'; scripts/bootstrap.sh installs it)"
 fi
 
-# ---- 4. systemd unit
-UNIT=Deploy/systemd/celeriac-worker@.service
-if [[ ! -f "$UNIT" ]]; then
-    fail "$UNIT is missing"
-elif ! command -v systemd-analyze >/dev/null 2>&1; then
-    skip "systemd-analyze verify $UNIT: systemd-analyze is not installed here"
-else
-    # verify checks that ExecStart's binary exists. It is installed at /usr/local/bin only on real hosts, so a
-    # copy of the unit points at an executable stub instead; everything else is verified as written.
+# ---- 4. systemd units
+# verify checks that ExecStart's binary exists. It is installed at /usr/local/bin only on real hosts, so a copy of
+# each unit points at an executable stub instead; everything else is verified as written. A template is verified
+# through an instance (celeriac-worker@check). Any diagnostic (even an "Unknown key" warning, exit status 0) fails.
+units=(Deploy/systemd/celeriac-worker@.service Deploy/systemd/celeriac-beat.service)
+mkdir -p "$TMP/unit"
+printf '#!/bin/sh\nexit 0\n' > "$TMP/unit/celeriac-demo"
+chmod 755 "$TMP/unit/celeriac-demo"
+for UNIT in "${units[@]}"; do
+    file=$(basename "$UNIT")
+    instance=${file/@./@check.}
+    if [[ ! -f "$UNIT" ]]; then
+        fail "$UNIT is missing"
+        continue
+    elif ! command -v systemd-analyze >/dev/null 2>&1; then
+        skip "systemd-analyze verify $UNIT: systemd-analyze is not installed here"
+        continue
+    fi
     BIN=$(sed -n 's#^ExecStart=\([^ ]*\).*#\1#p' "$UNIT" | head -n1)
-    mkdir -p "$TMP/unit"
-    printf '#!/bin/sh\nexit 0\n' > "$TMP/unit/celeriac-demo"
-    chmod 755 "$TMP/unit/celeriac-demo"
-    sed "s#^ExecStart=$BIN#ExecStart=$TMP/unit/celeriac-demo#" "$UNIT" > "$TMP/unit/celeriac-worker@.service"
-    # An instance of the template; any diagnostic (even an "Unknown key" warning, exit status 0) counts as a failure.
-    out=$(cd "$TMP/unit" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify ./celeriac-worker@check.service 2>&1)
+    sed "s#^ExecStart=$BIN#ExecStart=$TMP/unit/celeriac-demo#" "$UNIT" > "$TMP/unit/$file"
+    out=$(cd "$TMP/unit" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "./$instance" 2>&1)
     rc=$?
     out=$(sed "s#$TMP/unit/#Deploy/systemd/#g" <<<"$out")
     if (( rc == 0 )) && [[ -z "$out" ]]; then
-        pass "systemd-analyze verify $UNIT (instance celeriac-worker@check; ExecStart=$BIN replaced by a stub)"
+        pass "systemd-analyze verify $UNIT (as ${instance}; ExecStart=$BIN replaced by a stub)"
     elif [[ "$out" == *"System has not been booted with systemd"* || "$out" == *"Failed to initialize manager"* ]]; then
         skip "systemd-analyze verify $UNIT: systemd cannot run here: $out"
     else
         fail "systemd-analyze verify $UNIT"
         echo "$out" | indent
     fi
-fi
+done
 
 # ---- 5. Grafana JSON
 shopt -s nullglob
@@ -101,9 +125,9 @@ done
 
 # ---- 6. YAML syntax (docker compose / kubectl are not needed for this much)
 yaml_files=(Deploy/compose.yaml Deploy/prometheus/*.yml Deploy/kubernetes/*.yaml Deploy/otel/*.yaml Grafana/provisioning/*.yaml)
-if python3 -c 'import yaml' >/dev/null 2>&1; then
+if [[ -z "$venv_problem" ]]; then
     for f in "${yaml_files[@]}"; do
-        if out=$(python3 -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$f" 2>&1); then
+        if out=$("$VENV_PY" -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$f" 2>&1); then
             pass "YAML $f"
         else
             fail "YAML $f is not valid"
@@ -111,7 +135,7 @@ if python3 -c 'import yaml' >/dev/null 2>&1; then
         fi
     done
 else
-    skip "YAML syntax of ${yaml_files[*]}: python3 has no yaml module (pip install pyyaml)"
+    fail "YAML syntax of ${yaml_files[*]}: $venv_problem; $BOOTSTRAP_HINT"
 fi
 
 # ---- 7. Metric names against MetricNames.swift
@@ -147,28 +171,33 @@ else
     done
 fi
 
-# ---- 8. Kubernetes manifests against the Kubernetes schemas (offline; the schemas ship inside the package)
-K8S_VALIDATE=.run/venv/bin/kubernetes-validate
-K8S_VERSION=1.30.0   # oldest Kubernetes the manifests promise to work on (autoscaling/v2 HPA, apps/v1)
-k8s_files=(Deploy/kubernetes/*.yaml)
-if [[ ! -x "$K8S_VALIDATE" ]]; then
-    fail "$K8S_VALIDATE not found (scripts/bootstrap.sh installs kubernetes-validate into the venv)"
+# ---- 8. Kubernetes manifests: schemas (offline; they ship inside kubernetes-validate) and what they must agree on
+K8S_DIR=Deploy/kubernetes
+K8S_CHECK=(scripts/check-kubernetes.py --prometheus-config "$PROM_DIR/prometheus.yml" "$K8S_DIR")
+if [[ -n "$venv_problem" ]]; then
+    fail "Kubernetes manifests $K8S_DIR: $venv_problem; $BOOTSTRAP_HINT"
 else
-    for version in "$K8S_VERSION" default; do
-        args=(--strict --no-warn); [[ "$version" == default ]] || args+=(-k "$version")
-        if out=$("$K8S_VALIDATE" "${args[@]}" "${k8s_files[@]}" 2>&1); then
-            pass "kubernetes-validate --strict ${version/default/(newest bundled schema)}: ${k8s_files[*]}"
-        else
-            fail "kubernetes-validate --strict ${version/default/(newest bundled schema)}"
-            grep -v '^INFO' <<<"$out" | indent
-        fi
-    done
+    if out=$("$VENV_PY" "${K8S_CHECK[@]}" 2>&1); then
+        pass "Kubernetes $K8S_DIR: $out"
+    else
+        fail "Kubernetes $K8S_DIR (scripts/check-kubernetes.py)"
+        echo "$out" | indent
+    fi
+    # The checks above must catch what they claim to: each broken variant (in memory) has to be rejected.
+    if out=$("$VENV_PY" "${K8S_CHECK[@]:0:1}" --self-test "${K8S_CHECK[@]:1}" 2>&1); then
+        pass "Kubernetes check self-test: $out"
+    else
+        fail "Kubernetes check self-test (scripts/check-kubernetes.py --self-test)"
+        echo "$out" | indent
+    fi
 fi
 
 # ---- 9. compose.yaml structure. `docker compose config` would be the real check, but this machine has neither
 # the compose plugin nor a Docker engine, so the parts that break a `compose up` silently are checked here.
-if python3 -c 'import yaml' >/dev/null 2>&1; then
-    if out=$(python3 - Deploy/compose.yaml <<'PY' 2>&1
+if [[ -n "$venv_problem" ]]; then
+    fail "compose structure Deploy/compose.yaml: $venv_problem; $BOOTSTRAP_HINT"
+else
+    if out=$("$VENV_PY" - Deploy/compose.yaml <<'PY' 2>&1
 import os, sys, yaml
 path = sys.argv[1]
 base = os.path.dirname(path)
@@ -212,8 +241,6 @@ PY
         fail "compose structure Deploy/compose.yaml"
         echo "$out" | indent
     fi
-else
-    skip "compose structure: python3 has no yaml module"
 fi
 
 if (( failures )); then

@@ -27,6 +27,8 @@ extension AMQPConnection: TaskExecutor {
         inbox.owner.load(ordering: .acquiring) == UInt(bitPattern: Int(bitPattern: pthread_self()))
     }
 
+    /// Runs `job` on the connection's thread after the jobs already queued there; once the connection is closed, on the
+    /// global concurrent executor instead.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()

@@ -31,11 +31,14 @@ public final class AMQPConnection: Sendable {
         public var rpcTimeout: Int
         /// First reconnect delay and its cap.
         public var reconnectBase: Duration
+        /// The longest delay between reconnect attempts; the delay grows from ``reconnectBase`` up to it, with jitter.
         public var reconnectCap: Duration
         /// How long a publish waits while the broker blocks publishers (connection.blocked) before it throws
         /// ``AMQPError/Code/blocked``.
         public var blockedTimeout: Duration
 
+        /// Options with the defaults: name `celeriac`, confirms on, 30 s per RPC, reconnect delays from 100 ms to 5 s,
+        /// and 30 s of waiting while the broker blocks publishers.
         public init(name: String = "celeriac", confirms: Bool = true, rpcTimeout: Int = 30,
                     reconnectBase: Duration = .milliseconds(100), reconnectCap: Duration = .seconds(5),
                     blockedTimeout: Duration = .seconds(30)) {
@@ -48,11 +51,15 @@ public final class AMQPConnection: Sendable {
         }
     }
 
+    /// The broker to connect to; its ``AMQPURL/alternates`` are the nodes to fail over to.
     public let url: AMQPURL
+    /// The options this connection was made with.
     public let options: Options
     let inbox = Inbox()
     private let hub = EventHub()
 
+    /// Starts the connection's thread; nothing is sent to the broker before ``connect()``. The thread ends with
+    /// ``close()``, or when the connection is released.
     public init(url: AMQPURL, options: Options = Options()) {
         self.url = url
         self.options = options
@@ -105,6 +112,9 @@ public final class AMQPConnection: Sendable {
         await hub.wait(until: .now + timeout) { connected, _, _ in connected }
     }
 
+    /// Declares an exchange (idempotent); it is declared again after every reconnect.
+    ///
+    /// - Throws: ``AMQPError``, e.g. `channelClosed` with reply code 406 when the exchange exists with other flags.
     public func declare(_ exchange: ExchangeSpec) async throws(AMQPError) {
         try await call { core in Result { () throws(AMQPError) in try core.declare(exchange: exchange) } }
     }
@@ -123,10 +133,13 @@ public final class AMQPConnection: Sendable {
         try await call { core in Result { () throws(AMQPError) in try core.declare(queue: QueueSpec(name), passive: true) } }
     }
 
+    /// Binds a queue to an exchange with a routing key (queue.bind); the binding is made again after every reconnect.
     public func bind(_ binding: BindingSpec) async throws(AMQPError) {
         try await call { core in Result { () throws(AMQPError) in try core.bind(binding) } }
     }
 
+    /// Binds an exchange to another (exchange.bind, a RabbitMQ extension): messages routed to `source` with a matching
+    /// key also go to `destination`. Made again after every reconnect.
     public func bind(_ binding: ExchangeBindingSpec) async throws(AMQPError) {
         try await call { core in Result { () throws(AMQPError) in try core.bind(exchange: binding) } }
     }
@@ -137,6 +150,7 @@ public final class AMQPConnection: Sendable {
         try await call { core in Result { () throws(AMQPError) in try core.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty) } }
     }
 
+    /// Deletes an exchange (exchange.delete) and forgets its declaration, so a reconnect does not declare it again.
     public func deleteExchange(_ name: String) async throws(AMQPError) {
         try await call { core in Result { () throws(AMQPError) in try core.deleteExchange(name) } }
     }
@@ -230,6 +244,8 @@ public final class AMQPConnection: Sendable {
         await settle(tag, .nack(multiple: multiple, requeue: requeue))
     }
 
+    /// Rejects a delivery (basic.reject): with `requeue` the message goes back to its queue, without it to the queue's
+    /// dead-letter exchange (or it is dropped). Returns false when the tag is stale (from before a reconnect).
     @discardableResult
     public func reject(_ tag: DeliveryTag, requeue: Bool) async -> Bool {
         await settle(tag, .reject(requeue: requeue))

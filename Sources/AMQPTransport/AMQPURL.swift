@@ -14,23 +14,38 @@
 ///
 /// A wrong URL gives ``AMQPError/Code/invalidURL`` naming the bad part. ``redacted`` never shows the password.
 public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
+    /// True for `amqps://`: the connection uses TLS.
     public var tls: Bool
+    /// The broker's host name or IP address (an IPv6 address without its brackets).
     public var host: String
+    /// The TCP port: 5672 by default, 5671 with TLS.
     public var port: Int
+    /// The user to log in as, percent-decoded; `guest` by default.
     public var user: String
+    /// The password, percent-decoded; `guest` by default. Never printed: see ``redacted``.
     public var password: String
+    /// The virtual host, percent-decoded; `/` by default.
     public var vhost: String
+    /// Heartbeat interval in seconds asked of the broker (`heartbeat=`, default 30); 0 turns heartbeats off.
     public var heartbeat: Int
+    /// Seconds to wait for the TCP connection to open (`connection_timeout=`, default 10).
     public var connectionTimeout: Double
+    /// Largest AMQP frame in bytes (`frame_max=`, default 131 072, RabbitMQ's default).
     public var frameMax: Int
+    /// Most channels (`channel_max=`); 0, the default, leaves the limit to the broker.
     public var channelMax: Int
+    /// PEM file of the CA certificates the broker's certificate is checked against (`cacertfile=`, TLS only).
     public var caCertFile: String?
+    /// PEM client certificate for mutual TLS (`certfile=`); used together with ``keyFile``.
     public var certFile: String?
+    /// PEM private key of ``certFile`` (`keyfile=`).
     public var keyFile: String?
+    /// Check the broker's certificate and host name (TLS; the default). `verify=verify_none` turns it off.
     public var verifyPeer: Bool
     /// Further brokers to fail over to, in order (from `url1;url2;...`); empty for a single broker.
     public var alternates: [AMQPURL] = []
 
+    /// Heartbeat interval in seconds when the URL gives none.
     public static let defaultHeartbeat = 30
 
     /// This broker followed by its alternates, each without alternates of its own: the order a connection tries.
@@ -40,6 +55,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         return [first] + alternates.map { var u = $0; u.alternates = []; return u }
     }
 
+    /// A single broker from its parts; a nil `port` means 5672, or 5671 with `tls`.
     public init(
         tls: Bool = false, host: String = "localhost", port: Int? = nil, user: String = "guest",
         password: String = "guest", vhost: String = "/", heartbeat: Int = AMQPURL.defaultHeartbeat,
@@ -217,6 +233,7 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         return "\(scheme)://\(AMQPURL.percentEncode(user)):***@\(hostText):\(port)/\(AMQPURL.percentEncode(vhost))"
     }
 
+    /// The ``redacted`` form: the password shows as `***`.
     public var description: String { redacted }
 
     /// `host:port`, as it appears in error messages.

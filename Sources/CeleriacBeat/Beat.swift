@@ -11,6 +11,7 @@ import Synchronization
 /// one run after a restart or a takeover (at-least-once), never loses it; the re-sent message carries the same
 /// deterministic task id, so the duplicate is identifiable. Recording first would instead lose the run.
 public final class Beat: Service, Sendable {
+    /// The validated entries this beat sends.
     public let schedule: BeatSchedule
     let sender: any BeatSender
     let store: any BeatStateStore
@@ -22,6 +23,16 @@ public final class Beat: Service, Sendable {
     let retryDelay: Double
     private let sentCount = Mutex(0)
 
+    /// A beat service; nothing connects or sends before ``run()``.
+    ///
+    /// - Parameters:
+    ///   - sender: publishes one run and returns once the broker confirmed it (``ClientSender`` in production).
+    ///   - store: where the last sent instants are loaded from on becoming the leader, and saved to after every send.
+    ///   - election: which beat of a group sends; ``AlwaysLeader`` (the default) for a single beat.
+    ///   - clock: the time source; ``ManualBeatClock`` in tests.
+    ///   - observer: told about sends, dropped runs and leadership (``BeatMetrics`` in the CLI); none by default.
+    ///   - grace: how many seconds late a run may be and still count as on time rather than missed (default 1).
+    ///   - retryDelay: seconds to wait before retrying after a failed send (default 1).
     public init(schedule: BeatSchedule, sender: any BeatSender, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
                 clock: any BeatClock = SystemBeatClock(), observer: any BeatObserver = NoBeatObserver(), logger: Logger,
                 grace: Double = 1.0, retryDelay: Double = 1.0) {
@@ -39,6 +50,9 @@ public final class Beat: Service, Sendable {
     /// Runs sent by this process.
     public var sent: Int { sentCount.withLock { $0 } }
 
+    /// The `ServiceLifecycle` entry point: runs the election and, while this beat is the leader, the sending loop,
+    /// until the task is cancelled or a graceful shutdown begins. Losing the lead cancels the sending loop, which also
+    /// checks ``LeaderElection/isLeader`` before every send. Returns without throwing.
     public func run() async throws {
         let changes = election.changes()
         await cancelWhenGracefulShutdown {

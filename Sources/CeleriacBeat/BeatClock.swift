@@ -10,8 +10,13 @@ public protocol BeatClock: Sendable {
 
 /// Wall-clock time; sleeps exactly until the deadline (no polling tick).
 public struct SystemBeatClock: BeatClock {
+    /// The wall clock.
     public init() {}
+    /// The current time (`Date()`).
     public var now: Date { Date() }
+    /// Sleeps until `deadline` with zero timer tolerance; returns at once for a deadline in the past.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled.
     public func sleep(until deadline: Date) async throws {
         let seconds = deadline.timeIntervalSinceNow
         if seconds > 0 {
@@ -27,13 +32,19 @@ public final class ManualBeatClock: BeatClock {
     private struct State { var now: Date; var sleepers: [UInt64: Sleeper] = [:]; var nextID: UInt64 = 0; var waiters: [CheckedContinuation<Void, Never>] = [] }
     private let state: Mutex<State>
 
+    /// A clock stopped at `start`.
     public init(_ start: Date) { state = Mutex(State(now: start)) }
 
+    /// The time the test last set (``advance(to:)``), or the start.
     public var now: Date { state.withLock { $0.now } }
 
     /// How many tasks are sleeping on this clock.
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
+    /// Suspends until a test advances the clock to `deadline` or past it; returns at once when the time is already
+    /// there.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled.
     public func sleep(until deadline: Date) async throws {
         let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
         try await withTaskCancellationHandler {
@@ -66,6 +77,7 @@ public final class ManualBeatClock: BeatClock {
         due.forEach { $0.continuation.resume() }
     }
 
+    /// Moves the time forward by `seconds` and wakes the sleepers that are due (see ``advance(to:)``).
     public func advance(by seconds: Double) { advance(to: now.addingTimeInterval(seconds)) }
 
     /// Waits until some task sleeps on this clock (the beat loop has caught up with the time).

@@ -2,8 +2,11 @@ import Foundation
 
 /// One run to send: an entry at a scheduled instant. Fire decisions are keyed by this pair.
 public struct Fire: Sendable, Hashable {
+    /// Name of the ``ScheduleEntry`` this run belongs to.
     public let entry: String
+    /// The scheduled instant of this run (not the time it is sent).
     public let instant: Date
+    /// The run of `entry` at `instant`.
     public init(entry: String, instant: Date) {
         self.entry = entry
         self.instant = instant
@@ -12,11 +15,17 @@ public struct Fire: Sendable, Hashable {
 
 /// Runs dropped by a catch-up policy (never silently: beat logs and counts them).
 public struct Dropped: Sendable, Hashable {
+    /// Name of the ``ScheduleEntry`` whose runs were dropped.
     public let entry: String
+    /// How many runs were dropped.
     public let count: Int
+    /// The entry's policy that dropped them.
     public let policy: CatchUp
+    /// The scheduled instant of the oldest dropped run.
     public let first: Date
+    /// The scheduled instant of the newest dropped run.
     public let last: Date
+    /// A record of `count` runs of `entry` dropped by `policy`, scheduled from `first` to `last`.
     public init(entry: String, count: Int, policy: CatchUp, first: Date, last: Date) {
         self.entry = entry
         self.count = count
@@ -34,8 +43,11 @@ public struct Dropped: Sendable, Hashable {
 /// Because decisions are keyed by instant, an early wake-up finds nothing due and a repeated evaluation never
 /// re-sends: a run is sent only if its instant is after the cursor, and the cursor moves past it when it is sent.
 public struct BeatScheduler: Sendable {
+    /// The entries decided on.
     public let schedule: BeatSchedule
+    /// How many seconds late a run may be and still be on time (always sent, whatever the catch-up policy).
     public let grace: Double
+    /// Entry name -> the last scheduled instant handled (sent or dropped); runs after it are still to come.
     public private(set) var cursor: [String: Date]
     /// Entries whose schedule is finished (an `at` that was sent).
     public init(schedule: BeatSchedule, state: BeatState, start: Date, grace: Double = 1.0) {
@@ -54,6 +66,7 @@ public struct BeatScheduler: Sendable {
         schedule.entries.compactMap { e in cursor[e.name].flatMap { e.schedule.next(after: $0) } }.min()
     }
 
+    /// The next fire instant of `entry` after its cursor, or nil for an unknown entry or one that will not fire again.
     public func next(_ entry: String) -> Date? {
         guard let e = schedule[entry], let c = cursor[entry] else { return nil }
         return e.schedule.next(after: c)

@@ -10,13 +10,20 @@ import Foundation
 /// channel, right after the task message: the broker gets both or neither, so a beat taking over never sees a sent
 /// run missing from the snapshot (or a snapshot claiming a run that was never published).
 public struct ClientSender: BeatSender {
+    /// The client the task messages are published through (started by the caller).
     public let client: CeleriacClient
+    /// The broker state queue (``BrokerStateStore/queue``) that gets the snapshot with every run; nil with `--no-lock`.
     public let stateQueue: String?
+    /// A sender through `client`; with `stateQueue`, each run's snapshot goes in the same confirmed batch.
     public init(client: CeleriacClient, stateQueue: String? = nil) {
         self.client = client
         self.stateQueue = stateQueue
     }
 
+    /// Publishes the run of `entry` at `instant` as task `taskID`, and returns once the broker confirmed it (and the
+    /// snapshot, with ``stateQueue``). The entry's `expires` counts from the scheduled instant, not from the send.
+    ///
+    /// - Throws: the client's error when the publish fails or is not confirmed; beat logs it and retries.
     public func send(_ entry: ScheduleEntry, instant: Date, taskID: String, recording: BeatState) async throws {
         var headers = entry.headers
         headers["beat_entry"] = .string(entry.name)

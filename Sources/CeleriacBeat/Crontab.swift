@@ -8,17 +8,24 @@ import Foundation
 /// a day must match **both** `day_of_month` and `day_of_week`, so `day_of_month: 1-7, day_of_week: mon` is "the first
 /// Monday of the month".
 public struct Crontab: Sendable, Hashable, CustomStringConvertible {
+    /// Minutes of the hour that fire (0-59), ascending.
     public let minutes: [Int]
+    /// Hours of the day that fire (0-23), ascending.
     public let hours: [Int]
+    /// Weekdays that fire, 0 = Sunday ... 6 = Saturday.
     public let daysOfWeek: Set<Int>
+    /// Days of the month that fire (1-31).
     public let daysOfMonth: Set<Int>
+    /// Months that fire, 1 = January ... 12 = December.
     public let months: Set<Int>
     /// The fields as written, for messages and `explain`.
     public let source: (minute: String, hour: String, dayOfWeek: String, dayOfMonth: String, monthOfYear: String)
 
+    /// Equal when the expanded values are equal, whatever the written ``source``: `*/15` equals `0,15,30,45`.
     public static func == (a: Crontab, b: Crontab) -> Bool {
         a.minutes == b.minutes && a.hours == b.hours && a.daysOfWeek == b.daysOfWeek && a.daysOfMonth == b.daysOfMonth && a.months == b.months
     }
+    /// Hashes the minutes and hours only (enough to be consistent with `==`).
     public func hash(into h: inout Hasher) { h.combine(minutes); h.combine(hours) }
 
     /// Celery's keyword form: `crontab(minute=, hour=, day_of_week=, day_of_month=, month_of_year=)`.
@@ -43,6 +50,7 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
         try self.init(minute: parts[0], hour: parts[1], dayOfWeek: parts[4], dayOfMonth: parts[2], monthOfYear: parts[3])
     }
 
+    /// The fields as written, in Unix order: `minute hour day_of_month month_of_year day_of_week`.
     public var description: String { "\(source.minute) \(source.hour) \(source.dayOfMonth) \(source.monthOfYear) \(source.dayOfWeek)" }
 
     static let dayNames: [String: Int] = ["sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,

@@ -12,6 +12,7 @@ import Synchronization
 /// connection with a short heartbeat; on any disconnect the leader steps down at once and campaigns again on a
 /// fresh connection (the transport's automatic re-declare after a reconnect is not relied upon).
 public final class QueueLeaderLock: LeaderElection {
+    /// The exclusive queue whose owner is the leader (the CLI uses `NAME.lock`, by default `celeriac.beat.lock`).
     public let lockQueue: String
     let broker: any Broker
     let heartbeat: Int
@@ -21,6 +22,11 @@ public final class QueueLeaderLock: LeaderElection {
     private let connection = Mutex<(any BrokerConnection)?>(nil)
     private let sinks = Mutex<[AsyncStream<Bool>.Continuation]>([])
 
+    /// A lock that campaigns through `broker` on its own connection.
+    ///
+    /// - Parameters:
+    ///   - retryInterval: how often a standing-by beat retries the declare, and the pause before reconnecting.
+    ///   - heartbeat: the AMQP heartbeat of the lock connection, in seconds; short, so a dead leader's queue goes soon.
     public init(broker: any Broker, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger) {
         self.broker = broker
         self.heartbeat = heartbeat
@@ -29,10 +35,13 @@ public final class QueueLeaderLock: LeaderElection {
         self.logger = logger
     }
 
+    /// True while this beat owns the lock queue and the lock connection is up.
     public var isLeader: Bool {
         leader.withLock { $0 } && (connection.withLock { $0 }?.isConnected ?? false)
     }
 
+    /// A new stream of leadership changes: true when this beat acquires the lock, false when it loses it. Only changes
+    /// are yielded (no initial false); the stream finishes when ``run()`` returns.
     public func changes() -> AsyncStream<Bool> {
         let (stream, c) = AsyncStream<Bool>.makeStream()
         sinks.withLock { $0.append(c) }
@@ -45,6 +54,9 @@ public final class QueueLeaderLock: LeaderElection {
         for s in sinks.withLock({ $0 }) { s.yield(value) }
     }
 
+    /// Campaigns until cancelled: connects, declares the lock queue until the declare succeeds, holds the lock until
+    /// the connection drops, then starts again on a fresh connection after `retryInterval`. On return this beat is
+    /// no longer the leader and every ``changes()`` stream has finished.
     public func run() async {
         defer {
             set(false)

@@ -9,14 +9,22 @@ import CeleriacCore
 /// `#` comments. Not supported (an error names the line): anchors, aliases, tags, multi-line scalars (`|`, `>`),
 /// multiple documents, tabs for indentation.
 public enum MiniYAML {
+    /// A schedule file outside the supported YAML subset, or malformed.
     public struct ParseError: Error, CustomStringConvertible, Sendable, Equatable {
+        /// The 1-based line number in the file.
         public let line: Int
+        /// What is wrong there, e.g. `duplicate key 'task'`.
         public let message: String
+        /// `line N: message`.
         public var description: String { "line \(line): \(message)" }
     }
 
     private struct Line { let number: Int; let indent: Int; let text: String }
 
+    /// Parses `text` into a ``JSONValue`` tree: mappings become objects, sequences arrays, scalars strings, numbers,
+    /// booleans or null. An empty document is an empty object.
+    ///
+    /// - Throws: ``ParseError`` at the first unsupported or malformed line.
     public static func parse(_ text: String) throws(ParseError) -> JSONValue {
         var lines: [Line] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -3,14 +3,19 @@ import Foundation
 
 /// A schedule or schedule-file problem, naming the entry and the field, with what to write instead.
 public struct ScheduleError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The entry's name, when the problem is in one entry.
     public var entry: String?
+    /// The field at fault, as spelled in the schedule file (e.g. `catch_up_limit`, `crontab.hour`).
     public var field: String
+    /// What is wrong, and what to write instead.
     public var message: String
+    /// An error about `field`, in `entry` when given.
     public init(entry: String? = nil, field: String, message: String) {
         self.entry = entry
         self.field = field
         self.message = message
     }
+    /// `schedule entry 'E', field 'F': message`, without the entry part when there is none.
     public var description: String {
         if let entry { return "schedule entry '\(entry)', field '\(field)': \(message)" }
         return "schedule field '\(field)': \(message)"
@@ -28,6 +33,7 @@ public enum Schedule: Sendable, Hashable {
     /// Once, at an instant.
     case at(Date)
 
+    /// Every `seconds`, anchored at the Unix epoch: `every(60)` fires at the start of every minute (UTC).
     public static func every(_ seconds: Double) -> Schedule { .every(seconds: seconds, anchor: Date(timeIntervalSince1970: 0)) }
 
     /// The first fire instant strictly after `date`, or nil when there is none (an `at` in the past).
@@ -51,6 +57,7 @@ public enum Schedule: Sendable, Hashable {
         return TimeZone(identifier: "UTC")!
     }
 
+    /// One line for logs and `beat explain`, e.g. `every 30 s` or `crontab '0 3 * * *' in Europe/Berlin`.
     public var summary: String {
         switch self {
         case .every(let s, _): "every \(s.plain) s"
@@ -73,6 +80,7 @@ public enum CatchUp: Sendable, Hashable, CustomStringConvertible {
     /// Send every missed run, oldest first, but at most `limit` (the most recent ones); older ones are dropped and logged.
     case all(limit: Int)
 
+    /// The policy with its limit, as logged: `skip`, `once` or `all(limit N)`.
     public var description: String {
         switch self {
         case .skip: "skip"
@@ -80,6 +88,7 @@ public enum CatchUp: Sendable, Hashable, CustomStringConvertible {
         case .all(let limit): "all(limit \(limit))"
         }
     }
+    /// The policy without the limit (`skip`, `once`, `all`): the `policy` label of the missed-runs metric.
     public var label: String {
         switch self {
         case .skip: "skip"
@@ -93,21 +102,34 @@ public enum CatchUp: Sendable, Hashable, CustomStringConvertible {
 public struct ScheduleEntry: Sendable {
     /// Unique within the schedule; the state and the task ids are keyed by it.
     public var name: String
+    /// The registered task name to send, e.g. `demo.add`.
     public var task: String
+    /// When the entry fires.
     public var schedule: Schedule
+    /// Positional arguments of every run.
     public var args: [JSONValue]
+    /// Keyword arguments of every run.
     public var kwargs: JSONObject
+    /// Queue to send to; nil uses the client's default queue (`celery`).
     public var queue: String?
+    /// Routing key to publish with; nil uses the queue name.
     public var routingKey: String?
+    /// Exchange to publish to; nil uses the default exchange (`""`).
     public var exchange: String?
+    /// Message priority 0-9 (Celery's `priority`; the queue needs `x-max-priority`); nil sends none.
     public var priority: UInt8?
     /// Seconds after the scheduled instant after which a worker drops the task (REVOKED "expired").
     public var expires: Double?
+    /// Extra message headers; beat adds `beat_entry` and `beat_instant` to them.
     public var headers: JSONObject
+    /// Seconds after which the worker raises the soft time limit in the task (Celery's `soft_time_limit`).
     public var softTimeLimit: Double?
+    /// Seconds after which the worker stops the task (Celery's `time_limit`).
     public var hardTimeLimit: Double?
+    /// What to do with runs missed while no beat was sending (``CatchUp/once`` by default).
     public var catchUp: CatchUp
 
+    /// An entry; only `name`, `task` and `schedule` are required. ``BeatSchedule/init(_:)`` validates it.
     public init(name: String, task: String, schedule: Schedule, args: [JSONValue] = [], kwargs: JSONObject = [:],
                 queue: String? = nil, routingKey: String? = nil, exchange: String? = nil, priority: UInt8? = nil,
                 expires: Double? = nil, headers: JSONObject = [:], softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil,
@@ -146,6 +168,7 @@ public struct ScheduleEntry: Sendable {
     }
 }
 
+/// Beat's deterministic task ids: the same entry and instant always give the same id, on any host.
 public enum BeatTaskID {
     /// Two 64-bit FNV-1a hashes of `entry|milliseconds` formatted as a UUID (version nibble 8: custom).
     public static func make(entry: String, instant: Date) -> String {
@@ -170,6 +193,7 @@ public enum BeatTaskID {
 
 /// A validated set of entries.
 public struct BeatSchedule: Sendable {
+    /// The entries, in the order given.
     public private(set) var entries: [ScheduleEntry]
 
     /// - Throws: ``ScheduleError`` for an empty or duplicate name, an empty task name, a non-positive interval,
@@ -200,5 +224,6 @@ public struct BeatSchedule: Sendable {
         self.entries = entries
     }
 
+    /// The entry named `name`, or nil.
     public subscript(name: String) -> ScheduleEntry? { entries.first { $0.name == name } }
 }

@@ -29,6 +29,9 @@ public enum ScheduleFile {
                                          "routing_key", "exchange", "priority", "expires", "headers", "soft_time_limit",
                                          "time_limit", "catch_up", "catch_up_limit", "anchor"]
 
+    /// Reads and parses the schedule file at `path` (the CLI's `--schedule`).
+    ///
+    /// - Throws: ``ScheduleError`` when the file cannot be read, or as ``parse(_:source:)`` does.
     public static func load(path: String) throws(ScheduleError) -> BeatSchedule {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ScheduleError(field: "--schedule", message: "cannot read \(path); check the path")
@@ -36,6 +39,10 @@ public enum ScheduleFile {
         return try parse(String(decoding: data, as: UTF8.self), source: path)
     }
 
+    /// Parses schedule YAML into a validated ``BeatSchedule``. `source` names the text in error messages (the path).
+    ///
+    /// - Throws: ``ScheduleError`` for YAML outside the subset, an unknown key, a bad value or an invalid entry;
+    ///   the error names the entry and the field.
     public static func parse(_ text: String, source: String = "schedule") throws(ScheduleError) -> BeatSchedule {
         let root: JSONValue
         do throws(MiniYAML.ParseError) { root = try MiniYAML.parse(text) } catch {

@@ -7,9 +7,13 @@ import Darwin
 
 /// A state file failure, with what to do about it.
 public struct StateFileError: Error, CustomStringConvertible, Sendable {
+    /// The file the call failed on (`PATH.tmp` for `open`, `write` and `fsync`; `PATH` for `rename`).
     public let path: String
+    /// The system call that failed: `open`, `write`, `fsync` or `rename`.
     public let operation: String
+    /// The `errno` the call left.
     public let errno: Int32
+    /// The path, the call, the `strerror` text and what to check.
     public var description: String {
         "beat state file \(path): \(operation) failed: \(String(cString: strerror(errno))). Check that the directory exists and is writable, or pass --state PATH"
     }
@@ -18,9 +22,12 @@ public struct StateFileError: Error, CustomStringConvertible, Sendable {
 /// The local state file: written atomically (write to `PATH.tmp`, fsync, rename over `PATH`, fsync the directory),
 /// so a crash leaves either the old or the new state, never a torn one.
 public struct StateFile: Sendable {
+    /// Where the state lives; saves write `PATH.tmp` next to it first.
     public let path: String
+    /// The state file at `path`; nothing is read or created before ``load()`` or ``save(_:)``.
     public init(path: String) { self.path = path }
 
+    /// What ``load()`` found.
     public enum LoadResult: Sendable, Equatable {
         case missing
         case loaded(BeatState)
@@ -28,6 +35,8 @@ public struct StateFile: Sendable {
         case corrupt(movedTo: String, reason: String)
     }
 
+    /// Reads the state: ``LoadResult/missing`` when there is no file; a file that does not decode is renamed to
+    /// `PATH.corrupt-<unix seconds>` and reported as ``LoadResult/corrupt(movedTo:reason:)``.
     public func load() -> LoadResult {
         guard let data = FileManager.default.contents(atPath: path) else { return .missing }
         do {
@@ -39,6 +48,9 @@ public struct StateFile: Sendable {
         }
     }
 
+    /// Writes `state` atomically: `PATH.tmp`, fsync, rename over `PATH`, fsync the directory.
+    ///
+    /// - Throws: ``StateFileError`` naming the failed step; `PATH` then still holds the previous state.
     public func save(_ state: BeatState) throws(StateFileError) {
         let tmp = path + ".tmp"
         let bytes = state.encoded()

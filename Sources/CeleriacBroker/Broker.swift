@@ -27,16 +27,22 @@ public protocol Broker: Sendable, CustomStringConvertible {
 public struct BrokerInfo: Sendable, Equatable {
     /// kombu's transport name: `amqp`, `memory`.
     public var transport: String
+    /// Broker host name or address from the URL, e.g. `localhost`.
     public var host: String
+    /// Broker TCP port, e.g. 5672 (5671 with TLS).
     public var port: Int
+    /// User name the connection logs in as.
     public var user: String
+    /// AMQP virtual host, e.g. `/`.
     public var virtualHost: String
+    /// Whether the connection uses TLS (`amqps://`).
     public var tls: Bool
     /// Seconds.
     public var connectTimeout: Double
     /// Seconds; 0 = off.
     public var heartbeat: Double
 
+    /// Info from its parts; a ``Broker`` builds it from its URL and settings.
     public init(transport: String, host: String, port: Int, user: String, virtualHost: String, tls: Bool,
                 connectTimeout: Double, heartbeat: Double) {
         self.transport = transport
@@ -63,6 +69,8 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// connection whose loss others must notice quickly (a leader's lock) asks for a short one.
     public var maxHeartbeat: Int?
 
+    /// Options for a connection named `name`: publisher confirms on, a 30 s wait while publishers are blocked, and the
+    /// broker URL's heartbeat.
     public init(name: String, confirms: Bool = true, blockedTimeout: Duration = .seconds(30), maxHeartbeat: Int? = nil) {
         self.name = name
         self.confirms = confirms

@@ -12,6 +12,7 @@ import ServiceLifecycle
 
 /// `beat`: send periodic tasks on schedule; with several beats, one is active (a lock queue on the broker).
 public struct BeatCommand: AsyncParsableCommand {
+    /// `celeriac beat`, with `explain ENTRY` as an optional action argument.
     public static let configuration = CommandConfiguration(
         commandName: "beat",
         abstract: "Send periodic tasks on schedule (intervals, crontabs in any time zone, one-off runs).",
@@ -44,6 +45,7 @@ public struct BeatCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics-bind"), help: "Address for the metrics endpoint.")
     var metricsBind: String = "0.0.0.0"
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     func loadSchedule() throws -> BeatSchedule {
@@ -54,6 +56,10 @@ public struct BeatCommand: AsyncParsableCommand {
         throw CLIError(description: "no schedule: pass --schedule FILE (YAML), or give the app a schedule in code (CeleriacApp.schedule)")
     }
 
+    /// With `explain ENTRY` (or `--explain`), prints the entry's next 10 fire instants and exits without connecting.
+    /// Otherwise connects a client to `--broker` and, unless `--no-lock`, a state connection and the lock `NAME.lock`,
+    /// then runs beat (and the metrics endpoint) until SIGTERM or SIGINT. Exits with status 1 when there is no
+    /// schedule, the schedule is invalid or the broker cannot be reached.
     public func run() async throws {
         let beatSchedule = try loadSchedule()
         if !action.isEmpty || explain != nil {

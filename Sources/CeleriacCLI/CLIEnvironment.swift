@@ -10,9 +10,12 @@ import Logging
 public enum CLIEnvironment {
     /// Broker URL: `CELERIAC_BROKER_URL`, default `amqp://guest:guest@localhost:5672//`.
     public static let brokerURL = "CELERIAC_BROKER_URL"
+    /// Port of the worker's and beat's `/metrics`, `/healthz` and `/readyz` endpoint (`--metrics-port`); unset or 0:
+    /// no endpoint.
     public static let metricsPort = "CELERIAC_METRICS_PORT"
     /// `classic` (default) or `quorum`: the type of the queues Celeriac declares (`--queue-type`).
     public static let queueType = "CELERIAC_QUEUE_TYPE"
+    /// The broker URL when neither `--broker` nor `CELERIAC_BROKER_URL` is given: a local RabbitMQ as `guest`.
     public static let defaultBroker = "amqp://guest:guest@localhost:5672//"
 
     static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
@@ -20,10 +23,13 @@ public enum CLIEnvironment {
 
 /// What an application hands to the commands: its tasks.
 public struct CeleriacApp: Sendable {
+    /// The tasks a worker of this app runs (pool children look them up here too).
     public var registry: TaskRegistry
+    /// The application's name, e.g. `celeriac-demo`; for the embedding program, the commands do not read it.
     public var name: String
     /// Periodic tasks for `beat` (used when no `--schedule FILE` is given).
     public var schedule: BeatSchedule?
+    /// An app with its tasks and, optionally, beat's built-in schedule.
     public init(name: String, registry: TaskRegistry, schedule: BeatSchedule? = nil) {
         self.name = name
         self.registry = registry
@@ -42,15 +48,19 @@ public struct CeleriacApp: Sendable {
 
 /// Options shared by every command.
 public struct BrokerOptions: ParsableArguments {
+    /// `--broker`/`-b`: nil falls back to `CELERIAC_BROKER_URL`, then to ``CLIEnvironment/defaultBroker``.
     @Option(name: [.customLong("broker"), .customShort("b")], help: "Broker URL (env CELERIAC_BROKER_URL); the nodes of a cluster separated by ';' to fail over. Default amqp://guest:guest@localhost:5672//")
     public var broker: String?
 
+    /// `--queue-type`: nil falls back to `CELERIAC_QUEUE_TYPE`, then to `classic`; another value fails the command.
     @Option(name: .customLong("queue-type"), help: "classic or quorum (env CELERIAC_QUEUE_TYPE): the type of the queues declared; quorum for RabbitMQ clusters. Default classic.")
     public var queueTypeName: String?
 
+    /// `--loglevel`: `debug`, `info` (default), `warning` (or `warn`) or `error`; anything else logs at `info`.
     @Option(name: .customLong("loglevel"), help: "Log level: debug, info, warning, error.")
     public var loglevel: String = "info"
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     var url: String { broker ?? CLIEnvironment.value(CLIEnvironment.brokerURL) ?? CLIEnvironment.defaultBroker }
@@ -75,7 +85,11 @@ public struct BrokerOptions: ParsableArguments {
     }
 }
 
+/// The root command, `celeriac`: dispatches to the subcommands. ``CeleriacApp/main(_:arguments:)`` runs it with the
+/// app's tasks available.
 public struct CeleriacCommand: AsyncParsableCommand {
+    /// The subcommands: `worker`, `beat`, `call`, `result`, `purge`, `inspect`, `control`, `events`, `graph`, `dlq`,
+    /// `locks`, and the hidden `pool-child`.
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
@@ -83,6 +97,7 @@ public struct CeleriacCommand: AsyncParsableCommand {
                        InspectCommand.self, ControlCommand.self, EventsCommand.self, GraphCommand.self, DLQCommand.self, LocksCommand.self,
                        PoolChildCommand.self]
     )
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 }
 

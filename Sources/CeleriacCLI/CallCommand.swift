@@ -8,6 +8,7 @@ import Synchronization
 
 /// `call NAME --args '[2,3]' --kwargs '{}' [--wait]`: send one task; print its id, and with `--wait` its result.
 public struct CallCommand: AsyncParsableCommand {
+    /// `celeriac call NAME`: publishes with confirms to `--queue` (default `celery`) on the broker at `--broker`.
     public static let configuration = CommandConfiguration(commandName: "call", abstract: "Send a task by name and optionally wait for its result.")
 
     @OptionGroup var broker: BrokerOptions
@@ -22,8 +23,12 @@ public struct CallCommand: AsyncParsableCommand {
     @Flag(name: .customLong("wait"), help: "Wait for the result and print it as JSON on the last line.") var wait = false
     @Option(name: .customLong("timeout"), help: "Seconds to wait with --wait.") var timeout: Double = 30
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Sends the task and prints its id; without `--wait` it is sent with `ignore_result`. With `--wait`, prints the
+    /// result as JSON; a failed task prints `Type: message` (its traceback on stderr) and exits with status 1, as do a
+    /// timeout and a broker error. Malformed `--args` or `--kwargs` is a usage error (status 64).
     public func run() async throws {
         guard case .array(let argList) = try parseJSON(args, what: "--args") else { throw ValidationError("--args must be a JSON list, e.g. '[2, 3]'") }
         guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else { throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'") }
@@ -58,6 +63,8 @@ public struct CallCommand: AsyncParsableCommand {
 
 /// `result ID --reply-queue Q`: read a task's result from a reply queue (results live on the caller's queue).
 public struct ResultCommand: AsyncParsableCommand {
+    /// `celeriac result ID --reply-queue Q`: reads that reply queue itself, with no client and no reply queue of its
+    /// own.
     public static let configuration = CommandConfiguration(commandName: "result", abstract: "Read a task's result from the reply queue it was sent to.")
 
     @OptionGroup var broker: BrokerOptions
@@ -65,11 +72,15 @@ public struct ResultCommand: AsyncParsableCommand {
     @Option(name: .customLong("reply-queue"), help: "The reply queue (reply_to) the task was sent with.") var replyQueue: String
     @Option(name: .customLong("timeout"), help: "Seconds to wait.") var timeout: Double = 10
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     /// How many messages of the reply queue one look may hold.
     static let window: UInt16 = 1000
 
+    /// Looks through up to 1000 messages of the reply queue for the task's final result, acks only that one and puts
+    /// the others back, then prints the state and the value (or the failure). Exits with status 1 when the task did not
+    /// succeed, no result came within `--timeout`, or the queue cannot be read.
     public func run() async throws {
         let amqp = try broker.amqpBroker()
         let connection = amqp.connection(.init(name: "celeriac-result", confirms: false))
@@ -120,11 +131,15 @@ public struct ResultCommand: AsyncParsableCommand {
 
 /// `purge -Q a,b`: remove every ready message from queues.
 public struct PurgeCommand: AsyncParsableCommand {
+    /// `celeriac purge -Q a,b`: purges each queue on the broker and prints how many messages it removed.
     public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove all ready messages from queues.")
     @OptionGroup var broker: BrokerOptions
     @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues.") var queues: String = Topology.defaultQueue
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Purges the queues in order with queue.purge (delivered, unacked messages are not removed). Exits with status 1
+    /// on a broker error, e.g. a queue that does not exist; the queues before it are already purged.
     public func run() async throws {
         let amqp = try broker.amqpBroker()
         let connection = amqp.connection(.init(name: "celeriac-purge", confirms: false))

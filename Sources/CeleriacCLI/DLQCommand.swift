@@ -7,9 +7,12 @@ import Foundation
 
 /// `dlq list|replay|purge`: the dead-letter queue `celeriac.dead`.
 public struct DLQCommand: AsyncParsableCommand {
+    /// `celeriac dlq list|replay|purge`; each subcommand connects to `--broker` and declares the dead-letter queue
+    /// first.
     public static let configuration = CommandConfiguration(
         commandName: "dlq", abstract: "Inspect, replay or purge the dead-letter queue (celeriac.dead).",
         subcommands: [List.self, Replay.self, Purge.self])
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     static func open(_ broker: BrokerOptions, _ name: String) async throws -> (any BrokerConnection, DeadLetterQueue) {
@@ -33,9 +36,12 @@ public struct DLQCommand: AsyncParsableCommand {
 
     /// `dlq list`: one line per message (id, task, queue, age, replays, reason = first error), then counts by reason.
     public struct List: AsyncParsableCommand {
+        /// `celeriac dlq list`: reads the messages without removing them (they go back to the queue).
         public static let configuration = CommandConfiguration(commandName: "list", abstract: "List dead-lettered messages and their reasons.")
         @OptionGroup var broker: BrokerOptions
+        /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
+        /// Prints one row per message and the counts by reason; exits with status 1 on a broker error.
         public func run() async throws {
             let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-list")
             defer { Task { await connection.close() } }
@@ -51,15 +57,20 @@ public struct DLQCommand: AsyncParsableCommand {
 
     /// `dlq replay ID | --all [--task NAME]`.
     public struct Replay: AsyncParsableCommand {
+        /// `celeriac dlq replay`: each replayed message gets its `replays` count raised by one.
         public static let configuration = CommandConfiguration(commandName: "replay", abstract: "Republish dead-lettered messages to their original queue, once, and remove them from the DLQ.")
         @OptionGroup var broker: BrokerOptions
         @Argument(help: "Task id to replay.") var id: String?
         @Flag(name: .customLong("all"), help: "Replay every message (with --task: every message of that task).") var all = false
         @Option(name: .customLong("task"), help: "Only messages of this task name.") var task: String?
+        /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
+        /// Requires exactly one of a task id and `--all`; otherwise a usage error (status 64).
         public func validate() throws {
             guard (id != nil) != all else { throw ValidationError("give a task id or --all (not both)") }
         }
+        /// Replays the chosen messages (each dead copy is acked only after the broker confirmed the new one) and prints
+        /// them. Exits with status 1 when the given id is not in the queue or the broker fails.
         public func run() async throws {
             let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-replay")
             defer { Task { await connection.close() } }
@@ -71,10 +82,14 @@ public struct DLQCommand: AsyncParsableCommand {
         }
     }
 
+    /// `dlq purge`: empties the dead-letter queue; the messages are gone for good (no replay afterwards).
     public struct Purge: AsyncParsableCommand {
+        /// `celeriac dlq purge`: prints how many messages it deleted.
         public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Delete every message in the dead-letter queue.")
         @OptionGroup var broker: BrokerOptions
+        /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
+        /// Purges the queue and prints the count; exits with status 1 on a broker error.
         public func run() async throws {
             let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-purge")
             defer { Task { await connection.close() } }

@@ -9,6 +9,7 @@ import Foundation
 /// `graph ROOT_ID [--format dot|mermaid|json] [--wait SECONDS]`: draw a recorded workflow with each task's state and
 /// timing (README "Workflow graphs").
 public struct GraphCommand: AsyncParsableCommand {
+    /// `celeriac graph ROOT_ID`; reads the workflow's records from the broker without consuming them.
     public static let configuration = CommandConfiguration(
         commandName: "graph",
         abstract: "Render a workflow sent with applyRecorded (chains, groups, chords) as DOT, Mermaid or JSON.")
@@ -19,8 +20,12 @@ public struct GraphCommand: AsyncParsableCommand {
     @Option(name: .customLong("wait"), help: "Seconds to wait for every task to finish before rendering (0: render now).")
     var wait: Double = 0
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Prints the graph on stdout. With `--wait`, polls every 250 ms until every task finished or the time is up, then
+    /// renders what there is (with a note on stderr). Exits with status 1 when the workflow has no records (never
+    /// recorded, or expired) or the broker cannot be reached; an unknown `--format` is a usage error (status 64).
     public func run() async throws {
         guard let format = WorkflowGraph.Format(rawValue: format.lowercased()) else {
             throw ValidationError("--format must be one of: \(WorkflowGraph.Format.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -51,6 +51,8 @@ func printReplies(_ replies: [String: JSONValue], json: Bool) throws {
 
 /// `inspect METHOD`: ask workers (Celeriac or Celery) about themselves, without Python.
 public struct InspectCommand: AsyncParsableCommand {
+    /// `celeriac inspect METHOD`: broadcasts on `celery.pidbox` and prints the replies collected for `--timeout`
+    /// seconds.
     public static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Ask workers about their state (Celery's `celery inspect`).",
@@ -64,14 +66,17 @@ public struct InspectCommand: AsyncParsableCommand {
     @Argument(help: "What to ask: ping, stats, active, registered, ...") var method: String
     @Argument(help: "Task ids for query_task.") var ids: [String] = []
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Rejects a method that is not in the list with a usage error (status 64).
     public func validate() throws {
         guard Self.methods.contains(method) else {
             throw ValidationError("unknown inspect method '\(method)'; use one of: \(Self.methods.sorted().joined(separator: ", "))")
         }
     }
 
+    /// Sends the request and prints the replies like `celery inspect`; exits with status 1 when no node replied.
     public func run() async throws {
         let control = try await startControl(broker)
         defer { Task { await control.close() } }
@@ -83,6 +88,7 @@ public struct InspectCommand: AsyncParsableCommand {
 
 /// `control METHOD ARGS`: change workers at run time (Celery's `celery control`).
 public struct ControlCommand: AsyncParsableCommand {
+    /// `celeriac control METHOD ARGS`; `shutdown` and `heartbeat` are sent without waiting for replies.
     public static let configuration = CommandConfiguration(
         commandName: "control",
         abstract: "Change workers at run time (Celery's `celery control`).",
@@ -101,6 +107,7 @@ public struct ControlCommand: AsyncParsableCommand {
     @Argument(help: "Its arguments.") var arguments: [String] = []
     @Flag(name: .customLong("terminate"), help: "With revoke: also stop the task if it runs now.") var terminate = false
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     func request() throws -> (JSONObject, cast: Bool) {
@@ -137,6 +144,9 @@ public struct ControlCommand: AsyncParsableCommand {
         }
     }
 
+    /// `revoke` (and `terminate`) records the ids in the revocation log before broadcasting, so it succeeds even when
+    /// no worker replies. Other methods print the replies and exit with status 1 when none came. A wrong method or
+    /// argument count is a usage error (status 64).
     public func run() async throws {
         let control = try await startControl(broker)
         defer { Task { await control.close() } }
@@ -164,6 +174,8 @@ public struct ControlCommand: AsyncParsableCommand {
 
 /// `events`: a live, readable tail of Celery events (workers started with `-E`).
 public struct EventsCommand: AsyncParsableCommand {
+    /// `celeriac events`: binds a private queue to `celeryev`; the line `listening for events on ...` on stderr says it
+    /// is ready.
     public static let configuration = CommandConfiguration(
         commandName: "events", abstract: "Print Celery events as they happen (workers need -E, or `control enable_events`).")
 
@@ -173,8 +185,11 @@ public struct EventsCommand: AsyncParsableCommand {
     @Flag(name: .customLong("json"), help: "One JSON object per line instead of readable lines.") var json = false
     @Flag(name: .customLong("no-heartbeats"), help: "Leave out worker-heartbeat events.") var noHeartbeats = false
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Prints events until `--count` were printed, `--timeout` seconds passed or the stream ends; exits with status 1
+    /// when it cannot subscribe.
     public func run() async throws {
         let amqp = try broker.amqpBroker()
         let receiver = EventReceiver(broker: amqp)

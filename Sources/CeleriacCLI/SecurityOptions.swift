@@ -18,6 +18,7 @@ public struct SigningOptions: ParsableArguments {
     @Flag(name: .customLong("accept-unsigned"), help: "With signing keys: still accept unsigned messages (while rolling signing out); signed ones are verified.")
     var acceptUnsigned = false
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
     /// The signer, or nil when no key file is configured. Errors name the file and line, never a secret.
@@ -50,8 +51,11 @@ public struct WorkerHardeningOptions: ParsableArguments {
     @Option(name: .customLong("remote-control"), help: "Remote-control commands obeyed: all (default, as Celery), read-only (no shutdown/revoke/rate_limit/pool changes), off, or a comma-separated list of state-changing commands to allow (e.g. revoke).")
     var remoteControl: String = "all"
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Checks the limits (at least 1; `--max-json-depth` in 2...10000) and parses `--remote-control`; a bad value exits
+    /// with a usage error (status 64).
     public func validate() throws {
         guard maxArgs >= 1 else { throw ValidationError("--max-args must be at least 1") }
         guard maxHeaders >= 1 else { throw ValidationError("--max-headers must be at least 1") }

@@ -12,6 +12,8 @@ import UnixSignals
 
 /// `worker`: consume queues and run tasks, with Celery's flag names.
 public struct WorkerCommand: AsyncParsableCommand {
+    /// `celeriac worker`; flags take Celery's names where Celery has one (`-Q`, `-c`, `-n`, `-E`,
+    /// `--prefetch-multiplier`).
     public static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume queues and run tasks.")
 
     @OptionGroup var broker: BrokerOptions
@@ -76,8 +78,10 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("pipeline-depth"), help: "Process pool: tasks a child may hold at once, the running one and those queued behind it (1: no pipelining).")
     var pipelineDepth: Int = 2
 
+    /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
+    /// Checks the flag values before anything connects; a bad value exits with a usage error (status 64).
     public func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
@@ -92,6 +96,11 @@ public struct WorkerCommand: AsyncParsableCommand {
         _ = try coordination.limits()
     }
 
+    /// Runs a worker of the app's tasks (see ``CeleriacApp/main(_:arguments:)``) on the broker at `--broker`, with the
+    /// process pool or in-process, and the metrics endpoint when a port is set. SIGTERM or SIGINT starts the warm
+    /// shutdown (running tasks get `--grace-period` seconds); a second signal, or SIGQUIT, is a cold shutdown. A
+    /// failure the user can act on (no app, a refused flag combination, a worker error) prints one line and exits with
+    /// status 1.
     public func run() async throws {
         let app = try requireApp()
         let logger = broker.logger("celeriac.worker")

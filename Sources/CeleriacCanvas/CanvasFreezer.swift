@@ -5,6 +5,7 @@ import CeleriacCore
 ///
 /// After freezing, the tree holds everything the workers need: nothing about the canvas lives in the client.
 public struct CanvasFreezer: Sendable {
+    /// Queue every task's result is sent to (`reply_to`, the client's `rpc://` reply queue); nil sends none.
     public var replyTo: String?
     /// The queue join tasks go to when the chord body names none.
     public var defaultQueue: String
@@ -13,6 +14,8 @@ public struct CanvasFreezer: Sendable {
     /// Chord join queues are quorum queues (clients and workers configured for a RabbitMQ cluster).
     public var quorumJoinQueues: Bool
 
+    /// A freezer for a client whose reply queue is `replyTo`. By default chord join queues live a day unused (at least
+    /// an hour past a chord's deadline) and are classic queues.
     public init(replyTo: String?, defaultQueue: String, chordExpiry: Duration = .seconds(86_400), quorumJoinQueues: Bool = false) {
         self.replyTo = replyTo
         self.defaultQueue = defaultQueue
@@ -25,6 +28,9 @@ public struct CanvasFreezer: Sendable {
         case chord(id: String, index: Int, body: JSONValue)
     }
 
+    /// The frozen copy of `node`: every task has a `task_id` (kept when already set) and `reply_to`, group and chord
+    /// members carry their `group_id`/`group_index`, chord header members carry the body as `chord`, and every chord
+    /// body carries its ``ChordInfo``.
     public func freeze(_ node: CanvasNode) -> CanvasNode { freeze(node, tag: nil) }
 
     func freeze(_ node: CanvasNode, tag: Tag?) -> CanvasNode {
@@ -122,9 +128,13 @@ public struct CanvasFreezer: Sendable {
 
 /// Where a frozen canvas's results will be: one task id, or a group of shapes in member order.
 public indirect enum ResultShape: Sendable, Equatable {
+    /// A single task's result: its id and name.
     case task(id: String, name: String)
+    /// A group's results, one shape per member in member order, under the group's id.
     case group(id: String, members: [ResultShape])
 
+    /// The shape of a frozen canvas: a chain's is its last step's, a chord's is its body's. Ids come from the frozen
+    /// `task_id`/`group_id` options (empty when the node was not frozen).
     public init(of frozen: CanvasNode) {
         switch frozen {
         case .task(let t):

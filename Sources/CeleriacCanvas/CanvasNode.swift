@@ -14,6 +14,8 @@ public indirect enum CanvasNode: Sendable, Equatable {
     /// A group (the header) whose results, in header order, are the first argument of the body.
     case chord(header: [CanvasNode], body: CanvasNode, options: JSONObject)
 
+    /// The node's send options (Celery's signature `options`: `queue`, `countdown`, `link`, `task_id`, ...). Setting it
+    /// replaces the options of this node only, not of its children.
     public var options: JSONObject {
         get {
             switch self {
@@ -34,15 +36,20 @@ public indirect enum CanvasNode: Sendable, Equatable {
 
 /// A single task's signature: `{"task", "args", "kwargs", "options", "subtask_type", "immutable"}`.
 public struct TaskSignature: Sendable, Equatable {
+    /// Task name as registered, e.g. `demo.add`; the signature's `task`.
     public var name: String
+    /// Partial positional arguments; a mutable step gets the previous result inserted before them.
     public var args: [JSONValue]
+    /// Keyword arguments, in order.
     public var kwargs: JSONObject
+    /// Send options: `queue`, `countdown`, `expires`, `priority`, `link`, `link_error`, `task_id`, ...
     public var options: JSONObject
     /// `.si()`: the previous step's result is not prepended to `args`.
     public var immutable: Bool
     /// `nil` for a plain task; Celery's `"xmap"`, `"xstarmap"` for its built-in map tasks.
     public var subtaskType: String?
 
+    /// A signature for task `name`; everything else defaults to empty, mutable and a plain task.
     public init(name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: JSONObject = [:],
                 immutable: Bool = false, subtaskType: String? = nil) {
         self.name = name
@@ -56,7 +63,9 @@ public struct TaskSignature: Sendable, Equatable {
 
 /// Why a JSON value is not a signature.
 public struct CanvasDecodingError: Error, CustomStringConvertible, Sendable {
+    /// What is missing or malformed, e.g. `no "task" name in ...`.
     public let reason: String
+    /// `not a Celery signature: <reason>`.
     public var description: String { "not a Celery signature: \(reason)" }
 }
 

@@ -4,15 +4,21 @@ import FoundationEssentials
 /// The messages that applying a (frozen) canvas node publishes now, and the chord join queues that must exist
 /// before them. Pure: clients and workers both publish a plan with their own connection.
 public struct CanvasPlan: Sendable {
+    /// One message of a plan and the queue to publish it to.
     public struct Publish: Sendable {
+        /// The task message, ids and `embed` filled in.
         public var message: TaskMessage
+        /// Queue (routing key on the default exchange) to publish it to: the signature's `queue` option, else the
+        /// planner's ``CanvasPlanner/defaultQueue``.
         public var queue: String
     }
 
+    /// The messages to publish, in order.
     public var messages: [Publish] = []
     /// Join queues to declare (durable, `x-expires`) before any message of the plan is published.
     public var chords: [ChordInfo] = []
 
+    /// An empty plan.
     public init() {}
 }
 
@@ -20,8 +26,10 @@ public struct CanvasPlan: Sendable {
 /// the rest in `embed.chain` (reversed); a group publishes every member; a chord declares its join queue and
 /// publishes its header members (and, with a deadline, a delayed join task).
 public struct CanvasPlanner: Sendable {
+    /// Queue for signatures that name none in their `queue` option, e.g. `celery`.
     public var defaultQueue: String
 
+    /// A planner routing unqueued signatures to `defaultQueue`.
     public init(defaultQueue: String) {
         self.defaultQueue = defaultQueue
     }
@@ -121,6 +129,7 @@ public struct CanvasPlanner: Sendable {
 }
 
 extension ChordJoin {
+    /// Why a chord join task was sent; its `reason` keyword argument.
     public enum Reason: String, Sendable {
         /// The last header member saw the join queue complete.
         case complete

@@ -15,8 +15,11 @@ public enum ChordFailurePolicy: String, Sendable, Equatable {
 /// sees `size` parts publishes a `celeriac.chord_join` task. The joiner takes an exclusive lock queue, reads
 /// the parts, publishes the body, then deletes the join queue. All state lives in RabbitMQ.
 public struct ChordInfo: Sendable, Equatable {
+    /// The chord's id: its `group_id`, which the header members carry as their `group`; names the join queues.
     public var id: String
+    /// Number of header members; the join waits for this many parts.
     public var size: Int
+    /// What the body does when a header member fails; the default fails it.
     public var policy: ChordFailurePolicy
     /// `x-expires` of the join queue: an abandoned chord's state disappears after this long unused.
     public var expiresMilliseconds: Int
@@ -27,6 +30,8 @@ public struct ChordInfo: Sendable, Equatable {
     /// The join queue is a quorum queue (a chord sent for a RabbitMQ cluster); every party declares it alike.
     public var quorum: Bool
 
+    /// Join facts for chord `id` of `size` members. Defaults: fail the body on a member failure, a join queue that
+    /// lives a day unused, no deadline, a classic (not quorum) queue.
     public init(id: String, size: Int, policy: ChordFailurePolicy = .failBody, expiresMilliseconds: Int = 86_400_000,
                 queue: String, deadline: Double? = nil, quorum: Bool = false) {
         self.quorum = quorum
@@ -38,14 +43,20 @@ public struct ChordInfo: Sendable, Equatable {
         self.deadline = deadline
     }
 
+    /// Option key of the body signature that holds these facts (``json``).
     public static let optionKey = "celeriac_chord"
+    /// Name of the built-in task that joins a chord: it reads the parts and publishes the body.
     public static let joinTaskName = "celeriac.chord_join"
     /// A built-in task returning its first argument: the body Celeriac gives a group nested in a chord header.
     public static let gatherTaskName = "celeriac.gather"
 
+    /// The chord's durable join queue, `celeriac.chord.<id>`: each header member publishes its ``ChordPart`` to it.
     public var joinQueue: String { "celeriac.chord.\(id)" }
+    /// The exclusive queue the joiner declares as a lock, `celeriac.chord.<id>.lock`, so only one joiner proceeds.
     public var lockQueue: String { "celeriac.chord.\(id).lock" }
 
+    /// The facts as stored under ``optionKey``: `id`, `size`, `policy`, `expires_ms`, `queue`, plus `deadline` and
+    /// `quorum` when set.
     public var json: JSONValue {
         var o: JSONObject = ["id": .string(id), "size": .int(Int64(size)), "policy": .string(policy.rawValue),
                              "expires_ms": .int(Int64(expiresMilliseconds)), "queue": .string(queue)]
@@ -54,6 +65,8 @@ public struct ChordInfo: Sendable, Equatable {
         return .object(o)
     }
 
+    /// Reads facts written by ``json``; nil when `id`, `size` or `queue` is missing. Absent fields take the
+    /// initializer's defaults.
     public init?(json: JSONValue?) {
         guard let o = json?.objectValue, let id = o["id"]?.stringValue, let size = o["size"]?.intValue,
               let queue = o["queue"]?.stringValue else { return nil }
@@ -65,21 +78,30 @@ public struct ChordInfo: Sendable, Equatable {
 
 /// One header member's outcome as stored in the join queue.
 public struct ChordPart: Sendable, Equatable {
+    /// The member's position in the chord header (0-based); the body gets results in this order.
     public var index: Int
+    /// Id of the header member's task.
     public var taskID: String
+    /// What the member returned, or how it failed.
     public var outcome: Outcome
 
+    /// A header member's result: its return value, or its failure.
     public enum Outcome: Sendable, Equatable {
+        /// The member returned this value.
         case success(JSONValue)
+        /// The member failed with this exception.
         case failure(TaskFailure)
     }
 
+    /// A part from its parts.
     public init(index: Int, taskID: String, outcome: Outcome) {
         self.index = index
         self.taskID = taskID
         self.outcome = outcome
     }
 
+    /// The part as published to the join queue: `index`, `task_id`, `status`, and `result` (SUCCESS) or `exc`
+    /// (FAILURE).
     public var json: JSONValue {
         switch outcome {
         case .success(let value):
@@ -89,6 +111,8 @@ public struct ChordPart: Sendable, Equatable {
         }
     }
 
+    /// Reads a part written by ``json``; nil without `index` or `task_id`. A non-SUCCESS part without a readable
+    /// exception counts as a failure with a bare `Exception`.
     public init?(json: JSONValue) {
         guard let o = json.objectValue, let index = o["index"]?.intValue, let id = o["task_id"]?.stringValue else { return nil }
         self.index = Int(index)
@@ -112,6 +136,7 @@ public enum ChordDecision: Sendable, Equatable {
     case fail(TaskFailure)
 }
 
+/// The chord join's pure decision: given the parts read from a join queue, what to do with the body.
 public enum ChordJoin {
     /// Decides from the parts read off the join queue. Duplicates (a member run twice after a crash) are ignored:
     /// the first part per index counts.
@@ -145,6 +170,7 @@ public enum ChordJoin {
         }
     }
 
+    /// A failure of type `celery.exceptions.ChordError` with `message`, as Celery reports a failed chord.
     public static func chordError(_ message: String) -> TaskFailure {
         TaskFailure(type: "ChordError", arguments: [.string(message)], module: "celery.exceptions")
     }

@@ -43,20 +43,28 @@ private func immutable(_ node: CanvasNode) -> CanvasNode {
 /// ```
 @resultBuilder
 public enum ChainBuilder {
+    /// The chain starts with a complete signature.
     public static func buildPartialBlock<O>(first: Signature<O>) -> Signature<O> { first }
+    /// A step after the chain so far: it takes the chain's result as its first argument.
     public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Step<A, B>) -> Signature<B> { accumulated | next }
+    /// A complete signature after the chain so far: it runs next, ignoring the result (made immutable).
     public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Signature<B>) -> Signature<B> { accumulated | next }
 }
 
+/// A chain built from a list: a signature, then steps (or immutable signatures) each fed the previous result.
+/// Celery's `chain(a, b, c)`.
 public func chain<O>(@ChainBuilder _ build: () -> Signature<O>) -> Signature<O> { build() }
 
 /// A chain of steps, each taking the previous result: the building block for a step made of steps.
 @resultBuilder
 public enum StepChainBuilder {
+    /// The chain starts with a step.
     public static func buildPartialBlock<A, B>(first: Step<A, B>) -> Step<A, B> { first }
+    /// A step after the chain so far, fed its result; the output types must match.
     public static func buildPartialBlock<A, B, C>(accumulated: Step<A, B>, next: Step<B, C>) -> Step<A, C> { accumulated | next }
 }
 
+/// A step made of steps, built from a list: the first gets the previous result, each next one the result before it.
 public func chainStep<A, B>(@StepChainBuilder _ build: () -> Step<A, B>) -> Step<A, B> { build() }
 
 // MARK: - Groups
@@ -64,18 +72,26 @@ public func chainStep<A, B>(@StepChainBuilder _ build: () -> Step<A, B>) -> Step
 /// Collects group members, with `for` loops and `if`/`else`.
 @resultBuilder
 public enum GroupBuilder<Element> {
+    /// One member.
     public static func buildExpression(_ element: Element) -> [Element] { [element] }
+    /// Several members at once, e.g. built with `map`.
     public static func buildExpression(_ elements: [Element]) -> [Element] { elements }
+    /// All members, in the order written.
     public static func buildBlock(_ parts: [Element]...) -> [Element] { parts.flatMap { $0 } }
+    /// The members a `for` loop produced, in loop order.
     public static func buildArray(_ parts: [[Element]]) -> [Element] { parts.flatMap { $0 } }
+    /// The members of an `if` without `else`: none when the condition is false.
     public static func buildOptional(_ part: [Element]?) -> [Element] { part ?? [] }
+    /// The members of the `if` branch.
     public static func buildEither(first: [Element]) -> [Element] { first }
+    /// The members of the `else` branch.
     public static func buildEither(second: [Element]) -> [Element] { second }
 }
 
 /// Members run in parallel; the result is their results in member order.
 public func group<O>(@GroupBuilder<Signature<O>> _ build: () -> [Signature<O>]) -> Signature<[O]> { group(build()) }
 
+/// Members run in parallel; the result is their results in member order. Celery's `group([...])`.
 public func group<O>(_ members: [Signature<O>]) -> Signature<[O]> {
     Signature(node: .group(members.map(\.node), options: [:]))
 }
@@ -93,6 +109,8 @@ public func chord<O, B>(_ header: Signature<[O]>, _ body: Step<[O], B>, deadline
     Signature(node: chordNode(header.node, body.node, policy: .failBody, deadline: deadline))
 }
 
+/// A chord whose header members are listed in a ``GroupBuilder`` (`for` loops and `if` allowed); otherwise as
+/// ``chord(_:_:deadline:)``.
 public func chord<O, B>(deadline: Duration? = nil, @GroupBuilder<Signature<O>> header: () -> [Signature<O>], body: Step<[O], B>) -> Signature<B> {
     chord(group(header()), body, deadline: deadline)
 }
@@ -122,13 +140,19 @@ func chordNode(_ header: CanvasNode, _ body: CanvasNode, policy: ChordFailurePol
 /// One header member's outcome, as a chord created with `chord(collectingErrors:_:)` passes it to its body.
 /// On the wire: `{"status": "SUCCESS", "result": …}` or `{"status": "FAILURE", "task_id", "exc_type", "exc_message", "exc_module"}`.
 public enum ChordPartOutcome<Value: Codable & Sendable>: Codable, Sendable {
+    /// The member returned this value.
     case success(Value)
+    /// The member failed: its task id, exception type (e.g. `ValueError`) and exception arguments.
     case failure(taskID: String, type: String, message: [JSONValue])
 
     enum CodingKeys: String, CodingKey {
         case status, result, task_id, exc_type, exc_message
     }
 
+    /// Reads `{"status", "result"}` or `{"status", "task_id", "exc_type", "exc_message"}`; anything but `SUCCESS` is a
+    /// failure, with `Exception` as the type when none is given.
+    ///
+    /// - Throws: `DecodingError` when `status` is missing or a success's `result` does not decode as `Value`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if try c.decode(String.self, forKey: .status) == "SUCCESS" {
@@ -140,6 +164,7 @@ public enum ChordPartOutcome<Value: Codable & Sendable>: Codable, Sendable {
         }
     }
 
+    /// Writes the same shape the join sends to a chord body (without `exc_module`).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         switch self {

@@ -9,8 +9,11 @@ import FoundationEssentials
 /// state change of a marked task to the same exchange; unmarked tasks cost nothing. The queue keeps everything
 /// until it expires (`x-expires`, unused), and `graph` reads it without consuming.
 public enum GraphRecording {
+    /// The durable topic exchange records are published to, with the workflow's root id as routing key.
     public static let exchange = "celeriac.graph"
+    /// Task header that marks a recorded task; its value is the workflow's root id.
     public static let header = "celeriac_graph"
+    /// The workflow's record queue, `celeriac.graph.<root>`, bound to ``exchange`` with `root` as routing key.
     public static func queue(root: String) -> String { "celeriac.graph.\(root)" }
 
     /// Marks every task of an unfrozen canvas (body and header alike) and returns the root id: the first task's id,
@@ -69,7 +72,9 @@ public enum GraphRecording {
 
 /// One state change of a task in a recorded workflow, as workers send it.
 public struct GraphRecord: Sendable, Equatable {
+    /// Id of the task whose state changed.
     public var taskID: String
+    /// Task name as registered, e.g. `demo.add`.
     public var name: String
     /// STARTED, SUCCESS, FAILURE, RETRY, REVOKED.
     public var state: TaskState
@@ -77,10 +82,12 @@ public struct GraphRecord: Sendable, Equatable {
     public var timestamp: Double
     /// Run time in seconds (final states of tasks that ran).
     public var runtime: Double?
+    /// Node name of the worker that reported it, e.g. `celeriac@host`.
     public var worker: String?
     /// `Type: message` for failures.
     public var error: String?
 
+    /// A record from its parts; optional fields default to nil.
     public init(taskID: String, name: String, state: TaskState, timestamp: Double, runtime: Double? = nil, worker: String? = nil, error: String? = nil) {
         self.taskID = taskID
         self.name = name
@@ -91,6 +98,8 @@ public struct GraphRecord: Sendable, Equatable {
         self.error = error
     }
 
+    /// The record as sent: `kind: "state"`, `task_id`, `name`, `state`, `ts`, plus `runtime`, `worker` and `error` when
+    /// set.
     public var json: JSONValue {
         var o: JSONObject = ["kind": "state", "task_id": .string(taskID), "name": .string(name), "state": .string(state.rawValue),
                              "ts": .double(timestamp)]
@@ -100,6 +109,7 @@ public struct GraphRecord: Sendable, Equatable {
         return .object(o)
     }
 
+    /// Reads a record written by ``json``; nil for anything else (a plan record, a malformed one).
     public init?(json: JSONValue) {
         guard json["kind"]?.stringValue == "state", let id = json["task_id"]?.stringValue, let name = json["name"]?.stringValue,
               let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:)) else { return nil }

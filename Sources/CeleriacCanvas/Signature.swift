@@ -7,8 +7,10 @@ import CeleriacCore
 /// let total = DemoTasks.add.s(2, 2) | DemoTasks.mul.s(4)          // Signature<Int>: mul(add(2, 2), 4)
 /// ```
 public struct Signature<Output: Codable & Sendable>: Sendable {
+    /// The untyped canvas tree this signature sends.
     public var node: CanvasNode
 
+    /// Wraps an untyped tree; the caller vouches that it produces `Output`.
     public init(node: CanvasNode) { self.node = node }
 
     /// The same canvas with its output type forgotten, e.g. to put different tasks in one group.
@@ -20,8 +22,10 @@ public struct Signature<Output: Codable & Sendable>: Sendable {
 /// `DemoTasks.mul.s(4)` is a `Step<Int, Int>`: it becomes `mul(previous, 4)`. A chain whose next step cannot
 /// take the previous result does not compile.
 public struct Step<Input: Codable & Sendable, Output: Codable & Sendable>: Sendable {
+    /// The untyped canvas tree, with the previous result not yet in its arguments.
     public var node: CanvasNode
 
+    /// Wraps an untyped tree; the caller vouches that it takes `Input` first and produces `Output`.
     public init(node: CanvasNode) { self.node = node }
 }
 
@@ -75,13 +79,17 @@ extension TaskName {
 }
 
 extension TaskName where Input == NoArguments {
+    /// A signature calling the task with no arguments. After `|` or in a ``chain(_:)`` it is made immutable, so it
+    /// ignores the previous result.
     public func s() -> Signature<Output> { Signature(node: task([])) }
     /// Immutable: ignores the previous result when used as a step.
     public func si() -> Signature<Output> { Signature(node: task([], immutable: true)) }
 }
 
 extension TaskName where Input: Arguments1 {
+    /// A signature with the argument given; the whole call, so after `|` it ignores the previous result.
     public func s(_ first: Input.First) -> Signature<Output> { Signature(node: task([encodeArgument(first)])) }
+    /// Immutable, with the argument given: ignores the previous result when used as a step.
     public func si(_ first: Input.First) -> Signature<Output> { Signature(node: task([encodeArgument(first)], immutable: true)) }
     /// A step: the previous result is the argument.
     public func s() -> Step<Input.First, Output> { Step(node: task([])) }
@@ -94,9 +102,11 @@ extension TaskName where Input: Arguments1 {
 }
 
 extension TaskName where Input: Arguments2 {
+    /// A signature with both arguments given; the whole call, so after `|` it ignores the previous result.
     public func s(_ first: Input.First, _ second: Input.Second) -> Signature<Output> {
         Signature(node: task([encodeArgument(first), encodeArgument(second)]))
     }
+    /// Immutable, with both arguments given: ignores the previous result when used as a step.
     public func si(_ first: Input.First, _ second: Input.Second) -> Signature<Output> {
         Signature(node: task([encodeArgument(first), encodeArgument(second)], immutable: true))
     }
@@ -117,12 +127,15 @@ extension TaskName where Input: Arguments2 {
 }
 
 extension TaskName where Input: Arguments3 {
+    /// A signature with all three arguments given; the whole call, so after `|` it ignores the previous result.
     public func s(_ first: Input.First, _ second: Input.Second, _ third: Input.Third) -> Signature<Output> {
         Signature(node: task([encodeArgument(first), encodeArgument(second), encodeArgument(third)]))
     }
+    /// Immutable, with all three arguments given: ignores the previous result when used as a step.
     public func si(_ first: Input.First, _ second: Input.Second, _ third: Input.Third) -> Signature<Output> {
         Signature(node: task([encodeArgument(first), encodeArgument(second), encodeArgument(third)], immutable: true))
     }
+    /// A step: the previous result is the first argument, `second` and `third` the others.
     public func s(_ second: Input.Second, _ third: Input.Third) -> Step<Input.First, Output> {
         Step(node: task([encodeArgument(second), encodeArgument(third)]))
     }
@@ -139,9 +152,13 @@ extension Signature {
 
     /// Sends the entry task(s) to this queue.
     public func queue(_ name: String) -> Self { with("queue", .string(name)) }
+    /// Message priority, 0–255 (higher first, up to the queue's `x-max-priority`); Celery's `priority` option.
     public func priority(_ value: Int) -> Self { with("priority", .int(Int64(value))) }
+    /// Delays the entry task(s) by `seconds` from when the canvas is applied (the message's `eta`).
     public func countdown(_ seconds: Double) -> Self { with("countdown", .double(seconds)) }
+    /// The entry task(s) are revoked instead of run once `seconds` have passed since the canvas was applied.
     public func expires(in seconds: Double) -> Self { with("expires", .double(seconds)) }
+    /// Soft and hard time limits in seconds for the entry task(s); nil leaves a limit to the task's own option.
     public func timeLimit(soft: Double? = nil, hard: Double? = nil) -> Self {
         var copy = self
         if let soft { copy = copy.with("soft_time_limit", .double(soft)) }

@@ -3,10 +3,12 @@ import CeleriacCore
 /// DOT (Graphviz), Mermaid and JSON renderings of a ``WorkflowGraph``. All three carry the same node ids
 /// (`t_` + the task id with `-` as `_`), edges and clusters.
 extension WorkflowGraph {
+    /// An output format of `celeriac graph`: `dot` (Graphviz), `mermaid` (a Mermaid flowchart) or `json`.
     public enum Format: String, Sendable, CaseIterable {
         case dot, mermaid, json
     }
 
+    /// The graph as text in `format`: ``dot``, ``mermaid``, or ``json`` as compact JSON text.
     public func render(_ format: Format) -> String {
         switch format {
         case .dot: dot
@@ -48,6 +50,8 @@ extension WorkflowGraph {
 
     // MARK: - DOT
 
+    /// A Graphviz `digraph`, left to right: one rounded box per task coloured by state, a subgraph per cluster, chord
+    /// edges dashed. Render it with `dot -Tsvg`.
     public var dot: String {
         var out = ["digraph workflow {", "  rankdir=LR;", "  label=\(Self.dotQuote("workflow \(root)"));",
                    "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];"]
@@ -77,6 +81,8 @@ extension WorkflowGraph {
 
     // MARK: - Mermaid
 
+    /// A Mermaid `flowchart LR`: one node per task with a class per state, a `subgraph` per cluster, chord edges
+    /// dotted.
     public var mermaid: String {
         var out = ["flowchart LR"]
         func emit(cluster: String?, indent: String) {
@@ -105,6 +111,8 @@ extension WorkflowGraph {
 
     // MARK: - JSON
 
+    /// The graph as data: `root`, `finished`, `nodes` (id, DOT/Mermaid node id, name, state, started, runtime, worker,
+    /// error, cluster), `edges` and `clusters`.
     public var json: JSONValue {
         .object([
             "root": .string(root),

@@ -4,42 +4,60 @@ import CeleriacCore
 /// for "runs after" (chain steps, chord header → body), and clusters for groups and chord headers.
 /// Built from the records of ``GraphRecording`` (plan first, then state records in arrival order).
 public struct WorkflowGraph: Sendable, Equatable {
+    /// One task of the workflow.
     public struct Node: Sendable, Equatable {
+        /// The task id.
         public var id: String
+        /// Task name as registered, e.g. `demo.add`.
         public var name: String
+        /// Its latest state; PENDING until a record arrives, and never replaced by a non-final state once final.
         public var state: TaskState
         /// Seconds since 1970 when it started (from the STARTED record, or finish − runtime).
         public var started: Double?
         /// Seconds from start to finish.
         public var runtime: Double?
+        /// Node name of the worker that last reported it, e.g. `celeriac@host`.
         public var worker: String?
+        /// `Type: message` when it failed.
         public var error: String?
         /// The innermost group or chord header it belongs to.
         public var cluster: String?
     }
 
+    /// "Runs after": `to` runs once `from` has finished (a chain's next step, or a chord's body).
     public struct Edge: Sendable, Hashable {
+        /// Id of the task that runs first.
         public var from: String
+        /// Id of the task that runs after it.
         public var to: String
         /// `chain` (next step) or `chord` (header member → body).
         public var kind: String
     }
 
+    /// A group or chord header, drawn as a box around its members.
     public struct Cluster: Sendable, Equatable {
+        /// `group <group_id>` or `chord <group_id>`.
         public var id: String
         /// `group` or `chord`.
         public var kind: String
+        /// The cluster this one is nested in; nil at the top level.
         public var parent: String?
     }
 
+    /// The workflow's root id: its first task's id.
     public var root: String
+    /// The workflow's tasks, in canvas order.
     public var nodes: [Node] = []
+    /// "Runs after" edges between the tasks.
     public var edges: [Edge] = []
+    /// Groups and chord headers, in canvas order (each after the cluster it is nested in).
     public var clusters: [Cluster] = []
 
     /// True when every task reached SUCCESS, FAILURE or REVOKED.
     public var isFinished: Bool { !nodes.isEmpty && nodes.allSatisfy(\.state.isReady) }
 
+    /// Builds the graph of `canvas` (frozen) and applies the state records in order: each node shows its latest state,
+    /// worker, timing and error.
     public init(root: String, canvas: CanvasNode, records: [GraphRecord]) {
         self.root = root
         _ = add(canvas, cluster: nil)

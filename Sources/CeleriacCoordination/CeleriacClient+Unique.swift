@@ -18,6 +18,7 @@ public enum UniqueSend: Sendable {
     /// Nothing was sent: `existingID` holds the key (its result goes to whoever sent it).
     case duplicate(existingID: String)
 
+    /// The id of the task that holds the key: the one just sent, or the existing holder.
     public var id: String {
         switch self {
         case .sent(let r): r.id
@@ -26,10 +27,12 @@ public enum UniqueSend: Sendable {
     }
 }
 
+/// Why ``CeleriacClient/sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)`` sent nothing.
 public enum UniqueTaskError: Error, CustomStringConvertible, Sendable {
     case duplicate(key: String, existingID: String)
     case invalidTTL(Duration)
 
+    /// What happened and what to do: send again later or use `.returnExisting`, or pick a TTL in range.
     public var description: String {
         switch self {
         case .duplicate(let key, let id):

@@ -12,8 +12,12 @@ public protocol CoordinationObserver: Sendable {
 }
 
 extension CoordinationObserver {
+    /// Default: does nothing.
     public func globalLimitWaited(task: String, limit: String, kind: String, seconds: Double) {}
+    /// Default: does nothing.
     public func duplicateSkipped(task: String, queue: String) {}
+    /// Default: does nothing.
     public func refillerLeadership(limit: String, leader: Bool) {}
+    /// Default: does nothing.
     public func deadLetterDepth(_ count: Int) {}
 }

@@ -14,12 +14,19 @@ public enum CoordinationTopology {
     /// Header added by `dlq replay`: how many times the message was replayed.
     public static let replaysHeader = "x-celeriac-replays"
 
+    /// The token queue of global rate limit `limit`.
     public static func rateQueue(_ limit: String) -> String { "celeriac.rate.\(safe(limit))" }
+    /// The exclusive queue whose owner publishes `limit`'s tokens (the elected refiller).
     public static func refillerLock(_ limit: String) -> String { "celeriac.rate.\(safe(limit)).refiller" }
+    /// The permit queue of global concurrency limit `limit`.
     public static func semaphoreQueue(_ limit: String) -> String { "celeriac.sem.\(safe(limit))" }
+    /// The marker queue that says `limit`'s permits were seeded (so they are seeded only once).
     public static func semaphoreReady(_ limit: String) -> String { "celeriac.sem.\(safe(limit)).ready" }
+    /// The exclusive queue held by the worker seeding `limit`'s permits, so two workers never seed at once.
     public static func semaphoreSeedLock(_ limit: String) -> String { "celeriac.sem.\(safe(limit)).seed" }
+    /// The lock queue of unique key `key` (long keys are shortened with a hash).
     public static func uniqueQueue(_ key: String) -> String { "celeriac.unique.\(safe(key))" }
+    /// The durable queue of lock index entries that `celeriac locks list` reads.
     public static let uniqueIndex = "celeriac.unique.index"
 
     /// The token queue of a global rate limit: at most `burst` ready tokens; a full queue drops its oldest token.
@@ -40,8 +47,10 @@ public enum CoordinationTopology {
 
     /// Lock TTLs are capped below this, so the queue can never be deleted while its lock message is still valid.
     public static let uniqueQueueExpiry = 86_400_000
+    /// The longest unique-lock TTL accepted: 86 000 000 ms (just under 24 h).
     public static let maxUniqueTTLMilliseconds = 86_000_000
 
+    /// The declaration of ``uniqueIndex``: durable, no arguments.
     public static var uniqueIndexSpec: QueueSpec { QueueSpec(uniqueIndex, durable: true) }
 
     /// Queue names allow 255 bytes: keys longer than 180 bytes keep a readable prefix and get a 64-bit FNV-1a hash.

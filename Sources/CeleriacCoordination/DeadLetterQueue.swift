@@ -11,17 +11,22 @@ import FoundationEssentials
 public struct DeadLetterQueue: Sendable {
     /// One dead-lettered message, as `dlq list` shows it.
     public struct Entry: Sendable {
+        /// The task id (the `id` header, else the correlation id; `?` when neither is there).
         public let taskID: String
+        /// The task name (`task` header), or `?`.
         public let task: String
         /// The worker's reason (the first error), or RabbitMQ's own (`x-death`: rejected, expired, maxlen).
         public let reason: String
+        /// The queue it was dead-lettered from, where a replay sends it back.
         public let queue: String
         /// Seconds since it was dead-lettered (nil when the message does not say).
         public let age: Double?
+        /// How many times `dlq replay` has republished it (0 for a first failure).
         public let replays: Int
     }
 
     let connection: any BrokerConnection
+    /// The dead-letter queue's name (`celeriac.dead` by default).
     public let queue: String
 
     /// `connection` must have publisher confirms on (replay relies on them).

@@ -17,11 +17,18 @@ public struct GlobalLimit: Sendable, Equatable {
     public var name: String
     /// Tasks it applies to (just `name` when not a group).
     public var tasks: Set<String>
+    /// At most this many starts across all workers (`100/s`, `10/m`); nil for no rate limit.
     public var rate: RateLimit?
     /// At most this many tokens wait in the token queue (the burst after a quiet spell). Default: 1/10 s of tokens.
     public var burst: Int
+    /// At most this many tasks running at once across all workers; nil for no concurrency limit.
     public var concurrency: Int?
 
+    /// A limit named `name` on `tasks` (default: the task `name` itself), with a `rate` like `100/s` and/or a
+    /// `concurrency` of at least 1.
+    ///
+    /// - Throws: ``CeleriacError/configuration(_:)`` for an empty name, a malformed or zero rate, or a concurrency
+    ///   below 1.
     public init(name: String, tasks: Set<String>? = nil, rate: String? = nil, burst: Int? = nil, concurrency: Int? = nil) throws(CeleriacError) {
         guard !name.isEmpty else { throw .configuration("a global limit needs a name (a task name or a group name)") }
         self.name = name

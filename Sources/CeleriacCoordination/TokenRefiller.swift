@@ -12,6 +12,7 @@ import Synchronization
 /// connection dies, the broker deletes its lock queue and the next candidate takes over (beat's leader election,
 /// see `QueueLeaderLock`).
 public final class TokenRefiller: Sendable {
+    /// The global limit's name; it names the token queue `celeriac.rate.<limit>` and the lock queue.
     public let limit: String
     let broker: any Broker
     let heartbeat: Int
@@ -25,6 +26,13 @@ public final class TokenRefiller: Sendable {
     /// Leadership changes (true = this candidate now refills).
     public let leadership: AsyncStream<Bool>
 
+    /// A candidate for `limit`; nothing connects before ``run()``.
+    ///
+    /// - Parameters:
+    ///   - perSecond: tokens published per second while leading.
+    ///   - burst: the token queue's `x-max-length` (at least 1): how many unused tokens may pile up.
+    ///   - retryInterval: how often a candidate that is not leading retries the lock.
+    ///   - heartbeat: the AMQP heartbeat of its own connection, in seconds; short, so a dead leader is replaced soon.
     public init(broker: any Broker, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
                 heartbeat: Int = 5, connectionName: String = "celeriac-refiller", logger: Logger) {
         self.broker = broker
@@ -38,6 +46,7 @@ public final class TokenRefiller: Sendable {
         (leadership, changes) = AsyncStream<Bool>.makeStream(bufferingPolicy: .unbounded)
     }
 
+    /// True while this candidate holds the lock and publishes the tokens.
     public var isLeader: Bool { leader.load(ordering: .relaxed) }
 
     private func set(_ value: Bool) {

@@ -13,11 +13,15 @@ import Synchronization
 public enum UniqueLock {
     /// What a lock message says.
     public struct Holder: Sendable, Equatable {
+        /// The unique key, as the sender gave it.
         public let key: String
+        /// The id of the task holding the key.
         public let taskID: String
+        /// The name of the task holding the key.
         public let task: String
         /// Unix seconds when it was taken.
         public let since: Double
+        /// The lock's TTL in milliseconds: it ends by itself this long after ``since`` if no worker released it.
         public let ttlMilliseconds: Int
     }
 

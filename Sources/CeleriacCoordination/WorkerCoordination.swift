@@ -10,14 +10,19 @@ import Synchronization
 /// Permits and rate tokens are taken on the worker's *consumer* connection, the one that holds the task messages:
 /// if it dies, the broker requeues the tasks and their permits together.
 public final class WorkerCoordination: Sendable {
+    /// What the worker coordinates through the broker; the CLI fills it from `--global-rate-limit`,
+    /// `--global-concurrency`, `--limit-group` and `--duplicate-window`.
     public struct Configuration: Sendable {
+        /// The global rate and concurrency limits (every worker running these tasks must configure the same ones).
         public var limits: [GlobalLimit]
         /// How many completed task ids are remembered for duplicate detection (0 = off), and for how long.
         public var duplicateWindow: Int
+        /// How long a completed id counts for duplicate detection (default one hour).
         public var duplicateTTL: Duration
         /// How often the dead-letter queue's depth is read for metrics (only with an observer).
         public var deadLetterProbeInterval: Duration
 
+        /// No limits, 10 000 completed ids remembered for an hour, dead-letter depth read every 15 s.
         public init(limits: [GlobalLimit] = [], duplicateWindow: Int = 10_000, duplicateTTL: Duration = .seconds(3600),
                     deadLetterProbeInterval: Duration = .seconds(15)) {
             self.limits = limits
@@ -30,9 +35,11 @@ public final class WorkerCoordination: Sendable {
     /// Permits and tokens held by one running task.
     public struct Permits: Sendable {
         let held: [DeliveryTag]
+        /// No permits (a task without global limits).
         public static let none = Permits(held: [])
     }
 
+    /// The limits and windows this worker was configured with.
     public let configuration: Configuration
     let broker: any Broker
     let hostname: String
@@ -48,6 +55,8 @@ public final class WorkerCoordination: Sendable {
     private let consumer = Mutex<(any BrokerConnection)?>(nil)
     private let releases = Serial()
 
+    /// Coordination for the worker `hostname` (which names its connections); nothing connects before
+    /// ``start(consumer:concurrency:)``. `observer` gets waits, duplicates, refiller leadership and dead-letter depth.
     public init(configuration: Configuration, broker: any Broker, hostname: String, logger: Logger, observer: (any CoordinationObserver)?) {
         self.configuration = configuration
         self.broker = broker
@@ -63,6 +72,7 @@ public final class WorkerCoordination: Sendable {
         self.connection = broker.connection(.init(name: "\(hostname)-coordination", confirms: true))
     }
 
+    /// True when task `task` is under a global limit, i.e. ``acquire(task:)`` may wait.
     public func hasLimits(_ task: String) -> Bool { byTask[task] != nil }
 
     /// Connects, seeds permit queues, starts the refiller candidates and the dead-letter probe.
@@ -165,10 +175,13 @@ public final class WorkerCoordination: Sendable {
         configuration.duplicateWindow > 0 ? completed.contains(id) : false
     }
 
+    /// Remembers that this worker completed task `id` (the worker calls it for final outcomes, not retries); no-op
+    /// when the duplicate window is 0.
     public func markCompleted(_ id: String) async {
         if configuration.duplicateWindow > 0 { completed.insert(id) }
     }
 
+    /// Tells the observer that a delivery of `task` on `queue` was skipped as a duplicate.
     public func reportDuplicate(task: String, queue: String) { observer?.duplicateSkipped(task: task, queue: queue) }
 
     // MARK: Unique locks
@@ -176,6 +189,7 @@ public final class WorkerCoordination: Sendable {
     /// The unique key a task message carries, if any.
     public static func uniqueKey(headers: JSONObject) -> String? { headers[CoordinationTopology.uniqueKeyHeader]?.stringValue }
 
+    /// The unique key in a delivery's AMQP headers, if the task was sent with one.
     public static func uniqueKey(headers: FieldTable?) -> String? {
         if case .string(let key)? = headers?[CoordinationTopology.uniqueKeyHeader] { return key }
         return nil

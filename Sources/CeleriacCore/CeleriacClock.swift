@@ -25,12 +25,20 @@ public protocol CeleriacClock: Sendable {
 }
 
 extension CeleriacClock {
+    /// Default: converts the wall-time distance to `date` into a monotonic ``sleep(for:)`` (rounded up to the
+    /// nanosecond), so a clock that moves wall and monotonic time together (``SystemClock``, `ManualClock`) needs only
+    /// ``sleep(for:)``. Returns at once when `date` has passed.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled, even if no wait was needed.
     public func sleep(untilWallTime date: Date) async throws {
         let seconds = date.timeIntervalSince(now)
         if seconds > 0 { try await sleep(for: .nanoseconds(Int64((seconds * 1e9).rounded(.up)))) }
         try Task.checkCancellation()
     }
 
+    /// Default: sleeps the remaining `deadline - uptime` with ``sleep(for:)``; returns at once when it has passed.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled, even if no wait was needed.
     public func sleep(until deadline: Duration) async throws {
         let wait = deadline - uptime
         if wait > .zero { try await sleep(for: wait) }
@@ -42,11 +50,17 @@ extension CeleriacClock {
 public struct SystemClock: CeleriacClock {
     private static let origin = ContinuousClock.now
 
+    /// The machine's clocks; holds no state, so any number of them agree.
     public init() {}
 
+    /// `Date()`: the system's wall clock, which may jump when it is set.
     public var now: Date { Date() }
+    /// `ContinuousClock` time since the first ``SystemClock`` use in this process; keeps counting during sleep.
     public var uptime: Duration { ContinuousClock.now - Self.origin }
 
+    /// `Task.sleep(for:)` on the continuous clock.
+    ///
+    /// - Throws: `CancellationError` when the calling task is cancelled.
     public func sleep(for duration: Duration) async throws {
         try await Task.sleep(for: duration)
     }

@@ -17,6 +17,7 @@ public enum CeleriacError: Error, CustomStringConvertible, Sendable {
     /// The result was not kept (ignore_result, or the client was created without a result consumer).
     case resultNotAvailable(id: String, reason: String)
 
+    /// One line for logs and the command line; timeouts and broker alarms also say what to check.
     public var description: String {
         switch self {
         case .taskFailed(let name, let id, let failure):
@@ -44,17 +45,25 @@ public enum CeleriacError: Error, CustomStringConvertible, Sendable {
 /// Errors thrown by tasks that do not conform are reported with their Swift type name and
 /// `exc_module: "celeriac"`, which Python turns into a synthesized exception class.
 public protocol PythonException: Error {
+    /// Exception class name Python raises, e.g. `ValueError`; the result's `exc_type`.
     var pythonType: String { get }
+    /// Module the class lives in, e.g. `builtins` or `myapp.errors`; the result's `exc_module`.
     var pythonModule: String { get }
+    /// Arguments passed to the exception class; the result's `exc_message`.
     var pythonArguments: [JSONValue] { get }
 }
 
 /// Errors a task may throw that Python callers see as the builtin exception of the same name.
 public struct BuiltinError: PythonException, CustomStringConvertible, Sendable {
+    /// Python builtin exception class name, e.g. `ValueError`; sent as the result's `exc_type`.
     public let pythonType: String
+    /// The exception message; Python receives it as the only exception argument (`exc_message`).
     public let message: String
+    /// Always `builtins`, so Python raises the real builtin class.
     public var pythonModule: String { "builtins" }
+    /// `[message]`: the arguments Python passes to the exception class.
     public var pythonArguments: [JSONValue] { [.string(message)] }
+    /// `<pythonType>: <message>`, as Python prints the exception.
     public var description: String { "\(pythonType): \(message)" }
 
     /// An error Python sees as `builtins.<pythonType>` (e.g. `OverflowError`).
@@ -63,9 +72,13 @@ public struct BuiltinError: PythonException, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// Python's `ValueError`: the argument has the right type but a bad value.
     public static func valueError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "ValueError", message: message) }
+    /// Python's `TypeError`: the argument has the wrong type.
     public static func typeError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "TypeError", message: message) }
+    /// Python's `KeyError`: a looked-up key is missing.
     public static func keyError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "KeyError", message: message) }
+    /// Python's `RuntimeError`: a failure that fits no other class.
     public static func runtimeError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "RuntimeError", message: message) }
 }
 

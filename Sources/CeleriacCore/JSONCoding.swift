@@ -1,7 +1,10 @@
 /// Why a JSON text could not be parsed, with the byte offset.
 public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    /// What is wrong, e.g. `unexpected end of input`.
     public let reason: String
+    /// Zero-based byte offset in the input where parsing stopped.
     public let offset: Int
+    /// `invalid JSON at byte <offset>: <reason>`.
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
@@ -19,6 +22,7 @@ extension JSONValue {
         }
     }
 
+    /// Parses JSON text given as a `String`; same rules as the `[UInt8]` overload.
     public static func parse(_ text: String, maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
         try parse(Array(text.utf8), maxDepth: maxDepth)
     }
@@ -31,6 +35,7 @@ extension JSONValue {
         return out
     }
 
+    /// ``jsonBytes`` as a `String`.
     public var jsonString: String { String(decoding: jsonBytes, as: UTF8.self) }
 }
 
@@ -320,6 +325,7 @@ enum JSONWriter {
 /// paths that emit many small objects (task events). Keys are written as given, so they must be distinct; the
 /// `StaticString` keys must be plain ASCII needing no escape (they are written raw).
 public struct JSONObjectWriter: Sendable {
+    /// The object written so far, starting with `{`; not closed until ``finish()``.
     public private(set) var bytes: [UInt8]
     private var empty = true
 
@@ -328,6 +334,7 @@ public struct JSONObjectWriter: Sendable {
         bytes = []
     }
 
+    /// A writer with `{` written and room for `capacity` bytes before it reallocates.
     public init(capacity: Int = 256) {
         bytes = []
         bytes.reserveCapacity(capacity)
@@ -347,6 +354,7 @@ public struct JSONObjectWriter: Sendable {
         swap(&writer.bytes, &bytes)
     }
 
+    /// Adds a field whose key is escaped as JSON needs.
     public mutating func add(_ key: String, _ value: JSONValue) {
         if !empty { bytes.append(UInt8(ascii: ",")) }
         empty = false
@@ -355,6 +363,7 @@ public struct JSONObjectWriter: Sendable {
         JSONWriter.write(value, into: &bytes)
     }
 
+    /// Adds a string field whose key is escaped as JSON needs.
     public mutating func add(_ key: String, _ value: String) { add(key, .string(value)) }
 
     private mutating func key(_ key: StaticString) {
@@ -366,6 +375,7 @@ public struct JSONObjectWriter: Sendable {
         bytes.append(UInt8(ascii: ":"))
     }
 
+    /// Adds a string field under a raw ASCII key.
     public mutating func add(_ key: StaticString, string value: String) {
         self.key(key)
         JSONWriter.writeString(value, into: &bytes)
@@ -377,21 +387,25 @@ public struct JSONObjectWriter: Sendable {
         if let value { JSONWriter.writeString(value, into: &bytes) } else { JSONWriter.writeLiteral("null", into: &bytes) }
     }
 
+    /// Adds an integer field.
     public mutating func add(_ key: StaticString, int value: Int) {
         self.key(key)
         JSONWriter.writeInteger(Int64(value), into: &bytes)
     }
 
+    /// Adds a `true`/`false` field.
     public mutating func add(_ key: StaticString, bool value: Bool) {
         self.key(key)
         JSONWriter.writeLiteral(value ? "true" : "false", into: &bytes)
     }
 
+    /// Adds a `null` field.
     public mutating func addNull(_ key: StaticString) {
         self.key(key)
         JSONWriter.writeLiteral("null", into: &bytes)
     }
 
+    /// Adds a field of any JSON value under a raw ASCII key.
     public mutating func add(_ key: StaticString, _ value: JSONValue) {
         self.key(key)
         JSONWriter.write(value, into: &bytes)

@@ -18,6 +18,8 @@ public struct TaskContext: Sendable {
     /// The worker's clock: ``sleep(for:)`` waits on it (a manual clock in tests).
     public let clock: any CeleriacClock
 
+    /// The context the worker builds for one run of `message`. `stopReason` is shared with whoever enforces the soft
+    /// time limit; `clock` is what ``sleep(for:)`` waits on.
     public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions, stopReason: StopReason = StopReason(),
                 clock: any CeleriacClock = SystemClock()) {
         self.clock = clock
@@ -50,12 +52,17 @@ public struct TaskContext: Sendable {
         }
     }
 
+    /// The task id (a UUID string); Celery's `id` header and the result's `task_id`.
     public var id: String { message.id }
+    /// Task name as registered, e.g. `demo.add`; Celery's `task` header.
     public var name: String { message.name }
     /// How many times this task was retried before this run.
     public var retries: Int { message.retries }
+    /// Id of the first task of the workflow this run belongs to (`root_id`); nil when the sender did not set it.
     public var rootID: String? { message.rootID }
+    /// Id of the task that sent this one (`parent_id`); nil for a task sent by a client.
     public var parentID: String? { message.parentID }
+    /// Id of the group this task is a member of (`group`); nil outside a group.
     public var groupID: String? { message.groupID }
 
     /// The error to throw to retry this task: `throw context.retry(countdown: .seconds(5))`.
@@ -71,9 +78,13 @@ public struct TaskContext: Sendable {
 
 /// Thrown by a task (through ``TaskContext/retry(countdown:maxRetries:cause:)``) to be retried.
 public struct RetryRequest: Error, Sendable, CustomStringConvertible {
+    /// Seconds to wait before the next run; nil means the task's ``TaskOptions/defaultRetryDelay``.
     public var countdown: Double?
+    /// Retry limit for this request; nil means the task's ``TaskOptions/maxRetries``.
     public var maxRetries: Int?
+    /// The error that caused the retry; it is the RETRY result, and the failure when no retry is left.
     public var cause: TaskFailure?
+    /// `Retry in <countdown>s`, plus the cause when there is one.
     public var description: String {
         "Retry in \(countdown.map { "\($0)s" } ?? "the default delay")" + (cause.map { ": \($0)" } ?? "")
     }
@@ -83,9 +94,11 @@ public struct RetryRequest: Error, Sendable, CustomStringConvertible {
 /// that enforces its soft time limit.
 public final class StopReason: Sendable {
     private let soft = Mutex<SoftTimeLimitExceeded?>(nil)
+    /// A reason with nothing recorded yet.
     public init() {}
     /// Records that the soft time limit passed; the caller cancels the task's Swift `Task` right after.
     public func softTimeLimitPassed(_ limit: Double) { soft.withLock { $0 = SoftTimeLimitExceeded(limit: limit) } }
+    /// The soft time limit's error once ``softTimeLimitPassed(_:)`` was called, else nil.
     public var softTimeLimitExceeded: SoftTimeLimitExceeded? { soft.withLock { $0 } }
 }
 
@@ -94,10 +107,16 @@ public final class StopReason: Sendable {
 /// `CancellationError`; ``TaskContext/softTimeLimitExceeded`` then tells why). A task may catch it to clean up and
 /// even return a result; if it lets it (or the cancellation) escape, the task fails with `SoftTimeLimitExceeded`.
 public struct SoftTimeLimitExceeded: PythonException, CustomStringConvertible, Sendable {
+    /// The soft time limit that passed, in seconds.
     public let limit: Double
+    /// The error for a soft time limit of `limit` seconds.
     public init(limit: Double) { self.limit = limit }
+    /// `SoftTimeLimitExceeded`, as Celery's worker raises it.
     public var pythonType: String { "SoftTimeLimitExceeded" }
+    /// `billiard.exceptions`, the module Celery's exception comes from.
     public var pythonModule: String { "billiard.exceptions" }
+    /// No arguments, as billiard raises it.
     public var pythonArguments: [JSONValue] { [] }
+    /// `soft time limit (<limit>s) exceeded`.
     public var description: String { "soft time limit (\(limit)s) exceeded" }
 }

@@ -20,6 +20,8 @@ public struct TaskOptions: Sendable {
     /// `reject_on_worker_lost`) instead of reporting `WorkerLostError` and acking it.
     public var rejectOnWorkerLost: Bool = false
 
+    /// Options with Celery's defaults: 3 retries 180 s apart, no automatic retry, rate limit or time limits, and
+    /// results kept.
     public init(maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
                 softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false) {
         self.maxRetries = maxRetries
@@ -33,8 +35,12 @@ public struct TaskOptions: Sendable {
 
     /// Which errors to retry automatically, and how long to wait.
     public struct AutoRetry: Sendable {
+        /// Whether an error thrown by the task is retried automatically; others fail the task.
         public var matches: @Sendable (any Error) -> Bool
+        /// The wait before each automatic retry.
         public var backoff: RetryPolicy
+        /// Retries errors for which `matches` returns true, waiting as `backoff` says (exponential with jitter by
+        /// default).
         public init(backoff: RetryPolicy = .exponential(), matches: @escaping @Sendable (any Error) -> Bool) {
             self.matches = matches
             self.backoff = backoff
@@ -46,6 +52,7 @@ public struct TaskOptions: Sendable {
 public struct RetryPolicy: Sendable {
     let delay: @Sendable (_ retries: Int) -> Double
 
+    /// A policy that waits `delay(retries)` seconds; a negative result counts as 0.
     public init(delay: @escaping @Sendable (_ retries: Int) -> Double) { self.delay = delay }
 
     /// Seconds to wait before the retry that follows `retries` earlier ones.
@@ -70,8 +77,13 @@ public struct RetryPolicy: Sendable {
 public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
     /// Tasks per second.
     public let perSecond: Double
+    /// The rate as written, e.g. `100/s`.
     public let text: String
 
+    /// Parses `<count>/<unit>` with unit `s`, `m` or `h` (or `sec`, `min`, `hour`, ...); a bare number is per second.
+    ///
+    /// - Throws: ``CeleriacError/configuration(_:)`` when the count is not a non-negative number or the unit is
+    ///   unknown.
     public init(_ text: String) throws(CeleriacError) {
         let parts = text.split(separator: "/", maxSplits: 1)
         guard let count = Double(parts.first.map(String.init) ?? ""), count >= 0 else {
@@ -88,5 +100,6 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
         self.text = text
     }
 
+    /// The rate as written.
     public var description: String { text }
 }

@@ -8,9 +8,11 @@ import FoundationEssentials
 /// try registry.validate()   // duplicate names stop start-up with a clear message
 /// ```
 public struct TaskRegistry: Sendable {
+    /// The registered tasks by name; a name registered twice holds the last registration.
     public private(set) var tasks: [String: RegisteredTask] = [:]
     private var duplicates: [String] = []
 
+    /// An empty registry.
     public init() {}
 
     /// Registers `body` under `task`'s name. Registering a name twice is reported by ``validate()``.
@@ -35,17 +37,25 @@ public struct TaskRegistry: Sendable {
         }
     }
 
+    /// The task registered under `name`, e.g. `demo.add`; nil when there is none.
     public subscript(name: String) -> RegisteredTask? { tasks[name] }
+    /// The registered task names, sorted.
     public var names: [String] { tasks.keys.sorted() }
 }
 
 /// A registered task, type-erased: it takes a message's JSON arguments and returns JSON.
 public struct RegisteredTask: Sendable {
+    /// Task name as registered, e.g. `demo.add`; matched against a message's `task` header.
     public let name: String
+    /// Parameter names in positional order, for binding positional `args`.
     public let parameters: [String]
+    /// The task's options; the worker reads them on every run.
     public var options: TaskOptions
+    /// Decodes the message's arguments, runs the task, and encodes its return value as JSON. Throws what the task
+    /// throws, or `TypeError` (``BuiltinError``) when the arguments do not fit.
     public let run: @Sendable (TaskMessage, TaskContext) async throws -> JSONValue
 
+    /// A task from its parts; ``TaskRegistry/register(_:options:_:)`` builds one from a typed body.
     public init(name: String, parameters: [String], options: TaskOptions, run: @escaping @Sendable (TaskMessage, TaskContext) async throws -> JSONValue) {
         self.name = name
         self.parameters = parameters
@@ -56,6 +66,12 @@ public struct RegisteredTask: Sendable {
 
 /// Maps positional args and kwargs onto a task's parameters and decodes the typed input.
 public enum ArgumentBinder {
+    /// Binds positional `args` to `parameters` in order and adds `kwargs`, then decodes the resulting object as
+    /// `Input`. ``NoArguments`` binds to an empty call.
+    ///
+    /// - Throws: ``BuiltinError`` `TypeError` with a Python-like message (`demo.add() got an unexpected keyword
+    ///   argument 'z'`) when there are too many positional arguments, an unknown or repeated keyword, or a value of the
+    ///   wrong type.
     public static func bind<Input: Decodable>(task: String, parameters: [String], args: [JSONValue], kwargs: JSONObject) throws -> Input {
         if let direct = NoArguments() as? Input, args.isEmpty, kwargs.isEmpty { return direct }
         guard args.count <= parameters.count else {
@@ -111,6 +127,9 @@ public enum ArgumentBinder {
 
 /// Converts between Codable Swift values and ``JSONValue`` through JSON text.
 public enum JSONBridge {
+    /// Encodes `value` as JSON; a ``JSONValue``, `Int` or `String` is converted directly.
+    ///
+    /// - Throws: the `EncodingError` of `JSONEncoder`, or ``JSONParseError`` (e.g. an integer beyond `Int64`).
     public static func encode<T: Encodable>(_ value: T) throws -> JSONValue {
         if let v = value as? JSONValue { return v }
         if let v = value as? Int { return .int(Int64(v)) }
@@ -119,6 +138,9 @@ public enum JSONBridge {
         return try JSONValue.parse([UInt8](data))
     }
 
+    /// Decodes `json` as `T`; a ``JSONValue`` or an in-range `Int` is taken directly.
+    ///
+    /// - Throws: the `DecodingError` of `JSONDecoder` when `json` does not fit `T`.
     public static func decode<T: Decodable>(_ type: T.Type, from json: JSONValue) throws -> T {
         if let v = json as? T { return v }
         if T.self == Int.self, case .int(let i) = json, let v = Int(exactly: i) as? T { return v }

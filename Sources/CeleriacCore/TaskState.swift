@@ -1,13 +1,22 @@
 /// A task's state, named as Celery names it.
 public enum TaskState: String, Sendable, Codable, CaseIterable {
+    /// No state known yet: not received, or the result is not kept. Never sent by a worker.
     case pending = "PENDING"
+    /// A worker has received the task (Celery uses it in events only).
     case received = "RECEIVED"
+    /// The task began running (sent when `track_started` is on).
     case started = "STARTED"
+    /// The task returned; the result is its return value.
     case success = "SUCCESS"
+    /// The task threw, or retries ran out; the result is the exception.
     case failure = "FAILURE"
+    /// The task will run again; the result is the cause.
     case retry = "RETRY"
+    /// The task was revoked, or expired, before or while it ran.
     case revoked = "REVOKED"
+    /// The task was rejected (Celery's `Reject`): dropped or dead-lettered, not run.
     case rejected = "REJECTED"
+    /// The task chose not to report a state (Celery's `Ignore`).
     case ignored = "IGNORED"
 
     /// SUCCESS, FAILURE and REVOKED: no further state follows.
@@ -22,8 +31,10 @@ public struct TaskFailure: Sendable, Equatable, CustomStringConvertible {
     public var arguments: [JSONValue]
     /// `builtins` for Python builtin exceptions, `celery.exceptions` for Celery's, `celeriac` for Swift errors.
     public var module: String
+    /// Python-style traceback text, when there is one; the result's `traceback`.
     public var traceback: String?
 
+    /// A failure with every part given; ``init(error:)`` builds one from a thrown Swift error.
     public init(type: String, arguments: [JSONValue], module: String, traceback: String? = nil) {
         self.type = type
         self.arguments = arguments
@@ -40,6 +51,7 @@ public struct TaskFailure: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Python's `repr` style, arguments as JSON: `ValueError("bad value")`.
     public var description: String { "\(type)(\(arguments.map(\.jsonString).joined(separator: ", ")))" }
 
     /// The exception dict of a FAILURE/RETRY/REVOKED result body.

@@ -78,6 +78,7 @@ public enum ChordQueues {
 
 /// The result of a canvas: one task's (task, chain, chord) or a group's (in member order).
 public struct CanvasResult<Output: Codable & Sendable>: Sendable {
+    /// The task ids this result is made of, nested as the canvas' groups are.
     public let shape: ResultShape
     let client: CeleriacClient
     /// Every chord of the canvas (its join queue is `celeriac.chord.<id>` while it is open).

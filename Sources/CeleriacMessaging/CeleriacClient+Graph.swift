@@ -4,7 +4,9 @@ import FoundationEssentials
 
 /// A canvas sent with its workflow graph recorded: its result, and the root id `celeriac graph` takes.
 public struct RecordedWorkflow<Output: Codable & Sendable>: Sendable {
+    /// The canvas' result, as ``CeleriacClient/apply(_:)`` returns it.
     public let result: CanvasResult<Output>
+    /// The workflow's root id: pass it to `celeriac graph` or ``CeleriacClient/workflowGraph(root:)``.
     public let rootID: String
 }
 

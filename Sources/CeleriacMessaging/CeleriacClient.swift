@@ -17,6 +17,7 @@ import Tracing
 /// let sum = try await client.delay(Tasks.add, AddArgs(x: 2, y: 3)).get(timeout: .seconds(10))
 /// ```
 public final class CeleriacClient: Sendable {
+    /// How a client sends and receives; the defaults are Celery's.
     public struct Configuration: Sendable {
         /// Queue used when a send names none. Celery's default is `celery`.
         public var defaultQueue: String
@@ -28,6 +29,8 @@ public final class CeleriacClient: Sendable {
         public var publishRetryWindow: Duration
         /// Consume a reply queue at all (off for fire-and-forget producers such as beat).
         public var receiveResults: Bool
+        /// Prefix of the client's connection names as RabbitMQ shows them (management UI,
+        /// `rabbitmqctl list_connections`): `<name>-publish` and `<name>-results`.
         public var connectionName: String
         /// Send a Celery `task-sent` event for every task published (Celery's `task_send_sent_event`), so
         /// Flower and `celeriac events` see tasks before a worker receives them.
@@ -48,6 +51,8 @@ public final class CeleriacClient: Sendable {
         /// clock as the worker's and the broker's).
         public var clock: any CeleriacClock = SystemClock()
 
+        /// A configuration with Celery's defaults (queue `celery`, no priorities), results received, a 10 000-entry
+        /// result cache and a 30 s publish retry window; set the other properties afterwards.
         public init(defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
                     resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
                     connectionName: String = "celeriac-client", sendSentEvents: Bool = false) {
@@ -61,6 +66,7 @@ public final class CeleriacClient: Sendable {
         }
     }
 
+    /// The settings this client was created with.
     public let configuration: Configuration
     /// The reply queue (`reply_to`) of every task this client sends.
     public let replyQueue: String
@@ -141,6 +147,8 @@ public final class CeleriacClient: Sendable {
         }
     }
 
+    /// Stops the result consumer, deletes this client's reply queue and closes both connections. Results that have not
+    /// arrived yet are lost.
     public func close() async {
         routing.withLock { $0?.cancel() }
         // The reply queue outlives connection losses (Topology.replyQueue); a client that closes removes it.
@@ -307,6 +315,11 @@ public final class CeleriacClient: Sendable {
 
 /// Declares the native delayed-delivery topology and binds work queues to it.
 public enum DelayTopology {
+    /// Declares the 28-level delay topology (``Topology/delayTopology(_:)``) and binds each of `queues` to the
+    /// delivery exchange with the key `#.<queue>`.
+    ///
+    /// - Throws: ``CeleriacError/broker(operation:underlying:)`` when a declare or bind fails, e.g. when the levels
+    ///   exist with other arguments.
     public static func declare(on connection: any TopologyDeclaring, queues: [String], type: QueueType = .classic) async throws {
         let t = Topology.delayTopology(type)
         do {

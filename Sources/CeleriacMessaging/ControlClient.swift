@@ -15,7 +15,9 @@ import Synchronization
 /// try await control.revoke(["0f6c…"], terminate: true) // durable: workers that start later skip it too
 /// ```
 public final class ControlClient: Sendable {
+    /// Celery's broadcast exchange for remote-control requests (fanout, not durable).
     public static let exchange = "celery.pidbox"
+    /// Celery's exchange for remote-control replies (direct, keyed by each client's `oid`).
     public static let replyExchange = "reply.celery.pidbox"
 
     let connection: any BrokerConnection
@@ -51,6 +53,7 @@ public final class ControlClient: Sendable {
         }
     }
 
+    /// Closes the connection; the exclusive reply queue goes with it.
     public func close() async { await connection.close() }
 
     /// Sends `method` and collects replies for `timeout`, or until every node of `destination` answered.

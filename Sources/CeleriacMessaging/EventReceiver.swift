@@ -10,6 +10,8 @@ import FoundationEssentials
 /// for await event in try await receiver.start() { print(event["type"]?.stringValue ?? "?") }
 /// ```
 public final class EventReceiver: Sendable {
+    /// Celery's event exchange (topic, durable); routing keys are event types such as `task.succeeded` or
+    /// `worker.heartbeat`.
     public static let exchange = "celeryev"
     let connection: any BrokerConnection
     /// The broker, as logs show it (never with its password).
@@ -50,6 +52,7 @@ public final class EventReceiver: Sendable {
         return events
     }
 
+    /// Closes the connection; the private, exclusive event queue goes with it.
     public func close() async { await connection.close() }
 
     /// One readable line for an event: time, node, type and the fields that matter for its type.

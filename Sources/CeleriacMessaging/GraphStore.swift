@@ -5,12 +5,16 @@ import CeleriacCore
 /// Where workflow-graph records live in RabbitMQ (``GraphRecording``): a durable topic exchange, and one durable
 /// queue per recorded workflow, bound by its root id, removed by the broker after `x-expires` unused.
 public enum GraphStore {
+    /// The durable topic exchange workflow-graph records are published to, with the workflow's root id as routing key.
     public static let exchangeSpec = ExchangeSpec(GraphRecording.exchange, kind: .topic, durable: true)
 
+    /// The durable queue of workflow `root`; the broker deletes it once it has been unused for `keepFor` (`x-expires`,
+    /// whole seconds).
     public static func queueSpec(root: String, keepFor: Duration) -> QueueSpec {
         QueueSpec(GraphRecording.queue(root: root), durable: true).expires(milliseconds: Int(keepFor.components.seconds * 1000))
     }
 
+    /// One graph record of workflow `root` as a persistent JSON message to ``exchangeSpec``.
     public static func message(_ record: JSONValue, root: String) -> OutgoingMessage {
         OutgoingMessage(exchange: GraphRecording.exchange, routingKey: root, body: record.jsonBytes,
                         properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2))

@@ -6,9 +6,11 @@ import CeleriacHMAC
 ///
 /// Its description and mirror never show the secret (`SigningKey(id: k2, secret: ***)`).
 public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The key id sent in `x-celeriac-key-id`, so a verifier picks the matching secret (1-64 printable ASCII, no `=`).
     public let id: String
     let secret: [UInt8]
 
+    /// The shortest secret accepted: 16 bytes.
     public static let minimumSecretBytes = 16
 
     /// - Throws: ``CeleriacError/configuration(_:)`` when the id is empty or not printable ASCII, or the secret is
@@ -24,8 +26,11 @@ public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDe
         self.secret = secret
     }
 
+    /// `SigningKey(id: ID, secret: ***)`: never the secret.
     public var description: String { "SigningKey(id: \(id), secret: ***)" }
+    /// The same as ``description``: never the secret.
     public var debugDescription: String { description }
+    /// A mirror that hides the secret, so `dump` and debuggers show `***`.
     public var customMirror: Mirror { Mirror(self, children: ["id": id, "secret": "***"]) }
 }
 
@@ -41,10 +46,14 @@ public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDe
 /// Rotation: every key in ``keys`` verifies; ``signingKey`` (the first one given) signs. Roll out a new key as a
 /// second key everywhere, then make it the first, then drop the old one.
 public struct MessageSigner: Sendable, CustomStringConvertible {
+    /// Header carrying the HMAC-SHA256 code, as 64 hex digits.
     public static let signatureHeader = "x-celeriac-signature"
+    /// Header carrying the id of the key that signed.
     public static let keyIDHeader = "x-celeriac-key-id"
 
+    /// The key new messages are signed with: the first of ``keys``.
     public let signingKey: SigningKey
+    /// Every key accepted when verifying, the signing key first.
     public let keys: [SigningKey]
     /// Reject messages without a signature (the default). Off only while rolling signing out: unsigned messages
     /// are then accepted, signed ones are still verified.
@@ -60,7 +69,9 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
         self.requireSignature = requireSignature
     }
 
+    /// The ids of ``keys``, in order (for logs and error messages).
     public var keyIDs: [String] { keys.map(\.id) }
+    /// The key ids and whether a signature is required; never a secret.
     public var description: String {
         "MessageSigner(signs with: \(signingKey.id), verifies: \(keyIDs.joined(separator: ",")), requireSignature: \(requireSignature))"
     }
@@ -80,6 +91,7 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
         return signed
     }
 
+    /// Signs each message as ``sign(_:)-(OutgoingMessage)`` does; non-task messages are returned unchanged.
     public func sign(_ messages: [OutgoingMessage]) -> [OutgoingMessage] { messages.map(sign) }
 
     /// Checks a delivery's signature. Throws a rejection (label `signature`) that says what is wrong.

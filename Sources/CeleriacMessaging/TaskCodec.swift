@@ -9,11 +9,16 @@ import Darwin
 
 /// Why a delivery cannot be a task. The message goes to the dead-letter queue with this reason.
 public struct MessageRejection: Error, CustomStringConvertible, Sendable {
+    /// What is wrong and what the producer should change; the worker logs it and stores it in the dead letter's
+    /// `x-celeriac-reason` header.
     public let reason: String
+    /// The message's task id, when it has one (the `id` header, else the correlation id).
     public let taskID: String?
+    /// The message's `task` header, when it has one.
     public let taskName: String?
     /// The bounded metrics label (`celeriac_messages_dead_lettered_total{reason}`): `invalid`, `limit`, `signature`.
     public var label: String = "invalid"
+    /// The ``reason``.
     public var description: String { reason }
 }
 
@@ -21,12 +26,15 @@ public struct MessageRejection: Error, CustomStringConvertible, Sendable {
 public enum TaskCodec {
     /// Limits applied while decoding; violations are rejections, never crashes or unbounded allocations.
     public struct Limits: Sendable {
+        /// Largest body accepted, in bytes (default 10 MiB; the worker's `--max-message-size`).
         public var maxBodyBytes: Int
+        /// Deepest JSON nesting accepted in the body and in headers (default 64; `--max-json-depth`).
         public var maxDepth: Int
         /// Most positional arguments, and most keyword arguments, a message may carry.
         public var maxArgs: Int
         /// Most AMQP headers a message may carry.
         public var maxHeaders: Int
+        /// Limits with the given values; the defaults are 10 MiB, 64 levels, 1024 arguments and 256 headers.
         public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64, maxArgs: Int = 1024, maxHeaders: Int = 256) {
             self.maxBodyBytes = maxBodyBytes
             self.maxDepth = maxDepth
@@ -159,10 +167,13 @@ public enum TaskCodec {
 
 /// `gen<pid>@<host>`, the `origin` header of messages this process produces.
 public enum Origin {
+    /// This process's origin, computed once: `gen<pid>@<hostname>`.
     public static let current: String = "gen\(getpid())@\(Hostname.current)"
 }
 
+/// This machine's host name, as `gethostname` reports it.
 public enum Hostname {
+    /// The host name, read once; `localhost` when it cannot be read. Default worker names are `celeriac@<host name>`.
     public static let current: String = {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
@@ -175,12 +186,15 @@ public enum Hostname {
 /// Results are persistent (delivery mode 2; Celery's default is transient): a result waiting in a reply queue
 /// survives a broker restart. A reply queue with a consumer takes it without a disk write.
 public enum ResultCodec {
+    /// The persistent JSON result message for the reply queue `replyTo`, on the default exchange, with the task's
+    /// `correlationID` (the client matches results by it).
     public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String) -> OutgoingMessage {
         OutgoingMessage(exchange: "", routingKey: replyTo, body: result.json.jsonBytes, properties: BasicProperties(
             contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2, priority: 0,
             correlationID: correlationID))
     }
 
+    /// Reads a result delivery; nil when the body is not JSON or not a result.
     public static func decode(_ d: Delivery) -> ResultMessage? {
         guard let json = try? JSONValue.parse(d.body) else { return nil }
         return ResultMessage(json: json, correlationID: d.properties.correlationID)

@@ -45,6 +45,8 @@ public enum Topology {
         return type == .quorum ? queue.quorum() : queue
     }
 
+    /// The dead-letter exchange, queue and catch-all binding (``deadLetterExchange``, ``deadLetterQueue``, key `#`),
+    /// as workers declare them; the queue is a quorum queue with ``QueueType/quorum``.
     public static func deadLetter(_ type: QueueType = .classic) -> (ExchangeSpec, QueueSpec, BindingSpec) {
         let queue = QueueSpec(deadLetterQueue, durable: true)
         return (ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
@@ -56,7 +58,11 @@ public enum Topology {
 
     /// 28 levels: level n holds a message for 2^n seconds.
     public static let delayLevels = 28
+    /// The topic exchange a delayed message leaves the delay topology through; work queues bind to it with
+    /// `#.<routing key>` (kombu's name).
     public static let delayedDeliveryExchange = "celery_delayed_delivery"
+    /// The name of delay level `n` (0...27), used for both its exchange and its queue: `celery_delayed_<n>`, as kombu
+    /// names them.
     public static func delayLevel(_ n: Int) -> String { "celery_delayed_\(n)" }
 
     /// The routing key that makes the delay topology hold a message for `seconds` and then route it by `routingKey`.

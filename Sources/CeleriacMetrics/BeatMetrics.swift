@@ -4,16 +4,25 @@ import Prometheus
 
 /// Beat's Prometheus metrics (names from `spec/metrics.md`). The `entry` label takes configured entry names only.
 public final class BeatMetrics: BeatObserver, Sendable {
+    /// Gauge: 1 while this beat is the leader (the one sending), 0 while it stands by.
     public static let isLeader = "celeriac_beat_is_leader"
+    /// Counter: times this beat became or stopped being the leader.
     public static let leaderChanges = "celeriac_beat_leader_changes_total"
+    /// Counter: runs sent and confirmed by the broker, by `entry`.
     public static let sends = "celeriac_beat_sends_total"
+    /// Counter: sends that failed and will be retried, by `entry`.
     public static let sendFailures = "celeriac_beat_send_failures_total"
+    /// Counter: missed runs dropped by the catch-up policy, by `entry` and `policy`.
     public static let missedRuns = "celeriac_beat_missed_runs_total"
+    /// Histogram: seconds between a run's scheduled instant and its confirmed send, by `entry` (buckets 1 ms to 60 s).
     public static let lateness = "celeriac_beat_send_lateness_seconds"
+    /// Gauge: Unix time of the entry's last send, by `entry`.
     public static let lastSend = "celeriac_beat_last_send_timestamp_seconds"
+    /// Gauge: Unix time of the entry's next run, by `entry`; 0 when it will not fire again.
     public static let nextSend = "celeriac_beat_next_send_timestamp_seconds"
     static let latenessBuckets: [Double] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60]
 
+    /// The registry beat's metrics are recorded in; serve it with ``MetricsEndpoint``.
     public let registry: PrometheusCollectorRegistry
 
     /// - Parameters:
@@ -60,6 +69,7 @@ public final class BeatMetrics: BeatObserver, Sendable {
                                     labels: [("entry", entry)], buckets: Self.latenessBuckets)
     }
 
+    /// Counts the send, records its lateness (negative values as 0) and sets the entry's last-send time to now.
     public func sent(entry: String, lateness: Double) {
         sendCounter(entry).increment()
         latenessHistogram(entry).record(max(0, lateness))
@@ -67,20 +77,24 @@ public final class BeatMetrics: BeatObserver, Sendable {
                            labels: [("entry", entry)]).set(Date().timeIntervalSince1970)
     }
 
+    /// Adds `count` to the missed-runs counter of `entry` and `policy`.
     public func dropped(entry: String, policy: String, count: Int) {
         missedRuns(entry, policy).increment(by: Int64(count))
     }
 
+    /// Sets the leader gauge and counts the change.
     public func leadership(_ leader: Bool) {
         leaderGauge.set(leader ? 1.0 : 0.0)
         changes.increment()
     }
 
+    /// Sets the entry's next-send gauge to `at`, or 0 when it will not fire again.
     public func nextSend(entry: String, at: Date?) {
         registry.makeGauge(descriptor: .init(metricName: Self.nextSend, unitName: "", helpText: "Unix time of the entry's next run."),
                            labels: [("entry", entry)]).set(at?.timeIntervalSince1970 ?? 0)
     }
 
+    /// Counts a failed send (beat retries it).
     public func sendFailed(entry: String) {
         sendFailures(entry).increment()
     }

@@ -15,12 +15,16 @@ import Glibc
 /// try await ServiceGroup(services: [worker, endpoint], ...).run()
 /// ```
 public final class MetricsEndpoint: Service, Sendable {
+    /// The IPv4 address to listen on (`0.0.0.0` for every interface); host names are not resolved.
     public let host: String
+    /// The TCP port to listen on; 0 lets the system choose one (``start()`` returns it).
     public let port: Int
     let registry: PrometheusCollectorRegistry
     let isReady: @Sendable () -> Bool
     private let state = Mutex<(listen: Int32, wakeRead: Int32, wakeWrite: Int32)?>(nil)
 
+    /// An endpoint serving `registry`; nothing listens before ``start()`` or ``run()``. `/readyz` answers 200 while
+    /// `isReady` returns true and 503 otherwise; `/healthz` always answers 200.
     public init(registry: PrometheusCollectorRegistry, host: String = "0.0.0.0", port: Int, isReady: @escaping @Sendable () -> Bool) {
         self.registry = registry
         self.host = host
@@ -28,7 +32,9 @@ public final class MetricsEndpoint: Service, Sendable {
         self.isReady = isReady
     }
 
+    /// The endpoint could not listen: the host is not an IPv4 address, or the port is in use.
     public struct BindError: Error, CustomStringConvertible {
+        /// What failed, with the system's reason and what to change.
         public let description: String
     }
 
@@ -73,6 +79,7 @@ public final class MetricsEndpoint: Service, Sendable {
         return Int(UInt16(bigEndian: actual.sin_port))
     }
 
+    /// Stops serving: wakes the server thread, which closes the listening socket. Does nothing when not serving.
     public func stop() {
         guard let s = state.withLock({ current -> (listen: Int32, wakeRead: Int32, wakeWrite: Int32)? in
             let s = current
@@ -83,6 +90,10 @@ public final class MetricsEndpoint: Service, Sendable {
         _ = write(s.wakeWrite, &b, 1)
     }
 
+    /// The `ServiceLifecycle` entry point: starts serving unless ``start()`` already did, waits for the graceful
+    /// shutdown, then stops.
+    ///
+    /// - Throws: ``BindError`` when it cannot listen.
     public func run() async throws {
         if state.withLock({ $0 == nil }) { try start() }
         try? await gracefulShutdown()

@@ -10,11 +10,21 @@ import Glibc
 /// Labels are bounded: `task` (registered names only; anything else is `__unknown__`), `queue`, `outcome`,
 /// `reason`. No task ids, no host names.
 public final class WorkerMetrics: WorkerObserver, Sendable {
+    /// The registry every worker metric is recorded in; serve it with ``MetricsEndpoint``.
     public let registry: PrometheusCollectorRegistry
     /// Handles of the per-task metrics (see ``HandleCache``), which also knows the registered task names.
     private let handles: HandleCache
     private static let runtimeBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
+    /// Creates the worker's metrics with their starting values, so dashboards and `increase()` see zeros before the
+    /// first event: build info, concurrency, active and reserved tasks per queue, and the per-task and per-reason
+    /// counters.
+    ///
+    /// - Parameters:
+    ///   - knownTasks: the registered task names; any other name is recorded as `__unknown__`.
+    ///   - queues: the queues the worker consumes.
+    ///   - concurrency: tasks run at once, exported per queue as ``MetricNames/workerConcurrency``.
+    ///   - version: the `version` label of ``MetricNames/buildInfo``.
     public init(registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int, version: String = CeleriacVersion.current) {
         self.registry = registry
         self.handles = HandleCache(knownTasks: Set(knownTasks))
@@ -59,6 +69,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Counts a received task message (``MetricNames/tasksReceived``) and sets the queue's last-delivery time to now.
     public func taskReceived(name: String, queue: String) {
         handles.counter(.received, task: name, queue) { task in
             registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
@@ -77,8 +88,10 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                              labels: [("task", task), ("queue", queue)])
     }
 
+    /// Counts a delivery the broker flagged as redelivered (``MetricNames/redeliveries``).
     public func taskRedelivered(name: String, queue: String) { redeliveries(label(name), queue).increment() }
 
+    /// Counts the start (``MetricNames/tasksStarted``) and adds one to the queue's active tasks.
     public func taskStarted(name: String, queue: String) {
         handles.counter(.started, task: name, queue) { task in
             registry.makeCounter(descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
@@ -89,6 +102,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
 
     private static let waitBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
+    /// Records the seconds from publish (or ETA) to start in ``MetricNames/taskQueueWait``.
     public func taskQueueWait(name: String, queue: String, seconds: Double) {
         handles.histogram(.queueWait, task: name, queue) { task in
             registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.taskQueueWait, unitName: "",
@@ -97,6 +111,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }.record(seconds)
     }
 
+    /// Moves the queue's reserved (prefetched, not started) gauge by `delta`, up or down.
     public func tasksReserved(queue: String, delta: Int) {
         let gauge = handles.gauge(.reserved, queue) {
             registry.makeGauge(descriptor: .init(metricName: MetricNames.tasksReserved, unitName: "",
@@ -108,6 +123,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
 
     private static let confirmBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30]
 
+    /// Records how long a confirmed publish took, in seconds (``MetricNames/publishConfirm``).
     public func publishConfirmed(seconds: Double) {
         handles.histogram(.publishConfirm) {
             registry.makeValueHistogram(descriptor: .init(metricName: MetricNames.publishConfirm, unitName: "",
@@ -116,6 +132,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }.record(seconds)
     }
 
+    /// Counts a result that could not be published (``MetricNames/resultPublishFailures``).
     public func resultPublishFailed() { resultFailures().increment() }
 
     @discardableResult
@@ -126,6 +143,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Records a wait for the per-worker rate limit in ``MetricNames/rateLimitWait``, with `scope` `worker`.
     public func rateLimitWait(name: String, seconds: Double) {
         rateLimitWaitHistogram(task: name, scope: "worker").record(seconds)
     }
@@ -137,6 +155,8 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                                     labels: [("task", label(task)), ("scope", scope)], buckets: Self.waitBuckets)
     }
 
+    /// Counts the outcome (``MetricNames/tasksFinished``). For a task that ran (`seconds` > 0, or succeeded, failed or
+    /// retried) it also takes one off the queue's active tasks and records the run time (``MetricNames/taskRuntime``).
     public func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         finished(name, queue, outcome.rawValue).increment()
         if seconds > 0 || outcome == .succeeded || outcome == .failed || outcome == .retried {
@@ -148,6 +168,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Counts a message put in the dead-letter queue, by queue and reason (``MetricNames/deadLetterReasons``).
     public func messageDeadLettered(queue: String, reason: String) {
         deadLettered(queue, reason).increment()
     }
@@ -170,6 +191,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                              labels: [("reason", reason)])
     }
 
+    /// Counts an early (ETA) task parked in the broker's delay queues (``MetricNames/tasksParked``).
     public func taskParked(name: String, queue: String) {
         parked(label(name), queue).increment()
     }
@@ -180,10 +202,13 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
                              labels: [("task", task), ("queue", queue)])
     }
 
+    /// Counts a consumer re-subscription, by queue and reason (``MetricNames/stallReasons``).
     public func consumerRestarted(queue: String, reason: String) {
         stalls(queue, reason).increment()
     }
 
+    /// `disconnected` sets ``MetricNames/brokerConnected`` to 0; `reconnected` sets it to 1 and counts a reconnect with
+    /// reason `connection_lost`. Other events are ignored.
     public func connectionEvent(_ event: String) {
         switch event {
         case "disconnected":
@@ -196,6 +221,8 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Counts a chord join step: `joined`, `failed` and `deadline` (``MetricNames/chordsFailed`` with reason
+    /// `member_failed` or `deadline`), `rejoined`; any other event counts as a late part.
     public func chordEvent(_ event: String) {
         switch event {
         case "joined":
@@ -210,6 +237,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Sets ``MetricNames/workerReady``; ready implies connected, so it also sets ``MetricNames/brokerConnected`` to 1.
     public func stateChanged(ready: Bool) {
         registry.makeGauge(descriptor: .init(metricName: MetricNames.workerReady, unitName: "", helpText: "1 while the worker is connected and consuming.")).set(ready ? 1.0 : 0.0)
         if ready {
@@ -217,11 +245,13 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Counts a replaced pool child by reason (`worker_lost`, `time_limit`, `max_tasks`, `max_memory`).
     public func poolChildRestarted(reason: String) {
         registry.makeCounter(descriptor: .init(metricName: MetricNames.poolChildRestarts, unitName: "", helpText: "Process-pool children replaced, by reason."),
                              labels: [("reason", reason)]).increment()
     }
 
+    /// Sets the gauge of live process-pool children.
     public func poolProcesses(_ count: Int) {
         registry.makeGauge(descriptor: .init(metricName: MetricNames.poolProcesses, unitName: "", helpText: "Live process-pool children.")).set(Double(count))
     }
@@ -229,6 +259,8 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
 
 /// Standard process metrics, refreshed on each scrape.
 public enum ProcessMetrics {
+    /// Refreshes the `process_*` metrics in `registry` from `/proc/self` and `getrusage` (Linux); ``MetricsEndpoint``
+    /// calls it before every `/metrics` response.
     public static func update(_ registry: PrometheusCollectorRegistry) {
         let page = Double(sysconf(Int32(_SC_PAGESIZE)))
         if let statm = readSmallFile("/proc/self/statm") {
@@ -267,6 +299,8 @@ public enum ProcessMetrics {
     }
 }
 
+/// This build of Celeriac.
 public enum CeleriacVersion {
+    /// The release version, exported as the `version` label of ``MetricNames/buildInfo``.
     public static let current = "0.1.0"
 }

@@ -114,10 +114,15 @@ enum GNU {
 
 /// How a child process ended, from waitpid's status.
 public struct ChildExit: Sendable, Equatable, CustomStringConvertible {
+    /// The raw `waitpid` status word.
     public let status: Int32
+    /// Wraps a status word from `waitpid`.
     public init(status: Int32) { self.status = status }
+    /// The signal that killed the child, or nil when it exited (or is stopped).
     public var signal: Int32? { (status & 0x7f) != 0 && (status & 0x7f) != 0x7f ? status & 0x7f : nil }
+    /// The child's exit code (0-255), or nil when a signal ended it.
     public var exitCode: Int32? { (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil }
+    /// `signal 9 (SIGKILL)` or `exitcode N`, as in Celery's "Worker exited prematurely" message.
     public var description: String {
         if let signal { return "signal \(signal) (\(Self.signalName(signal)))" }
         return "exitcode \(exitCode ?? -1)"

@@ -27,6 +27,7 @@ public enum PoolFrame {
 public enum PoolFrameError: Error, Equatable, CustomStringConvertible {
     case tooLarge(Int)
     case invalidJSON(String)
+    /// What is wrong with the frame: its size against the limit, or the JSON parser's message.
     public var description: String {
         switch self {
         case .tooLarge(let n): "pool frame of \(n) bytes exceeds the limit of \(PoolFrame.maxBytes)"
@@ -39,8 +40,10 @@ public enum PoolFrameError: Error, Equatable, CustomStringConvertible {
 public struct PoolFrameDecoder {
     private var buffer: [UInt8] = []
     private var start = 0
+    /// An empty decoder.
     public init() {}
 
+    /// Adds bytes read from the pipe; ``next()`` then returns the frames they complete.
     public mutating func append(_ bytes: some Collection<UInt8>) {
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)

@@ -10,6 +10,7 @@ public enum PoolRequest: Equatable, Sendable {
     /// is the reason, which the task sees as ``SoftTimeLimitExceeded``. Sent on the cancel pipe (fd 5).
     case cancel(seq: Int64, softTimeLimit: Double? = nil)
 
+    /// The request as a frame's JSON: `{"t":"run","seq":N,"m":TASK}` or `{"t":"cancel","seq":N[,"soft":S]}`.
     public var json: JSONValue {
         switch self {
         case .run(let seq, let message): ["t": "run", "seq": .int(seq), "m": WireTask.json(message)]
@@ -18,6 +19,7 @@ public enum PoolRequest: Equatable, Sendable {
         }
     }
 
+    /// Reads a request frame; nil when it is not a well-formed `run` or `cancel`.
     public init?(json: JSONValue) {
         guard let seq = json["seq"]?.intValue else { return nil }
         switch json["t"]?.stringValue {
@@ -36,6 +38,7 @@ public enum PoolReply: Equatable, Sendable {
     /// Run `seq` ended. `rss`: the child's resident bytes if it measured them (0: the parent reads /proc itself).
     case done(seq: Int64, result: RunResult, rss: Int64)
 
+    /// How a run ended, as the child reports it.
     public enum RunResult: Equatable, Sendable {
         case success(JSONValue)
         case failure(TaskFailure)
@@ -45,6 +48,8 @@ public enum PoolReply: Equatable, Sendable {
         case cancelled
     }
 
+    /// The reply as a frame's JSON: `{"t":"hello","v":V,"pid":P}` or `{"t":"done","seq":N,"rss":R,...}` with one of
+    /// `ok`, `fail`, `retry` or `cancelled`.
     public var json: JSONValue {
         switch self {
         case .hello(let version, let pid):
@@ -64,6 +69,7 @@ public enum PoolReply: Equatable, Sendable {
         }
     }
 
+    /// Reads a reply frame; nil when it is not a well-formed `hello` or `done`.
     public init?(json: JSONValue) {
         switch json["t"]?.stringValue {
         case "hello":

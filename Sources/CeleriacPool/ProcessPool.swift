@@ -28,6 +28,7 @@ import Glibc
 /// - warm stop: the worker has waited for every run it handed over (queued ones included); runs still in the
 ///   backlog end with `CancellationError`, and each child exits once it answered what it holds.
 public final class ProcessPool: TaskExecutor {
+    /// How the pool starts and recycles its children; the worker command fills it from its flags.
     public struct Configuration: Sendable {
         /// The program to start in child mode, e.g. `/proc/self/exe`.
         public var executable: String
@@ -47,6 +48,8 @@ public final class ProcessPool: TaskExecutor {
         /// Runs a child may hold at once: the running one and those queued behind it (1: no pipelining).
         public var pipelineDepth: Int
 
+        /// A configuration; `processes`, `maxWorkerLost` and `pipelineDepth` below 1 are raised to 1. Defaults: no
+        /// task or memory quota, 2 worker-lost deliveries, 10 s stop timeout, pipeline depth 2.
         public init(executable: String, arguments: [String], processes: Int, maxTasksPerChild: Int? = nil, maxMemoryPerChild: Int64? = nil,
                     maxWorkerLost: Int = 2, stopTimeout: Duration = .seconds(10), pipelineDepth: Int = 2) {
             self.executable = executable
@@ -80,6 +83,7 @@ public final class ProcessPool: TaskExecutor {
         var target = 0
     }
 
+    /// The settings this pool was created with (the current child count may differ after `pool_grow`/`pool_shrink`).
     public let configuration: Configuration
     private let observer: any WorkerObserver
     private let state = Mutex(State())
@@ -87,11 +91,14 @@ public final class ProcessPool: TaskExecutor {
     /// For tests: called with the task id and the child's pid each time a run is written to a child.
     let sentProbe = Mutex<(@Sendable (String, pid_t) -> Void)?>(nil)
 
+    /// A pool with `configuration`; no child starts before ``start(logger:)``. `observer` gets child restarts and the
+    /// live child count.
     public init(configuration: Configuration, observer: any WorkerObserver = NoObserver()) {
         self.configuration = configuration
         self.observer = observer
     }
 
+    /// Always true: the pool enforces soft and hard time limits itself (a hard limit kills the child).
     public var enforcesTimeLimits: Bool { true }
     /// Besides one running task per child: the runs queued in the children (`pipelineDepth - 1` each) and as many
     /// again as there are children waiting in the backlog, so that an answer can send the next run at once
@@ -102,6 +109,8 @@ public final class ProcessPool: TaskExecutor {
     /// Pids of the live children.
     public var childPIDs: [Int32] { state.withLock { $0.children.keys.sorted() } }
 
+    /// The `pool` part of the remote-control `stats` reply: child pids, pipeline depth, quotas (memory in KiB), and
+    /// counts of worker-lost tasks, time-limit kills and child restarts (by reason).
     public var statistics: JSONObject {
         state.withLock { s in
             [
@@ -306,6 +315,11 @@ public final class ProcessPool: TaskExecutor {
 
     // MARK: Running tasks
 
+    /// Runs `message` in a child and returns the task's value.
+    ///
+    /// - Throws: the task's failure (an `ExecutionFailure`, with `TimeLimitExceeded` when the hard limit killed the
+    ///   child or ``SoftTimeLimitExceeded`` at the soft limit), a retry request, `WorkerLost` when the child died while
+    ///   running it, or `CancellationError` when the run was cancelled or the pool stopped.
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
         let run = PoolRun(message: message, limits: limits)
         while true {

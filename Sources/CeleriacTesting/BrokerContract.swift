@@ -26,6 +26,8 @@ public enum BrokerContract {
         /// Raises and clears a resource alarm, on a broker of its own (RabbitMQ's alarm is node-wide).
         public var alarm: Alarm?
 
+        /// An environment for `broker`. `slack` is zero by default (right for a manual clock); with no `alarm`, the
+        /// blocked-publisher case fails saying one is needed.
         public init(broker: any Broker, pass: @escaping @Sendable (Duration) async -> Void, slack: Duration = .zero, alarm: Alarm? = nil) {
             self.broker = broker
             self.pass = pass
@@ -36,10 +38,14 @@ public enum BrokerContract {
 
     /// A broker that can be made to block publishers.
     public struct Alarm: Sendable {
+        /// The broker whose connections the alarm blocks.
         public var broker: any Broker
+        /// Raises the alarm: from then on the broker blocks publishers (connection.blocked).
         public var raise: @Sendable () async throws -> Void
+        /// Clears the alarm: publishes flow again.
         public var clear: @Sendable () async throws -> Void
 
+        /// An alarm on `broker`, raised and cleared by the given closures.
         public init(broker: any Broker, raise: @escaping @Sendable () async throws -> Void, clear: @escaping @Sendable () async throws -> Void) {
             self.broker = broker
             self.raise = raise
@@ -49,6 +55,7 @@ public enum BrokerContract {
 
     /// One behaviour.
     public struct Case: Sendable, CustomStringConvertible {
+        /// The behaviour in one sentence, e.g. `a nack with requeue redelivers with the redelivered flag`.
         public let name: String
         let body: @Sendable (Environment, Names) async throws -> Void
 
@@ -57,6 +64,7 @@ public enum BrokerContract {
             try await body(environment, Names())
         }
 
+        /// The case's ``name``, as test reports show it.
         public var description: String { name }
     }
 

@@ -4,6 +4,7 @@ import Synchronization
 
 /// A broker behaviour that did not hold: what was expected and what happened.
 public struct ContractViolation: Error, CustomStringConvertible {
+    /// What was expected and what happened instead.
     public let description: String
     init(_ description: String) { self.description = description }
 }

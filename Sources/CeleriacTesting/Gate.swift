@@ -12,6 +12,7 @@ import Synchronization
 public final class Gate: Sendable {
     private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
+    /// A closed gate.
     public init() {}
 
     /// Returns once the gate is open (at once if it is).

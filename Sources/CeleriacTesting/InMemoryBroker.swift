@@ -43,15 +43,18 @@ public final class InMemoryBroker: Broker {
         timer.withLock { $0?.task.cancel() }
     }
 
+    /// A new connection to this broker, not yet connected; it follows `options` as an AMQP connection would.
     public func connection(_ options: ConnectionOptions) -> any BrokerConnection {
         InMemoryConnection(broker: self, options: options)
     }
 
+    /// `memory` transport at `localhost`, user `guest`, the broker's one virtual host, no TLS or heartbeat.
     public var info: BrokerInfo {
         BrokerInfo(transport: "memory", host: "localhost", port: 0, user: "guest", virtualHost: MemoryBrokerState.vhost,
                    tls: false, connectTimeout: 0, heartbeat: 0)
     }
 
+    /// `memory://`.
     public var description: String { "memory://" }
 
     // MARK: What tests can look at and do

@@ -32,7 +32,9 @@ public final class ManualClock: CeleriacClock {
         self.start = start
     }
 
+    /// `start` plus the time advanced so far.
     public var now: Date { start.addingTimeInterval(Self.seconds(state.withLock { $0.uptime })) }
+    /// The time advanced so far with ``advance(by:)``; zero at creation.
     public var uptime: Duration { state.withLock { $0.uptime } }
 
     /// How many tasks wait on this clock now.

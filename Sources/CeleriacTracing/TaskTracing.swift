@@ -15,6 +15,7 @@ import Tracing
 /// InstrumentationSystem.bootstrap(otelTracer)      // the one line: clients and workers made after it trace
 /// ```
 public struct TaskTracing: Sendable {
+    /// The tracer spans are started with and contexts injected and extracted through; never a `NoOpTracer`.
     public let tracer: any Tracer
 
     /// nil (tracing off) for no tracer or a `NoOpTracer`.
@@ -105,6 +106,8 @@ public struct TaskTracing: Sendable {
         return carrier(of: context)
     }
 
+    /// The context a carrier (message headers) propagates, extracted by the tracer; the top-level context when it
+    /// carries none. Keys are matched as given, then lower-cased.
     public func context(from carrier: [String: String]) -> InstrumentationContext {
         var context = InstrumentationContext.topLevel
         if !carrier.isEmpty { tracer.extract(carrier, into: &context, using: DictionaryExtractor()) }
@@ -114,9 +117,13 @@ public struct TaskTracing: Sendable {
 
 /// How a traced task ended.
 public enum TaskTraceOutcome: Sendable {
+    /// The task returned.
     case success
+    /// The task failed with exception `type` and its message; the span gets `error.type` and an error status.
     case failure(type: String, message: String)
+    /// The task will be retried; the span's status is left unset.
     case retry
+    /// The task was revoked; the span gets an error status naming `reason`.
     case revoked(reason: String)
 
     var label: String {
@@ -132,7 +139,9 @@ public enum TaskTraceOutcome: Sendable {
 /// The producer spans of one confirmed batch. Empty (and free) when tracing is off.
 public struct SendSpans: Sendable {
     private let spans: [any Span]
+    /// Spans to end together; ``TaskTracing/startSends(_:queues:)`` builds them.
     public init(_ spans: [any Span]) { self.spans = spans }
+    /// No spans: what callers use when tracing is off; ending it does nothing.
     public static let none = SendSpans([])
 
     /// Ends every span; with an error, marks them failed first.

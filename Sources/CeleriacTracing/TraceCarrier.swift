@@ -7,6 +7,7 @@ import CeleriacCore
 /// from `task.request`. Celeriac adds one header of its own, ``linksHeader``, on a chord body: the contexts of the
 /// chord's header members, one carrier object each, which the body's consumer span links to.
 public enum TraceCarrier {
+    /// Header holding a chord body's span links: an array of carrier objects, one per header member.
     public static let linksHeader = "celeriac_trace_links"
 
     /// Every string-valued header, as the tracer's extractor reads them (unknown keys are ignored by it).
@@ -29,6 +30,7 @@ public enum TraceCarrier {
         }
     }
 
+    /// A carrier as a JSON object of strings, keys sorted, as it goes into ``linksHeader``.
     public static func json(_ carrier: [String: String]) -> JSONValue {
         .object(JSONObject(carrier.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
     }

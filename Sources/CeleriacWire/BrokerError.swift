@@ -59,6 +59,7 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The connection was closed by this process.
         public static let closed = Code(.closed)
 
+        /// The code's name, e.g. `connectionRefused`.
         public var description: String { base.rawValue }
     }
 
@@ -73,6 +74,7 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What an operator can do about it.
     public let hint: String?
 
+    /// An error with its code and the operation that failed; the broker's reply code and text, and a hint, when known.
     public init(_ code: Code, operation: String, replyCode: UInt16? = nil, reason: String? = nil, hint: String? = nil) {
         self.code = code
         self.operation = operation
@@ -81,6 +83,7 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable, Equatable {
         self.hint = hint
     }
 
+    /// `<operation> failed: <code> (<replyCode>): <reason>. <hint>`, leaving out the parts that are nil.
     public var description: String {
         var text = "\(operation) failed: \(code)"
         if let replyCode { text += " (\(replyCode))" }

@@ -10,6 +10,7 @@ public final class PublishSettler: Sendable {
     }
     private let state = Mutex(State())
 
+    /// A settler with nothing settled yet; create one per publish attempt.
     public init() {}
 
     /// The message is known to have reached the broker: the publish succeeds without waiting for its confirm.

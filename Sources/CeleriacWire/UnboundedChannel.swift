@@ -51,6 +51,7 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
         case wait
     }
 
+    /// An empty, open channel.
     @inlinable public init() {}
 
     /// Queues an element, or hands it straight to a waiting consumer. Never blocks. Returns false when the channel
@@ -120,23 +121,30 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
     /// The consumer's side, for `for await`.
     @inlinable public var stream: Stream { Stream(channel: self) }
 
+    /// The channel's elements as an `AsyncSequence`, for `for await`; like the channel, it has one consumer.
     public struct Stream: AsyncSequence, Sendable {
+        /// Iteration never throws.
         public typealias Failure = Never
         @usableFromInline let channel: UnboundedChannel
 
         @inlinable init(channel: UnboundedChannel) { self.channel = channel }
 
+        /// An iterator over the channel; each ``Iterator/next()`` takes the next element.
         @inlinable public func makeAsyncIterator() -> Iterator { Iterator(channel: channel) }
 
+        /// Takes the channel's elements one at a time; see ``UnboundedChannel/next(isolation:)``.
         public struct Iterator: AsyncIteratorProtocol {
+            /// Iteration never throws.
             public typealias Failure = Never
             @usableFromInline let channel: UnboundedChannel
 
             @inlinable init(channel: UnboundedChannel) { self.channel = channel }
 
+            /// The next element, or nil once the channel is finished and drained.
             @inlinable
             public mutating func next() async -> Element? { await channel.next(isolation: nil) }
 
+            /// The next element, or nil once the channel is finished and drained; waits on `actor`'s executor.
             @inlinable
             public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
                 await channel.next(isolation: actor)
