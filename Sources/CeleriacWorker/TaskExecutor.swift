@@ -31,38 +31,54 @@ public protocol TaskExecutor: Sendable {
 }
 
 extension TaskExecutor {
+    /// Default for executors with a fixed number of runners: changes nothing and returns `concurrency`, so the
+    /// worker's slots alone follow `pool_grow` / `pool_shrink`.
     public func resize(by delta: Int, to concurrency: Int) -> Int { concurrency }
 }
 
 /// Runs task bodies in the worker's own process on Swift's cooperative pool (`--pool async`).
 public struct InProcessExecutor: TaskExecutor {
+    /// The async pool has no settings: its concurrency is the worker's slots (`-c`).
     public init() {}
+    /// Nothing to prepare: there are no child processes.
     public func start(logger: Logger) async throws(CeleriacError) {}
+    /// Calls the registered task's body directly on the cooperative pool. `limits` are ignored here; the worker
+    /// cancels the run at its soft limit, and the body must observe cancellation for that to stop it.
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
         try await task.run(message, context)
     }
+    /// Nothing to release: by the time the worker calls it, every task body has returned.
     public func stop() async {}
+    /// Nothing to kill: a cold stop cancels the worker's tasks, and with them the bodies running here.
     public func abort() {}
+    /// Always false: a task body cannot be killed in-process, so the worker cancels it at its soft limit.
     public var enforcesTimeLimits: Bool { false }
+    /// Always 0: a delivery is taken only when one of the worker's slots is free.
     public var extraSlots: Int { 0 }
+    /// `{"implementation": "celeriac.async"}`, in place of Celery's `celery.concurrency.prefork:TaskPool`.
     public var statistics: JSONObject { ["implementation": "celeriac.async"] }
 }
 
 /// A task failure that is already in its reported form (it happened in another process, or the executor
 /// decided it, like `TimeLimitExceeded`). The worker reports it as is.
 public struct ExecutionFailure: Error, Sendable, CustomStringConvertible {
+    /// The exception as it goes into the FAILURE result (type, message, traceback), reported unchanged.
     public var failure: TaskFailure
     /// How the run ended: `.failed`, or `.timedOut` for a hard time limit.
     public var outcome: TaskFinishedOutcome
+    /// Wraps a failure in its reported form; `outcome` is `.failed` unless a hard time limit killed the task.
     public init(_ failure: TaskFailure, outcome: TaskFinishedOutcome = .failed) {
         self.failure = failure
         self.outcome = outcome
     }
+    /// The wrapped ``TaskFailure``'s description, so logs show the exception rather than this wrapper.
     public var description: String { failure.description }
 }
 
 /// The process running the task died (trap, SIGKILL, OOM). `failure` is a `WorkerLostError`.
 public struct WorkerLost: Error, Sendable, CustomStringConvertible {
+    /// What the worker does with the message whose process died: Celery's `task_reject_on_worker_lost`,
+    /// bounded so that a message that kills every process it runs in ends up dead-lettered instead of looping.
     public enum Disposition: Sendable, Equatable {
         /// Report the FAILURE and ack (the default, `reject_on_worker_lost` off).
         case ack
@@ -73,11 +89,16 @@ public struct WorkerLost: Error, Sendable, CustomStringConvertible {
     }
     /// Header on a requeued copy: how many times a worker process died running this message.
     public static let countHeader = "x-celeriac-worker-lost"
+    /// The `WorkerLostError` reported in the FAILURE result (none is published yet for `.requeue`).
     public var failure: TaskFailure
+    /// Whether the message is acked with a FAILURE, requeued for another try, or dead-lettered.
     public var disposition: Disposition
+    /// Describes a lost run; the executor picks `disposition` from the task's `rejectOnWorkerLost` option and the
+    /// message's ``countHeader``.
     public init(failure: TaskFailure, disposition: Disposition) {
         self.failure = failure
         self.disposition = disposition
     }
+    /// The `WorkerLostError`'s description (which process died and how).
     public var description: String { failure.description }
 }

@@ -4,6 +4,10 @@ import CeleriacMessaging
 import Tracing
 
 extension Worker {
+    /// How a worker consumes and runs tasks: what `celeriac-demo worker`'s options set, Celery's worker settings
+    /// (`-Q`, `-c`, `worker_prefetch_multiplier`, `task_acks_late`, `-E`, time limits) plus Celeriac's own (watchdog,
+    /// signing, global limits, duplicate window, queue type). The worker keeps it as given; remote-control
+    /// commands (`pool_grow`, `time_limit`, `add_consumer`) change the running worker, not this value.
     public struct Configuration: Sendable {
         /// Queues to consume (`-Q a,b`).
         public var queues: [String]
@@ -50,6 +54,11 @@ extension Worker {
         /// workflow graph), first to last.
         public var middleware: [any TaskMiddleware] = []
 
+        /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1
+        /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run),
+        /// `celeriac@<hostname>`, a 30 s grace period and watchdog, ack after the task finished (Celery's
+        /// `acks_late`), no events. `concurrency` and `prefetchMultiplier` below 1 are raised to 1. The properties
+        /// without a parameter keep their own defaults; set them afterwards.
         public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
                     hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
                     limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
@@ -66,6 +75,8 @@ extension Worker {
             self.events = events
         }
 
+        /// The AMQP prefetch count (`basic.qos`) of each queue's consumer at start: at most this many unacked
+        /// deliveries per queue. After `pool_grow` / `pool_shrink` the consumers use the new concurrency instead.
         public var prefetch: Int { concurrency * prefetchMultiplier }
     }
 }

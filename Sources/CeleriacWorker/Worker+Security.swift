@@ -10,11 +10,15 @@ extension Worker {
         /// Remote-control methods that change state (`shutdown`, `revoke`, `rate_limit`, pool changes).
         public var remoteControl: RemoteControlPolicy
 
+        /// The defaults are Celery's: no signing, and every remote-control command obeyed
+        /// (``RemoteControlPolicy/all``).
         public init(signer: MessageSigner? = nil, remoteControl: RemoteControlPolicy = .all) {
             self.signer = signer
             self.remoteControl = remoteControl
         }
 
+        /// For logs: the signer's key ids and whether signatures are required (never a secret) or `off`, and the
+        /// remote-control policy.
         public var description: String {
             "Security(signing: \(signer.map(\.description) ?? "off"), remoteControl: \(remoteControl))"
         }
@@ -62,6 +66,8 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
 
     private init(mode: Mode) { self.mode = mode }
 
+    /// Whether the worker answers remote-control `method` (Celery's name, e.g. `revoke`); a refused command gets
+    /// an `error` reply and a warning in the log.
     public func allows(_ method: String) -> Bool {
         switch mode {
         case .all: true
@@ -70,6 +76,8 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
         }
     }
 
+    /// The policy in ``init(parsing:)``'s syntax (`all`, `off`, `read-only`, or the sorted allowed methods), so
+    /// it can be passed back to `--remote-control`.
     public var description: String {
         switch mode {
         case .all: "all"
