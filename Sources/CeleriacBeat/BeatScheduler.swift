@@ -49,7 +49,15 @@ public struct BeatScheduler: Sendable {
     public let grace: Double
     /// Entry name -> the last scheduled instant handled (sent or dropped); runs after it are still to come.
     public private(set) var cursor: [String: Date]
-    /// Entries whose schedule is finished (an `at` that was sent).
+    /// Places each entry's cursor at its last sent instant in `state`, so runs missed while beat was down are found
+    /// by ``due(now:)`` and go to the entry's catch-up policy; an entry never sent starts at `start`, so its first
+    /// run is its next instant after `start` and its past is not caught up.
+    ///
+    /// - Parameters:
+    ///   - schedule: the entries to decide on.
+    ///   - state: the last sent scheduled instant per entry, as loaded from the ``BeatStateStore``.
+    ///   - start: when this scheduler starts deciding (``Beat`` passes its clock's now when it becomes the leader).
+    ///   - grace: seconds a run may be late and still be sent on time, whatever the policy; 1 by default.
     public init(schedule: BeatSchedule, state: BeatState, start: Date, grace: Double = 1.0) {
         self.schedule = schedule
         self.grace = grace
