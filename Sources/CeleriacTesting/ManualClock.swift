@@ -22,6 +22,14 @@ public final class ManualClock: CeleriacClock {
         var uptime: Duration = .zero
         var sleepers: [UInt64: Sleeper] = [:]
         var nextID: UInt64 = 0
+        /// Tests waiting for at least `count` sleepers.
+        var watchers: [UInt64: (count: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+
+        mutating func dueWatchers() -> [CheckedContinuation<Void, Never>] {
+            let ready = watchers.filter { $0.value.count <= sleepers.count }
+            for key in ready.keys { watchers[key] = nil }
+            return ready.values.map(\.continuation)
+        }
     }
     private let start: Date
     private let state = Mutex(State())
@@ -59,18 +67,47 @@ public final class ManualClock: CeleriacClock {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if deadline <= s.uptime || Task.isCancelled { return true }
+                let (resumeNow, watchers) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+                    if deadline <= s.uptime || Task.isCancelled { return (true, []) }
                     s.sleepers[id] = Sleeper(deadline: deadline, continuation: c)
-                    return false
+                    return (false, s.dueWatchers())
                 }
                 if resumeNow { c.resume() }
+                watchers.forEach { $0.resume() }
             }
         } onCancel: {
             let sleeper = state.withLock { $0.sleepers.removeValue(forKey: id) }
             sleeper?.continuation.resume(throwing: CancellationError())
         }
         try Task.checkCancellation()
+    }
+
+    /// Waits until at least `count` tasks sleep on this clock (so that an ``advance(by:)`` that follows wakes a
+    /// sleeper that measures its time from now), at most `limit` of real time. Throws ``ContractViolation``
+    /// when they did not.
+    public func waitForSleepers(_ count: Int = 1, within limit: Duration = .seconds(10)) async throws {
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1
+            return s.nextID
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.sleepers.count >= count { return true }
+                        s.watchers[id] = (count, c)
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: limit) }
+            _ = await group.next()
+            group.cancelAll()
+            state.withLock { $0.watchers.removeValue(forKey: id) }?.continuation.resume()
+        }
+        let sleeping = sleeperCount
+        guard sleeping >= count else { throw ContractViolation("waited \(limit) for \(count) sleeper(s) on the manual clock; saw \(sleeping)") }
     }
 
     /// Moves both clocks forward and wakes, in deadline order, every sleeper whose time has come.

@@ -19,8 +19,9 @@ final class ChordJoiner: Sendable {
     private let observer: any WorkerObserver
     private let clock: any CeleriacClock
     private let planner: CanvasPlanner
-    /// The publishing connection: join and lock queues are declared, read and deleted there.
-    private var connection: any BrokerConnection { publisher.connection }
+    /// Where join and lock queues are declared, counted, read and deleted (the publishing connection): the join
+    /// store of a chord is a pair of queues.
+    private let connection: any BrokerConnection
     private var tracing: TaskTracing? { publisher.tracing }
     /// Chords whose join queue is being counted now, with the members waiting for the next count.
     private let counts = Mutex<[String: [CheckedContinuation<Bool?, Never>]]>([:])
@@ -28,8 +29,9 @@ final class ChordJoiner: Sendable {
     /// concurrent join's failed lock declare (405) would close.
     private let joinGate = Slots(1)
 
-    init(publisher: OutcomePublisher, execution: TaskExecution, observer: any WorkerObserver, clock: any CeleriacClock,
+    init(connection: any BrokerConnection, publisher: OutcomePublisher, execution: TaskExecution, observer: any WorkerObserver, clock: any CeleriacClock,
          planner: CanvasPlanner) {
+        self.connection = connection
         self.publisher = publisher
         self.execution = execution
         self.observer = observer

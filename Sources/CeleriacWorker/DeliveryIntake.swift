@@ -30,8 +30,8 @@ final class DeliveryIntake: Sendable {
     }
 
     let settings: Settings
-    /// The consuming connection.
-    private let connection: any BrokerConnection
+    /// The consuming connection: consumers, the watchdog's queue counts, connection events.
+    private let connection: any BrokerLink & MessageConsuming & QueueInspecting
     /// Where work queues are declared again (the publishing connection).
     private let topology: any TopologyDeclaring
     private let capacity: any IntakeCapacity
@@ -52,7 +52,7 @@ final class DeliveryIntake: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let stalled = Atomic<Bool>(false)
 
-    init(settings: Settings, connection: any BrokerConnection, topology: any TopologyDeclaring, capacity: any IntakeCapacity,
+    init(settings: Settings, connection: any BrokerLink & MessageConsuming & QueueInspecting, topology: any TopologyDeclaring, capacity: any IntakeCapacity,
          observer: any WorkerObserver, logger: Logger) {
         self.settings = settings
         self.connection = connection

@@ -22,8 +22,8 @@ final class OutcomePublisher: Sendable {
     }
 
     let settings: Settings
-    /// Where everything is published (a confirming connection).
-    let connection: any BrokerConnection
+    /// Where everything is published (a confirming connection); chord join queues are declared there too.
+    let connection: any BrokerLink & MessagePublishing & TopologyDeclaring
     /// Where the original deliveries are acked (the consuming connection).
     let settler: any DeliverySettling
     let observer: any WorkerObserver
@@ -32,7 +32,7 @@ final class OutcomePublisher: Sendable {
     /// Gives back a unique-task lock held by a message that goes to the dead-letter queue undecoded.
     let releaseUnique: @Sendable (Delivery) async -> Void
 
-    init(settings: Settings, connection: any BrokerConnection, settler: any DeliverySettling, observer: any WorkerObserver,
+    init(settings: Settings, connection: any BrokerLink & MessagePublishing & TopologyDeclaring, settler: any DeliverySettling, observer: any WorkerObserver,
          logger: Logger, tracing: TaskTracing?, releaseUnique: @escaping @Sendable (Delivery) async -> Void) {
         self.settings = settings
         self.connection = connection

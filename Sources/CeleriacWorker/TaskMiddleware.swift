@@ -39,9 +39,13 @@ public protocol TaskMiddleware: Sendable {
 }
 
 extension TaskMiddleware {
+    /// Calls `next` and nothing else.
     public func handle(_ run: TaskRun, next: () async -> Void) async { await next() }
+    /// Does nothing.
     public func received(_ run: TaskRun) async {}
+    /// Does nothing.
     public func started(_ run: TaskRun) async {}
+    /// Does nothing.
     public func finished(_ run: TaskRun, outcome: TaskOutcome, seconds: Double) async {}
 }
 

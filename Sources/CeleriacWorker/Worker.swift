@@ -33,6 +33,7 @@ import Synchronization
 ///
 /// This file holds what is left: the start, the intake loop (a slot per delivery), and warm shutdown.
 public final class Worker: Service, Sendable {
+    /// The settings the worker was built with (run-time changes such as `pool_grow` do not change them).
     public let configuration: Configuration
     /// The broker the worker's connections come from.
     public let broker: any Broker
@@ -97,7 +98,7 @@ public final class Worker: Service, Sendable {
                                          tracing: tracing, releaseUnique: { await coordination.releaseUnique(of: $0) })
         let planner = CanvasPlanner(defaultQueue: configuration.queues.first ?? Topology.defaultQueue)
         let graph = GraphRecorder(publisher: publisherConnection, hostname: hostname, logger: logger)
-        let chords = ChordJoiner(publisher: publisher, execution: execution, observer: observer, clock: clock, planner: planner)
+        let chords = ChordJoiner(connection: publisherConnection, publisher: publisher, execution: execution, observer: observer, clock: clock, planner: planner)
         let canvas = CanvasFollowUps(publisher: publisher, chords: chords, graph: graph, clock: clock, planner: planner)
         var middleware: [any TaskMiddleware] = []
         if let tracing { middleware.append(TracingMiddleware(tracing: tracing, worker: hostname)) }
@@ -124,6 +125,10 @@ public final class Worker: Service, Sendable {
     /// What worker events report of this worker now.
     var eventStatus: WorkerEvents.Status { .init(active: execution.runningCount, processed: execution.processedCount) }
 
+    /// Connects, declares the topology, replays the revocation log, then consumes and runs tasks until a warm
+    /// shutdown (SIGTERM through `ServiceGroup`, or the remote `shutdown` command) has let the running tasks finish.
+    /// Cancelling the task that runs it is a cold shutdown: running tasks stop and their messages go back to the
+    /// queue. Throws `CeleriacError` when the broker cannot be reached at start, with what to check.
     public func run() async throws {
         try registry.validate()
         for (name, task) in registry.tasks { if let rl = task.options.rateLimit { await rateLimiter.set(name, perSecond: rl.perSecond) } }

@@ -1,0 +1,142 @@
+import CeleriacBroker
+import CeleriacCore
+import CeleriacMessaging
+import CeleriacTesting
+import Logging
+import Synchronization
+import Testing
+@testable import CeleriacWorker
+
+/// ``DeliveryIntake`` alone on the in-memory broker, with a fixed capacity in place of the execution.
+@Suite struct DeliveryIntakeTests {
+    struct FixedCapacity: IntakeCapacity {
+        var concurrency: Int
+        func hasFreeSlots() async -> Bool { true }
+    }
+
+    /// Counts consumer restarts by reason.
+    final class Restarts: WorkerObserver {
+        let reasons = EventLog<String>()
+        let reserved = Mutex(0)
+        func consumerRestarted(queue: String, reason: String) { reasons.append(reason) }
+        func tasksReserved(queue: String, delta: Int) { reserved.withLock { $0 += delta } }
+    }
+
+    let clock = ManualClock()
+    let broker: InMemoryBroker
+    let publishing: any BrokerConnection
+    let consuming: any BrokerConnection
+    let observer = Restarts()
+
+    init() async throws {
+        broker = InMemoryBroker(clock: clock)
+        publishing = broker.connection(.init(name: "publish", confirms: true))
+        consuming = broker.connection(.init(name: "consume", confirms: false))
+        try await publishing.connect()
+        try await consuming.connect()
+    }
+
+    func intake(queues: [String], concurrency: Int = 1) async throws -> DeliveryIntake {
+        let intake = DeliveryIntake(settings: .init(hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, watchdogInterval: .seconds(30),
+                                                    maxPriority: nil, queueType: .classic, clock: clock),
+                                    connection: consuming, topology: publishing, capacity: FixedCapacity(concurrency: concurrency),
+                                    observer: observer, logger: Logger(label: "test"))
+        for queue in queues {
+            try await intake.declareWorkQueue(queue)
+            try await DelayTopology.declare(on: publishing, queues: [queue])
+        }
+        return intake
+    }
+
+    func send(_ name: String, to queue: String) async throws {
+        try await publishing.publish(TaskCodec.encode(TaskMessage(name: name), routingKey: queue))
+    }
+
+    @Test func deliveriesOfEveryQueueArriveInOneStreamAndWaitInTheReserve() async throws {
+        let intake = try await intake(queues: ["a", "b"], concurrency: 4)
+        try await intake.start()
+        #expect(intake.prefetch == 4)
+        let forwarding = Task { await intake.forwardAll() }
+        try await send("t.one", to: "a")
+        try await send("t.two", to: "b")
+        var seen: [String] = []
+        var iterator = intake.deliveries.makeAsyncIterator()
+        for _ in 0..<2 {
+            let (delivery, queue) = try #require(await iterator.next())
+            seen.append(queue)
+            #expect(intake.reserved.contains { $0.0.tag == delivery.tag })
+            intake.leftReserve(delivery, queue: queue)
+        }
+        #expect(seen.sorted() == ["a", "b"])
+        #expect(intake.reserved.isEmpty)
+        #expect(observer.reserved.withLock { $0 } == 0)
+        #expect(intake.isReady)
+        await intake.stop()
+        #expect(!intake.isReady)
+        while await iterator.next() != nil {}   // the stream ends once every consumer is cancelled
+        await forwarding.value
+    }
+
+    @Test func aQueueDeletedUnderTheConsumerIsDeclaredAndConsumedAgain() async throws {
+        let intake = try await intake(queues: ["work"])
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        try await publishing.deleteQueue("work")
+        try await observer.reasons.wait("the re-subscribe") { $0 == "resubscribed" }
+        try await send("t.after", to: "work")
+        var iterator = intake.deliveries.makeAsyncIterator()
+        let (delivery, queue) = try #require(await iterator.next())
+        #expect(queue == "work")
+        #expect(try TaskCodec.decode(delivery).name == "t.after")
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
+    @Test func queuesAreAddedAndCancelledAtRunTimeButNotTheLastOne() async throws {
+        let intake = try await intake(queues: ["a"])
+        await #expect(throws: CeleriacError.self) { _ = try await intake.add(queue: "b") }   // not started yet
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        #expect(try await intake.add(queue: "b"))
+        #expect(!(try await intake.add(queue: "b")), "already consumed")
+        #expect(intake.queues == ["a", "b"])
+        try await send("t.b", to: "b")
+        var iterator = intake.deliveries.makeAsyncIterator()
+        #expect(try #require(await iterator.next()).1 == "b")
+        #expect(try await intake.cancel(queue: "a"))
+        #expect(!(try await intake.cancel(queue: "a")), "not consumed any more")
+        await #expect(throws: CeleriacError.self) { _ = try await intake.cancel(queue: "b") }
+        #expect(intake.queues == ["b"])
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
+    @Test func theWatchdogResubscribesAQueueWhoseMessagesWaitWhileSlotsAreFree() async throws {
+        // Prefetch 1 and the first delivery never settled: the second message waits although a slot is free, the
+        // stall of celery#8030. A fresh consumer gets it.
+        let intake = try await intake(queues: ["work"], concurrency: 1)
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        let watchdog = Task { await intake.watchdog() }
+        try await send("t.first", to: "work")
+        try await send("t.second", to: "work")
+        var iterator = intake.deliveries.makeAsyncIterator()
+        _ = try #require(await iterator.next())
+        intake.took()
+        try await clock.waitForSleepers(1)
+        await clock.advance(by: .seconds(30))
+        try await observer.reasons.wait("the watchdog's re-subscribe") { $0 == "watchdog" }
+        #expect(intake.isStalled)
+        #expect(!intake.isReady)
+        let (second, _) = try #require(await iterator.next())
+        #expect(try TaskCodec.decode(second).name == "t.second")
+        intake.took()
+        #expect(!intake.isStalled, "a delivery ends the stall")
+        watchdog.cancel()
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+}
