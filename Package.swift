@@ -2,7 +2,7 @@
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -10,7 +10,13 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "AMQPTransport", targets: ["AMQPTransport"]),
-        .library(name: "Celeriac", targets: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacWire", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI", "CeleriacBeat", "CeleriacCoordination"]),
+        .library(
+            name: "Celeriac",
+            targets: [
+                "CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacWire", "CeleriacBroker",
+                "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCLI",
+                "CeleriacBeat", "CeleriacCoordination",
+            ]),
         .library(name: "CeleriacTesting", targets: ["CeleriacTesting"]),
         .executable(name: "celeriac-demo", targets: ["celeriac-demo"]),
         .executable(name: "celeriac-bench", targets: ["celeriac-bench"]),
@@ -36,87 +42,142 @@ let package = Package(
         // The broker ports: what the worker, client, beat and coordination ask of a broker. Imports only the vocabulary.
         .target(name: "CeleriacBroker", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         // HMAC-SHA256 for signed task messages, from the system's libcrypto (already there for librabbitmq's TLS).
-        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
+        .systemLibrary(
+            name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(name: "CeleriacHMAC", dependencies: ["CLibCrypto"], swiftSettings: swiftSettings),
-        .target(name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacCore", dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
         .target(name: "CeleriacCanvas", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
-        .target(name: "CeleriacTracing", dependencies: ["CeleriacCore", .product(name: "Tracing", package: "swift-distributed-tracing")], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacTracing",
+            dependencies: ["CeleriacCore", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: swiftSettings),
         // Celery protocol v2 over the ports: the task and result codecs, topology names, signing, the client.
-        .target(name: "CeleriacMessaging", dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacBroker", "CeleriacHMAC"], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacMessaging",
+            dependencies: ["CeleriacCore", "CeleriacCanvas", "CeleriacTracing", "CeleriacBroker", "CeleriacHMAC"],
+            swiftSettings: swiftSettings),
         // RabbitMQ behind the ports (AMQPBroker): the only library above the transport that imports it.
         .target(name: "CeleriacAMQP", dependencies: ["CeleriacBroker", "AMQPTransport"], swiftSettings: swiftSettings),
-        .target(name: "CeleriacCoordination", dependencies: [
-            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "CeleriacWorker", dependencies: [
-            "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacTracing", "CeleriacCoordination",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacCoordination",
+            dependencies: [
+                "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacWorker",
+            dependencies: [
+                "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacTracing",
+                "CeleriacCoordination",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
         // Testing without RabbitMQ: the in-memory broker, the manual clock, the broker contract, CeleriacTestApp.
-        .target(name: "CeleriacTesting", dependencies: [
-            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", "CeleriacWorker", "CeleriacCoordination",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "CeleriacPool", dependencies: [
-            "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "CeleriacBeat", dependencies: [
-            "CeleriacCore", "CeleriacBroker", "CeleriacMessaging",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "CeleriacMetrics", dependencies: [
-            "CeleriacWorker", "CeleriacBeat", "CeleriacCoordination",
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
-        .target(name: "CeleriacCLI", dependencies: [
-            "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "CeleriacCoordination",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
-        .executableTarget(name: "celeriac-demo", dependencies: ["CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacBeat", "CeleriacMessaging", "CeleriacAMQP", "CeleriacCoordination"], swiftSettings: swiftSettings),
-        .executableTarget(name: "celeriac-bench", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCoordination",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacTesting",
+            dependencies: [
+                "CeleriacCore", "CeleriacBroker", "CeleriacMessaging", "CeleriacWorker", "CeleriacCoordination",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacPool",
+            dependencies: [
+                "CeleriacCore", "CeleriacWorker", .product(name: "Logging", package: "swift-log"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacBeat",
+            dependencies: [
+                "CeleriacCore", "CeleriacBroker", "CeleriacMessaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacMetrics",
+            dependencies: [
+                "CeleriacWorker", "CeleriacBeat", "CeleriacCoordination",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
+        .target(
+            name: "CeleriacCLI",
+            dependencies: [
+                "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP",
+                "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat", "CeleriacCoordination",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "celeriac-demo",
+            dependencies: [
+                "CeleriacCLI", "CeleriacCore", "CeleriacCanvas", "CeleriacBeat", "CeleriacMessaging", "CeleriacAMQP",
+                "CeleriacCoordination",
+            ], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "celeriac-bench",
+            dependencies: [
+                "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging",
+                "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacCoordination",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
         // Fuzz targets (Fuzz/README.md): scripts/fuzz.sh builds this with -sanitize=fuzzer; a plain build replays a corpus.
-        .executableTarget(name: "celeriac-fuzz", dependencies: ["AMQPTransport", "CeleriacMessaging", "CeleriacCore", "CeleriacBeat"],
-                          path: "Fuzz/Sources/celeriac-fuzz", swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacBeatTests", dependencies: ["CeleriacBeat", "CeleriacCore"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "celeriac-fuzz",
+            dependencies: ["AMQPTransport", "CeleriacMessaging", "CeleriacCore", "CeleriacBeat"],
+            path: "Fuzz/Sources/celeriac-fuzz", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacBeatTests", dependencies: ["CeleriacBeat", "CeleriacCore"], swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacCoreTests", dependencies: ["CeleriacCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacMessagingTests", dependencies: ["CeleriacMessaging", "CeleriacCore", "CeleriacBroker", "CeleriacHMAC"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacCoordinationTests", dependencies: ["CeleriacCoordination", "CeleriacCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacCanvasTests", dependencies: ["CeleriacCanvas", "CeleriacCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacMessagingTests",
+            dependencies: ["CeleriacMessaging", "CeleriacCore", "CeleriacBroker", "CeleriacHMAC"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacPoolTests", dependencies: ["CeleriacPool", "CeleriacCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacCoordinationTests", dependencies: ["CeleriacCoordination", "CeleriacCore"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacWorkerTests", dependencies: [
-            "CeleriacTesting", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination", "CeleriacCore", "CeleriacBroker",
-        ], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacWorkerTests",
+            dependencies: [
+                "CeleriacTesting", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination",
+                "CeleriacCore", "CeleriacBroker",
+            ], swiftSettings: swiftSettings),
         // Every Swift example of README.md and docs/ (scripts/docs/check_docs.py keeps them identical to the pages).
-        .testTarget(name: "DocExamplesTests", dependencies: [
-            "CeleriacTesting", "CeleriacAMQP", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas", "CeleriacCoordination",
-            "CeleriacCore", "CeleriacBeat", "CeleriacCLI",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: swiftSettings),
-        .testTarget(name: "CeleriacTestingTests", dependencies: ["CeleriacTesting", "CeleriacBroker", "CeleriacCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DocExamplesTests",
+            dependencies: [
+                "CeleriacTesting", "CeleriacAMQP", "CeleriacWorker", "CeleriacMessaging", "CeleriacCanvas",
+                "CeleriacCoordination",
+                "CeleriacCore", "CeleriacBeat", "CeleriacCLI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CeleriacTestingTests", dependencies: ["CeleriacTesting", "CeleriacBroker", "CeleriacCore"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
-        .testTarget(name: "IntegrationTests", dependencies: [
-            "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging", "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
-            "CeleriacTracing", "CeleriacCoordination", "CeleriacTesting",
-            .product(name: "Tracing", package: "swift-distributed-tracing"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging",
+                "CeleriacAMQP", "CeleriacWorker", "CeleriacPool", "CeleriacMetrics", "CeleriacBeat",
+                "CeleriacTracing", "CeleriacCoordination", "CeleriacTesting",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ], swiftSettings: swiftSettings),
     ]
 )

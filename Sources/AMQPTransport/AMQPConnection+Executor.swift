@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An `AMQPConnection` is also a `TaskExecutor`: code that mostly talks to one connection can run on that
@@ -32,9 +32,10 @@ extension AMQPConnection: TaskExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
-        let accepted = inbox.submit(ConnectionJob(
-            run: { _ in job.runSynchronously(on: executor) },
-            fail: { _ in globalConcurrentExecutor.enqueue(ExecutorJob(job)) }))
+        let accepted = inbox.submit(
+            ConnectionJob(
+                run: { _ in job.runSynchronously(on: executor) },
+                fail: { _ in globalConcurrentExecutor.enqueue(ExecutorJob(job)) }))
         if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 }

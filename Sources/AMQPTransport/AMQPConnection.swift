@@ -1,6 +1,7 @@
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 /// One AMQP 0-9-1 connection to RabbitMQ, on an OS thread of its own, with an async, Sendable API.
 ///
@@ -39,9 +40,11 @@ public final class AMQPConnection: Sendable {
 
         /// Options with the defaults: name `celeriac`, confirms on, 30 s per RPC, reconnect delays from 100 ms to 5 s,
         /// and 30 s of waiting while the broker blocks publishers.
-        public init(name: String = "celeriac", confirms: Bool = true, rpcTimeout: Int = 30,
-                    reconnectBase: Duration = .milliseconds(100), reconnectCap: Duration = .seconds(5),
-                    blockedTimeout: Duration = .seconds(30)) {
+        public init(
+            name: String = "celeriac", confirms: Bool = true, rpcTimeout: Int = 30,
+            reconnectBase: Duration = .milliseconds(100), reconnectCap: Duration = .seconds(5),
+            blockedTimeout: Duration = .seconds(30)
+        ) {
             self.name = name
             self.confirms = confirms
             self.rpcTimeout = rpcTimeout
@@ -78,14 +81,20 @@ public final class AMQPConnection: Sendable {
     }
 
     /// Runs `body` on the connection thread and returns its result.
-    private func call<T: Sendable>(_ body: @escaping @Sendable (ConnectionCore) -> Result<T, AMQPError>) async throws(AMQPError) -> T {
+    private func call<T: Sendable>(_ body: @escaping @Sendable (ConnectionCore) -> Result<T, AMQPError>)
+        async throws(AMQPError) -> T
+    {
         let result: Result<T, AMQPError> = await withCheckedContinuation { continuation in
-            let accepted = inbox.submit(ConnectionJob(
-                run: { core in continuation.resume(returning: body(core)) },
-                fail: { error in continuation.resume(returning: .failure(error)) }))
+            let accepted = inbox.submit(
+                ConnectionJob(
+                    run: { core in continuation.resume(returning: body(core)) },
+                    fail: { error in continuation.resume(returning: .failure(error)) }))
             if !accepted {
-                continuation.resume(returning: .failure(AMQPError(.closed, operation: "use connection \(options.name)",
-                                                                  hint: "The connection was closed by this process")))
+                continuation.resume(
+                    returning: .failure(
+                        AMQPError(
+                            .closed, operation: "use connection \(options.name)",
+                            hint: "The connection was closed by this process")))
             }
         }
         return try result.get()
@@ -122,15 +131,23 @@ public final class AMQPConnection: Sendable {
     /// Declares a queue. By default the connection re-declares it after a reconnect; pass
     /// `recreateAfterReconnect: false` for queues whose absence means something (locks, per-chord join queues).
     @discardableResult
-    public func declare(_ queue: QueueSpec, recreateAfterReconnect: Bool = true) async throws(AMQPError) -> QueueDeclareOK {
-        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: queue, passive: false, remember: recreateAfterReconnect) } }
+    public func declare(_ queue: QueueSpec, recreateAfterReconnect: Bool = true) async throws(AMQPError)
+        -> QueueDeclareOK
+    {
+        try await call { core in
+            Result { () throws(AMQPError) in
+                try core.declare(queue: queue, passive: false, remember: recreateAfterReconnect)
+            }
+        }
     }
 
     /// queue.declare with passive = true: checks that the queue exists and reads its counts.
     ///
     /// - Throws: ``AMQPError/Code/channelClosed`` with reply code 404 when it does not exist.
     public func inspect(queue name: String) async throws(AMQPError) -> QueueDeclareOK {
-        try await call { core in Result { () throws(AMQPError) in try core.declare(queue: QueueSpec(name), passive: true) } }
+        try await call { core in
+            Result { () throws(AMQPError) in try core.declare(queue: QueueSpec(name), passive: true) }
+        }
     }
 
     /// Binds a queue to an exchange with a routing key (queue.bind); the binding is made again after every reconnect.
@@ -146,8 +163,12 @@ public final class AMQPConnection: Sendable {
 
     /// Deletes a queue; returns the number of messages it held.
     @discardableResult
-    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws(AMQPError) -> UInt32 {
-        try await call { core in Result { () throws(AMQPError) in try core.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty) } }
+    public func deleteQueue(_ name: String, ifUnused: Bool = false, ifEmpty: Bool = false) async throws(AMQPError)
+        -> UInt32
+    {
+        try await call { core in
+            Result { () throws(AMQPError) in try core.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty) }
+        }
     }
 
     /// Deletes an exchange (exchange.delete) and forgets its declaration, so a reconnect does not declare it again.
@@ -181,24 +202,29 @@ public final class AMQPConnection: Sendable {
         if hub.isBlocked {
             let unblocked = await hub.wait(until: .now + options.blockedTimeout) { _, blocked, _ in !blocked }
             if !unblocked {
-                throw AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
-                                hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster")
+                throw AMQPError(
+                    .blocked, operation: "basic.publish", reason: "the broker blocks publishers",
+                    hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster")
             }
         }
         guard let settler else {
             let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
-                let accepted = inbox.submit(ConnectionJob(
-                    run: { core in core.publish(messages) { continuation.resume(returning: $0) } },
-                    fail: { continuation.resume(returning: .failure($0)) }))
-                if !accepted { continuation.resume(returning: .failure(AMQPError(.closed, operation: "basic.publish"))) }
+                let accepted = inbox.submit(
+                    ConnectionJob(
+                        run: { core in core.publish(messages) { continuation.resume(returning: $0) } },
+                        fail: { continuation.resume(returning: .failure($0)) }))
+                if !accepted {
+                    continuation.resume(returning: .failure(AMQPError(.closed, operation: "basic.publish")))
+                }
             }
             return try result.get()
         }
         let result: Result<Void, AMQPError> = await withCheckedContinuation { continuation in
             settler.wait { continuation.resume(returning: $0) }
-            let accepted = inbox.submit(ConnectionJob(
-                run: { core in core.publish(messages) { settler.settle($0) } },
-                fail: { settler.settle(.failure($0)) }))
+            let accepted = inbox.submit(
+                ConnectionJob(
+                    run: { core in core.publish(messages) { settler.settle($0) } },
+                    fail: { settler.settle(.failure($0)) }))
             if !accepted { settler.settle(.failure(AMQPError(.closed, operation: "basic.publish"))) }
         }
         try result.get()
@@ -216,12 +242,15 @@ public final class AMQPConnection: Sendable {
     ///
     /// - Parameters:
     ///   - prefetch: basic.qos for this consumer (per consumer, not per channel).
-    public func consume(queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false, exclusive: Bool = false,
-                        arguments: FieldTable = [:]) async throws(AMQPError) -> AMQPConsumer {
+    public func consume(
+        queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false, exclusive: Bool = false,
+        arguments: FieldTable = [:]
+    ) async throws(AMQPError) -> AMQPConsumer {
         let tag = tag ?? "celeriac-\(queue)-\(UInt32.random(in: 0...UInt32.max))"
         let channel = UnboundedChannel<Delivery>()
-        let record = ConnectionCore.ConsumerRecord(tag: tag, queue: queue, prefetch: prefetch, noAck: noAck,
-                                                   exclusive: exclusive, arguments: arguments, channel: channel)
+        let record = ConnectionCore.ConsumerRecord(
+            tag: tag, queue: queue, prefetch: prefetch, noAck: noAck,
+            exclusive: exclusive, arguments: arguments, channel: channel)
         try await call { core in Result { () throws(AMQPError) in try core.consume(record) } }
         return AMQPConsumer(tag: tag, queue: queue, deliveries: channel.stream)
     }

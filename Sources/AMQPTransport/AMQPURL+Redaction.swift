@@ -6,10 +6,12 @@ extension AMQPURL: CustomDebugStringConvertible, CustomReflectable {
 
     /// The URL's fields, with the password as `***`.
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "tls": tls, "host": host, "port": port, "user": user, "password": "***", "vhost": vhost,
-            "heartbeat": heartbeat, "connectionTimeout": connectionTimeout, "caCertFile": caCertFile as Any,
-            "certFile": certFile as Any, "keyFile": keyFile as Any, "verifyPeer": verifyPeer,
-        ], displayStyle: .struct)
+        Mirror(
+            self,
+            children: [
+                "tls": tls, "host": host, "port": port, "user": user, "password": "***", "vhost": vhost,
+                "heartbeat": heartbeat, "connectionTimeout": connectionTimeout, "caCertFile": caCertFile as Any,
+                "certFile": certFile as Any, "keyFile": keyFile as Any, "verifyPeer": verifyPeer,
+            ], displayStyle: .struct)
     }
 }

@@ -52,7 +52,10 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
     public var failoverOrder: [AMQPURL] {
         var first = self
         first.alternates = []
-        return [first] + alternates.map { var u = $0; u.alternates = []; return u }
+        return [first]
+            + alternates.map {
+                var u = $0; u.alternates = []; return u
+            }
     }
 
     /// A single broker from its parts; a nil `port` means 5672, or 5671 with `tls`.
@@ -90,8 +93,10 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             return
         }
         guard !parts.contains(where: \.isEmpty) else {
-            throw AMQPError(.invalidURL, operation: "parse broker URL list \(AMQPURL.redact(string))", reason: "an empty entry between ';'",
-                            hint: "Separate the brokers of a cluster with ';': amqp://h1:5672//;amqp://h2:5672//")
+            throw AMQPError(
+                .invalidURL, operation: "parse broker URL list \(AMQPURL.redact(string))",
+                reason: "an empty entry between ';'",
+                hint: "Separate the brokers of a cluster with ';': amqp://h1:5672//;amqp://h2:5672//")
         }
         try self.init(single: parts[0])
         var rest: [AMQPURL] = []
@@ -101,8 +106,9 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
 
     private init(single string: String) throws(AMQPError) {
         func bad(_ why: String) -> AMQPError {
-            AMQPError(.invalidURL, operation: "parse broker URL \(AMQPURL.redact(string))", reason: why,
-                      hint: "Write it as amqp://user:password@host:5672/vhost (amqps:// for TLS)")
+            AMQPError(
+                .invalidURL, operation: "parse broker URL \(AMQPURL.redact(string))", reason: why,
+                hint: "Write it as amqp://user:password@host:5672/vhost (amqps:// for TLS)")
         }
         guard let schemeEnd = string.firstRange(of: "://") else { throw bad("missing scheme (amqp:// or amqps://)") }
         let scheme = string[..<schemeEnd.lowerBound].lowercased()
@@ -112,10 +118,16 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         default:
             // Only a well-formed scheme (RFC 3986: a letter, then letters, digits, + - .) is echoed: text before
             // "://" that is not one may be a mistyped URL whose credentials come first (user:pass@host?x://...).
-            let wellFormed = scheme.unicodeScalars.first.map { $0.isASCII && $0.properties.isAlphabetic } == true
-                && scheme.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0)) }
-            throw bad(wellFormed ? "unsupported scheme '\(scheme)' (use amqp or amqps)"
-                                 : "the text before '://' is not a scheme (use amqp or amqps)")
+            let wellFormed =
+                scheme.unicodeScalars.first.map { $0.isASCII && $0.properties.isAlphabetic } == true
+                && scheme.unicodeScalars.allSatisfy {
+                    $0.isASCII
+                        && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "+-.".unicodeScalars.contains($0))
+                }
+            throw bad(
+                wellFormed
+                    ? "unsupported scheme '\(scheme)' (use amqp or amqps)"
+                    : "the text before '://' is not a scheme (use amqp or amqps)")
         }
         var rest = Substring(string[schemeEnd.upperBound...])
         var query: Substring = ""
@@ -135,7 +147,9 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             let userInfo = rest[..<at]
             hostPort = rest[rest.index(after: at)...]
             if let colon = userInfo.firstIndex(of: ":") {
-                guard let u = AMQPURL.percentDecode(userInfo[..<colon]) else { throw bad("bad percent-encoding in user name") }
+                guard let u = AMQPURL.percentDecode(userInfo[..<colon]) else {
+                    throw bad("bad percent-encoding in user name")
+                }
                 guard let p = AMQPURL.percentDecode(userInfo[userInfo.index(after: colon)...]) else {
                     throw bad("bad percent-encoding in password")
                 }
@@ -152,7 +166,11 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
             guard let close = hostPort.firstIndex(of: "]") else { throw bad("unclosed '[' in IPv6 host") }
             hostPart = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
             let after = hostPort[hostPort.index(after: close)...]
-            if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty { throw bad("junk after IPv6 host") }
+            if after.hasPrefix(":") {
+                portPart = after.dropFirst()
+            } else if !after.isEmpty {
+                throw bad("junk after IPv6 host")
+            }
         } else if let colon = hostPort.lastIndex(of: ":") {
             hostPart = hostPort[..<colon]
             portPart = hostPort[hostPort.index(after: colon)...]
@@ -161,20 +179,30 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         // A host name, an IPv4 address, or (in brackets) an IPv6 address with an optional zone. Anything else
         // (found by the URL fuzzer: `h:x]:5672`) would make a URL whose redacted form names another host.
         let bracketed = hostPort.hasPrefix("[")
-        guard !bracketed || host.contains(":"), host.unicodeScalars.allSatisfy({ c in
-            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "." || c == "_"
-                          || (bracketed && (c == ":" || c == "%")))
-        }) else {
-            throw bad(bracketed ? "'\(host)' is not an IPv6 address" : "host '\(host)' may hold only letters, digits, '-', '.' and '_' (IPv6 addresses go in brackets)")
+        guard !bracketed || host.contains(":"),
+            host.unicodeScalars.allSatisfy({ c in
+                c.isASCII
+                    && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "." || c == "_"
+                        || (bracketed && (c == ":" || c == "%")))
+            })
+        else {
+            throw bad(
+                bracketed
+                    ? "'\(host)' is not an IPv6 address"
+                    : "host '\(host)' may hold only letters, digits, '-', '.' and '_' (IPv6 addresses go in brackets)")
         }
         if let portPart {
-            guard let p = Int(portPart), (1...65535).contains(p) else { throw bad("port '\(portPart)' is not a number in 1...65535") }
+            guard let p = Int(portPart), (1...65535).contains(p) else {
+                throw bad("port '\(portPart)' is not a number in 1...65535")
+            }
             port = p
         } else {
             port = tls ? 5671 : 5672
         }
         if let path, !path.isEmpty {
-            guard let v = AMQPURL.percentDecode(path) else { throw bad("bad percent-encoding in virtual host '\(path)'") }
+            guard let v = AMQPURL.percentDecode(path) else {
+                throw bad("bad percent-encoding in virtual host '\(path)'")
+            }
             vhost = v
         } else {
             vhost = "/"
@@ -190,19 +218,29 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         for pair in query.split(separator: "&") where !pair.isEmpty {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(kv[0])
-            guard kv.count == 2, let value = AMQPURL.percentDecode(kv[1]) else { throw bad("query parameter '\(key)' has no value") }
+            guard kv.count == 2, let value = AMQPURL.percentDecode(kv[1]) else {
+                throw bad("query parameter '\(key)' has no value")
+            }
             switch key {
             case "heartbeat":
-                guard let v = Double(value), v >= 0, v < 65536 else { throw bad("heartbeat '\(value)' is not a number of seconds") }
+                guard let v = Double(value), v >= 0, v < 65536 else {
+                    throw bad("heartbeat '\(value)' is not a number of seconds")
+                }
                 heartbeat = Int(v.rounded(.up))
             case "connection_timeout", "connect_timeout":
-                guard let v = Double(value), v > 0 else { throw bad("connection_timeout '\(value)' is not a positive number of seconds") }
+                guard let v = Double(value), v > 0 else {
+                    throw bad("connection_timeout '\(value)' is not a positive number of seconds")
+                }
                 connectionTimeout = v >= 1000 ? v / 1000 : v  // RabbitMQ's URI spec writes milliseconds
             case "frame_max":
-                guard let v = Int(value), v >= 4096 else { throw bad("frame_max '\(value)' must be an integer >= 4096") }
+                guard let v = Int(value), v >= 4096 else {
+                    throw bad("frame_max '\(value)' must be an integer >= 4096")
+                }
                 frameMax = v
             case "channel_max":
-                guard let v = Int(value), v >= 0 else { throw bad("channel_max '\(value)' must be a non-negative integer") }
+                guard let v = Int(value), v >= 0 else {
+                    throw bad("channel_max '\(value)' must be a non-negative integer")
+                }
                 channelMax = v
             case "cacertfile": caCertFile = value
             case "certfile": certFile = value
@@ -214,7 +252,9 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
                 default: throw bad("verify '\(value)' must be verify_peer or verify_none")
                 }
             default:
-                throw bad("unknown query parameter '\(key)' (known: heartbeat, connection_timeout, frame_max, channel_max, cacertfile, certfile, keyfile, verify)")
+                throw bad(
+                    "unknown query parameter '\(key)' (known: heartbeat, connection_timeout, frame_max, channel_max, cacertfile, certfile, keyfile, verify)"
+                )
             }
         }
         if !tls, caCertFile != nil || certFile != nil || keyFile != nil {
@@ -241,12 +281,17 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Redacts the password of a URL string without parsing it fully (for URLs that failed to parse).
     public static func redact(_ string: String) -> String {
-        if string.contains(";") { return string.split(separator: ";", omittingEmptySubsequences: false).map { redact(String($0)) }.joined(separator: ";") }
+        if string.contains(";") {
+            return string.split(separator: ";", omittingEmptySubsequences: false).map { redact(String($0)) }.joined(
+                separator: ";")
+        }
         guard let schemeEnd = string.firstRange(of: "://") else { return string }
         let afterScheme = string[schemeEnd.upperBound...]
         let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
         let authority = afterScheme[..<authorityEnd]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return string }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
+            return string
+        }
         return String(string[..<afterScheme.startIndex]) + authority[..<colon] + ":***" + string[at...]
     }
 
@@ -256,7 +301,9 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         var it = text.utf8.makeIterator()
         while let b = it.next() {
             if b == UInt8(ascii: "%") {
-                guard let h = it.next(), let l = it.next(), let hv = hexValue(h), let lv = hexValue(l) else { return nil }
+                guard let h = it.next(), let l = it.next(), let hv = hexValue(h), let lv = hexValue(l) else {
+                    return nil
+                }
                 bytes.append(hv << 4 | lv)
             } else {
                 bytes.append(b)
@@ -270,7 +317,8 @@ public struct AMQPURL: Sendable, Equatable, CustomStringConvertible {
         for b in text.utf8 {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(b))
             default:
                 let hex = String(b, radix: 16, uppercase: true)

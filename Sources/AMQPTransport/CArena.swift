@@ -1,10 +1,11 @@
 import CRabbitMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Scratch memory for building C structures (field tables, property strings) that librabbitmq reads during one
@@ -173,7 +174,8 @@ enum CDecode {
         case AMQP_FIELD_KIND_U64.rawValue: return .int64(Int64(bitPattern: f.value.u64))
         case AMQP_FIELD_KIND_F32.rawValue: return .float(f.value.f32)
         case AMQP_FIELD_KIND_F64.rawValue: return .double(f.value.f64)
-        case AMQP_FIELD_KIND_DECIMAL.rawValue: return .decimal(scale: f.value.decimal.decimals, value: f.value.decimal.value)
+        case AMQP_FIELD_KIND_DECIMAL.rawValue:
+            return .decimal(scale: f.value.decimal.decimals, value: f.value.decimal.value)
         case AMQP_FIELD_KIND_UTF8.rawValue: return .string(string(f.value.bytes))
         case AMQP_FIELD_KIND_BYTES.rawValue: return .bytes(bytes(f.value.bytes))
         case AMQP_FIELD_KIND_TIMESTAMP.rawValue: return .timestamp(f.value.u64)

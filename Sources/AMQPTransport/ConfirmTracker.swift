@@ -60,9 +60,13 @@ struct ConfirmTracker {
 
     private mutating func finish(_ seq: UInt64, tag: UInt64, nackError: AMQPError?, returned: AMQPError?) {
         guard let callback = pending.removeValue(forKey: seq) else { return }
-        if let nackError { callback(.failure(nackError)) }
-        else if seq == tag, let returned { callback(.failure(returned)) }
-        else { callback(.success(())) }
+        if let nackError {
+            callback(.failure(nackError))
+        } else if seq == tag, let returned {
+            callback(.failure(returned))
+        } else {
+            callback(.success(()))
+        }
     }
 
     /// Removes every wait (and a held return), oldest first, for the caller to fail: the callbacks run after this

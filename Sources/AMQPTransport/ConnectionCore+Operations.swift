@@ -1,10 +1,11 @@
 import CRabbitMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The broker operations a job runs on the connection's thread: declarations, deletes, basic.get, consumers, settling
@@ -12,7 +13,8 @@ import Darwin
 extension ConnectionCore {
     func requireConnection(_ operation: String) throws(AMQPError) -> OpaquePointer {
         guard connected, let c = conn else {
-            throw AMQPError(.notConnected, operation: operation, hint: "The broker connection is down; Celeriac is reconnecting")
+            throw AMQPError(
+                .notConnected, operation: operation, hint: "The broker connection is down; Celeriac is reconnecting")
         }
         return c
     }
@@ -50,8 +52,9 @@ extension ConnectionCore {
         let op = "exchange.declare '\(e.name)'"
         let c = try admin(op)
         withCArena { arena in
-            _ = amqp_exchange_declare(c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
-                                      e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
+            _ = amqp_exchange_declare(
+                c, Self.adminChannel, arena.bytes(e.name), arena.bytes(e.kind.rawValue), 0,
+                e.durable ? 1 : 0, e.autoDelete ? 1 : 0, e.internal ? 1 : 0, arena.table(e.arguments))
         }
         try check(op, channel: Self.adminChannel)
         if remember { ledger.declared(e) }
@@ -61,21 +64,25 @@ extension ConnectionCore {
         let op = "queue.declare '\(q.name)'"
         let c = try admin(op)
         let ok = withCArena { arena in
-            amqp_queue_declare(c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
-                               q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
+            amqp_queue_declare(
+                c, Self.adminChannel, arena.bytes(q.name), passive ? 1 : 0, q.durable ? 1 : 0,
+                q.exclusive ? 1 : 0, q.autoDelete ? 1 : 0, arena.table(q.arguments))
         }
         try check(op, channel: Self.adminChannel)
         guard let ok else { throw AMQPError(.protocolError, operation: op, reason: "no declare-ok") }
         if !passive { ledger.declared(q, recreateAfterReconnect: remember) }
-        return QueueDeclareOK(queue: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
-                              consumerCount: ok.pointee.consumer_count)
+        return QueueDeclareOK(
+            queue: CDecode.string(ok.pointee.queue), messageCount: ok.pointee.message_count,
+            consumerCount: ok.pointee.consumer_count)
     }
 
     func bind(_ b: BindingSpec, remember: Bool = true) throws(AMQPError) {
         let op = "queue.bind '\(b.queue)' to '\(b.exchange)' key '\(b.routingKey)'"
         let c = try admin(op)
         withCArena { arena in
-            _ = amqp_queue_bind(c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey), arena.table(b.arguments))
+            _ = amqp_queue_bind(
+                c, Self.adminChannel, arena.bytes(b.queue), arena.bytes(b.exchange), arena.bytes(b.routingKey),
+                arena.table(b.arguments))
         }
         try check(op, channel: Self.adminChannel)
         if remember { ledger.bound(b) }
@@ -85,7 +92,9 @@ extension ConnectionCore {
         let op = "exchange.bind '\(b.destination)' to '\(b.source)' key '\(b.routingKey)'"
         let c = try admin(op)
         withCArena { arena in
-            _ = amqp_exchange_bind(c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey), arena.table(b.arguments))
+            _ = amqp_exchange_bind(
+                c, Self.adminChannel, arena.bytes(b.destination), arena.bytes(b.source), arena.bytes(b.routingKey),
+                arena.table(b.arguments))
         }
         try check(op, channel: Self.adminChannel)
         if remember { ledger.bound(b) }
@@ -94,7 +103,9 @@ extension ConnectionCore {
     func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) throws(AMQPError) -> UInt32 {
         let op = "queue.delete '\(name)'"
         let c = try admin(op)
-        let ok = withCArena { amqp_queue_delete(c, Self.adminChannel, $0.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0) }
+        let ok = withCArena {
+            amqp_queue_delete(c, Self.adminChannel, $0.bytes(name), ifUnused ? 1 : 0, ifEmpty ? 1 : 0)
+        }
         try check(op, channel: Self.adminChannel)
         ledger.deletedQueue(named: name)
         return ok?.pointee.message_count ?? 0
@@ -132,13 +143,16 @@ extension ConnectionCore {
         let rr = amqp_read_message(c, Self.adminChannel, &message, 0)
         if let error = AMQPError(reply: rr, operation: op) { connectionLost(error); throw error }
         defer { amqp_destroy_message(&message) }
-        return Delivery(tag: tag, consumerTag: "", redelivered: redelivered, exchange: exchange, routingKey: routingKey,
-                        properties: CDecode.properties(message.properties), body: CDecode.bytes(message.body), messageCount: count)
+        return Delivery(
+            tag: tag, consumerTag: "", redelivered: redelivered, exchange: exchange, routingKey: routingKey,
+            properties: CDecode.properties(message.properties), body: CDecode.bytes(message.body), messageCount: count)
     }
 
     func consume(_ record: ConsumerRecord) throws(AMQPError) {
         if consumers.contains(where: { $0.tag == record.tag }) {
-            throw AMQPError(.protocolError, operation: "basic.consume '\(record.queue)'", reason: "consumer tag '\(record.tag)' is already in use")
+            throw AMQPError(
+                .protocolError, operation: "basic.consume '\(record.queue)'",
+                reason: "consumer tag '\(record.tag)' is already in use")
         }
         consumers.append(record)
         guard connected else { return }  // started by restoreTopology after the reconnect
@@ -158,8 +172,9 @@ extension ConnectionCore {
         amqp_basic_qos(c, Self.mainChannel, 0, record.prefetch, 0)
         try check("basic.qos \(record.prefetch)", channel: Self.mainChannel)
         withCArena { arena in
-            _ = amqp_basic_consume(c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
-                                   record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
+            _ = amqp_basic_consume(
+                c, Self.mainChannel, arena.bytes(record.queue), arena.bytes(record.tag), 0,
+                record.noAck ? 1 : 0, record.exclusive ? 1 : 0, arena.table(record.arguments))
         }
         try check(op, channel: Self.mainChannel)
     }
@@ -173,7 +188,11 @@ extension ConnectionCore {
         try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
     }
 
-    enum Settle: Sendable { case ack(multiple: Bool), nack(multiple: Bool, requeue: Bool), reject(requeue: Bool) }
+    enum Settle: Sendable {
+        case ack(multiple: Bool)
+        case nack(multiple: Bool, requeue: Bool)
+        case reject(requeue: Bool)
+    }
 
     /// Acks, nacks or rejects. A tag from an earlier connection or channel is dropped (returns false): the broker
     /// has already put that message back in its queue.
@@ -183,11 +202,13 @@ extension ConnectionCore {
         // Queued acks first: a `multiple` nack must not take a tag the application has acked.
         if tag.channel == Self.mainChannel { flushAcks() }
         guard connected else { return false }
-        let rc: Int32 = switch how {
-        case .ack(let multiple): amqp_basic_ack(c, tag.channel, tag.value, multiple ? 1 : 0)
-        case .nack(let multiple, let requeue): amqp_basic_nack(c, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
-        case .reject(let requeue): amqp_basic_reject(c, tag.channel, tag.value, requeue ? 1 : 0)
-        }
+        let rc: Int32 =
+            switch how {
+            case .ack(let multiple): amqp_basic_ack(c, tag.channel, tag.value, multiple ? 1 : 0)
+            case .nack(let multiple, let requeue):
+                amqp_basic_nack(c, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
+            case .reject(let requeue): amqp_basic_reject(c, tag.channel, tag.value, requeue ? 1 : 0)
+            }
         if rc < 0 {
             connectionLost(AMQPError(status: rc, operation: "basic.ack"))
             return false
@@ -231,7 +252,11 @@ extension ConnectionCore {
     /// Publishes messages in order; `completion` runs once every one is confirmed (or failed).
     func publish(_ messages: [OutgoingMessage], completion: @escaping Completion<Void>) {
         guard connected, let c = conn else {
-            completion(.failure(AMQPError(.notConnected, operation: "basic.publish", hint: "The broker connection is down; Celeriac is reconnecting")))
+            completion(
+                .failure(
+                    AMQPError(
+                        .notConnected, operation: "basic.publish",
+                        hint: "The broker connection is down; Celeriac is reconnecting")))
             return
         }
         var remaining = messages.count
@@ -245,14 +270,19 @@ extension ConnectionCore {
         for (index, m) in messages.enumerated() {
             if let problem = m.properties.wireProblem {
                 // Refused here, for this message only: sent, it would be a frame error that closes the connection.
-                tracker(.failure(AMQPError(.protocolError, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'", reason: problem)))
+                tracker(
+                    .failure(
+                        AMQPError(
+                            .protocolError, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'",
+                            reason: problem)))
                 continue
             }
             let rc = withCArena { arena in
                 var props = arena.properties(m.properties)
                 let body = arena.bytes(m.body)
-                return amqp_basic_publish(c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
-                                          m.mandatory ? 1 : 0, 0, &props, body)
+                return amqp_basic_publish(
+                    c, Self.mainChannel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
+                    m.mandatory ? 1 : 0, 0, &props, body)
             }
             if rc < 0 {
                 let error = AMQPError(status: rc, operation: "basic.publish to '\(m.exchange)' key '\(m.routingKey)'")

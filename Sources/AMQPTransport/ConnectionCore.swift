@@ -1,10 +1,11 @@
 import CRabbitMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The librabbitmq connection itself, owned by exactly one OS thread for its whole life.
@@ -59,8 +60,9 @@ final class ConnectionCore {
     var acks = AckTracker()
 
     init(url: AMQPURL, options: AMQPConnection.Options, inbox: Inbox, hub: EventHub) {
-        self.failover = FailoverCursor(urls: url.failoverOrder, base: options.reconnectBase, cap: options.reconnectCap,
-                                       now: .now, random: SystemRandomNumberGenerator())
+        self.failover = FailoverCursor(
+            urls: url.failoverOrder, base: options.reconnectBase, cap: options.reconnectCap,
+            now: .now, random: SystemRandomNumberGenerator())
         self.options = options
         self.inbox = inbox
         self.hub = hub
@@ -88,7 +90,8 @@ final class ConnectionCore {
     }
 
     func closedError() -> AMQPError {
-        AMQPError(.closed, operation: "use connection \(options.name)", hint: "The connection was closed by this process")
+        AMQPError(
+            .closed, operation: "use connection \(options.name)", hint: "The connection was closed by this process")
     }
 
     /// Reads what the broker sent, and otherwise sleeps until the socket is readable or a job arrives.
@@ -170,7 +173,9 @@ final class ConnectionCore {
             var message = amqp_message_t()
             let r = amqp_read_message(c, channel, &message, 0)
             // The operation text is built only on failure: this runs once per delivery.
-            if r.reply_type != AMQP_RESPONSE_NORMAL, let error = AMQPError(reply: r, operation: "read delivery on \(url.endpoint)") {
+            if r.reply_type != AMQP_RESPONSE_NORMAL,
+                let error = AMQPError(reply: r, operation: "read delivery on \(url.endpoint)")
+            {
                 connectionLost(error)
                 return
             }
@@ -193,13 +198,20 @@ final class ConnectionCore {
             confirms.resolve(upTo: a.delivery_tag, multiple: a.multiple != 0, nackError: nil)
         case AMQP_BASIC_NACK_METHOD:
             let n = method.decoded!.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            confirms.resolve(upTo: n.delivery_tag, multiple: n.multiple != 0, nackError: AMQPError(
-                .publishNacked, operation: "basic.publish", hint: "The broker could not take the message (queue full with reject-publish, or an internal error)"))
+            confirms.resolve(
+                upTo: n.delivery_tag, multiple: n.multiple != 0,
+                nackError: AMQPError(
+                    .publishNacked, operation: "basic.publish",
+                    hint: "The broker could not take the message (queue full with reject-publish, or an internal error)"
+                ))
         case AMQP_BASIC_RETURN_METHOD:
             let r = method.decoded!.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
-            let error = AMQPError(.unroutable, operation: "basic.publish exchange '\(CDecode.string(r.exchange))' routing key '\(CDecode.string(r.routing_key))'",
-                                  replyCode: r.reply_code, reason: CDecode.string(r.reply_text),
-                                  hint: "No queue is bound for this routing key; declare the queue first")
+            let error = AMQPError(
+                .unroutable,
+                operation:
+                    "basic.publish exchange '\(CDecode.string(r.exchange))' routing key '\(CDecode.string(r.routing_key))'",
+                replyCode: r.reply_code, reason: CDecode.string(r.reply_text),
+                hint: "No queue is bound for this routing key; declare the queue first")
             var message = amqp_message_t()
             let rr = amqp_read_message(c, channel, &message, 0)
             if let e = AMQPError(reply: rr, operation: "read returned message") { connectionLost(e); return }
@@ -207,13 +219,16 @@ final class ConnectionCore {
             confirms.returned(error)
         case AMQP_CHANNEL_CLOSE_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-            let error = AMQPError(channelClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "channel \(channel)")
+            let error = AMQPError(
+                channelClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "channel \(channel)")
             var ok = amqp_channel_close_ok_t(dummy: 0)
             amqp_send_method(c, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok)
             if channel == Self.mainChannel { recoverMainChannel(after: error) } else { adminOpen = false }
         case AMQP_CONNECTION_CLOSE_METHOD:
             let m = method.decoded!.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
-            let error = AMQPError(connectionClose: m.reply_code, text: CDecode.string(m.reply_text), operation: "connection \(url.endpoint)")
+            let error = AMQPError(
+                connectionClose: m.reply_code, text: CDecode.string(m.reply_text),
+                operation: "connection \(url.endpoint)")
             var ok = amqp_connection_close_ok_t(dummy: 0)
             amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok)
             connectionLost(error)
@@ -243,8 +258,10 @@ final class ConnectionCore {
     /// message may still arrive once the broker unblocks (a retry may duplicate it).
     func failConfirmsIfBlockedTooLong() {
         guard confirms.blockedTooLong(now: .now, timeout: options.blockedTimeout) else { return }
-        failAllConfirms(AMQPError(.blocked, operation: "basic.publish", reason: "the broker blocks publishers",
-                                  hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster"))
+        failAllConfirms(
+            AMQPError(
+                .blocked, operation: "basic.publish", reason: "the broker blocks publishers",
+                hint: "RabbitMQ raised a memory or disk alarm; free resources on the broker or consume faster"))
     }
 
     func failAllConfirms(_ error: AMQPError) {
@@ -279,7 +296,9 @@ final class ConnectionCore {
     func openConnection() throws(AMQPError) {
         let endpoint = url.endpoint
         guard let c = amqp_new_connection() else {
-            throw AMQPError(.protocolError, operation: "connect \(endpoint)", reason: "amqp_new_connection returned NULL (out of memory?)")
+            throw AMQPError(
+                .protocolError, operation: "connect \(endpoint)",
+                reason: "amqp_new_connection returned NULL (out of memory?)")
         }
         var ok = false
         defer { if !ok { amqp_destroy_connection(c) } }
@@ -287,28 +306,37 @@ final class ConnectionCore {
         let socket: OpaquePointer?
         if url.tls {
             socket = amqp_ssl_socket_new(c)
-            guard let socket else { throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot create TLS socket") }
+            guard let socket else {
+                throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot create TLS socket")
+            }
             if let ca = url.caCertFile {
                 let rc = amqp_ssl_socket_set_cacert(socket, ca)
                 if rc != 0 {
-                    throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot load CA file '\(ca)'",
-                                    hint: "Check the cacertfile path in the broker URL")
+                    throw AMQPError(
+                        .tlsFailed, operation: "connect \(endpoint)", reason: "cannot load CA file '\(ca)'",
+                        hint: "Check the cacertfile path in the broker URL")
                 }
             }
             if let cert = url.certFile, let key = url.keyFile {
                 let rc = amqp_ssl_socket_set_key(socket, cert, key)
                 if rc != 0 {
-                    throw AMQPError(.tlsFailed, operation: "connect \(endpoint)", reason: "cannot load client certificate '\(cert)' / key '\(key)'",
-                                    hint: "Check certfile and keyfile in the broker URL")
+                    throw AMQPError(
+                        .tlsFailed, operation: "connect \(endpoint)",
+                        reason: "cannot load client certificate '\(cert)' / key '\(key)'",
+                        hint: "Check certfile and keyfile in the broker URL")
                 }
             }
             amqp_ssl_socket_set_verify_peer(socket, url.verifyPeer ? 1 : 0)
             amqp_ssl_socket_set_verify_hostname(socket, url.verifyPeer ? 1 : 0)
         } else {
             socket = amqp_tcp_socket_new(c)
-            guard socket != nil else { throw AMQPError(.protocolError, operation: "connect \(endpoint)", reason: "cannot create TCP socket") }
+            guard socket != nil else {
+                throw AMQPError(.protocolError, operation: "connect \(endpoint)", reason: "cannot create TCP socket")
+            }
         }
-        var tv = timeval(tv_sec: Int(url.connectionTimeout), tv_usec: Int((url.connectionTimeout - url.connectionTimeout.rounded(.down)) * 1_000_000))
+        var tv = timeval(
+            tv_sec: Int(url.connectionTimeout),
+            tv_usec: Int((url.connectionTimeout - url.connectionTimeout.rounded(.down)) * 1_000_000))
         let openStatus = amqp_socket_open_noblock(socket, url.host, Int32(url.port), &tv)
         if openStatus != AMQP_STATUS_OK.rawValue {
             throw AMQPError(status: openStatus, operation: "connect \(endpoint)")
@@ -329,14 +357,17 @@ final class ConnectionCore {
                     "authentication_failure_close": .bool(true),
                 ]),
             ])
-            return crmq_login_plain(c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
-                                    &clientProperties, url.user, url.password)
+            return crmq_login_plain(
+                c, url.vhost, Int32(url.channelMax), Int32(url.frameMax), Int32(url.heartbeat),
+                &clientProperties, url.user, url.password)
         }
-        if let error = AMQPError(reply: login, operation: "login to \(endpoint) vhost '\(url.vhost)' as '\(url.user)'") {
+        if let error = AMQPError(reply: login, operation: "login to \(endpoint) vhost '\(url.vhost)' as '\(url.user)'")
+        {
             if error.code == .connectionLost || error.code == .connectionClosed {
                 // RabbitMQ drops the socket on bad credentials when the client does not ask for a close.
-                throw AMQPError(.accessRefused, operation: error.operation, reason: error.reason,
-                                hint: "Check the user name, password and virtual host in the broker URL")
+                throw AMQPError(
+                    .accessRefused, operation: error.operation, reason: error.reason,
+                    hint: "Check the user name, password and virtual host in the broker URL")
             }
             throw error
         }
@@ -344,7 +375,9 @@ final class ConnectionCore {
         if let error = AMQPError(reply: amqp_get_rpc_reply(c), operation: "channel.open on \(endpoint)") { throw error }
         if options.confirms {
             amqp_confirm_select(c, Self.mainChannel)
-            if let error = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select on \(endpoint)") { throw error }
+            if let error = AMQPError(reply: amqp_get_rpc_reply(c), operation: "confirm.select on \(endpoint)") {
+                throw error
+            }
         }
         ok = true
         conn = c
@@ -388,7 +421,7 @@ final class ConnectionCore {
         for consumer in consumers {
             do {
                 try startConsumer(consumer)
-            } catch where error.code == .channelClosed && connected {
+            } catch  where error.code == .channelClosed && connected {
                 // RabbitMQ cannot serve this consumer's queue now (gone, or unavailable on a cluster). check() has
                 // reopened channel 1 and re-created every consumer it could (recoverMainChannel), dropping the ones
                 // that failed: their owners see their streams end. The connection stays up for the others.
@@ -431,7 +464,7 @@ final class ConnectionCore {
                 do {
                     try startConsumer(record)
                     i += 1
-                } catch where error.code == .channelClosed {
+                } catch  where error.code == .channelClosed {
                     consumers.remove(at: i)
                     record.channel.finish()
                     hub.emit(.consumerCancelled(tag: record.tag))

@@ -13,9 +13,12 @@ public enum ContentHeaderCodec {
         defer { empty_amqp_pool(&pool) }
         return bytes.withUnsafeBytes { raw -> BasicProperties? in
             // librabbitmq reads the buffer only; it wants a mutable pointer type but does not write through it.
-            let encoded = amqp_bytes_t(len: raw.count, bytes: raw.count == 0 ? nil : UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            let encoded = amqp_bytes_t(
+                len: raw.count, bytes: raw.count == 0 ? nil : UnsafeMutableRawPointer(mutating: raw.baseAddress))
             var decoded: UnsafeMutableRawPointer? = nil
-            guard raw.count >= 2, amqp_decode_properties(UInt16(AMQP_BASIC_CLASS), &pool, encoded, &decoded) == 0, let decoded else { return nil }
+            guard raw.count >= 2, amqp_decode_properties(UInt16(AMQP_BASIC_CLASS), &pool, encoded, &decoded) == 0,
+                let decoded
+            else { return nil }
             return CDecode.properties(decoded.assumingMemoryBound(to: amqp_basic_properties_t.self).pointee)
         }
     }

@@ -34,7 +34,8 @@ final class EventHub: Sendable {
     }
 
     func emit(_ event: ConnectionEvent) {
-        let (listeners, waiters) = state.withLock { s -> ([AsyncStream<ConnectionEvent>.Continuation], [CheckedContinuation<Void, Never>]) in
+        let (listeners, waiters) = state.withLock {
+            s -> ([AsyncStream<ConnectionEvent>.Continuation], [CheckedContinuation<Void, Never>]) in
             switch event {
             case .connected(let g): s.connected = true; s.generation = g
             case .disconnected: s.connected = false
@@ -59,7 +60,10 @@ final class EventHub: Sendable {
     var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Waits until `predicate` holds for the state, or the deadline passes. Returns whether it holds.
-    func wait(until deadline: ContinuousClock.Instant, _ predicate: @escaping @Sendable (_ connected: Bool, _ blocked: Bool, _ closed: Bool) -> Bool) async -> Bool {
+    func wait(
+        until deadline: ContinuousClock.Instant,
+        _ predicate: @escaping @Sendable (_ connected: Bool, _ blocked: Bool, _ closed: Bool) -> Bool
+    ) async -> Bool {
         while true {
             let (ok, closed) = state.withLock { s in (predicate(s.connected, s.blocked, s.closed), s.closed) }
             if ok { return true }

@@ -1,10 +1,11 @@
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A unit of work for a connection thread: `run` executes on that thread; `fail` is called instead when the
@@ -103,11 +104,11 @@ final class Inbox: Sendable {
 
 private func closeFD(_ fd: Int32) {
     #if canImport(Glibc)
-    _ = Glibc.close(fd)
+        _ = Glibc.close(fd)
     #elseif canImport(Musl)
-    _ = Musl.close(fd)
+        _ = Musl.close(fd)
     #else
-    _ = Darwin.close(fd)
+        _ = Darwin.close(fd)
     #endif
 }
 
@@ -122,11 +123,13 @@ func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }
     let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
     var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { arg in
-        let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &tid, nil,
+        { arg in
+            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
     precondition(rc == 0, "pthread_create failed (\(rc)): cannot start the AMQP connection thread '\(name)'")
     pthread_detach(tid)
 }

@@ -32,14 +32,18 @@ public struct AMQPBroker: Broker {
     public func connection(_ options: ConnectionOptions) -> any BrokerConnection {
         var url = self.url
         if let limit = options.maxHeartbeat, url.heartbeat == 0 || url.heartbeat > limit { url.heartbeat = limit }
-        return AMQPConnection(url: url, options: .init(name: options.name, confirms: options.confirms,
-                                                       blockedTimeout: options.blockedTimeout))
+        return AMQPConnection(
+            url: url,
+            options: .init(
+                name: options.name, confirms: options.confirms,
+                blockedTimeout: options.blockedTimeout))
     }
 
     /// The URL's host, port, user and vhost (kombu's `connection.info()` for `stats`).
     public var info: BrokerInfo {
-        BrokerInfo(transport: "amqp", host: url.host, port: url.port, user: url.user, virtualHost: url.vhost, tls: url.tls,
-                   connectTimeout: url.connectionTimeout, heartbeat: Double(url.heartbeat))
+        BrokerInfo(
+            transport: "amqp", host: url.host, port: url.port, user: url.user, virtualHost: url.vhost, tls: url.tls,
+            connectTimeout: url.connectionTimeout, heartbeat: Double(url.heartbeat))
     }
 
     /// The URL without its password.
@@ -49,7 +53,8 @@ public struct AMQPBroker: Broker {
 /// The transport's connection already has every port's operation under the same name; these conformances only
 /// state it (so ports add no call of their own on the hot path).
 extension AMQPConnection: BrokerLink, MessagePublishing, MessageConsuming,
-    DeliverySettling, TopologyDeclaring, QueueInspecting {
+    DeliverySettling, TopologyDeclaring, QueueInspecting
+{
     /// The connection's own thread (it is a `TaskExecutor`).
     public var preferredExecutor: (any TaskExecutor)? { self }
 }

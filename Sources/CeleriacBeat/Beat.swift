@@ -33,9 +33,12 @@ public final class Beat: Service, Sendable {
     ///   - observer: told about sends, dropped runs and leadership (``BeatMetrics`` in the CLI); none by default.
     ///   - grace: how many seconds late a run may be and still count as on time rather than missed (default 1).
     ///   - retryDelay: seconds to wait before retrying after a failed send (default 1).
-    public init(schedule: BeatSchedule, sender: any BeatSender, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
-                clock: any BeatClock = SystemBeatClock(), observer: any BeatObserver = NoBeatObserver(), logger: Logger,
-                grace: Double = 1.0, retryDelay: Double = 1.0) {
+    public init(
+        schedule: BeatSchedule, sender: any BeatSender, store: any BeatStateStore,
+        election: any LeaderElection = AlwaysLeader(),
+        clock: any BeatClock = SystemBeatClock(), observer: any BeatObserver = NoBeatObserver(), logger: Logger,
+        grace: Double = 1.0, retryDelay: Double = 1.0
+    ) {
         self.schedule = schedule
         self.sender = sender
         self.store = store
@@ -85,17 +88,25 @@ public final class Beat: Service, Sendable {
     func lead() async {
         var state = await store.load()
         var scheduler = BeatScheduler(schedule: schedule, state: state, start: clock.now, grace: grace)
-        logger.info("beat is the leader; resuming", metadata: ["entries": .stringConvertible(schedule.entries.count),
-                                                                "state_entries": .stringConvertible(state.lastSent.count)])
+        logger.info(
+            "beat is the leader; resuming",
+            metadata: [
+                "entries": .stringConvertible(schedule.entries.count),
+                "state_entries": .stringConvertible(state.lastSent.count),
+            ])
         for e in schedule.entries { observer.nextSend(entry: e.name, at: scheduler.next(e.name)) }
         while !Task.isCancelled {
             let now = clock.now
             let (fires, dropped) = scheduler.due(now: now)
             for d in dropped {
-                logger.warning("missed runs dropped by the catch-up policy", metadata: [
-                    "entry": .string(d.entry), "count": .stringConvertible(d.count), "policy": .string(d.policy.description),
-                    "first": .string(ZonedTime.format(d.first, in: TimeZone(identifier: "UTC")!)),
-                    "last": .string(ZonedTime.format(d.last, in: TimeZone(identifier: "UTC")!))])
+                logger.warning(
+                    "missed runs dropped by the catch-up policy",
+                    metadata: [
+                        "entry": .string(d.entry), "count": .stringConvertible(d.count),
+                        "policy": .string(d.policy.description),
+                        "first": .string(ZonedTime.format(d.first, in: TimeZone(identifier: "UTC")!)),
+                        "last": .string(ZonedTime.format(d.last, in: TimeZone(identifier: "UTC")!)),
+                    ])
                 observer.dropped(entry: d.entry, policy: d.policy.label, count: d.count)
                 if let c = scheduler.cursor[d.entry] { state.record(d.entry, c) }
             }
@@ -111,8 +122,12 @@ public final class Beat: Service, Sendable {
                 do {
                     try await sender.send(entry, instant: fire.instant, taskID: id, recording: recording)
                 } catch {
-                    logger.error("beat send failed; retrying", metadata: ["entry": .string(fire.entry), "task_id": .string(id),
-                                                                          "error": .string("\(error)")])
+                    logger.error(
+                        "beat send failed; retrying",
+                        metadata: [
+                            "entry": .string(fire.entry), "task_id": .string(id),
+                            "error": .string("\(error)"),
+                        ])
                     observer.sendFailed(entry: fire.entry)
                     // The snapshot may have gone out with a task message that was not confirmed: put the real one back.
                     await save(&state)
@@ -126,11 +141,14 @@ public final class Beat: Service, Sendable {
                 sentCount.withLock { $0 += 1 }
                 observer.sent(entry: fire.entry, lateness: lateness)
                 observer.nextSend(entry: fire.entry, at: scheduler.next(fire.entry))
-                logger.info("beat sent", metadata: [
-                    "entry": .string(fire.entry), "task": .string(entry.task), "task_id": .string(id),
-                    "scheduled": .string(ZonedTime.format(fire.instant, in: entry.schedule.zone)),
-                    "lateness_ms": .string(String(format: "%.1f", lateness * 1000)),
-                    "start_lateness_ms": .string(String(format: "%.1f", startLateness * 1000))])
+                logger.info(
+                    "beat sent",
+                    metadata: [
+                        "entry": .string(fire.entry), "task": .string(entry.task), "task_id": .string(id),
+                        "scheduled": .string(ZonedTime.format(fire.instant, in: entry.schedule.zone)),
+                        "lateness_ms": .string(String(format: "%.1f", lateness * 1000)),
+                        "start_lateness_ms": .string(String(format: "%.1f", startLateness * 1000)),
+                    ])
             }
             let wake: Date
             if failed {

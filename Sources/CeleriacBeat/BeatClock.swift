@@ -29,7 +29,10 @@ public struct SystemBeatClock: BeatClock {
 /// A clock that only moves when a test calls ``advance(to:)``. Sleepers wake when the time reaches their deadline.
 public final class ManualBeatClock: BeatClock {
     private struct Sleeper { let deadline: Date; let continuation: CheckedContinuation<Void, any Error> }
-    private struct State { var now: Date; var sleepers: [UInt64: Sleeper] = [:]; var nextID: UInt64 = 0; var waiters: [CheckedContinuation<Void, Never>] = [] }
+    private struct State {
+        var now: Date; var sleepers: [UInt64: Sleeper] = [:]; var nextID: UInt64 = 0;
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
     private let state: Mutex<State>
 
     /// A clock stopped at `start`.
@@ -46,7 +49,9 @@ public final class ManualBeatClock: BeatClock {
     ///
     /// - Throws: `CancellationError` when the task is cancelled.
     public func sleep(until deadline: Date) async throws {
-        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
+        let id = state.withLock { s -> UInt64 in
+            s.nextID += 1; return s.nextID
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                 let (resumeNow, waiters) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in

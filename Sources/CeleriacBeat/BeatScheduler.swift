@@ -116,7 +116,8 @@ public struct BeatScheduler: Sendable {
             let droppedCount = missedCount - send.count
             if droppedCount > 0, let first = firstMissed, let last = missed.last {
                 let lastDropped = send.first.map { s in missed.last { $0 < s } ?? first } ?? last
-                dropped.append(Dropped(entry: e.name, count: droppedCount, policy: e.catchUp, first: first, last: lastDropped))
+                dropped.append(
+                    Dropped(entry: e.name, count: droppedCount, policy: e.catchUp, first: first, last: lastDropped))
                 // Handled: move the cursor past what was dropped (but not past what is still to be sent).
                 cursor[e.name] = max(cursor[e.name]!, lastDropped)
             }

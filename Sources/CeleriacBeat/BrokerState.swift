@@ -47,21 +47,24 @@ public final class BrokerStateStore: BeatStateStore {
             guard let d = try await connection.get(queue: queue, noAck: false) else { return BeatState() }
             _ = await connection.reject(d.tag, requeue: true)
             do { return try BeatState.decode(d.body) } catch {
-                logger.error("the beat state snapshot on the broker is not valid; ignoring it",
-                             metadata: ["queue": .string(queue), "error": .string("\(error)")])
+                logger.error(
+                    "the beat state snapshot on the broker is not valid; ignoring it",
+                    metadata: ["queue": .string(queue), "error": .string("\(error)")])
                 return BeatState()
             }
         } catch {
-            logger.error("could not read the beat state snapshot from the broker",
-                         metadata: ["queue": .string(queue), "error": .string("\(error)")])
+            logger.error(
+                "could not read the beat state snapshot from the broker",
+                metadata: ["queue": .string(queue), "error": .string("\(error)")])
             return BeatState()
         }
     }
 
     /// The snapshot as a persistent message for the state queue.
     public static func message(_ state: BeatState, queue: String) -> OutgoingMessage {
-        OutgoingMessage(routingKey: queue, body: state.encoded(),
-                        properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+        OutgoingMessage(
+            routingKey: queue, body: state.encoded(),
+            properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
     }
 
     /// Publishes the whole state as the new snapshot; the queue's length limit drops the older one. A failed publish is
@@ -69,7 +72,9 @@ public final class BrokerStateStore: BeatStateStore {
     public func save(_ state: BeatState) async {
         let message = Self.message(state, queue: queue)
         do { try await connection.publish(message) } catch {
-            logger.error("could not publish the beat state snapshot", metadata: ["queue": .string(queue), "error": .string("\(error)")])
+            logger.error(
+                "could not publish the beat state snapshot",
+                metadata: ["queue": .string(queue), "error": .string("\(error)")])
         }
     }
 }

@@ -1,6 +1,6 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 
 /// Sends runs as ordinary Celery task messages through ``CeleriacClient`` (publisher confirms), with the entry's
@@ -28,11 +28,13 @@ public struct ClientSender: BeatSender {
         var headers = entry.headers
         headers["beat_entry"] = .string(entry.name)
         headers["beat_instant"] = .string(ZonedTime.format(instant, in: TimeZone(identifier: "UTC")!))
-        var options = SendOptions(queue: entry.queue, routingKey: entry.routingKey, exchange: entry.exchange,
-                                  priority: entry.priority, taskID: taskID, headers: headers,
-                                  softTimeLimit: entry.softTimeLimit, hardTimeLimit: entry.hardTimeLimit)
+        var options = SendOptions(
+            queue: entry.queue, routingKey: entry.routingKey, exchange: entry.exchange,
+            priority: entry.priority, taskID: taskID, headers: headers,
+            softTimeLimit: entry.softTimeLimit, hardTimeLimit: entry.hardTimeLimit)
         if let expires = entry.expires { options.expires = instant.addingTimeInterval(expires) }
         let companions = stateQueue.map { [BrokerStateStore.message(recording, queue: $0)] } ?? []
-        _ = try await client.send(entry.task, args: entry.args, kwargs: entry.kwargs, options: options, companions: companions)
+        _ = try await client.send(
+            entry.task, args: entry.args, kwargs: entry.kwargs, options: options, companions: companions)
     }
 }

@@ -23,7 +23,8 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
 
     /// Equal when the expanded values are equal, whatever the written ``source``: `*/15` equals `0,15,30,45`.
     public static func == (a: Crontab, b: Crontab) -> Bool {
-        a.minutes == b.minutes && a.hours == b.hours && a.daysOfWeek == b.daysOfWeek && a.daysOfMonth == b.daysOfMonth && a.months == b.months
+        a.minutes == b.minutes && a.hours == b.hours && a.daysOfWeek == b.daysOfWeek && a.daysOfMonth == b.daysOfMonth
+            && a.months == b.months
     }
     /// Hashes the minutes and hours only (enough to be consistent with `==`).
     public func hash(into h: inout Hasher) { h.combine(minutes); h.combine(hours) }
@@ -31,8 +32,10 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
     /// Celery's keyword form: `crontab(minute=, hour=, day_of_week=, day_of_month=, month_of_year=)`.
     ///
     /// - Throws: ``ScheduleError`` naming the field and the bad part.
-    public init(minute: String = "*", hour: String = "*", dayOfWeek: String = "*", dayOfMonth: String = "*",
-                monthOfYear: String = "*") throws(ScheduleError) {
+    public init(
+        minute: String = "*", hour: String = "*", dayOfWeek: String = "*", dayOfMonth: String = "*",
+        monthOfYear: String = "*"
+    ) throws(ScheduleError) {
         minutes = try Self.parse(minute, field: "minute", range: 0...59, names: [:]).sorted()
         hours = try Self.parse(hour, field: "hour", range: 0...23, names: [:]).sorted()
         daysOfWeek = try Self.parse(dayOfWeek, field: "day_of_week", range: 0...6, names: Self.dayNames)
@@ -45,27 +48,44 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
     public init(_ expression: String) throws(ScheduleError) {
         let parts = expression.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard parts.count == 5 else {
-            throw ScheduleError(field: "cron", message: "'\(expression)' has \(parts.count) fields; expected 5: minute hour day_of_month month_of_year day_of_week")
+            throw ScheduleError(
+                field: "cron",
+                message:
+                    "'\(expression)' has \(parts.count) fields; expected 5: minute hour day_of_month month_of_year day_of_week"
+            )
         }
-        try self.init(minute: parts[0], hour: parts[1], dayOfWeek: parts[4], dayOfMonth: parts[2], monthOfYear: parts[3])
+        try self.init(
+            minute: parts[0], hour: parts[1], dayOfWeek: parts[4], dayOfMonth: parts[2], monthOfYear: parts[3])
     }
 
     /// The fields as written, in Unix order: `minute hour day_of_month month_of_year day_of_week`.
-    public var description: String { "\(source.minute) \(source.hour) \(source.dayOfMonth) \(source.monthOfYear) \(source.dayOfWeek)" }
+    public var description: String {
+        "\(source.minute) \(source.hour) \(source.dayOfMonth) \(source.monthOfYear) \(source.dayOfWeek)"
+    }
 
-    static let dayNames: [String: Int] = ["sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,
-                                          "sunday": 0, "monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6]
-    static let monthNames: [String: Int] = ["jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7,
-                                            "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12]
+    static let dayNames: [String: Int] = [
+        "sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,
+        "sunday": 0, "monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6,
+    ]
+    static let monthNames: [String: Int] = [
+        "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7,
+        "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+    ]
 
-    static func parse(_ text: String, field: String, range: ClosedRange<Int>, names: [String: Int]) throws(ScheduleError) -> Set<Int> {
+    static func parse(_ text: String, field: String, range: ClosedRange<Int>, names: [String: Int])
+        throws(ScheduleError) -> Set<Int>
+    {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard !trimmed.isEmpty else { throw ScheduleError(field: field, message: "is empty; use * for every value") }
         var result = Set<Int>()
         for rawPart in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
             let part = String(rawPart)
             func bad(_ why: String) -> ScheduleError {
-                ScheduleError(field: field, message: "'\(part)' in '\(text)' \(why) (allowed \(range.lowerBound)-\(range.upperBound)\(names.isEmpty ? "" : " or names"))")
+                ScheduleError(
+                    field: field,
+                    message:
+                        "'\(part)' in '\(text)' \(why) (allowed \(range.lowerBound)-\(range.upperBound)\(names.isEmpty ? "" : " or names"))"
+                )
             }
             func value(_ s: Substring) throws(ScheduleError) -> Int {
                 if let n = Int(s) {
@@ -90,7 +110,7 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
                 let lo = try value(base[..<dash]), hi = try value(base[base.index(after: dash)...])
                 if lo <= hi {
                     values = Array(lo...hi)
-                } else { // wraps, e.g. fri-mon or 22-2
+                } else {  // wraps, e.g. fri-mon or 22-2
                     values = Array(lo...range.upperBound) + Array(range.lowerBound...hi)
                 }
             } else {
@@ -117,12 +137,17 @@ public struct Crontab: Sendable, Hashable, CustomStringConvertible {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         let start = calendar.dateComponents([.year, .month, .day], from: date)
-        guard var day = calendar.date(from: DateComponents(year: start.year, month: start.month, day: start.day, hour: 12)) else { return nil }
+        guard
+            var day = calendar.date(
+                from: DateComponents(year: start.year, month: start.month, day: start.day, hour: 12))
+        else { return nil }
         // Start one day early: a gap-shifted or early-offset instant of the previous local day can still be after `date`.
         day = calendar.date(byAdding: .day, value: -1, to: day) ?? day
         for _ in 0..<(366 * 10 + 2) {
             let c = calendar.dateComponents([.year, .month, .day, .weekday], from: day)
-            if let y = c.year, let m = c.month, let d = c.day, let wd = c.weekday, matches(day: d, month: m, weekday: wd - 1) {
+            if let y = c.year, let m = c.month, let d = c.day, let wd = c.weekday,
+                matches(day: d, month: m, weekday: wd - 1)
+            {
                 for h in hours {
                     for mi in minutes {
                         let instant = ZonedTime.resolve(year: y, month: m, day: d, hour: h, minute: mi, in: zone)

@@ -16,13 +16,15 @@ public struct FileStateStore: BeatStateStore {
     public func load() async -> BeatState {
         switch file.load() {
         case .missing:
-            logger.info("no beat state file yet; entries start from their next run", metadata: ["path": .string(file.path)])
+            logger.info(
+                "no beat state file yet; entries start from their next run", metadata: ["path": .string(file.path)])
             return BeatState()
         case .loaded(let s):
             return s
         case .corrupt(let aside, let reason):
-            logger.error("beat state file is corrupt; moved aside, starting without it",
-                         metadata: ["path": .string(file.path), "moved_to": .string(aside), "reason": .string(reason)])
+            logger.error(
+                "beat state file is corrupt; moved aside, starting without it",
+                metadata: ["path": .string(file.path), "moved_to": .string(aside), "reason": .string(reason)])
             return BeatState()
         }
     }

@@ -27,7 +27,9 @@ public final class QueueLeaderLock: LeaderElection {
     /// - Parameters:
     ///   - retryInterval: how often a standing-by beat retries the declare, and the pause before reconnecting.
     ///   - heartbeat: the AMQP heartbeat of the lock connection, in seconds; short, so a dead leader's queue goes soon.
-    public init(broker: any Broker, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger) {
+    public init(
+        broker: any Broker, lockQueue: String, retryInterval: Duration = .seconds(1), heartbeat: Int = 5, logger: Logger
+    ) {
         self.broker = broker
         self.heartbeat = heartbeat
         self.lockQueue = lockQueue
@@ -49,7 +51,9 @@ public final class QueueLeaderLock: LeaderElection {
     }
 
     private func set(_ value: Bool) {
-        let changed = leader.withLock { old -> Bool in defer { old = value }; return old != value }
+        let changed = leader.withLock { old -> Bool in
+            defer { old = value }; return old != value
+        }
         guard changed else { return }
         for s in sinks.withLock({ $0 }) { s.yield(value) }
     }
@@ -83,11 +87,12 @@ public final class QueueLeaderLock: LeaderElection {
             do throws(BrokerError) {
                 try await conn.declare(QueueSpec(lockQueue, durable: false, exclusive: true, autoDelete: true))
                 break
-            } catch where error.replyCode == 405 {
+            } catch  where error.replyCode == 405 {
                 // Another beat holds the lock.
                 try? await Task.sleep(for: retryInterval)
             } catch {
-                logger.warning("beat lock: declare failed; reconnecting", metadata: ["error": .string(error.description)])
+                logger.warning(
+                    "beat lock: declare failed; reconnecting", metadata: ["error": .string(error.description)])
                 return
             }
         }
@@ -97,7 +102,8 @@ public final class QueueLeaderLock: LeaderElection {
         for await event in events {
             switch event {
             case .disconnected(let error):
-                logger.warning("beat lock: connection lost; stepping down", metadata: ["error": .string(error.description)])
+                logger.warning(
+                    "beat lock: connection lost; stepping down", metadata: ["error": .string(error.description)])
                 return
             case .closed:
                 return

@@ -1,5 +1,5 @@
-import Foundation
 import CeleriacCore
+import Foundation
 
 /// A small YAML reader for schedule files: the subset documented in the README's "Beat" section.
 ///
@@ -36,7 +36,9 @@ public enum MiniYAML {
             if s.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
                 throw ParseError(line: i + 1, message: "tabs are not allowed for indentation; use spaces")
             }
-            if trimmed.hasPrefix("&") || trimmed.hasPrefix("*") || trimmed.hasPrefix("!") || trimmed == "|" || trimmed == ">" {
+            if trimmed.hasPrefix("&") || trimmed.hasPrefix("*") || trimmed.hasPrefix("!") || trimmed == "|"
+                || trimmed == ">"
+            {
                 throw ParseError(line: i + 1, message: "anchors, aliases, tags and block scalars are not supported")
             }
             let indent = body.prefix { $0 == " " }.count
@@ -56,10 +58,20 @@ public enum MiniYAML {
         var escaped = false
         for c in s {
             if inDouble {
-                if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inDouble = false }
+                if escaped {
+                    escaped = false
+                } else if c == "\\" {
+                    escaped = true
+                } else if c == "\"" {
+                    inDouble = false
+                }
             } else if inSingle {
                 if c == "'" { inSingle = false }
-            } else if c == "\"" { inDouble = true } else if c == "'" { inSingle = true } else if c == "#" && (previous == " " || previous == "\t") {
+            } else if c == "\"" {
+                inDouble = true
+            } else if c == "'" {
+                inSingle = true
+            } else if c == "#" && (previous == " " || previous == "\t") {
                 break
             }
             out.append(c)
@@ -79,7 +91,9 @@ public enum MiniYAML {
                     i += 1
                     guard i < lines.count, lines[i].indent > indent else { items.append(.null); continue }
                     items.append(try block(&lines, &i, indent: lines[i].indent))
-                } else if splitKey(rest) != nil && !rest.hasPrefix("{") && !rest.hasPrefix("[") && !rest.hasPrefix("\"") && !rest.hasPrefix("'") {
+                } else if splitKey(rest) != nil && !rest.hasPrefix("{") && !rest.hasPrefix("[") && !rest.hasPrefix("\"")
+                    && !rest.hasPrefix("'")
+                {
                     // "- key: value" starts a mapping whose keys are indented to the text after "- ".
                     let inner = line.indent + (line.text.count - rest.count)
                     lines[i] = Line(number: line.number, indent: inner, text: rest)
@@ -100,7 +114,9 @@ public enum MiniYAML {
             if object[key] != nil { throw ParseError(line: line.number, message: "duplicate key '\(key)'") }
             i += 1
             if rest.isEmpty {
-                if i < lines.count, lines[i].indent > indent || (lines[i].indent == indent && lines[i].text.hasPrefix("- ")) {
+                if i < lines.count,
+                    lines[i].indent > indent || (lines[i].indent == indent && lines[i].text.hasPrefix("- "))
+                {
                     object[key] = try block(&lines, &i, indent: lines[i].indent)
                 } else {
                     object[key] = .null
@@ -143,7 +159,9 @@ public enum MiniYAML {
         var p = FlowParser(chars: Array(text), line: line)
         let v = try p.value(inFlow: false)
         p.skipSpaces()
-        if p.pos < p.chars.count { throw ParseError(line: line, message: "unexpected text after value: '\(String(p.chars[p.pos...]))'") }
+        if p.pos < p.chars.count {
+            throw ParseError(line: line, message: "unexpected text after value: '\(String(p.chars[p.pos...]))'")
+        }
         return v
     }
 
@@ -181,11 +199,12 @@ public enum MiniYAML {
                 while true {
                     skipSpaces()
                     let keyValue = try value(inFlow: true)
-                    let key: String = switch keyValue {
-                    case .string(let s): s
-                    case .int(let n): String(n)
-                    default: throw error("flow mapping keys must be strings")
-                    }
+                    let key: String =
+                        switch keyValue {
+                        case .string(let s): s
+                        case .int(let n): String(n)
+                        default: throw error("flow mapping keys must be strings")
+                        }
                     skipSpaces()
                     guard pos < chars.count, chars[pos] == ":" else { throw error("expected ':' after key '\(key)'") }
                     pos += 1
@@ -250,8 +269,12 @@ public enum MiniYAML {
             default: break
             }
             if let i = Int64(s) { return .int(i) }
-            if s.contains(where: { $0.isNumber }), s.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }),
-               let d = Double(s) { return .double(d) }
+            if s.contains(where: { $0.isNumber }),
+                s.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }),
+                let d = Double(s)
+            {
+                return .double(d)
+            }
             return .string(s)
         }
     }

@@ -34,7 +34,9 @@ public enum Schedule: Sendable, Hashable {
     case at(Date)
 
     /// Every `seconds`, anchored at the Unix epoch: `every(60)` fires at the start of every minute (UTC).
-    public static func every(_ seconds: Double) -> Schedule { .every(seconds: seconds, anchor: Date(timeIntervalSince1970: 0)) }
+    public static func every(_ seconds: Double) -> Schedule {
+        .every(seconds: seconds, anchor: Date(timeIntervalSince1970: 0))
+    }
 
     /// The first fire instant strictly after `date`, or nil when there is none (an `at` in the past).
     public func next(after date: Date) -> Date? {
@@ -42,7 +44,7 @@ public enum Schedule: Sendable, Hashable {
         case .every(let seconds, let anchor):
             let k = ((date.timeIntervalSince(anchor)) / seconds).rounded(.down) + 1
             var t = anchor.addingTimeInterval(k * seconds)
-            if t <= date { t = t.addingTimeInterval(seconds) } // rounding
+            if t <= date { t = t.addingTimeInterval(seconds) }  // rounding
             return t
         case .crontab(let cron, let zone):
             return cron.next(after: date, in: zone)
@@ -130,10 +132,12 @@ public struct ScheduleEntry: Sendable {
     public var catchUp: CatchUp
 
     /// An entry; only `name`, `task` and `schedule` are required. ``BeatSchedule/init(_:)`` validates it.
-    public init(name: String, task: String, schedule: Schedule, args: [JSONValue] = [], kwargs: JSONObject = [:],
-                queue: String? = nil, routingKey: String? = nil, exchange: String? = nil, priority: UInt8? = nil,
-                expires: Double? = nil, headers: JSONObject = [:], softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil,
-                catchUp: CatchUp = .once) {
+    public init(
+        name: String, task: String, schedule: Schedule, args: [JSONValue] = [], kwargs: JSONObject = [:],
+        queue: String? = nil, routingKey: String? = nil, exchange: String? = nil, priority: UInt8? = nil,
+        expires: Double? = nil, headers: JSONObject = [:], softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil,
+        catchUp: CatchUp = .once
+    ) {
         self.name = name
         self.task = task
         self.schedule = schedule
@@ -180,8 +184,8 @@ public enum BeatTaskID {
             return h
         }
         var hi = fnv(0), lo = fnv(0x9e37_79b9_7f4a_7c15)
-        hi = (hi & ~0xF000) | 0x8000           // version 8
-        lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000 // RFC 4122 variant
+        hi = (hi & ~0xF000) | 0x8000  // version 8
+        lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
         func hex(_ v: UInt64, _ digits: Int) -> String {
             let s = String(v, radix: 16)
             return String(repeating: "0", count: max(0, digits - s.count)) + s
@@ -201,22 +205,39 @@ public struct BeatSchedule: Sendable {
     public init(_ entries: [ScheduleEntry]) throws(ScheduleError) {
         var seen = Set<String>()
         for e in entries {
-            guard !e.name.isEmpty else { throw ScheduleError(field: "name", message: "is empty; give each entry a unique name") }
-            guard seen.insert(e.name).inserted else {
-                throw ScheduleError(entry: e.name, field: "name", message: "is used by two entries; entry names must be unique")
+            guard !e.name.isEmpty else {
+                throw ScheduleError(field: "name", message: "is empty; give each entry a unique name")
             }
-            guard !e.task.isEmpty else { throw ScheduleError(entry: e.name, field: "task", message: "is empty; name a registered task, e.g. demo.add") }
+            guard seen.insert(e.name).inserted else {
+                throw ScheduleError(
+                    entry: e.name, field: "name", message: "is used by two entries; entry names must be unique")
+            }
+            guard !e.task.isEmpty else {
+                throw ScheduleError(
+                    entry: e.name, field: "task", message: "is empty; name a registered task, e.g. demo.add")
+            }
             switch e.schedule {
             case .every(let s, _):
-                guard s > 0, s.isFinite else { throw ScheduleError(entry: e.name, field: "every", message: "must be a positive number of seconds, got \(s)") }
+                guard s > 0, s.isFinite else {
+                    throw ScheduleError(
+                        entry: e.name, field: "every", message: "must be a positive number of seconds, got \(s)")
+                }
             case .crontab(let c, let zone):
                 if c.next(after: Date(timeIntervalSince1970: 1_700_000_000), in: zone) == nil {
-                    throw ScheduleError(entry: e.name, field: "crontab", message: "'\(c)' never fires (no day matches day_of_month, month_of_year and day_of_week together)")
+                    throw ScheduleError(
+                        entry: e.name, field: "crontab",
+                        message:
+                            "'\(c)' never fires (no day matches day_of_month, month_of_year and day_of_week together)")
                 }
             case .at: break
             }
-            if let p = e.priority, p > 9 { throw ScheduleError(entry: e.name, field: "priority", message: "must be 0-9, got \(p)") }
-            if let x = e.expires, !(x > 0) { throw ScheduleError(entry: e.name, field: "expires", message: "must be a positive number of seconds, got \(x)") }
+            if let p = e.priority, p > 9 {
+                throw ScheduleError(entry: e.name, field: "priority", message: "must be 0-9, got \(p)")
+            }
+            if let x = e.expires, !(x > 0) {
+                throw ScheduleError(
+                    entry: e.name, field: "expires", message: "must be a positive number of seconds, got \(x)")
+            }
             if case .all(let limit) = e.catchUp, limit < 1 {
                 throw ScheduleError(entry: e.name, field: "catch_up_limit", message: "must be at least 1, got \(limit)")
             }

@@ -25,9 +25,11 @@ import Foundation
 ///     at: "2026-12-01T09:00:00+01:00"
 /// ```
 public enum ScheduleFile {
-    static let entryKeys: Set<String> = ["task", "every", "cron", "crontab", "at", "timezone", "args", "kwargs", "queue",
-                                         "routing_key", "exchange", "priority", "expires", "headers", "soft_time_limit",
-                                         "time_limit", "catch_up", "catch_up_limit", "anchor"]
+    static let entryKeys: Set<String> = [
+        "task", "every", "cron", "crontab", "at", "timezone", "args", "kwargs", "queue",
+        "routing_key", "exchange", "priority", "expires", "headers", "soft_time_limit",
+        "time_limit", "catch_up", "catch_up_limit", "anchor",
+    ]
 
     /// Reads and parses the schedule file at `path` (the CLI's `--schedule`).
     ///
@@ -48,7 +50,9 @@ public enum ScheduleFile {
         do throws(MiniYAML.ParseError) { root = try MiniYAML.parse(text) } catch {
             throw ScheduleError(field: "yaml", message: "\(source) \(error.description)")
         }
-        guard let top = root.objectValue else { throw ScheduleError(field: "yaml", message: "\(source): the top level must be a mapping with 'entries:'") }
+        guard let top = root.objectValue else {
+            throw ScheduleError(field: "yaml", message: "\(source): the top level must be a mapping with 'entries:'")
+        }
         for key in top.keys where !["timezone", "entries"].contains(key) {
             throw ScheduleError(field: key, message: "unknown top-level key; allowed: timezone, entries")
         }
@@ -70,22 +74,31 @@ public enum ScheduleFile {
     static func zone(_ v: JSONValue, entry: String?) throws(ScheduleError) -> TimeZone? {
         if v.isNull { return nil }
         guard let id = v.stringValue, let z = TimeZone(identifier: id) else {
-            throw ScheduleError(entry: entry, field: "timezone", message: "'\(v)' is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)")
+            throw ScheduleError(
+                entry: entry, field: "timezone",
+                message: "'\(v)' is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)")
         }
         return z
     }
 
     static func entry(name: String, _ v: JSONValue, defaultZone: TimeZone) throws(ScheduleError) -> ScheduleEntry {
-        guard let o = v.objectValue else { throw ScheduleError(field: "entry", message: "must be a mapping (task:, every:/cron:/crontab:/at:, ...)") }
-        for key in o.keys where !entryKeys.contains(key) {
-            throw ScheduleError(field: key, message: "unknown field; allowed: \(entryKeys.sorted().joined(separator: ", "))")
+        guard let o = v.objectValue else {
+            throw ScheduleError(field: "entry", message: "must be a mapping (task:, every:/cron:/crontab:/at:, ...)")
         }
-        guard let task = o["task"]?.stringValue else { throw ScheduleError(field: "task", message: "missing; name the task to send, e.g. demo.add") }
+        for key in o.keys where !entryKeys.contains(key) {
+            throw ScheduleError(
+                field: key, message: "unknown field; allowed: \(entryKeys.sorted().joined(separator: ", "))")
+        }
+        guard let task = o["task"]?.stringValue else {
+            throw ScheduleError(field: "task", message: "missing; name the task to send, e.g. demo.add")
+        }
         let kinds = ["every", "cron", "crontab", "at"].filter { o[$0] != nil }
         guard kinds.count == 1 else {
-            throw ScheduleError(field: kinds.isEmpty ? "every" : kinds[1], message: kinds.isEmpty
-                ? "no schedule; give exactly one of every, cron, crontab, at"
-                : "give exactly one of every, cron, crontab, at (found \(kinds.joined(separator: ", ")))")
+            throw ScheduleError(
+                field: kinds.isEmpty ? "every" : kinds[1],
+                message: kinds.isEmpty
+                    ? "no schedule; give exactly one of every, cron, crontab, at"
+                    : "give exactly one of every, cron, crontab, at (found \(kinds.joined(separator: ", ")))")
         }
         let tz = try zone(o["timezone"] ?? .null, entry: nil) ?? defaultZone
         let schedule: Schedule
@@ -96,37 +109,50 @@ public enum ScheduleFile {
             if let a = o["anchor"] { anchor = try instant(a, field: "anchor") }
             schedule = .every(seconds: seconds, anchor: anchor)
         case "cron":
-            guard let s = o["cron"]?.stringValue else { throw ScheduleError(field: "cron", message: "must be a string like \"0 3 * * mon-fri\"") }
+            guard let s = o["cron"]?.stringValue else {
+                throw ScheduleError(field: "cron", message: "must be a string like \"0 3 * * mon-fri\"")
+            }
             schedule = .crontab(try Crontab(s), zone: tz)
         case "crontab":
             guard let c = o["crontab"]?.objectValue else {
-                throw ScheduleError(field: "crontab", message: "must be a mapping {minute:, hour:, day_of_week:, day_of_month:, month_of_year:}")
+                throw ScheduleError(
+                    field: "crontab",
+                    message: "must be a mapping {minute:, hour:, day_of_week:, day_of_month:, month_of_year:}")
             }
             let allowed: Set<String> = ["minute", "hour", "day_of_week", "day_of_month", "month_of_year"]
             for k in c.keys where !allowed.contains(k) {
-                throw ScheduleError(field: "crontab.\(k)", message: "unknown crontab field; allowed: \(allowed.sorted().joined(separator: ", "))")
+                throw ScheduleError(
+                    field: "crontab.\(k)",
+                    message: "unknown crontab field; allowed: \(allowed.sorted().joined(separator: ", "))")
             }
             func f(_ k: String) throws(ScheduleError) -> String {
                 guard let x = c[k] else { return "*" }
                 switch x {
                 case .string(let s): return s
                 case .int(let i): return String(i)
-                case .array(let a): return a.map { v in v.stringValue ?? v.intValue.map { String($0) } ?? "?" }.joined(separator: ",")
+                case .array(let a):
+                    return a.map { v in v.stringValue ?? v.intValue.map { String($0) } ?? "?" }.joined(separator: ",")
                 default: throw ScheduleError(field: "crontab.\(k)", message: "must be a string, a number or a list")
                 }
             }
-            schedule = .crontab(try Crontab(minute: f("minute"), hour: f("hour"), dayOfWeek: f("day_of_week"),
-                                            dayOfMonth: f("day_of_month"), monthOfYear: f("month_of_year")), zone: tz)
+            schedule = .crontab(
+                try Crontab(
+                    minute: f("minute"), hour: f("hour"), dayOfWeek: f("day_of_week"),
+                    dayOfMonth: f("day_of_month"), monthOfYear: f("month_of_year")), zone: tz)
         default:
             schedule = .at(try instant(o["at"]!, field: "at"))
         }
         var e = ScheduleEntry(name: name, task: task, schedule: schedule)
         if let a = o["args"] {
-            guard let arr = a.arrayValue else { throw ScheduleError(field: "args", message: "must be a list, e.g. [1, 2]") }
+            guard let arr = a.arrayValue else {
+                throw ScheduleError(field: "args", message: "must be a list, e.g. [1, 2]")
+            }
             e.args = arr
         }
         if let k = o["kwargs"] {
-            guard let obj = k.objectValue else { throw ScheduleError(field: "kwargs", message: "must be a mapping, e.g. {x: 1}") }
+            guard let obj = k.objectValue else {
+                throw ScheduleError(field: "kwargs", message: "must be a mapping, e.g. {x: 1}")
+            }
             e.kwargs = obj
         }
         if let h = o["headers"] {
@@ -137,21 +163,26 @@ public enum ScheduleFile {
         e.routingKey = try string(o, "routing_key")
         e.exchange = try string(o, "exchange")
         if let p = o["priority"] {
-            guard let n = p.intValue, (0...9).contains(n) else { throw ScheduleError(field: "priority", message: "must be an integer 0-9, got \(p)") }
+            guard let n = p.intValue, (0...9).contains(n) else {
+                throw ScheduleError(field: "priority", message: "must be an integer 0-9, got \(p)")
+            }
             e.priority = UInt8(n)
         }
         if let x = o["expires"] { e.expires = try duration(x, field: "expires") }
         if let x = o["soft_time_limit"] { e.softTimeLimit = try duration(x, field: "soft_time_limit") }
         if let x = o["time_limit"] { e.hardTimeLimit = try duration(x, field: "time_limit") }
         let limit: Int? = o["catch_up_limit"]?.intValue.map { Int($0) }
-        if o["catch_up_limit"] != nil && limit == nil { throw ScheduleError(field: "catch_up_limit", message: "must be an integer") }
+        if o["catch_up_limit"] != nil && limit == nil {
+            throw ScheduleError(field: "catch_up_limit", message: "must be an integer")
+        }
         switch o["catch_up"]?.stringValue ?? (o["catch_up"] == nil ? "once" : "?") {
         case "skip": e.catchUp = .skip
         case "once": e.catchUp = .once
         case "all": e.catchUp = .all(limit: limit ?? 100)
         default: throw ScheduleError(field: "catch_up", message: "must be skip, once or all, got \(o["catch_up"]!)")
         }
-        if limit != nil, case .all = e.catchUp {} else if limit != nil {
+        if limit != nil, case .all = e.catchUp {
+        } else if limit != nil {
             throw ScheduleError(field: "catch_up_limit", message: "only applies with catch_up: all")
         }
         return e
@@ -159,7 +190,9 @@ public enum ScheduleFile {
 
     static func string(_ o: JSONObject, _ key: String) throws(ScheduleError) -> String? {
         guard let v = o[key] else { return nil }
-        guard let s = v.stringValue, !s.isEmpty else { throw ScheduleError(field: key, message: "must be a non-empty string") }
+        guard let s = v.stringValue, !s.isEmpty else {
+            throw ScheduleError(field: key, message: "must be a non-empty string")
+        }
         return s
     }
 
@@ -176,12 +209,15 @@ public enum ScheduleFile {
         for (u, factor) in units where s.hasSuffix(u) {
             if let n = Double(s.dropLast(u.count).trimmingCharacters(in: .whitespaces)), n > 0 { return n * factor }
         }
-        throw ScheduleError(field: field, message: "'\(s)' is not a duration; write seconds (30) or 500ms, 30s, 5m, 2h, 1d")
+        throw ScheduleError(
+            field: field, message: "'\(s)' is not a duration; write seconds (30) or 500ms, 30s, 5m, 2h, 1d")
     }
 
     static func instant(_ v: JSONValue, field: String) throws(ScheduleError) -> Date {
         guard let s = v.stringValue, let d = ISO8601Parse.parse(s) else {
-            throw ScheduleError(field: field, message: "'\(v)' is not an ISO 8601 instant with an offset, e.g. 2026-12-01T09:00:00+01:00")
+            throw ScheduleError(
+                field: field,
+                message: "'\(v)' is not an ISO 8601 instant with an offset, e.g. 2026-12-01T09:00:00+01:00")
         }
         return d
     }
@@ -193,7 +229,8 @@ enum ISO8601Parse {
         let c = Array(s)
         func num(_ a: Int, _ n: Int) -> Int? { a + n <= c.count ? Int(String(c[a..<(a + n)])) : nil }
         guard c.count >= 17, let y = num(0, 4), c[4] == "-", let mo = num(5, 2), c[7] == "-", let d = num(8, 2),
-              c[10] == "T" || c[10] == " ", let h = num(11, 2), c[13] == ":", let mi = num(14, 2) else { return nil }
+            c[10] == "T" || c[10] == " ", let h = num(11, 2), c[13] == ":", let mi = num(14, 2)
+        else { return nil }
         var i = 16
         var sec = 0.0
         if i < c.count, c[i] == ":" {
@@ -212,10 +249,15 @@ enum ISO8601Parse {
         if c[i] == "Z" {
             guard i + 1 == c.count else { return nil }
         } else if c[i] == "+" || c[i] == "-" {
-            guard let oh = num(i + 1, 2), i + 3 < c.count, c[i + 3] == ":", let om = num(i + 4, 2), i + 6 == c.count else { return nil }
+            guard let oh = num(i + 1, 2), i + 3 < c.count, c[i + 3] == ":", let om = num(i + 4, 2), i + 6 == c.count
+            else { return nil }
             offset = (oh * 3600 + om * 60) * (c[i] == "-" ? -1 : 1)
-        } else { return nil }
-        guard (1...12).contains(mo), (1...31).contains(d), (0...23).contains(h), (0...59).contains(mi) else { return nil }
+        } else {
+            return nil
+        }
+        guard (1...12).contains(mo), (1...31).contains(d), (0...23).contains(h), (0...59).contains(mi) else {
+            return nil
+        }
         let wall = ZonedTime.wallSeconds(year: y, month: mo, day: d, hour: h, minute: mi, second: 0) + sec
         return Date(timeIntervalSince1970: wall - Double(offset))
     }

@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A state file failure, with what to do about it.
@@ -43,7 +44,9 @@ public struct StateFile: Sendable {
             return .loaded(try BeatState.decode(Array(data)))
         } catch {
             let aside = "\(path).corrupt-\(Int(Date().timeIntervalSince1970))"
-            if rename(path, aside) != 0 { return .corrupt(movedTo: "(could not move: \(String(cString: strerror(errno))))", reason: "\(error)") }
+            if rename(path, aside) != 0 {
+                return .corrupt(movedTo: "(could not move: \(String(cString: strerror(errno))))", reason: "\(error)")
+            }
             return .corrupt(movedTo: aside, reason: "\(error)")
         }
     }
@@ -67,7 +70,9 @@ public struct StateFile: Sendable {
             }
             written += n
         }
-        guard fsync(fd) == 0 else { let e = errno; close(fd); throw StateFileError(path: tmp, operation: "fsync", errno: e) }
+        guard fsync(fd) == 0 else {
+            let e = errno; close(fd); throw StateFileError(path: tmp, operation: "fsync", errno: e)
+        }
         close(fd)
         guard rename(tmp, path) == 0 else { throw StateFileError(path: path, operation: "rename", errno: errno) }
         let dir = (path as NSString).deletingLastPathComponent

@@ -8,12 +8,16 @@ public enum ZonedTime {
     /// - Occurs twice (fall back): the first occurrence (the earlier instant), so it fires once.
     /// - Does not exist (spring forward): the first valid instant after the gap, i.e. the transition itself
     ///   (02:30 on a Europe/Berlin spring-forward day resolves to 03:00 CEST).
-    public static func resolve(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int = 0, in zone: TimeZone) -> Date {
+    public static func resolve(
+        year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int = 0, in zone: TimeZone
+    ) -> Date {
         let wall = wallSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
         // Offsets in force around this wall time (a day either side covers every real zone's transitions).
-        let offsets = Set([zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall - 86_400)),
-                           zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall)),
-                           zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall + 86_400))])
+        let offsets = Set([
+            zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall - 86_400)),
+            zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall)),
+            zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall + 86_400)),
+        ])
         let valid = offsets.map { wall - Double($0) }
             .filter { Double(zone.secondsFromGMT(for: Date(timeIntervalSince1970: $0))) == wall - $0 }
         if let first = valid.min() { return Date(timeIntervalSince1970: first) }
@@ -65,6 +69,7 @@ public enum ZonedTime {
         func p2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         // Milliseconds only when there are some (sub-second intervals), so whole-second instants stay short.
         let fraction = millis == 0 || millis == 1000 ? "" : "." + String(String(millis + 1000).dropFirst())
-        return "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))\(fraction)\(sign)\(p2(a / 3600)):\(p2(a / 60 % 60))"
+        return
+            "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))\(fraction)\(sign)\(p2(a / 3600)):\(p2(a / 60 % 60))"
     }
 }

@@ -43,8 +43,10 @@ public struct BrokerInfo: Sendable, Equatable {
     public var heartbeat: Double
 
     /// Info from its parts; a ``Broker`` builds it from its URL and settings.
-    public init(transport: String, host: String, port: Int, user: String, virtualHost: String, tls: Bool,
-                connectTimeout: Double, heartbeat: Double) {
+    public init(
+        transport: String, host: String, port: Int, user: String, virtualHost: String, tls: Bool,
+        connectTimeout: Double, heartbeat: Double
+    ) {
         self.transport = transport
         self.host = host
         self.port = port
@@ -71,7 +73,8 @@ public struct ConnectionOptions: Sendable, Equatable {
 
     /// Options for a connection named `name`: publisher confirms on, a 30 s wait while publishers are blocked, and the
     /// broker URL's heartbeat.
-    public init(name: String, confirms: Bool = true, blockedTimeout: Duration = .seconds(30), maxHeartbeat: Int? = nil) {
+    public init(name: String, confirms: Bool = true, blockedTimeout: Duration = .seconds(30), maxHeartbeat: Int? = nil)
+    {
         self.name = name
         self.confirms = confirms
         self.blockedTimeout = blockedTimeout

@@ -24,7 +24,9 @@ extension DeliverySettling {
     public func ack(_ tag: DeliveryTag) async -> Bool { await ack(tag, multiple: false) }
     /// Negatively acknowledges one delivery.
     @discardableResult
-    public func nack(_ tag: DeliveryTag, requeue: Bool) async -> Bool { await nack(tag, multiple: false, requeue: requeue) }
+    public func nack(_ tag: DeliveryTag, requeue: Bool) async -> Bool {
+        await nack(tag, multiple: false, requeue: requeue)
+    }
     /// Queues an ack for one delivery without waiting for it.
     public func ackInBackground(_ tag: DeliveryTag) { ackInBackground(tag, multiple: false) }
 }

@@ -15,16 +15,21 @@ public protocol MessageConsuming: Sendable {
     ///   - exclusive: no other consumer may consume the queue while this one does.
     /// - Throws: ``BrokerError`` `channelClosed` with 404 when the queue does not exist, 403/405 when it is
     ///   exclusive to another connection.
-    func consume(queue: String, prefetch: UInt16, tag: String?, noAck: Bool, exclusive: Bool,
-                 arguments: FieldTable) async throws(BrokerError) -> Consumer
+    func consume(
+        queue: String, prefetch: UInt16, tag: String?, noAck: Bool, exclusive: Bool,
+        arguments: FieldTable
+    ) async throws(BrokerError) -> Consumer
     /// Cancels a consumer (basic.cancel); its stream finishes and its unsettled deliveries stay settleable.
     func cancel(_ consumer: Consumer) async throws(BrokerError)
 }
 
 extension MessageConsuming {
     /// Starts a consumer with a prefetch bound and no consumer arguments.
-    public func consume(queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false,
-                        exclusive: Bool = false) async throws(BrokerError) -> Consumer {
-        try await consume(queue: queue, prefetch: prefetch, tag: tag, noAck: noAck, exclusive: exclusive, arguments: [:])
+    public func consume(
+        queue: String, prefetch: UInt16, tag: String? = nil, noAck: Bool = false,
+        exclusive: Bool = false
+    ) async throws(BrokerError) -> Consumer {
+        try await consume(
+            queue: queue, prefetch: prefetch, tag: tag, noAck: noAck, exclusive: exclusive, arguments: [:])
     }
 }

@@ -1,9 +1,9 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacBeat
+import CeleriacBroker
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacMetrics
 import Foundation
 import Logging
@@ -24,22 +24,32 @@ public struct BeatCommand: AsyncParsableCommand {
     @Argument(help: "`explain ENTRY` prints an entry's next 10 fire instants.")
     var action: [String] = []
 
-    @Option(name: [.customShort("s"), .customLong("schedule")], help: "YAML schedule file (default: the app's built-in schedule).")
+    @Option(
+        name: [.customShort("s"), .customLong("schedule")],
+        help: "YAML schedule file (default: the app's built-in schedule).")
     var schedule: String?
 
-    @Option(name: .customLong("explain"), help: "Print the next 10 fire instants of ENTRY with their UTC offsets, and exit.")
+    @Option(
+        name: .customLong("explain"), help: "Print the next 10 fire instants of ENTRY with their UTC offsets, and exit."
+    )
     var explain: String?
 
     @Option(name: .customLong("state"), help: "Local state file (written atomically).")
     var statePath: String = "celeriac-beat-state.json"
 
-    @Option(name: .customLong("lock"), help: "Name of the beat group: the lock queue is NAME.lock, the shared state queue NAME.state.")
+    @Option(
+        name: .customLong("lock"),
+        help: "Name of the beat group: the lock queue is NAME.lock, the shared state queue NAME.state.")
     var lockName: String = "celeriac.beat"
 
-    @Flag(name: .customLong("no-lock"), help: "Run without the broker lock and shared state (a single beat; local state file only).")
+    @Flag(
+        name: .customLong("no-lock"),
+        help: "Run without the broker lock and shared state (a single beat; local state file only).")
     var noLock = false
 
-    @Option(name: .customLong("metrics-port"), help: "Serve /metrics, /healthz, /readyz on this port (env CELERIAC_METRICS_PORT; 0 = off).")
+    @Option(
+        name: .customLong("metrics-port"),
+        help: "Serve /metrics, /healthz, /readyz on this port (env CELERIAC_METRICS_PORT; 0 = off).")
     var metricsPort: Int?
 
     @Option(name: .customLong("metrics-bind"), help: "Address for the metrics endpoint.")
@@ -53,7 +63,9 @@ public struct BeatCommand: AsyncParsableCommand {
             do { return try ScheduleFile.load(path: schedule) } catch { throw CLIError(description: "\(error)") }
         }
         if let s = CeleriacApp.current?.schedule { return s }
-        throw CLIError(description: "no schedule: pass --schedule FILE (YAML), or give the app a schedule in code (CeleriacApp.schedule)")
+        throw CLIError(
+            description:
+                "no schedule: pass --schedule FILE (YAML), or give the app a schedule in code (CeleriacApp.schedule)")
     }
 
     /// With `explain ENTRY` (or `--explain`), prints the entry's next 10 fire instants and exits without connecting.
@@ -64,9 +76,12 @@ public struct BeatCommand: AsyncParsableCommand {
         let beatSchedule = try loadSchedule()
         if !action.isEmpty || explain != nil {
             let name: String
-            if let explain { name = explain } else {
+            if let explain {
+                name = explain
+            } else {
                 guard action.count == 2, action[0] == "explain" else {
-                    throw ValidationError("unknown arguments '\(action.joined(separator: " "))'; did you mean `beat explain ENTRY`?")
+                    throw ValidationError(
+                        "unknown arguments '\(action.joined(separator: " "))'; did you mean `beat explain ENTRY`?")
                 }
                 name = action[1]
             }
@@ -85,15 +100,22 @@ public struct BeatCommand: AsyncParsableCommand {
         let stateConnection = amqp.connection(.init(name: "celeriac-beat-state", confirms: true))
         if !noLock {
             do { try await stateConnection.connect() } catch { throw CLIError(description: "\(error)") }
-            stores.append(BrokerStateStore(connection: stateConnection, queue: "\(lockName).state", logger: logger,
-                                           quorum: try broker.queueType() == .quorum))
+            stores.append(
+                BrokerStateStore(
+                    connection: stateConnection, queue: "\(lockName).state", logger: logger,
+                    quorum: try broker.queueType() == .quorum))
             election = QueueLeaderLock(broker: amqp, lockQueue: "\(lockName).lock", logger: logger)
         }
         let registry = PrometheusCollectorRegistry()
-        let policies = Dictionary(beatSchedule.entries.map { ($0.name, $0.catchUp.label) }, uniquingKeysWith: { first, _ in first })
-        let metrics = BeatMetrics(registry: registry, entries: beatSchedule.entries.map(\.name), catchUpPolicies: policies)
-        let beat = Beat(schedule: beatSchedule, sender: ClientSender(client: client, stateQueue: noLock ? nil : "\(lockName).state"), store: CombinedStateStore(stores),
-                        election: election, observer: metrics, logger: logger)
+        let policies = Dictionary(
+            beatSchedule.entries.map { ($0.name, $0.catchUp.label) }, uniquingKeysWith: { first, _ in first })
+        let metrics = BeatMetrics(
+            registry: registry, entries: beatSchedule.entries.map(\.name), catchUpPolicies: policies)
+        let beat = Beat(
+            schedule: beatSchedule,
+            sender: ClientSender(client: client, stateQueue: noLock ? nil : "\(lockName).state"),
+            store: CombinedStateStore(stores),
+            election: election, observer: metrics, logger: logger)
         var services: [any Service] = []
         let port = metricsPort ?? CLIEnvironment.value(CLIEnvironment.metricsPort).flatMap(Int.init) ?? 0
         if port > 0 {
@@ -104,14 +126,19 @@ public struct BeatCommand: AsyncParsableCommand {
         }
         services.append(beat)
         for e in beatSchedule.entries {
-            logger.info("beat entry", metadata: ["entry": .string(e.name), "task": .string(e.task), "schedule": .string(e.schedule.summary),
-                                                  "catch_up": .string(e.catchUp.description)])
+            logger.info(
+                "beat entry",
+                metadata: [
+                    "entry": .string(e.name), "task": .string(e.task), "schedule": .string(e.schedule.summary),
+                    "catch_up": .string(e.catchUp.description),
+                ])
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [.sigquit],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [.sigquit],
+                logger: logger))
         do { try await group.run() } catch {
             logger.error("beat stopped", metadata: ["error": .string("\(error)")])
         }
@@ -122,7 +149,8 @@ public struct BeatCommand: AsyncParsableCommand {
     /// The `explain` text: the entry, its schedule, and its next 10 fire instants in its zone with UTC offsets.
     public static func explain(_ name: String, in schedule: BeatSchedule, now: Date) throws -> String {
         guard let entry = schedule[name] else {
-            throw CLIError(description: "no entry '\(name)'; entries: \(schedule.entries.map(\.name).joined(separator: ", "))")
+            throw CLIError(
+                description: "no entry '\(name)'; entries: \(schedule.entries.map(\.name).joined(separator: ", "))")
         }
         let utc = TimeZone(identifier: "UTC")!
         var out = "\(entry.name): \(entry.task) \(entry.schedule.summary), catch-up \(entry.catchUp)\n"

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Logging
 
@@ -49,11 +49,19 @@ public struct CeleriacApp: Sendable {
 /// Options shared by every command.
 public struct BrokerOptions: ParsableArguments {
     /// `--broker`/`-b`: nil falls back to `CELERIAC_BROKER_URL`, then to ``CLIEnvironment/defaultBroker``.
-    @Option(name: [.customLong("broker"), .customShort("b")], help: "Broker URL (env CELERIAC_BROKER_URL); the nodes of a cluster separated by ';' to fail over. Default amqp://guest:guest@localhost:5672//")
+    @Option(
+        name: [.customLong("broker"), .customShort("b")],
+        help:
+            "Broker URL (env CELERIAC_BROKER_URL); the nodes of a cluster separated by ';' to fail over. Default amqp://guest:guest@localhost:5672//"
+    )
     public var broker: String?
 
     /// `--queue-type`: nil falls back to `CELERIAC_QUEUE_TYPE`, then to `classic`; another value fails the command.
-    @Option(name: .customLong("queue-type"), help: "classic or quorum (env CELERIAC_QUEUE_TYPE): the type of the queues declared; quorum for RabbitMQ clusters. Default classic.")
+    @Option(
+        name: .customLong("queue-type"),
+        help:
+            "classic or quorum (env CELERIAC_QUEUE_TYPE): the type of the queues declared; quorum for RabbitMQ clusters. Default classic."
+    )
     public var queueTypeName: String?
 
     /// `--loglevel`: `debug`, `info` (default), `warning` (or `warn`) or `error`; anything else logs at `info`.
@@ -80,7 +88,8 @@ public struct BrokerOptions: ParsableArguments {
 
     func logger(_ label: String) -> Logger {
         var logger = Logger(label: label)
-        logger.logLevel = Logger.Level(rawValue: loglevel.lowercased()) ?? (loglevel.lowercased() == "warn" ? .warning : .info)
+        logger.logLevel =
+            Logger.Level(rawValue: loglevel.lowercased()) ?? (loglevel.lowercased() == "warn" ? .warning : .info)
         return logger
     }
 }
@@ -93,9 +102,12 @@ public struct CeleriacCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "celeriac",
         abstract: "Run Celeriac workers and send tasks (Celery-compatible, over RabbitMQ).",
-        subcommands: [WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self,
-                       InspectCommand.self, ControlCommand.self, EventsCommand.self, GraphCommand.self, DLQCommand.self, LocksCommand.self,
-                       PoolChildCommand.self]
+        subcommands: [
+            WorkerCommand.self, BeatCommand.self, CallCommand.self, ResultCommand.self, PurgeCommand.self,
+            InspectCommand.self, ControlCommand.self, EventsCommand.self, GraphCommand.self, DLQCommand.self,
+            LocksCommand.self,
+            PoolChildCommand.self,
+        ]
     )
     /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}

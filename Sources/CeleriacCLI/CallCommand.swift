@@ -1,15 +1,16 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
-import CeleriacMessaging
+import CeleriacBroker
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Synchronization
 
 /// `call NAME --args '[2,3]' --kwargs '{}' [--wait]`: send one task; print its id, and with `--wait` its result.
 public struct CallCommand: AsyncParsableCommand {
     /// `celeriac call NAME`: publishes with confirms to `--queue` (default `celery`) on the broker at `--broker`.
-    public static let configuration = CommandConfiguration(commandName: "call", abstract: "Send a task by name and optionally wait for its result.")
+    public static let configuration = CommandConfiguration(
+        commandName: "call", abstract: "Send a task by name and optionally wait for its result.")
 
     @OptionGroup var broker: BrokerOptions
     @OptionGroup var signing: SigningOptions
@@ -20,7 +21,8 @@ public struct CallCommand: AsyncParsableCommand {
     @Option(name: .customLong("countdown"), help: "Seconds to wait before the task may run.") var countdown: Double?
     @Option(name: .customLong("expires"), help: "Seconds after which the task is not run.") var expires: Double?
     @Option(name: .customLong("priority"), help: "Message priority 0-9.") var priority: UInt8?
-    @Flag(name: .customLong("wait"), help: "Wait for the result and print it as JSON on the last line.") var wait = false
+    @Flag(name: .customLong("wait"), help: "Wait for the result and print it as JSON on the last line.") var wait =
+        false
     @Option(name: .customLong("timeout"), help: "Seconds to wait with --wait.") var timeout: Double = 30
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -30,8 +32,12 @@ public struct CallCommand: AsyncParsableCommand {
     /// result as JSON; a failed task prints `Type: message` (its traceback on stderr) and exits with status 1, as do a
     /// timeout and a broker error. Malformed `--args` or `--kwargs` is a usage error (status 64).
     public func run() async throws {
-        guard case .array(let argList) = try parseJSON(args, what: "--args") else { throw ValidationError("--args must be a JSON list, e.g. '[2, 3]'") }
-        guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else { throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'") }
+        guard case .array(let argList) = try parseJSON(args, what: "--args") else {
+            throw ValidationError("--args must be a JSON list, e.g. '[2, 3]'")
+        }
+        guard case .object(let kwargObject) = try parseJSON(kwargs, what: "--kwargs") else {
+            throw ValidationError("--kwargs must be a JSON object, e.g. '{\"x\": 1}'")
+        }
         let amqp = try broker.amqpBroker()
         var clientConfig = CeleriacClient.Configuration(receiveResults: wait, connectionName: "celeriac-call")
         clientConfig.queueType = try broker.queueType()
@@ -65,11 +71,13 @@ public struct CallCommand: AsyncParsableCommand {
 public struct ResultCommand: AsyncParsableCommand {
     /// `celeriac result ID --reply-queue Q`: reads that reply queue itself, with no client and no reply queue of its
     /// own.
-    public static let configuration = CommandConfiguration(commandName: "result", abstract: "Read a task's result from the reply queue it was sent to.")
+    public static let configuration = CommandConfiguration(
+        commandName: "result", abstract: "Read a task's result from the reply queue it was sent to.")
 
     @OptionGroup var broker: BrokerOptions
     @Argument(help: "Task id") var id: String
-    @Option(name: .customLong("reply-queue"), help: "The reply queue (reply_to) the task was sent with.") var replyQueue: String
+    @Option(name: .customLong("reply-queue"), help: "The reply queue (reply_to) the task was sent with.")
+    var replyQueue: String
     @Option(name: .customLong("timeout"), help: "Seconds to wait.") var timeout: Double = 10
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -118,13 +126,17 @@ public struct ResultCommand: AsyncParsableCommand {
         }
         try? await connection.cancel(consumer)
         let others = held.tags.withLock { $0 }
-        for tag in others { await connection.reject(tag, requeue: true) }   // left for their owners
+        for tag in others { await connection.reject(tag, requeue: true) }  // left for their owners
         guard let found else {
-            let more = others.count >= Self.window ? " (only the first \(Self.window) messages of the queue were looked at)" : ""
+            let more =
+                others.count >= Self.window
+                ? " (only the first \(Self.window) messages of the queue were looked at)" : ""
             throw CLIError(description: "no result for \(id) on \(replyQueue) within \(timeout)s\(more)")
         }
         print(found.status.rawValue)
-        print(found.status == .success ? found.result.jsonString : (found.failure?.description ?? found.result.jsonString))
+        print(
+            found.status == .success ? found.result.jsonString : (found.failure?.description ?? found.result.jsonString)
+        )
         if found.status != .success { throw ExitCode(1) }
     }
 }
@@ -132,9 +144,11 @@ public struct ResultCommand: AsyncParsableCommand {
 /// `purge -Q a,b`: remove every ready message from queues.
 public struct PurgeCommand: AsyncParsableCommand {
     /// `celeriac purge -Q a,b`: purges each queue on the broker and prints how many messages it removed.
-    public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Remove all ready messages from queues.")
+    public static let configuration = CommandConfiguration(
+        commandName: "purge", abstract: "Remove all ready messages from queues.")
     @OptionGroup var broker: BrokerOptions
-    @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues.") var queues: String = Topology.defaultQueue
+    @Option(name: [.customShort("Q"), .customLong("queues")], help: "Comma-separated queues.") var queues: String =
+        Topology.defaultQueue
     /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 

@@ -1,8 +1,8 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
-import CeleriacMessaging
+import CeleriacBroker
 import CeleriacCoordination
+import CeleriacMessaging
 import Foundation
 
 /// `dlq list|replay|purge`: the dead-letter queue `celeriac.dead`.
@@ -30,14 +30,17 @@ public struct DLQCommand: AsyncParsableCommand {
     }
 
     static func row(_ e: DeadLetterQueue.Entry) -> String {
-        let age = e.age.map { a -> String in a >= 3600 ? "\(Int(a / 3600))h" : a >= 60 ? "\(Int(a / 60))m" : "\(Int(a))s" } ?? "?"
+        let age =
+            e.age.map { a -> String in a >= 3600 ? "\(Int(a / 3600))h" : a >= 60 ? "\(Int(a / 60))m" : "\(Int(a))s" }
+            ?? "?"
         return "\(e.taskID)  \(e.task)  queue=\(e.queue)  age=\(age)  replays=\(e.replays)  reason=\(e.reason)"
     }
 
     /// `dlq list`: one line per message (id, task, queue, age, replays, reason = first error), then counts by reason.
     public struct List: AsyncParsableCommand {
         /// `celeriac dlq list`: reads the messages without removing them (they go back to the queue).
-        public static let configuration = CommandConfiguration(commandName: "list", abstract: "List dead-lettered messages and their reasons.")
+        public static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List dead-lettered messages and their reasons.")
         @OptionGroup var broker: BrokerOptions
         /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
@@ -58,10 +61,13 @@ public struct DLQCommand: AsyncParsableCommand {
     /// `dlq replay ID | --all [--task NAME]`.
     public struct Replay: AsyncParsableCommand {
         /// `celeriac dlq replay`: each replayed message gets its `replays` count raised by one.
-        public static let configuration = CommandConfiguration(commandName: "replay", abstract: "Republish dead-lettered messages to their original queue, once, and remove them from the DLQ.")
+        public static let configuration = CommandConfiguration(
+            commandName: "replay",
+            abstract: "Republish dead-lettered messages to their original queue, once, and remove them from the DLQ.")
         @OptionGroup var broker: BrokerOptions
         @Argument(help: "Task id to replay.") var id: String?
-        @Flag(name: .customLong("all"), help: "Replay every message (with --task: every message of that task).") var all = false
+        @Flag(name: .customLong("all"), help: "Replay every message (with --task: every message of that task).")
+        var all = false
         @Option(name: .customLong("task"), help: "Only messages of this task name.") var task: String?
         /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
@@ -75,17 +81,22 @@ public struct DLQCommand: AsyncParsableCommand {
             let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-replay")
             defer { Task { await connection.close() } }
             let replayed: [DeadLetterQueue.Entry]
-            do { replayed = try await dlq.replay(id: id, task: task) } catch { throw CLIError(description: error.description) }
+            do { replayed = try await dlq.replay(id: id, task: task) } catch {
+                throw CLIError(description: error.description)
+            }
             for e in replayed { print("replayed \(e.taskID) \(e.task) -> \(e.queue)") }
             print("\(replayed.count) message(s) replayed")
-            if replayed.isEmpty, let id { throw CLIError(description: "no message with task id \(id) in \(dlq.queue) (see `dlq list`)") }
+            if replayed.isEmpty, let id {
+                throw CLIError(description: "no message with task id \(id) in \(dlq.queue) (see `dlq list`)")
+            }
         }
     }
 
     /// `dlq purge`: empties the dead-letter queue; the messages are gone for good (no replay afterwards).
     public struct Purge: AsyncParsableCommand {
         /// `celeriac dlq purge`: prints how many messages it deleted.
-        public static let configuration = CommandConfiguration(commandName: "purge", abstract: "Delete every message in the dead-letter queue.")
+        public static let configuration = CommandConfiguration(
+            commandName: "purge", abstract: "Delete every message in the dead-letter queue.")
         @OptionGroup var broker: BrokerOptions
         /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
@@ -93,7 +104,9 @@ public struct DLQCommand: AsyncParsableCommand {
         public func run() async throws {
             let (connection, dlq) = try await DLQCommand.open(broker, "celeriac-dlq-purge")
             defer { Task { await connection.close() } }
-            do { print("purged \(try await dlq.purge()) message(s) from \(dlq.queue)") } catch { throw CLIError(description: error.description) }
+            do { print("purged \(try await dlq.purge()) message(s) from \(dlq.queue)") } catch {
+                throw CLIError(description: error.description)
+            }
         }
     }
 }

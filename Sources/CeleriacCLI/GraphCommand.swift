@@ -1,9 +1,9 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
-import CeleriacMessaging
+import CeleriacBroker
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 
 /// `graph ROOT_ID [--format dot|mermaid|json] [--wait SECONDS]`: draw a recorded workflow with each task's state and
@@ -17,7 +17,8 @@ public struct GraphCommand: AsyncParsableCommand {
     @OptionGroup var broker: BrokerOptions
     @Argument(help: "The workflow's root id (RecordedWorkflow.rootID: the id of its first task).") var root: String
     @Option(name: .customLong("format"), help: "dot (Graphviz), mermaid, or json.") var format: String = "dot"
-    @Option(name: .customLong("wait"), help: "Seconds to wait for every task to finish before rendering (0: render now).")
+    @Option(
+        name: .customLong("wait"), help: "Seconds to wait for every task to finish before rendering (0: render now).")
     var wait: Double = 0
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -28,7 +29,8 @@ public struct GraphCommand: AsyncParsableCommand {
     /// recorded, or expired) or the broker cannot be reached; an unknown `--format` is a usage error (status 64).
     public func run() async throws {
         guard let format = WorkflowGraph.Format(rawValue: format.lowercased()) else {
-            throw ValidationError("--format must be one of: \(WorkflowGraph.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "--format must be one of: \(WorkflowGraph.Format.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let amqp = try broker.amqpBroker()
         let connection = amqp.connection(.init(name: "celeriac-graph", confirms: false))
@@ -48,7 +50,8 @@ public struct GraphCommand: AsyncParsableCommand {
         }
         print(graph.render(format), terminator: "")
         if !graph.isFinished && wait > 0 {
-            FileHandle.standardError.write(Data("graph: not every task finished within \(wait) s; rendered as it is now\n".utf8))
+            FileHandle.standardError.write(
+                Data("graph: not every task finished within \(wait) s; rendered as it is now\n".utf8))
         }
     }
 }

@@ -1,20 +1,24 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
-import CeleriacMessaging
+import CeleriacBroker
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 
 /// Options shared by `inspect` and `control`.
 struct ControlOptions: ParsableArguments {
-    @Option(name: [.customShort("d"), .customLong("destination")], help: "Comma-separated node names (default: every node).")
+    @Option(
+        name: [.customShort("d"), .customLong("destination")], help: "Comma-separated node names (default: every node)."
+    )
     var destination: String?
     @Option(name: [.customShort("t"), .customLong("timeout")], help: "Seconds to wait for replies.")
     var timeout: Double = 1
     @Flag(name: .customLong("json"), help: "Print the replies as one JSON object (node → reply).")
     var json = false
 
-    var nodes: [String]? { destination.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } }
+    var nodes: [String]? {
+        destination.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+    }
     var duration: Duration { .milliseconds(Int(timeout * 1000)) }
 }
 
@@ -45,7 +49,10 @@ func printReplies(_ replies: [String: JSONValue], json: Bool) throws {
         }
     }
     if replies.isEmpty {
-        throw CLIError(description: "Error: no nodes replied within the time limit. Is a worker running on this broker (and vhost)? Try a longer --timeout.")
+        throw CLIError(
+            description:
+                "Error: no nodes replied within the time limit. Is a worker running on this broker (and vhost)? Try a longer --timeout."
+        )
     }
 }
 
@@ -56,10 +63,14 @@ public struct InspectCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "Ask workers about their state (Celery's `celery inspect`).",
-        discussion: "METHOD: ping, stats, active, reserved, scheduled, revoked, registered, active_queues, conf, clock, report, query_task ID...")
+        discussion:
+            "METHOD: ping, stats, active, reserved, scheduled, revoked, registered, active_queues, conf, clock, report, query_task ID..."
+    )
 
-    static let methods: Set<String> = ["ping", "stats", "active", "reserved", "scheduled", "revoked", "registered", "active_queues",
-                                       "conf", "clock", "report", "query_task"]
+    static let methods: Set<String> = [
+        "ping", "stats", "active", "reserved", "scheduled", "revoked", "registered", "active_queues",
+        "conf", "clock", "report", "query_task",
+    ]
 
     @OptionGroup var broker: BrokerOptions
     @OptionGroup var options: ControlOptions
@@ -72,7 +83,8 @@ public struct InspectCommand: AsyncParsableCommand {
     /// Rejects a method that is not in the list with a usage error (status 64).
     public func validate() throws {
         guard Self.methods.contains(method) else {
-            throw ValidationError("unknown inspect method '\(method)'; use one of: \(Self.methods.sorted().joined(separator: ", "))")
+            throw ValidationError(
+                "unknown inspect method '\(method)'; use one of: \(Self.methods.sorted().joined(separator: ", "))")
         }
     }
 
@@ -81,7 +93,8 @@ public struct InspectCommand: AsyncParsableCommand {
         let control = try await startControl(broker)
         defer { Task { await control.close() } }
         let arguments: JSONObject = method == "query_task" ? ["ids": .array(ids.map { .string($0) })] : [:]
-        let replies = try await control.call(method, arguments: arguments, destination: options.nodes, timeout: options.duration)
+        let replies = try await control.call(
+            method, arguments: arguments, destination: options.nodes, timeout: options.duration)
         try printReplies(replies, json: options.json)
     }
 }
@@ -93,13 +106,13 @@ public struct ControlCommand: AsyncParsableCommand {
         commandName: "control",
         abstract: "Change workers at run time (Celery's `celery control`).",
         discussion: """
-        revoke ID... [--terminate]   revoke tasks (kept on the broker: workers started later skip them too)
-        rate_limit TASK RATE         e.g. rate_limit demo.add 10/s (0 removes the limit)
-        time_limit TASK SOFT HARD    per-task time limits in seconds
-        pool_grow N | pool_shrink N  change concurrency
-        add_consumer QUEUE | cancel_consumer QUEUE
-        enable_events | disable_events | heartbeat | shutdown
-        """)
+            revoke ID... [--terminate]   revoke tasks (kept on the broker: workers started later skip them too)
+            rate_limit TASK RATE         e.g. rate_limit demo.add 10/s (0 removes the limit)
+            time_limit TASK SOFT HARD    per-task time limits in seconds
+            pool_grow N | pool_shrink N  change concurrency
+            add_consumer QUEUE | cancel_consumer QUEUE
+            enable_events | disable_events | heartbeat | shutdown
+            """)
 
     @OptionGroup var broker: BrokerOptions
     @OptionGroup var options: ControlOptions
@@ -124,14 +137,20 @@ public struct ControlCommand: AsyncParsableCommand {
             return (["task_name": .string(arguments[0]), "rate_limit": .string(arguments[1])], false)
         case "time_limit":
             try need(3, "TASK SOFT HARD")
-            guard let soft = Double(arguments[1]), let hard = Double(arguments[2]) else { throw ValidationError("SOFT and HARD are seconds") }
+            guard let soft = Double(arguments[1]), let hard = Double(arguments[2]) else {
+                throw ValidationError("SOFT and HARD are seconds")
+            }
             return (["task_name": .string(arguments[0]), "soft": .double(soft), "hard": .double(hard)], false)
         case "pool_grow", "pool_shrink":
             return (["n": try int(arguments.first ?? "1")], false)
         case "add_consumer":
             try need(1, "QUEUE")
-            return (["queue": .string(arguments[0]), "exchange": .string(arguments[0]), "exchange_type": "direct",
-                     "routing_key": .string(arguments[0])], false)
+            return (
+                [
+                    "queue": .string(arguments[0]), "exchange": .string(arguments[0]), "exchange_type": "direct",
+                    "routing_key": .string(arguments[0]),
+                ], false
+            )
         case "cancel_consumer":
             try need(1, "QUEUE")
             return (["queue": .string(arguments[0])], false)
@@ -152,7 +171,8 @@ public struct ControlCommand: AsyncParsableCommand {
         defer { Task { await control.close() } }
         if method == "revoke" || method == "terminate" {
             guard !arguments.isEmpty else { throw ValidationError("usage: control revoke ID... [--terminate]") }
-            let replies = try await control.revoke(arguments, terminate: terminate || method == "terminate", timeout: options.duration)
+            let replies = try await control.revoke(
+                arguments, terminate: terminate || method == "terminate", timeout: options.duration)
             print("recorded \(arguments.count) revocation(s) in \(RevocationLog.queue)")
             if replies.isEmpty {
                 print("no worker replied now; workers that start later read the log and skip these tasks")
@@ -167,7 +187,8 @@ public struct ControlCommand: AsyncParsableCommand {
             print("sent \(method)")
             return
         }
-        let replies = try await control.call(method, arguments: args, destination: options.nodes, timeout: options.duration)
+        let replies = try await control.call(
+            method, arguments: args, destination: options.nodes, timeout: options.duration)
         try printReplies(replies, json: options.json)
     }
 }
@@ -177,7 +198,8 @@ public struct EventsCommand: AsyncParsableCommand {
     /// `celeriac events`: binds a private queue to `celeryev`; the line `listening for events on ...` on stderr says it
     /// is ready.
     public static let configuration = CommandConfiguration(
-        commandName: "events", abstract: "Print Celery events as they happen (workers need -E, or `control enable_events`).")
+        commandName: "events",
+        abstract: "Print Celery events as they happen (workers need -E, or `control enable_events`).")
 
     @OptionGroup var broker: BrokerOptions
     @Option(name: .customLong("count"), help: "Stop after this many events.") var count: Int?

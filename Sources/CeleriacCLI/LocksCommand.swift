@@ -1,6 +1,6 @@
 import ArgumentParser
-import CeleriacBroker
 import CeleriacAMQP
+import CeleriacBroker
 import CeleriacCoordination
 import Foundation
 
@@ -26,7 +26,8 @@ public struct LocksCommand: AsyncParsableCommand {
     /// `locks list`: prints each held lock's key, task, task id, age and TTL, then the count.
     public struct List: AsyncParsableCommand {
         /// `celeriac locks list`; index entries of released or expired locks are dropped on the way.
-        public static let configuration = CommandConfiguration(commandName: "list", abstract: "Show the unique keys held now, by which task, since when.")
+        public static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "Show the unique keys held now, by which task, since when.")
         @OptionGroup var broker: BrokerOptions
         /// Required by ArgumentParser; the values come from parsing the command line.
         public init() {}
@@ -34,12 +35,20 @@ public struct LocksCommand: AsyncParsableCommand {
         public func run() async throws {
             let connection = try await LocksCommand.connect(broker, "celeriac-locks")
             let probe = try await LocksCommand.connect(broker, "celeriac-locks-probe")
-            defer { Task { await connection.close(); await probe.close() } }
+            defer {
+                Task {
+                    await connection.close(); await probe.close()
+                }
+            }
             let held: [UniqueLock.Holder]
-            do { held = try await UniqueLock.list(on: connection, probe: probe) } catch { throw CLIError(description: error.description) }
+            do { held = try await UniqueLock.list(on: connection, probe: probe) } catch {
+                throw CLIError(description: error.description)
+            }
             let now = Date().timeIntervalSince1970
             for h in held {
-                print("\(h.key)  task=\(h.task)  id=\(h.taskID)  held=\(Int(now - h.since))s  ttl=\(h.ttlMilliseconds / 1000)s")
+                print(
+                    "\(h.key)  task=\(h.task)  id=\(h.taskID)  held=\(Int(now - h.since))s  ttl=\(h.ttlMilliseconds / 1000)s"
+                )
             }
             print("\(held.count) lock(s) held")
         }
@@ -49,7 +58,8 @@ public struct LocksCommand: AsyncParsableCommand {
     /// accepted.
     public struct Clear: AsyncParsableCommand {
         /// `celeriac locks clear`; prints each key it cleared, then the count.
-        public static let configuration = CommandConfiguration(commandName: "clear", abstract: "Release unique locks by key (or all), whatever holds them.")
+        public static let configuration = CommandConfiguration(
+            commandName: "clear", abstract: "Release unique locks by key (or all), whatever holds them.")
         @OptionGroup var broker: BrokerOptions
         @Argument(help: "Keys to release.") var keys: [String] = []
         @Flag(name: .customLong("all"), help: "Release every lock listed by `locks list`.") var all = false
@@ -63,7 +73,11 @@ public struct LocksCommand: AsyncParsableCommand {
         public func run() async throws {
             let connection = try await LocksCommand.connect(broker, "celeriac-locks")
             let probe = try await LocksCommand.connect(broker, "celeriac-locks-probe")
-            defer { Task { await connection.close(); await probe.close() } }
+            defer {
+                Task {
+                    await connection.close(); await probe.close()
+                }
+            }
             do {
                 let targets = all ? try await UniqueLock.list(on: connection, probe: probe).map(\.key) : keys
                 for key in targets {

@@ -6,8 +6,9 @@ import Logging
 /// request pipe on fd 3 and the reply pipe on fd 4; it is not meant to be run by hand.
 public struct PoolChildCommand: AsyncParsableCommand {
     /// `pool-child`, hidden from `--help`.
-    public static let configuration = CommandConfiguration(commandName: "pool-child", abstract: "Process-pool child (started by the worker).",
-                                                           shouldDisplay: false)
+    public static let configuration = CommandConfiguration(
+        commandName: "pool-child", abstract: "Process-pool child (started by the worker).",
+        shouldDisplay: false)
     @Option(name: .customLong("hostname")) var hostname: String = "celeriac@localhost"
     @Option(name: .customLong("loglevel")) var loglevel: String = "info"
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacWorker
 import Foundation
 
@@ -12,10 +12,17 @@ extension CLIEnvironment {
 
 /// `--signing-keys-file` / `--accept-unsigned`: shared by every command that sends or runs tasks.
 public struct SigningOptions: ParsableArguments {
-    @Option(name: .customLong("signing-keys-file"), help: "Sign task messages (and, on a worker, require valid signatures) with the keys in this file: one ID=SECRET per line, the first one signs (env CELERIAC_SIGNING_KEYS_FILE).")
+    @Option(
+        name: .customLong("signing-keys-file"),
+        help:
+            "Sign task messages (and, on a worker, require valid signatures) with the keys in this file: one ID=SECRET per line, the first one signs (env CELERIAC_SIGNING_KEYS_FILE)."
+    )
     var signingKeysFile: String?
 
-    @Flag(name: .customLong("accept-unsigned"), help: "With signing keys: still accept unsigned messages (while rolling signing out); signed ones are verified.")
+    @Flag(
+        name: .customLong("accept-unsigned"),
+        help: "With signing keys: still accept unsigned messages (while rolling signing out); signed ones are verified."
+    )
     var acceptUnsigned = false
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -24,12 +31,18 @@ public struct SigningOptions: ParsableArguments {
     /// The signer, or nil when no key file is configured. Errors name the file and line, never a secret.
     func signer() throws -> MessageSigner? {
         guard let path = signingKeysFile ?? CLIEnvironment.value(CLIEnvironment.signingKeysFile), !path.isEmpty else {
-            if acceptUnsigned { throw CLIError(description: "--accept-unsigned needs --signing-keys-file (or CELERIAC_SIGNING_KEYS_FILE)") }
+            if acceptUnsigned {
+                throw CLIError(
+                    description: "--accept-unsigned needs --signing-keys-file (or CELERIAC_SIGNING_KEYS_FILE)")
+            }
             return nil
         }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw CLIError(description: "cannot read the signing key file '\(path)': \((error as NSError).localizedDescription). Create it with lines ID=SECRET (e.g. `echo \"k1=$(openssl rand -hex 32)\" > \(path); chmod 600 \(path)`)")
+            throw CLIError(
+                description:
+                    "cannot read the signing key file '\(path)': \((error as NSError).localizedDescription). Create it with lines ID=SECRET (e.g. `echo \"k1=$(openssl rand -hex 32)\" > \(path); chmod 600 \(path)`)"
+            )
         }
         do { return try MessageSigner(keyFileText: text, requireSignature: !acceptUnsigned) } catch {
             throw CLIError(description: "\(error.description) ('\(path)')")
@@ -39,16 +52,24 @@ public struct SigningOptions: ParsableArguments {
 
 /// Worker-only limits and remote-control policy.
 public struct WorkerHardeningOptions: ParsableArguments {
-    @Option(name: .customLong("max-args"), help: "Most positional (and most keyword) arguments a message may carry; more are dead-lettered.")
+    @Option(
+        name: .customLong("max-args"),
+        help: "Most positional (and most keyword) arguments a message may carry; more are dead-lettered.")
     var maxArgs: Int = 1024
 
     @Option(name: .customLong("max-headers"), help: "Most AMQP headers a message may carry; more are dead-lettered.")
     var maxHeaders: Int = 256
 
-    @Option(name: .customLong("max-json-depth"), help: "Deepest JSON (and header) nesting accepted; deeper messages are dead-lettered.")
+    @Option(
+        name: .customLong("max-json-depth"),
+        help: "Deepest JSON (and header) nesting accepted; deeper messages are dead-lettered.")
     var maxJSONDepth: Int = 64
 
-    @Option(name: .customLong("remote-control"), help: "Remote-control commands obeyed: all (default, as Celery), read-only (no shutdown/revoke/rate_limit/pool changes), off, or a comma-separated list of state-changing commands to allow (e.g. revoke).")
+    @Option(
+        name: .customLong("remote-control"),
+        help:
+            "Remote-control commands obeyed: all (default, as Celery), read-only (no shutdown/revoke/rate_limit/pool changes), off, or a comma-separated list of state-changing commands to allow (e.g. revoke)."
+    )
     var remoteControl: String = "all"
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -59,7 +80,9 @@ public struct WorkerHardeningOptions: ParsableArguments {
     public func validate() throws {
         guard maxArgs >= 1 else { throw ValidationError("--max-args must be at least 1") }
         guard maxHeaders >= 1 else { throw ValidationError("--max-headers must be at least 1") }
-        guard (2...10_000).contains(maxJSONDepth) else { throw ValidationError("--max-json-depth must be in 2...10000") }
+        guard (2...10_000).contains(maxJSONDepth) else {
+            throw ValidationError("--max-json-depth must be in 2...10000")
+        }
         do { _ = try RemoteControlPolicy(parsing: remoteControl) } catch { throw ValidationError(error.description) }
     }
 
@@ -68,7 +91,9 @@ public struct WorkerHardeningOptions: ParsableArguments {
         config.limits.maxArgs = maxArgs
         config.limits.maxHeaders = maxHeaders
         config.limits.maxDepth = maxJSONDepth
-        do { config.security.remoteControl = try RemoteControlPolicy(parsing: remoteControl) } catch { throw CLIError(description: error.description) }
+        do { config.security.remoteControl = try RemoteControlPolicy(parsing: remoteControl) } catch {
+            throw CLIError(description: error.description)
+        }
         config.security.signer = try signing.signer()
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacMetrics
 import CeleriacPool
 import CeleriacWorker
@@ -14,7 +14,8 @@ import UnixSignals
 public struct WorkerCommand: AsyncParsableCommand {
     /// `celeriac worker`; flags take Celery's names where Celery has one (`-Q`, `-c`, `-n`, `-E`,
     /// `--prefetch-multiplier`).
-    public static let configuration = CommandConfiguration(commandName: "worker", abstract: "Consume queues and run tasks.")
+    public static let configuration = CommandConfiguration(
+        commandName: "worker", abstract: "Consume queues and run tasks.")
 
     @OptionGroup var broker: BrokerOptions
     @OptionGroup var signing: SigningOptions
@@ -33,7 +34,9 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("prefetch-multiplier"), help: "Prefetch = concurrency × this.")
     var prefetchMultiplier: Int = 1
 
-    @Option(name: .customLong("metrics-port"), help: "Serve /metrics, /healthz, /readyz on this port (env CELERIAC_METRICS_PORT; 0 = off).")
+    @Option(
+        name: .customLong("metrics-port"),
+        help: "Serve /metrics, /healthz, /readyz on this port (env CELERIAC_METRICS_PORT; 0 = off).")
     var metricsPort: Int?
 
     @Option(name: .customLong("metrics-bind"), help: "Address for the metrics endpoint.")
@@ -45,37 +48,63 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-priority"), help: "Declare queues with x-max-priority (0-9 priorities).")
     var maxPriority: Int?
 
-    @Option(name: .customLong("max-message-size"), help: "Largest message body accepted, in bytes; larger ones are dead-lettered.")
+    @Option(
+        name: .customLong("max-message-size"),
+        help: "Largest message body accepted, in bytes; larger ones are dead-lettered.")
     var maxMessageSize: Int = 10 * 1024 * 1024
 
-    @Flag(name: [.customShort("E"), .customLong("task-events")], help: "Send Celery events (worker heartbeats, task events) for Flower and `celery events`.")
+    @Flag(
+        name: [.customShort("E"), .customLong("task-events")],
+        help: "Send Celery events (worker heartbeats, task events) for Flower and `celery events`.")
     var taskEvents = false
 
-    @Flag(name: .customLong("no-revocation-log"), help: "Do not read or write the broker's revocation log (celeriac.revoked); revocations then live in memory only.")
+    @Flag(
+        name: .customLong("no-revocation-log"),
+        help:
+            "Do not read or write the broker's revocation log (celeriac.revoked); revocations then live in memory only."
+    )
     var noRevocationLog = false
 
     @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
     var acksEarly = false
 
-    @Option(name: .customLong("pool"), help: "process (default): each task runs in one of -c child processes, crash-isolated; async: in the worker process.")
+    @Option(
+        name: .customLong("pool"),
+        help:
+            "process (default): each task runs in one of -c child processes, crash-isolated; async: in the worker process."
+    )
     var pool: String = "process"
 
-    @Option(name: .customLong("time-limit"), help: "Hard time limit in seconds for tasks that set none (process pool: the child is killed).")
+    @Option(
+        name: .customLong("time-limit"),
+        help: "Hard time limit in seconds for tasks that set none (process pool: the child is killed).")
     var timeLimit: Double?
 
-    @Option(name: .customLong("soft-time-limit"), help: "Soft time limit in seconds for tasks that set none (the task is cancelled).")
+    @Option(
+        name: .customLong("soft-time-limit"),
+        help: "Soft time limit in seconds for tasks that set none (the task is cancelled).")
     var softTimeLimit: Double?
 
     @Option(name: .customLong("max-tasks-per-child"), help: "Process pool: replace a child after this many tasks.")
     var maxTasksPerChild: Int?
 
-    @Option(name: .customLong("max-memory-per-child"), help: "Process pool: replace a child whose resident memory exceeds this many KiB after a task.")
+    @Option(
+        name: .customLong("max-memory-per-child"),
+        help: "Process pool: replace a child whose resident memory exceeds this many KiB after a task.")
     var maxMemoryPerChild: Int?
 
-    @Option(name: .customLong("max-worker-lost"), help: "Process pool, tasks with reject_on_worker_lost: dead-letter a message after this many deliveries killed a child.")
+    @Option(
+        name: .customLong("max-worker-lost"),
+        help:
+            "Process pool, tasks with reject_on_worker_lost: dead-letter a message after this many deliveries killed a child."
+    )
     var maxWorkerLost: Int = 2
 
-    @Option(name: .customLong("pipeline-depth"), help: "Process pool: tasks a child may hold at once, the running one and those queued behind it (1: no pipelining).")
+    @Option(
+        name: .customLong("pipeline-depth"),
+        help:
+            "Process pool: tasks a child may hold at once, the running one and those queued behind it (1: no pipelining)."
+    )
     var pipelineDepth: Int = 2
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -85,12 +114,18 @@ public struct WorkerCommand: AsyncParsableCommand {
     public func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
-        if let maxPriority, !(1...255).contains(maxPriority) { throw ValidationError("--max-priority must be in 1...255") }
+        if let maxPriority, !(1...255).contains(maxPriority) {
+            throw ValidationError("--max-priority must be in 1...255")
+        }
         guard pool == "process" || pool == "async" else { throw ValidationError("--pool must be process or async") }
         if let timeLimit, timeLimit <= 0 { throw ValidationError("--time-limit must be positive") }
         if let softTimeLimit, softTimeLimit <= 0 { throw ValidationError("--soft-time-limit must be positive") }
-        if let maxTasksPerChild, maxTasksPerChild < 1 { throw ValidationError("--max-tasks-per-child must be at least 1") }
-        if let maxMemoryPerChild, maxMemoryPerChild < 1 { throw ValidationError("--max-memory-per-child must be at least 1 (KiB)") }
+        if let maxTasksPerChild, maxTasksPerChild < 1 {
+            throw ValidationError("--max-tasks-per-child must be at least 1")
+        }
+        if let maxMemoryPerChild, maxMemoryPerChild < 1 {
+            throw ValidationError("--max-memory-per-child must be at least 1 (KiB)")
+        }
         guard maxWorkerLost >= 1 else { throw ValidationError("--max-worker-lost must be at least 1") }
         guard pipelineDepth >= 1 else { throw ValidationError("--pipeline-depth must be at least 1") }
         _ = try coordination.limits()
@@ -105,11 +140,14 @@ public struct WorkerCommand: AsyncParsableCommand {
         let app = try requireApp()
         let logger = broker.logger("celeriac.worker")
         let amqp = try broker.amqpBroker()
-        let queueList = queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let queueList = queues.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
         var config = Worker.Configuration(
             queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
-            limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly, events: taskEvents)
+            limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly,
+            events: taskEvents)
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
         config.durableRevocations = !noRevocationLog
@@ -118,27 +156,37 @@ public struct WorkerCommand: AsyncParsableCommand {
         config.duplicateWindow = max(0, coordination.duplicateWindow)
         config.queueType = try broker.queueType()
         if config.queueType == .quorum, maxPriority != nil {
-            throw CLIError(description: "--max-priority cannot be used with --queue-type quorum (RabbitMQ 3.x quorum queues have no priorities)")
+            throw CLIError(
+                description:
+                    "--max-priority cannot be used with --queue-type quorum (RabbitMQ 3.x quorum queues have no priorities)"
+            )
         }
         let registry = PrometheusCollectorRegistry()
-        let metrics = WorkerMetrics(registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
+        let metrics = WorkerMetrics(
+            registry: registry, knownTasks: app.registry.names, queues: queueList, concurrency: concurrency)
         let executor: any TaskExecutor
         if pool == "process" {
             // The children are this same executable in its hidden `pool-child` mode (spawned, not forked).
-            executor = ProcessPool(configuration: .init(
-                executable: "/proc/self/exe", arguments: ["pool-child", "--hostname", config.hostname, "--loglevel", broker.loglevel],
-                processes: concurrency, maxTasksPerChild: maxTasksPerChild, maxMemoryPerChild: maxMemoryPerChild.map { Int64($0) * 1024 },
-                maxWorkerLost: maxWorkerLost, pipelineDepth: pipelineDepth), observer: metrics)
+            executor = ProcessPool(
+                configuration: .init(
+                    executable: "/proc/self/exe",
+                    arguments: ["pool-child", "--hostname", config.hostname, "--loglevel", broker.loglevel],
+                    processes: concurrency, maxTasksPerChild: maxTasksPerChild,
+                    maxMemoryPerChild: maxMemoryPerChild.map { Int64($0) * 1024 },
+                    maxWorkerLost: maxWorkerLost, pipelineDepth: pipelineDepth), observer: metrics)
         } else {
             executor = InProcessExecutor()
         }
-        let worker = Worker(registry: app.registry, configuration: config, broker: amqp, logger: logger, observer: metrics, executor: executor)
+        let worker = Worker(
+            registry: app.registry, configuration: config, broker: amqp, logger: logger, observer: metrics,
+            executor: executor)
         // ServiceGroup shuts services down in reverse order: the endpoint comes first so that it stops last and
         // /readyz reports 503 (not "connection refused") while the worker drains.
         var services: [any Service] = []
         let port = metricsPort ?? CLIEnvironment.value(CLIEnvironment.metricsPort).flatMap(Int.init) ?? 0
         if port > 0 {
-            let endpoint = MetricsEndpoint(registry: registry, host: metricsBind, port: port, isReady: { worker.isReady })
+            let endpoint = MetricsEndpoint(
+                registry: registry, host: metricsBind, port: port, isReady: { worker.isReady })
             do { try endpoint.start() } catch { throw CLIError(description: "\(error)") }
             logger.info("metrics endpoint up", metadata: ["address": .string("http://\(metricsBind):\(port)/metrics")])
             services.append(endpoint)

@@ -16,7 +16,9 @@ public struct CanvasFreezer: Sendable {
 
     /// A freezer for a client whose reply queue is `replyTo`. By default chord join queues live a day unused (at least
     /// an hour past a chord's deadline) and are classic queues.
-    public init(replyTo: String?, defaultQueue: String, chordExpiry: Duration = .seconds(86_400), quorumJoinQueues: Bool = false) {
+    public init(
+        replyTo: String?, defaultQueue: String, chordExpiry: Duration = .seconds(86_400), quorumJoinQueues: Bool = false
+    ) {
         self.replyTo = replyTo
         self.defaultQueue = defaultQueue
         self.chordExpiry = chordExpiry
@@ -41,9 +43,10 @@ public struct CanvasFreezer: Sendable {
             // Callbacks get their ids up front too, so their results can be awaited like any other.
             for key in ["link", "link_error"] {
                 guard let callbacks = t.options[key]?.arrayValue else { continue }
-                t.options[key] = .array(callbacks.map { json in
-                    (try? CanvasNode(json: json)).map { freeze($0, tag: nil).json } ?? json
-                })
+                t.options[key] = .array(
+                    callbacks.map { json in
+                        (try? CanvasNode(json: json)).map { freeze($0, tag: nil).json } ?? json
+                    })
             }
             switch tag {
             case .group(let id, let index)?:
@@ -60,16 +63,22 @@ public struct CanvasFreezer: Sendable {
         case .chain(let steps, let options):
             let normalized = Self.normalize(steps)
             if normalized.count == 1 { return freeze(normalized[0], tag: tag) }
-            let frozen = normalized.enumerated().map { i, step in freeze(step, tag: i == normalized.count - 1 ? tag : nil) }
+            let frozen = normalized.enumerated().map { i, step in
+                freeze(step, tag: i == normalized.count - 1 ? tag : nil)
+            }
             return .chain(frozen, options: options)
         case .group(let members, var options):
             if case .chord? = tag {
                 // A group whose results one chord member must deliver as a unit: join it first (gather).
-                return freeze(.chord(header: members, body: .task(TaskSignature(name: ChordInfo.gatherTaskName)), options: options), tag: tag)
+                return freeze(
+                    .chord(
+                        header: members, body: .task(TaskSignature(name: ChordInfo.gatherTaskName)), options: options),
+                    tag: tag)
             }
             let id = options["group_id"]?.stringValue ?? TaskMessage.newID()
             options["group_id"] = .string(id)
-            return .group(members.enumerated().map { i, m in freeze(m, tag: .group(id: id, index: i)) }, options: options)
+            return .group(
+                members.enumerated().map { i, m in freeze(m, tag: .group(id: id, index: i)) }, options: options)
         case .chord(let header, let body, var options):
             let id = options["group_id"]?.stringValue ?? TaskMessage.newID()
             options["group_id"] = .string(id)
@@ -77,12 +86,16 @@ public struct CanvasFreezer: Sendable {
             let info = ChordInfo(
                 id: id, size: header.count,
                 policy: options["chord_policy"]?.stringValue.flatMap(ChordFailurePolicy.init(rawValue:)) ?? .failBody,
-                expiresMilliseconds: Int(max(chordExpiry, .seconds(options["deadline"]?.doubleValue ?? 0) + .seconds(3600)).components.seconds * 1000),
+                expiresMilliseconds: Int(
+                    max(chordExpiry, .seconds(options["deadline"]?.doubleValue ?? 0) + .seconds(3600)).components
+                        .seconds * 1000),
                 queue: Self.firstQueue(of: frozenBody) ?? defaultQueue,
                 deadline: options["deadline"]?.doubleValue, quorum: quorumJoinQueues)
             frozenBody.options[ChordInfo.optionKey] = info.json
             let bodyJSON = frozenBody.json
-            let frozenHeader = header.enumerated().map { i, m in freeze(m, tag: .chord(id: id, index: i, body: bodyJSON)) }
+            let frozenHeader = header.enumerated().map { i, m in
+                freeze(m, tag: .chord(id: id, index: i, body: bodyJSON))
+            }
             return .chord(header: frozenHeader, body: frozenBody, options: options)
         }
     }

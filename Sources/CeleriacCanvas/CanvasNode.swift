@@ -50,8 +50,10 @@ public struct TaskSignature: Sendable, Equatable {
     public var subtaskType: String?
 
     /// A signature for task `name`; everything else defaults to empty, mutable and a plain task.
-    public init(name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: JSONObject = [:],
-                immutable: Bool = false, subtaskType: String? = nil) {
+    public init(
+        name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: JSONObject = [:],
+        immutable: Bool = false, subtaskType: String? = nil
+    ) {
         self.name = name
         self.args = args
         self.kwargs = kwargs
@@ -75,31 +77,43 @@ extension CanvasNode {
     public var json: JSONValue {
         switch self {
         case .task(let t):
-            return Self.signature(t.name, args: t.args, kwargs: t.kwargs, options: t.options,
-                                  type: t.subtaskType.map { .string($0) } ?? .null, immutable: t.immutable)
+            return Self.signature(
+                t.name, args: t.args, kwargs: t.kwargs, options: t.options,
+                type: t.subtaskType.map { .string($0) } ?? .null, immutable: t.immutable)
         case .chain(let steps, let options):
-            return Self.signature("celery.chain", args: [], kwargs: ["tasks": .array(steps.map(\.json))],
-                                  options: options, type: "chain", immutable: false)
+            return Self.signature(
+                "celery.chain", args: [], kwargs: ["tasks": .array(steps.map(\.json))],
+                options: options, type: "chain", immutable: false)
         case .group(let members, let options):
-            return Self.signature("celery.group", args: [], kwargs: ["tasks": .array(members.map(\.json))],
-                                  options: options, type: "group", immutable: false)
+            return Self.signature(
+                "celery.group", args: [], kwargs: ["tasks": .array(members.map(\.json))],
+                options: options, type: "group", immutable: false)
         case .chord(let header, let body, let options):
-            return Self.signature("celery.chord", args: [],
-                                  kwargs: ["kwargs": .object([:]), "header": .array(header.map(\.json)), "body": body.json],
-                                  options: options, type: "chord", immutable: false)
+            return Self.signature(
+                "celery.chord", args: [],
+                kwargs: ["kwargs": .object([:]), "header": .array(header.map(\.json)), "body": body.json],
+                options: options, type: "chord", immutable: false)
         }
     }
 
-    private static func signature(_ name: String, args: [JSONValue], kwargs: JSONObject, options: JSONObject,
-                                  type: JSONValue, immutable: Bool) -> JSONValue {
-        .object(["task": .string(name), "args": .array(args), "kwargs": .object(kwargs), "options": .object(options),
-                 "subtask_type": type, "immutable": .bool(immutable)])
+    private static func signature(
+        _ name: String, args: [JSONValue], kwargs: JSONObject, options: JSONObject,
+        type: JSONValue, immutable: Bool
+    ) -> JSONValue {
+        .object([
+            "task": .string(name), "args": .array(args), "kwargs": .object(kwargs), "options": .object(options),
+            "subtask_type": type, "immutable": .bool(immutable),
+        ])
     }
 
     /// Parses Celery signature JSON (unknown keys are ignored, as Celery 5.0's `chord_size`).
     public init(json: JSONValue) throws(CanvasDecodingError) {
-        guard let object = json.objectValue else { throw CanvasDecodingError(reason: "expected an object, got \(json.jsonString.prefix(80))") }
-        guard let name = object["task"]?.stringValue else { throw CanvasDecodingError(reason: "no \"task\" name in \(json.jsonString.prefix(80))") }
+        guard let object = json.objectValue else {
+            throw CanvasDecodingError(reason: "expected an object, got \(json.jsonString.prefix(80))")
+        }
+        guard let name = object["task"]?.stringValue else {
+            throw CanvasDecodingError(reason: "no \"task\" name in \(json.jsonString.prefix(80))")
+        }
         let options = object["options"]?.objectValue ?? [:]
         let kwargs = object["kwargs"]?.objectValue ?? [:]
         let type = object["subtask_type"]?.stringValue
@@ -124,24 +138,33 @@ extension CanvasNode {
             self = .group(try nodes(kwargs["tasks"], "kwargs.tasks"), options: options)
         case "chord":
             guard let body = kwargs["body"] else { throw CanvasDecodingError(reason: "celery.chord without a body") }
-            self = .chord(header: try nodes(kwargs["header"], "kwargs.header"), body: try CanvasNode(json: body), options: options)
+            self = .chord(
+                header: try nodes(kwargs["header"], "kwargs.header"), body: try CanvasNode(json: body), options: options
+            )
         case "chunks":
             // chunks(task, it, n) is a group of starmap tasks over slices of `it`.
-            guard let task = kwargs["task"], let items = kwargs["it"]?.arrayValue, let n = kwargs["n"]?.intValue, n > 0 else {
+            guard let task = kwargs["task"], let items = kwargs["it"]?.arrayValue, let n = kwargs["n"]?.intValue, n > 0
+            else {
                 throw CanvasDecodingError(reason: "celery.chunks needs kwargs task, it (a list) and n > 0")
             }
             self = Self.chunks(task: task, items: items, size: Int(n), options: options)
         default:
-            self = .task(TaskSignature(name: name, args: object["args"]?.arrayValue ?? [], kwargs: kwargs, options: options,
-                                       immutable: object["immutable"]?.boolValue ?? false, subtaskType: type))
+            self = .task(
+                TaskSignature(
+                    name: name, args: object["args"]?.arrayValue ?? [], kwargs: kwargs, options: options,
+                    immutable: object["immutable"]?.boolValue ?? false, subtaskType: type))
         }
     }
 
     /// `celery.starmap` over consecutive slices of `items`, one task per slice, as Celery's `chunks` does.
     static func chunks(task: JSONValue, items: [JSONValue], size: Int, options: JSONObject) -> CanvasNode {
         let slices = stride(from: 0, to: items.count, by: size).map { Array(items[$0..<min($0 + size, items.count)]) }
-        return .group(slices.map { slice in
-            .task(TaskSignature(name: "celery.starmap", kwargs: ["task": task, "it": .array(slice)], immutable: true, subtaskType: "xstarmap"))
-        }, options: options)
+        return .group(
+            slices.map { slice in
+                .task(
+                    TaskSignature(
+                        name: "celery.starmap", kwargs: ["task": task, "it": .array(slice)], immutable: true,
+                        subtaskType: "xstarmap"))
+            }, options: options)
     }
 }

@@ -38,14 +38,19 @@ public struct CanvasPlanner: Sendable {
     ///   - previous: the parent's result, prepended to the args of every mutable entry task.
     ///   - continuation: the steps that follow (a chain being continued by a worker).
     ///   - parent: the finished task this follows, for `parent_id`/`root_id`.
-    public func plan(_ node: CanvasNode, previous: JSONValue? = nil, continuation: [CanvasNode] = [],
-                     parent: TaskMessage? = nil, now: Date = Date()) -> CanvasPlan {
+    public func plan(
+        _ node: CanvasNode, previous: JSONValue? = nil, continuation: [CanvasNode] = [],
+        parent: TaskMessage? = nil, now: Date = Date()
+    ) -> CanvasPlan {
         var plan = CanvasPlan()
         add(node, previous: previous, continuation: continuation, parent: parent, now: now, to: &plan)
         return plan
     }
 
-    func add(_ node: CanvasNode, previous: JSONValue?, continuation: [CanvasNode], parent: TaskMessage?, now: Date, to plan: inout CanvasPlan) {
+    func add(
+        _ node: CanvasNode, previous: JSONValue?, continuation: [CanvasNode], parent: TaskMessage?, now: Date,
+        to plan: inout CanvasPlan
+    ) {
         switch node {
         case .task(let t):
             var message = Self.message(from: t, previous: previous, parent: parent, now: now)
@@ -58,11 +63,14 @@ public struct CanvasPlanner: Sendable {
         case .group(let members, let options):
             if !continuation.isEmpty {
                 // Only reachable with an unfrozen tree (freezing upgrades `group | rest` to a chord).
-                add(.chord(header: members, body: CanvasFreezer.chain(continuation), options: options),
+                add(
+                    .chord(header: members, body: CanvasFreezer.chain(continuation), options: options),
                     previous: previous, continuation: [], parent: parent, now: now, to: &plan)
                 return
             }
-            for member in members { add(member, previous: previous, continuation: [], parent: parent, now: now, to: &plan) }
+            for member in members {
+                add(member, previous: previous, continuation: [], parent: parent, now: now, to: &plan)
+            }
         case .chord(let header, let body, _):
             guard let info = ChordInfo(json: body.options[ChordInfo.optionKey]) else {
                 // Unfrozen chord (e.g. from a client that does not know Celeriac's join): cannot join it.
@@ -79,17 +87,22 @@ public struct CanvasPlanner: Sendable {
                 join.eta = now.addingTimeInterval(deadline)
                 plan.messages.append(.init(message: join, queue: info.queue))
             }
-            for member in header { add(member, previous: previous, continuation: [], parent: parent, now: now, to: &plan) }
+            for member in header {
+                add(member, previous: previous, continuation: [], parent: parent, now: now, to: &plan)
+            }
         }
     }
 
     /// A task message from a signature (celery-wire.md §5.1): the previous result first unless immutable, ids and
     /// routing from the options.
-    public static func message(from t: TaskSignature, previous: JSONValue?, parent: TaskMessage?, now: Date = Date()) -> TaskMessage {
+    public static func message(from t: TaskSignature, previous: JSONValue?, parent: TaskMessage?, now: Date = Date())
+        -> TaskMessage
+    {
         let options = t.options
         var args = t.args
         if let previous, !t.immutable { args.insert(previous, at: 0) }
-        var m = TaskMessage(id: options["task_id"]?.stringValue ?? TaskMessage.newID(), name: t.name, args: args, kwargs: t.kwargs)
+        var m = TaskMessage(
+            id: options["task_id"]?.stringValue ?? TaskMessage.newID(), name: t.name, args: args, kwargs: t.kwargs)
         if let parent {
             m.rootID = parent.rootID ?? parent.id
             m.parentID = parent.id
@@ -103,13 +116,19 @@ public struct CanvasPlanner: Sendable {
         if let c = options["countdown"]?.doubleValue { m.eta = now.addingTimeInterval(c) }
         if let eta = options["eta"]?.stringValue, let date = ISOTime.parse(eta) { m.eta = date }
         if let e = options["expires"] {
-            if let seconds = e.doubleValue { m.expires = now.addingTimeInterval(seconds) } else if let s = e.stringValue { m.expires = ISOTime.parse(s) }
+            if let seconds = e.doubleValue {
+                m.expires = now.addingTimeInterval(seconds)
+            } else if let s = e.stringValue {
+                m.expires = ISOTime.parse(s)
+            }
         }
         if let hard = options["time_limit"]?.doubleValue { m.timeLimit.hard = hard }
         if let soft = options["soft_time_limit"]?.doubleValue { m.timeLimit.soft = soft }
         if let ignore = options["ignore_result"]?.boolValue { m.ignoreResult = ignore }
         if let link = options["link"], !link.isNull { m.embed.callbacks = link.arrayValue ?? [link] }
-        if let linkError = options["link_error"], !linkError.isNull { m.embed.errbacks = linkError.arrayValue ?? [linkError] }
+        if let linkError = options["link_error"], !linkError.isNull {
+            m.embed.errbacks = linkError.arrayValue ?? [linkError]
+        }
         if let chord = options["chord"], !chord.isNull { m.embed.chord = chord }
         if let headers = options["headers"]?.objectValue {
             for (k, v) in headers { m.extraHeaders[k] = v }
@@ -120,7 +139,9 @@ public struct CanvasPlanner: Sendable {
     /// A chord sent without Celeriac's join facts cannot be joined: it becomes a task that fails with that
     /// explanation, so the failure is visible instead of a hang.
     static func unjoinableChord(_ node: CanvasNode, parent: TaskMessage?) -> TaskMessage {
-        var m = TaskMessage(id: TaskMessage.newID(), name: ChordInfo.joinTaskName, args: [.null, node.json], kwargs: ["reason": "unjoinable"])
+        var m = TaskMessage(
+            id: TaskMessage.newID(), name: ChordInfo.joinTaskName, args: [.null, node.json],
+            kwargs: ["reason": "unjoinable"])
         m.parentID = parent?.id
         m.rootID = parent?.rootID ?? parent?.id
         m.replyTo = parent?.replyTo
@@ -139,8 +160,12 @@ extension ChordJoin {
 
     /// The task that joins a chord: args `[chord info, body signature]`, kwargs `{"reason": …}`. Any Celeriac worker
     /// consuming `info.queue` runs it; it is idempotent (a second join finds the join queue gone).
-    public static func joinMessage(info: ChordInfo, body: JSONValue, reason: Reason, parent: TaskMessage?) -> TaskMessage {
-        var m = TaskMessage(id: TaskMessage.newID(), name: ChordInfo.joinTaskName, args: [info.json, body], kwargs: ["reason": .string(reason.rawValue)])
+    public static func joinMessage(info: ChordInfo, body: JSONValue, reason: Reason, parent: TaskMessage?)
+        -> TaskMessage
+    {
+        var m = TaskMessage(
+            id: TaskMessage.newID(), name: ChordInfo.joinTaskName, args: [info.json, body],
+            kwargs: ["reason": .string(reason.rawValue)])
         m.parentID = parent?.id
         m.rootID = parent?.rootID ?? parent?.id
         m.ignoreResult = true

@@ -32,8 +32,10 @@ public struct ChordInfo: Sendable, Equatable {
 
     /// Join facts for chord `id` of `size` members. Defaults: fail the body on a member failure, a join queue that
     /// lives a day unused, no deadline, a classic (not quorum) queue.
-    public init(id: String, size: Int, policy: ChordFailurePolicy = .failBody, expiresMilliseconds: Int = 86_400_000,
-                queue: String, deadline: Double? = nil, quorum: Bool = false) {
+    public init(
+        id: String, size: Int, policy: ChordFailurePolicy = .failBody, expiresMilliseconds: Int = 86_400_000,
+        queue: String, deadline: Double? = nil, quorum: Bool = false
+    ) {
         self.quorum = quorum
         self.id = id
         self.size = size
@@ -58,8 +60,10 @@ public struct ChordInfo: Sendable, Equatable {
     /// The facts as stored under ``optionKey``: `id`, `size`, `policy`, `expires_ms`, `queue`, plus `deadline` and
     /// `quorum` when set.
     public var json: JSONValue {
-        var o: JSONObject = ["id": .string(id), "size": .int(Int64(size)), "policy": .string(policy.rawValue),
-                             "expires_ms": .int(Int64(expiresMilliseconds)), "queue": .string(queue)]
+        var o: JSONObject = [
+            "id": .string(id), "size": .int(Int64(size)), "policy": .string(policy.rawValue),
+            "expires_ms": .int(Int64(expiresMilliseconds)), "queue": .string(queue),
+        ]
         if let deadline { o["deadline"] = .double(deadline) }
         if quorum { o["quorum"] = true }
         return .object(o)
@@ -69,10 +73,14 @@ public struct ChordInfo: Sendable, Equatable {
     /// initializer's defaults.
     public init?(json: JSONValue?) {
         guard let o = json?.objectValue, let id = o["id"]?.stringValue, let size = o["size"]?.intValue,
-              let queue = o["queue"]?.stringValue else { return nil }
-        self.init(id: id, size: Int(size), policy: o["policy"]?.stringValue.flatMap(ChordFailurePolicy.init(rawValue:)) ?? .failBody,
-                  expiresMilliseconds: Int(o["expires_ms"]?.intValue ?? 86_400_000), queue: queue, deadline: o["deadline"]?.doubleValue,
-                  quorum: o["quorum"]?.boolValue ?? false)
+            let queue = o["queue"]?.stringValue
+        else { return nil }
+        self.init(
+            id: id, size: Int(size),
+            policy: o["policy"]?.stringValue.flatMap(ChordFailurePolicy.init(rawValue:)) ?? .failBody,
+            expiresMilliseconds: Int(o["expires_ms"]?.intValue ?? 86_400_000), queue: queue,
+            deadline: o["deadline"]?.doubleValue,
+            quorum: o["quorum"]?.boolValue ?? false)
     }
 }
 
@@ -114,14 +122,17 @@ public struct ChordPart: Sendable, Equatable {
     /// Reads a part written by ``json``; nil without `index` or `task_id`. A non-SUCCESS part without a readable
     /// exception counts as a failure with a bare `Exception`.
     public init?(json: JSONValue) {
-        guard let o = json.objectValue, let index = o["index"]?.intValue, let id = o["task_id"]?.stringValue else { return nil }
+        guard let o = json.objectValue, let index = o["index"]?.intValue, let id = o["task_id"]?.stringValue else {
+            return nil
+        }
         self.index = Int(index)
         self.taskID = id
         if o["status"]?.stringValue == "SUCCESS" {
             outcome = .success(o["result"] ?? .null)
         } else {
-            outcome = .failure(o["exc"].flatMap { TaskFailure(json: $0, traceback: nil) }
-                               ?? TaskFailure(type: "Exception", arguments: [], module: "builtins"))
+            outcome = .failure(
+                o["exc"].flatMap { TaskFailure(json: $0, traceback: nil) }
+                    ?? TaskFailure(type: "Exception", arguments: [], module: "builtins"))
         }
     }
 }
@@ -149,24 +160,36 @@ public enum ChordJoin {
         if !missing.isEmpty {
             guard deadlinePassed else { return .incomplete(missing: missing) }
             let shown = missing.prefix(10).map(String.init).joined(separator: ", ") + (missing.count > 10 ? ", …" : "")
-            return .fail(chordError("chord \(info.id): its deadline of \(info.deadline.map { "\($0)" } ?? "?") s passed with \(info.size - missing.count) of \(info.size) header results in; missing members [\(shown)]"))
+            return .fail(
+                chordError(
+                    "chord \(info.id): its deadline of \(info.deadline.map { "\($0)" } ?? "?") s passed with \(info.size - missing.count) of \(info.size) header results in; missing members [\(shown)]"
+                ))
         }
         let ordered = (0..<info.size).map { byIndex[$0]! }
         switch info.policy {
         case .failBody:
             if let culprit = ordered.first(where: { if case .failure = $0.outcome { true } else { false } }),
-               case .failure(let failure) = culprit.outcome {
-                return .fail(chordError("Dependency \(culprit.taskID) raised \(failure.type)(\(failure.arguments.map(\.pythonRepr).joined(separator: ", "))) (header member \(culprit.index) of chord \(info.id))"))
+                case .failure(let failure) = culprit.outcome
+            {
+                return .fail(
+                    chordError(
+                        "Dependency \(culprit.taskID) raised \(failure.type)(\(failure.arguments.map(\.pythonRepr).joined(separator: ", "))) (header member \(culprit.index) of chord \(info.id))"
+                    ))
             }
             return .runBody(.array(ordered.map { if case .success(let v) = $0.outcome { v } else { .null } }))
         case .collectErrors:
-            return .runBody(.array(ordered.map { part in
-                switch part.outcome {
-                case .success(let v): .object(["status": "SUCCESS", "result": v])
-                case .failure(let f): .object(["status": "FAILURE", "task_id": .string(part.taskID), "exc_type": .string(f.type),
-                                                "exc_message": .array(f.arguments), "exc_module": .string(f.module)])
-                }
-            }))
+            return .runBody(
+                .array(
+                    ordered.map { part in
+                        switch part.outcome {
+                        case .success(let v): .object(["status": "SUCCESS", "result": v])
+                        case .failure(let f):
+                            .object([
+                                "status": "FAILURE", "task_id": .string(part.taskID), "exc_type": .string(f.type),
+                                "exc_message": .array(f.arguments), "exc_module": .string(f.module),
+                            ])
+                        }
+                    }))
         }
     }
 

@@ -1,3 +1,7 @@
+// swift-format-ignore-file: AmbiguousTrailingClosureOverload
+// `group { … }` builds a group of signatures and `group(steps:) { … }` a group of steps: the builders' element
+// types differ, so the compiler always knows which one a trailing closure means.
+
 import CeleriacCore
 
 // MARK: - Chains
@@ -46,9 +50,13 @@ public enum ChainBuilder {
     /// The chain starts with a complete signature.
     public static func buildPartialBlock<O>(first: Signature<O>) -> Signature<O> { first }
     /// A step after the chain so far: it takes the chain's result as its first argument.
-    public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Step<A, B>) -> Signature<B> { accumulated | next }
+    public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Step<A, B>) -> Signature<B> {
+        accumulated | next
+    }
     /// A complete signature after the chain so far: it runs next, ignoring the result (made immutable).
-    public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Signature<B>) -> Signature<B> { accumulated | next }
+    public static func buildPartialBlock<A, B>(accumulated: Signature<A>, next: Signature<B>) -> Signature<B> {
+        accumulated | next
+    }
 }
 
 /// A chain built from a list: a signature, then steps (or immutable signatures) each fed the previous result.
@@ -61,7 +69,9 @@ public enum StepChainBuilder {
     /// The chain starts with a step.
     public static func buildPartialBlock<A, B>(first: Step<A, B>) -> Step<A, B> { first }
     /// A step after the chain so far, fed its result; the output types must match.
-    public static func buildPartialBlock<A, B, C>(accumulated: Step<A, B>, next: Step<B, C>) -> Step<A, C> { accumulated | next }
+    public static func buildPartialBlock<A, B, C>(accumulated: Step<A, B>, next: Step<B, C>) -> Step<A, C> {
+        accumulated | next
+    }
 }
 
 /// A step made of steps, built from a list: the first gets the previous result, each next one the result before it.
@@ -111,7 +121,9 @@ public func chord<O, B>(_ header: Signature<[O]>, _ body: Step<[O], B>, deadline
 
 /// A chord whose header members are listed in a ``GroupBuilder`` (`for` loops and `if` allowed); otherwise as
 /// ``chord(_:_:deadline:)``.
-public func chord<O, B>(deadline: Duration? = nil, @GroupBuilder<Signature<O>> header: () -> [Signature<O>], body: Step<[O], B>) -> Signature<B> {
+public func chord<O, B>(
+    deadline: Duration? = nil, @GroupBuilder<Signature<O>> header: () -> [Signature<O>], body: Step<[O], B>
+) -> Signature<B> {
     chord(group(header()), body, deadline: deadline)
 }
 
@@ -121,11 +133,14 @@ public func chord<I, O, B>(_ header: Step<I, [O]>, _ body: Step<[O], B>, deadlin
 }
 
 /// A chord whose body runs whatever happens, with each member's result or error (``ChordPartOutcome``).
-public func chord<O, B>(collectingErrors header: Signature<[O]>, _ body: Step<[ChordPartOutcome<O>], B>, deadline: Duration? = nil) -> Signature<B> {
+public func chord<O, B>(
+    collectingErrors header: Signature<[O]>, _ body: Step<[ChordPartOutcome<O>], B>, deadline: Duration? = nil
+) -> Signature<B> {
     Signature(node: chordNode(header.node, body.node, policy: .collectErrors, deadline: deadline))
 }
 
-func chordNode(_ header: CanvasNode, _ body: CanvasNode, policy: ChordFailurePolicy, deadline: Duration?) -> CanvasNode {
+func chordNode(_ header: CanvasNode, _ body: CanvasNode, policy: ChordFailurePolicy, deadline: Duration?) -> CanvasNode
+{
     let members: [CanvasNode]
     var options: JSONObject = [:]
     if case .group(let m, let o) = header { members = m; options = o } else { members = [header] }
@@ -146,7 +161,10 @@ public enum ChordPartOutcome<Value: Codable & Sendable>: Codable, Sendable {
     case failure(taskID: String, type: String, message: [JSONValue])
 
     enum CodingKeys: String, CodingKey {
-        case status, result, task_id, exc_type, exc_message
+        case status, result
+        case taskID = "task_id"
+        case excType = "exc_type"
+        case excMessage = "exc_message"
     }
 
     /// Reads `{"status", "result"}` or `{"status", "task_id", "exc_type", "exc_message"}`; anything but `SUCCESS` is a
@@ -158,9 +176,10 @@ public enum ChordPartOutcome<Value: Codable & Sendable>: Codable, Sendable {
         if try c.decode(String.self, forKey: .status) == "SUCCESS" {
             self = .success(try c.decode(Value.self, forKey: .result))
         } else {
-            self = .failure(taskID: try c.decodeIfPresent(String.self, forKey: .task_id) ?? "",
-                            type: try c.decodeIfPresent(String.self, forKey: .exc_type) ?? "Exception",
-                            message: try c.decodeIfPresent([JSONValue].self, forKey: .exc_message) ?? [])
+            self = .failure(
+                taskID: try c.decodeIfPresent(String.self, forKey: .taskID) ?? "",
+                type: try c.decodeIfPresent(String.self, forKey: .excType) ?? "Exception",
+                message: try c.decodeIfPresent([JSONValue].self, forKey: .excMessage) ?? [])
         }
     }
 
@@ -173,9 +192,9 @@ public enum ChordPartOutcome<Value: Codable & Sendable>: Codable, Sendable {
             try c.encode(v, forKey: .result)
         case .failure(let id, let type, let message):
             try c.encode("FAILURE", forKey: .status)
-            try c.encode(id, forKey: .task_id)
-            try c.encode(type, forKey: .exc_type)
-            try c.encode(message, forKey: .exc_message)
+            try c.encode(id, forKey: .taskID)
+            try c.encode(type, forKey: .excType)
+            try c.encode(message, forKey: .excMessage)
         }
     }
 }

@@ -88,7 +88,10 @@ public struct GraphRecord: Sendable, Equatable {
     public var error: String?
 
     /// A record from its parts; optional fields default to nil.
-    public init(taskID: String, name: String, state: TaskState, timestamp: Double, runtime: Double? = nil, worker: String? = nil, error: String? = nil) {
+    public init(
+        taskID: String, name: String, state: TaskState, timestamp: Double, runtime: Double? = nil,
+        worker: String? = nil, error: String? = nil
+    ) {
         self.taskID = taskID
         self.name = name
         self.state = state
@@ -101,8 +104,10 @@ public struct GraphRecord: Sendable, Equatable {
     /// The record as sent: `kind: "state"`, `task_id`, `name`, `state`, `ts`, plus `runtime`, `worker` and `error` when
     /// set.
     public var json: JSONValue {
-        var o: JSONObject = ["kind": "state", "task_id": .string(taskID), "name": .string(name), "state": .string(state.rawValue),
-                             "ts": .double(timestamp)]
+        var o: JSONObject = [
+            "kind": "state", "task_id": .string(taskID), "name": .string(name), "state": .string(state.rawValue),
+            "ts": .double(timestamp),
+        ]
         if let runtime { o["runtime"] = .double(runtime) }
         if let worker { o["worker"] = .string(worker) }
         if let error { o["error"] = .string(error) }
@@ -111,9 +116,13 @@ public struct GraphRecord: Sendable, Equatable {
 
     /// Reads a record written by ``json``; nil for anything else (a plan record, a malformed one).
     public init?(json: JSONValue) {
-        guard json["kind"]?.stringValue == "state", let id = json["task_id"]?.stringValue, let name = json["name"]?.stringValue,
-              let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:)) else { return nil }
-        self.init(taskID: id, name: name, state: state, timestamp: json["ts"]?.doubleValue ?? 0, runtime: json["runtime"]?.doubleValue,
-                  worker: json["worker"]?.stringValue, error: json["error"]?.stringValue)
+        guard json["kind"]?.stringValue == "state", let id = json["task_id"]?.stringValue,
+            let name = json["name"]?.stringValue,
+            let state = json["state"]?.stringValue.flatMap(TaskState.init(rawValue:))
+        else { return nil }
+        self.init(
+            taskID: id, name: name, state: state, timestamp: json["ts"]?.doubleValue ?? 0,
+            runtime: json["runtime"]?.doubleValue,
+            worker: json["worker"]?.stringValue, error: json["error"]?.stringValue)
     }
 }

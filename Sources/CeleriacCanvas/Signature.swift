@@ -90,14 +90,19 @@ extension TaskName where Input: Arguments1 {
     /// A signature with the argument given; the whole call, so after `|` it ignores the previous result.
     public func s(_ first: Input.First) -> Signature<Output> { Signature(node: task([encodeArgument(first)])) }
     /// Immutable, with the argument given: ignores the previous result when used as a step.
-    public func si(_ first: Input.First) -> Signature<Output> { Signature(node: task([encodeArgument(first)], immutable: true)) }
+    public func si(_ first: Input.First) -> Signature<Output> {
+        Signature(node: task([encodeArgument(first)], immutable: true))
+    }
     /// A step: the previous result is the argument.
     public func s() -> Step<Input.First, Output> { Step(node: task([])) }
 
     /// Celery's `task.map(items)`: one worker task that runs this task for every item; results in order.
     public func map(_ items: [Input.First]) -> Signature<[Output]> {
-        Signature(node: .task(TaskSignature(name: "celery.map", kwargs: ["task": task([]).json, "it": .array(items.map(encodeArgument))],
-                                            immutable: true, subtaskType: "xmap")))
+        Signature(
+            node: .task(
+                TaskSignature(
+                    name: "celery.map", kwargs: ["task": task([]).json, "it": .array(items.map(encodeArgument))],
+                    immutable: true, subtaskType: "xmap")))
     }
 }
 
@@ -115,14 +120,23 @@ extension TaskName where Input: Arguments2 {
 
     /// Celery's `task.starmap(pairs)`: one worker task running this task for every pair.
     public func starmap(_ items: [(Input.First, Input.Second)]) -> Signature<[Output]> {
-        Signature(node: .task(TaskSignature(name: "celery.starmap", kwargs: ["task": task([]).json, "it": .array(items.map { .array([encodeArgument($0.0), encodeArgument($0.1)]) })],
-                                            immutable: true, subtaskType: "xstarmap")))
+        Signature(
+            node: .task(
+                TaskSignature(
+                    name: "celery.starmap",
+                    kwargs: [
+                        "task": task([]).json,
+                        "it": .array(items.map { .array([encodeArgument($0.0), encodeArgument($0.1)]) }),
+                    ],
+                    immutable: true, subtaskType: "xstarmap")))
     }
 
     /// Celery's `task.chunks(pairs, n)`: a group of starmap tasks over slices of `n` pairs.
     public func chunks(_ items: [(Input.First, Input.Second)], size: Int) -> Signature<[[Output]]> {
-        Signature(node: CanvasNode.chunks(task: task([]).json, items: items.map { .array([encodeArgument($0.0), encodeArgument($0.1)]) },
-                                          size: max(1, size), options: [:]))
+        Signature(
+            node: CanvasNode.chunks(
+                task: task([]).json, items: items.map { .array([encodeArgument($0.0), encodeArgument($0.1)]) },
+                size: max(1, size), options: [:]))
     }
 }
 

@@ -53,12 +53,16 @@ extension WorkflowGraph {
     /// A Graphviz `digraph`, left to right: one rounded box per task coloured by state, a subgraph per cluster, chord
     /// edges dashed. Render it with `dot -Tsvg`.
     public var dot: String {
-        var out = ["digraph workflow {", "  rankdir=LR;", "  label=\(Self.dotQuote("workflow \(root)"));",
-                   "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];"]
+        var out = [
+            "digraph workflow {", "  rankdir=LR;", "  label=\(Self.dotQuote("workflow \(root)"));",
+            "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];",
+        ]
         func emit(cluster: String?, indent: String) {
             for n in nodes where n.cluster == cluster {
                 let text = label(n).joined(separator: "\n")
-                out.append("\(indent)\(Self.nodeID(n.id)) [label=\(Self.dotQuote(text)), fillcolor=\"\(Self.color(n.state))\"];")
+                out.append(
+                    "\(indent)\(Self.nodeID(n.id)) [label=\(Self.dotQuote(text)), fillcolor=\"\(Self.color(n.state))\"];"
+                )
             }
             for (i, c) in clusters.enumerated() where c.parent == cluster {
                 out.append("\(indent)subgraph \(Self.clusterID(i)) {")
@@ -69,7 +73,8 @@ extension WorkflowGraph {
         }
         emit(cluster: nil, indent: "  ")
         for e in edges {
-            out.append("  \(Self.nodeID(e.from)) -> \(Self.nodeID(e.to))" + (e.kind == "chord" ? " [style=dashed];" : ";"))
+            out.append(
+                "  \(Self.nodeID(e.from)) -> \(Self.nodeID(e.to))" + (e.kind == "chord" ? " [style=dashed];" : ";"))
         }
         out.append("}")
         return out.joined(separator: "\n") + "\n"
@@ -87,7 +92,9 @@ extension WorkflowGraph {
         var out = ["flowchart LR"]
         func emit(cluster: String?, indent: String) {
             for n in nodes where n.cluster == cluster {
-                out.append("\(indent)\(Self.nodeID(n.id))[\"\(label(n).map(Self.mermaidText).joined(separator: "<br/>"))\"]:::\(n.state.rawValue.lowercased())")
+                out.append(
+                    "\(indent)\(Self.nodeID(n.id))[\"\(label(n).map(Self.mermaidText).joined(separator: "<br/>"))\"]:::\(n.state.rawValue.lowercased())"
+                )
             }
             for (i, c) in clusters.enumerated() where c.parent == cluster {
                 out.append("\(indent)subgraph \(Self.clusterID(i))[\"\(Self.mermaidText(c.id))\"]")
@@ -106,7 +113,8 @@ extension WorkflowGraph {
     }
 
     static func mermaidText(_ s: String) -> String {
-        s.replacing("&", with: "#amp;").replacing("\"", with: "#quot;").replacing("<", with: "#lt;").replacing(">", with: "#gt;")
+        s.replacing("&", with: "#amp;").replacing("\"", with: "#quot;").replacing("<", with: "#lt;").replacing(
+            ">", with: "#gt;")
     }
 
     // MARK: - JSON
@@ -117,18 +125,28 @@ extension WorkflowGraph {
         .object([
             "root": .string(root),
             "finished": .bool(isFinished),
-            "nodes": .array(nodes.map { n in
-                var o: JSONObject = ["id": .string(n.id), "node": .string(Self.nodeID(n.id)), "name": .string(n.name),
-                                     "state": .string(n.state.rawValue)]
-                o["started"] = n.started.map { .double($0) } ?? .null
-                o["runtime"] = n.runtime.map { .double($0) } ?? .null
-                o["worker"] = n.worker.map { .string($0) } ?? .null
-                o["error"] = n.error.map { .string($0) } ?? .null
-                o["cluster"] = n.cluster.map { .string($0) } ?? .null
-                return .object(o)
-            }),
-            "edges": .array(edges.map { .object(["from": .string($0.from), "to": .string($0.to), "kind": .string($0.kind)]) }),
-            "clusters": .array(clusters.map { .object(["id": .string($0.id), "kind": .string($0.kind), "parent": $0.parent.map { .string($0) } ?? .null]) }),
+            "nodes": .array(
+                nodes.map { n in
+                    var o: JSONObject = [
+                        "id": .string(n.id), "node": .string(Self.nodeID(n.id)), "name": .string(n.name),
+                        "state": .string(n.state.rawValue),
+                    ]
+                    o["started"] = n.started.map { .double($0) } ?? .null
+                    o["runtime"] = n.runtime.map { .double($0) } ?? .null
+                    o["worker"] = n.worker.map { .string($0) } ?? .null
+                    o["error"] = n.error.map { .string($0) } ?? .null
+                    o["cluster"] = n.cluster.map { .string($0) } ?? .null
+                    return .object(o)
+                }),
+            "edges": .array(
+                edges.map { .object(["from": .string($0.from), "to": .string($0.to), "kind": .string($0.kind)]) }),
+            "clusters": .array(
+                clusters.map {
+                    .object([
+                        "id": .string($0.id), "kind": .string($0.kind),
+                        "parent": $0.parent.map { .string($0) } ?? .null,
+                    ])
+                }),
         ])
     }
 }

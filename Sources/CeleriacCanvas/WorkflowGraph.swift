@@ -86,7 +86,8 @@ public struct WorkflowGraph: Sendable, Equatable {
     /// - Throws: ``CeleriacError/configuration(_:)`` when no plan record is there.
     public init(root: String, records: [JSONValue]) throws(CeleriacError) {
         guard let plan = records.first(where: { $0["kind"]?.stringValue == "plan" }), let canvasJSON = plan["canvas"],
-              let canvas = try? CanvasNode(json: canvasJSON) else {
+            let canvas = try? CanvasNode(json: canvasJSON)
+        else {
             throw .configuration("workflow \(root) has no plan record: was it sent with CeleriacClient.applyRecorded?")
         }
         self.init(root: root, canvas: canvas, records: records.compactMap(GraphRecord.init(json:)))

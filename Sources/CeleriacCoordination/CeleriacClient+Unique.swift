@@ -1,6 +1,6 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Synchronization
 
 /// What to do when a unique key is already held by a queued or running task.
@@ -56,10 +56,14 @@ extension CeleriacClient {
     ///   - ttl: longest life of the lock (default one hour).
     ///   - onDuplicate: `.refuse` (throw) or `.returnExisting` (return the holder's id).
     /// - Throws: ``UniqueTaskError/duplicate(key:existingID:)`` with `.refuse`; ``CeleriacError/broker(operation:underlying:)``.
-    public func sendUnique(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], key: String, ttl: Duration = .seconds(3600),
-                           onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()) async throws -> UniqueSend {
+    public func sendUnique(
+        _ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], key: String, ttl: Duration = .seconds(3600),
+        onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()
+    ) async throws -> UniqueSend {
         let ms = Int(seconds(ttl) * 1000)
-        guard ms >= 1, ms <= CoordinationTopology.maxUniqueTTLMilliseconds else { throw UniqueTaskError.invalidTTL(ttl) }
+        guard ms >= 1, ms <= CoordinationTopology.maxUniqueTTLMilliseconds else {
+            throw UniqueTaskError.invalidTTL(ttl)
+        }
         var options = options
         let id = options.taskID ?? TaskMessage.newID()
         options.taskID = id
@@ -70,7 +74,8 @@ extension CeleriacClient {
             if attempt > 0 { try await Task.sleep(for: .milliseconds(Int.random(in: 5...(10 * attempt)))) }
             let acquired: Bool
             do {
-                acquired = try await UniqueLock.acquire(key: key, taskID: id, task: name, ttlMilliseconds: ms, on: publisher)
+                acquired = try await UniqueLock.acquire(
+                    key: key, taskID: id, task: name, ttlMilliseconds: ms, on: publisher)
             } catch {
                 throw CeleriacError.broker(operation: "take unique lock '\(key)'", underlying: error.description)
             }
@@ -81,11 +86,13 @@ extension CeleriacClient {
                         UniqueIndex.markDeclared(on: publisher)
                     }
                 } catch {
-                    throw CeleriacError.broker(operation: "declare '\(CoordinationTopology.uniqueIndex)'", underlying: error.description)
+                    throw CeleriacError.broker(
+                        operation: "declare '\(CoordinationTopology.uniqueIndex)'", underlying: error.description)
                 }
                 let index = UniqueLock.indexEntry(key: key, taskID: id, task: name, ttlMilliseconds: ms)
                 do {
-                    return .sent(try await send(name, args: args, kwargs: kwargs, options: options, companions: [index]))
+                    return .sent(
+                        try await send(name, args: args, kwargs: kwargs, options: options, companions: [index]))
                 } catch {
                     // Not sent: give the key back so the caller can try again.
                     _ = try? await UniqueLock.release(key: key, taskID: id, on: publisher)
@@ -104,20 +111,29 @@ extension CeleriacClient {
             case .returnExisting: return .duplicate(existingID: holder.taskID)
             }
         }
-        throw CeleriacError.broker(operation: "take unique lock '\(key)'", underlying: "the lock changed hands eight times in a row; try again")
+        throw CeleriacError.broker(
+            operation: "take unique lock '\(key)'", underlying: "the lock changed hands eight times in a row; try again"
+        )
     }
 
     /// Typed form of ``sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)``.
-    public func delayUnique<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, key: String, ttl: Duration = .seconds(3600),
-                                           onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()) async throws -> UniqueSend {
+    public func delayUnique<Input, Output>(
+        _ task: TaskName<Input, Output>, _ input: Input, key: String, ttl: Duration = .seconds(3600),
+        onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()
+    ) async throws -> UniqueSend {
         let (args, kwargs) = try CeleriacClient.arguments(of: task, input)
-        return try await sendUnique(task.name, args: args, kwargs: kwargs, key: key, ttl: ttl, onDuplicate: onDuplicate, options: options)
+        return try await sendUnique(
+            task.name, args: args, kwargs: kwargs, key: key, ttl: ttl, onDuplicate: onDuplicate, options: options)
     }
 }
 
 /// Connections that declared the lock index already (the transport re-declares it after a reconnect).
 enum UniqueIndex {
     private static let connections = Mutex<Set<ObjectIdentifier>>([])
-    static func declared(on c: any BrokerConnection) -> Bool { connections.withLock { $0.contains(ObjectIdentifier(c as AnyObject)) } }
-    static func markDeclared(on c: any BrokerConnection) { connections.withLock { _ = $0.insert(ObjectIdentifier(c as AnyObject)) } }
+    static func declared(on c: any BrokerConnection) -> Bool {
+        connections.withLock { $0.contains(ObjectIdentifier(c as AnyObject)) }
+    }
+    static func markDeclared(on c: any BrokerConnection) {
+        connections.withLock { _ = $0.insert(ObjectIdentifier(c as AnyObject)) }
+    }
 }

@@ -40,9 +40,11 @@ public enum CoordinationTopology {
     /// The lock queue of a unique key: one message at most (a second publish is nacked), deleted by the broker one
     /// day after its last use.
     public static func uniqueSpec(_ key: String) -> QueueSpec {
-        QueueSpec(uniqueQueue(key), durable: true, arguments: [
-            "x-max-length": .int(1), "x-overflow": .string("reject-publish"), "x-expires": .int(uniqueQueueExpiry),
-        ])
+        QueueSpec(
+            uniqueQueue(key), durable: true,
+            arguments: [
+                "x-max-length": .int(1), "x-overflow": .string("reject-publish"), "x-expires": .int(uniqueQueueExpiry),
+            ])
     }
 
     /// Lock TTLs are capped below this, so the queue can never be deleted while its lock message is still valid.

@@ -1,6 +1,6 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import FoundationEssentials
 
 /// Reads and repairs the dead-letter queue `celeriac.dead` (`celeriac dlq list|replay|purge`).
@@ -39,13 +39,17 @@ public struct DeadLetterQueue: Sendable {
         let h = d.properties.headers ?? [:]
         func text(_ key: String) -> String? { if case .string(let s)? = h[key] { return s }; return nil }
         var reason = text(HeaderKey.deadReason)
-        if reason == nil, case .array(let deaths)? = h["x-death"], case .table(let first)? = deaths.first, case .string(let r)? = first["reason"] {
+        if reason == nil, case .array(let deaths)? = h["x-death"], case .table(let first)? = deaths.first,
+            case .string(let r)? = first["reason"]
+        {
             reason = "broker: \(r)"
         }
-        let deadAt = h[CoordinationTopology.deadAtHeader]?.intValue.map(Double.init) ?? d.properties.timestamp.map(Double.init)
-        return Entry(taskID: text(HeaderKey.id) ?? d.properties.correlationID ?? "?", task: text(HeaderKey.task) ?? "?",
-                     reason: reason ?? "?", queue: text(HeaderKey.deadQueue) ?? Topology.stripDelayPrefix(d.routingKey),
-                     age: deadAt.map { max(0, now - $0) }, replays: Int(h[CoordinationTopology.replaysHeader]?.intValue ?? 0))
+        let deadAt =
+            h[CoordinationTopology.deadAtHeader]?.intValue.map(Double.init) ?? d.properties.timestamp.map(Double.init)
+        return Entry(
+            taskID: text(HeaderKey.id) ?? d.properties.correlationID ?? "?", task: text(HeaderKey.task) ?? "?",
+            reason: reason ?? "?", queue: text(HeaderKey.deadQueue) ?? Topology.stripDelayPrefix(d.routingKey),
+            age: deadAt.map { max(0, now - $0) }, replays: Int(h[CoordinationTopology.replaysHeader]?.intValue ?? 0))
     }
 
     /// Takes every message (unacked) in queue order; the caller settles each.
@@ -83,8 +87,11 @@ public struct DeadLetterQueue: Sendable {
             }
             var props = d.properties
             var headers = props.headers ?? [:]
-            for key in [HeaderKey.deadReason, HeaderKey.deadQueue, HeaderKey.deadWorker, CoordinationTopology.deadAtHeader, "x-death",
-                        "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"] { headers[key] = nil }
+            for key in [
+                HeaderKey.deadReason, HeaderKey.deadQueue, HeaderKey.deadWorker, CoordinationTopology.deadAtHeader,
+                "x-death",
+                "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+            ] { headers[key] = nil }
             headers[CoordinationTopology.replaysHeader] = .int64(Int64(e.replays + 1))
             props.headers = headers
             do {

@@ -29,12 +29,16 @@ public struct GlobalLimit: Sendable, Equatable {
     ///
     /// - Throws: ``CeleriacError/configuration(_:)`` for an empty name, a malformed or zero rate, or a concurrency
     ///   below 1.
-    public init(name: String, tasks: Set<String>? = nil, rate: String? = nil, burst: Int? = nil, concurrency: Int? = nil) throws(CeleriacError) {
+    public init(
+        name: String, tasks: Set<String>? = nil, rate: String? = nil, burst: Int? = nil, concurrency: Int? = nil
+    ) throws(CeleriacError) {
         guard !name.isEmpty else { throw .configuration("a global limit needs a name (a task name or a group name)") }
         self.name = name
         self.tasks = tasks ?? [name]
         if let rate { self.rate = try RateLimit(rate) } else { self.rate = nil }
-        if let r = self.rate, r.perSecond <= 0 { throw .configuration("global rate limit '\(name)=\(r.text)' must be above zero") }
+        if let r = self.rate, r.perSecond <= 0 {
+            throw .configuration("global rate limit '\(name)=\(r.text)' must be above zero")
+        }
         self.burst = max(1, burst ?? Int(((self.rate?.perSecond ?? 10) / 10).rounded(.down)))
         if let concurrency, concurrency < 1 {
             throw .configuration("global concurrency '\(name)=\(concurrency)' must be at least 1")
@@ -44,7 +48,9 @@ public struct GlobalLimit: Sendable, Equatable {
 
     /// Parses the worker's command-line forms: `--global-rate-limit NAME=RATE`, `--global-concurrency NAME=N` and
     /// `--limit-group GROUP=task1,task2`, merged per name.
-    public static func parse(rates: [String], concurrency: [String], groups: [String]) throws(CeleriacError) -> [GlobalLimit] {
+    public static func parse(rates: [String], concurrency: [String], groups: [String]) throws(CeleriacError)
+        -> [GlobalLimit]
+    {
         func split(_ text: String, _ flag: String) throws(CeleriacError) -> (String, String) {
             let parts = text.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -66,12 +72,17 @@ public struct GlobalLimit: Sendable, Equatable {
         }
         for c in concurrency {
             let (name, value) = try split(c, "--global-concurrency")
-            guard let n = Int(value) else { throw .configuration("--global-concurrency '\(c)': \(value) is not a whole number") }
+            guard let n = Int(value) else {
+                throw .configuration("--global-concurrency '\(c)': \(value) is not a whole number")
+            }
             if rateOf[name] == nil && countOf[name] == nil { order.append(name) }
             countOf[name] = n
         }
         var limits: [GlobalLimit] = []
-        for name in order { limits.append(try GlobalLimit(name: name, tasks: members[name], rate: rateOf[name], concurrency: countOf[name])) }
+        for name in order {
+            limits.append(
+                try GlobalLimit(name: name, tasks: members[name], rate: rateOf[name], concurrency: countOf[name]))
+        }
         return limits
     }
 }

@@ -10,7 +10,9 @@ import Logging
 /// only ready permits behind, which the next seeder purges before publishing N afresh. Runs on a connection of its
 /// own, because a 405 on the lock declare closes the channel it was sent on.
 enum SemaphoreSeeder {
-    static func ensureSeeded(limit: String, permits: Int, broker: any Broker, logger: Logger, retry: Duration = .milliseconds(200)) async throws(BrokerError) {
+    static func ensureSeeded(
+        limit: String, permits: Int, broker: any Broker, logger: Logger, retry: Duration = .milliseconds(200)
+    ) async throws(BrokerError) {
         let conn = broker.connection(.init(name: "celeriac-semaphore-seed", confirms: true))
         try await conn.connect()
         defer { Task { await conn.close() } }
@@ -18,12 +20,17 @@ enum SemaphoreSeeder {
         while true {
             if try await exists(ready, on: conn) { return }
             do {
-                try await conn.declare(QueueSpec(CoordinationTopology.semaphoreSeedLock(limit), durable: false, exclusive: true, autoDelete: true),
-                                       recreateAfterReconnect: false)
-            } catch where error.replyCode == 405 {
+                try await conn.declare(
+                    QueueSpec(
+                        CoordinationTopology.semaphoreSeedLock(limit), durable: false, exclusive: true, autoDelete: true
+                    ),
+                    recreateAfterReconnect: false)
+            } catch  where error.replyCode == 405 {
                 // Another worker is seeding right now.
                 try? await Task.sleep(for: retry)
-                if Task.isCancelled { throw BrokerError(.closed, operation: "seed permits of '\(limit)'", reason: "cancelled") }
+                if Task.isCancelled {
+                    throw BrokerError(.closed, operation: "seed permits of '\(limit)'", reason: "cancelled")
+                }
                 continue
             }
             if try await exists(ready, on: conn) {
@@ -34,13 +41,16 @@ enum SemaphoreSeeder {
             try await conn.declare(queue)
             try await conn.purge(queue: queue.name)
             let permitMessages = (0..<permits).map { i in
-                OutgoingMessage(routingKey: queue.name, body: Array("{\"permit\":\(i)}".utf8),
-                                properties: .init(contentType: "application/json", deliveryMode: 2, messageID: "permit-\(i)"))
+                OutgoingMessage(
+                    routingKey: queue.name, body: Array("{\"permit\":\(i)}".utf8),
+                    properties: .init(contentType: "application/json", deliveryMode: 2, messageID: "permit-\(i)"))
             }
             try await conn.publish(permitMessages)
             try await conn.declare(QueueSpec(ready, durable: true))
             try await conn.deleteQueue(CoordinationTopology.semaphoreSeedLock(limit))
-            logger.info("global concurrency permits seeded", metadata: ["limit": .string(limit), "permits": .stringConvertible(permits)])
+            logger.info(
+                "global concurrency permits seeded",
+                metadata: ["limit": .string(limit), "permits": .stringConvertible(permits)])
             return
         }
     }
@@ -50,7 +60,7 @@ enum SemaphoreSeeder {
         do {
             _ = try await conn.inspect(queue: queue)
             return true
-        } catch where error.replyCode == 404 {
+        } catch  where error.replyCode == 404 {
             return false
         }
     }

@@ -33,8 +33,10 @@ public final class TokenRefiller: Sendable {
     ///   - burst: the token queue's `x-max-length` (at least 1): how many unused tokens may pile up.
     ///   - retryInterval: how often a candidate that is not leading retries the lock.
     ///   - heartbeat: the AMQP heartbeat of its own connection, in seconds; short, so a dead leader is replaced soon.
-    public init(broker: any Broker, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
-                heartbeat: Int = 5, connectionName: String = "celeriac-refiller", logger: Logger) {
+    public init(
+        broker: any Broker, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
+        heartbeat: Int = 5, connectionName: String = "celeriac-refiller", logger: Logger
+    ) {
         self.broker = broker
         self.heartbeat = heartbeat
         self.limit = limit
@@ -74,25 +76,32 @@ public final class TokenRefiller: Sendable {
             try await conn.connect()
             try await conn.declare(CoordinationTopology.rateQueueSpec(limit, burst: burst))
         } catch {
-            logger.warning("rate-limit refiller: cannot connect or declare the token queue; retrying",
-                           metadata: ["limit": .string(limit), "error": .string(error.description)])
+            logger.warning(
+                "rate-limit refiller: cannot connect or declare the token queue; retrying",
+                metadata: ["limit": .string(limit), "error": .string(error.description)])
             return
         }
         while !Task.isCancelled {
             do throws(BrokerError) {
-                try await conn.declare(QueueSpec(CoordinationTopology.refillerLock(limit), durable: false, exclusive: true, autoDelete: true),
-                                       recreateAfterReconnect: false)
+                try await conn.declare(
+                    QueueSpec(
+                        CoordinationTopology.refillerLock(limit), durable: false, exclusive: true, autoDelete: true),
+                    recreateAfterReconnect: false)
                 break
-            } catch where error.replyCode == 405 {
+            } catch  where error.replyCode == 405 {
                 // Another worker refills this limit.
                 try? await Task.sleep(for: retryInterval)
             } catch {
-                logger.warning("rate-limit refiller: lock declare failed; reconnecting", metadata: ["limit": .string(limit), "error": .string(error.description)])
+                logger.warning(
+                    "rate-limit refiller: lock declare failed; reconnecting",
+                    metadata: ["limit": .string(limit), "error": .string(error.description)])
                 return
             }
         }
         guard !Task.isCancelled else { return }
-        logger.info("rate-limit refiller elected: this worker publishes the tokens", metadata: ["limit": .string(limit), "rate": .stringConvertible(perSecond)])
+        logger.info(
+            "rate-limit refiller elected: this worker publishes the tokens",
+            metadata: ["limit": .string(limit), "rate": .stringConvertible(perSecond)])
         set(true)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -114,7 +123,8 @@ public final class TokenRefiller: Sendable {
     private func refill(_ conn: any BrokerConnection) async {
         let start = ContinuousClock.now
         var sent = 0
-        let token = OutgoingMessage(routingKey: CoordinationTopology.rateQueue(limit), body: [], properties: .init(deliveryMode: 1))
+        let token = OutgoingMessage(
+            routingKey: CoordinationTopology.rateQueue(limit), body: [], properties: .init(deliveryMode: 1))
         while !Task.isCancelled {
             let elapsed = ContinuousClock.now - start
             let due = Int((seconds(elapsed) * perSecond).rounded(.down)) + 1
@@ -124,7 +134,9 @@ public final class TokenRefiller: Sendable {
                 do throws(BrokerError) {
                     try await conn.publish(Array(repeating: token, count: count))
                 } catch {
-                    logger.warning("rate-limit refiller: publish failed; stepping down", metadata: ["limit": .string(limit), "error": .string(error.description)])
+                    logger.warning(
+                        "rate-limit refiller: publish failed; stepping down",
+                        metadata: ["limit": .string(limit), "error": .string(error.description)])
                     return
                 }
                 sent = due

@@ -25,28 +25,40 @@ public enum UniqueLock {
         public let ttlMilliseconds: Int
     }
 
-    static func lockMessage(key: String, taskID: String, task: String, ttlMilliseconds: Int, to queue: String) -> OutgoingMessage {
-        let body: JSONValue = ["key": .string(key), "task_id": .string(taskID), "task": .string(task),
-                               "since": .double(Date().timeIntervalSince1970), "ttl_ms": .int(Int64(ttlMilliseconds))]
-        return OutgoingMessage(routingKey: queue, body: body.jsonBytes,
-                               properties: .init(contentType: "application/json", deliveryMode: 2, expiration: String(ttlMilliseconds), messageID: taskID))
+    static func lockMessage(key: String, taskID: String, task: String, ttlMilliseconds: Int, to queue: String)
+        -> OutgoingMessage
+    {
+        let body: JSONValue = [
+            "key": .string(key), "task_id": .string(taskID), "task": .string(task),
+            "since": .double(Date().timeIntervalSince1970), "ttl_ms": .int(Int64(ttlMilliseconds)),
+        ]
+        return OutgoingMessage(
+            routingKey: queue, body: body.jsonBytes,
+            properties: .init(
+                contentType: "application/json", deliveryMode: 2, expiration: String(ttlMilliseconds), messageID: taskID
+            ))
     }
 
     static func holder(_ delivery: Delivery) -> Holder? {
         guard let json = try? JSONValue.parse(delivery.body), let key = json["key"]?.stringValue,
-              let id = json["task_id"]?.stringValue else { return nil }
-        return Holder(key: key, taskID: id, task: json["task"]?.stringValue ?? "?", since: json["since"]?.doubleValue ?? 0,
-                      ttlMilliseconds: Int(json["ttl_ms"]?.intValue ?? 0))
+            let id = json["task_id"]?.stringValue
+        else { return nil }
+        return Holder(
+            key: key, taskID: id, task: json["task"]?.stringValue ?? "?", since: json["since"]?.doubleValue ?? 0,
+            ttlMilliseconds: Int(json["ttl_ms"]?.intValue ?? 0))
     }
 
     /// Takes the lock: true when this send owns `key` now, false when another task holds it.
-    public static func acquire(key: String, taskID: String, task: String, ttlMilliseconds: Int, on conn: any BrokerConnection) async throws(BrokerError) -> Bool {
+    public static func acquire(
+        key: String, taskID: String, task: String, ttlMilliseconds: Int, on conn: any BrokerConnection
+    ) async throws(BrokerError) -> Bool {
         let spec = CoordinationTopology.uniqueSpec(key)
         try await conn.declare(spec, recreateAfterReconnect: false)
         do {
-            try await conn.publish(lockMessage(key: key, taskID: taskID, task: task, ttlMilliseconds: ttlMilliseconds, to: spec.name))
+            try await conn.publish(
+                lockMessage(key: key, taskID: taskID, task: task, ttlMilliseconds: ttlMilliseconds, to: spec.name))
             return true
-        } catch where error.code == .publishNacked {
+        } catch  where error.code == .publishNacked {
             return false
         }
     }
@@ -79,13 +91,15 @@ public enum UniqueLock {
     /// Releases the lock if `taskID` holds it (another holder's lock, taken after this one's TTL ran out, stays).
     /// Returns true when a lock was released.
     @discardableResult
-    public static func release(key: String, taskID: String, on conn: any BrokerConnection) async throws(BrokerError) -> Bool {
+    public static func release(key: String, taskID: String, on conn: any BrokerConnection) async throws(BrokerError)
+        -> Bool
+    {
         // No declare first (one round trip less per task): a lock queue cleared by `locks clear` answers 404, which
         // closes only this connection's admin channel; the worker's releases run one at a time, so none is hit.
         let d: Delivery?
         do {
             d = try await conn.get(queue: CoordinationTopology.uniqueQueue(key))
-        } catch where error.replyCode == 404 {
+        } catch  where error.replyCode == 404 {
             return false
         }
         guard let d else { return false }
@@ -104,7 +118,9 @@ public enum UniqueLock {
     /// Every lock held now, from the index (index entries of released or expired locks are dropped on the way).
     /// `probe` is a second connection for the passive checks, whose 404s close their channel (and would requeue the
     /// index entries this connection holds).
-    public static func list(on conn: any BrokerConnection, probe: any BrokerConnection) async throws(BrokerError) -> [Holder] {
+    public static func list(on conn: any BrokerConnection, probe: any BrokerConnection) async throws(BrokerError)
+        -> [Holder]
+    {
         try await conn.declare(CoordinationTopology.uniqueIndexSpec)
         var entries: [(Delivery, Holder)] = []
         while let d = try await conn.get(queue: CoordinationTopology.uniqueIndex) {
@@ -128,7 +144,7 @@ public enum UniqueLock {
     private static func peekIfExists(key: String, on conn: any BrokerConnection) async throws(BrokerError) -> Holder? {
         do {
             _ = try await conn.inspect(queue: CoordinationTopology.uniqueQueue(key))
-        } catch where error.replyCode == 404 {
+        } catch  where error.replyCode == 404 {
             return nil
         }
         return try await peek(key: key, on: conn)
@@ -136,7 +152,9 @@ public enum UniqueLock {
 
     /// The index entry published with an acquired lock (same TTL), for `locks list`.
     static func indexEntry(key: String, taskID: String, task: String, ttlMilliseconds: Int) -> OutgoingMessage {
-        var m = lockMessage(key: key, taskID: taskID, task: task, ttlMilliseconds: ttlMilliseconds, to: CoordinationTopology.uniqueIndex)
+        var m = lockMessage(
+            key: key, taskID: taskID, task: task, ttlMilliseconds: ttlMilliseconds, to: CoordinationTopology.uniqueIndex
+        )
         m.properties.deliveryMode = 2
         return m
     }

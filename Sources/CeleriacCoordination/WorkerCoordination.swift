@@ -1,6 +1,6 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Logging
 import Synchronization
 
@@ -23,8 +23,10 @@ public final class WorkerCoordination: Sendable {
         public var deadLetterProbeInterval: Duration
 
         /// No limits, 10 000 completed ids remembered for an hour, dead-letter depth read every 15 s.
-        public init(limits: [GlobalLimit] = [], duplicateWindow: Int = 10_000, duplicateTTL: Duration = .seconds(3600),
-                    deadLetterProbeInterval: Duration = .seconds(15)) {
+        public init(
+            limits: [GlobalLimit] = [], duplicateWindow: Int = 10_000, duplicateTTL: Duration = .seconds(3600),
+            deadLetterProbeInterval: Duration = .seconds(15)
+        ) {
             self.limits = limits
             self.duplicateWindow = duplicateWindow
             self.duplicateTTL = duplicateTTL
@@ -57,7 +59,10 @@ public final class WorkerCoordination: Sendable {
 
     /// Coordination for the worker `hostname` (which names its connections); nothing connects before
     /// ``start(consumer:concurrency:)``. `observer` gets waits, duplicates, refiller leadership and dead-letter depth.
-    public init(configuration: Configuration, broker: any Broker, hostname: String, logger: Logger, observer: (any CoordinationObserver)?) {
+    public init(
+        configuration: Configuration, broker: any Broker, hostname: String, logger: Logger,
+        observer: (any CoordinationObserver)?
+    ) {
         self.configuration = configuration
         self.broker = broker
         self.hostname = hostname
@@ -81,23 +86,29 @@ public final class WorkerCoordination: Sendable {
         self.consumer.withLock { $0 = consumer }
         for limit in configuration.limits {
             if let permits = limit.concurrency {
-                try await SemaphoreSeeder.ensureSeeded(limit: limit.name, permits: permits, broker: broker, logger: logger)
-                let pool = TokenPool(queue: CoordinationTopology.semaphoreQueue(limit.name), connection: consumer, prefetch: concurrency)
+                try await SemaphoreSeeder.ensureSeeded(
+                    limit: limit.name, permits: permits, broker: broker, logger: logger)
+                let pool = TokenPool(
+                    queue: CoordinationTopology.semaphoreQueue(limit.name), connection: consumer, prefetch: concurrency)
                 permitPools.withLock { $0[limit.name] = pool }
             }
             if let rate = limit.rate {
                 try await connection.declare(CoordinationTopology.rateQueueSpec(limit.name, burst: limit.burst))
                 // Tokens are acked as soon as they arrive, so a prefetch of one per slot only lets waiting tasks take
                 // them in parallel (one per round trip would cap a worker at ~400 tokens/s here).
-                let pool = TokenPool(queue: CoordinationTopology.rateQueue(limit.name), connection: consumer, prefetch: concurrency)
+                let pool = TokenPool(
+                    queue: CoordinationTopology.rateQueue(limit.name), connection: consumer, prefetch: concurrency)
                 ratePools.withLock { $0[limit.name] = pool }
-                let refiller = TokenRefiller(broker: broker, limit: limit.name, perSecond: rate.perSecond, burst: limit.burst,
-                                             connectionName: "\(hostname)-refiller-\(limit.name)", logger: logger)
+                let refiller = TokenRefiller(
+                    broker: broker, limit: limit.name, perSecond: rate.perSecond, burst: limit.burst,
+                    connectionName: "\(hostname)-refiller-\(limit.name)", logger: logger)
                 let observer = self.observer
                 // Both live as long as the worker and are cancelled by stop().
                 let run = Task { await refiller.run() }
                 let watch = Task {
-                    for await leader in refiller.leadership { observer?.refillerLeadership(limit: limit.name, leader: leader) }
+                    for await leader in refiller.leadership {
+                        observer?.refillerLeadership(limit: limit.name, leader: leader)
+                    }
                 }
                 background.withLock { $0 += [run, watch] }
             }
@@ -111,7 +122,9 @@ public final class WorkerCoordination: Sendable {
             let probe = Task {
                 while !Task.isCancelled {
                     await releases.run {
-                        if let info = try? await connection.inspect(queue: Topology.deadLetterQueue) { observer.deadLetterDepth(Int(info.messageCount)) }
+                        if let info = try? await connection.inspect(queue: Topology.deadLetterQueue) {
+                            observer.deadLetterDepth(Int(info.messageCount))
+                        }
                     }
                     try? await Task.sleep(for: interval)
                 }
@@ -122,13 +135,17 @@ public final class WorkerCoordination: Sendable {
 
     /// Warm shutdown: tasks still waiting for a permit or token stop waiting (their messages go back to the queue).
     public func stopWaiting() async {
-        for pool in permitPools.withLock({ Array($0.values) }) + ratePools.withLock({ Array($0.values) }) { await pool.close() }
+        for pool in permitPools.withLock({ Array($0.values) }) + ratePools.withLock({ Array($0.values) }) {
+            await pool.close()
+        }
     }
 
     /// Stops taking permits (waiters get `CancellationError`), stops the refillers and closes the connection.
     public func stop() async {
         await stopWaiting()
-        let tasks = background.withLock { t -> [Task<Void, Never>] in defer { t = [] }; return t }
+        let tasks = background.withLock { t -> [Task<Void, Never>] in
+            defer { t = [] }; return t
+        }
         for t in tasks { t.cancel() }
         for t in tasks { await t.value }
         await connection.close()
@@ -146,14 +163,16 @@ public final class WorkerCoordination: Sendable {
                 guard let pool = permitPools.withLock({ $0[limit.name] }) else { continue }
                 let t0 = ContinuousClock.now
                 held.append(try await pool.take())
-                observer?.globalLimitWaited(task: task, limit: limit.name, kind: "concurrency", seconds: seconds(ContinuousClock.now - t0))
+                observer?.globalLimitWaited(
+                    task: task, limit: limit.name, kind: "concurrency", seconds: seconds(ContinuousClock.now - t0))
             }
             for limit in limits where limit.rate != nil {
                 guard let pool = ratePools.withLock({ $0[limit.name] }) else { continue }
                 let t0 = ContinuousClock.now
                 let token = try await pool.take()
                 consumer.ackInBackground(token)
-                observer?.globalLimitWaited(task: task, limit: limit.name, kind: "rate", seconds: seconds(ContinuousClock.now - t0))
+                observer?.globalLimitWaited(
+                    task: task, limit: limit.name, kind: "rate", seconds: seconds(ContinuousClock.now - t0))
             }
         } catch {
             await release(Permits(held: held))
@@ -187,7 +206,9 @@ public final class WorkerCoordination: Sendable {
     // MARK: Unique locks
 
     /// The unique key a task message carries, if any.
-    public static func uniqueKey(headers: JSONObject) -> String? { headers[CoordinationTopology.uniqueKeyHeader]?.stringValue }
+    public static func uniqueKey(headers: JSONObject) -> String? {
+        headers[CoordinationTopology.uniqueKeyHeader]?.stringValue
+    }
 
     /// The unique key in a delivery's AMQP headers, if the task was sent with one.
     public static func uniqueKey(headers: FieldTable?) -> String? {
@@ -203,7 +224,9 @@ public final class WorkerCoordination: Sendable {
             do throws(BrokerError) {
                 try await UniqueLock.release(key: key, taskID: taskID, on: connection)
             } catch {
-                logger.error("could not release a unique lock; its TTL will", metadata: ["key": .string(key), "task.id": .string(taskID), "error": .string(error.description)])
+                logger.error(
+                    "could not release a unique lock; its TTL will",
+                    metadata: ["key": .string(key), "task.id": .string(taskID), "error": .string(error.description)])
             }
         }
     }

@@ -73,26 +73,38 @@ public struct BuiltinError: PythonException, CustomStringConvertible, Sendable {
     }
 
     /// Python's `ValueError`: the argument has the right type but a bad value.
-    public static func valueError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "ValueError", message: message) }
+    public static func valueError(_ message: String) -> BuiltinError {
+        BuiltinError(pythonType: "ValueError", message: message)
+    }
     /// Python's `TypeError`: the argument has the wrong type.
-    public static func typeError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "TypeError", message: message) }
+    public static func typeError(_ message: String) -> BuiltinError {
+        BuiltinError(pythonType: "TypeError", message: message)
+    }
     /// Python's `KeyError`: a looked-up key is missing.
-    public static func keyError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "KeyError", message: message) }
+    public static func keyError(_ message: String) -> BuiltinError {
+        BuiltinError(pythonType: "KeyError", message: message)
+    }
     /// Python's `RuntimeError`: a failure that fits no other class.
-    public static func runtimeError(_ message: String) -> BuiltinError { BuiltinError(pythonType: "RuntimeError", message: message) }
+    public static func runtimeError(_ message: String) -> BuiltinError {
+        BuiltinError(pythonType: "RuntimeError", message: message)
+    }
 }
 
 extension TaskFailure {
     /// How an error thrown by a task is reported.
     public init(error: any Error) {
         if let p = error as? any PythonException {
-            self.init(type: p.pythonType, arguments: p.pythonArguments, module: p.pythonModule,
-                      traceback: "Traceback (most recent call last):\n  (Swift task)\n\(p.pythonType): \(p.pythonArguments.first?.stringValue ?? "")")
+            self.init(
+                type: p.pythonType, arguments: p.pythonArguments, module: p.pythonModule,
+                traceback:
+                    "Traceback (most recent call last):\n  (Swift task)\n\(p.pythonType): \(p.pythonArguments.first?.stringValue ?? "")"
+            )
         } else {
             let type = String(describing: Swift.type(of: error))
             let text = String(describing: error)
-            self.init(type: type, arguments: [.string(text)], module: "celeriac",
-                      traceback: "Traceback (most recent call last):\n  (Swift task)\nceleriac.\(type): \(text)")
+            self.init(
+                type: type, arguments: [.string(text)], module: "celeriac",
+                traceback: "Traceback (most recent call last):\n  (Swift task)\nceleriac.\(type): \(text)")
         }
     }
 }

@@ -12,7 +12,8 @@ public enum ISOTime {
         let days = floorDiv(seconds, 86_400)
         let secOfDay = seconds - days * 86_400
         let (y, m, d) = civil(fromDays: days)
-        var s = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2))"
+        var s =
+            "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2))"
         if micros != 0 { s += "." + pad(micros, 6) }
         return s + "+00:00"
     }

@@ -166,7 +166,9 @@ private struct JSONParser {
             case UInt8(ascii: "u"):
                 var scalar = try hex4()
                 if (0xD800...0xDBFF).contains(scalar) {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
+                    else {
                         throw error("unpaired surrogate")
                     }
                     index += 2
@@ -206,7 +208,9 @@ private struct JSONParser {
         let start = index
         var isInteger = true
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { throw error("invalid number") }
+        guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else {
+            throw error("invalid number")
+        }
         while index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): index += 1
@@ -228,7 +232,9 @@ private struct JSONParser {
             }
             return .int(i)
         }
-        guard let d = Double(text), d.isFinite else { throw JSONParseError(reason: "invalid number \(text.prefix(40))", offset: start) }
+        guard let d = Double(text), d.isFinite else {
+            throw JSONParseError(reason: "invalid number \(text.prefix(40))", offset: start)
+        }
         return .double(d)
     }
 }
@@ -281,7 +287,7 @@ enum JSONWriter {
         }
         if value < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // up to 20 digits, least significant first
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 20 digits, least significant first
         var count = 0
         withUnsafeMutableBytes(of: &digits) { buffer in
             while magnitude > 0 {
@@ -384,7 +390,11 @@ public struct JSONObjectWriter: Sendable {
     /// A string, or `null` for nil.
     public mutating func add(_ key: StaticString, string value: String?) {
         self.key(key)
-        if let value { JSONWriter.writeString(value, into: &bytes) } else { JSONWriter.writeLiteral("null", into: &bytes) }
+        if let value {
+            JSONWriter.writeString(value, into: &bytes)
+        } else {
+            JSONWriter.writeLiteral("null", into: &bytes)
+        }
     }
 
     /// Adds an integer field.

@@ -23,8 +23,10 @@ public struct ResultMessage: Sendable, Equatable {
 
     /// A report with every field given; ``success(_:_:children:for:)`` and ``failure(_:_:status:for:)`` fill the usual
     /// ones.
-    public init(taskID: String, status: TaskState, result: JSONValue, traceback: String? = nil, children: [JSONValue] = [],
-                dateDone: Date? = nil, groupID: String? = nil, parentID: String? = nil) {
+    public init(
+        taskID: String, status: TaskState, result: JSONValue, traceback: String? = nil, children: [JSONValue] = [],
+        dateDone: Date? = nil, groupID: String? = nil, parentID: String? = nil
+    ) {
         self.taskID = taskID
         self.status = status
         self.result = result
@@ -37,16 +39,22 @@ public struct ResultMessage: Sendable, Equatable {
 
     /// A SUCCESS report for task `id` returning `value`, done now. `message` (the task's own) supplies the group and
     /// parent ids.
-    public static func success(_ id: String, _ value: JSONValue, children: [JSONValue] = [], for message: TaskMessage? = nil) -> ResultMessage {
-        ResultMessage(taskID: id, status: .success, result: value, children: children, dateDone: Date(),
-                      groupID: message?.groupID, parentID: message?.parentID)
+    public static func success(
+        _ id: String, _ value: JSONValue, children: [JSONValue] = [], for message: TaskMessage? = nil
+    ) -> ResultMessage {
+        ResultMessage(
+            taskID: id, status: .success, result: value, children: children, dateDone: Date(),
+            groupID: message?.groupID, parentID: message?.parentID)
     }
 
     /// A report of `failure` with `status` FAILURE (the default), RETRY or REVOKED, carrying its traceback.
     /// `date_done` is now, except for RETRY, which is not a final state. `message` supplies the group and parent ids.
-    public static func failure(_ id: String, _ failure: TaskFailure, status: TaskState = .failure, for message: TaskMessage? = nil) -> ResultMessage {
-        ResultMessage(taskID: id, status: status, result: failure.json, traceback: failure.traceback,
-                      dateDone: status == .retry ? nil : Date(), groupID: message?.groupID, parentID: message?.parentID)
+    public static func failure(
+        _ id: String, _ failure: TaskFailure, status: TaskState = .failure, for message: TaskMessage? = nil
+    ) -> ResultMessage {
+        ResultMessage(
+            taskID: id, status: status, result: failure.json, traceback: failure.traceback,
+            dateDone: status == .retry ? nil : Date(), groupID: message?.groupID, parentID: message?.parentID)
     }
 
     /// The failure carried by a FAILURE/RETRY/REVOKED result.
@@ -68,7 +76,8 @@ public struct ResultMessage: Sendable, Equatable {
     /// Reads a result body. `task_id` is required (Python requires it too); `correlationID` fills it in otherwise.
     public init?(json: JSONValue, correlationID: String? = nil) {
         guard let o = json.objectValue, let s = o["status"]?.stringValue, let status = TaskState(rawValue: s),
-              let id = o["task_id"]?.stringValue ?? correlationID else { return nil }
+            let id = o["task_id"]?.stringValue ?? correlationID
+        else { return nil }
         self.taskID = id
         self.status = status
         self.result = o["result"] ?? .null

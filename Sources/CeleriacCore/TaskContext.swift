@@ -1,5 +1,5 @@
-import Logging
 import FoundationEssentials
+import Logging
 import Synchronization
 
 /// What a running task knows about itself, and its way to ask for a retry.
@@ -20,8 +20,11 @@ public struct TaskContext: Sendable {
 
     /// The context the worker builds for one run of `message`. `stopReason` is shared with whoever enforces the soft
     /// time limit; `clock` is what ``sleep(for:)`` waits on.
-    public init(message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions, stopReason: StopReason = StopReason(),
-                clock: any CeleriacClock = SystemClock()) {
+    public init(
+        message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions,
+        stopReason: StopReason = StopReason(),
+        clock: any CeleriacClock = SystemClock()
+    ) {
         self.clock = clock
         self.message = message
         self.logger = logger
@@ -71,8 +74,9 @@ public struct TaskContext: Sendable {
     /// result. When `retries` already reached `maxRetries` (default: the task's ``TaskOptions/maxRetries``) the
     /// task fails instead, with `cause` if given, else `MaxRetriesExceededError`.
     public func retry(countdown: Duration? = nil, maxRetries: Int? = nil, cause: (any Error)? = nil) -> RetryRequest {
-        RetryRequest(countdown: countdown.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
-                     maxRetries: maxRetries, cause: cause.map(TaskFailure.init(error:)))
+        RetryRequest(
+            countdown: countdown.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+            maxRetries: maxRetries, cause: cause.map(TaskFailure.init(error:)))
     }
 }
 

@@ -10,8 +10,8 @@ enum TaskID {
         var generator = SystemRandomNumberGenerator()
         var high = generator.next() as UInt64
         var low = generator.next() as UInt64
-        high = (high & ~0xF000) | 0x4000                         // version 4 (bits 12-15 of time_hi_and_version)
-        low = (low & ~(0xC000 << 48)) | (0x8000 << 48)            // variant 10xx (RFC 9562)
+        high = (high & ~0xF000) | 0x4000  // version 4 (bits 12-15 of time_hi_and_version)
+        low = (low & ~(0xC000 << 48)) | (0x8000 << 48)  // variant 10xx (RFC 9562)
         return String(unsafeUninitializedCapacity: 36) { out in
             var i = 0
             func put(_ value: UInt64, nibbles: Int) {

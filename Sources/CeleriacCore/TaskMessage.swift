@@ -80,7 +80,10 @@ public struct TaskMessage: Sendable, Equatable {
         /// The chord's body (a signature dict) to run once the chord's header group finishes; nil outside a chord.
         public var chord: JSONValue?
         /// An embed with the given parts; nil parts are sent as JSON `null`.
-        public init(callbacks: [JSONValue]? = nil, errbacks: [JSONValue]? = nil, chain: [JSONValue]? = nil, chord: JSONValue? = nil) {
+        public init(
+            callbacks: [JSONValue]? = nil, errbacks: [JSONValue]? = nil, chain: [JSONValue]? = nil,
+            chord: JSONValue? = nil
+        ) {
             self.callbacks = callbacks
             self.errbacks = errbacks
             self.chain = chain
@@ -100,12 +103,14 @@ public struct TaskMessage: Sendable, Equatable {
     /// A message ready to publish. `rootID` defaults to `id`; `argsRepr`/`kwargsRepr` are computed from the arguments,
     /// and the correlation id is `id`. `ignoreResult` defaults to `false`, which keeps the result even for a task
     /// whose options ignore it; pass nil to let the task's option decide.
-    public init(id: String = TaskMessage.newID(), name: String, args: [JSONValue] = [], kwargs: JSONObject = [:],
-                embed: Embed = Embed(), eta: Date? = nil, expires: Date? = nil, retries: Int = 0,
-                timeLimit: TimeLimit = TimeLimit(), rootID: String? = nil, parentID: String? = nil,
-                groupID: String? = nil, groupIndex: Int? = nil, shadow: String? = nil, origin: String? = nil,
-                ignoreResult: Bool? = false, replyTo: String? = nil, priority: UInt8? = nil,
-                extraHeaders: JSONObject = [:]) {
+    public init(
+        id: String = TaskMessage.newID(), name: String, args: [JSONValue] = [], kwargs: JSONObject = [:],
+        embed: Embed = Embed(), eta: Date? = nil, expires: Date? = nil, retries: Int = 0,
+        timeLimit: TimeLimit = TimeLimit(), rootID: String? = nil, parentID: String? = nil,
+        groupID: String? = nil, groupIndex: Int? = nil, shadow: String? = nil, origin: String? = nil,
+        ignoreResult: Bool? = false, replyTo: String? = nil, priority: UInt8? = nil,
+        extraHeaders: JSONObject = [:]
+    ) {
         self.id = id
         self.name = name
         self.args = args
@@ -143,7 +148,9 @@ public struct TaskMessage: Sendable, Equatable {
 /// Python-style reprs for `argsrepr` / `kwargsrepr`, which monitors (Flower) show verbatim. Cut at 1024 chars.
 public enum PythonRepr {
     /// `args` as a Python tuple, e.g. `(2, 'x')`, or `(2,)` for one element.
-    public static func args(_ args: [JSONValue]) -> String { cut("(" + args.map(repr).joined(separator: ", ") + (args.count == 1 ? ",)" : ")")) }
+    public static func args(_ args: [JSONValue]) -> String {
+        cut("(" + args.map(repr).joined(separator: ", ") + (args.count == 1 ? ",)" : ")"))
+    }
     /// `kwargs` as a Python dict, e.g. `{'n': 3}`, keys in order.
     public static func kwargs(_ kwargs: JSONObject) -> String {
         cut("{" + kwargs.pairs.map { "'\($0.key)': \(repr($0.value))" }.joined(separator: ", ") + "}")

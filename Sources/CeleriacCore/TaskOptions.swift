@@ -22,8 +22,10 @@ public struct TaskOptions: Sendable {
 
     /// Options with Celery's defaults: 3 retries 180 s apart, no automatic retry, rate limit or time limits, and
     /// results kept.
-    public init(maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
-                softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false) {
+    public init(
+        maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
+        softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false
+    ) {
         self.maxRetries = maxRetries
         self.defaultRetryDelay = defaultRetryDelay
         self.autoRetry = autoRetry

@@ -24,7 +24,8 @@ public struct TaskRegistry: Sendable {
         let parameters = task.parameters
         let name = task.name
         tasks[task.name] = RegisteredTask(name: name, parameters: parameters, options: options) { message, context in
-            let input: Input = try ArgumentBinder.bind(task: name, parameters: parameters, args: message.args, kwargs: message.kwargs)
+            let input: Input = try ArgumentBinder.bind(
+                task: name, parameters: parameters, args: message.args, kwargs: message.kwargs)
             let output = try await body(input, context)
             return try JSONBridge.encode(output)
         }
@@ -33,7 +34,9 @@ public struct TaskRegistry: Sendable {
     /// Throws when a task name was registered more than once.
     public func validate() throws(CeleriacError) {
         if !duplicates.isEmpty {
-            throw .configuration("task name(s) registered more than once: \(Set(duplicates).sorted().joined(separator: ", ")). Give each task a unique name")
+            throw .configuration(
+                "task name(s) registered more than once: \(Set(duplicates).sorted().joined(separator: ", ")). Give each task a unique name"
+            )
         }
     }
 
@@ -56,7 +59,10 @@ public struct RegisteredTask: Sendable {
     public let run: @Sendable (TaskMessage, TaskContext) async throws -> JSONValue
 
     /// A task from its parts; ``TaskRegistry/register(_:options:_:)`` builds one from a typed body.
-    public init(name: String, parameters: [String], options: TaskOptions, run: @escaping @Sendable (TaskMessage, TaskContext) async throws -> JSONValue) {
+    public init(
+        name: String, parameters: [String], options: TaskOptions,
+        run: @escaping @Sendable (TaskMessage, TaskContext) async throws -> JSONValue
+    ) {
         self.name = name
         self.parameters = parameters
         self.options = options
@@ -72,10 +78,14 @@ public enum ArgumentBinder {
     /// - Throws: ``BuiltinError`` `TypeError` with a Python-like message (`demo.add() got an unexpected keyword
     ///   argument 'z'`) when there are too many positional arguments, an unknown or repeated keyword, or a value of the
     ///   wrong type.
-    public static func bind<Input: Decodable>(task: String, parameters: [String], args: [JSONValue], kwargs: JSONObject) throws -> Input {
+    public static func bind<Input: Decodable>(task: String, parameters: [String], args: [JSONValue], kwargs: JSONObject)
+        throws -> Input
+    {
         if let direct = NoArguments() as? Input, args.isEmpty, kwargs.isEmpty { return direct }
         guard args.count <= parameters.count else {
-            throw BuiltinError.typeError("\(task)() takes \(parameters.count) positional argument\(parameters.count == 1 ? "" : "s") but \(args.count) were given")
+            throw BuiltinError.typeError(
+                "\(task)() takes \(parameters.count) positional argument\(parameters.count == 1 ? "" : "s") but \(args.count) were given"
+            )
         }
         var object = JSONObject()
         for (i, value) in args.enumerated() { object.appendUnchecked(parameters[i], value) }
@@ -83,7 +93,9 @@ public enum ArgumentBinder {
             guard parameters.contains(key) else {
                 throw BuiltinError.typeError("\(task)() got an unexpected keyword argument '\(key)'")
             }
-            if object[key] != nil { throw BuiltinError.typeError("\(task)() got multiple values for argument '\(key)'") }
+            if object[key] != nil {
+                throw BuiltinError.typeError("\(task)() got multiple values for argument '\(key)'")
+            }
             object.appendUnchecked(key, value)
         }
         do {
@@ -101,7 +113,9 @@ public enum ArgumentBinder {
         }
         switch error {
         case .keyNotFound(let key, let ctx):
-            return ctx.codingPath.isEmpty ? "missing required argument '\(key.stringValue)'" : "\(path(ctx.codingPath)) is missing '\(key.stringValue)'"
+            return ctx.codingPath.isEmpty
+                ? "missing required argument '\(key.stringValue)'"
+                : "\(path(ctx.codingPath)) is missing '\(key.stringValue)'"
         case .typeMismatch(let type, let ctx):
             return "\(path(ctx.codingPath)) must be \(typeName(type))"
         case .valueNotFound(let type, let ctx):
@@ -120,7 +134,9 @@ public enum ArgumentBinder {
         case is String.Type: "a string"
         case is Bool.Type: "a boolean"
         case is [Any].Type: "a list"
-        default: "\(type)".hasPrefix("Array") ? "a list" : "\(type)".hasPrefix("Dictionary") ? "an object" : "of type \(type)"
+        default:
+            "\(type)".hasPrefix("Array")
+                ? "a list" : "\(type)".hasPrefix("Dictionary") ? "an object" : "of type \(type)"
         }
     }
 }

@@ -13,8 +13,10 @@ public enum HMACSHA256 {
                     // A zero-length buffer may have a nil base address; OpenSSL accepts a non-null pointer with
                     // length 0, so give it one.
                     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { dummy in
-                        HMAC(EVP_sha256(), UnsafeRawPointer(k.baseAddress ?? UnsafePointer(dummy.baseAddress!)), Int32(k.count),
-                             m.baseAddress ?? UnsafePointer(dummy.baseAddress!), m.count, o.baseAddress, &length) != nil
+                        HMAC(
+                            EVP_sha256(), UnsafeRawPointer(k.baseAddress ?? UnsafePointer(dummy.baseAddress!)),
+                            Int32(k.count),
+                            m.baseAddress ?? UnsafePointer(dummy.baseAddress!), m.count, o.baseAddress, &length) != nil
                     }
                 }
             }
@@ -28,6 +30,8 @@ public enum HMACSHA256 {
     public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+        }
     }
 }

@@ -12,9 +12,11 @@ extension CeleriacClient {
     /// let sixteen = try await result.get()
     /// ```
     public func apply<Output>(_ signature: Signature<Output>) async throws -> CanvasResult<Output> {
-        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
-                                   quorumJoinQueues: configuration.queueType == .quorum)
-            .freeze(signature.node)
+        let frozen = CanvasFreezer(
+            replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
+            quorumJoinQueues: configuration.queueType == .quorum
+        )
+        .freeze(signature.node)
         let plan = CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen, now: configuration.clock.now)
         try await publish(plan)
         return CanvasResult(shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
@@ -37,7 +39,8 @@ extension CeleriacClient {
             do {
                 try await publisher.declare(ChordQueues.joinQueue(chord), recreateAfterReconnect: false)
             } catch {
-                throw CeleriacError.broker(operation: "declare chord join queue '\(chord.joinQueue)'", underlying: error.description)
+                throw CeleriacError.broker(
+                    operation: "declare chord join queue '\(chord.joinQueue)'", underlying: error.description)
             }
         }
         var outgoing: [OutgoingMessage] = []
@@ -47,8 +50,10 @@ extension CeleriacClient {
             if let eta = item.message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
                 try await ensureDelayTopology(queue: item.queue, routingKey: item.queue)
                 let seconds = Topology.delaySeconds(until: eta, from: now)
-                outgoing.append(TaskCodec.encode(item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
-                                                 exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now))
+                outgoing.append(
+                    TaskCodec.encode(
+                        item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
+                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now))
             } else {
                 outgoing.append(TaskCodec.encode(item.message, routingKey: item.queue, now: now))
             }

@@ -16,15 +16,23 @@ extension CeleriacClient {
     /// add a record per state change, so `celeriac graph ROOT_ID` can draw it while it runs or after it finished.
     ///
     /// - Parameter keepFor: how long the records stay after the last time the queue was used (`x-expires`).
-    public func applyRecorded<Output>(_ signature: Signature<Output>, keepFor: Duration = .seconds(86_400)) async throws -> RecordedWorkflow<Output> {
+    public func applyRecorded<Output>(_ signature: Signature<Output>, keepFor: Duration = .seconds(86_400)) async throws
+        -> RecordedWorkflow<Output>
+    {
         let (marked, root) = GraphRecording.mark(signature.node)
-        let frozen = CanvasFreezer(replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
-                                   quorumJoinQueues: configuration.queueType == .quorum)
-            .freeze(marked)
+        let frozen = CanvasFreezer(
+            replyTo: configuration.receiveResults ? replyQueue : nil, defaultQueue: configuration.defaultQueue,
+            quorumJoinQueues: configuration.queueType == .quorum
+        )
+        .freeze(marked)
         try await GraphStore.prepare(on: publisher, root: root, keepFor: keepFor)
-        try await publishWithRetry([GraphStore.message(GraphRecording.planRecord(root: root, frozen: frozen), root: root)])
-        try await publish(CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen, now: configuration.clock.now))
-        let result = CanvasResult<Output>(shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
+        try await publishWithRetry([
+            GraphStore.message(GraphRecording.planRecord(root: root, frozen: frozen), root: root)
+        ])
+        try await publish(
+            CanvasPlanner(defaultQueue: configuration.defaultQueue).plan(frozen, now: configuration.clock.now))
+        let result = CanvasResult<Output>(
+            shape: ResultShape(of: frozen), client: self, chordIDs: Self.chordIDs(in: frozen))
         return RecordedWorkflow(result: result, rootID: root)
     }
 

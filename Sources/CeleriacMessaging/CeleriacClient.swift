@@ -53,9 +53,11 @@ public final class CeleriacClient: Sendable {
 
         /// A configuration with Celery's defaults (queue `celery`, no priorities), results received, a 10 000-entry
         /// result cache and a 30 s publish retry window; set the other properties afterwards.
-        public init(defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
-                    resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
-                    connectionName: String = "celeriac-client", sendSentEvents: Bool = false) {
+        public init(
+            defaultQueue: String = Topology.defaultQueue, maxPriority: Int? = nil,
+            resultCacheSize: Int = 10_000, publishRetryWindow: Duration = .seconds(30), receiveResults: Bool = true,
+            connectionName: String = "celeriac-client", sendSentEvents: Bool = false
+        ) {
             self.sendSentEvents = sendSentEvents
             self.defaultQueue = defaultQueue
             self.maxPriority = maxPriority
@@ -90,8 +92,10 @@ public final class CeleriacClient: Sendable {
         self.configuration = configuration
         self.broker = broker
         self.replyQueue = UUID().uuidString.lowercased()
-        self.publisher = broker.connection(.init(name: "\(configuration.connectionName)-publish", confirms: true,
-                                                 blockedTimeout: configuration.blockedTimeout))
+        self.publisher = broker.connection(
+            .init(
+                name: "\(configuration.connectionName)-publish", confirms: true,
+                blockedTimeout: configuration.blockedTimeout))
         self.consumer = broker.connection(.init(name: "\(configuration.connectionName)-results", confirms: false))
         self.router = ResultRouter(capacity: configuration.resultCacheSize)
         self.tracing = TaskTracing(configuration.tracer)
@@ -103,10 +107,14 @@ public final class CeleriacClient: Sendable {
     public func start() async throws(CeleriacError) {
         do {
             try await publisher.connect()
-            if configuration.sendSentEvents { try await publisher.declare(ExchangeSpec(SentEvents.exchange, kind: .topic, durable: true)) }
+            if configuration.sendSentEvents {
+                try await publisher.declare(ExchangeSpec(SentEvents.exchange, kind: .topic, durable: true))
+            }
             guard configuration.receiveResults else { return }
             try await consumer.connect()
-            let spec = Topology.replyQueue(replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds, type: configuration.queueType)
+            let spec = Topology.replyQueue(
+                replyQueue, expiresMilliseconds: configuration.replyQueueExpiryMilliseconds,
+                type: configuration.queueType)
             try await consumer.declare(spec)
             // Results are acked once routed, not consumed with no-ack: a result the broker sent just before the
             // connection died (heartbeat timeout, reset) is requeued and comes again after the reconnect instead of
@@ -123,7 +131,7 @@ public final class CeleriacClient: Sendable {
                 while !Task.isCancelled {
                     for await delivery in stream {
                         guard let result = ResultCodec.decode(delivery) else {
-                            consumer.ackInBackground(delivery.tag)   // not a result: nothing to wait for
+                            consumer.ackInBackground(delivery.tag)  // not a result: nothing to wait for
                             continue
                         }
                         settlers.take(result.taskID)?.settle()
@@ -159,10 +167,13 @@ public final class CeleriacClient: Sendable {
 
     /// A typed input as Celery arguments: positional in parameter order, as Python callers send them; anything
     /// else as kwargs.
-    public static func arguments<Input, Output>(of task: TaskName<Input, Output>, _ input: Input) throws -> ([JSONValue], JSONObject) {
+    public static func arguments<Input, Output>(of task: TaskName<Input, Output>, _ input: Input) throws -> (
+        [JSONValue], JSONObject
+    ) {
         let json = try JSONBridge.encode(input)
         guard case .object(let object) = json else {
-            throw CeleriacError.invalidArguments(task: task.name, reason: "the input must encode as a JSON object keyed by parameter name")
+            throw CeleriacError.invalidArguments(
+                task: task.name, reason: "the input must encode as a JSON object keyed by parameter name")
         }
         var args: [JSONValue] = []
         var kwargs = object
@@ -175,7 +186,9 @@ public final class CeleriacClient: Sendable {
     }
 
     /// Sends a typed task.
-    public func delay<Input, Output>(_ task: TaskName<Input, Output>, _ input: Input, options: SendOptions = SendOptions()) async throws -> TaskHandle<Output> {
+    public func delay<Input, Output>(
+        _ task: TaskName<Input, Output>, _ input: Input, options: SendOptions = SendOptions()
+    ) async throws -> TaskHandle<Output> {
         let (args, kwargs) = try Self.arguments(of: task, input)
         let result = try await send(task.name, args: args, kwargs: kwargs, options: options)
         return TaskHandle(result: result)
@@ -185,15 +198,23 @@ public final class CeleriacClient: Sendable {
     ///
     /// `companions` are published in the same confirmed batch, on the same channel, right after the task message
     /// (beat sends its state snapshot this way, so the broker receives both or neither).
-    public func send(_ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions(),
-                     companions: [OutgoingMessage] = []) async throws -> AsyncResult {
+    public func send(
+        _ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], options: SendOptions = SendOptions(),
+        companions: [OutgoingMessage] = []
+    ) async throws -> AsyncResult {
         var message = TaskMessage(id: options.taskID ?? TaskMessage.newID(), name: name, args: args, kwargs: kwargs)
         options.apply(to: &message, now: configuration.clock.now)
-        if !configuration.receiveResults && message.replyTo == nil { message.ignoreResult = options.ignoreResult ?? true }
+        if !configuration.receiveResults && message.replyTo == nil {
+            message.ignoreResult = options.ignoreResult ?? true
+        }
         message.replyTo = message.replyTo ?? (configuration.receiveResults ? replyQueue : nil)
-        try await publish(message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey, exchange: options.exchange,
-                          companions: companions, freshID: options.taskID == nil)
-        return AsyncResult(id: message.id, name: name, client: self, ignored: message.ignoreResult == true || !configuration.receiveResults)
+        try await publish(
+            message, queue: options.queue ?? configuration.defaultQueue, routingKey: options.routingKey,
+            exchange: options.exchange,
+            companions: companions, freshID: options.taskID == nil)
+        return AsyncResult(
+            id: message.id, name: name, client: self,
+            ignored: message.ignoreResult == true || !configuration.receiveResults)
     }
 
     /// Publishes a prepared message (used by the worker for retries and chain steps, and by beat).
@@ -202,8 +223,10 @@ public final class CeleriacClient: Sendable {
     /// so no worker holds it in memory.
     ///
     /// `freshID`: the message's id was made up for this send (no earlier run of it can reply).
-    public func publish(_ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
-                        companions: [OutgoingMessage] = [], freshID: Bool = false) async throws {
+    public func publish(
+        _ message: TaskMessage, queue: String, routingKey: String? = nil, exchange: String? = nil,
+        companions: [OutgoingMessage] = [], freshID: Bool = false
+    ) async throws {
         var message = message
         let sends = startSend(&message, queue: queue, exchange: exchange)
         try await ensureQueue(queue)
@@ -213,8 +236,9 @@ public final class CeleriacClient: Sendable {
         if let eta = message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
             try await ensureDelayTopology(queue: queue, routingKey: key)
             let seconds = Topology.delaySeconds(until: eta, from: now)
-            outgoing = TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
-                                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+            outgoing = TaskCodec.encode(
+                message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
+                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
         } else {
             outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
         }
@@ -224,9 +248,12 @@ public final class CeleriacClient: Sendable {
         // confirm. For a persistent message the broker confirms only once it is on disk or acked, i.e. after the
         // worker finished, so this takes the confirm's fsync or ack round trip off `send(...).get()`.
         let settleOnReply = freshID && message.replyTo == replyQueue && configuration.receiveResults
-        try await sends.around { try await publishWithRetry([outgoing] + companions, settleOnReplyTo: settleOnReply ? message.id : nil) }
+        try await sends.around {
+            try await publishWithRetry([outgoing] + companions, settleOnReplyTo: settleOnReply ? message.id : nil)
+        }
         if configuration.sendSentEvents {
-            publisher.publishInBackground(sentEvents.event(for: message, queue: queue, routingKey: key, exchange: exchange ?? ""))
+            publisher.publishInBackground(
+                sentEvents.event(for: message, queue: queue, routingKey: key, exchange: exchange ?? ""))
         }
     }
 
@@ -258,7 +285,8 @@ public final class CeleriacClient: Sendable {
 
     func ensureQueue(_ queue: String) async throws {
         if declaredQueues.withLock({ $0.contains(queue) }) { return }
-        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
+        let (exchange, spec, binding) = Topology.workQueue(
+            queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
         do {
             try await publisher.declare(exchange)
             try await publisher.declare(spec)
@@ -281,9 +309,12 @@ public final class CeleriacClient: Sendable {
         let bound = queue + "\u{0}" + routingKey
         if delayBoundQueues.withLock({ $0.contains(bound) }) { return }
         do {
-            try await publisher.bind(BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(routingKey)"))
+            try await publisher.bind(
+                BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(routingKey)"))
         } catch {
-            throw CeleriacError.broker(operation: "bind '\(queue)' to the delayed-delivery exchange with key '#.\(routingKey)'", underlying: error.description)
+            throw CeleriacError.broker(
+                operation: "bind '\(queue)' to the delayed-delivery exchange with key '#.\(routingKey)'",
+                underlying: error.description)
         }
         delayBoundQueues.withLock { _ = $0.insert(bound) }
     }
@@ -308,7 +339,9 @@ public final class CeleriacClient: Sendable {
         case .success: return r.result
         case .revoked: throw .taskRevoked(id: id, reason: r.failure?.message ?? "revoked")
         default:
-            throw .taskFailed(name: name, id: id, failure: r.failure ?? TaskFailure(type: "UnknownError", arguments: [r.result], module: "celeriac"))
+            throw .taskFailed(
+                name: name, id: id,
+                failure: r.failure ?? TaskFailure(type: "UnknownError", arguments: [r.result], module: "celeriac"))
         }
     }
 }
@@ -320,7 +353,9 @@ public enum DelayTopology {
     ///
     /// - Throws: ``CeleriacError/broker(operation:underlying:)`` when a declare or bind fails, e.g. when the levels
     ///   exist with other arguments.
-    public static func declare(on connection: any TopologyDeclaring, queues: [String], type: QueueType = .classic) async throws {
+    public static func declare(on connection: any TopologyDeclaring, queues: [String], type: QueueType = .classic)
+        async throws
+    {
         let t = Topology.delayTopology(type)
         do {
             for e in t.exchanges { try await connection.declare(e) }
@@ -330,10 +365,12 @@ public enum DelayTopology {
             // Work queues behind direct exchanges are bound straight to the delivery exchange, so delayed
             // messages come back to them too (kombu binds only topic exchanges).
             for q in queues {
-                try await connection.bind(BindingSpec(queue: q, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(q)"))
+                try await connection.bind(
+                    BindingSpec(queue: q, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(q)"))
             }
         } catch {
-            throw CeleriacError.broker(operation: "declare the delayed-delivery topology", underlying: error.description)
+            throw CeleriacError.broker(
+                operation: "declare the delayed-delivery topology", underlying: error.description)
         }
     }
 }
@@ -344,4 +381,3 @@ final class Settlers: Sendable {
     func put(_ settler: PublishSettler, for id: String) { waiting.withLock { $0[id] = settler } }
     func take(_ id: String) -> PublishSettler? { waiting.withLock { $0.removeValue(forKey: id) } }
 }
-

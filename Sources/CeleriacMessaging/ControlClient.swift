@@ -49,7 +49,8 @@ public final class ControlClient: Sendable {
             replies.withLock { $0 = consumer }
             Task { await self.route(consumer) }
         } catch {
-            throw .broker(operation: "start the remote-control client on \(brokerDescription)", underlying: error.description)
+            throw .broker(
+                operation: "start the remote-control client on \(brokerDescription)", underlying: error.description)
         }
     }
 
@@ -58,8 +59,10 @@ public final class ControlClient: Sendable {
 
     /// Sends `method` and collects replies for `timeout`, or until every node of `destination` answered.
     /// Returns node name → reply value (e.g. `{"ok": "pong"}`); an empty result means no node answered in time.
-    public func call(_ method: String, arguments: JSONObject = [:], destination: [String]? = nil,
-                     timeout: Duration = .seconds(1)) async throws(CeleriacError) -> [String: JSONValue] {
+    public func call(
+        _ method: String, arguments: JSONObject = [:], destination: [String]? = nil,
+        timeout: Duration = .seconds(1)
+    ) async throws(CeleriacError) -> [String: JSONValue] {
         guard replies.withLock({ $0 }) != nil else {
             throw .configuration("ControlClient.call before start(): call `try await control.start()` first")
         }
@@ -101,46 +104,61 @@ public final class ControlClient: Sendable {
     private func route(_ consumer: Consumer) async {
         for await delivery in consumer.deliveries {
             guard case .string(let ticket)? = delivery.properties.headers?["ticket"],
-                  let reply = try? JSONValue.parse(delivery.body), case .object(let byNode) = reply,
-                  let sink = waiters.withLock({ $0[ticket] }) else { continue }
+                let reply = try? JSONValue.parse(delivery.body), case .object(let byNode) = reply,
+                let sink = waiters.withLock({ $0[ticket] })
+            else { continue }
             for (node, value) in byNode { sink.yield((node, value)) }
         }
     }
 
     /// Sends `method` without asking for replies (a Celery "cast": `shutdown`, `enable_events`, ...).
-    public func cast(_ method: String, arguments: JSONObject = [:], destination: [String]? = nil) async throws(CeleriacError) {
+    public func cast(_ method: String, arguments: JSONObject = [:], destination: [String]? = nil)
+        async throws(CeleriacError)
+    {
         try await publish(method, arguments: arguments, destination: destination, ticket: nil, timeout: .seconds(1))
     }
 
     /// Revokes tasks everywhere: records them in the broker's revocation log (``RevocationLog``, so workers that
     /// start later skip them too) and broadcasts `revoke` to the running workers. With `terminate`, a task
     /// running now is cancelled (async pool) or its child process is stopped (process pool).
-    public func revoke(_ ids: [String], terminate: Bool = false, timeout: Duration = .seconds(1)) async throws(CeleriacError) -> [String: JSONValue] {
+    public func revoke(_ ids: [String], terminate: Bool = false, timeout: Duration = .seconds(1))
+        async throws(CeleriacError) -> [String: JSONValue]
+    {
         do {
             try await RevocationLog.declare(on: connection)
             try await connection.publish(ids.map { RevocationLog.entry(id: $0, terminate: terminate, by: "client") })
         } catch {
             throw .broker(operation: "record revocations in '\(RevocationLog.queue)'", underlying: error.description)
         }
-        let args: JSONObject = ["task_id": .array(ids.map { .string($0) }), "terminate": .bool(terminate), "signal": "SIGTERM"]
+        let args: JSONObject = [
+            "task_id": .array(ids.map { .string($0) }), "terminate": .bool(terminate), "signal": "SIGTERM",
+        ]
         return try await call("revoke", arguments: args, timeout: timeout)
     }
 
-    private func publish(_ method: String, arguments: JSONObject, destination: [String]?, ticket: String?,
-                         timeout: Duration) async throws(CeleriacError) {
-        var body: JSONObject = ["method": .string(method), "arguments": .object(arguments),
-                                "destination": destination.map { .array($0.map { .string($0) }) } ?? .null,
-                                "pattern": .null, "matcher": .null]
+    private func publish(
+        _ method: String, arguments: JSONObject, destination: [String]?, ticket: String?,
+        timeout: Duration
+    ) async throws(CeleriacError) {
+        var body: JSONObject = [
+            "method": .string(method), "arguments": .object(arguments),
+            "destination": destination.map { .array($0.map { .string($0) }) } ?? .null,
+            "pattern": .null, "matcher": .null,
+        ]
         if let ticket {
             body["ticket"] = .string(ticket)
             body["reply_to"] = ["exchange": .string(Self.replyExchange), "routing_key": .string(oid)]
         }
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let headers: FieldTable = ["clock": .int(clock.add(1, ordering: .relaxed).newValue),
-                                   "expires": .double(Date().timeIntervalSince1970 + seconds)]
-        let message = OutgoingMessage(exchange: Self.exchange, routingKey: "", body: JSONValue.object(body).jsonBytes,
-                                      properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8",
-                                                                  headers: headers, deliveryMode: 2))
+        let headers: FieldTable = [
+            "clock": .int(clock.add(1, ordering: .relaxed).newValue),
+            "expires": .double(Date().timeIntervalSince1970 + seconds),
+        ]
+        let message = OutgoingMessage(
+            exchange: Self.exchange, routingKey: "", body: JSONValue.object(body).jsonBytes,
+            properties: BasicProperties(
+                contentType: "application/json", contentEncoding: "utf-8",
+                headers: headers, deliveryMode: 2))
         do {
             try await connection.publish(message)
         } catch {

@@ -31,12 +31,15 @@ public final class EventReceiver: Sendable {
             try await connection.connect()
             try await connection.declare(ExchangeSpec(Self.exchange, kind: .topic, durable: true))
             // Celery's receiver flags: transient, auto-deleted, expiring (§1.1 / §8.3).
-            _ = try await connection.declare(QueueSpec(queue, durable: false, exclusive: true, autoDelete: true,
-                                                       arguments: ["x-message-ttl": .int32(5000), "x-expires": .int32(60000)]))
+            _ = try await connection.declare(
+                QueueSpec(
+                    queue, durable: false, exclusive: true, autoDelete: true,
+                    arguments: ["x-message-ttl": .int32(5000), "x-expires": .int32(60000)]))
             try await connection.bind(BindingSpec(queue: queue, exchange: Self.exchange, routingKey: routingKey))
             consumer = try await connection.consume(queue: queue, prefetch: 0, noAck: true, exclusive: true)
         } catch {
-            throw .broker(operation: "subscribe to Celery events on \(brokerDescription)", underlying: error.description)
+            throw .broker(
+                operation: "subscribe to Celery events on \(brokerDescription)", underlying: error.description)
         }
         let (events, sink) = AsyncStream<JSONObject>.makeStream()
         Task {
@@ -61,7 +64,8 @@ public final class EventReceiver: Sendable {
         let type = event["type"]?.stringValue ?? "?"
         let node = event["hostname"]?.stringValue ?? "?"
         var parts = ["\(time) \(node) \(type)"]
-        for key in ["uuid", "name", "args", "kwargs", "result", "runtime", "exception", "active", "processed", "queue"] {
+        for key in ["uuid", "name", "args", "kwargs", "result", "runtime", "exception", "active", "processed", "queue"]
+        {
             guard let value = event[key], value != .null else { continue }
             parts.append("\(key)=\(value.stringValue ?? value.jsonString)")
         }

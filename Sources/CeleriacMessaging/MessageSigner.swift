@@ -5,7 +5,8 @@ import CeleriacHMAC
 /// A shared secret for signing task messages, named by a key id so keys can be rotated.
 ///
 /// Its description and mirror never show the secret (`SigningKey(id: k2, secret: ***)`).
-public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable
+{
     /// The key id sent in `x-celeriac-key-id`, so a verifier picks the matching secret (1-64 printable ASCII, no `=`).
     public let id: String
     let secret: [UInt8]
@@ -16,11 +17,15 @@ public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDe
     /// - Throws: ``CeleriacError/configuration(_:)`` when the id is empty or not printable ASCII, or the secret is
     ///   shorter than ``minimumSecretBytes``.
     public init(id: String, secret: [UInt8]) throws(CeleriacError) {
-        guard !id.isEmpty, id.utf8.count <= 64, id.utf8.allSatisfy({ (0x21...0x7E).contains($0) && $0 != UInt8(ascii: "=") }) else {
+        guard !id.isEmpty, id.utf8.count <= 64,
+            id.utf8.allSatisfy({ (0x21...0x7E).contains($0) && $0 != UInt8(ascii: "=") })
+        else {
             throw .configuration("signing key id '\(id)' must be 1-64 printable ASCII characters without spaces or '='")
         }
         guard secret.count >= Self.minimumSecretBytes else {
-            throw .configuration("signing key '\(id)' is \(secret.count) bytes; use at least \(Self.minimumSecretBytes) random bytes (e.g. `openssl rand -hex 32`)")
+            throw .configuration(
+                "signing key '\(id)' is \(secret.count) bytes; use at least \(Self.minimumSecretBytes) random bytes (e.g. `openssl rand -hex 32`)"
+            )
         }
         self.id = id
         self.secret = secret
@@ -63,7 +68,9 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
     public init(keys: [SigningKey], requireSignature: Bool = true) throws(CeleriacError) {
         guard let first = keys.first else { throw .configuration("message signing needs at least one key") }
         var seen = Set<String>()
-        for k in keys where !seen.insert(k.id).inserted { throw .configuration("signing key id '\(k.id)' is given twice") }
+        for k in keys where !seen.insert(k.id).inserted {
+            throw .configuration("signing key id '\(k.id)' is given twice")
+        }
         signingKey = first
         self.keys = keys
         self.requireSignature = requireSignature
@@ -79,13 +86,16 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
     /// Adds the signature headers to a task message (one with a `task` header); other messages (results, chord
     /// parts, dead letters) are returned unchanged, so a dead-lettered forgery is never re-signed.
     public func sign(_ message: OutgoingMessage) -> OutgoingMessage {
-        guard message.exchange != Topology.deadLetterExchange, message.properties.headers?[HeaderKey.task] != nil else { return message }
+        guard message.exchange != Topology.deadLetterExchange, message.properties.headers?[HeaderKey.task] != nil else {
+            return message
+        }
         var signed = message
         var headers = signed.properties.headers ?? [:]
         headers[Self.signatureHeader] = nil
         headers[Self.keyIDHeader] = .string(signingKey.id)
         signed.properties.headers = headers
-        let code = HMACSHA256.authenticationCode(for: Self.canonical(signed.properties, body: signed.body, keyID: signingKey.id), key: signingKey.secret)
+        let code = HMACSHA256.authenticationCode(
+            for: Self.canonical(signed.properties, body: signed.body, keyID: signingKey.id), key: signingKey.secret)
         headers[Self.signatureHeader] = .string(Self.hex(code))
         signed.properties.headers = headers
         return signed
@@ -98,27 +108,37 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
     public func verify(_ d: Delivery) throws(MessageRejection) {
         let headers = d.properties.headers ?? [:]
         func reject(_ reason: String) -> MessageRejection {
-            var r = MessageRejection(reason: reason, taskID: headers[HeaderKey.id]?.stringValue ?? d.properties.correlationID,
-                                     taskName: headers[HeaderKey.task]?.stringValue)
+            var r = MessageRejection(
+                reason: reason, taskID: headers[HeaderKey.id]?.stringValue ?? d.properties.correlationID,
+                taskName: headers[HeaderKey.task]?.stringValue)
             r.label = "signature"
             return r
         }
         guard let signature = headers[Self.signatureHeader] else {
             if requireSignature {
-                throw reject("message is not signed and this worker requires signed messages; configure the producer with the same signing keys (--signing-keys-file)")
+                throw reject(
+                    "message is not signed and this worker requires signed messages; configure the producer with the same signing keys (--signing-keys-file)"
+                )
             }
             return
         }
         guard let text = signature.stringValue, let given = Self.unhex(text), given.count == 32 else {
             throw reject("header '\(Self.signatureHeader)' is not a 64-digit hex HMAC-SHA256")
         }
-        guard let keyID = headers[Self.keyIDHeader]?.stringValue else { throw reject("signed message has no '\(Self.keyIDHeader)' header") }
-        guard let key = keys.first(where: { $0.id == keyID }) else {
-            throw reject("message is signed with key id '\(keyID.prefix(64))', which this worker does not have (it has: \(keyIDs.joined(separator: ", ")))")
+        guard let keyID = headers[Self.keyIDHeader]?.stringValue else {
+            throw reject("signed message has no '\(Self.keyIDHeader)' header")
         }
-        let expected = HMACSHA256.authenticationCode(for: Self.canonical(d.properties, body: d.body, keyID: keyID), key: key.secret)
+        guard let key = keys.first(where: { $0.id == keyID }) else {
+            throw reject(
+                "message is signed with key id '\(keyID.prefix(64))', which this worker does not have (it has: \(keyIDs.joined(separator: ", ")))"
+            )
+        }
+        let expected = HMACSHA256.authenticationCode(
+            for: Self.canonical(d.properties, body: d.body, keyID: keyID), key: key.secret)
         guard HMACSHA256.constantTimeEqual(expected, given) else {
-            throw reject("signature does not match (body or headers changed after signing, or a different secret for key id '\(keyID)')")
+            throw reject(
+                "signature does not match (body or headers changed after signing, or a different secret for key id '\(keyID)')"
+            )
         }
     }
 
@@ -127,7 +147,9 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
         var out = Array("celeriac-hmac-sha256-v1".utf8)
         func part(_ bytes: some Collection<UInt8>) {
             let n = UInt64(bytes.count)
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: n >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: n >> UInt64(shift)))
+            }
             out.append(contentsOf: bytes)
         }
         part(keyID.utf8)
@@ -135,7 +157,9 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
         part((p.contentEncoding ?? "").utf8)
         part((p.correlationID ?? "").utf8)
         part((p.replyTo ?? "").utf8)
-        let signed = (p.headers ?? [:]).entries.filter { !$0.key.hasPrefix("x-") }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        let signed = (p.headers ?? [:]).entries.filter { !$0.key.hasPrefix("x-") }.sorted {
+            $0.key.utf8.lexicographicallyPrecedes($1.key.utf8)
+        }
         part(String(signed.count).utf8)
         for e in signed {
             part(e.key.utf8)
@@ -203,8 +227,8 @@ extension MessageSigner {
     }
 }
 
-private extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
+extension StringProtocol {
+    fileprivate func trimmingCharacters(in set: String) -> String {
         let s = Substring(self)
         let start = s.firstIndex { !set.contains($0) } ?? s.endIndex
         let end = s.lastIndex { !set.contains($0) }.map { s.index(after: $0) } ?? start

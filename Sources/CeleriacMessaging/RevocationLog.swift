@@ -25,12 +25,14 @@ public enum RevocationLog {
     /// The stream's declaration: durable, `x-queue-type: stream`, entries dropped after 3 hours (`x-max-age`) or beyond
     /// 64 MiB in total, 1 MiB segments. Workers and clients declare it with the same arguments.
     public static var spec: QueueSpec {
-        QueueSpec(queue, durable: true, arguments: [
-            "x-queue-type": .string("stream"),
-            "x-max-age": .string("3h"),
-            "x-max-length-bytes": .int64(64 * 1024 * 1024),
-            "x-stream-max-segment-size-bytes": .int64(1024 * 1024),
-        ])
+        QueueSpec(
+            queue, durable: true,
+            arguments: [
+                "x-queue-type": .string("stream"),
+                "x-max-age": .string("3h"),
+                "x-max-length-bytes": .int64(64 * 1024 * 1024),
+                "x-stream-max-segment-size-bytes": .int64(1024 * 1024),
+            ])
     }
 
     /// Declares the stream (idempotent).
@@ -48,7 +50,9 @@ public enum RevocationLog {
 
     /// A revocation entry to publish: task `id`, whether to `terminate` it if it is running, who revoked it (`by`, e.g.
     /// `client` or a worker's name) and when (`at`, Unix seconds, now by default).
-    public static func entry(id: String, terminate: Bool, by: String, at: Double = Date().timeIntervalSince1970) -> OutgoingMessage {
+    public static func entry(id: String, terminate: Bool, by: String, at: Double = Date().timeIntervalSince1970)
+        -> OutgoingMessage
+    {
         message(["revoke": .string(id), "at": .double(at), "terminate": .bool(terminate), "by": .string(by)])
     }
 
@@ -61,14 +65,17 @@ public enum RevocationLog {
         guard let value = try? JSONValue.parse(body) else { return nil }
         if let token = value["marker"]?.stringValue { return .marker(token) }
         guard let id = value["revoke"]?.stringValue, !id.isEmpty else { return nil }
-        return .revoke(id: id, at: value["at"]?.doubleValue ?? Date().timeIntervalSince1970, terminate: value["terminate"]?.boolValue ?? false)
+        return .revoke(
+            id: id, at: value["at"]?.doubleValue ?? Date().timeIntervalSince1970,
+            terminate: value["terminate"]?.boolValue ?? false)
     }
 
     /// Consumer arguments that read the stream from its first retained entry.
     public static let fromFirst: FieldTable = ["x-stream-offset": .string("first")]
 
     static func message(_ object: JSONObject) -> OutgoingMessage {
-        OutgoingMessage(exchange: "", routingKey: queue, body: JSONValue.object(object).jsonBytes,
-                        properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2))
+        OutgoingMessage(
+            exchange: "", routingKey: queue, body: JSONValue.object(object).jsonBytes,
+            properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8", deliveryMode: 2))
     }
 }

@@ -55,10 +55,12 @@ public struct SendOptions: Sendable {
 
     /// Options for one send. Everything is unset by default, so the task's and the client's defaults apply; the canvas
     /// fields (``chain``, ``chord``, ``groupID``, ...) are set as properties.
-    public init(queue: String? = nil, routingKey: String? = nil, exchange: String? = nil, countdown: Double? = nil,
-                eta: Date? = nil, expiresIn: Double? = nil, expires: Date? = nil, priority: UInt8? = nil,
-                taskID: String? = nil, ignoreResult: Bool? = nil, headers: JSONObject = [:], softTimeLimit: Double? = nil,
-                hardTimeLimit: Double? = nil, link: [JSONValue]? = nil, linkError: [JSONValue]? = nil, shadow: String? = nil) {
+    public init(
+        queue: String? = nil, routingKey: String? = nil, exchange: String? = nil, countdown: Double? = nil,
+        eta: Date? = nil, expiresIn: Double? = nil, expires: Date? = nil, priority: UInt8? = nil,
+        taskID: String? = nil, ignoreResult: Bool? = nil, headers: JSONObject = [:], softTimeLimit: Double? = nil,
+        hardTimeLimit: Double? = nil, link: [JSONValue]? = nil, linkError: [JSONValue]? = nil, shadow: String? = nil
+    ) {
         self.queue = queue
         self.routingKey = routingKey
         self.exchange = exchange

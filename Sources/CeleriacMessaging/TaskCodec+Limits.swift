@@ -6,14 +6,18 @@ import CeleriacCore
 extension TaskCodec {
     typealias Reject = (String) -> MessageRejection
 
-    static func checkLimits(_ d: Delivery, headers known: TaskHeaders, limits: Limits, reject: Reject) throws(MessageRejection) {
+    static func checkLimits(_ d: Delivery, headers known: TaskHeaders, limits: Limits, reject: Reject)
+        throws(MessageRejection)
+    {
         func limit(_ reason: String) -> MessageRejection {
             var r = reject(reason)
             r.label = "limit"
             return r
         }
         guard d.body.count <= limits.maxBodyBytes else {
-            throw limit("message body is \(d.body.count) bytes, over the \(limits.maxBodyBytes)-byte limit (--max-message-size)")
+            throw limit(
+                "message body is \(d.body.count) bytes, over the \(limits.maxBodyBytes)-byte limit (--max-message-size)"
+            )
         }
         let headers = d.properties.headers ?? [:]
         guard headers.count <= limits.maxHeaders else {
@@ -28,7 +32,8 @@ extension TaskCodec {
     }
 
     static func checkArguments(args: Int, kwargs: Int, limits: Limits, reject: Reject) throws(MessageRejection) {
-        for (what, count) in [("positional arguments", args), ("keyword arguments", kwargs)] where count > limits.maxArgs {
+        for (what, count) in [("positional arguments", args), ("keyword arguments", kwargs)]
+        where count > limits.maxArgs {
             var r = reject("message has \(count) \(what), over the limit of \(limits.maxArgs) (--max-args)")
             r.label = "limit"
             throw r
@@ -45,7 +50,8 @@ extension TaskCodec {
             case .valid(let scalar): offset += scalar.count
             case .emptyInput: return
             case .error:
-                throw reject("body is not valid UTF-8 (bad byte sequence at byte \(offset)); Celery task bodies are UTF-8 JSON")
+                throw reject(
+                    "body is not valid UTF-8 (bad byte sequence at byte \(offset)); Celery task bodies are UTF-8 JSON")
             }
         }
     }
@@ -83,14 +89,20 @@ extension TaskCodec {
         try count(HeaderKey.retries, headers.retries)
         try count(HeaderKey.groupIndex, headers.groupIndex)
         try count(HeaderKey.replacedTaskNesting, headers.replacedTaskNesting)
-        if let v = headers.ignoreResult, !v.isVoid, v.boolValue == nil { throw wrong(HeaderKey.ignoreResult, v, "a boolean") }
+        if let v = headers.ignoreResult, !v.isVoid, v.boolValue == nil {
+            throw wrong(HeaderKey.ignoreResult, v, "a boolean")
+        }
         if let v = headers.timelimit, !v.isVoid {
-            guard case .array(let pair) = v, pair.count == 2 else { throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None") }
+            guard case .array(let pair) = v, pair.count == 2 else {
+                throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None")
+            }
             for limit in pair where !limit.isVoid {
                 guard let seconds = limit.doubleValue ?? limit.intValue.map(Double.init) else {
                     throw wrong(HeaderKey.timelimit, v, "a pair [hard, soft] of seconds or None")
                 }
-                guard seconds.isFinite, seconds >= 0 else { throw reject("header 'timelimit' holds \(seconds); expected non-negative seconds") }
+                guard seconds.isFinite, seconds >= 0 else {
+                    throw reject("header 'timelimit' holds \(seconds); expected non-negative seconds")
+                }
             }
         }
     }
@@ -99,7 +111,7 @@ extension TaskCodec {
     static func depth(of value: FieldValue, limit: Int) -> Int {
         switch value {
         case .array, .table: break
-        default: return 0   // most headers are scalars: no walk, no allocation
+        default: return 0  // most headers are scalars: no walk, no allocation
         }
         var deepest = 0
         var stack: [(FieldValue, Int)] = [(value, 0)]

@@ -1,10 +1,11 @@
 import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a delivery cannot be a task. The message goes to the dead-letter queue with this reason.
@@ -35,7 +36,9 @@ public enum TaskCodec {
         /// Most AMQP headers a message may carry.
         public var maxHeaders: Int
         /// Limits with the given values; the defaults are 10 MiB, 64 levels, 1024 arguments and 256 headers.
-        public init(maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64, maxArgs: Int = 1024, maxHeaders: Int = 256) {
+        public init(
+            maxBodyBytes: Int = 10 * 1024 * 1024, maxDepth: Int = 64, maxArgs: Int = 1024, maxHeaders: Int = 256
+        ) {
             self.maxBodyBytes = maxBodyBytes
             self.maxDepth = maxDepth
             self.maxArgs = maxArgs
@@ -45,7 +48,9 @@ public enum TaskCodec {
 
     /// The AMQP message for `task`, to publish with exchange "" and routing key = queue (Celery's rule for direct
     /// queues).
-    public static func encode(_ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date()) -> OutgoingMessage {
+    public static func encode(
+        _ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date()
+    ) -> OutgoingMessage {
         // Built as a list and made a table once: each header set through the subscript would look for its key
         // first. The keys are distinct: the known headers once each, then extras that are not known headers.
         var h: [(key: String, value: FieldValue)] = [
@@ -58,7 +63,12 @@ public enum TaskCodec {
             (HeaderKey.group, task.groupID.map { .string($0) } ?? .void),
             (HeaderKey.groupIndex, task.groupIndex.map { .int($0) } ?? .void),
             (HeaderKey.retries, .int(task.retries)),
-            (HeaderKey.timelimit, .array([task.timeLimit.hard.map { .double($0) } ?? .void, task.timeLimit.soft.map { .double($0) } ?? .void])),
+            (
+                HeaderKey.timelimit,
+                .array([
+                    task.timeLimit.hard.map { .double($0) } ?? .void, task.timeLimit.soft.map { .double($0) } ?? .void,
+                ])
+            ),
             (HeaderKey.rootID, .string(task.rootID ?? task.id)),
             (HeaderKey.parentID, task.parentID.map { .string($0) } ?? .void),
             (HeaderKey.argsrepr, .string(task.argsRepr ?? PythonRepr.args(task.args))),
@@ -72,13 +82,15 @@ public enum TaskCodec {
         for (k, v) in task.extraHeaders where !HeaderKey.known.contains(k) { h.append((k, HeaderMapping.field(v))) }
         h.append((HeaderKey.sentAt, .double(now.timeIntervalSince1970)))
         var props = BasicProperties(
-            contentType: "application/json", contentEncoding: "utf-8", headers: FieldTable(uniqueKeys: h), deliveryMode: persistent ? 2 : 1,
+            contentType: "application/json", contentEncoding: "utf-8", headers: FieldTable(uniqueKeys: h),
+            deliveryMode: persistent ? 2 : 1,
             priority: task.priority ?? 0, correlationID: task.correlationID ?? task.id, replyTo: task.replyTo ?? "")
         if let expires = task.expires {
             let ms = max(0, Int((expires.timeIntervalSince(now) * 1000).rounded()))
             props.expiration = String(ms)
         }
-        return OutgoingMessage(exchange: exchange, routingKey: routingKey, body: task.bodyJSON.jsonBytes, properties: props)
+        return OutgoingMessage(
+            exchange: exchange, routingKey: routingKey, body: task.bodyJSON.jsonBytes, properties: props)
     }
 
     /// Decodes a delivery into a task, or says why it is not one.
@@ -86,14 +98,18 @@ public enum TaskCodec {
         let headers = TaskHeaders(d.properties.headers)
         let id = headers.id?.stringValue ?? d.properties.correlationID
         let name = headers.task?.stringValue
-        func reject(_ reason: String) -> MessageRejection { MessageRejection(reason: reason, taskID: id, taskName: name) }
+        func reject(_ reason: String) -> MessageRejection {
+            MessageRejection(reason: reason, taskID: id, taskName: name)
+        }
 
         try checkLimits(d, headers: headers, limits: limits, reject: reject)
         guard let contentType = d.properties.contentType else {
             throw reject("message has no content_type; Celery task messages are application/json")
         }
         guard contentType == "application/json" else {
-            throw reject("content_type '\(contentType)' is not accepted (only application/json); set task_serializer='json' on the producer")
+            throw reject(
+                "content_type '\(contentType)' is not accepted (only application/json); set task_serializer='json' on the producer"
+            )
         }
         if let c = headers.compression?.stringValue {
             throw reject("compressed messages ('\(c)') are not supported; turn task_compression off on the producer")
@@ -103,7 +119,9 @@ public enum TaskCodec {
         }
         guard let id, !id.isEmpty else { throw reject("no 'id' header") }
         // The id becomes the result's correlation_id, an AMQP short string.
-        guard id.utf8.count <= 255 else { throw reject("task id is \(id.utf8.count) bytes; at most 255 (Celery ids are 36-character UUIDs)") }
+        guard id.utf8.count <= 255 else {
+            throw reject("task id is \(id.utf8.count) bytes; at most 255 (Celery ids are 36-character UUIDs)")
+        }
         try checkUTF8(d.body, reject: reject)
         let body: JSONValue
         do {
@@ -131,11 +149,15 @@ public enum TaskCodec {
 
         var task = TaskMessage(id: id, name: name, args: args, kwargs: kwargs, embed: embed)
         if let eta = headers.eta, !eta.isVoid {
-            guard let s = eta.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid ETA value \(HeaderMapping.json(eta).jsonString)") }
+            guard let s = eta.stringValue, let date = ISOTime.parse(s) else {
+                throw reject("invalid ETA value \(HeaderMapping.json(eta).jsonString)")
+            }
             task.eta = date
         }
         if let expires = headers.expires, !expires.isVoid {
-            guard let s = expires.stringValue, let date = ISOTime.parse(s) else { throw reject("invalid expires value \(HeaderMapping.json(expires).jsonString)") }
+            guard let s = expires.stringValue, let date = ISOTime.parse(s) else {
+                throw reject("invalid expires value \(HeaderMapping.json(expires).jsonString)")
+            }
             task.expires = date
         }
         task.retries = Int(headers.retries?.intValue ?? 0)
@@ -189,9 +211,11 @@ public enum ResultCodec {
     /// The persistent JSON result message for the reply queue `replyTo`, on the default exchange, with the task's
     /// `correlationID` (the client matches results by it).
     public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String) -> OutgoingMessage {
-        OutgoingMessage(exchange: "", routingKey: replyTo, body: result.json.jsonBytes, properties: BasicProperties(
-            contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2, priority: 0,
-            correlationID: correlationID))
+        OutgoingMessage(
+            exchange: "", routingKey: replyTo, body: result.json.jsonBytes,
+            properties: BasicProperties(
+                contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2, priority: 0,
+                correlationID: correlationID))
     }
 
     /// Reads a result delivery; nil when the body is not JSON or not a result.

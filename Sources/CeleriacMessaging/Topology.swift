@@ -28,10 +28,15 @@ public enum Topology {
     /// A work queue as Celery declares it: durable, no arguments unless a max priority is configured, with a direct
     /// exchange of the same name bound by the same key.
     /// With ``QueueType/quorum`` the queue is a quorum queue (no priorities: RabbitMQ 3.x quorum queues have none).
-    public static func workQueue(_ name: String, maxPriority: Int? = nil, type: QueueType = .classic) -> (ExchangeSpec, QueueSpec, BindingSpec) {
+    public static func workQueue(_ name: String, maxPriority: Int? = nil, type: QueueType = .classic) -> (
+        ExchangeSpec, QueueSpec, BindingSpec
+    ) {
         var queue = QueueSpec(name, durable: true)
         if type == .quorum { queue = queue.quorum() } else if let maxPriority { queue = queue.maxPriority(maxPriority) }
-        return (ExchangeSpec(name, kind: .direct, durable: true), queue, BindingSpec(queue: name, exchange: name, routingKey: name))
+        return (
+            ExchangeSpec(name, kind: .direct, durable: true), queue,
+            BindingSpec(queue: name, exchange: name, routingKey: name)
+        )
     }
 
     /// The client's reply queue for `rpc://` results (its name is the client's own: no other client declares it).
@@ -40,8 +45,11 @@ public enum Topology {
     /// reconnecting (a broker restart, a network cut) wait in it, and the worker publishes them persistent, so a
     /// broker restart keeps them too. `x-expires` removes the queue of a client that died without closing;
     /// ``CeleriacClient/close()`` deletes it at once.
-    public static func replyQueue(_ name: String, expiresMilliseconds: Int = 600_000, type: QueueType = .classic) -> QueueSpec {
-        let queue = QueueSpec(name, durable: true, exclusive: false, autoDelete: false).expires(milliseconds: expiresMilliseconds)
+    public static func replyQueue(_ name: String, expiresMilliseconds: Int = 600_000, type: QueueType = .classic)
+        -> QueueSpec
+    {
+        let queue = QueueSpec(name, durable: true, exclusive: false, autoDelete: false).expires(
+            milliseconds: expiresMilliseconds)
         return type == .quorum ? queue.quorum() : queue
     }
 
@@ -49,9 +57,11 @@ public enum Topology {
     /// as workers declare them; the queue is a quorum queue with ``QueueType/quorum``.
     public static func deadLetter(_ type: QueueType = .classic) -> (ExchangeSpec, QueueSpec, BindingSpec) {
         let queue = QueueSpec(deadLetterQueue, durable: true)
-        return (ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
-                type == .quorum ? queue.quorum() : queue,
-                BindingSpec(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "#"))
+        return (
+            ExchangeSpec(deadLetterExchange, kind: .topic, durable: true),
+            type == .quorum ? queue.quorum() : queue,
+            BindingSpec(queue: deadLetterQueue, exchange: deadLetterExchange, routingKey: "#")
+        )
     }
 
     // MARK: Native delayed delivery (kombu 5.x), wire spec §1.4
@@ -70,7 +80,9 @@ public enum Topology {
         let s = max(0, min(seconds, (1 << delayLevels) - 1))
         var parts: [String] = []
         parts.reserveCapacity(delayLevels + 1)
-        for level in stride(from: delayLevels - 1, through: 0, by: -1) { parts.append((s >> level) & 1 == 1 ? "1" : "0") }
+        for level in stride(from: delayLevels - 1, through: 0, by: -1) {
+            parts.append((s >> level) & 1 == 1 ? "1" : "0")
+        }
         parts.append(routingKey)
         return parts.joined(separator: ".")
     }
@@ -87,7 +99,9 @@ public enum Topology {
     /// Strips a 28-bit delay prefix from a routing key (a retry of a delayed message gets a fresh one).
     public static func stripDelayPrefix(_ routingKey: String) -> String {
         let parts = routingKey.split(separator: ".", maxSplits: delayLevels, omittingEmptySubsequences: false)
-        guard parts.count == delayLevels + 1, parts.prefix(delayLevels).allSatisfy({ $0 == "0" || $0 == "1" }) else { return routingKey }
+        guard parts.count == delayLevels + 1, parts.prefix(delayLevels).allSatisfy({ $0 == "0" || $0 == "1" }) else {
+            return routingKey
+        }
         return String(parts[delayLevels])
     }
 
@@ -96,7 +110,10 @@ public enum Topology {
     /// Each level `n` is a topic exchange and a classic queue with `x-message-ttl` 2^n s that dead-letters into
     /// level n-1 (level 0 into ``delayedDeliveryExchange``). A message enters at level 27; at each level, a key
     /// whose bit n is 1 goes to the level's queue (and waits), a key whose bit is 0 goes on to the next exchange.
-    public static func delayTopology(_ type: QueueType = .classic) -> (exchanges: [ExchangeSpec], queues: [QueueSpec], queueBindings: [BindingSpec], exchangeBindings: [ExchangeBindingSpec]) {
+    public static func delayTopology(_ type: QueueType = .classic) -> (
+        exchanges: [ExchangeSpec], queues: [QueueSpec], queueBindings: [BindingSpec],
+        exchangeBindings: [ExchangeBindingSpec]
+    ) {
         var exchanges = [ExchangeSpec(delayedDeliveryExchange, kind: .topic, durable: true)]
         var queues: [QueueSpec] = []
         var queueBindings: [BindingSpec] = []
@@ -137,7 +154,9 @@ public enum HeaderKey {
     /// Celery ignores unknown headers; messages without it (from Python producers) are not measured.
     public static let sentAt = "x-celeriac-sent-at"
 
-    static let known: Set<String> = [lang, task, id, shadow, eta, expires, group, groupIndex, retries, timelimit, rootID,
-                                     parentID, argsrepr, kwargsrepr, origin, ignoreResult, replacedTaskNesting,
-                                     stampedHeaders, stamps, sentAt]
+    static let known: Set<String> = [
+        lang, task, id, shadow, eta, expires, group, groupIndex, retries, timelimit, rootID,
+        parentID, argsrepr, kwargsrepr, origin, ignoreResult, replacedTaskNesting,
+        stampedHeaders, stamps, sentAt,
+    ]
 }

@@ -29,11 +29,16 @@ public final class BeatMetrics: BeatObserver, Sendable {
     ///   - entries: the schedule's entry names; their send counters and lateness histograms start at 0.
     ///   - catchUpPolicies: entry name → catch-up policy label (`skip`, `once`, `all`). Their missed-run and
     ///     send-failure counters start at 0 too, so `increase()` sees the first dropped run or failed send.
-    public init(registry: PrometheusCollectorRegistry, entries: [String], catchUpPolicies: [String: String] = [:],
-                version: String = CeleriacVersion.current) {
+    public init(
+        registry: PrometheusCollectorRegistry, entries: [String], catchUpPolicies: [String: String] = [:],
+        version: String = CeleriacVersion.current
+    ) {
         self.registry = registry
-        registry.makeGauge(descriptor: .init(metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
-                           labels: [("version", version)]).set(1.0)
+        registry.makeGauge(
+            descriptor: .init(
+                metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
+            labels: [("version", version)]
+        ).set(1.0)
         leaderGauge.set(0.0)
         _ = changes
         for e in entries {
@@ -47,34 +52,50 @@ public final class BeatMetrics: BeatObserver, Sendable {
     }
 
     private func missedRuns(_ entry: String, _ policy: String) -> Counter {
-        registry.makeCounter(descriptor: .init(metricName: Self.missedRuns, unitName: "", helpText: "Missed runs dropped by the catch-up policy."),
-                             labels: [("entry", entry), ("policy", policy)])
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: Self.missedRuns, unitName: "", helpText: "Missed runs dropped by the catch-up policy."),
+            labels: [("entry", entry), ("policy", policy)])
     }
     private func sendFailures(_ entry: String) -> Counter {
-        registry.makeCounter(descriptor: .init(metricName: Self.sendFailures, unitName: "", helpText: "Sends that failed and will be retried."),
-                             labels: [("entry", entry)])
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: Self.sendFailures, unitName: "", helpText: "Sends that failed and will be retried."),
+            labels: [("entry", entry)])
     }
 
     private var leaderGauge: Gauge {
-        registry.makeGauge(descriptor: .init(metricName: Self.isLeader, unitName: "", helpText: "1 while this beat is the active (leader) beat."))
+        registry.makeGauge(
+            descriptor: .init(
+                metricName: Self.isLeader, unitName: "", helpText: "1 while this beat is the active (leader) beat."))
     }
     private var changes: Counter {
-        registry.makeCounter(descriptor: .init(metricName: Self.leaderChanges, unitName: "", helpText: "Times this beat became or stopped being the leader."))
+        registry.makeCounter(
+            descriptor: .init(
+                metricName: Self.leaderChanges, unitName: "",
+                helpText: "Times this beat became or stopped being the leader."))
     }
     private func sendCounter(_ entry: String) -> Counter {
-        registry.makeCounter(descriptor: .init(metricName: Self.sends, unitName: "", helpText: "Runs sent (confirmed by the broker)."), labels: [("entry", entry)])
+        registry.makeCounter(
+            descriptor: .init(metricName: Self.sends, unitName: "", helpText: "Runs sent (confirmed by the broker)."),
+            labels: [("entry", entry)])
     }
     private func latenessHistogram(_ entry: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: .init(metricName: Self.lateness, unitName: "", helpText: "Seconds between a run's scheduled instant and its confirmed send."),
-                                    labels: [("entry", entry)], buckets: Self.latenessBuckets)
+        registry.makeValueHistogram(
+            descriptor: .init(
+                metricName: Self.lateness, unitName: "",
+                helpText: "Seconds between a run's scheduled instant and its confirmed send."),
+            labels: [("entry", entry)], buckets: Self.latenessBuckets)
     }
 
     /// Counts the send, records its lateness (negative values as 0) and sets the entry's last-send time to now.
     public func sent(entry: String, lateness: Double) {
         sendCounter(entry).increment()
         latenessHistogram(entry).record(max(0, lateness))
-        registry.makeGauge(descriptor: .init(metricName: Self.lastSend, unitName: "", helpText: "Unix time of the entry's last send."),
-                           labels: [("entry", entry)]).set(Date().timeIntervalSince1970)
+        registry.makeGauge(
+            descriptor: .init(metricName: Self.lastSend, unitName: "", helpText: "Unix time of the entry's last send."),
+            labels: [("entry", entry)]
+        ).set(Date().timeIntervalSince1970)
     }
 
     /// Adds `count` to the missed-runs counter of `entry` and `policy`.
@@ -90,8 +111,10 @@ public final class BeatMetrics: BeatObserver, Sendable {
 
     /// Sets the entry's next-send gauge to `at`, or 0 when it will not fire again.
     public func nextSend(entry: String, at: Date?) {
-        registry.makeGauge(descriptor: .init(metricName: Self.nextSend, unitName: "", helpText: "Unix time of the entry's next run."),
-                           labels: [("entry", entry)]).set(at?.timeIntervalSince1970 ?? 0)
+        registry.makeGauge(
+            descriptor: .init(metricName: Self.nextSend, unitName: "", helpText: "Unix time of the entry's next run."),
+            labels: [("entry", entry)]
+        ).set(at?.timeIntervalSince1970 ?? 0)
     }
 
     /// Counts a failed send (beat retries it).

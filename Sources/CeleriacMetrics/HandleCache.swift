@@ -12,7 +12,8 @@ final class HandleCache: Sendable {
     /// The per-task metrics (the others are rare and go to the registry directly). Each metric always has the same
     /// handle type (the one its accessor below makes).
     enum Metric: UInt8, Hashable, Sendable {
-        case received, lastDelivery, started, active, queueWait, reserved, finished, runtime, publishConfirm, resultFailures
+        case received, lastDelivery, started, active, queueWait, reserved, finished, runtime, publishConfirm,
+            resultFailures
     }
 
     struct Key: Hashable, Sendable {
@@ -34,7 +35,8 @@ final class HandleCache: Sendable {
     /// The label value for a task name: itself if registered, else `__unknown__`.
     func label(_ task: String) -> String { knownTasks.contains(task) ? task : Self.unknownTask }
 
-    func counter(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> Counter) -> Counter {
+    func counter(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> Counter) -> Counter
+    {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
@@ -42,7 +44,9 @@ final class HandleCache: Sendable {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
-    func histogram(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> ValueHistogram) -> ValueHistogram {
+    func histogram(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> ValueHistogram)
+        -> ValueHistogram
+    {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
@@ -56,9 +60,13 @@ final class HandleCache: Sendable {
         taskHandle(metric, task, b, "", make: make)
     }
 
-    private func taskHandle<Handle: AnyObject & Sendable>(_ metric: Metric, _ name: String, _ b: String, _ c: String,
-                                                          make: (String) -> Handle) -> Handle {
-        if let known = handles.withLock({ $0[Key(metric: metric, a: name, b: b, c: c)] }) { return unsafeDowncast(known, to: Handle.self) }
+    private func taskHandle<Handle: AnyObject & Sendable>(
+        _ metric: Metric, _ name: String, _ b: String, _ c: String,
+        make: (String) -> Handle
+    ) -> Handle {
+        if let known = handles.withLock({ $0[Key(metric: metric, a: name, b: b, c: c)] }) {
+            return unsafeDowncast(known, to: Handle.self)
+        }
         let task = label(name)
         return handle(Key(metric: metric, a: task, b: b, c: c)) { make(task) }
     }

@@ -1,8 +1,9 @@
 import Prometheus
 import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Serves `GET /metrics` (Prometheus text format 0.0.4), `/healthz` and `/readyz` on its own OS thread.
@@ -25,7 +26,10 @@ public final class MetricsEndpoint: Service, Sendable {
 
     /// An endpoint serving `registry`; nothing listens before ``start()`` or ``run()``. `/readyz` answers 200 while
     /// `isReady` returns true and 503 otherwise; `/healthz` always answers 200.
-    public init(registry: PrometheusCollectorRegistry, host: String = "0.0.0.0", port: Int, isReady: @escaping @Sendable () -> Bool) {
+    public init(
+        registry: PrometheusCollectorRegistry, host: String = "0.0.0.0", port: Int,
+        isReady: @escaping @Sendable () -> Bool
+    ) {
         self.registry = registry
         self.host = host
         self.port = port
@@ -42,7 +46,9 @@ public final class MetricsEndpoint: Service, Sendable {
     @discardableResult
     public func start() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BindError(description: "metrics endpoint: socket() failed: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw BindError(description: "metrics endpoint: socket() failed: \(String(cString: strerror(errno)))")
+        }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
@@ -50,17 +56,27 @@ public final class MetricsEndpoint: Service, Sendable {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
             close(fd)
-            throw BindError(description: "metrics endpoint: '\(host)' is not an IPv4 address (use 0.0.0.0 or 127.0.0.1)")
+            throw BindError(
+                description: "metrics endpoint: '\(host)' is not an IPv4 address (use 0.0.0.0 or 127.0.0.1)")
         }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard bound == 0, listen(fd, 64) == 0 else {
             let e = String(cString: strerror(errno))
             close(fd)
-            throw BindError(description: "metrics endpoint: cannot listen on \(host):\(port): \(e). Is another process using the port? Choose one with --metrics-port")
+            throw BindError(
+                description:
+                    "metrics endpoint: cannot listen on \(host):\(port): \(e). Is another process using the port? Choose one with --metrics-port"
+            )
         }
         var actual = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         var pipeFDs: [Int32] = [0, 0]
         _ = pipe(&pipeFDs)
         state.withLock { $0 = (fd, pipeFDs[0], pipeFDs[1]) }
@@ -70,22 +86,26 @@ public final class MetricsEndpoint: Service, Sendable {
         let thread = ServerThread(listenFD: fd, wakeFD: wake, registry: registry, isReady: isReady)
         var tid = pthread_t()
         let box = Unmanaged.passRetained(thread).toOpaque()
-        pthread_create(&tid, nil, { arg in
-            let t = Unmanaged<ServerThread>.fromOpaque(arg!).takeRetainedValue()
-            t.serve()
-            return nil
-        }, box)
+        pthread_create(
+            &tid, nil,
+            { arg in
+                let t = Unmanaged<ServerThread>.fromOpaque(arg!).takeRetainedValue()
+                t.serve()
+                return nil
+            }, box)
         pthread_detach(tid)
         return Int(UInt16(bigEndian: actual.sin_port))
     }
 
     /// Stops serving: wakes the server thread, which closes the listening socket. Does nothing when not serving.
     public func stop() {
-        guard let s = state.withLock({ current -> (listen: Int32, wakeRead: Int32, wakeWrite: Int32)? in
-            let s = current
-            current = nil
-            return s
-        }) else { return }
+        guard
+            let s = state.withLock({ current -> (listen: Int32, wakeRead: Int32, wakeWrite: Int32)? in
+                let s = current
+                current = nil
+                return s
+            })
+        else { return }
         var b: UInt8 = 1
         _ = write(s.wakeWrite, &b, 1)
     }
@@ -108,7 +128,8 @@ private final class ServerThread: Sendable {
     let registry: PrometheusCollectorRegistry
     let isReady: @Sendable () -> Bool
 
-    init(listenFD: Int32, wakeFD: Int32, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool) {
+    init(listenFD: Int32, wakeFD: Int32, registry: PrometheusCollectorRegistry, isReady: @escaping @Sendable () -> Bool)
+    {
         self.listenFD = listenFD
         self.wakeFD = wakeFD
         self.registry = registry
@@ -121,7 +142,10 @@ private final class ServerThread: Sendable {
             close(wakeFD)
         }
         while true {
-            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+            ]
             let rc = poll(&fds, 2, -1)
             if rc < 0 && errno == EINTR { continue }
             if fds[1].revents != 0 { return }
@@ -157,13 +181,18 @@ private final class ServerThread: Sendable {
         case ("GET", "/healthz"), ("HEAD", "/healthz"):
             (status, type, body) = ("200 OK", "text/plain", Array("ok\n".utf8))
         case ("GET", "/readyz"), ("HEAD", "/readyz"):
-            (status, type, body) = isReady() ? ("200 OK", "text/plain", Array("ready\n".utf8)) : ("503 Service Unavailable", "text/plain", Array("not ready\n".utf8))
+            (status, type, body) =
+                isReady()
+                ? ("200 OK", "text/plain", Array("ready\n".utf8))
+                : ("503 Service Unavailable", "text/plain", Array("not ready\n".utf8))
         case ("GET", _), ("HEAD", _):
             (status, type, body) = ("404 Not Found", "text/plain", Array("try /metrics, /healthz or /readyz\n".utf8))
         default:
             (status, type, body) = ("405 Method Not Allowed", "text/plain", Array("GET only\n".utf8))
         }
-        var response = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        var response = Array(
+            "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+                .utf8)
         if method != "HEAD" { response += body }
         var sent = 0
         while sent < response.count {

@@ -1,9 +1,10 @@
 import CeleriacCore
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One pool child: its pid, the three pipe ends the parent holds (requests, cancels, replies), the runs sent to it,
@@ -78,7 +79,9 @@ final class ChildProcess: Sendable {
     /// Spawns `executable arguments...` with the request pipe on fd 3, the reply pipe on fd 4 and the cancel pipe on
     /// fd 5; every other descriptor of the parent (broker sockets, other children's pipes) is closed in the child.
     static func spawn(executable: String, arguments: [String]) -> Result<ChildProcess, SpawnError> {
-        guard let requests = FileDescriptors.pipe() else { return .failure(SpawnError(executable: executable, code: errno)) }
+        guard let requests = FileDescriptors.pipe() else {
+            return .failure(SpawnError(executable: executable, code: errno))
+        }
         guard let replies = FileDescriptors.pipe() else {
             FileDescriptors.close(requests.read); FileDescriptors.close(requests.write)
             return .failure(SpawnError(executable: executable, code: errno))
@@ -119,7 +122,8 @@ final class ChildProcess: Sendable {
             FileDescriptors.close(cancels.write)
             return .failure(SpawnError(executable: executable, code: rc))
         }
-        return .success(ChildProcess(pid: pid, toChild: requests.write, cancelsToChild: cancels.write, fromChild: replies.read))
+        return .success(
+            ChildProcess(pid: pid, toChild: requests.write, cancelsToChild: cancels.write, fromChild: replies.read))
     }
 
     struct SpawnError: Error, CustomStringConvertible {
@@ -130,8 +134,11 @@ final class ChildProcess: Sendable {
 
     /// Reads frames until the child's pipe closes, then reaps the child. Runs on a thread of its own.
     /// `onReply` runs after each answer, before the answered run resumes (the pool sends the next run from here).
-    func startReader(onHello: @escaping @Sendable (ChildProcess, Int64) -> Void, onReply: @escaping @Sendable (ChildProcess, Int64) -> Void,
-                     onExit: @escaping @Sendable (ChildProcess, ChildExit) -> Void) {
+    func startReader(
+        onHello: @escaping @Sendable (ChildProcess, Int64) -> Void,
+        onReply: @escaping @Sendable (ChildProcess, Int64) -> Void,
+        onExit: @escaping @Sendable (ChildProcess, ChildExit) -> Void
+    ) {
         FileDescriptors.startThread { [self] in
             var decoder = PoolFrameDecoder()
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -181,7 +188,9 @@ final class ChildProcess: Sendable {
     }
 
     /// Run `seq` answered: it leaves the queue and the next one, which the child starts now, becomes the head.
-    private func answered(seq: Int64, result: PoolReply.RunResult, rss: Int64, onReply: @Sendable (ChildProcess, Int64) -> Void) {
+    private func answered(
+        seq: Int64, result: PoolReply.RunResult, rss: Int64, onReply: @Sendable (ChildProcess, Int64) -> Void
+    ) {
         let (done, next, close) = state.withLock { s -> (PoolRun?, Sent?, String?) in
             // Always the head: the child answers in order.
             guard let i = s.queue.firstIndex(where: { $0.seq == seq }) else { return (nil, nil, nil) }
@@ -237,7 +246,9 @@ final class ChildProcess: Sendable {
     /// Cancels run `seq`: the child cancels it if running, or answers `cancelled` without running it when it
     /// reaches the head (the cancel may arrive before the run: the child remembers it).
     func cancel(seq: Int64, softTimeLimit: Double? = nil) {
-        writeLock.withLock { _ in _ = write(PoolRequest.cancel(seq: seq, softTimeLimit: softTimeLimit).json, to: cancelsToChild) }
+        writeLock.withLock { _ in
+            _ = write(PoolRequest.cancel(seq: seq, softTimeLimit: softTimeLimit).json, to: cancelsToChild)
+        }
     }
 
     /// Writes one frame; the caller holds the write lock (frames must not interleave, and runs go out in `seq` order).

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Blocking file-descriptor I/O for the pool's pipes. Only called on the pool's own threads or for small frames
@@ -49,9 +49,9 @@ enum FileDescriptors {
 
     static func close(_ fd: Int32) {
         #if canImport(Glibc)
-        _ = Glibc.close(fd)
+            _ = Glibc.close(fd)
         #else
-        _ = Darwin.close(fd)
+            _ = Darwin.close(fd)
         #endif
     }
 
@@ -63,34 +63,36 @@ enum FileDescriptors {
         }
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         #if canImport(Glibc)
-        var tid = pthread_t()
+            var tid = pthread_t()
         #else
-        var tid: pthread_t?
+            var tid: pthread_t?
         #endif
-        let rc = pthread_create(&tid, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         precondition(rc == 0, "pthread_create failed (\(rc)): cannot start a process-pool thread")
         #if canImport(Glibc)
-        pthread_detach(tid)
+            pthread_detach(tid)
         #else
-        pthread_detach(tid!)
+            pthread_detach(tid!)
         #endif
     }
 
     /// Resident set size of a process in bytes (Linux: /proc/PID/statm; elsewhere this process's peak from getrusage).
     static func residentBytes(of pid: pid_t? = nil) -> Int64 {
         #if os(Linux)
-        let fd = open(pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm", O_RDONLY)
-        if fd >= 0 {
-            defer { close(fd) }
-            var buf = [UInt8](repeating: 0, count: 128)
-            let n = readSome(fd, into: &buf)
-            let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
-            if fields.count > 1, let pages = Int64(fields[1]) { return pages * Int64(sysconf(Int32(_SC_PAGESIZE))) }
-        }
+            let fd = open(pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm", O_RDONLY)
+            if fd >= 0 {
+                defer { close(fd) }
+                var buf = [UInt8](repeating: 0, count: 128)
+                let n = readSome(fd, into: &buf)
+                let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
+                if fields.count > 1, let pages = Int64(fields[1]) { return pages * Int64(sysconf(Int32(_SC_PAGESIZE))) }
+            }
         #endif
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)

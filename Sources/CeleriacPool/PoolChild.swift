@@ -1,8 +1,9 @@
 import CeleriacCore
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The child side of the process pool: reads requests on fd 3, runs each task from the registry, answers on fd 4.
@@ -125,7 +126,9 @@ public enum PoolChild {
             }
         }
 
-        func wasCancelled(_ seq: Int64) -> Bool { state.withLock { $0.running?.seq == seq && $0.running?.cancelled == true } }
+        func wasCancelled(_ seq: Int64) -> Bool {
+            state.withLock { $0.running?.seq == seq && $0.running?.cancelled == true }
+        }
     }
 
     /// Runs the child loop; never returns.
@@ -167,7 +170,9 @@ public enum PoolChild {
             decoder.append(buffer[0..<n])
             while let frame = try? decoder.next() {
                 guard let request = PoolRequest(json: frame) else {
-                    logger.error("pool child ignored a frame it does not understand", metadata: ["frame": .string(frame.jsonString)])
+                    logger.error(
+                        "pool child ignored a frame it does not understand",
+                        metadata: ["frame": .string(frame.jsonString)])
                     continue
                 }
                 handle(request)
@@ -191,8 +196,9 @@ public enum PoolChild {
                 let seq = next.seq
                 let stopReason = StopReason()
                 current.starting(seq, stopReason: stopReason)
-                let result = await execute(next.message, registry: registry, hostname: hostname, logger: logger,
-                                           stopReason: stopReason, wasCancelled: { current.wasCancelled(seq) })
+                let result = await execute(
+                    next.message, registry: registry, hostname: hostname, logger: logger,
+                    stopReason: stopReason, wasCancelled: { current.wasCancelled(seq) })
                 current.finished(seq)
                 // Answer after `finished`: no cancel for this run can reach the next one.
                 current.send(.done(seq: seq, result: result, rss: 0))
@@ -207,15 +213,19 @@ public enum PoolChild {
     }
 
     /// Runs one task and maps what it throws, as the async pool would (retry requests, autoretry, cancellation).
-    static func execute(_ message: TaskMessage, registry: TaskRegistry, hostname: String, logger: Logger,
-                        stopReason: StopReason = StopReason(), wasCancelled: @Sendable () -> Bool) async -> PoolReply.RunResult {
+    static func execute(
+        _ message: TaskMessage, registry: TaskRegistry, hostname: String, logger: Logger,
+        stopReason: StopReason = StopReason(), wasCancelled: @Sendable () -> Bool
+    ) async -> PoolReply.RunResult {
         guard let task = registry[message.name] else {
-            return .failure(TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions"))
+            return .failure(
+                TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions"))
         }
         var log = logger
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
-        let context = TaskContext(message: message, logger: log, hostname: hostname, options: task.options, stopReason: stopReason)
+        let context = TaskContext(
+            message: message, logger: log, hostname: hostname, options: task.options, stopReason: stopReason)
         do {
             return .success(try await task.run(message, context))
         } catch let retry as RetryRequest {
@@ -223,7 +233,9 @@ public enum PoolChild {
         } catch {
             if wasCancelled() { return .cancelled }
             if let auto = task.options.autoRetry, auto.matches(error) {
-                return .retry(countdown: auto.backoff.delay(forRetries: message.retries), maxRetries: nil, cause: TaskFailure(error: error))
+                return .retry(
+                    countdown: auto.backoff.delay(forRetries: message.retries), maxRetries: nil,
+                    cause: TaskFailure(error: error))
             }
             return .failure(TaskFailure(error: error))
         }

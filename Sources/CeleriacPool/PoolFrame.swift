@@ -17,7 +17,8 @@ public enum PoolFrame {
         var out: [UInt8] = []
         out.reserveCapacity(body.count + 4)
         let n = UInt32(body.count)
-        out.append(UInt8(n >> 24)); out.append(UInt8((n >> 16) & 0xff)); out.append(UInt8((n >> 8) & 0xff)); out.append(UInt8(n & 0xff))
+        out.append(UInt8(n >> 24)); out.append(UInt8((n >> 16) & 0xff)); out.append(UInt8((n >> 8) & 0xff));
+        out.append(UInt8(n & 0xff))
         out.append(contentsOf: body)
         return out
     }
@@ -58,7 +59,9 @@ public struct PoolFrameDecoder {
     /// The next complete frame, or nil when more bytes are needed.
     public mutating func next() throws(PoolFrameError) -> JSONValue? {
         guard buffer.count - start >= 4 else { return nil }
-        let n = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+        let n =
+            Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8
+            | Int(buffer[start + 3])
         guard n <= PoolFrame.maxBytes else { throw .tooLarge(n) }
         guard buffer.count - start - 4 >= n else { return nil }
         let body = Array(buffer[(start + 4)..<(start + 4 + n)])

@@ -60,9 +60,11 @@ public enum PoolReply: Equatable, Sendable {
             case .success(let value): o["ok"] = value
             case .failure(let f): o["fail"] = Self.failureJSON(f)
             case .retry(let countdown, let maxRetries, let cause):
-                o["retry"] = ["countdown": countdown.map(JSONValue.double) ?? .null,
-                              "max_retries": maxRetries.map { .int(Int64($0)) } ?? .null,
-                              "cause": cause.map(Self.failureJSON) ?? .null]
+                o["retry"] = [
+                    "countdown": countdown.map(JSONValue.double) ?? .null,
+                    "max_retries": maxRetries.map { .int(Int64($0)) } ?? .null,
+                    "cause": cause.map(Self.failureJSON) ?? .null,
+                ]
             case .cancelled: o["cancelled"] = true
             }
             return .object(o)
@@ -84,8 +86,9 @@ public enum PoolReply: Equatable, Sendable {
             } else if let f = json["fail"].flatMap(Self.failure) {
                 result = .failure(f)
             } else if let r = json["retry"]?.objectValue {
-                result = .retry(countdown: r["countdown"]?.doubleValue, maxRetries: r["max_retries"]?.intValue.map { Int($0) },
-                                cause: r["cause"].flatMap(Self.failure))
+                result = .retry(
+                    countdown: r["countdown"]?.doubleValue, maxRetries: r["max_retries"]?.intValue.map { Int($0) },
+                    cause: r["cause"].flatMap(Self.failure))
             } else if json["cancelled"] != nil {
                 result = .cancelled
             } else {
@@ -98,20 +101,27 @@ public enum PoolReply: Equatable, Sendable {
     }
 
     static func failureJSON(_ f: TaskFailure) -> JSONValue {
-        ["type": .string(f.type), "args": .array(f.arguments), "module": .string(f.module), "traceback": f.traceback.map(JSONValue.string) ?? .null]
+        [
+            "type": .string(f.type), "args": .array(f.arguments), "module": .string(f.module),
+            "traceback": f.traceback.map(JSONValue.string) ?? .null,
+        ]
     }
 
     static func failure(_ json: JSONValue) -> TaskFailure? {
         guard let type = json["type"]?.stringValue, let module = json["module"]?.stringValue else { return nil }
-        return TaskFailure(type: type, arguments: json["args"]?.arrayValue ?? [], module: module, traceback: json["traceback"]?.stringValue)
+        return TaskFailure(
+            type: type, arguments: json["args"]?.arrayValue ?? [], module: module,
+            traceback: json["traceback"]?.stringValue)
     }
 }
 
 /// A ``TaskMessage`` as the child needs it (everything a ``TaskContext`` exposes), as JSON.
 enum WireTask {
     static func json(_ m: TaskMessage) -> JSONValue {
-        var o: JSONObject = ["id": .string(m.id), "task": .string(m.name), "args": .array(m.args), "kwargs": .object(m.kwargs),
-                             "retries": .int(Int64(m.retries))]
+        var o: JSONObject = [
+            "id": .string(m.id), "task": .string(m.name), "args": .array(m.args), "kwargs": .object(m.kwargs),
+            "retries": .int(Int64(m.retries)),
+        ]
         func put(_ key: String, _ value: String?) { if let value { o[key] = .string(value) } }
         put("root_id", m.rootID); put("parent_id", m.parentID); put("group", m.groupID); put("shadow", m.shadow)
         put("origin", m.origin); put("reply_to", m.replyTo); put("correlation_id", m.correlationID)
@@ -119,7 +129,9 @@ enum WireTask {
         if let eta = m.eta { o["eta"] = .double(eta.timeIntervalSince1970) }
         if let expires = m.expires { o["expires"] = .double(expires.timeIntervalSince1970) }
         if m.timeLimit.hard != nil || m.timeLimit.soft != nil {
-            o["timelimit"] = [m.timeLimit.hard.map(JSONValue.double) ?? .null, m.timeLimit.soft.map(JSONValue.double) ?? .null]
+            o["timelimit"] = [
+                m.timeLimit.hard.map(JSONValue.double) ?? .null, m.timeLimit.soft.map(JSONValue.double) ?? .null,
+            ]
         }
         if let p = m.priority { o["priority"] = .int(Int64(p)) }
         if let ignore = m.ignoreResult { o["ignore_result"] = .bool(ignore) }
@@ -130,13 +142,14 @@ enum WireTask {
 
     static func message(_ json: JSONValue) -> TaskMessage? {
         guard let id = json["id"]?.stringValue, let name = json["task"]?.stringValue else { return nil }
-        var m = TaskMessage(id: id, name: name, args: json["args"]?.arrayValue ?? [], kwargs: json["kwargs"]?.objectValue ?? [:],
-                            retries: Int(json["retries"]?.intValue ?? 0), rootID: json["root_id"]?.stringValue,
-                            parentID: json["parent_id"]?.stringValue, groupID: json["group"]?.stringValue,
-                            shadow: json["shadow"]?.stringValue, origin: json["origin"]?.stringValue,
-                            ignoreResult: json["ignore_result"]?.boolValue, replyTo: json["reply_to"]?.stringValue,
-                            priority: json["priority"]?.intValue.map { UInt8(clamping: $0) },
-                            extraHeaders: json["headers"]?.objectValue ?? [:])
+        var m = TaskMessage(
+            id: id, name: name, args: json["args"]?.arrayValue ?? [], kwargs: json["kwargs"]?.objectValue ?? [:],
+            retries: Int(json["retries"]?.intValue ?? 0), rootID: json["root_id"]?.stringValue,
+            parentID: json["parent_id"]?.stringValue, groupID: json["group"]?.stringValue,
+            shadow: json["shadow"]?.stringValue, origin: json["origin"]?.stringValue,
+            ignoreResult: json["ignore_result"]?.boolValue, replyTo: json["reply_to"]?.stringValue,
+            priority: json["priority"]?.intValue.map { UInt8(clamping: $0) },
+            extraHeaders: json["headers"]?.objectValue ?? [:])
         m.correlationID = json["correlation_id"]?.stringValue
         m.groupIndex = json["group_index"]?.intValue.map { Int($0) }
         m.eta = json["eta"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
@@ -145,8 +158,10 @@ enum WireTask {
             m.timeLimit = .init(hard: tl[0].doubleValue, soft: tl[1].doubleValue)
         }
         if let e = json["embed"] {
-            m.embed = .init(callbacks: e["callbacks"]?.arrayValue, errbacks: e["errbacks"]?.arrayValue, chain: e["chain"]?.arrayValue,
-                            chord: e["chord"].flatMap { v -> JSONValue? in v.isNull ? Optional.none : v })
+            m.embed = .init(
+                callbacks: e["callbacks"]?.arrayValue, errbacks: e["errbacks"]?.arrayValue,
+                chain: e["chain"]?.arrayValue,
+                chord: e["chord"].flatMap { v -> JSONValue? in v.isNull ? Optional.none : v })
         }
         return m
     }

@@ -42,7 +42,8 @@ final class PoolRun: Sendable {
     /// Ends the current attempt and stops its timers. After `.requeue` the run will be sent again; other events
     /// end it.
     func resume(_ event: ChildProcess.Event) {
-        let (continuation, timers) = state.withLock { s -> (CheckedContinuation<ChildProcess.Event, Never>?, [Task<Void, Never>]) in
+        let (continuation, timers) = state.withLock {
+            s -> (CheckedContinuation<ChildProcess.Event, Never>?, [Task<Void, Never>]) in
             defer { s.continuation = nil }
             defer { s.timers = [] }
             s.child = nil
@@ -79,18 +80,20 @@ final class PoolRun: Sendable {
         guard limits.soft != nil || limits.hard != nil else { return }
         var timers: [Task<Void, Never>] = []
         if let soft = limits.soft {
-            timers.append(Task { [self] in
-                try? await Task.sleep(for: .milliseconds(Int64(soft * 1000)))
-                if Task.isCancelled { return }
-                state.withLock { $0.softFired = true }
-                child.cancel(seq: seq, softTimeLimit: soft)
-            })
+            timers.append(
+                Task { [self] in
+                    try? await Task.sleep(for: .milliseconds(Int64(soft * 1000)))
+                    if Task.isCancelled { return }
+                    state.withLock { $0.softFired = true }
+                    child.cancel(seq: seq, softTimeLimit: soft)
+                })
         }
         if let hard = limits.hard {
-            timers.append(Task {
-                try? await Task.sleep(for: .milliseconds(Int64(hard * 1000)))
-                if !Task.isCancelled { child.kill(ifRunning: seq, reason: "time_limit") }
-            })
+            timers.append(
+                Task {
+                    try? await Task.sleep(for: .milliseconds(Int64(hard * 1000)))
+                    if !Task.isCancelled { child.kill(ifRunning: seq, reason: "time_limit") }
+                })
         }
         let late = state.withLock { s -> Bool in
             if s.finished { return true }

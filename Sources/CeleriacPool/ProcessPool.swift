@@ -3,8 +3,9 @@ import CeleriacWorker
 import FoundationEssentials
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs each task in one of N supervised child processes (`--pool process`), Celery's prefork model.
@@ -50,8 +51,11 @@ public final class ProcessPool: TaskExecutor {
 
         /// A configuration; `processes`, `maxWorkerLost` and `pipelineDepth` below 1 are raised to 1. Defaults: no
         /// task or memory quota, 2 worker-lost deliveries, 10 s stop timeout, pipeline depth 2.
-        public init(executable: String, arguments: [String], processes: Int, maxTasksPerChild: Int? = nil, maxMemoryPerChild: Int64? = nil,
-                    maxWorkerLost: Int = 2, stopTimeout: Duration = .seconds(10), pipelineDepth: Int = 2) {
+        public init(
+            executable: String, arguments: [String], processes: Int, maxTasksPerChild: Int? = nil,
+            maxMemoryPerChild: Int64? = nil,
+            maxWorkerLost: Int = 2, stopTimeout: Duration = .seconds(10), pipelineDepth: Int = 2
+        ) {
             self.executable = executable
             self.arguments = arguments
             self.processes = max(1, processes)
@@ -122,7 +126,8 @@ public final class ProcessPool: TaskExecutor {
                 "worker-lost": .int(Int64(s.workerLost)),
                 "time-limit-kills": .int(Int64(s.timeLimitKills)),
                 "child-restarts": .int(Int64(s.restarts.values.reduce(0, +))),
-                "child-restarts-by-reason": .object(JSONObject(s.restarts.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
+                "child-restarts-by-reason": .object(
+                    JSONObject(s.restarts.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
             ]
         }
     }
@@ -138,7 +143,9 @@ public final class ProcessPool: TaskExecutor {
         signal(SIGPIPE, SIG_IGN)
         state.withLock { $0.target = configuration.processes }
         for _ in 0..<configuration.processes {
-            if let error = spawnChild() { throw .configuration("\(error). Is \(configuration.executable) the worker's own executable?") }
+            if let error = spawnChild() {
+                throw .configuration("\(error). Is \(configuration.executable) the worker's own executable?")
+            }
         }
         let ready = Task {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -163,11 +170,18 @@ public final class ProcessPool: TaskExecutor {
         let (count, error) = state.withLock { ($0.everReady, $0.spawnError) }
         guard count >= configuration.processes else {
             abort()
-            throw .configuration("the process pool's children did not start (\(count) of \(configuration.processes) ready within 30 s; \(error ?? "no error reported")). "
-                                 + "Run `\(([configuration.executable] + configuration.arguments).joined(separator: " "))` by hand to see why")
+            throw .configuration(
+                "the process pool's children did not start (\(count) of \(configuration.processes) ready within 30 s; \(error ?? "no error reported")). "
+                    + "Run `\(([configuration.executable] + configuration.arguments).joined(separator: " "))` by hand to see why"
+            )
         }
         observer.poolProcesses(state.withLock { $0.children.count })
-        log.info("process pool started", metadata: ["processes": .stringConvertible(configuration.processes), "pids": .string(childPIDs.map(String.init).joined(separator: ","))])
+        log.info(
+            "process pool started",
+            metadata: [
+                "processes": .stringConvertible(configuration.processes),
+                "pids": .string(childPIDs.map(String.init).joined(separator: ",")),
+            ])
     }
 
     /// Warm stop: the worker already waited for the runs it handed over; each child answers what it still holds,
@@ -227,17 +241,19 @@ public final class ProcessPool: TaskExecutor {
             return error.description
         case .success(let child):
             state.withLock { $0.children[child.pid] = child }
-            child.startReader(onHello: { [self] child, version in childSaidHello(child, version: version) },
-                              onReply: { [self] child, rss in childAnswered(child, rss: rss) },
-                              onExit: { [self] child, exit in childExited(child, exit) })
+            child.startReader(
+                onHello: { [self] child, version in childSaidHello(child, version: version) },
+                onReply: { [self] child, rss in childAnswered(child, rss: rss) },
+                onExit: { [self] child, exit in childExited(child, exit) })
             return nil
         }
     }
 
     private func childSaidHello(_ child: ChildProcess, version: Int64) {
         guard version == PoolFrame.version else {
-            logger.withLock { $0 }.error("pool child speaks another protocol version; stopping it",
-                                         metadata: ["pid": .stringConvertible(child.pid), "version": .stringConvertible(version)])
+            logger.withLock { $0 }.error(
+                "pool child speaks another protocol version; stopping it",
+                metadata: ["pid": .stringConvertible(child.pid), "version": .stringConvertible(version)])
             state.withLock { $0.spawnError = "child protocol version \(version), expected \(PoolFrame.version)" }
             child.kill(reason: "version")
             return
@@ -262,8 +278,12 @@ public final class ProcessPool: TaskExecutor {
             // The child's resident memory now (read from /proc only when a limit is set).
             let rss = Swift.max(reported, FileDescriptors.residentBytes(of: child.pid))
             if rss > max, child.state.withLock({ $0.draining == nil }) {
-                logger.withLock { $0 }.info("pool child exceeds the memory limit; retiring it", metadata: [
-                    "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss), "limit": .stringConvertible(max)])
+                logger.withLock { $0 }.info(
+                    "pool child exceeds the memory limit; retiring it",
+                    metadata: [
+                        "pid": .stringConvertible(child.pid), "rss": .stringConvertible(rss),
+                        "limit": .stringConvertible(max),
+                    ])
                 child.retire(reason: "max_memory")
             }
         }
@@ -272,7 +292,9 @@ public final class ProcessPool: TaskExecutor {
 
     /// Runs on the dead child's reader thread: forget it, and start a replacement unless the pool is stopping.
     private func childExited(_ child: ChildProcess, _ exit: ChildExit) {
-        let (reason, hadHello, shrunk) = child.state.withLock { ($0.endReason, $0.helloReceived, $0.draining == "shrink") }
+        let (reason, hadHello, shrunk) = child.state.withLock {
+            ($0.endReason, $0.helloReceived, $0.draining == "shrink")
+        }
         let (stopping, exitWaiters, live) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>], Int) in
             s.children[child.pid] = nil
             s.ready.removeAll { $0 === child }
@@ -296,9 +318,15 @@ public final class ProcessPool: TaskExecutor {
         observer.poolChildRestarted(reason: label)
         let log = logger.withLock { $0 }
         if label == "max_tasks" || label == "max_memory" {
-            log.info("pool child retired; starting a fresh one", metadata: ["pid": .stringConvertible(child.pid), "reason": .string(label)])
+            log.info(
+                "pool child retired; starting a fresh one",
+                metadata: ["pid": .stringConvertible(child.pid), "reason": .string(label)])
         } else {
-            log.warning("pool child exited; starting a replacement", metadata: ["pid": .stringConvertible(child.pid), "exit": .string(exit.description), "reason": .string(label)])
+            log.warning(
+                "pool child exited; starting a replacement",
+                metadata: [
+                    "pid": .stringConvertible(child.pid), "exit": .string(exit.description), "reason": .string(label),
+                ])
         }
         if !hadHello {
             // It could not even start: do not spin.
@@ -307,7 +335,9 @@ public final class ProcessPool: TaskExecutor {
         }
         while spawnChild() != nil {
             if state.withLock({ $0.stopping }) { return }
-            log.error("cannot start a pool child; retrying in 1 s", metadata: ["error": .string(state.withLock { $0.spawnError ?? "" })])
+            log.error(
+                "cannot start a pool child; retrying in 1 s",
+                metadata: ["error": .string(state.withLock { $0.spawnError ?? "" })])
             sleep(1)
         }
         observer.poolProcesses(state.withLock { $0.children.count })
@@ -320,7 +350,9 @@ public final class ProcessPool: TaskExecutor {
     /// - Throws: the task's failure (an `ExecutionFailure`, with `TimeLimitExceeded` when the hard limit killed the
     ///   child or ``SoftTimeLimitExceeded`` at the soft limit), a retry request, `WorkerLost` when the child died while
     ///   running it, or `CancellationError` when the run was cancelled or the pool stopped.
-    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
+    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit)
+        async throws -> JSONValue
+    {
         let run = PoolRun(message: message, limits: limits)
         while true {
             let event = await withTaskCancellationHandler {
@@ -345,7 +377,8 @@ public final class ProcessPool: TaskExecutor {
                 case .failure(let failure):
                     throw ExecutionFailure(failure)
                 case .retry(let countdown, let maxRetries, let cause):
-                    var request = context.retry(countdown: countdown.map { .milliseconds(Int64($0 * 1000)) }, maxRetries: maxRetries)
+                    var request = context.retry(
+                        countdown: countdown.map { .milliseconds(Int64($0 * 1000)) }, maxRetries: maxRetries)
                     request.countdown = countdown
                     request.cause = cause
                     throw request
@@ -360,20 +393,33 @@ public final class ProcessPool: TaskExecutor {
             case .died(let exit, let pid, let timeLimit):
                 if timeLimit, let hardTimeLimit = limits.hard {
                     state.withLock { $0.timeLimitKills += 1 }
-                    logger.withLock { $0 }.error("hard time limit exceeded; the child was killed", metadata: [
-                        "task.id": .string(message.id), "limit": .stringConvertible(hardTimeLimit), "pid": .stringConvertible(pid)])
-                    throw ExecutionFailure(TaskFailure(type: "TimeLimitExceeded", arguments: [.double(hardTimeLimit)], module: "billiard.exceptions",
-                                                       traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.TimeLimitExceeded: \(hardTimeLimit)"),
-                                           outcome: .timedOut)
+                    logger.withLock { $0 }.error(
+                        "hard time limit exceeded; the child was killed",
+                        metadata: [
+                            "task.id": .string(message.id), "limit": .stringConvertible(hardTimeLimit),
+                            "pid": .stringConvertible(pid),
+                        ])
+                    throw ExecutionFailure(
+                        TaskFailure(
+                            type: "TimeLimitExceeded", arguments: [.double(hardTimeLimit)],
+                            module: "billiard.exceptions",
+                            traceback:
+                                "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.TimeLimitExceeded: \(hardTimeLimit)"
+                        ),
+                        outcome: .timedOut)
                 }
                 if Task.isCancelled { throw CancellationError() }
                 state.withLock { $0.workerLost += 1 }
                 let text = "Worker exited prematurely: \(exit) Job: \(message.id)."
-                let failure = TaskFailure(type: "WorkerLostError", arguments: [.string(text)], module: "billiard.exceptions",
-                                          traceback: "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.WorkerLostError: \(text)")
+                let failure = TaskFailure(
+                    type: "WorkerLostError", arguments: [.string(text)], module: "billiard.exceptions",
+                    traceback:
+                        "Traceback (most recent call last):\n  (Swift task in pool child \(pid))\nbilliard.exceptions.WorkerLostError: \(text)"
+                )
                 let lost = Int(message.extraHeaders[WorkerLost.countHeader]?.intValue ?? 0) + 1
                 let disposition: WorkerLost.Disposition =
-                    !task.options.rejectOnWorkerLost ? .ack : (lost >= configuration.maxWorkerLost ? .deadLetter : .requeue(lostCount: lost))
+                    !task.options.rejectOnWorkerLost
+                    ? .ack : (lost >= configuration.maxWorkerLost ? .deadLetter : .requeue(lostCount: lost))
                 throw WorkerLost(failure: failure, disposition: disposition)
             }
         }
@@ -382,7 +428,10 @@ public final class ProcessPool: TaskExecutor {
     /// Sends `run` to the least-loaded child with a free place, or queues it in the backlog. Its continuation
     /// (installed by the caller) is resumed with the outcome.
     private func submit(_ run: PoolRun) {
-        enum Next { case send(ChildProcess), queued, stopped, cancelled }
+        enum Next {
+            case send(ChildProcess)
+            case queued, stopped, cancelled
+        }
         let next = state.withLock { s -> Next in
             if s.stopping { return .stopped }
             if run.isCancelled { return .cancelled }
@@ -423,7 +472,9 @@ public final class ProcessPool: TaskExecutor {
     private func reserveChild(_ s: inout State) -> ChildProcess? {
         var best: (child: ChildProcess, load: Int)?
         for child in s.ready {
-            let load = child.state.withLock { c -> Int? in c.draining == nil && !c.writeClosed && c.exit == nil ? c.load : nil }
+            let load = child.state.withLock { c -> Int? in
+                c.draining == nil && !c.writeClosed && c.exit == nil ? c.load : nil
+            }
             guard let load, load < configuration.pipelineDepth else { continue }
             if best.map({ load < $0.load }) ?? true {
                 best = (child, load)

@@ -28,7 +28,10 @@ public enum BrokerContract {
 
         /// An environment for `broker`. `slack` is zero by default (right for a manual clock); with no `alarm`, the
         /// blocked-publisher case fails saying one is needed.
-        public init(broker: any Broker, pass: @escaping @Sendable (Duration) async -> Void, slack: Duration = .zero, alarm: Alarm? = nil) {
+        public init(
+            broker: any Broker, pass: @escaping @Sendable (Duration) async -> Void, slack: Duration = .zero,
+            alarm: Alarm? = nil
+        ) {
             self.broker = broker
             self.pass = pass
             self.slack = slack
@@ -46,7 +49,10 @@ public enum BrokerContract {
         public var clear: @Sendable () async throws -> Void
 
         /// An alarm on `broker`, raised and cleared by the given closures.
-        public init(broker: any Broker, raise: @escaping @Sendable () async throws -> Void, clear: @escaping @Sendable () async throws -> Void) {
+        public init(
+            broker: any Broker, raise: @escaping @Sendable () async throws -> Void,
+            clear: @escaping @Sendable () async throws -> Void
+        ) {
             self.broker = broker
             self.raise = raise
             self.clear = clear
@@ -76,21 +82,45 @@ public enum BrokerContract {
 
     /// Every case, in the order the issue lists the behaviours.
     public static let cases: [Case] = [
-        Case(name: "an unacked delivery comes back, redelivered, when its connection goes", body: lateAckRedeliversAfterTheConnectionGoes),
+        Case(
+            name: "an unacked delivery comes back, redelivered, when its connection goes",
+            body: lateAckRedeliversAfterTheConnectionGoes),
         Case(name: "a nack with requeue redelivers with the redelivered flag", body: nackWithRequeueRedelivers),
-        Case(name: "a consumer holds at most its prefetch of unacked deliveries", body: prefetchBoundsUnackedDeliveries),
+        Case(
+            name: "a consumer holds at most its prefetch of unacked deliveries", body: prefetchBoundsUnackedDeliveries),
         Case(name: "a consumer is cancelled when its queue is deleted", body: consumerIsCancelledWhenItsQueueGoes),
-        Case(name: "a rejected message is dead-lettered with x-death, as dlq list reads it", body: rejectedMessagesAreDeadLettered),
-        Case(name: "a message past its TTL is dead-lettered as expired, never before", body: expiredMessagesAreDeadLettered),
-        Case(name: "Celery's delayed delivery releases a message after its delay, never early", body: delayedDeliveryIsNeverEarly),
-        Case(name: "results reach the reply queue with their correlation ids, in order", body: resultsAreRoutedByCorrelationID),
+        Case(
+            name: "a rejected message is dead-lettered with x-death, as dlq list reads it",
+            body: rejectedMessagesAreDeadLettered),
+        Case(
+            name: "a message past its TTL is dead-lettered as expired, never before",
+            body: expiredMessagesAreDeadLettered),
+        Case(
+            name: "Celery's delayed delivery releases a message after its delay, never early",
+            body: delayedDeliveryIsNeverEarly),
+        Case(
+            name: "results reach the reply queue with their correlation ids, in order",
+            body: resultsAreRoutedByCorrelationID),
         Case(name: "an unused reply queue expires after x-expires", body: anUnusedQueueExpires),
         Case(name: "higher priorities are delivered first", body: higherPrioritiesComeFirst),
-        Case(name: "a confirmed publish returns; a full reject-publish queue nacks; a mandatory message with no route fails", body: publishConfirmsAndRefusals),
-        Case(name: "publishes during an alarm fail as blocked within their bound and succeed after it", body: aBlockedConnectionFailsPublishesWithinItsBound),
-        Case(name: "an exclusive queue is a lock: 405 for others until its owner's connection closes", body: anExclusiveQueueIsALock),
-        Case(name: "a stream is replayed from the first entry by every new consumer", body: aStreamReplaysFromTheFirstEntry),
-        Case(name: "basic.get takes one message with the count left; an auto-delete queue goes with its last consumer", body: getCountsAndAutoDelete),
-        Case(name: "a topic binding routes by pattern; a redeclare with other arguments is a 406", body: topicRoutingAndEquivalence),
+        Case(
+            name:
+                "a confirmed publish returns; a full reject-publish queue nacks; a mandatory message with no route fails",
+            body: publishConfirmsAndRefusals),
+        Case(
+            name: "publishes during an alarm fail as blocked within their bound and succeed after it",
+            body: aBlockedConnectionFailsPublishesWithinItsBound),
+        Case(
+            name: "an exclusive queue is a lock: 405 for others until its owner's connection closes",
+            body: anExclusiveQueueIsALock),
+        Case(
+            name: "a stream is replayed from the first entry by every new consumer",
+            body: aStreamReplaysFromTheFirstEntry),
+        Case(
+            name: "basic.get takes one message with the count left; an auto-delete queue goes with its last consumer",
+            body: getCountsAndAutoDelete),
+        Case(
+            name: "a topic binding routes by pattern; a redeclare with other arguments is a 406",
+            body: topicRoutingAndEquivalence),
     ]
 }

@@ -37,19 +37,23 @@ public final class CeleriacTestApp: Sendable {
     ///   - clock: the clock of the worker, the client and (unless given) the broker.
     ///   - broker: a broker to share with another app (a second worker, a restarted one); it must run on `clock`.
     ///   - observer: sees what the worker does (metrics, a test's recorder).
-    public init(registry: TaskRegistry, configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
-                clock: ManualClock = ManualClock(), broker: InMemoryBroker? = nil, observer: any WorkerObserver = NoObserver(),
-                logger: Logger = Logger(label: "celeriac.test", factory: { _ in SwiftLogNoOpLogHandler() })) async throws {
+    public init(
+        registry: TaskRegistry, configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
+        clock: ManualClock = ManualClock(), broker: InMemoryBroker? = nil, observer: any WorkerObserver = NoObserver(),
+        logger: Logger = Logger(label: "celeriac.test", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws {
         self.clock = clock
         self.broker = broker ?? InMemoryBroker(clock: clock)
         let broker = self.broker
         var configuration = configuration
         configuration.clock = clock
         let ready = ReadySignal()
-        worker = Worker(registry: registry, configuration: configuration, broker: broker, logger: logger,
-                        observer: ReadyObserver(inner: observer, ready: ready))
-        var clientConfiguration = CeleriacClient.Configuration(defaultQueue: configuration.queues.first ?? Topology.defaultQueue,
-                                                               connectionName: "celeriac-test-client")
+        worker = Worker(
+            registry: registry, configuration: configuration, broker: broker, logger: logger,
+            observer: ReadyObserver(inner: observer, ready: ready))
+        var clientConfiguration = CeleriacClient.Configuration(
+            defaultQueue: configuration.queues.first ?? Topology.defaultQueue,
+            connectionName: "celeriac-test-client")
         clientConfiguration.clock = clock
         clientConfiguration.maxPriority = configuration.maxPriority
         clientConfiguration.queueType = configuration.queueType
@@ -93,7 +97,9 @@ private struct ReadyObserver: WorkerObserver {
     func taskReceived(name: String, queue: String) { inner.taskReceived(name: name, queue: queue) }
     func taskRedelivered(name: String, queue: String) { inner.taskRedelivered(name: name, queue: queue) }
     func taskStarted(name: String, queue: String) { inner.taskStarted(name: name, queue: queue) }
-    func taskQueueWait(name: String, queue: String, seconds: Double) { inner.taskQueueWait(name: name, queue: queue, seconds: seconds) }
+    func taskQueueWait(name: String, queue: String, seconds: Double) {
+        inner.taskQueueWait(name: name, queue: queue, seconds: seconds)
+    }
     func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         inner.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
     }

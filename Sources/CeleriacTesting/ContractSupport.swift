@@ -77,7 +77,9 @@ final class DeliveryCollector: Sendable {
         }
         let items = self.items
         guard items.count >= count else {
-            throw ContractViolation("waited \(limit) for \(count) deliveries (\(what)), got \(items.count)\(ended ? "; the consumer ended" : "")")
+            throw ContractViolation(
+                "waited \(limit) for \(count) deliveries (\(what)), got \(items.count)\(ended ? "; the consumer ended" : "")"
+            )
         }
         return items
     }
@@ -108,6 +110,8 @@ extension Delivery {
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-func message(_ text: String, to queue: String, properties: BasicProperties = .init(), mandatory: Bool = false) -> OutgoingMessage {
+func message(_ text: String, to queue: String, properties: BasicProperties = .init(), mandatory: Bool = false)
+    -> OutgoingMessage
+{
     OutgoingMessage(routingKey: queue, body: Array(text.utf8), properties: properties, mandatory: mandatory)
 }

@@ -50,8 +50,9 @@ public final class InMemoryBroker: Broker {
 
     /// `memory` transport at `localhost`, user `guest`, the broker's one virtual host, no TLS or heartbeat.
     public var info: BrokerInfo {
-        BrokerInfo(transport: "memory", host: "localhost", port: 0, user: "guest", virtualHost: MemoryBrokerState.vhost,
-                   tls: false, connectTimeout: 0, heartbeat: 0)
+        BrokerInfo(
+            transport: "memory", host: "localhost", port: 0, user: "guest", virtualHost: MemoryBrokerState.vhost,
+            tls: false, connectTimeout: 0, heartbeat: 0)
     }
 
     /// `memory://`.
@@ -66,8 +67,11 @@ public final class InMemoryBroker: Broker {
         return state.withLock { s in
             guard let q = s.queues[queue] else { return nil }
             return (q.isStream ? q.log : q.ready).map {
-                Delivery(tag: DeliveryTag(generation: 0, channel: 0, value: $0.sequence), consumerTag: "", redelivered: $0.redelivered,
-                         exchange: $0.exchange, routingKey: $0.routingKey, properties: $0.properties, body: $0.body, messageCount: nil)
+                Delivery(
+                    tag: DeliveryTag(generation: 0, channel: 0, value: $0.sequence), consumerTag: "",
+                    redelivered: $0.redelivered,
+                    exchange: $0.exchange, routingKey: $0.routingKey, properties: $0.properties, body: $0.body,
+                    messageCount: nil)
             }
         }
     }
@@ -78,7 +82,9 @@ public final class InMemoryBroker: Broker {
     /// How many messages wait in Celery's delayed-delivery queues (`celery_delayed_*`) now, TTLs due applied first.
     public var delayedMessageCount: Int {
         _ = try? mutate { _, _, _ throws(BrokerError) in () }
-        return state.withLock { s in s.queues.filter { $0.key.hasPrefix("celery_delayed_") }.values.reduce(0) { $0 + $1.ready.count } }
+        return state.withLock { s in
+            s.queues.filter { $0.key.hasPrefix("celery_delayed_") }.values.reduce(0) { $0 + $1.ready.count }
+        }
     }
 
     /// Blocks publishers, as RabbitMQ does under a memory or disk alarm (`connection.blocked`): publishes wait, and
@@ -102,18 +108,25 @@ public final class InMemoryBroker: Broker {
     }
 
     /// Waits until `count` messages are ready in `queue`, at most `limit` of real time.
-    public func waitForMessages(in queue: String, _ count: Int = 1, within limit: Duration = .seconds(10)) async throws {
-        try await wait("\(count) message(s) ready in '\(queue)'", within: limit) { s in (s.queues[queue]?.ready.count ?? 0) >= count }
+    public func waitForMessages(in queue: String, _ count: Int = 1, within limit: Duration = .seconds(10)) async throws
+    {
+        try await wait("\(count) message(s) ready in '\(queue)'", within: limit) { s in
+            (s.queues[queue]?.ready.count ?? 0) >= count
+        }
     }
 
     /// Waits until exactly `count` queues have names starting with `prefix` (0: until they are all gone, as chord
     /// join queues once their chord has joined), at most `limit` of real time.
     public func waitForQueues(prefixed prefix: String, count: Int, within limit: Duration = .seconds(10)) async throws {
-        try await wait("\(count) queue(s) named '\(prefix)…'", within: limit) { s in s.queues.keys.filter { $0.hasPrefix(prefix) }.count == count }
+        try await wait("\(count) queue(s) named '\(prefix)…'", within: limit) { s in
+            s.queues.keys.filter { $0.hasPrefix(prefix) }.count == count
+        }
     }
 
     /// Resumes when `condition` holds after some change of state (checked after every change, never polled).
-    func wait(_ what: String, within limit: Duration, until condition: @escaping @Sendable (MemoryBrokerState) -> Bool) async throws {
+    func wait(_ what: String, within limit: Duration, until condition: @escaping @Sendable (MemoryBrokerState) -> Bool)
+        async throws
+    {
         let met: Bool = await withTaskGroup(of: Bool.self) { group in
             let id = waiters.withLock { w -> UInt64 in
                 w.next += 1
@@ -154,7 +167,9 @@ public final class InMemoryBroker: Broker {
     // MARK: Running state changes
 
     /// Runs `body` on the state at the clock's time now, carries out its effects, and re-arms the timer.
-    func mutate<T>(_ body: (inout MemoryBrokerState, Duration, inout MemoryBrokerState.Outbox) throws(BrokerError) -> T) throws(BrokerError) -> T {
+    func mutate<T>(_ body: (inout MemoryBrokerState, Duration, inout MemoryBrokerState.Outbox) throws(BrokerError) -> T)
+        throws(BrokerError) -> T
+    {
         let now = clock.uptime
         var outbox = MemoryBrokerState.Outbox()
         let result: Result<(T, Duration?), BrokerError> = state.withLock { s in

@@ -83,15 +83,18 @@ final class InMemoryConnection: BrokerConnection {
                 try s.publish(message, connection: id, now: now, outbox: &outbox)
             }
             if case .rejected(let queue) = outcome, options.confirms {
-                throw BrokerError(.publishNacked, operation: "\(operation) \(message.routingKey)",
-                                  reason: "queue '\(queue)' is full and rejects publishes (x-overflow reject-publish)")
+                throw BrokerError(
+                    .publishNacked, operation: "\(operation) \(message.routingKey)",
+                    reason: "queue '\(queue)' is full and rejects publishes (x-overflow reject-publish)")
             }
         }
     }
 
     func publishInBackground(_ message: OutgoingMessage) {
         guard let id = id.withLock({ $0 }), !isBlocked else { return }
-        _ = try? broker.mutate { s, now, outbox throws(BrokerError) in try s.publish(message, connection: id, now: now, outbox: &outbox) }
+        _ = try? broker.mutate { s, now, outbox throws(BrokerError) in
+            try s.publish(message, connection: id, now: now, outbox: &outbox)
+        }
     }
 
     /// Waits for the block to lift, at most `blockedTimeout` of real time (a connection's I/O bound, as the AMQP
@@ -113,37 +116,45 @@ final class InMemoryConnection: BrokerConnection {
             return first
         }
         if !lifted || isBlocked {
-            throw BrokerError(.blocked, operation: operation, reason: "the broker blocks publishers",
-                              hint: "the broker raised a memory or disk alarm; free resources on the broker or consume faster")
+            throw BrokerError(
+                .blocked, operation: operation, reason: "the broker blocks publishers",
+                hint: "the broker raised a memory or disk alarm; free resources on the broker or consume faster")
         }
     }
 
     // MARK: MessageConsuming
 
-    func consume(queue: String, prefetch: UInt16, tag: String?, noAck: Bool, exclusive: Bool,
-                 arguments: FieldTable) async throws(BrokerError) -> Consumer {
+    func consume(
+        queue: String, prefetch: UInt16, tag: String?, noAck: Bool, exclusive: Bool,
+        arguments: FieldTable
+    ) async throws(BrokerError) -> Consumer {
         let id = try connectionID("basic.consume \(queue)")
         let tag = tag ?? "celeriac-\(queue)-\(UInt32.random(in: 0...UInt32.max))"
         let channel = UnboundedChannel<Delivery>()
         try broker.mutate { s, now, outbox throws(BrokerError) in
-            try s.consume(queue: queue, tag: tag, prefetch: Int(prefetch), noAck: noAck, exclusive: exclusive, arguments: arguments,
-                          channel: channel, connection: id, now: now, outbox: &outbox)
+            try s.consume(
+                queue: queue, tag: tag, prefetch: Int(prefetch), noAck: noAck, exclusive: exclusive,
+                arguments: arguments,
+                channel: channel, connection: id, now: now, outbox: &outbox)
         }
         return Consumer(tag: tag, queue: queue, deliveries: channel.stream)
     }
 
     func cancel(_ consumer: Consumer) async throws(BrokerError) {
         let id = try connectionID("basic.cancel \(consumer.tag)")
-        try broker.mutate { s, now, outbox throws(BrokerError) in try s.cancel(consumer.tag, connection: id, now: now, outbox: &outbox) }
+        try broker.mutate { s, now, outbox throws(BrokerError) in
+            try s.cancel(consumer.tag, connection: id, now: now, outbox: &outbox)
+        }
     }
 
     // MARK: DeliverySettling
 
     private func settle(_ tag: DeliveryTag, multiple: Bool, _ how: MemoryBrokerState.Settlement) -> Bool {
         guard let id = id.withLock({ $0 }) else { return false }
-        return (try? broker.mutate { s, now, outbox throws(BrokerError) in
-            s.settle(tag, multiple: multiple, how: how, connection: id, now: now, outbox: &outbox)
-        }) ?? false
+        return
+            (try? broker.mutate { s, now, outbox throws(BrokerError) in
+                s.settle(tag, multiple: multiple, how: how, connection: id, now: now, outbox: &outbox)
+            }) ?? false
     }
 
     @discardableResult
@@ -155,7 +166,9 @@ final class InMemoryConnection: BrokerConnection {
     }
 
     @discardableResult
-    func reject(_ tag: DeliveryTag, requeue: Bool) async -> Bool { settle(tag, multiple: false, requeue ? .requeue : .discard) }
+    func reject(_ tag: DeliveryTag, requeue: Bool) async -> Bool {
+        settle(tag, multiple: false, requeue ? .requeue : .discard)
+    }
 
     func ackInBackground(_ tag: DeliveryTag, multiple: Bool) { _ = settle(tag, multiple: multiple, .ack) }
 

@@ -107,7 +107,9 @@ public final class ManualClock: CeleriacClock {
             state.withLock { $0.watchers.removeValue(forKey: id) }?.continuation.resume()
         }
         let sleeping = sleeperCount
-        guard sleeping >= count else { throw ContractViolation("waited \(limit) for \(count) sleeper(s) on the manual clock; saw \(sleeping)") }
+        guard sleeping >= count else {
+            throw ContractViolation("waited \(limit) for \(count) sleeper(s) on the manual clock; saw \(sleeping)")
+        }
     }
 
     /// Moves both clocks forward and wakes, in deadline order, every sleeper whose time has come.

@@ -61,11 +61,13 @@ struct MemoryBrokerState: Sendable {
     // MARK: Errors, as RabbitMQ words them
 
     static func notFound(_ operation: String, _ what: String) -> BrokerError {
-        BrokerError(.channelClosed, operation: operation, replyCode: 404, reason: "NOT_FOUND - no \(what) in vhost '\(vhost)'")
+        BrokerError(
+            .channelClosed, operation: operation, replyCode: 404, reason: "NOT_FOUND - no \(what) in vhost '\(vhost)'")
     }
     static func locked(_ operation: String, _ queue: String) -> BrokerError {
-        BrokerError(.channelClosed, operation: operation, replyCode: 405,
-                    reason: "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '\(queue)' in vhost '\(vhost)'")
+        BrokerError(
+            .channelClosed, operation: operation, replyCode: 405,
+            reason: "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '\(queue)' in vhost '\(vhost)'")
     }
     static func precondition(_ operation: String, _ reason: String) -> BrokerError {
         BrokerError(.channelClosed, operation: operation, replyCode: 406, reason: "PRECONDITION_FAILED - \(reason)")
@@ -129,7 +131,9 @@ struct MemoryBrokerState: Sendable {
         try requireOpen(connection, operation)
         if let existing = exchanges[spec.name] {
             guard existing.spec.kind == spec.kind, existing.spec.durable == spec.durable else {
-                throw Self.precondition(operation, "inequivalent arg 'type' or 'durable' for exchange '\(spec.name)' in vhost '\(Self.vhost)'")
+                throw Self.precondition(
+                    operation,
+                    "inequivalent arg 'type' or 'durable' for exchange '\(spec.name)' in vhost '\(Self.vhost)'")
             }
             return
         }
@@ -142,11 +146,14 @@ struct MemoryBrokerState: Sendable {
         if var existing = queues[spec.name] {
             if let owner = existing.owner, owner != connection { throw Self.locked(operation, spec.name) }
             if let argument = existing.inequivalence(with: spec) {
-                throw Self.precondition(operation, "inequivalent arg '\(argument)' for queue '\(spec.name)' in vhost '\(Self.vhost)'")
+                throw Self.precondition(
+                    operation, "inequivalent arg '\(argument)' for queue '\(spec.name)' in vhost '\(Self.vhost)'")
             }
             existing.lastUsed = now
             queues[spec.name] = existing
-            return QueueDeclareOK(queue: spec.name, messageCount: UInt32(existing.ready.count), consumerCount: UInt32(existing.consumers.count))
+            return QueueDeclareOK(
+                queue: spec.name, messageCount: UInt32(existing.ready.count),
+                consumerCount: UInt32(existing.consumers.count))
         }
         queues[spec.name] = MemoryQueue(spec: spec, owner: spec.exclusive ? connection : nil, now: now)
         // Every queue is bound to the default exchange by its name.
@@ -157,36 +164,49 @@ struct MemoryBrokerState: Sendable {
         let operation = "queue.declare \(name) (passive)"
         try requireOpen(connection, operation)
         let queue = try usable(name, by: connection, operation)
-        return QueueDeclareOK(queue: name, messageCount: UInt32(queue.ready.count), consumerCount: UInt32(queue.consumers.count))
+        return QueueDeclareOK(
+            queue: name, messageCount: UInt32(queue.ready.count), consumerCount: UInt32(queue.consumers.count))
     }
 
     mutating func bind(_ binding: BindingSpec, connection: Int) throws(BrokerError) {
         let operation = "queue.bind \(binding.queue) to \(binding.exchange)"
         try requireOpen(connection, operation)
         _ = try usable(binding.queue, by: connection, operation)
-        guard exchanges[binding.exchange] != nil else { throw Self.notFound(operation, "exchange '\(binding.exchange)'") }
+        guard exchanges[binding.exchange] != nil else {
+            throw Self.notFound(operation, "exchange '\(binding.exchange)'")
+        }
         let b = MemoryExchange.Binding(destination: .queue(binding.queue), key: binding.routingKey)
-        if exchanges[binding.exchange]?.bindings.contains(b) == false { exchanges[binding.exchange]?.bindings.append(b) }
+        if exchanges[binding.exchange]?.bindings.contains(b) == false {
+            exchanges[binding.exchange]?.bindings.append(b)
+        }
     }
 
     mutating func bind(_ binding: ExchangeBindingSpec, connection: Int) throws(BrokerError) {
         let operation = "exchange.bind \(binding.destination) to \(binding.source)"
         try requireOpen(connection, operation)
         guard exchanges[binding.source] != nil else { throw Self.notFound(operation, "exchange '\(binding.source)'") }
-        guard exchanges[binding.destination] != nil else { throw Self.notFound(operation, "exchange '\(binding.destination)'") }
+        guard exchanges[binding.destination] != nil else {
+            throw Self.notFound(operation, "exchange '\(binding.destination)'")
+        }
         let b = MemoryExchange.Binding(destination: .exchange(binding.destination), key: binding.routingKey)
         if exchanges[binding.source]?.bindings.contains(b) == false { exchanges[binding.source]?.bindings.append(b) }
     }
 
-    mutating func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool, connection: Int,
-                              outbox: inout Outbox) throws(BrokerError) -> UInt32 {
+    mutating func deleteQueue(
+        _ name: String, ifUnused: Bool, ifEmpty: Bool, connection: Int,
+        outbox: inout Outbox
+    ) throws(BrokerError) -> UInt32 {
         let operation = "queue.delete \(name)"
         try requireOpen(connection, operation)
         // RabbitMQ answers delete-ok for a queue that is not there.
         guard queues[name] != nil else { return 0 }
         let queue = try usable(name, by: connection, operation)
-        if ifUnused, !queue.consumers.isEmpty { throw Self.precondition(operation, "queue '\(name)' in vhost '\(Self.vhost)' in use") }
-        if ifEmpty, !queue.ready.isEmpty { throw Self.precondition(operation, "queue '\(name)' in vhost '\(Self.vhost)' is not empty") }
+        if ifUnused, !queue.consumers.isEmpty {
+            throw Self.precondition(operation, "queue '\(name)' in vhost '\(Self.vhost)' in use")
+        }
+        if ifEmpty, !queue.ready.isEmpty {
+            throw Self.precondition(operation, "queue '\(name)' in vhost '\(Self.vhost)' is not empty")
+        }
         deleteQueueNow(name, outbox: &outbox)
         return UInt32(queue.ready.count)
     }
@@ -198,7 +218,9 @@ struct MemoryBrokerState: Sendable {
             guard let consumer = consumers.removeValue(forKey: tag) else { continue }
             outbox.finished.append(consumer.channel)
             connections[consumer.connection]?.consumers.remove(tag)
-            for sink in connections[consumer.connection]?.events ?? [] { outbox.events.append((sink, .consumerCancelled(tag: tag))) }
+            for sink in connections[consumer.connection]?.events ?? [] {
+                outbox.events.append((sink, .consumerCancelled(tag: tag)))
+            }
         }
         for key in exchanges.keys { exchanges[key]?.bindings.removeAll { $0.destination == .queue(name) } }
     }
@@ -237,13 +259,19 @@ struct MemoryBrokerState: Sendable {
         return found
     }
 
-    enum PublishOutcome { case accepted, rejected(queue: String) }
+    enum PublishOutcome {
+        case accepted
+        case rejected(queue: String)
+    }
 
     /// Routes and enqueues one message. A queue full under `reject-publish` refuses it (the publisher's confirm is
     /// a nack); a mandatory message that reaches no queue throws `unroutable`.
-    mutating func publish(_ outgoing: OutgoingMessage, connection: Int, now: Duration,
-                          outbox: inout Outbox) throws(BrokerError) -> PublishOutcome {
-        let operation = "basic.publish \(outgoing.exchange.isEmpty ? "(default)" : outgoing.exchange) \(outgoing.routingKey)"
+    mutating func publish(
+        _ outgoing: OutgoingMessage, connection: Int, now: Duration,
+        outbox: inout Outbox
+    ) throws(BrokerError) -> PublishOutcome {
+        let operation =
+            "basic.publish \(outgoing.exchange.isEmpty ? "(default)" : outgoing.exchange) \(outgoing.routingKey)"
         try requireOpen(connection, operation)
         guard outgoing.exchange.isEmpty || exchanges[outgoing.exchange] != nil else {
             throw Self.notFound(operation, "exchange '\(outgoing.exchange)'")
@@ -253,16 +281,20 @@ struct MemoryBrokerState: Sendable {
             throw BrokerError(.unroutable, operation: operation, replyCode: 312, reason: "NO_ROUTE")
         }
         nextSequence += 1
-        let message = MemoryMessage(exchange: outgoing.exchange, routingKey: outgoing.routingKey, properties: outgoing.properties,
-                                    body: outgoing.body, sequence: nextSequence)
+        let message = MemoryMessage(
+            exchange: outgoing.exchange, routingKey: outgoing.routingKey, properties: outgoing.properties,
+            body: outgoing.body, sequence: nextSequence)
         var outcome = PublishOutcome.accepted
-        for name in targets where !enqueue(message, into: name, at: now, outbox: &outbox) { outcome = .rejected(queue: name) }
+        for name in targets where !enqueue(message, into: name, at: now, outbox: &outbox) {
+            outcome = .rejected(queue: name)
+        }
         for name in targets { dispatch(name, now: now, outbox: &outbox) }
         return outcome
     }
 
     /// Puts a message in a queue as of `time`; false when the queue refuses it (full, `reject-publish`).
-    mutating func enqueue(_ message: MemoryMessage, into name: String, at time: Duration, outbox: inout Outbox) -> Bool {
+    mutating func enqueue(_ message: MemoryMessage, into name: String, at time: Duration, outbox: inout Outbox) -> Bool
+    {
         guard var queue = queues[name] else { return true }
         var message = message
         message.enqueuedAt = time
@@ -295,7 +327,9 @@ struct MemoryBrokerState: Sendable {
     }
 
     /// Sends a message to its queue's dead-letter exchange with RabbitMQ's `x-death` bookkeeping, or drops it.
-    mutating func deadLetter(_ message: MemoryMessage, from queueName: String, reason: String, at time: Duration, outbox: inout Outbox) {
+    mutating func deadLetter(
+        _ message: MemoryMessage, from queueName: String, reason: String, at time: Duration, outbox: inout Outbox
+    ) {
         guard let queue = queues[queueName], let dlx = queue.deadLetterExchange else { return }
         var properties = message.properties
         var headers = properties.headers ?? [:]
@@ -311,9 +345,11 @@ struct MemoryBrokerState: Sendable {
             deaths.remove(at: index)
             deaths.insert(.table(entry), at: 0)
         } else {
-            let entry: FieldTable = ["count": .int64(1), "reason": .string(reason), "queue": .string(queueName),
-                                     "time": .timestamp(seconds), "exchange": .string(message.exchange),
-                                     "routing-keys": .array([.string(message.routingKey)])]
+            let entry: FieldTable = [
+                "count": .int64(1), "reason": .string(reason), "queue": .string(queueName),
+                "time": .timestamp(seconds), "exchange": .string(message.exchange),
+                "routing-keys": .array([.string(message.routingKey)]),
+            ]
             deaths.insert(.table(entry), at: 0)
         }
         headers["x-death"] = .array(deaths)
@@ -330,7 +366,8 @@ struct MemoryBrokerState: Sendable {
         properties.headers = headers
         let key = queue.deadLetterRoutingKey ?? message.routingKey
         nextSequence += 1
-        let copy = MemoryMessage(exchange: dlx, routingKey: key, properties: properties, body: message.body, sequence: nextSequence)
+        let copy = MemoryMessage(
+            exchange: dlx, routingKey: key, properties: properties, body: message.body, sequence: nextSequence)
         for target in route(exchange: dlx, key: key) {
             _ = enqueue(copy, into: target, at: time, outbox: &outbox)
             dispatch(target, now: time, outbox: &outbox)
@@ -339,19 +376,26 @@ struct MemoryBrokerState: Sendable {
 
     // MARK: Consuming and settling
 
-    mutating func consume(queue name: String, tag: String, prefetch: Int, noAck: Bool, exclusive: Bool, arguments: FieldTable,
-                          channel: UnboundedChannel<Delivery>, connection: Int, now: Duration,
-                          outbox: inout Outbox) throws(BrokerError) {
+    mutating func consume(
+        queue name: String, tag: String, prefetch: Int, noAck: Bool, exclusive: Bool, arguments: FieldTable,
+        channel: UnboundedChannel<Delivery>, connection: Int, now: Duration,
+        outbox: inout Outbox
+    ) throws(BrokerError) {
         let operation = "basic.consume \(name)"
         try requireOpen(connection, operation)
         var queue = try usable(name, by: connection, operation)
-        guard consumers[tag] == nil else { throw BrokerError(.protocolError, operation: operation, replyCode: 530, reason: "NOT_ALLOWED - attempt to reuse consumer tag '\(tag)'") }
+        guard consumers[tag] == nil else {
+            throw BrokerError(
+                .protocolError, operation: operation, replyCode: 530,
+                reason: "NOT_ALLOWED - attempt to reuse consumer tag '\(tag)'")
+        }
         if exclusive, !queue.consumers.isEmpty { throw Self.locked(operation, name) }
-        var consumer = Consumer(tag: tag, queue: name, connection: connection, prefetch: prefetch, noAck: noAck, channel: channel)
+        var consumer = Consumer(
+            tag: tag, queue: name, connection: connection, prefetch: prefetch, noAck: noAck, channel: channel)
         if queue.isStream {
             switch arguments["x-stream-offset"]?.stringValue {
             case "first": consumer.offset = 0
-            default: consumer.offset = queue.log.count     // "next", RabbitMQ's default
+            default: consumer.offset = queue.log.count  // "next", RabbitMQ's default
             }
         }
         consumers[tag] = consumer
@@ -376,7 +420,9 @@ struct MemoryBrokerState: Sendable {
         queue.consumers.removeAll { $0 == tag }
         queue.lastUsed = now
         queues[consumer.queue] = queue
-        if queue.spec.autoDelete, queue.hadConsumer, queue.consumers.isEmpty { deleteQueueNow(queue.name, outbox: &outbox) }
+        if queue.spec.autoDelete, queue.hadConsumer, queue.consumers.isEmpty {
+            deleteQueueNow(queue.name, outbox: &outbox)
+        }
     }
 
     /// Hands ready messages to consumers with room under their prefetch, round robin.
@@ -385,7 +431,8 @@ struct MemoryBrokerState: Sendable {
         if queue.isStream {
             for tag in queue.consumers {
                 guard var consumer = consumers[tag] else { continue }
-                while consumer.offset < queue.log.count, consumer.prefetch == 0 || consumer.unacked < consumer.prefetch {
+                while consumer.offset < queue.log.count, consumer.prefetch == 0 || consumer.unacked < consumer.prefetch
+                {
                     let message = queue.log[consumer.offset]
                     consumer.offset += 1
                     deliver(message, from: name, to: &consumer, outbox: &outbox)
@@ -414,7 +461,9 @@ struct MemoryBrokerState: Sendable {
         queues[name] = queue
     }
 
-    private mutating func deliver(_ message: MemoryMessage, from queue: String, to consumer: inout Consumer, outbox: inout Outbox) {
+    private mutating func deliver(
+        _ message: MemoryMessage, from queue: String, to consumer: inout Consumer, outbox: inout Outbox
+    ) {
         guard var connection = connections[consumer.connection] else { return }
         connection.nextTag += 1
         let tag = connection.nextTag
@@ -423,14 +472,17 @@ struct MemoryBrokerState: Sendable {
             consumer.unacked += 1
         }
         connections[consumer.connection] = connection
-        let delivery = Delivery(tag: DeliveryTag(generation: Self.generation, channel: Self.channel, value: tag), consumerTag: consumer.tag,
-                                redelivered: message.redelivered, exchange: message.exchange, routingKey: message.routingKey,
-                                properties: message.properties, body: message.body, messageCount: nil)
+        let delivery = Delivery(
+            tag: DeliveryTag(generation: Self.generation, channel: Self.channel, value: tag), consumerTag: consumer.tag,
+            redelivered: message.redelivered, exchange: message.exchange, routingKey: message.routingKey,
+            properties: message.properties, body: message.body, messageCount: nil)
         outbox.deliveries.append((consumer.channel, delivery))
     }
 
-    mutating func get(queue name: String, noAck: Bool, connection: Int, now: Duration,
-                      outbox: inout Outbox) throws(BrokerError) -> Delivery? {
+    mutating func get(
+        queue name: String, noAck: Bool, connection: Int, now: Duration,
+        outbox: inout Outbox
+    ) throws(BrokerError) -> Delivery? {
         let operation = "basic.get \(name)"
         try requireOpen(connection, operation)
         var queue = try usable(name, by: connection, operation)
@@ -448,17 +500,20 @@ struct MemoryBrokerState: Sendable {
         let tag = c.nextTag
         if !noAck { c.unsettled[tag] = Unsettled(message: message, queue: name, consumer: nil) }
         connections[connection] = c
-        return Delivery(tag: DeliveryTag(generation: Self.generation, channel: Self.channel, value: tag), consumerTag: "",
-                        redelivered: message.redelivered, exchange: message.exchange, routingKey: message.routingKey,
-                        properties: message.properties, body: message.body, messageCount: UInt32(queue.ready.count))
+        return Delivery(
+            tag: DeliveryTag(generation: Self.generation, channel: Self.channel, value: tag), consumerTag: "",
+            redelivered: message.redelivered, exchange: message.exchange, routingKey: message.routingKey,
+            properties: message.properties, body: message.body, messageCount: UInt32(queue.ready.count))
     }
 
     enum Settlement { case ack, requeue, discard }
 
     /// Settles one delivery (or, with `multiple`, every unsettled one up to it). False for a tag this connection
     /// does not hold (from before a reconnect, or settled already).
-    mutating func settle(_ tag: DeliveryTag, multiple: Bool, how: Settlement, connection id: Int, now: Duration,
-                         outbox: inout Outbox) -> Bool {
+    mutating func settle(
+        _ tag: DeliveryTag, multiple: Bool, how: Settlement, connection id: Int, now: Duration,
+        outbox: inout Outbox
+    ) -> Bool {
         guard tag.generation == Self.generation, var connection = connections[id], connection.open else { return false }
         let tags = multiple ? connection.unsettled.keys.filter { $0 <= tag.value }.sorted() : [tag.value]
         guard !tags.isEmpty, tags.allSatisfy({ connection.unsettled[$0] != nil }) else { return false }

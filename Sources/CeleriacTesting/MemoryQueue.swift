@@ -53,7 +53,8 @@ struct MemoryQueue: Sendable {
         func rank(_ m: MemoryMessage) -> Int { maxPriority == nil ? 0 : min(m.priority, cap) }
         let p = rank(message)
         if requeued {
-            let index = ready.firstIndex { rank($0) < p || (rank($0) == p && $0.sequence > message.sequence) } ?? ready.endIndex
+            let index =
+                ready.firstIndex { rank($0) < p || (rank($0) == p && $0.sequence > message.sequence) } ?? ready.endIndex
             ready.insert(message, at: index)
         } else if maxPriority != nil {
             let index = ready.firstIndex { rank($0) < p } ?? ready.endIndex
@@ -64,9 +65,11 @@ struct MemoryQueue: Sendable {
     }
 
     /// RabbitMQ compares these arguments when a queue is declared again; a difference is a 406.
-    static let equivalenceKeys = ["x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
-                                  "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority", "x-queue-type",
-                                  "x-single-active-consumer", "x-dead-letter-strategy"]
+    static let equivalenceKeys = [
+        "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
+        "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority", "x-queue-type",
+        "x-single-active-consumer", "x-dead-letter-strategy",
+    ]
 
     /// The first argument that differs from `other`'s, if any (integer kinds compare by value).
     func inequivalence(with other: QueueSpec) -> String? {
@@ -91,7 +94,10 @@ struct MemoryQueue: Sendable {
 
 /// An exchange and its bindings.
 struct MemoryExchange: Sendable {
-    enum Destination: Hashable, Sendable { case queue(String), exchange(String) }
+    enum Destination: Hashable, Sendable {
+        case queue(String)
+        case exchange(String)
+    }
     struct Binding: Hashable, Sendable {
         let destination: Destination
         let key: String

@@ -32,7 +32,8 @@ public struct TaskTracing: Sendable {
     /// Starts a producer span for one message about to be published, child of the current context, and writes its
     /// context into the message headers (replacing any context the message carried).
     public func startSend(_ message: inout TaskMessage, queue: String, exchange: String = "") -> any Span {
-        let span = tracer.startSpan("send \(message.name)", context: InstrumentationContext.current ?? .topLevel, ofKind: .producer)
+        let span = tracer.startSpan(
+            "send \(message.name)", context: InstrumentationContext.current ?? .topLevel, ofKind: .producer)
         span.attributes = MessagingAttributes.common(message, queue: queue)
         span.attributes[MessagingAttributes.operationType] = "send"
         span.attributes[MessagingAttributes.operationName] = "publish"
@@ -54,8 +55,10 @@ public struct TaskTracing: Sendable {
     /// Runs `body` inside a consumer span whose parent is the context the message carries (a new trace when it
     /// carries none), linked to every context in its ``TraceCarrier/linksHeader`` header (a chord body's header
     /// members). The span is the current span and context for everything `body` does (follow-up sends, user code).
-    public func process<T: Sendable>(_ message: TaskMessage, queue: String, worker: String,
-                                     _ body: () async -> T) async -> T {
+    public func process<T: Sendable>(
+        _ message: TaskMessage, queue: String, worker: String,
+        _ body: () async -> T
+    ) async -> T {
         let parent = context(from: TraceCarrier.carrier(message.extraHeaders))
         let span = tracer.startSpan("process \(message.name)", context: parent, ofKind: .consumer)
         span.attributes = MessagingAttributes.common(message, queue: queue)

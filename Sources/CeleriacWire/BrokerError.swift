@@ -95,7 +95,9 @@ public struct BrokerError: Error, CustomStringConvertible, Sendable, Equatable {
     /// True when the failure is about the connection rather than this one call, so that retrying after a
     /// reconnect may succeed.
     public var isConnectionLevel: Bool {
-        [.connectionLost, .connectionClosed, .heartbeatTimeout, .notConnected, .closed, .connectTimeout,
-         .connectionRefused].contains(code)
+        [
+            .connectionLost, .connectionClosed, .heartbeatTimeout, .notConnected, .closed, .connectTimeout,
+            .connectionRefused,
+        ].contains(code)
     }
 }

@@ -157,7 +157,8 @@ public struct FieldTable: Sendable, Equatable, Hashable, ExpressibleByDictionary
 
     /// Equal when both hold the same entries in the same order (unlike a dictionary, order counts).
     public static func == (lhs: FieldTable, rhs: FieldTable) -> Bool {
-        lhs.entries.count == rhs.entries.count && zip(lhs.entries, rhs.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        lhs.entries.count == rhs.entries.count
+            && zip(lhs.entries, rhs.entries).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }
 
     /// Hashes the entries in order, matching ``==(_:_:)``.

@@ -64,7 +64,10 @@ public struct OutgoingMessage: Sendable {
     public var mandatory: Bool
 
     /// A message for `exchange` (the default exchange unless given) and `routingKey`.
-    public init(exchange: String = "", routingKey: String, body: [UInt8], properties: BasicProperties = .init(), mandatory: Bool = false) {
+    public init(
+        exchange: String = "", routingKey: String, body: [UInt8], properties: BasicProperties = .init(),
+        mandatory: Bool = false
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
@@ -112,8 +115,10 @@ public struct Delivery: Sendable {
     public let messageCount: UInt32?
 
     /// A delivery from its parts; brokers create these.
-    public init(tag: DeliveryTag, consumerTag: String, redelivered: Bool, exchange: String, routingKey: String,
-                properties: BasicProperties, body: [UInt8], messageCount: UInt32?) {
+    public init(
+        tag: DeliveryTag, consumerTag: String, redelivered: Bool, exchange: String, routingKey: String,
+        properties: BasicProperties, body: [UInt8], messageCount: UInt32?
+    ) {
         self.tag = tag
         self.consumerTag = consumerTag
         self.redelivered = redelivered

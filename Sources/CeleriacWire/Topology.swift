@@ -17,8 +17,10 @@ public struct ExchangeSpec: Sendable, Hashable {
     public var arguments: FieldTable
 
     /// An exchange spec; by default a durable `direct` exchange, as Celery declares its own.
-    public init(_ name: String, kind: Kind = .direct, durable: Bool = true, autoDelete: Bool = false,
-                internal: Bool = false, arguments: FieldTable = [:]) {
+    public init(
+        _ name: String, kind: Kind = .direct, durable: Bool = true, autoDelete: Bool = false,
+        internal: Bool = false, arguments: FieldTable = [:]
+    ) {
         self.name = name
         self.kind = kind
         self.durable = durable
@@ -43,7 +45,10 @@ public struct QueueSpec: Sendable, Hashable {
     public var arguments: FieldTable
 
     /// A queue spec; by default durable, not exclusive, not auto-deleted, as Celery declares its task queues.
-    public init(_ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false, arguments: FieldTable = [:]) {
+    public init(
+        _ name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
+        arguments: FieldTable = [:]
+    ) {
         self.name = name
         self.durable = durable
         self.exclusive = exclusive

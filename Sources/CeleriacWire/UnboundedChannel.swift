@@ -34,7 +34,7 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
                 buffer.removeAll(keepingCapacity: true)
                 head = 0
             } else if head >= 1024, head * 2 >= buffer.count {
-                buffer.removeFirst(head)   // amortised: the consumed prefix is at least half the array
+                buffer.removeFirst(head)  // amortised: the consumed prefix is at least half the array
                 head = 0
             }
             return element
@@ -100,7 +100,8 @@ public final class UnboundedChannel<Element: Sendable>: Sendable {
                 let ready = state.withLock { s -> Poll in
                     if let e = s.pop() { return .element(e) }
                     if s.finished { return .end }
-                    precondition(s.waiter == nil, "UnboundedChannel: two tasks wait in next() at once; it has one consumer")
+                    precondition(
+                        s.waiter == nil, "UnboundedChannel: two tasks wait in next() at once; it has one consumer")
                     s.waiter = c
                     return .wait
                 }

@@ -13,10 +13,17 @@ enum BuiltinTasks {
     }
 
     /// `celery.map` / `celery.starmap`: the named task run here once per item, results in order.
-    static func map(_ message: TaskMessage, registry: TaskRegistry, hostname: String, log: Logger) async -> TaskOutcome {
+    static func map(_ message: TaskMessage, registry: TaskRegistry, hostname: String, log: Logger) async -> TaskOutcome
+    {
         let star = message.name == "celery.starmap"
-        guard let sig = message.kwargs["task"], let name = sig["task"]?.stringValue, let items = message.kwargs["it"]?.arrayValue else {
-            return .failure(TaskFailure(type: "TypeError", arguments: [.string("\(message.name) needs kwargs 'task' (a signature) and 'it' (a list)")], module: "builtins"))
+        guard let sig = message.kwargs["task"], let name = sig["task"]?.stringValue,
+            let items = message.kwargs["it"]?.arrayValue
+        else {
+            return .failure(
+                TaskFailure(
+                    type: "TypeError",
+                    arguments: [.string("\(message.name) needs kwargs 'task' (a signature) and 'it' (a list)")],
+                    module: "builtins"))
         }
         guard let task = registry[name] else {
             return .failure(TaskFailure(type: "NotRegistered", arguments: [.string(name)], module: "celery.exceptions"))
@@ -24,7 +31,9 @@ enum BuiltinTasks {
         var results: [JSONValue] = []
         for item in items {
             let args = star ? (item.arrayValue ?? [item]) : [item]
-            let each = TaskMessage(id: message.id, name: name, args: (sig["args"]?.arrayValue ?? []) + args, kwargs: sig["kwargs"]?.objectValue ?? [:])
+            let each = TaskMessage(
+                id: message.id, name: name, args: (sig["args"]?.arrayValue ?? []) + args,
+                kwargs: sig["kwargs"]?.objectValue ?? [:])
             let context = TaskContext(message: each, logger: log, hostname: hostname, options: task.options)
             do {
                 results.append(try await task.run(each, context))

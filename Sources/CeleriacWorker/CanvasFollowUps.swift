@@ -30,12 +30,16 @@ struct CanvasFollowUps: Sendable {
                 plan.messages += step.messages
                 plan.chords += step.chords
             } catch {
-                log.error("chain step is not a valid signature; the chain stops here", metadata: ["error": .string(error.description)])
+                log.error(
+                    "chain step is not a valid signature; the chain stops here",
+                    metadata: ["error": .string(error.description)])
             }
         }
         for callback in message.embed.callbacks ?? [] {
             guard let node = try? CanvasNode(json: callback) else {
-                log.error("link callback is not a valid signature; skipped", metadata: ["signature": .string(callback.jsonString)])
+                log.error(
+                    "link callback is not a valid signature; skipped",
+                    metadata: ["signature": .string(callback.jsonString)])
                 continue
             }
             let step = planner.plan(node, previous: result, parent: message, now: clock.now)

@@ -29,8 +29,11 @@ final class ChordJoiner: Sendable {
     /// concurrent join's failed lock declare (405) would close.
     private let joinGate = Slots(1)
 
-    init(connection: any BrokerConnection, publisher: OutcomePublisher, execution: TaskExecution, observer: any WorkerObserver, clock: any CeleriacClock,
-         planner: CanvasPlanner) {
+    init(
+        connection: any BrokerConnection, publisher: OutcomePublisher, execution: TaskExecution,
+        observer: any WorkerObserver, clock: any CeleriacClock,
+        planner: CanvasPlanner
+    ) {
         self.connection = connection
         self.publisher = publisher
         self.execution = execution
@@ -46,30 +49,42 @@ final class ChordJoiner: Sendable {
     /// reached (the member's message then stays unacked and is redelivered: a duplicate part is harmless).
     ///
     /// - Parameter leading: a message published in the same confirmed batch, before the part (the member's result).
-    func reportPart(of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, log: Logger,
-                    with leading: OutgoingMessage? = nil) async -> Bool {
+    func reportPart(
+        of message: TaskMessage, outcome: ChordPart.Outcome, chord: JSONValue, log: Logger,
+        with leading: OutgoingMessage? = nil
+    ) async -> Bool {
         guard let info = ChordInfo(json: chord["options"]?[ChordInfo.optionKey]) else {
-            log.warning("the task belongs to a chord without Celeriac join information (sent by a Celery client with another result backend?); no part reported")
+            log.warning(
+                "the task belongs to a chord without Celeriac join information (sent by a Celery client with another result backend?); no part reported"
+            )
             if let leading { return await publisher.publishConfirmed([leading], what: "result of \(message.id)") }
             return true
         }
         let part = ChordPart(index: message.groupIndex ?? -1, taskID: message.id, outcome: outcome)
-        let props = BasicProperties(contentType: "application/json", contentEncoding: "utf-8", headers: partTraceHeaders(),
-                                    deliveryMode: 2, correlationID: message.id)
-        let outgoing = OutgoingMessage(routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
+        let props = BasicProperties(
+            contentType: "application/json", contentEncoding: "utf-8", headers: partTraceHeaders(),
+            deliveryMode: 2, correlationID: message.id)
+        let outgoing = OutgoingMessage(
+            routingKey: info.joinQueue, body: part.json.jsonBytes, properties: props, mandatory: true)
         let batch = [leading, outgoing].compactMap { $0 }
         // Nobody consumes the durable join queue, so RabbitMQ confirms a part only once it is on disk, and the count
         // follows: several ms per member (most of a chord's cost when members waited in their slots).
-        return await execution.lendingSlot { await storePart(batch, part: part, info: info, chord: chord, parent: message, log: log) }
+        return await execution.lendingSlot {
+            await storePart(batch, part: part, info: info, chord: chord, parent: message, log: log)
+        }
     }
 
     /// Publishes a part (after the member's result, in one confirmed batch), then counts the join queue.
-    private func storePart(_ batch: [OutgoingMessage], part: ChordPart, info: ChordInfo, chord: JSONValue,
-                           parent message: TaskMessage, log: Logger) async -> Bool {
+    private func storePart(
+        _ batch: [OutgoingMessage], part: ChordPart, info: ChordInfo, chord: JSONValue,
+        parent message: TaskMessage, log: Logger
+    ) async -> Bool {
         do {
             try await connection.publish(batch)
-        } catch where error.code == .unroutable {
-            log.warning("chord part arrived after the chord was joined or its join queue expired; dropped", metadata: ["chord": .string(info.id)])
+        } catch  where error.code == .unroutable {
+            log.warning(
+                "chord part arrived after the chord was joined or its join queue expired; dropped",
+                metadata: ["chord": .string(info.id)])
             observer.chordEvent("late_part")
             return true
         } catch {
@@ -99,7 +114,7 @@ final class ChordJoiner: Sendable {
                     counts[info.id]!.append(c)
                     return true
                 }
-                if !queued { c.resume(returning: nil) }   // the round ended meanwhile: count here
+                if !queued { c.resume(returning: nil) }  // the round ended meanwhile: count here
             }
             if let joined { return joined }
             return await triggerJoinIfComplete(info, body: body, parent: parent, log: log)
@@ -130,10 +145,12 @@ final class ChordJoiner: Sendable {
         let count: UInt32
         do {
             count = try await connection.inspect(queue: info.joinQueue).messageCount
-        } catch where error.replyCode == 404 {
-            return true // joined already
+        } catch  where error.replyCode == 404 {
+            return true  // joined already
         } catch {
-            log.error("could not read the chord join queue", metadata: ["chord": .string(info.id), "error": .string(error.description)])
+            log.error(
+                "could not read the chord join queue",
+                metadata: ["chord": .string(info.id), "error": .string(error.description)])
             return false
         }
         guard count >= info.size else { return true }
@@ -151,17 +168,25 @@ final class ChordJoiner: Sendable {
     }
 
     /// Joins a chord: exclusive lock queue, read every part, publish the body (or fail it), delete the join queue.
-    private func runJoin(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger, canvas: CanvasFollowUps) async {
+    private func runJoin(
+        _ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger, canvas: CanvasFollowUps
+    ) async {
         let settler = publisher.settler
         let reason = message.kwargs["reason"]?.stringValue.flatMap(ChordJoin.Reason.init(rawValue:))
         guard message.args.count == 2, let body = try? CanvasNode(json: message.args[1]) else {
-            await publisher.deadLetter(delivery, queue: queue, reason: "celeriac.chord_join needs args [chord info, body signature]", label: "invalid")
+            await publisher.deadLetter(
+                delivery, queue: queue, reason: "celeriac.chord_join needs args [chord info, body signature]",
+                label: "invalid")
             return
         }
         guard let info = ChordInfo(json: message.args[0]), let reason else {
             // A chord without Celeriac's join information: fail its body visibly instead of hanging.
-            let failure = ChordJoin.chordError("this chord was sent without Celeriac join information (a client that does not freeze chords?); send chords with CeleriacClient.apply")
-            if case .chord(_, let chordBody, _) = body { await canvas.fail(chordBody, failure: failure, parent: message, log: log) }
+            let failure = ChordJoin.chordError(
+                "this chord was sent without Celeriac join information (a client that does not freeze chords?); send chords with CeleriacClient.apply"
+            )
+            if case .chord(_, let chordBody, _) = body {
+                await canvas.fail(chordBody, failure: failure, parent: message, log: log)
+            }
             await settler.ack(delivery.tag)
             return
         }
@@ -170,13 +195,14 @@ final class ChordJoiner: Sendable {
 
         do {
             try await connection.declare(ChordQueues.lockQueue(info), recreateAfterReconnect: false)
-        } catch where error.replyCode == 405 {
+        } catch  where error.replyCode == 405 {
             // Another joiner holds the lock; it re-checks the count after releasing it, so nothing is lost.
             log.debug("another worker is joining this chord")
             await settler.ack(delivery.tag)
             return
         } catch {
-            log.warning("could not take the chord lock; trying again shortly", metadata: ["error": .string(error.description)])
+            log.warning(
+                "could not take the chord lock; trying again shortly", metadata: ["error": .string(error.description)])
             await retryJoinLater(delivery, message, queue: queue)
             return
         }
@@ -192,13 +218,15 @@ final class ChordJoiner: Sendable {
                 if json["joined"] != nil { sawMarker = true; continue }
                 if let part = ChordPart(json: json) { parts.append(part); links += traceLink(of: d) }
             }
-        } catch where error.replyCode == 404 {
+        } catch  where error.replyCode == 404 {
             // Joined (or expired) already.
             await releaseLock(info)
             await settler.ack(delivery.tag)
             return
         } catch {
-            log.warning("lost the broker while reading chord parts; trying again shortly", metadata: ["error": .string(error.description)])
+            log.warning(
+                "lost the broker while reading chord parts; trying again shortly",
+                metadata: ["error": .string(error.description)])
             await releaseLock(info)
             await retryJoinLater(delivery, message, queue: queue)
             return
@@ -210,21 +238,27 @@ final class ChordJoiner: Sendable {
             await releaseLock(info)
             log.debug("chord not complete yet", metadata: ["missing": .stringConvertible(missing.count)])
             // A member that counted while this joiner held the parts saw too few; count again now they are back.
-            if reason == .complete, !(await triggerJoinIfComplete(info, body: message.args[1], parent: message, log: log)) {
+            if reason == .complete,
+                !(await triggerJoinIfComplete(info, body: message.args[1], parent: message, log: log))
+            {
                 await retryJoinLater(delivery, message, queue: queue)
                 return
             }
             await settler.ack(delivery.tag)
         case .runBody(let results):
             if sawMarker {
-                log.warning("a previous joiner of this chord died after marking it joined; the body is published again and may run twice (at-least-once)")
+                log.warning(
+                    "a previous joiner of this chord died after marking it joined; the body is published again and may run twice (at-least-once)"
+                )
                 observer.chordEvent("rejoined")
             }
-            let marker = OutgoingMessage(routingKey: info.joinQueue, body: JSONValue.object(["joined": .string(message.id)]).jsonBytes,
-                                         properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
+            let marker = OutgoingMessage(
+                routingKey: info.joinQueue, body: JSONValue.object(["joined": .string(message.id)]).jsonBytes,
+                properties: BasicProperties(contentType: "application/json", deliveryMode: 2))
             let plan = linked(planner.plan(body, previous: results, parent: message, now: clock.now), to: links)
             guard await publisher.publishConfirmed([marker], what: "chord marker"),
-                  await publisher.publishPlan(plan, what: "chord body \(info.id)") else {
+                await publisher.publishPlan(plan, what: "chord body \(info.id)")
+            else {
                 await releaseLock(info)
                 await retryJoinLater(delivery, message, queue: queue)
                 return
@@ -253,7 +287,8 @@ final class ChordJoiner: Sendable {
             while let d = try await connection.get(queue: info.joinQueue) { out.append(d) }
             return out
         }
-        let consumer = try await connection.consume(queue: info.joinQueue, prefetch: UInt16(ready), tag: "celeriac-join-\(info.id)")
+        let consumer = try await connection.consume(
+            queue: info.joinQueue, prefetch: UInt16(ready), tag: "celeriac-join-\(info.id)")
         // Read until the messages that were ready are in, then cancel; whatever else was delivered before the
         // cancel took effect is read too (it ends the stream), so no delivery is left unaccounted for.
         let reader = Task { () -> [Delivery] in
@@ -277,7 +312,9 @@ final class ChordJoiner: Sendable {
         try? await connection.cancel(consumer)
         guard out.count >= ready else {
             if let last = out.last { _ = await connection.nack(last.tag, multiple: true, requeue: true) }
-            throw BrokerError(.timeout, operation: "read chord parts of \(info.id)", reason: "\(out.count) of \(ready) messages arrived in 30 s")
+            throw BrokerError(
+                .timeout, operation: "read chord parts of \(info.id)",
+                reason: "\(out.count) of \(ready) messages arrived in 30 s")
         }
         return out
     }
@@ -287,7 +324,9 @@ final class ChordJoiner: Sendable {
         do {
             try await connection.deleteQueue(info.joinQueue)
         } catch {
-            log.warning("could not delete the chord join queue; it expires by itself", metadata: ["error": .string(error.description)])
+            log.warning(
+                "could not delete the chord join queue; it expires by itself",
+                metadata: ["error": .string(error.description)])
         }
         await releaseLock(info)
         await publisher.settler.ack(delivery.tag)
@@ -326,7 +365,9 @@ final class ChordJoiner: Sendable {
     private func linked(_ plan: CanvasPlan, to links: [JSONValue]) -> CanvasPlan {
         guard tracing != nil, !links.isEmpty else { return plan }
         var plan = plan
-        for i in plan.messages.indices { plan.messages[i].message.extraHeaders[TraceCarrier.linksHeader] = .array(links) }
+        for i in plan.messages.indices {
+            plan.messages[i].message.extraHeaders[TraceCarrier.linksHeader] = .array(links)
+        }
         return plan
     }
 }

@@ -52,8 +52,11 @@ final class DeliveryIntake: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let stalled = Atomic<Bool>(false)
 
-    init(settings: Settings, connection: any BrokerLink & MessageConsuming & QueueInspecting, topology: any TopologyDeclaring, capacity: any IntakeCapacity,
-         observer: any WorkerObserver, logger: Logger) {
+    init(
+        settings: Settings, connection: any BrokerLink & MessageConsuming & QueueInspecting,
+        topology: any TopologyDeclaring, capacity: any IntakeCapacity,
+        observer: any WorkerObserver, logger: Logger
+    ) {
         self.settings = settings
         self.connection = connection
         self.topology = topology
@@ -70,7 +73,9 @@ final class DeliveryIntake: Sendable {
     var prefetch: Int { capacity.concurrency * settings.prefetchMultiplier }
     var queues: [String] { queuesNow.withLock { $0 } }
     /// Consuming, connected and not stalled.
-    var isReady: Bool { consuming.load(ordering: .relaxed) && connection.isConnected && !stalled.load(ordering: .relaxed) }
+    var isReady: Bool {
+        consuming.load(ordering: .relaxed) && connection.isConnected && !stalled.load(ordering: .relaxed)
+    }
     /// True from a stall the watchdog detected until the next delivery.
     var isStalled: Bool { stalled.load(ordering: .relaxed) }
     /// Prefetched deliveries waiting for a slot, with their queue.
@@ -78,7 +83,8 @@ final class DeliveryIntake: Sendable {
 
     /// Declares a work queue, its exchange and binding (Celery's flags).
     func declareWorkQueue(_ queue: String) async throws(BrokerError) {
-        let (exchange, spec, binding) = Topology.workQueue(queue, maxPriority: settings.maxPriority, type: settings.queueType)
+        let (exchange, spec, binding) = Topology.workQueue(
+            queue, maxPriority: settings.maxPriority, type: settings.queueType)
         try await topology.declare(exchange)
         try await topology.declare(spec)
         try await topology.bind(binding)
@@ -87,7 +93,8 @@ final class DeliveryIntake: Sendable {
     /// Subscribes to every configured queue. Deliveries flow once ``forwardAll()`` runs.
     func start() async throws(BrokerError) {
         for queue in settings.queues {
-            let consumer = try await connection.consume(queue: queue, prefetch: UInt16(clamping: prefetch), tag: "\(settings.hostname)-\(queue)")
+            let consumer = try await connection.consume(
+                queue: queue, prefetch: UInt16(clamping: prefetch), tag: "\(settings.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
         }
         forwarders.withLock { $0 = settings.queues.count }
@@ -143,14 +150,18 @@ final class DeliveryIntake: Sendable {
                 // The broker also cancels consumers of a deleted queue: declare it (and its delay binding) again, as
                 // Celery does when it restarts a consumer. A no-op when the queue is there.
                 try await declareWorkQueue(queue)
-                try await topology.bind(BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(queue)"))
-                let fresh = try await connection.consume(queue: queue, prefetch: UInt16(clamping: prefetch),
-                                                         tag: "\(settings.hostname)-\(queue)-\(attempt)")
+                try await topology.bind(
+                    BindingSpec(queue: queue, exchange: Topology.delayedDeliveryExchange, routingKey: "#.\(queue)"))
+                let fresh = try await connection.consume(
+                    queue: queue, prefetch: UInt16(clamping: prefetch),
+                    tag: "\(settings.hostname)-\(queue)-\(attempt)")
                 consumers.withLock { $0[queue] = fresh }
                 logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
                 observer.consumerRestarted(queue: queue, reason: "resubscribed")
             } catch {
-                logger.error("cannot re-subscribe to queue; retrying", metadata: ["queue": .string(queue), "error": .string(error.description)])
+                logger.error(
+                    "cannot re-subscribe to queue; retrying",
+                    metadata: ["queue": .string(queue), "error": .string(error.description)])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -165,7 +176,8 @@ final class DeliveryIntake: Sendable {
         do {
             try await declareWorkQueue(queue)
             try await DelayTopology.declare(on: topology, queues: [queue], type: settings.queueType)
-            let consumer = try await connection.consume(queue: queue, prefetch: UInt16(clamping: prefetch), tag: "\(settings.hostname)-\(queue)")
+            let consumer = try await connection.consume(
+                queue: queue, prefetch: UInt16(clamping: prefetch), tag: "\(settings.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
         } catch let error as BrokerError {
             throw .broker(operation: "add consumer for '\(queue)'", underlying: error.description)
@@ -187,7 +199,8 @@ final class DeliveryIntake: Sendable {
         }
         guard let consumer else {
             if consumers.withLock({ $0[queue] == nil }) { return false }
-            throw .configuration("'\(queue)' is the worker's last queue; stop the worker with `control shutdown` instead")
+            throw .configuration(
+                "'\(queue)' is the worker's last queue; stop the worker with `control shutdown` instead")
         }
         queuesNow.withLock { $0.removeAll { $0 == queue } }
         try? await connection.cancel(consumer)
@@ -248,8 +261,12 @@ final class DeliveryIntake: Sendable {
             var stallSeen = false
             for (queue, consumer) in consumers.withLock({ $0 }) {
                 guard let info = try? await connection.inspect(queue: queue), info.messageCount > 0 else { continue }
-                logger.error("watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
-                             metadata: ["queue": .string(queue), "ready": .stringConvertible(info.messageCount), "idle": .string("\(idleFor)")])
+                logger.error(
+                    "watchdog: messages are ready and slots are free but nothing was delivered; re-subscribing",
+                    metadata: [
+                        "queue": .string(queue), "ready": .stringConvertible(info.messageCount),
+                        "idle": .string("\(idleFor)"),
+                    ])
                 stallSeen = true
                 stalled.store(true, ordering: .relaxed)
                 observer.consumerRestarted(queue: queue, reason: "watchdog")

@@ -32,8 +32,11 @@ final class OutcomePublisher: Sendable {
     /// Gives back a unique-task lock held by a message that goes to the dead-letter queue undecoded.
     let releaseUnique: @Sendable (Delivery) async -> Void
 
-    init(settings: Settings, connection: any BrokerLink & MessagePublishing & TopologyDeclaring, settler: any DeliverySettling, observer: any WorkerObserver,
-         logger: Logger, tracing: TaskTracing?, releaseUnique: @escaping @Sendable (Delivery) async -> Void) {
+    init(
+        settings: Settings, connection: any BrokerLink & MessagePublishing & TopologyDeclaring,
+        settler: any DeliverySettling, observer: any WorkerObserver,
+        logger: Logger, tracing: TaskTracing?, releaseUnique: @escaping @Sendable (Delivery) async -> Void
+    ) {
         self.settings = settings
         self.connection = connection
         self.settler = settler
@@ -53,9 +56,10 @@ final class OutcomePublisher: Sendable {
             do {
                 try await connection.publish(messages)
                 let took = ContinuousClock.now - start
-                observer.publishConfirmed(seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+                observer.publishConfirmed(
+                    seconds: Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
                 return true
-            } catch where error.isConnectionLevel && ContinuousClock.now < deadline && !Task.isCancelled {
+            } catch  where error.isConnectionLevel && ContinuousClock.now < deadline && !Task.isCancelled {
                 _ = await connection.waitUntilConnected(timeout: deadline - ContinuousClock.now)
             } catch {
                 logger.error("publish failed", metadata: ["what": .string(what), "error": .string(error.description)])
@@ -73,7 +77,9 @@ final class OutcomePublisher: Sendable {
     }
 
     /// The result message to publish, or nil when the task asked for none.
-    func resultMessage(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil) -> OutgoingMessage? {
+    func resultMessage(_ result: ResultMessage, for message: TaskMessage, task: RegisteredTask? = nil)
+        -> OutgoingMessage?
+    {
         let ignore = message.ignoreResult ?? task?.options.ignoreResult ?? false
         guard let replyTo = message.replyTo, !ignore else { return nil }
         return ResultCodec.encode(result, replyTo: replyTo, correlationID: message.correlationID ?? message.id)
@@ -91,13 +97,16 @@ final class OutcomePublisher: Sendable {
         props.headers = headers
         await releaseUnique(delivery)
         props.deliveryMode = 2
-        let copy = OutgoingMessage(exchange: Topology.deadLetterExchange, routingKey: queue, body: delivery.body, properties: props)
+        let copy = OutgoingMessage(
+            exchange: Topology.deadLetterExchange, routingKey: queue, body: delivery.body, properties: props)
         observer.messageDeadLettered(queue: queue, reason: label)
         if await publishConfirmed([copy], what: "dead letter") {
             await settler.ack(delivery.tag)
         } else {
             // Could not store it elsewhere: reject without requeue would lose it, so leave it unacked.
-            logger.error("could not dead-letter a message; it stays unacked and will be redelivered", metadata: ["queue": .string(queue)])
+            logger.error(
+                "could not dead-letter a message; it stays unacked and will be redelivered",
+                metadata: ["queue": .string(queue)])
         }
     }
 
@@ -112,15 +121,17 @@ final class OutcomePublisher: Sendable {
     /// Publishes a (modified) copy of a task back to its queue; one at least a second early goes through the
     /// delay topology.
     func republish(_ message: TaskMessage, queue: String) async -> Bool {
-        await publishConfirmed([outgoing(message, queue: queue, now: settings.clock.now)], what: "republish \(message.id)")
+        await publishConfirmed(
+            [outgoing(message, queue: queue, now: settings.clock.now)], what: "republish \(message.id)")
     }
 
     /// A task message for `queue`: through the delay topology when its ETA is at least a second away.
     func outgoing(_ message: TaskMessage, queue: String, now: Date) -> OutgoingMessage {
         if let eta = message.eta, Topology.delaySeconds(until: eta, from: now) >= 1 {
             let seconds = Topology.delaySeconds(until: eta, from: now)
-            return TaskCodec.encode(message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: queue),
-                                    exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+            return TaskCodec.encode(
+                message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: queue),
+                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
         }
         return TaskCodec.encode(message, routingKey: queue, now: now)
     }
@@ -135,13 +146,16 @@ final class OutcomePublisher: Sendable {
             do {
                 try await connection.declare(ChordQueues.joinQueue(chord), recreateAfterReconnect: false)
             } catch {
-                logger.error("could not declare a chord join queue", metadata: ["chord": .string(chord.id), "error": .string(error.description)])
+                logger.error(
+                    "could not declare a chord join queue",
+                    metadata: ["chord": .string(chord.id), "error": .string(error.description)])
                 return false
             }
         }
         guard !plan.messages.isEmpty else { return true }
         let now = settings.clock.now
-        let published = await publishConfirmed(plan.messages.map { outgoing($0.message, queue: $0.queue, now: now) }, what: what)
+        let published = await publishConfirmed(
+            plan.messages.map { outgoing($0.message, queue: $0.queue, now: now) }, what: what)
         sends.end(published: published)
         return published
     }

@@ -69,10 +69,14 @@ extension Worker: RemoteControlTarget {
     func activeTasks() -> [(message: TaskMessage, queue: String, startedAt: Date)] { execution.active() }
     func reservedDeliveries() -> [(Delivery, String)] { intake.reserved }
     func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { execution.setTimeLimit(task, limit) }
-    func recordBroadcastRevocations(_ ids: [String], terminate: Bool) { revocations.recordBroadcast(ids, terminate: terminate) }
+    func recordBroadcastRevocations(_ ids: [String], terminate: Bool) {
+        revocations.recordBroadcast(ids, terminate: terminate)
+    }
     var eventsEnabled: Bool { events.enabled }
     func setEventsEnabled(_ on: Bool) { events.setEnabled(on) }
     func sendHeartbeat() {
-        events.send("worker-heartbeat", ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
+        events.send(
+            "worker-heartbeat",
+            ["freq": .double(5), "sw_ident": "celeriac", "sw_ver": .string(WorkerEvents.version), "sw_sys": "Linux"])
     }
 }

@@ -57,10 +57,13 @@ final class RevocationFollower: Sendable {
             return first
         }
         if let count {
-            logger.info("revocation log replayed", metadata: ["revoked": .stringConvertible(count), "queue": .string(RevocationLog.queue)])
+            logger.info(
+                "revocation log replayed",
+                metadata: ["revoked": .stringConvertible(count), "queue": .string(RevocationLog.queue)])
         } else {
-            logger.warning("the revocation log was not replayed within 30 s; starting anyway: tasks revoked before now may run here",
-                           metadata: ["queue": .string(RevocationLog.queue)])
+            logger.warning(
+                "the revocation log was not replayed within 30 s; starting anyway: tasks revoked before now may run here",
+                metadata: ["queue": .string(RevocationLog.queue)])
         }
     }
 
@@ -78,15 +81,19 @@ final class RevocationFollower: Sendable {
             do {
                 _ = try await connection.declare(RevocationLog.spec, recreateAfterReconnect: false)
                 try await connection.publish(RevocationLog.marker(token))
-                return try await connection.consume(queue: RevocationLog.queue, prefetch: 1000,
-                                                              tag: "\(hostname)-revocations-\(attempt)", noAck: false, exclusive: false,
-                                                              arguments: RevocationLog.fromFirst)
+                return try await connection.consume(
+                    queue: RevocationLog.queue, prefetch: 1000,
+                    tag: "\(hostname)-revocations-\(attempt)", noAck: false, exclusive: false,
+                    arguments: RevocationLog.fromFirst)
             } catch {
                 let transient = error.isConnectionLevel || error.code == .channelClosed
                 guard transient, attempt < attempts else { throw error }
                 attempt += 1
-                logger.info("the revocation log is not ready yet; trying again", metadata: [
-                    "attempt": .stringConvertible(attempt), "error": .string(error.description)])
+                logger.info(
+                    "the revocation log is not ready yet; trying again",
+                    metadata: [
+                        "attempt": .stringConvertible(attempt), "error": .string(error.description),
+                    ])
                 _ = await connection.waitUntilConnected(timeout: .seconds(10))
                 try? await Task.sleep(for: .milliseconds(200 * attempt))
             }
@@ -116,8 +123,9 @@ final class RevocationFollower: Sendable {
             }
             replayed.finish()
             if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
-            logger.warning("the revocation log cannot be read; revocations known so far stay in effect, retrying every 10 s",
-                           metadata: ["queue": .string(RevocationLog.queue)])
+            logger.warning(
+                "the revocation log cannot be read; revocations known so far stay in effect, retrying every 10 s",
+                metadata: ["queue": .string(RevocationLog.queue)])
             while true {
                 try? await Task.sleep(for: .seconds(10))
                 if stopping.load(ordering: .relaxed) || Task.isCancelled { return }
@@ -146,8 +154,9 @@ final class RevocationFollower: Sendable {
             do {
                 try await connection.publish(missing)
             } catch {
-                logger.warning("could not record revocations in the broker's log; workers started later may run them",
-                               metadata: ["ids": .string(ids.joined(separator: ",")), "error": .string(String(describing: error))])
+                logger.warning(
+                    "could not record revocations in the broker's log; workers started later may run them",
+                    metadata: ["ids": .string(ids.joined(separator: ",")), "error": .string(String(describing: error))])
             }
         }
     }

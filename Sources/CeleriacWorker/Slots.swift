@@ -47,7 +47,7 @@ actor Slots {
             return
         }
         if !(await withCheckedContinuation { waiters.append($0) }) {
-            free -= 1   // closed while waiting: take it anyway (the release after the task balances it)
+            free -= 1  // closed while waiting: take it anyway (the release after the task balances it)
         }
         busy += 1
     }

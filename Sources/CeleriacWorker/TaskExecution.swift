@@ -82,7 +82,9 @@ final class TaskExecution: Sendable {
         totals.withLock { $0[name, default: 0] += 1 }
     }
 
-    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { timeLimitOverrides.withLock { $0[task] = limit } }
+    func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) {
+        timeLimitOverrides.withLock { $0[task] = limit }
+    }
 
     /// Marks a task id revoked; with `terminate`, cancels it if it runs here now.
     func revoke(_ id: String, terminate: Bool) async {
@@ -109,7 +111,7 @@ final class TaskExecution: Sendable {
         guard !settings.acksEarly else { return await wait() }
         await slots.release()
         let value = await wait()
-        await slots.forceTake()   // over the limit for a moment: the caller releases it once the delivery is settled
+        await slots.forceTake()  // over the limit for a moment: the caller releases it once the delivery is settled
         return value
     }
 
@@ -125,14 +127,16 @@ final class TaskExecution: Sendable {
     /// options, then the worker's.
     func limits(for message: TaskMessage, task: RegisteredTask) -> TaskMessage.TimeLimit {
         let changed = timeLimitOverrides.withLock { $0[message.name] }
-        return TaskMessage.TimeLimit(hard: message.timeLimit.hard ?? changed?.hard ?? task.options.hardTimeLimit ?? settings.timeLimit,
-                                     soft: message.timeLimit.soft ?? changed?.soft ?? task.options.softTimeLimit ?? settings.softTimeLimit)
+        return TaskMessage.TimeLimit(
+            hard: message.timeLimit.hard ?? changed?.hard ?? task.options.hardTimeLimit ?? settings.timeLimit,
+            soft: message.timeLimit.soft ?? changed?.soft ?? task.options.softTimeLimit ?? settings.softTimeLimit)
     }
 
     /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> TaskOutcome {
         let clock = settings.clock
-        let context = TaskContext(message: message, logger: log, hostname: settings.hostname, options: task.options, clock: clock)
+        let context = TaskContext(
+            message: message, logger: log, hostname: settings.hostname, options: task.options, clock: clock)
         let limits = limits(for: message, task: task)
         let executor = self.executor
         // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard
@@ -174,19 +178,22 @@ final class TaskExecution: Sendable {
                 return .workerLost(lost)
             }
             if let retry = error as? RetryRequest {
-                return Self.retryOutcome(message, task: task, countdown: retry.countdown, maxRetries: retry.maxRetries, cause: retry.cause)
+                return Self.retryOutcome(
+                    message, task: task, countdown: retry.countdown, maxRetries: retry.maxRetries, cause: retry.cause)
             }
             if work.isCancelled, await revoked.contains(message.id) {
                 return .revoked(reason: "terminated")
             }
             if fired.isSet || error is SoftTimeLimitExceeded, let softLimit {
-                var failure = TaskFailure(error: error is SoftTimeLimitExceeded ? error : SoftTimeLimitExceeded(limit: softLimit))
+                var failure = TaskFailure(
+                    error: error is SoftTimeLimitExceeded ? error : SoftTimeLimitExceeded(limit: softLimit))
                 failure.arguments = []
                 return .failure(failure)
             }
             if let auto = task.options.autoRetry, auto.matches(error) {
                 let delay = auto.backoff.delay(forRetries: message.retries)
-                return Self.retryOutcome(message, task: task, countdown: delay, maxRetries: nil, cause: TaskFailure(error: error))
+                return Self.retryOutcome(
+                    message, task: task, countdown: delay, maxRetries: nil, cause: TaskFailure(error: error))
             }
             return .failure(TaskFailure(error: error))
         }
@@ -194,12 +201,21 @@ final class TaskExecution: Sendable {
 
     /// A retry, or the failure that ends the task when it has used its retries (`MaxRetriesExceededError` unless
     /// there is a cause to report).
-    static func retryOutcome(_ message: TaskMessage, task: RegisteredTask, countdown: Double?, maxRetries: Int?, cause: TaskFailure?) -> TaskOutcome {
+    static func retryOutcome(
+        _ message: TaskMessage, task: RegisteredTask, countdown: Double?, maxRetries: Int?, cause: TaskFailure?
+    ) -> TaskOutcome {
         let limit = maxRetries ?? task.options.maxRetries
         if message.retries >= limit {
-            return .failure(cause ?? TaskFailure(type: "MaxRetriesExceededError",
-                                                 arguments: [.string("Can't retry \(message.name)[\(message.id)] args:\(message.argsRepr ?? "") kwargs:\(message.kwargsRepr ?? "")")],
-                                                 module: "celery.exceptions"))
+            return .failure(
+                cause
+                    ?? TaskFailure(
+                        type: "MaxRetriesExceededError",
+                        arguments: [
+                            .string(
+                                "Can't retry \(message.name)[\(message.id)] args:\(message.argsRepr ?? "") kwargs:\(message.kwargsRepr ?? "")"
+                            )
+                        ],
+                        module: "celery.exceptions"))
         }
         return .retry(after: countdown ?? task.options.defaultRetryDelay, cause: cause)
     }

@@ -13,7 +13,8 @@ public protocol TaskExecutor: Sendable {
     func start(logger: Logger) async throws(CeleriacError)
     /// Runs one task. `limits` are the resolved time limits in seconds (message, task option, worker default);
     /// an executor that does not ``enforcesTimeLimits`` ignores them (the worker applies a soft limit itself).
-    func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue
+    func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit)
+        async throws -> JSONValue
     /// Warm stop after the worker drained: running work has finished; release resources (stop children).
     func stop() async
     /// Cold stop: kill everything now. Synchronous, safe from a cancellation handler.
@@ -44,7 +45,9 @@ public struct InProcessExecutor: TaskExecutor {
     public func start(logger: Logger) async throws(CeleriacError) {}
     /// Calls the registered task's body directly on the cooperative pool. `limits` are ignored here; the worker
     /// cancels the run at its soft limit, and the body must observe cancellation for that to stop it.
-    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit) async throws -> JSONValue {
+    public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit)
+        async throws -> JSONValue
+    {
         try await task.run(message, context)
     }
     /// Nothing to release: by the time the worker calls it, every task body has returned.

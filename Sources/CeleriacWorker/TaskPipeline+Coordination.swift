@@ -10,15 +10,20 @@ extension TaskPipeline {
     /// without running, and the duplicate is logged and counted.
     func skipIfDuplicate(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async -> Bool {
         guard await coordination.alreadyCompleted(message.id) else { return false }
-        log.warning("duplicate delivery of a task this worker already completed; skipped", metadata: [
-            "redelivered": .stringConvertible(delivery.redelivered)])
+        log.warning(
+            "duplicate delivery of a task this worker already completed; skipped",
+            metadata: [
+                "redelivered": .stringConvertible(delivery.redelivered)
+            ])
         coordination.reportDuplicate(task: message.name, queue: queue)
         await settler.ack(delivery.tag)
         return true
     }
 
     /// Waits for the task's global limits. Nil when the worker stops meanwhile: the message went back to the queue.
-    func acquireGlobalLimits(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async -> WorkerCoordination.Permits? {
+    func acquireGlobalLimits(_ delivery: Delivery, _ message: TaskMessage, queue: String, log: Logger) async
+        -> WorkerCoordination.Permits?
+    {
         guard coordination.hasLimits(message.name) else { return WorkerCoordination.Permits.none }
         do {
             return try await coordination.acquire(task: message.name)
@@ -50,7 +55,9 @@ extension TaskPipeline {
     /// Before the outcome is published: a finished task gives its unique key back, so a caller who sees the
     /// result can send the same key again at once.
     func releaseUniqueLock(_ message: TaskMessage, outcome: TaskOutcome) async {
-        guard Self.isFinal(outcome), let key = WorkerCoordination.uniqueKey(headers: message.extraHeaders) else { return }
+        guard Self.isFinal(outcome), let key = WorkerCoordination.uniqueKey(headers: message.extraHeaders) else {
+            return
+        }
         await coordination.releaseUnique(key: key, taskID: message.id)
     }
 }
@@ -59,7 +66,8 @@ extension WorkerCoordination {
     /// Dead-lettered without a decoded message: release the unique lock by the raw headers.
     func releaseUnique(of delivery: Delivery) async {
         guard let key = WorkerCoordination.uniqueKey(headers: delivery.properties.headers),
-              case .string(let id)? = delivery.properties.headers?[HeaderKey.id] else { return }
+            case .string(let id)? = delivery.properties.headers?[HeaderKey.id]
+        else { return }
         await releaseUnique(key: key, taskID: id)
     }
 }

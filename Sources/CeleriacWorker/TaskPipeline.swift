@@ -33,8 +33,12 @@ final class TaskPipeline: Sendable {
     /// Where deliveries are acked and requeued (the consuming connection).
     var settler: any DeliverySettling { publisher.settler }
 
-    init(settings: Settings, registry: TaskRegistry, execution: TaskExecution, publisher: OutcomePublisher, canvas: CanvasFollowUps,
-         coordination: WorkerCoordination, rateLimiter: RateLimiter, middleware: MiddlewareChain, observer: any WorkerObserver, logger: Logger) {
+    init(
+        settings: Settings, registry: TaskRegistry, execution: TaskExecution, publisher: OutcomePublisher,
+        canvas: CanvasFollowUps,
+        coordination: WorkerCoordination, rateLimiter: RateLimiter, middleware: MiddlewareChain,
+        observer: any WorkerObserver, logger: Logger
+    ) {
         self.settings = settings
         self.registry = registry
         self.execution = execution
@@ -54,8 +58,11 @@ final class TaskPipeline: Sendable {
         do {
             message = try TaskCodec.decode(delivery, limits: settings.limits)
         } catch {
-            logger.error("rejected a message that is not a valid task; it is in the dead-letter queue",
-                         metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
+            logger.error(
+                "rejected a message that is not a valid task; it is in the dead-letter queue",
+                metadata: [
+                    "queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?"),
+                ])
             await publisher.deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
             // After the copy is in the dead-letter queue, where the answer says it is.
             await answerUndecodable(delivery, error)
@@ -75,8 +82,11 @@ final class TaskPipeline: Sendable {
             try signer.verify(delivery)
             return true
         } catch {
-            logger.error("rejected a task message whose signature is missing or wrong; it is in the dead-letter queue",
-                         metadata: ["queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?")])
+            logger.error(
+                "rejected a task message whose signature is missing or wrong; it is in the dead-letter queue",
+                metadata: [
+                    "queue": .string(queue), "reason": .string(error.reason), "task.id": .string(error.taskID ?? "?"),
+                ])
             await publisher.deadLetter(delivery, queue: queue, reason: error.reason, label: error.label)
             return false
         }
@@ -87,11 +97,19 @@ final class TaskPipeline: Sendable {
     /// timeout. Not for a message whose signature failed: nobody vouches for its reply address.
     private func answerUndecodable(_ delivery: Delivery, _ rejection: MessageRejection) async {
         guard rejection.label != "signature", let id = rejection.taskID ?? delivery.properties.correlationID,
-              let replyTo = delivery.properties.replyTo, !replyTo.isEmpty else { return }
-        let failure = TaskFailure(type: "DecodeError", arguments: [.string(
-            "\(rejection.reason); the message is in the dead-letter queue '\(Topology.deadLetterQueue)'")], module: "kombu.exceptions")
-        let result = ResultCodec.encode(.failure(id, failure), replyTo: replyTo, correlationID: delivery.properties.correlationID ?? id)
-        if !(await publisher.publishConfirmed([result], what: "failure of undecodable \(id)")) { observer.resultPublishFailed() }
+            let replyTo = delivery.properties.replyTo, !replyTo.isEmpty
+        else { return }
+        let failure = TaskFailure(
+            type: "DecodeError",
+            arguments: [
+                .string(
+                    "\(rejection.reason); the message is in the dead-letter queue '\(Topology.deadLetterQueue)'")
+            ], module: "kombu.exceptions")
+        let result = ResultCodec.encode(
+            .failure(id, failure), replyTo: replyTo, correlationID: delivery.properties.correlationID ?? id)
+        if !(await publisher.publishConfirmed([result], what: "failure of undecodable \(id)")) {
+            observer.resultPublishFailed()
+        }
     }
 
     /// A decoded delivery, from the registry lookup to ack (inside the middleware's ``TaskMiddleware/handle(_:next:)``).
@@ -106,11 +124,14 @@ final class TaskPipeline: Sendable {
         let builtin = registry[message.name] == nil && BuiltinTasks.names.contains(message.name)
         guard let task = registry[message.name] ?? (builtin ? BuiltinTasks.placeholder(message.name) : nil) else {
             log.error("unknown task name; a NotRegistered failure was sent and the message is in the dead-letter queue")
-            let failure = TaskFailure(type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
+            let failure = TaskFailure(
+                type: "NotRegistered", arguments: [.string(message.name)], module: "celery.exceptions")
             await releaseUniqueLock(message, outcome: .failure(failure))
             await middleware.finished(run, outcome: .failure(failure), seconds: 0)
             _ = await publisher.publishResult(.failure(message.id, failure, for: message), for: message)
-            await publisher.deadLetter(delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker", label: "unregistered")
+            await publisher.deadLetter(
+                delivery, queue: queue, reason: "task '\(message.name)' is not registered on this worker",
+                label: "unregistered")
             return
         }
         if !builtin, await skipIfDuplicate(delivery, message, queue: queue, log: log) { return }
@@ -140,7 +161,9 @@ final class TaskPipeline: Sendable {
         }
         let (hold, until) = await rateLimiter.reserve(message.name)
         if hold > .zero {
-            observer.rateLimitWait(name: message.name, seconds: Double(hold.components.seconds) + Double(hold.components.attoseconds) / 1e18)
+            observer.rateLimitWait(
+                name: message.name,
+                seconds: Double(hold.components.seconds) + Double(hold.components.attoseconds) / 1e18)
             try? await clock.sleep(until: until)
         }
         if builtin {
@@ -169,7 +192,9 @@ final class TaskPipeline: Sendable {
 
     /// Reports the outcome to the middleware, publishes what follows from it (result, retry message, callbacks),
     /// then acks.
-    func finish(_ delivery: Delivery, _ run: TaskRun, task: RegisteredTask, outcome: TaskOutcome, seconds: Double, log: Logger) async {
+    func finish(
+        _ delivery: Delivery, _ run: TaskRun, task: RegisteredTask, outcome: TaskOutcome, seconds: Double, log: Logger
+    ) async {
         let message = run.message, queue = run.queue
         var outcome = outcome
         if settings.acksEarly, case .workerLost(var lost) = outcome, case .requeue = lost.disposition {
@@ -187,10 +212,13 @@ final class TaskPipeline: Sendable {
                 let result = ResultMessage.success(message.id, value, children: children, for: message)
                 if let chord = message.embed.chord {
                     // A chord member: its result and its chord part go in one confirmed batch.
-                    published = await canvas.chords.reportPart(of: message, outcome: .success(value), chord: chord, log: log,
-                                                               with: publisher.resultMessage(result, for: message, task: task))
+                    published = await canvas.chords.reportPart(
+                        of: message, outcome: .success(value), chord: chord, log: log,
+                        with: publisher.resultMessage(result, for: message, task: task))
                 } else {
-                    published = await execution.lendingSlot { await publisher.publishResult(result, for: message, task: task) }
+                    published = await execution.lendingSlot {
+                        await publisher.publishResult(result, for: message, task: task)
+                    }
                 }
             } else {
                 published = false
@@ -206,33 +234,48 @@ final class TaskPipeline: Sendable {
             next.parentID = message.id
             published = await publisher.republish(next, queue: queue)
             if published {
-                var retryResult = ResultMessage.failure(message.id, cause ?? TaskFailure(type: "Retry", arguments: [.string("Retry in \(after)s")], module: "celery.exceptions"), status: .retry, for: message)
+                var retryResult = ResultMessage.failure(
+                    message.id,
+                    cause
+                        ?? TaskFailure(
+                            type: "Retry", arguments: [.string("Retry in \(after)s")], module: "celery.exceptions"),
+                    status: .retry, for: message)
                 retryResult.children = [.array([.array([.string(message.id), .null]), .null])]
                 retryResult.traceback = (cause?.traceback ?? "") + "\ncelery.exceptions.Retry: Retry in \(after)s"
                 _ = await publisher.publishResult(retryResult, for: message, task: task)
             }
-            log.info("task will be retried", metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
+            log.info(
+                "task will be retried",
+                metadata: ["retries": .stringConvertible(next.retries), "countdown": .stringConvertible(after)])
         case .workerLost(let lost):
             switch lost.disposition {
             case .requeue(let count):
                 // reject_on_worker_lost: run it again (a copy that counts the losses), no result yet.
-                log.error("the process running the task died; the task is requeued", metadata: [
-                    "error": .string(lost.failure.description), "worker_lost": .stringConvertible(count)])
+                log.error(
+                    "the process running the task died; the task is requeued",
+                    metadata: [
+                        "error": .string(lost.failure.description), "worker_lost": .stringConvertible(count),
+                    ])
                 var copy = message
                 copy.extraHeaders[WorkerLost.countHeader] = .int(Int64(count))
                 published = await publisher.republish(copy, queue: queue)
             case .ack, .deadLetter:
-                log.error("the process running the task died; the task failed", metadata: ["error": .string(lost.failure.description)])
+                log.error(
+                    "the process running the task died; the task failed",
+                    metadata: ["error": .string(lost.failure.description)])
                 published = await publishFailure(message, lost.failure, task: task, queue: queue, log: log)
                 if published, lost.disposition == .deadLetter, !settings.acksEarly {
-                    await publisher.deadLetter(delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
+                    await publisher.deadLetter(
+                        delivery, queue: queue, reason: "worker_lost: \(lost.failure.message)", label: "worker_lost")
                     return
                 }
             }
         case .revoked(let reason):
             log.info("task not run", metadata: ["reason": .string(reason)])
-            let failure = TaskFailure(type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
-            published = await publisher.publishResult(.failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
+            let failure = TaskFailure(
+                type: "TaskRevokedError", arguments: [.string(reason)], module: "celery.exceptions")
+            published = await publisher.publishResult(
+                .failure(message.id, failure, status: .revoked, for: message), for: message, task: task)
             published = await canvas.afterFailure(of: message, failure: failure, published: published, log: log)
         }
         guard published else {
@@ -247,9 +290,12 @@ final class TaskPipeline: Sendable {
 
     /// A failed task: its errbacks, its FAILURE result, then the rest of its canvas. False when the broker could
     /// not take the result or the chord part.
-    private func publishFailure(_ message: TaskMessage, _ failure: TaskFailure, task: RegisteredTask, queue: String, log: Logger) async -> Bool {
+    private func publishFailure(
+        _ message: TaskMessage, _ failure: TaskFailure, task: RegisteredTask, queue: String, log: Logger
+    ) async -> Bool {
         await canvas.errbacks(after: message, queue: queue, log: log)
-        let published = await publisher.publishResult(.failure(message.id, failure, for: message), for: message, task: task)
+        let published = await publisher.publishResult(
+            .failure(message.id, failure, for: message), for: message, task: task)
         return await canvas.afterFailure(of: message, failure: failure, published: published, log: log)
     }
 
@@ -261,9 +307,12 @@ final class TaskPipeline: Sendable {
         case ChordInfo.joinTaskName:
             await canvas.chords.join(delivery, message, queue: run.queue, log: log, canvas: canvas)
         case ChordInfo.gatherTaskName:
-            await finish(delivery, run, task: placeholder, outcome: .success(message.args.first ?? .array([])), seconds: 0, log: log)
+            await finish(
+                delivery, run, task: placeholder, outcome: .success(message.args.first ?? .array([])), seconds: 0,
+                log: log)
         default:
-            let outcome = await BuiltinTasks.map(message, registry: registry, hostname: publisher.settings.hostname, log: log)
+            let outcome = await BuiltinTasks.map(
+                message, registry: registry, hostname: publisher.settings.hostname, log: log)
             await finish(delivery, run, task: placeholder, outcome: outcome, seconds: 0, log: log)
         }
     }

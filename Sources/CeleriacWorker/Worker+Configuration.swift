@@ -59,10 +59,12 @@ extension Worker {
         /// `celeriac@<hostname>`, a 30 s grace period and watchdog, ack after the task finished (Celery's
         /// `acks_late`), no events. `concurrency` and `prefetchMultiplier` below 1 are raised to 1. The properties
         /// without a parameter keep their own defaults; set them afterwards.
-        public init(queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
-                    hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
-                    limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
-                    acksEarly: Bool = false, events: Bool = false) {
+        public init(
+            queues: [String] = [Topology.defaultQueue], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+            hostname: String = "celeriac@\(Hostname.current)", gracePeriod: Duration = .seconds(30),
+            limits: TaskCodec.Limits = .init(), maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30),
+            acksEarly: Bool = false, events: Bool = false
+        ) {
             self.queues = queues
             self.concurrency = max(1, concurrency)
             self.prefetchMultiplier = max(1, prefetchMultiplier)

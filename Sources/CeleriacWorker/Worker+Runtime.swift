@@ -25,7 +25,8 @@ extension Worker {
         let (before, after) = await execution.resize(by: delta)
         guard after != before else { return before }
         await intake.resubscribeAll()
-        logger.info("concurrency changed", metadata: ["from": .stringConvertible(before), "to": .stringConvertible(after)])
+        logger.info(
+            "concurrency changed", metadata: ["from": .stringConvertible(before), "to": .stringConvertible(after)])
         return after
     }
 

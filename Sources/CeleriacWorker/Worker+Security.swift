@@ -1,6 +1,6 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 
 extension Worker {
     /// Hostile-input settings: message signing and which remote-control commands may change this worker.
@@ -36,7 +36,10 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
         "enable_events", "disable_events",
     ]
 
-    private enum Mode: Sendable, Equatable { case all, off, allow(Set<String>) }
+    private enum Mode: Sendable, Equatable {
+        case all, off
+        case allow(Set<String>)
+    }
     private let mode: Mode
 
     /// Every method (Celery's behaviour; the default).
@@ -46,7 +49,9 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
     /// Nothing at all, not even `ping`.
     public static let off = RemoteControlPolicy(mode: .off)
     /// Inspection plus the given state-changing methods.
-    public static func allowing(_ methods: Set<String>) -> RemoteControlPolicy { RemoteControlPolicy(mode: .allow(methods)) }
+    public static func allowing(_ methods: Set<String>) -> RemoteControlPolicy {
+        RemoteControlPolicy(mode: .allow(methods))
+    }
 
     /// Parses `all`, `read-only`, `off`, or a comma-separated list of state-changing methods to allow
     /// (`revoke,rate_limit`).
@@ -58,7 +63,9 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
         default:
             let methods = Set(text.split(separator: ",").map { String($0).lowercased() }.filter { !$0.isEmpty })
             if let unknown = methods.subtracting(Self.stateChanging).sorted().first {
-                throw .configuration("--remote-control: '\(unknown)' is not a state-changing control method; use all, read-only, off, or a list of: \(Self.stateChanging.sorted().joined(separator: ", "))")
+                throw .configuration(
+                    "--remote-control: '\(unknown)' is not a state-changing control method; use all, read-only, off, or a list of: \(Self.stateChanging.sorted().joined(separator: ", "))"
+                )
             }
             mode = .allow(methods)
         }

@@ -62,8 +62,10 @@ public final class Worker: Service, Sendable {
     private let shutdownSink: AsyncStream<Void>.Continuation
 
     /// A worker that runs `registry`'s tasks from `broker`'s queues; it connects when it runs.
-    public init(registry: TaskRegistry, configuration: Configuration = .init(), broker: any Broker, logger: Logger,
-                observer: any WorkerObserver = NoObserver(), executor: any TaskExecutor = InProcessExecutor()) {
+    public init(
+        registry: TaskRegistry, configuration: Configuration = .init(), broker: any Broker, logger: Logger,
+        observer: any WorkerObserver = NoObserver(), executor: any TaskExecutor = InProcessExecutor()
+    ) {
         self.registry = registry
         self.configuration = configuration
         self.broker = broker
@@ -75,39 +77,53 @@ public final class Worker: Service, Sendable {
         let hostname = configuration.hostname, clock = configuration.clock
         consumerConnection = broker.connection(.init(name: "\(hostname)-consume", confirms: false))
         publisherConnection = broker.connection(.init(name: "\(hostname)-publish", confirms: true))
-        coordination = WorkerCoordination(configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
-                                          broker: broker, hostname: hostname, logger: logger, observer: observer as? any CoordinationObserver)
+        coordination = WorkerCoordination(
+            configuration: .init(limits: configuration.globalLimits, duplicateWindow: configuration.duplicateWindow),
+            broker: broker, hostname: hostname, logger: logger, observer: observer as? any CoordinationObserver)
         rateLimiter = RateLimiter(clock: clock)
-        events = WorkerEvents(hostname: hostname, enabled: configuration.events, publisher: publisherConnection, lamport: lamport)
+        events = WorkerEvents(
+            hostname: hostname, enabled: configuration.events, publisher: publisherConnection, lamport: lamport)
 
-        execution = TaskExecution(settings: .init(hostname: hostname, timeLimit: configuration.timeLimit, softTimeLimit: configuration.softTimeLimit,
-                                                  acksEarly: configuration.acksEarly, clock: clock),
-                                  executor: executor, concurrency: configuration.concurrency)
-        intake = DeliveryIntake(settings: .init(hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,
-                                                watchdogInterval: configuration.watchdogInterval, maxPriority: configuration.maxPriority,
-                                                queueType: configuration.queueType, clock: clock),
-                                connection: consumerConnection, topology: publisherConnection, capacity: execution, observer: observer, logger: logger)
-        revocations = RevocationFollower(connection: broker.connection(.init(name: "\(hostname)-revocations", confirms: true)),
-                                         revoked: execution.revoked, hostname: hostname, enabled: configuration.durableRevocations, logger: logger)
+        execution = TaskExecution(
+            settings: .init(
+                hostname: hostname, timeLimit: configuration.timeLimit, softTimeLimit: configuration.softTimeLimit,
+                acksEarly: configuration.acksEarly, clock: clock),
+            executor: executor, concurrency: configuration.concurrency)
+        intake = DeliveryIntake(
+            settings: .init(
+                hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,
+                watchdogInterval: configuration.watchdogInterval, maxPriority: configuration.maxPriority,
+                queueType: configuration.queueType, clock: clock),
+            connection: consumerConnection, topology: publisherConnection, capacity: execution, observer: observer,
+            logger: logger)
+        revocations = RevocationFollower(
+            connection: broker.connection(.init(name: "\(hostname)-revocations", confirms: true)),
+            revoked: execution.revoked, hostname: hostname, enabled: configuration.durableRevocations, logger: logger)
 
         let tracing = TaskTracing(configuration.tracer)
         let coordination = self.coordination
-        let publisher = OutcomePublisher(settings: .init(hostname: hostname, gracePeriod: configuration.gracePeriod,
-                                                         signer: configuration.security.signer, clock: clock),
-                                         connection: publisherConnection, settler: consumerConnection, observer: observer, logger: logger,
-                                         tracing: tracing, releaseUnique: { await coordination.releaseUnique(of: $0) })
+        let publisher = OutcomePublisher(
+            settings: .init(
+                hostname: hostname, gracePeriod: configuration.gracePeriod,
+                signer: configuration.security.signer, clock: clock),
+            connection: publisherConnection, settler: consumerConnection, observer: observer, logger: logger,
+            tracing: tracing, releaseUnique: { await coordination.releaseUnique(of: $0) })
         let planner = CanvasPlanner(defaultQueue: configuration.queues.first ?? Topology.defaultQueue)
         let graph = GraphRecorder(publisher: publisherConnection, hostname: hostname, logger: logger)
-        let chords = ChordJoiner(connection: publisherConnection, publisher: publisher, execution: execution, observer: observer, clock: clock, planner: planner)
+        let chords = ChordJoiner(
+            connection: publisherConnection, publisher: publisher, execution: execution, observer: observer,
+            clock: clock, planner: planner)
         let canvas = CanvasFollowUps(publisher: publisher, chords: chords, graph: graph, clock: clock, planner: planner)
         var middleware: [any TaskMiddleware] = []
         if let tracing { middleware.append(TracingMiddleware(tracing: tracing, worker: hostname)) }
         middleware += [ObserverMiddleware(observer: observer), EventMiddleware(events: events), graph]
         middleware += configuration.middleware
-        pipeline = TaskPipeline(settings: .init(limits: configuration.limits, signer: configuration.security.signer,
-                                                acksEarly: configuration.acksEarly, clock: clock),
-                                registry: registry, execution: execution, publisher: publisher, canvas: canvas, coordination: coordination,
-                                rateLimiter: rateLimiter, middleware: MiddlewareChain(middleware), observer: observer, logger: logger)
+        pipeline = TaskPipeline(
+            settings: .init(
+                limits: configuration.limits, signer: configuration.security.signer,
+                acksEarly: configuration.acksEarly, clock: clock),
+            registry: registry, execution: execution, publisher: publisher, canvas: canvas, coordination: coordination,
+            rateLimiter: rateLimiter, middleware: MiddlewareChain(middleware), observer: observer, logger: logger)
     }
 
     /// True while connected and consuming (for `/readyz`).
@@ -131,7 +147,9 @@ public final class Worker: Service, Sendable {
     /// queue. Throws `CeleriacError` when the broker cannot be reached at start, with what to check.
     public func run() async throws {
         try registry.validate()
-        for (name, task) in registry.tasks { if let rl = task.options.rateLimit { await rateLimiter.set(name, perSecond: rl.perSecond) } }
+        for (name, task) in registry.tasks {
+            if let rl = task.options.rateLimit { await rateLimiter.set(name, perSecond: rl.perSecond) }
+        }
         do {
             try await consumerConnection.connect()
             try await publisherConnection.connect()
@@ -139,7 +157,9 @@ public final class Worker: Service, Sendable {
             try await revocations.replay()
             try await coordination.start(consumer: consumerConnection, concurrency: configuration.concurrency)
         } catch let error as BrokerError {
-            throw CeleriacError.broker(operation: "start worker \(configuration.hostname) on \(broker.description)", underlying: error.description)
+            throw CeleriacError.broker(
+                operation: "start worker \(configuration.hostname) on \(broker.description)",
+                underlying: error.description)
         }
         defer { readyState.store(false, ordering: .relaxed) }
         let executor = execution.executor
@@ -187,14 +207,20 @@ public final class Worker: Service, Sendable {
         do {
             pidbox = try await control.start(on: consumerConnection)
         } catch {
-            throw CeleriacError.broker(operation: "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
-                                       underlying: String(describing: error))
+            throw CeleriacError.broker(
+                operation:
+                    "declare the remote-control queue '\(configuration.hostname).celery.pidbox' (is another worker running with the same -n name?)",
+                underlying: String(describing: error))
         }
         readyState.store(true, ordering: .relaxed)
         observer.stateChanged(ready: true)
-        logger.info("worker ready", metadata: ["queues": .string(configuration.queues.joined(separator: ",")),
-                                               "concurrency": .stringConvertible(configuration.concurrency),
-                                               "broker": .string(broker.description)])
+        logger.info(
+            "worker ready",
+            metadata: [
+                "queues": .string(configuration.queues.joined(separator: ",")),
+                "concurrency": .stringConvertible(configuration.concurrency),
+                "broker": .string(broker.description),
+            ])
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { helpers in
@@ -259,8 +285,11 @@ public final class Worker: Service, Sendable {
         readyState.store(false, ordering: .relaxed)
         intake.markStopping()
         observer.stateChanged(ready: false)
-        logger.info("warm shutdown: no new tasks; running tasks may finish", metadata: [
-            "running": .stringConvertible(execution.runningCount), "grace": .string("\(configuration.gracePeriod)")])
+        logger.info(
+            "warm shutdown: no new tasks; running tasks may finish",
+            metadata: [
+                "running": .stringConvertible(execution.runningCount), "grace": .string("\(configuration.gracePeriod)"),
+            ])
         shutdownSink.finish()
         // A plain Task because the graceful-shutdown handler is synchronous: it closes the slots (prefetched
         // messages go back at once) and cancels the consumers, which ends the intake loop.

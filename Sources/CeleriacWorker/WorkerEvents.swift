@@ -1,10 +1,11 @@
 import CeleriacBroker
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import FoundationEssentials
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The Lamport clock of a worker's remote-control replies and events.
@@ -122,7 +123,7 @@ final class WorkerEvents: Sendable {
     /// Closes the batch's array, returns it and starts a new one.
     static func take(_ batch: inout Batch) -> [UInt8] {
         var bytes: [UInt8] = []
-        swap(&bytes, &batch.bytes)   // taken, not copied: the batch's array is then referenced once
+        swap(&bytes, &batch.bytes)  // taken, not copied: the batch's array is then referenced once
         bytes.append(UInt8(ascii: "]"))
         batch = Batch()
         batch.bytes.reserveCapacity(bytes.count)
@@ -141,9 +142,11 @@ final class WorkerEvents: Sendable {
     }
 
     private func publish(routingKey: String, body: [UInt8]) {
-        let message = OutgoingMessage(exchange: Self.exchange, routingKey: routingKey, body: body,
-                                      properties: BasicProperties(contentType: "application/json", contentEncoding: "utf-8",
-                                                                  headers: ["hostname": .string(hostname)], deliveryMode: 1))
+        let message = OutgoingMessage(
+            exchange: Self.exchange, routingKey: routingKey, body: body,
+            properties: BasicProperties(
+                contentType: "application/json", contentEncoding: "utf-8",
+                headers: ["hostname": .string(hostname)], deliveryMode: 1))
         publisher.publishInBackground(message)
     }
 

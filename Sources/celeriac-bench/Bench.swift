@@ -1,8 +1,8 @@
 import AMQPTransport
 import ArgumentParser
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacPool
 import CeleriacWorker
 import Foundation
@@ -15,17 +15,24 @@ import Synchronization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
-        abstract: "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines.")
+        abstract:
+            "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines."
+    )
 
     @Argument(help: "amqp, tasks, pool, canvas, observability or coordination") var scenario: String
-    @Option(help: "Broker URL") var broker: String = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
+    @Option(help: "Broker URL") var broker: String =
+        ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
     @Option(help: "Round trips for latency figures") var rounds: Int = 1000
     @Option(help: "Tasks for the soak (0 = skip)") var soak: Int = 0
-    @Option(help: "tasks: the worker's pool, async (in process) or process (child processes)") var pool: String = "async"
-    @Option(name: .customShort("c"), help: "tasks: worker concurrency (default 16 for async, 2 for process)") var concurrency: Int?
-    @Option(help: "pool, tasks --pool process: runs a child may hold at once (1: no pipelining)") var pipelineDepth: Int = 2
-    @Option(help: "tasks: the worker's prefetch multiplier (prefetch = concurrency x this)") var prefetchMultiplier: Int = 8
+    @Option(help: "tasks: the worker's pool, async (in process) or process (child processes)") var pool: String =
+        "async"
+    @Option(name: .customShort("c"), help: "tasks: worker concurrency (default 16 for async, 2 for process)")
+    var concurrency: Int?
+    @Option(help: "pool, tasks --pool process: runs a child may hold at once (1: no pipelining)") var pipelineDepth:
+        Int = 2
+    @Option(help: "tasks: the worker's prefetch multiplier (prefetch = concurrency x this)") var prefetchMultiplier:
+        Int = 8
 
     func run() async throws {
         if scenario == "pool-child" {
@@ -38,14 +45,21 @@ struct Bench: AsyncParsableCommand {
         guard pool == "async" || pool == "process" else { throw ValidationError("--pool must be async or process") }
         switch scenario {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
-        case "pool": try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2, pipelineDepth: pipelineDepth).run()
-        case "tasks": try await TaskBench(url: url, n: n, rounds: rounds, soak: soak, pool: pool,
-                                          concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth,
-                                          prefetchMultiplier: prefetchMultiplier).run()
+        case "pool":
+            try await PoolBench(rounds: rounds, concurrency: concurrency ?? 2, pipelineDepth: pipelineDepth).run()
+        case "tasks":
+            try await TaskBench(
+                url: url, n: n, rounds: rounds, soak: soak, pool: pool,
+                concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth,
+                prefetchMultiplier: prefetchMultiplier
+            ).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
-        case "observability": try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
+        case "observability":
+            try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
-        default: throw ValidationError("unknown scenario '\(scenario)' (amqp, tasks, pool, canvas, observability, coordination)")
+        default:
+            throw ValidationError(
+                "unknown scenario '\(scenario)' (amqp, tasks, pool, canvas, observability, coordination)")
         }
     }
 }
@@ -73,7 +87,8 @@ func rssMB() -> Double {
 /// CPU seconds (user + system) used so far by process `pid`, or by this process, from /proc.
 func cpuSeconds(of pid: Int32? = nil) -> Double {
     guard let text = try? String(contentsOfFile: pid.map { "/proc/\($0)/stat" } ?? "/proc/self/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
     // After "(comm)": state, ppid, ... utime and stime are the 12th and 13th fields.
     let fields = text[text.index(after: close)...].split(separator: " ")
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
@@ -100,8 +115,10 @@ struct PoolBench {
     let pipelineDepth: Int
 
     func run() async throws {
-        let pool = ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency,
-                                                    pipelineDepth: pipelineDepth))
+        let pool = ProcessPool(
+            configuration: .init(
+                executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency,
+                pipelineDepth: pipelineDepth))
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         try await pool.start(logger: logger)
@@ -121,7 +138,11 @@ struct PoolBench {
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<callers {
-                    group.addTask { for _ in 0..<rounds { _ = try await pool.run(message, task: task, context: context, limits: .init()) } }
+                    group.addTask {
+                        for _ in 0..<rounds {
+                            _ = try await pool.run(message, task: task, context: context, limits: .init())
+                        }
+                    }
                 }
                 try await group.waitForAll()
             }
@@ -154,7 +175,10 @@ struct AMQPBench {
         try await pub.declare(QueueSpec(q).expires(milliseconds: 600_000))
         var start = ContinuousClock.now
         for batch in stride(from: 0, to: n, by: 1000) {
-            try await pub.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+            try await pub.publish(
+                Array(
+                    repeating: OutgoingMessage(routingKey: q, body: body, properties: props),
+                    count: min(1000, n - batch)))
         }
         _ = try await pub.inspect(queue: q)
         emit("amqp.publish_rate", Double(n) / seconds(ContinuousClock.now - start), "msg/s")
@@ -162,10 +186,15 @@ struct AMQPBench {
         // Consume + ack at prefetch 100 (the queue is full now), then refill for prefetch 1000.
         emit("amqp.consume_ack_rate_prefetch100", try await consumeAll(con, queue: q, count: n, prefetch: 100), "msg/s")
         for batch in stride(from: 0, to: n, by: 1000) {
-            try await pub.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+            try await pub.publish(
+                Array(
+                    repeating: OutgoingMessage(routingKey: q, body: body, properties: props),
+                    count: min(1000, n - batch)))
         }
         _ = try await pub.inspect(queue: q)
-        emit("amqp.consume_ack_rate_prefetch1000", try await consumeAll(con, queue: q, count: n, prefetch: 1000), "msg/s")
+        emit(
+            "amqp.consume_ack_rate_prefetch1000", try await consumeAll(con, queue: q, count: n, prefetch: 1000), "msg/s"
+        )
         try await pub.deleteQueue(q)
 
         // Publish with confirms, window 1000.
@@ -173,7 +202,10 @@ struct AMQPBench {
         try await conf.declare(QueueSpec(q).expires(milliseconds: 600_000))
         start = ContinuousClock.now
         for batch in stride(from: 0, to: n, by: 1000) {
-            try await conf.publish(Array(repeating: OutgoingMessage(routingKey: q, body: body, properties: props), count: min(1000, n - batch)))
+            try await conf.publish(
+                Array(
+                    repeating: OutgoingMessage(routingKey: q, body: body, properties: props),
+                    count: min(1000, n - batch)))
         }
         emit("amqp.publish_confirm_rate", Double(n) / seconds(ContinuousClock.now - start), "msg/s")
         try await conf.deleteQueue(q)
@@ -190,7 +222,9 @@ struct AMQPBench {
                 try await pub.publish(messages)
             }
             _ = try await pub.inspect(queue: q)
-            emit("amqp.celery_shaped_consume_ack_rate_prefetch\(prefetch)", try await consumeAll(con, queue: q, count: count, prefetch: UInt16(prefetch)), "msg/s")
+            emit(
+                "amqp.celery_shaped_consume_ack_rate_prefetch\(prefetch)",
+                try await consumeAll(con, queue: q, count: count, prefetch: UInt16(prefetch)), "msg/s")
             try await pub.deleteQueue(q)
         }
 
@@ -204,7 +238,10 @@ struct AMQPBench {
         // The responder runs on its connection's thread (AMQPConnection is a TaskExecutor), as the C responder does.
         let echo = Task(executorPreference: responder) {
             for await d in reqConsumer.deliveries {
-                try? await responder.publish(OutgoingMessage(routingKey: replies, body: d.body, properties: .init(deliveryMode: 1, correlationID: d.properties.correlationID)))
+                try? await responder.publish(
+                    OutgoingMessage(
+                        routingKey: replies, body: d.body,
+                        properties: .init(deliveryMode: 1, correlationID: d.properties.correlationID)))
             }
         }
         let replyConsumer = try await con.consume(queue: replies, prefetch: 1, noAck: true)
@@ -214,7 +251,9 @@ struct AMQPBench {
             var rtts: [Double] = []
             for i in 0..<(rounds + 20) {
                 let t0 = ContinuousClock.now
-                try await con.publish(OutgoingMessage(routingKey: requests, body: body, properties: .init(deliveryMode: 1, correlationID: String(i))))
+                try await con.publish(
+                    OutgoingMessage(
+                        routingKey: requests, body: body, properties: .init(deliveryMode: 1, correlationID: String(i))))
                 guard await it.next() != nil else { break }
                 if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
             }
@@ -237,8 +276,9 @@ struct AMQPBench {
         try await pub.declare(QueueSpec(taskQueue).expires(milliseconds: 600_000))
         try await pub.declare(Topology.replyQueue(resultQueue))
         let taskConsumer = try await responder.consume(queue: taskQueue, prefetch: 8)
-        let result = ResultCodec.encode(.success("00000000-0000-0000-0000-000000000000", .int(4)), replyTo: resultQueue,
-                                        correlationID: "00000000-0000-0000-0000-000000000000")
+        let result = ResultCodec.encode(
+            .success("00000000-0000-0000-0000-000000000000", .int(4)), replyTo: resultQueue,
+            correlationID: "00000000-0000-0000-0000-000000000000")
         let worker = Task(executorPreference: responder) {
             for await d in taskConsumer.deliveries {
                 try? await responder.publish(result)
@@ -338,7 +378,8 @@ struct TaskBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let queue = benchQueue("tasks")
-        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-client"), broker: AMQPBroker(url: url))
+        let client = CeleriacClient(
+            configuration: .init(defaultQueue: queue, connectionName: "bench-client"), broker: AMQPBroker(url: url))
         try await client.start()
 
         // Enqueue with confirms: sequential (like Celery's apply_async loop) and 64 in flight.
@@ -350,7 +391,9 @@ struct TaskBench {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<64 {
                 group.addTask {
-                    for _ in stride(from: lane, to: n, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
+                    for _ in stride(from: lane, to: n, by: 64) {
+                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
+                    }
                 }
             }
             try await group.waitForAll()
@@ -360,12 +403,19 @@ struct TaskBench {
 
         // Drain: a worker with `concurrency` slots (16 by default) and prefetch 8x that runs everything enqueued.
         let counter = Counter()
-        let executor: any TaskExecutor = pool == "process"
-            ? ProcessPool(configuration: .init(executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency, pipelineDepth: pipelineDepth))
+        let executor: any TaskExecutor =
+            pool == "process"
+            ? ProcessPool(
+                configuration: .init(
+                    executable: "/proc/self/exe", arguments: ["pool-child"], processes: concurrency,
+                    pipelineDepth: pipelineDepth))
             : InProcessExecutor()
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
-        let worker = Worker(registry: Self.registry(), configuration: .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier), broker: AMQPBroker(url: url),
-                            logger: logger, observer: counter, executor: executor)
+        let worker = Worker(
+            registry: Self.registry(),
+            configuration: .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
+            broker: AMQPBroker(url: url),
+            logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let idleRSS = rssMB()
         let cpuBefore = cpuSeconds()
@@ -434,7 +484,11 @@ struct TaskBench {
                 let count = q == 4 ? soak - 3 * quarter : quarter
                 try await withThrowingTaskGroup(of: Void.self) { g in
                     for lane in 0..<64 {
-                        g.addTask { for _ in stride(from: lane, to: count, by: 64) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) } }
+                        g.addTask {
+                            for _ in stride(from: lane, to: count, by: 64) {
+                                _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
+                            }
+                        }
                     }
                     try await g.waitForAll()
                 }
@@ -457,11 +511,13 @@ struct TaskBench {
         let q = benchQueue("raw-celery")
         try await c.declare(QueueSpec(q).expires(milliseconds: 600_000))
         for batch in stride(from: 0, to: count, by: 1000) {
-            try await c.publish((0..<min(1000, count - batch)).map { _ in
-                TaskCodec.encode(TaskMessage(name: "demo.noop", replyTo: "bench-reply"), routingKey: q)
-            })
+            try await c.publish(
+                (0..<min(1000, count - batch)).map { _ in
+                    TaskCodec.encode(TaskMessage(name: "demo.noop", replyTo: "bench-reply"), routingKey: q)
+                })
         }
-        let rate = try await AMQPBench(url: url, n: count, rounds: 0).consumeAll(c, queue: q, count: count, prefetch: UInt16(clamping: prefetch))
+        let rate = try await AMQPBench(url: url, n: count, rounds: 0).consumeAll(
+            c, queue: q, count: count, prefetch: UInt16(clamping: prefetch))
         try await c.deleteQueue(q)
         await c.close()
         return rate
@@ -483,19 +539,21 @@ struct TaskBench {
         let responder = AMQPConnection(url: url, options: .init(name: "bench-raw-responder", confirms: false))
         try await responder.connect()
         let requests = benchQueue("raw-req")
-        try await responder.declare(QueueSpec(requests))   // as the client declares it (deleted below)
+        try await responder.declare(QueueSpec(requests))  // as the client declares it (deleted below)
         let taskConsumer = try await responder.consume(queue: requests, prefetch: 8)
         let echo = Task(executorPreference: responder) {
             for await d in taskConsumer.deliveries {
                 let id = d.properties.correlationID ?? ""
-                try? await responder.publish(ResultCodec.encode(.success(id, .int(4)), replyTo: d.properties.replyTo ?? "", correlationID: id))
+                try? await responder.publish(
+                    ResultCodec.encode(.success(id, .int(4)), replyTo: d.properties.replyTo ?? "", correlationID: id))
                 responder.ackInBackground(d.tag)
             }
         }
         var fromClient: [Double] = []
         for i in 0..<(rounds + 20) {
             let t0 = ContinuousClock.now
-            _ = try await client.send("demo.add", args: [2, 2], options: SendOptions(queue: requests)).get(timeout: .seconds(30))
+            _ = try await client.send("demo.add", args: [2, 2], options: SendOptions(queue: requests)).get(
+                timeout: .seconds(30))
             if i >= 20 { fromClient.append(seconds(ContinuousClock.now - t0) * 1000) }
         }
         emit("tasks.rtt_client_raw_responder_p50", percentile(fromClient, 0.5), "ms")
@@ -509,13 +567,17 @@ struct TaskBench {
 
 /// Publishes a persistent Celery-shaped `demo.add(2, 2)` to `queue` and waits for the reply on `replies`, `rounds`
 /// times after 20 for warm-up, all on the connection's own thread (no thread hop); milliseconds each.
-func celeryShapedRoundTrips(_ con: AMQPConnection, to queue: String, replies: AMQPConsumer, rounds: Int) async throws -> [Double] {
+func celeryShapedRoundTrips(_ con: AMQPConnection, to queue: String, replies: AMQPConsumer, rounds: Int) async throws
+    -> [Double]
+{
     try await withTaskExecutorPreference(con) { () async throws -> [Double] in
         var results = replies.deliveries.makeAsyncIterator()
         var rtts: [Double] = []
         for i in 0..<(rounds + 20) {
             let t0 = ContinuousClock.now
-            try await con.publish(TaskCodec.encode(TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies.queue), routingKey: queue))
+            try await con.publish(
+                TaskCodec.encode(
+                    TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies.queue), routingKey: queue))
             guard let d = await results.next() else { break }
             con.ackInBackground(d.tag)
             if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }

@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacWorker
 import Foundation
 import Logging
@@ -15,7 +15,9 @@ struct CanvasBench {
     let url: AMQPURL
     let rounds: Int
 
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
     struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
     static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
     static let xsum = TaskName<Numbers, Int>("demo.xsum", parameters: "numbers")
@@ -32,10 +34,13 @@ struct CanvasBench {
         var registry = TaskRegistry()
         registry.register(Self.add) { p, _ in p.x + p.y }
         registry.register(Self.xsum) { n, _ in n.numbers.reduce(0, +) }
-        let worker = Worker(registry: registry, configuration: .init(queues: [queue], concurrency: 16, prefetchMultiplier: 8), broker: AMQPBroker(url: url), logger: logger)
+        let worker = Worker(
+            registry: registry, configuration: .init(queues: [queue], concurrency: 16, prefetchMultiplier: 8),
+            broker: AMQPBroker(url: url), logger: logger)
         let services = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let running = Task { try await services.run() }
-        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-canvas"), broker: AMQPBroker(url: url))
+        let client = CeleriacClient(
+            configuration: .init(defaultQueue: queue, connectionName: "bench-canvas"), broker: AMQPBroker(url: url))
         try await client.start()
         while !worker.isReady { try await Task.sleep(for: .milliseconds(10)) }
 
@@ -50,12 +55,14 @@ struct CanvasBench {
             guard hundred == 100 else { throw WrongResult(what: "chain of 100 gave \(hundred)") }
 
             t0 = ContinuousClock.now
-            let values = try await client.apply(group { for i in 0..<1000 { Self.add.s(i, i) } }).get(timeout: .seconds(120))
+            let values = try await client.apply(group { for i in 0..<1000 { Self.add.s(i, i) } }).get(
+                timeout: .seconds(120))
             group1000.append(seconds(ContinuousClock.now - t0) * 1000)
             guard values == (0..<1000).map({ 2 * $0 }) else { throw WrongResult(what: "group of 1,000") }
 
             t0 = ContinuousClock.now
-            let total = try await client.apply(chord(group { for i in 0..<1000 { Self.add.s(i, i) } }, Self.xsum.s())).get(timeout: .seconds(120))
+            let total = try await client.apply(chord(group { for i in 0..<1000 { Self.add.s(i, i) } }, Self.xsum.s()))
+                .get(timeout: .seconds(120))
             chord1000.append(seconds(ContinuousClock.now - t0) * 1000)
             guard total == 999_000 else { throw WrongResult(what: "chord of 1,000 gave \(total)") }
         }

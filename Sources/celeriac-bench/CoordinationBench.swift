@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacWorker
 import Foundation
 import Logging
@@ -17,7 +17,10 @@ struct CoordinationBench {
     let n: Int
     let rounds: Int
 
-    enum Variant: String, CaseIterable { case none, rate, concurrency, unique, unique_hot }
+    enum Variant: String, CaseIterable {
+        case none, rate, concurrency, unique
+        case uniqueHot = "unique_hot"
+    }
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -38,13 +41,16 @@ struct CoordinationBench {
             switch variant {
             case .rate: config.globalLimits = [try GlobalLimit(name: name, rate: "5000/s")]
             case .concurrency: config.globalLimits = [try GlobalLimit(name: name, concurrency: 16)]
-            case .none, .unique, .unique_hot: break
+            case .none, .unique, .uniqueHot: break
             }
             let counter = Counter()
-            let worker = Worker(registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: counter)
+            let worker = Worker(
+                registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger,
+                observer: counter)
             let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
             let running = Task { try await group.run() }
-            let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-coord"), broker: AMQPBroker(url: url))
+            let client = CeleriacClient(
+                configuration: .init(defaultQueue: queue, connectionName: "bench-coord"), broker: AMQPBroker(url: url))
             try await client.start()
             while !worker.isReady { try await Task.sleep(for: .milliseconds(10)) }
 
@@ -52,7 +58,7 @@ struct CoordinationBench {
             // lane's previous task finished (the lock queue exists already).
             @Sendable func send(_ i: Int, lane: Int, ignore: Bool) async throws -> AsyncResult? {
                 let options = SendOptions(ignoreResult: ignore)
-                if variant == .unique || variant == .unique_hot {
+                if variant == .unique || variant == .uniqueHot {
                     let key = variant == .unique ? "\(queue):\(i)" : "\(queue):lane\(lane)"
                     guard case .sent(let r) = try await client.sendUnique(name, key: key, options: options) else {
                         throw BenchFailure(what: "unique key \(key) still held")
@@ -66,8 +72,8 @@ struct CoordinationBench {
                 for lane in 0..<64 {
                     lanes.addTask {
                         for i in stride(from: lane, to: n, by: 64) {
-                            let r = try await send(i, lane: lane, ignore: variant != .unique_hot)
-                            if variant == .unique_hot { _ = try await r?.get(timeout: .seconds(30)) }
+                            let r = try await send(i, lane: lane, ignore: variant != .uniqueHot)
+                            if variant == .uniqueHot { _ = try await r?.get(timeout: .seconds(30)) }
                         }
                     }
                 }
@@ -90,13 +96,19 @@ struct CoordinationBench {
             try await deleteBenchQueue(queue, url: url)
             let cleanup = AMQPConnection(url: url, options: .init(name: "bench-cleanup", confirms: false))
             try await cleanup.connect()
-            for q in [CoordinationTopology.rateQueue(name), CoordinationTopology.semaphoreQueue(name), CoordinationTopology.semaphoreReady(name)] {
+            for q in [
+                CoordinationTopology.rateQueue(name), CoordinationTopology.semaphoreQueue(name),
+                CoordinationTopology.semaphoreReady(name),
+            ] {
                 _ = try? await cleanup.deleteQueue(q)
             }
-            if variant == .unique || variant == .unique_hot {
-                let keys = variant == .unique ? (0..<(n + rounds + 10)).map { "\(queue):\($0)" } : (0...64).map { "\(queue):lane\($0)" }
+            if variant == .unique || variant == .uniqueHot {
+                let keys =
+                    variant == .unique
+                    ? (0..<(n + rounds + 10)).map { "\(queue):\($0)" } : (0...64).map { "\(queue):lane\($0)" }
                 for key in keys { _ = try? await cleanup.deleteQueue(CoordinationTopology.uniqueQueue(key)) }
-                _ = try? await cleanup.purge(queue: CoordinationTopology.uniqueIndex)   // the bench's index entries (bench broker only)
+                // The bench's index entries (bench broker only).
+                _ = try? await cleanup.purge(queue: CoordinationTopology.uniqueIndex)
             }
             await cleanup.close()
         }

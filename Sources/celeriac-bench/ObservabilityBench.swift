@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacMetrics
 import CeleriacWorker
 import Foundation
@@ -27,15 +27,21 @@ struct ObservabilityBench {
         func taskReceived(name: String, queue: String) { metrics.taskReceived(name: name, queue: queue) }
         func taskRedelivered(name: String, queue: String) { metrics.taskRedelivered(name: name, queue: queue) }
         func taskStarted(name: String, queue: String) { metrics.taskStarted(name: name, queue: queue) }
-        func taskQueueWait(name: String, queue: String, seconds: Double) { metrics.taskQueueWait(name: name, queue: queue, seconds: seconds) }
+        func taskQueueWait(name: String, queue: String, seconds: Double) {
+            metrics.taskQueueWait(name: name, queue: queue, seconds: seconds)
+        }
         func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
             metrics.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
             counter.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds)
         }
-        func messageDeadLettered(queue: String, reason: String) { metrics.messageDeadLettered(queue: queue, reason: reason) }
+        func messageDeadLettered(queue: String, reason: String) {
+            metrics.messageDeadLettered(queue: queue, reason: reason)
+        }
         func taskParked(name: String, queue: String) { metrics.taskParked(name: name, queue: queue) }
         func messageRequeued(queue: String) { metrics.messageRequeued(queue: queue) }
-        func consumerRestarted(queue: String, reason: String) { metrics.consumerRestarted(queue: queue, reason: reason) }
+        func consumerRestarted(queue: String, reason: String) {
+            metrics.consumerRestarted(queue: queue, reason: reason)
+        }
         func connectionEvent(_ event: String) { metrics.connectionEvent(event) }
         func stateChanged(ready: Bool) { metrics.stateChanged(ready: ready) }
         func chordEvent(_ event: String) { metrics.chordEvent(event) }
@@ -90,7 +96,11 @@ struct ObservabilityBench {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard rc == 0 else { return 0 }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -110,33 +120,45 @@ struct ObservabilityBench {
     static func cpuMicros() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 
     func drain(observed: Bool) async throws -> (rate: Double, cpuMicrosPerTask: Double) {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let queue = benchQueue("obs")
-        let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "bench-obs-client"), broker: AMQPBroker(url: url))
+        let client = CeleriacClient(
+            configuration: .init(defaultQueue: queue, connectionName: "bench-obs-client"), broker: AMQPBroker(url: url))
         try await client.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<32 {
                 group.addTask {
-                    for _ in stride(from: lane, to: n, by: 32) { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
+                    for _ in stride(from: lane, to: n, by: 32) {
+                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
+                    }
                 }
             }
             try await group.waitForAll()
         }
         let counter = Counter()
         let registry = PrometheusCollectorRegistry()
-        let only = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS"]   // metrics | events (diagnosis)
+        let only = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS"]  // metrics | events (diagnosis)
         let withMetrics = observed && only != "events", withEvents = observed && only != "metrics"
-        let observer: any WorkerObserver = withMetrics
-            ? Both(counter: counter, metrics: WorkerMetrics(registry: registry, knownTasks: TaskBench.registry().names, queues: [queue], concurrency: concurrency))
+        let observer: any WorkerObserver =
+            withMetrics
+            ? Both(
+                counter: counter,
+                metrics: WorkerMetrics(
+                    registry: registry, knownTasks: TaskBench.registry().names, queues: [queue],
+                    concurrency: concurrency))
             : counter
-        let worker = Worker(registry: TaskBench.registry(), configuration: .init(queues: [queue], concurrency: concurrency,
-                                                                               prefetchMultiplier: 8, events: withEvents), broker: AMQPBroker(url: url),
-                            logger: logger, observer: observer)
+        let worker = Worker(
+            registry: TaskBench.registry(),
+            configuration: .init(
+                queues: [queue], concurrency: concurrency,
+                prefetchMultiplier: 8, events: withEvents), broker: AMQPBroker(url: url),
+            logger: logger, observer: observer)
         var endpoint: MetricsEndpoint?
         var scraper: Scraper?
         if withMetrics {

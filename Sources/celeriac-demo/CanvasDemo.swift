@@ -1,7 +1,7 @@
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 
 /// `celeriac-demo canvas [--broker URL] [--queue NAME]`: sends the README's canonical canvases to running workers and prints
@@ -13,8 +13,9 @@ enum CanvasDemo {
         var queue = "celery"
         if let i = arguments.firstIndex(of: "--queue"), i + 1 < arguments.count { queue = arguments[i + 1] }
         do {
-            let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "celeriac-demo-canvas"),
-                                        broker: try AMQPBroker(broker))
+            let client = CeleriacClient(
+                configuration: .init(defaultQueue: queue, connectionName: "celeriac-demo-canvas"),
+                broker: try AMQPBroker(broker))
             try await client.start()
             defer { Task { await client.close() } }
             let add = DemoTasks.add, mul = DemoTasks.mul, xsum = DemoTasks.xsum
@@ -25,10 +26,19 @@ enum CanvasDemo {
             print("group    [mul(i,i) for i in 1...10]             = \(squares)")
             let total = try await client.apply(chord(group { for i in 0..<100 { add.s(i, i) } }, xsum.s())).get()
             print("chord    xsum([add(i,i) for i in 0..<100])       = \(total)")
-            let nested = try await client.apply(add.s(1, 1) | group(steps: { add.s(10) | mul.s(2); mul.s(3) }) | xsum.s()).get()
+            let nested = try await client.apply(
+                add.s(1, 1)
+                    | group(steps: {
+                        add.s(10) | mul.s(2); mul.s(3)
+                    }) | xsum.s()
+            ).get()
             print("nested   add(1,1) | group(add(10)|mul(2), mul(3)) | xsum = \(nested)")
             // Recorded, so `celeriac-demo graph ROOT_ID` can draw it (README "Workflow graphs").
-            let failing = try await client.applyRecorded(chord(group { add.s(1, 1); DemoTasks.fail.s("on purpose").erased.typed(Int.self) }, xsum.s()))
+            let failing = try await client.applyRecorded(
+                chord(
+                    group {
+                        add.s(1, 1); DemoTasks.fail.s("on purpose").erased.typed(Int.self)
+                    }, xsum.s()))
             do {
                 _ = try await failing.result.get()
             } catch {

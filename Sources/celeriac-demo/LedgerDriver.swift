@@ -1,7 +1,7 @@
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Synchronization
 
@@ -46,7 +46,9 @@ enum LedgerDriver {
         }
         func int(_ name: String, min: Int) throws -> Int {
             let text = try value(name)
-            guard let n = Int(text), n >= min else { throw LedgerError("\(name) '\(text)' must be an integer ≥ \(min)") }
+            guard let n = Int(text), n >= min else {
+                throw LedgerError("\(name) '\(text)' must be an integer ≥ \(min)")
+            }
             return n
         }
         while i < arguments.count {
@@ -60,12 +62,16 @@ enum LedgerDriver {
             case "--queue": o.queue = try value(a)
             case "--queue-type":
                 let t = try value(a)
-                guard let type = QueueType(rawValue: t) else { throw LedgerError("--queue-type '\(t)' is not classic or quorum") }
+                guard let type = QueueType(rawValue: t) else {
+                    throw LedgerError("--queue-type '\(t)' is not classic or quorum")
+                }
                 o.queueType = type
             case "--id-prefix": o.prefix = try value(a)
             case "--deadline":
                 let t = try value(a)
-                guard let s = Double(t), s > 0 else { throw LedgerError("--deadline '\(t)' must be a positive number of seconds") }
+                guard let s = Double(t), s > 0 else {
+                    throw LedgerError("--deadline '\(t)' must be a positive number of seconds")
+                }
                 o.deadline = s
             case "--events": o.events = true
             case "--send-concurrency": o.concurrency = try int(a, min: 1)
@@ -74,7 +80,9 @@ enum LedgerDriver {
             }
             i += 1
         }
-        if o.chains > 0 && o.chainLength < 1 { throw LedgerError("--chain-length must be at least 1 when --chains is more than 0") }
+        if o.chains > 0 && o.chainLength < 1 {
+            throw LedgerError("--chain-length must be at least 1 when --chains is more than 0")
+        }
         return o
     }
 
@@ -112,7 +120,8 @@ enum LedgerDriver {
                 "sent": .int(Int64(sent)), "completed": .int(Int64(completed)), "wrong": .int(Int64(wrong)),
                 "lost": .int(Int64(lost)), "duplicates": .int(Int64(duplicates)),
                 "max_result_latency_s": .double(maxLatency), "elapsed_s": .double(elapsed),
-                "chains_ok": .bool(chainsOK), "chord_ok": .bool(chordOK), "lost_ids": .array(lostIDs.map { .string($0) }),
+                "chains_ok": .bool(chainsOK), "chord_ok": .bool(chordOK),
+                "lost_ids": .array(lostIDs.map { .string($0) }),
             ]
             if let receipts {
                 var r: JSONObject = [:]
@@ -157,7 +166,9 @@ enum LedgerDriver {
                 receiver = r
                 Task { [self] in
                     for await event in stream where event["type"]?.stringValue == "task-received" {
-                        guard let id = event["uuid"]?.stringValue, let host = event["hostname"]?.stringValue else { continue }
+                        guard let id = event["uuid"]?.stringValue, let host = event["hostname"]?.stringValue else {
+                            continue
+                        }
                         receipts.withLock { $0[id, default: []].append((host, Run.now)) }
                     }
                 }
@@ -166,7 +177,9 @@ enum LedgerDriver {
             let deadline = start + .seconds(options.deadline)
             let progress = Task { [self] in
                 while !Task.isCancelled {
-                    Run.line("progress t=\(String(format: "%.3f", Run.now)) sent=\(sent.load(ordering: .relaxed)) completed=\(completed.load(ordering: .relaxed))")
+                    Run.line(
+                        "progress t=\(String(format: "%.3f", Run.now)) sent=\(sent.load(ordering: .relaxed)) completed=\(completed.load(ordering: .relaxed))"
+                    )
                     try? await Task.sleep(for: .milliseconds(200))
                 }
             }
@@ -238,7 +251,8 @@ enum LedgerDriver {
                     group.addTask { [self] in
                         var out = Outcome()
                         do {
-                            let value = try await client.result(of: id, name: DemoTasks.add.name, timeout: max(.zero, deadline - .now))
+                            let value = try await client.result(
+                                of: id, name: DemoTasks.add.name, timeout: max(.zero, deadline - .now))
                             out.maxLatency = (ContinuousClock.now - sentAt).seconds
                             completed.add(1, ordering: .relaxed)
                             if value != .int(Int64(2 * i)) { out.wrong += 1 }
@@ -262,7 +276,9 @@ enum LedgerDriver {
         }
 
         /// The chains (add(i, i) | add(1) | … : 2i + length − 1) and the chord (xsum of add(i, i): M(M − 1)).
-        func canvases(until deadline: ContinuousClock.Instant) async throws -> (chainsOK: Bool, chordOK: Bool, wrong: Int, lost: [String], maxLatency: Double) {
+        func canvases(until deadline: ContinuousClock.Instant) async throws -> (
+            chainsOK: Bool, chordOK: Bool, wrong: Int, lost: [String], maxLatency: Double
+        ) {
             let add = DemoTasks.add
             var pending: [(CanvasResult<Int>, Int, ContinuousClock.Instant)] = []
             for c in 0..<options.chains {
@@ -276,7 +292,11 @@ enum LedgerDriver {
             if options.chord > 0 {
                 let m = options.chord
                 let sentAt = ContinuousClock.now
-                pending.append((try await client.apply(chord(group { for i in 0..<m { add.s(i, i) } }, DemoTasks.xsum.s())), m * (m - 1), sentAt))
+                pending.append(
+                    (
+                        try await client.apply(chord(group { for i in 0..<m { add.s(i, i) } }, DemoTasks.xsum.s())),
+                        m * (m - 1), sentAt
+                    ))
                 sent.add(1, ordering: .relaxed)
             }
             var chainsOK = true, chordOK = true, wrong = 0, maxLatency = 0.0

@@ -10,4 +10,5 @@ if CommandLine.arguments.dropFirst().first == "canvas" {
 if CommandLine.arguments.dropFirst().first == "ledger" {
     exit(await LedgerDriver.run(Array(CommandLine.arguments.dropFirst(2))))
 }
-await CeleriacApp.main(CeleriacApp(name: "celeriac-demo", registry: DemoTasks.registry(), schedule: try! DemoSchedule.make()))
+await CeleriacApp.main(
+    CeleriacApp(name: "celeriac-demo", registry: DemoTasks.registry(), schedule: try! DemoSchedule.make()))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// Passwords never show, however a URL is printed.
@@ -11,8 +12,11 @@ import Testing
         dump(url, to: &dumped)
         var dumpedHolder = ""
         dump(Holder(url: url, name: "n"), to: &dumpedHolder)
-        let texts = ["\(url)", String(reflecting: url), "\(Holder(url: url, name: "n"))", String(reflecting: Holder(url: url, name: "n")),
-                     dumped, dumpedHolder, "\([url])", "\(Optional(url) as Any)"]
+        let texts = [
+            "\(url)", String(reflecting: url), "\(Holder(url: url, name: "n"))",
+            String(reflecting: Holder(url: url, name: "n")),
+            dumped, dumpedHolder, "\([url])", "\(Optional(url) as Any)",
+        ]
         for text in texts {
             #expect(!text.contains("hunter2"), "leaked: \(text)")
             #expect(text.contains("***") || text.contains("amqps://bob:***@rabbit"), "\(text)")
@@ -21,7 +25,10 @@ import Testing
     }
 
     @Test func parseErrorsHideThePassword() {
-        for bad in ["amqp://bob:hunter2@host:99999/v", "amqp://bob:hunter2@host/v?nope=1", "amqp://bob:hunter2@[::1/v", "amqp://bob:hunter2%zz@host/"] {
+        for bad in [
+            "amqp://bob:hunter2@host:99999/v", "amqp://bob:hunter2@host/v?nope=1", "amqp://bob:hunter2@[::1/v",
+            "amqp://bob:hunter2%zz@host/",
+        ] {
             #expect {
                 _ = try AMQPURL(bad)
             } throws: { error in

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 @Suite struct AMQPURLTests {
@@ -27,7 +28,9 @@ import Testing
     }
 
     @Test func brokerListErrorsNameTheBadEntry() {
-        #expect { try AMQPURL("amqp://h1;;amqp://h2") } throws: { ($0 as? AMQPError)?.reason?.contains("empty entry") == true }
+        #expect { try AMQPURL("amqp://h1;;amqp://h2") } throws: {
+            ($0 as? AMQPError)?.reason?.contains("empty entry") == true
+        }
         #expect { try AMQPURL("amqp://h1;ftp://h2") } throws: { ($0 as? AMQPError)?.reason?.contains("'ftp'") == true }
         #expect { try AMQPURL("amqp://u:secret1@h1;amqp://u:secret2@h2:x") } throws: { error in
             let text = "\(error)"

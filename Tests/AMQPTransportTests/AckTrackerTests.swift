@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// Coalescing acks: a `multiple` ack only where every tag below it is settled, never over an outstanding tag.
@@ -28,14 +29,14 @@ import Testing
 
     @Test func nacksRejectsAndNoAckDeliveriesCountAsSettled() {
         var t = AckTracker()
-        t.settled(1)            // a no-ack delivery
-        t.settled(2)            // a reject
+        t.settled(1)  // a no-ack delivery
+        t.settled(2)  // a reject
         t.queueAck(3)
         #expect(t.flush().multipleUpTo == 3)
-        t.settled(upTo: 6)      // a multiple nack the application sent
+        t.settled(upTo: 6)  // a multiple nack the application sent
         t.queueAck(8)
         let (upTo, singles) = t.flush()
-        #expect(upTo == nil && singles == [8])   // 7 is outstanding
+        #expect(upTo == nil && singles == [8])  // 7 is outstanding
         #expect(t.floor == 6)
     }
 

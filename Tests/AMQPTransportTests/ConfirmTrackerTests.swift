@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// Publisher confirms: each publish ends exactly once, by its ack, nack, return, or a failure of them all.
@@ -8,10 +9,11 @@ import Testing
         var ended: [UInt64: [String]] = [:]
         func callback(for seq: UInt64) -> ConfirmTracker.Callback {
             { result in
-                let text = switch result {
-                case .success: "ok"
-                case .failure(let e): "\(e.code)"
-                }
+                let text =
+                    switch result {
+                    case .success: "ok"
+                    case .failure(let e): "\(e.code)"
+                    }
                 self.ended[seq, default: []].append(text)
             }
         }
@@ -102,7 +104,9 @@ import Testing
         let waits = t.removeAll()
         #expect(waits.count == 3 && t.waitingCount == 0)
         for callback in waits { callback(.failure(AMQPError(.connectionLost, operation: "read"))) }
-        #expect(outcomes.of(1) == ["connectionLost"] && outcomes.of(3) == ["connectionLost"] && outcomes.of(4) == ["connectionLost"])
+        #expect(
+            outcomes.of(1) == ["connectionLost"] && outcomes.of(3) == ["connectionLost"]
+                && outcomes.of(4) == ["connectionLost"])
         #expect(outcomes.of(2) == ["ok"])
         // After a new channel, the numbering starts again and the old return does not fail the new publish 1.
         t.restartNumbering()

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// Reconnecting: the brokers in order, a base delay between them, and a capped, jittered backoff per full pass.
@@ -51,8 +52,11 @@ import Testing
             attempts.append(c.attempt)
         }
         // Within a pass: one base delay to the next broker. At the end of each pass: the next backoff step.
-        #expect(waits == [.milliseconds(100), .milliseconds(100), .milliseconds(100),
-                          .milliseconds(100), .milliseconds(100), .milliseconds(200)])
+        #expect(
+            waits == [
+                .milliseconds(100), .milliseconds(100), .milliseconds(100),
+                .milliseconds(100), .milliseconds(100), .milliseconds(200),
+            ])
         #expect(attempts == [0, 0, 1, 1, 1, 2])
         #expect(c.failuresThisPass == 0)
     }
@@ -102,7 +106,9 @@ import Testing
     @Test func theSameSeedGivesTheSameDelays() throws {
         func delays() throws -> [Duration] {
             var c = try Self.cursor("amqp://h1", random: SeededRandom(state: 7))
-            return (0..<5).map { _ in c.failed(now: Self.t0); return c.wait(now: Self.t0) }
+            return (0..<5).map { _ in
+                c.failed(now: Self.t0); return c.wait(now: Self.t0)
+            }
         }
         #expect(try delays() == delays())
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// Regression tests for what the fuzzers found (inputs also in Fuzz/corpus).
@@ -41,10 +42,13 @@ import Testing
     }
 
     @Test func hostsMustBeNamesOrAddresses() throws {
-        for bad in ["amqp://u:p@h:x]:5672/", "amqp://u:p@[%%%o]:5672/", "amqp://u:p@ho st/", "amqp://u:p@h\u{FFFD}st/"] {
+        for bad in ["amqp://u:p@h:x]:5672/", "amqp://u:p@[%%%o]:5672/", "amqp://u:p@ho st/", "amqp://u:p@h\u{FFFD}st/"]
+        {
             #expect(throws: AMQPError.self, "\(bad)") { _ = try AMQPURL(bad) }
         }
-        for good in ["amqp://u:p@rabbit-1.example_net:5672/", "amqp://u:p@[fe80::1%eth0]:5672/", "amqp://u:p@10.0.0.1/"] {
+        for good in [
+            "amqp://u:p@rabbit-1.example_net:5672/", "amqp://u:p@[fe80::1%eth0]:5672/", "amqp://u:p@10.0.0.1/",
+        ] {
             let url = try AMQPURL(good)
             #expect(try AMQPURL(url.redacted).host == url.host)
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AMQPTransport
 
 /// What a connection declares again after a reconnect, and in which order.
@@ -15,15 +16,16 @@ import Testing
         l.declared(QueueSpec("q1"))
         l.bound(BindingSpec(queue: "q2", exchange: "x2", routingKey: "b"))
         l.declared(ExchangeSpec("x1"))
-        #expect(l.replayPlan == [
-            .exchange(ExchangeSpec("x2", kind: .topic)),
-            .exchange(ExchangeSpec("x1")),
-            .queue(QueueSpec("q2")),
-            .queue(QueueSpec("q1")),
-            .exchangeBinding(ExchangeBindingSpec(destination: "x2", source: "x1", routingKey: "#")),
-            .binding(BindingSpec(queue: "q1", exchange: "x1", routingKey: "a")),
-            .binding(BindingSpec(queue: "q2", exchange: "x2", routingKey: "b")),
-        ])
+        #expect(
+            l.replayPlan == [
+                .exchange(ExchangeSpec("x2", kind: .topic)),
+                .exchange(ExchangeSpec("x1")),
+                .queue(QueueSpec("q2")),
+                .queue(QueueSpec("q1")),
+                .exchangeBinding(ExchangeBindingSpec(destination: "x2", source: "x1", routingKey: "#")),
+                .binding(BindingSpec(queue: "q1", exchange: "x1", routingKey: "a")),
+                .binding(BindingSpec(queue: "q2", exchange: "x2", routingKey: "b")),
+            ])
     }
 
     @Test func anEmptyLedgerReplaysNothing() {
@@ -39,11 +41,12 @@ import Testing
         l.bound(BindingSpec(queue: "gone", exchange: "x", routingKey: "2"))
         l.bound(BindingSpec(queue: "kept", exchange: "x", routingKey: "1"))
         l.deletedQueue(named: "gone")
-        #expect(l.replayPlan == [
-            .exchange(ExchangeSpec("x")),
-            .queue(QueueSpec("kept")),
-            .binding(BindingSpec(queue: "kept", exchange: "x", routingKey: "1")),
-        ])
+        #expect(
+            l.replayPlan == [
+                .exchange(ExchangeSpec("x")),
+                .queue(QueueSpec("kept")),
+                .binding(BindingSpec(queue: "kept", exchange: "x", routingKey: "1")),
+            ])
     }
 
     @Test func deletingAnExchangeForgetsItAndTheQueueBindingsToIt() {
@@ -68,7 +71,11 @@ import Testing
         l.deletedExchange(named: "gone")
         // A replayed binding that names a deleted exchange gets a 404 and drops the connection again.
         #expect(l.exchangeBindings == [ExchangeBindingSpec(destination: "c", source: "a", routingKey: "x.#")])
-        #expect(!l.replayPlan.contains { if case .exchangeBinding(let b) = $0 { return b.source == "gone" || b.destination == "gone" }; return false })
+        #expect(
+            !l.replayPlan.contains {
+                if case .exchangeBinding(let b) = $0 { return b.source == "gone" || b.destination == "gone" };
+                return false
+            })
     }
 
     @Test func aQueueDeclaredWithoutRecreateAfterReconnectIsNotReplayed() {

@@ -81,7 +81,9 @@ final class RecordingSender: BeatSender {
     init() { (events, sink) = AsyncStream<Fire>.makeStream() }
     func send(_ entry: ScheduleEntry, instant: Date, taskID: String, recording: BeatState) async throws {
         #expect(recording.last(entry.name) == instant)
-        if failNext.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) {
+        if failNext.withLock({ n -> Bool in
+            defer { n = max(0, n - 1) }; return n > 0
+        }) {
             throw CeleriacError.broker(operation: "test", underlying: "refused on purpose")
         }
         #expect(taskID == entry.taskID(for: instant))
@@ -99,7 +101,9 @@ final class RecordingSender: BeatSender {
     var logger: Logger { var l = Logger(label: "beat-test"); l.logLevel = .critical; return l }
 
     func schedule(_ policy: CatchUp = .once) throws -> BeatSchedule {
-        try BeatSchedule([ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(2), args: [1, 2], catchUp: policy)])
+        try BeatSchedule([
+            ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(2), args: [1, 2], catchUp: policy)
+        ])
     }
 
     @Test func sendsWhenDueAndResumesAfterRestartWithoutResending() async throws {
@@ -139,7 +143,8 @@ final class RecordingSender: BeatSender {
         let store = MemoryStateStore(BeatState(lastSent: ["tick": start.timeIntervalSince1970]))
         let sender = RecordingSender()
         var events = sender.events.makeAsyncIterator()
-        let beat = Beat(schedule: try schedule(.all(limit: 3)), sender: sender, store: store, clock: clock, logger: logger)
+        let beat = Beat(
+            schedule: try schedule(.all(limit: 3)), sender: sender, store: store, clock: clock, logger: logger)
         let running = Task { try await beat.run() }
         // Missed while down: +2, +4, +6, +8; the limit keeps the last 3.
         var got: [Fire] = []
@@ -157,11 +162,12 @@ final class RecordingSender: BeatSender {
         let sender = RecordingSender()
         sender.failNext.withLock { $0 = 1 }
         var events = sender.events.makeAsyncIterator()
-        let beat = Beat(schedule: try schedule(), sender: sender, store: store, clock: clock, logger: logger, retryDelay: 0.5)
+        let beat = Beat(
+            schedule: try schedule(), sender: sender, store: store, clock: clock, logger: logger, retryDelay: 0.5)
         let running = Task { try await beat.run() }
         await clock.waitForSleeper()
         clock.advance(to: start.addingTimeInterval(2))
-        await clock.waitForSleeper() // the failed send sleeps for the retry delay
+        await clock.waitForSleeper()  // the failed send sleeps for the retry delay
         #expect(sender.fires.isEmpty)
         clock.advance(to: start.addingTimeInterval(2.5))
         #expect(await events.next() == Fire(entry: "tick", instant: start.addingTimeInterval(2)))

@@ -33,7 +33,9 @@ import Testing
     @Test func aCorruptFileIsMovedAsideAndReported() throws {
         let file = StateFile(path: tempPath())
         try Data("not json {".utf8).write(to: URL(fileURLWithPath: file.path))
-        guard case .corrupt(let aside, let reason) = file.load() else { Issue.record("corrupt file not reported"); return }
+        guard case .corrupt(let aside, let reason) = file.load() else {
+            Issue.record("corrupt file not reported"); return
+        }
         #expect(!reason.isEmpty)
         #expect(FileManager.default.contents(atPath: aside) == Data("not json {".utf8))
         #expect(!FileManager.default.fileExists(atPath: file.path))
@@ -52,41 +54,43 @@ import Testing
 
 @Suite struct ScheduleFileTests {
     let example = """
-    # demo schedule
-    timezone: Europe/Berlin
-    entries:
-      add-every-2s:
-        task: demo.add
-        every: 2s
-        args: [1, 2]
-        queue: celery
-        priority: 5
-        expires: 10
-      nightly:
-        task: demo.echo
-        cron: "0 3 * * mon-fri"   # weekdays
-        kwargs: {value: "it's 3 o'clock", n: [1, 2.5, true, null]}
-        catch_up: all
-        catch_up_limit: 5
-      first-monday:
-        task: demo.noop
-        crontab:
-          minute: 0
-          hour: 9
-          day_of_week: mon
-          day_of_month: 1-7
-        timezone: America/New_York
-        catch_up: skip
-      launch:
-        task: demo.noop
-        at: "2026-12-01T09:00:00+01:00"
-    """
+        # demo schedule
+        timezone: Europe/Berlin
+        entries:
+          add-every-2s:
+            task: demo.add
+            every: 2s
+            args: [1, 2]
+            queue: celery
+            priority: 5
+            expires: 10
+          nightly:
+            task: demo.echo
+            cron: "0 3 * * mon-fri"   # weekdays
+            kwargs: {value: "it's 3 o'clock", n: [1, 2.5, true, null]}
+            catch_up: all
+            catch_up_limit: 5
+          first-monday:
+            task: demo.noop
+            crontab:
+              minute: 0
+              hour: 9
+              day_of_week: mon
+              day_of_month: 1-7
+            timezone: America/New_York
+            catch_up: skip
+          launch:
+            task: demo.noop
+            at: "2026-12-01T09:00:00+01:00"
+        """
 
     @Test func theDocumentedExampleLoads() throws {
         let s = try ScheduleFile.parse(example)
         #expect(s.entries.map(\.name) == ["add-every-2s", "nightly", "first-monday", "launch"])
         let add = try #require(s["add-every-2s"])
-        #expect(add.schedule == .every(2) && add.args == [1, 2] && add.queue == "celery" && add.priority == 5 && add.expires == 10)
+        #expect(
+            add.schedule == .every(2) && add.args == [1, 2] && add.queue == "celery" && add.priority == 5
+                && add.expires == 10)
         #expect(add.catchUp == .once)
         let nightly = try #require(s["nightly"])
         #expect(nightly.schedule == .crontab(try Crontab("0 3 * * mon-fri"), zone: zone("Europe/Berlin")))
@@ -132,14 +136,15 @@ import Testing
     }
 
     @Test func miniYAMLSequencesAndQuoting() throws {
-        let v = try MiniYAML.parse("""
-        list:
-          - 1
-          - "two # not a comment"
-          - name: x
-            value: 'it''s'
-        empty: []
-        """)
+        let v = try MiniYAML.parse(
+            """
+            list:
+              - 1
+              - "two # not a comment"
+              - name: x
+                value: 'it''s'
+            empty: []
+            """)
         #expect(v == ["list": [1, "two # not a comment", ["name": "x", "value": "it's"]], "empty": []])
     }
 }

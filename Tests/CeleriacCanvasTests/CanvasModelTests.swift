@@ -4,7 +4,9 @@ import Foundation
 import Testing
 
 enum T {
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
     struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
     static let add = TaskName<Pair, Int>("t.add", parameters: "x", "y")
     static let mul = TaskName<Pair, Int>("t.mul", parameters: "x", "y")
@@ -14,28 +16,43 @@ enum T {
 @Suite struct SignatureJSONTests {
     @Test func taskSignatureHasCeleryShape() throws {
         let json = T.add.s(1, 2).node.json
-        #expect(json == ["task": "t.add", "args": [1, 2], "kwargs": [:], "options": [:], "subtask_type": nil, "immutable": false])
+        #expect(
+            json == [
+                "task": "t.add", "args": [1, 2], "kwargs": [:], "options": [:], "subtask_type": nil, "immutable": false,
+            ])
         #expect(T.add.si(1, 2).node.json["immutable"] == true)
     }
 
     @Test func nestedCanvasRoundTripsThroughJSON() throws {
-        let canvas = chord(group { T.add.s(1, 1); T.add.s(2, 2) | T.mul.s(3) }, T.xsum.s() | T.add.s(1))
+        let canvas = chord(
+            group {
+                T.add.s(1, 1); T.add.s(2, 2) | T.mul.s(3)
+            }, T.xsum.s() | T.add.s(1))
         let json = canvas.node.json
         #expect(json["subtask_type"] == "chord")
         #expect(json["kwargs"]?["header"]?.arrayValue?.count == 2)
         #expect(try CanvasNode(json: json) == canvas.node)
         // Celery's own forms parse too: a chord whose header is a group signature, unknown keys ignored.
-        let celery: JSONValue = ["task": "celery.chord", "args": [], "subtask_type": "chord", "immutable": false, "options": [:], "chord_size": nil,
-                                 "kwargs": ["kwargs": [:], "body": T.xsum.s().node.json,
-                                            "header": ["task": "celery.group", "args": [], "subtask_type": "group", "options": [:],
-                                                       "kwargs": ["tasks": [T.add.s(1, 1).node.json]]]]]
+        let celery: JSONValue = [
+            "task": "celery.chord", "args": [], "subtask_type": "chord", "immutable": false, "options": [:],
+            "chord_size": nil,
+            "kwargs": [
+                "kwargs": [:], "body": T.xsum.s().node.json,
+                "header": [
+                    "task": "celery.group", "args": [], "subtask_type": "group", "options": [:],
+                    "kwargs": ["tasks": [T.add.s(1, 1).node.json]],
+                ],
+            ],
+        ]
         guard case .chord(let header, _, _) = try CanvasNode(json: celery) else { Issue.record("not a chord"); return }
         #expect(header.count == 1)
     }
 
     @Test func malformedSignaturesAreRejectedWithTheReason() {
         #expect(throws: CanvasDecodingError.self) { try CanvasNode(json: ["args": []]) }
-        #expect(throws: CanvasDecodingError.self) { try CanvasNode(json: ["task": "celery.chord", "subtask_type": "chord", "kwargs": ["header": []]]) }
+        #expect(throws: CanvasDecodingError.self) {
+            try CanvasNode(json: ["task": "celery.chord", "subtask_type": "chord", "kwargs": ["header": []]])
+        }
         #expect(throws: CanvasDecodingError.self) { try CanvasNode(json: "add") }
     }
 }
@@ -53,16 +70,21 @@ enum T {
         #expect(first.args == [2, 2])
         #expect(first.replyTo == "reply-q")
         let chain = try #require(first.embed.chain)
-        #expect(chain.map { $0["args"] } == [[5], [4]])   // next step last, as Celery does
+        #expect(chain.map { $0["args"] } == [[5], [4]])  // next step last, as Celery does
         // Every step's id is known up front; the chain's result is the last step's.
         guard case .task(let lastID, _) = ResultShape(of: frozen) else { Issue.record("not a task shape"); return }
         #expect(chain[0]["options"]?["task_id"]?.stringValue == lastID)
     }
 
     @Test func groupFollowedByAStepBecomesAChord() throws {
-        let canvas = group { T.add.s(1, 1); T.add.s(2, 2) } | T.xsum.s()
+        let canvas =
+            group {
+                T.add.s(1, 1); T.add.s(2, 2)
+            } | T.xsum.s()
         let frozen = freezer.freeze(canvas.node)
-        guard case .chord(let header, let body, let options) = frozen else { Issue.record("not upgraded to a chord: \(frozen)"); return }
+        guard case .chord(let header, let body, let options) = frozen else {
+            Issue.record("not upgraded to a chord: \(frozen)"); return
+        }
         #expect(header.count == 2)
         let info = try #require(ChordInfo(json: body.options[ChordInfo.optionKey]))
         #expect(info.size == 2)
@@ -87,11 +109,14 @@ enum T {
     }
 
     @Test func chainInsideAChordHeaderCarriesTheChordOnItsLastStep() throws {
-        let canvas = chord(group { T.add.s(1, 1) | T.mul.s(2); T.add.s(3, 3) }, T.xsum.s())
+        let canvas = chord(
+            group {
+                T.add.s(1, 1) | T.mul.s(2); T.add.s(3, 3)
+            }, T.xsum.s())
         let plan = planner.plan(freezer.freeze(canvas.node))
         #expect(plan.messages.count == 2)
         let chained = plan.messages[0].message
-        #expect(chained.embed.chord == nil)                  // the first step is not the member's last
+        #expect(chained.embed.chord == nil)  // the first step is not the member's last
         let last = try #require(chained.embed.chain?.first)
         #expect(last["options"]?["group_index"] == 0)
         #expect(last["options"]?["chord"] != nil)
@@ -126,10 +151,13 @@ enum T {
 @Suite struct ChordJoinDecisionTests {
     let info = ChordInfo(id: "c1", size: 3, queue: "celery", deadline: 5)
 
-    func part(_ i: Int, _ v: Int) -> ChordPart { ChordPart(index: i, taskID: "t\(i)", outcome: .success(.int(Int64(v)))) }
+    func part(_ i: Int, _ v: Int) -> ChordPart {
+        ChordPart(index: i, taskID: "t\(i)", outcome: .success(.int(Int64(v))))
+    }
 
     @Test func resultsAreInHeaderOrderWhateverTheArrivalOrder() {
-        #expect(ChordJoin.decide(parts: [part(2, 30), part(0, 10), part(1, 20)], info: info) == .runBody([10, 20, 30]))
+        #expect(
+            ChordJoin.decide(parts: [part(2, 30), part(0, 10), part(1, 20)], info: info) == .runBody([10, 20, 30]))
     }
 
     @Test func duplicatesCountOnceAndMissingMembersAreNamed() {
@@ -145,7 +173,9 @@ enum T {
     }
 
     @Test func failedMemberFailsTheBodyOrIsCollected() {
-        let bad = ChordPart(index: 1, taskID: "t1", outcome: .failure(TaskFailure(type: "ValueError", arguments: ["nope"], module: "builtins")))
+        let bad = ChordPart(
+            index: 1, taskID: "t1",
+            outcome: .failure(TaskFailure(type: "ValueError", arguments: ["nope"], module: "builtins")))
         guard case .fail(let failure) = ChordJoin.decide(parts: [part(0, 1), bad, part(2, 3)], info: info) else {
             Issue.record("a failed member must fail the body"); return
         }

@@ -17,16 +17,26 @@ import Testing
         """
 
     static let mustNotCompile: [(name: String, code: String, diagnostic: String)] = [
-        ("chain operator: Int into [Int]", "let c = add.s(1, 2) | xsum.s()",
-         "cannot convert value of type 'Signature<Int>' to expected argument type 'Signature<[Int]>'"),
-        ("chain builder: Int into [Int]", "let c = chain {\n    add.s(1, 2)\n    xsum.s()\n}",
-         "cannot convert value of type 'Step<[Int], Int>' to expected argument type 'Step<Int, Int>'"),
-        ("chord body must take the header's list", "let c = chord(group { add.s(1, 1) }, add.s(1))",
-         "cannot convert value of type 'Step<Int, Int>' to expected argument type 'Step<[Int], Int>'"),
-        ("argument of the wrong type", "let c = add.s(\"one\", 2)",
-         "cannot convert value of type 'String' to expected argument type 'Int'"),
-        ("String result into an Int step", "let c = shout.s(\"hi\") | add.s(1)",
-         "cannot convert value of type 'Signature<String>' to expected argument type 'Signature<Int>'"),
+        (
+            "chain operator: Int into [Int]", "let c = add.s(1, 2) | xsum.s()",
+            "cannot convert value of type 'Signature<Int>' to expected argument type 'Signature<[Int]>'"
+        ),
+        (
+            "chain builder: Int into [Int]", "let c = chain {\n    add.s(1, 2)\n    xsum.s()\n}",
+            "cannot convert value of type 'Step<[Int], Int>' to expected argument type 'Step<Int, Int>'"
+        ),
+        (
+            "chord body must take the header's list", "let c = chord(group { add.s(1, 1) }, add.s(1))",
+            "cannot convert value of type 'Step<Int, Int>' to expected argument type 'Step<[Int], Int>'"
+        ),
+        (
+            "argument of the wrong type", "let c = add.s(\"one\", 2)",
+            "cannot convert value of type 'String' to expected argument type 'Int'"
+        ),
+        (
+            "String result into an Int step", "let c = shout.s(\"hi\") | add.s(1)",
+            "cannot convert value of type 'Signature<String>' to expected argument type 'Signature<Int>'"
+        ),
     ]
 
     static let mustCompile = """
@@ -48,7 +58,8 @@ import Testing
         """
 
     func typecheck(_ code: String) throws -> (ok: Bool, output: String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("celeriac-typecheck-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "celeriac-typecheck-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("main.swift")

@@ -19,7 +19,12 @@ import Testing
     }
 
     @Test func markingSetsTheRootAndHeaderOnEveryTaskIncludingTheChordBody() throws {
-        let (node, root) = Self.frozen(chord(group { T.add.s(1, 1) | T.mul.s(2); T.add.s(2, 2) }, T.xsum.s()).node)
+        let (node, root) = Self.frozen(
+            chord(
+                group {
+                    T.add.s(1, 1) | T.mul.s(2); T.add.s(2, 2)
+                }, T.xsum.s()
+            ).node)
         let plan = CanvasPlanner(defaultQueue: "q").plan(node)
         #expect(plan.messages.count == 2)
         for m in plan.messages {
@@ -34,7 +39,11 @@ import Testing
 
     @Test func nestedCanvasGivesNodesEdgesAndClusters() {
         // add | group(mul, add | mul) | xsum  →  add, then a chord whose header is the group, body xsum.
-        let (node, root) = Self.frozen((T.add.s(1, 1) | group(steps: { T.mul.s(2); T.add.s(1) | T.mul.s(3) }) | T.xsum.s()).node)
+        let (node, root) = Self.frozen(
+            (T.add.s(1, 1)
+                | group(steps: {
+                    T.mul.s(2); T.add.s(1) | T.mul.s(3)
+                }) | T.xsum.s()).node)
         let graph = WorkflowGraph(root: root, canvas: node, records: [])
         let names: [String] = graph.nodes.map(\.name)
         #expect(names == ["t.add", "t.mul", "t.add", "t.mul", "t.xsum"])
@@ -53,7 +62,8 @@ import Testing
         let records = [
             GraphRecord(taskID: id, name: "t.add", state: .started, timestamp: 100, worker: "w1"),
             GraphRecord(taskID: id, name: "t.add", state: .success, timestamp: 100.5, runtime: 0.5, worker: "w1"),
-            GraphRecord(taskID: id, name: "t.add", state: .started, timestamp: 101, worker: "w2"),  // a redelivered duplicate
+            // A redelivered duplicate:
+            GraphRecord(taskID: id, name: "t.add", state: .started, timestamp: 101, worker: "w2"),
         ]
         let graph = WorkflowGraph(root: root, canvas: node, records: records)
         #expect(graph.nodes.count == 1)
@@ -66,7 +76,9 @@ import Testing
     }
 
     @Test func recordsRoundTripThroughJSON() throws {
-        let r = GraphRecord(taskID: "a", name: "t.add", state: .failure, timestamp: 1.5, runtime: 0.25, worker: "w", error: "ValueError: x")
+        let r = GraphRecord(
+            taskID: "a", name: "t.add", state: .failure, timestamp: 1.5, runtime: 0.25, worker: "w",
+            error: "ValueError: x")
         #expect(GraphRecord(json: r.json) == r)
         #expect(throws: CeleriacError.self) { try WorkflowGraph(root: "a", records: [r.json]) }
     }

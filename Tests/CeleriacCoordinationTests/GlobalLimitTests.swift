@@ -1,10 +1,12 @@
 import CeleriacCore
 import Testing
+
 @testable import CeleriacCoordination
 
 @Suite struct GlobalLimitTests {
     @Test func parsesRatesConcurrencyAndGroups() throws {
-        let limits = try GlobalLimit.parse(rates: ["demo.add=10/s", "gpu=2/m"], concurrency: ["gpu=2"], groups: ["gpu=render, encode"])
+        let limits = try GlobalLimit.parse(
+            rates: ["demo.add=10/s", "gpu=2/m"], concurrency: ["gpu=2"], groups: ["gpu=render, encode"])
         #expect(limits.count == 2)
         let add = try #require(limits.first { $0.name == "demo.add" })
         #expect(add.tasks == ["demo.add"])

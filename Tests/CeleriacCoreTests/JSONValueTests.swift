@@ -1,10 +1,12 @@
-import Testing
 import Foundation
+import Testing
+
 @testable import CeleriacCore
 
 @Suite struct JSONValueTests {
     @Test func parsesAndWritesNestedUnicodeAndNumbers() throws {
-        let text = #"{"a":[1,-2,3.5,true,false,null],"s":"h\u00e9llo \ud83d\ude00 \"q\"\n","big":9223372036854775807,"o":{}}"#
+        let text =
+            #"{"a":[1,-2,3.5,true,false,null],"s":"h\u00e9llo \ud83d\ude00 \"q\"\n","big":9223372036854775807,"o":{}}"#
         let v = try JSONValue.parse(text)
         #expect(v["a"] == .array([.int(1), .int(-2), .double(3.5), .bool(true), .bool(false), .null]))
         #expect(v["s"] == .string("héllo 😀 \"q\"\n"))
@@ -15,7 +17,8 @@ import Foundation
     }
 
     @Test(arguments: [
-        "1180591620717411303424", "[NaN]", "[Infinity]", "{\"a\":1", "[1,]", "\"unterminated", "tru", "[1] x", "{'a':1}", "\"\\ud800\"",
+        "1180591620717411303424", "[NaN]", "[Infinity]", "{\"a\":1", "[1,]", "\"unterminated", "tru", "[1] x",
+        "{'a':1}", "\"\\ud800\"",
     ])
     func rejectsWhatPythonMaySendButSwiftCannotHold(text: String) {
         #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
@@ -67,7 +70,8 @@ import Foundation
 
     @Test func positionalAndKeywordArgumentsBothBind() throws {
         let a: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [2, 3], kwargs: [:])
-        let b: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [], kwargs: ["x": 2, "y": 3])
+        let b: AddArgs = try ArgumentBinder.bind(
+            task: "demo.add", parameters: ["x", "y"], args: [], kwargs: ["x": 2, "y": 3])
         let c: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: [2], kwargs: ["y": 3])
         #expect(a.x == 2 && a.y == 3 && b.x == 2 && b.y == 3 && c.x == 2 && c.y == 3)
     }
@@ -82,7 +86,8 @@ import Foundation
     ])
     func badArgumentsNameTheArgument(args: [JSONValue], kwargs: JSONObject, message: String) {
         #expect {
-            let _: AddArgs = try ArgumentBinder.bind(task: "demo.add", parameters: ["x", "y"], args: args, kwargs: kwargs)
+            let _: AddArgs = try ArgumentBinder.bind(
+                task: "demo.add", parameters: ["x", "y"], args: args, kwargs: kwargs)
         } throws: { error in
             guard let e = error as? BuiltinError else { return false }
             return e.pythonType == "TypeError" && e.message.contains(message)
@@ -161,7 +166,8 @@ import Foundation
     }
 
     @Test func literalsAndFloats() {
-        #expect(JSONValue.array([.null, .bool(true), .bool(false), .double(2), .double(-0.5), .double(.nan)]).jsonString
+        #expect(
+            JSONValue.array([.null, .bool(true), .bool(false), .double(2), .double(-0.5), .double(.nan)]).jsonString
                 == "[null,true,false,2.0,-0.5,null]")
         #expect(JSONValue.double(1_795_916_052.123).jsonString == "1795916052.123")
     }
@@ -190,6 +196,10 @@ import Foundation
         #expect(object["retries"] == .int(-3) && object["terminated"] == .bool(true))
         #expect(object["runtime"] == .double(0.5))
         #expect(object["nested"] == .array([.int(1)]))
-        #expect(Array(object.objectValue!.keys) == ["uuid", "root_id", "retries", "terminated", "signum", "timestamp", "runtime", "hostname", "pid", "nested"])
+        #expect(
+            Array(object.objectValue!.keys) == [
+                "uuid", "root_id", "retries", "terminated", "signum", "timestamp", "runtime", "hostname", "pid",
+                "nested",
+            ])
     }
 }

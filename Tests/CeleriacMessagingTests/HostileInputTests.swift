@@ -2,6 +2,7 @@ import CeleriacBroker
 import CeleriacCore
 import CeleriacHMAC
 import Testing
+
 @testable import CeleriacMessaging
 
 /// The decoder's limits and header type checks, without a broker.
@@ -11,8 +12,10 @@ import Testing
     }
 
     static func delivery(_ body: [UInt8], headers: FieldTable, contentType: String? = "application/json") -> Delivery {
-        Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false, exchange: "", routingKey: "q",
-                 properties: BasicProperties(contentType: contentType, headers: headers), body: body, messageCount: nil)
+        Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false, exchange: "",
+            routingKey: "q",
+            properties: BasicProperties(contentType: contentType, headers: headers), body: body, messageCount: nil)
     }
 
     static let good: FieldTable = ["task": .string("t.add"), "id": .string("id-1")]
@@ -56,7 +59,8 @@ import Testing
         #expect(r.label == "limit")
         var nested = FieldValue.void
         for _ in 0..<200 { nested = .array([nested]) }
-        let h = try #require(Self.rejection(Self.delivery("[[],{},{}]", headers: Self.good.merging(["stamps": nested]))))
+        let h = try #require(
+            Self.rejection(Self.delivery("[[],{},{}]", headers: Self.good.merging(["stamps": nested]))))
         #expect(h.reason.contains("header 'stamps' nests deeper"))
     }
 
@@ -73,16 +77,23 @@ import Testing
             (Self.good.merging(["retries": .string("3")]), "header 'retries' is a string; expected an integer"),
             (Self.good.merging(["retries": .int32(-1)]), "expected a non-negative integer"),
             (Self.good.merging(["timelimit": .string("10")]), "header 'timelimit' is a string; expected a pair"),
-            (Self.good.merging(["timelimit": .array([.double(1), .double(2), .double(3)])]), "header 'timelimit' is a list; expected a pair"),
+            (
+                Self.good.merging(["timelimit": .array([.double(1), .double(2), .double(3)])]),
+                "header 'timelimit' is a list; expected a pair"
+            ),
             (Self.good.merging(["timelimit": .array([.string("a"), .void])]), "expected a pair"),
             (Self.good.merging(["eta": .int64(5)]), "header 'eta' is an integer; expected a string or None"),
             (Self.good.merging(["eta": .string("next tuesday")]), "invalid ETA"),
-            (Self.good.merging(["ignore_result": .string("yes")]), "header 'ignore_result' is a string; expected a boolean"),
+            (
+                Self.good.merging(["ignore_result": .string("yes")]),
+                "header 'ignore_result' is a string; expected a boolean"
+            ),
             (Self.good.merging(["parent_id": .table([:])]), "header 'parent_id' is a table"),
         ]
         for (headers, expected) in cases {
             let r = Self.rejection(Self.delivery("[[],{},{}]", headers: headers))
-            #expect(r?.reason.contains(expected) == true, "expected '\(expected)', got \(String(describing: r?.reason))")
+            #expect(
+                r?.reason.contains(expected) == true, "expected '\(expected)', got \(String(describing: r?.reason))")
         }
         // Integer time limits (as py-amqp writes Python ints) and None are fine.
         let ok = Self.good.merging(["timelimit": .array([.int32(10), .void]), "retries": .int8(2), "eta": .void])
@@ -90,18 +101,25 @@ import Testing
     }
 
     @Test func aSmallFieldTableKeepsItsOrderAndTheLastOfDuplicateKeys() {
-        let plain = FieldTable([(key: "task", value: .string("t")), (key: "id", value: .string("1")), (key: "retries", value: .int32(0))])
+        let plain = FieldTable([
+            (key: "task", value: .string("t")), (key: "id", value: .string("1")), (key: "retries", value: .int32(0)),
+        ])
         #expect(plain.keys == ["task", "id", "retries"])
-        let twice = FieldTable([(key: "task", value: .string("t")), (key: "id", value: .string("1")),
-                                (key: "a-key-longer-than-fifteen-bytes", value: .int32(1)), (key: "task", value: .string("later")),
-                                (key: "a-key-longer-than-fifteen-bytes", value: .int32(2))])
+        let twice = FieldTable([
+            (key: "task", value: .string("t")), (key: "id", value: .string("1")),
+            (key: "a-key-longer-than-fifteen-bytes", value: .int32(1)), (key: "task", value: .string("later")),
+            (key: "a-key-longer-than-fifteen-bytes", value: .int32(2)),
+        ])
         #expect(twice.keys == ["task", "id", "a-key-longer-than-fifteen-bytes"])
         #expect(twice["task"] == .string("later"))
         #expect(twice["a-key-longer-than-fifteen-bytes"] == .int32(2))
     }
 
     @Test func aFieldTableWithManyKeysBuildsInLinearTime() {
-        let entries = (0..<50_000).map { (key: "k\($0)", value: FieldValue.int32(Int32($0))) } + [(key: "k7", value: .string("last wins"))]
+        let entries =
+            (0..<50_000).map { (key: "k\($0)", value: FieldValue.int32(Int32($0))) } + [
+                (key: "k7", value: .string("last wins"))
+            ]
         let t = FieldTable(entries)
         #expect(t.count == 50_000)
         #expect(t["k7"] == .string("last wins"))
@@ -115,8 +133,10 @@ import Testing
     }
 
     static func asDelivery(_ m: OutgoingMessage) -> Delivery {
-        Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false, exchange: m.exchange,
-                 routingKey: m.routingKey, properties: m.properties, body: m.body, messageCount: nil)
+        Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false,
+            exchange: m.exchange,
+            routingKey: m.routingKey, properties: m.properties, body: m.body, messageCount: nil)
     }
 
     static func verdict(_ signer: MessageSigner, _ d: Delivery) -> String? {
@@ -130,7 +150,8 @@ import Testing
     }
 
     @Test func hmacMatchesRFC4231TestCase2() {
-        let code = HMACSHA256.authenticationCode(for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
+        let code = HMACSHA256.authenticationCode(
+            for: Array("what do ya want for nothing?".utf8), key: Array("Jefe".utf8))
         #expect(MessageSigner.hex(code) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         #expect(HMACSHA256.constantTimeEqual(code, code))
         #expect(!HMACSHA256.constantTimeEqual(code, Array(code.dropLast()) + [code.last! ^ 1]))
@@ -197,7 +218,9 @@ import Testing
     }
 
     @Test func keyFilesParseAndNeverEchoSecrets() throws {
-        let signer = try MessageSigner(keyFileText: "# rotated 2026-11\nk2 = s3cr3t-value-that-is-long-enough\n\nk1=older-secret-also-long-enough\n")
+        let signer = try MessageSigner(
+            keyFileText:
+                "# rotated 2026-11\nk2 = s3cr3t-value-that-is-long-enough\n\nk1=older-secret-also-long-enough\n")
         #expect(signer.keyIDs == ["k2", "k1"])
         #expect(signer.signingKey.id == "k2")
         let shown = "\(signer) \(signer.signingKey) \(String(reflecting: signer.signingKey)) \(signer.keys)"
@@ -213,7 +236,9 @@ import Testing
         #expect(short?.description.contains("tooshort") == false)
         #expect(throws: CeleriacError.self) { try MessageSigner(keyFileText: "# nothing\n") }
         #expect(throws: CeleriacError.self) { try MessageSigner(keyFileText: "no equals sign here at all") }
-        #expect(throws: CeleriacError.self) { try MessageSigner(keyFileText: "a=0123456789abcdef0\na=0123456789abcdef1") }
+        #expect(throws: CeleriacError.self) {
+            try MessageSigner(keyFileText: "a=0123456789abcdef0\na=0123456789abcdef1")
+        }
     }
 }
 

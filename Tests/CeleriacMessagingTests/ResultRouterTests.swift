@@ -1,11 +1,13 @@
 import CeleriacCore
 import Testing
+
 @testable import CeleriacMessaging
 
 /// The client's result cache: bounded, and never dropping (or spinning on) results someone waits for.
 @Suite struct ResultRouterTests {
     static func retry(_ id: String) -> ResultMessage {
-        ResultMessage.failure(id, TaskFailure(type: "Retry", arguments: [], module: "celery.exceptions"), status: .retry)
+        ResultMessage.failure(
+            id, TaskFailure(type: "Retry", arguments: [], module: "celery.exceptions"), status: .retry)
     }
 
     @Test func theOldestUnawaitedResultsAreEvictedFirst() async {

@@ -2,11 +2,13 @@ import CeleriacBroker
 import CeleriacCore
 import Foundation
 import Testing
+
 @testable import CeleriacMessaging
 
 @Suite struct TaskCodecTests {
     @Test func encodesCeleryProtocolV2HeadersWithTheirWireTypes() throws {
-        var m = TaskMessage(id: "id-1", name: "proj.add", args: [2, 3], kwargs: ["k": "v"], replyTo: "reply-q", priority: 5)
+        var m = TaskMessage(
+            id: "id-1", name: "proj.add", args: [2, 3], kwargs: ["k": "v"], replyTo: "reply-q", priority: 5)
         m.timeLimit = .init(hard: 30, soft: 20)
         m.eta = ISOTime.parse("2026-11-29T01:31:54.717387+00:00")
         m.expires = Date().addingTimeInterval(60)
@@ -38,7 +40,9 @@ import Testing
         let ttl = try #require(out.properties.expiration.flatMap(Int.init))
         #expect((58_000...60_000).contains(ttl))
         #expect(out.exchange == "" && out.routingKey == "celery")
-        #expect(String(decoding: out.body, as: UTF8.self) == #"[[2,3],{"k":"v"},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]"#)
+        #expect(
+            String(decoding: out.body, as: UTF8.self)
+                == #"[[2,3],{"k":"v"},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]"#)
     }
 
     @Test func decodesWhatItEncodes() throws {
@@ -48,8 +52,9 @@ import Testing
         m.groupIndex = 3
         m.extraHeaders = ["custom_header": "hello"]
         let out = TaskCodec.encode(m, routingKey: "q")
-        let d = Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false, exchange: "",
-                         routingKey: "q", properties: out.properties, body: out.body, messageCount: nil)
+        let d = Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "c", redelivered: false, exchange: "",
+            routingKey: "q", properties: out.properties, body: out.body, messageCount: nil)
         let back = try TaskCodec.decode(d)
         #expect(back.id == m.id && back.name == m.name && back.args == m.args && back.kwargs == m.kwargs)
         #expect(back.retries == 2 && back.groupID == "g" && back.groupIndex == 3)
@@ -59,11 +64,15 @@ import Testing
 
     @Test func pyAmqpLargeIntegersAndVoidBooleansAreRead() throws {
         // py-amqp writes big ints as 'L' (rabbitmq-c's U64) and may send ignore_result as void.
-        let props = BasicProperties(contentType: "application/json", headers: [
-            "task": .string("t"), "id": .string("i"), "retries": .int64(3), "ignore_result": .void, "group_index": .int16(2),
-        ])
-        let d = Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "", redelivered: false, exchange: "",
-                         routingKey: "q", properties: props, body: Array("[[],{},{}]".utf8), messageCount: nil)
+        let props = BasicProperties(
+            contentType: "application/json",
+            headers: [
+                "task": .string("t"), "id": .string("i"), "retries": .int64(3), "ignore_result": .void,
+                "group_index": .int16(2),
+            ])
+        let d = Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "", redelivered: false, exchange: "",
+            routingKey: "q", properties: props, body: Array("[[],{},{}]".utf8), messageCount: nil)
         let m = try TaskCodec.decode(d)
         #expect(m.retries == 3)
         #expect(m.ignoreResult == nil)
@@ -71,7 +80,9 @@ import Testing
     }
 
     @Test func delayRoutingKeysMatchKombu() {
-        #expect(Topology.delayRoutingKey(seconds: 5, routingKey: "tasks") == "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.1.tasks")
+        #expect(
+            Topology.delayRoutingKey(seconds: 5, routingKey: "tasks")
+                == "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.1.tasks")
         #expect(Topology.stripDelayPrefix("0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.1.tasks") == "tasks")
         #expect(Topology.stripDelayPrefix("a.b") == "a.b")
         let t = Topology.delayTopology()
@@ -83,9 +94,13 @@ import Testing
         #expect(Topology.delayTopology(.quorum).queues.allSatisfy { $0.arguments["x-queue-type"] == .string("quorum") })
         // kombu's arguments for quorum delay levels: at-least-once dead lettering between levels (so Celery and
         // Celeriac can declare the same topology); classic levels have no strategy.
-        #expect(Topology.delayTopology(.quorum).queues.allSatisfy { $0.arguments["x-dead-letter-strategy"] == .string("at-least-once") })
+        #expect(
+            Topology.delayTopology(.quorum).queues.allSatisfy {
+                $0.arguments["x-dead-letter-strategy"] == .string("at-least-once")
+            })
         #expect(t.queues.allSatisfy { $0.arguments["x-dead-letter-strategy"] == nil })
-        #expect(Topology.workQueue("q", maxPriority: 9, type: .quorum).1.arguments == ["x-queue-type": .string("quorum")])
+        #expect(
+            Topology.workQueue("q", maxPriority: 9, type: .quorum).1.arguments == ["x-queue-type": .string("quorum")])
         #expect(Topology.workQueue("q", maxPriority: 9).1.arguments["x-max-priority"] != nil)
         #expect(Topology.deadLetter(.quorum).1.arguments["x-queue-type"] == .string("quorum"))
         let reply = Topology.replyQueue("r")
@@ -105,7 +120,11 @@ import Testing
         let f = ResultMessage.failure("tid", failure).json
         #expect(f["result"] == ["exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"])
         // A plain-string exc_message is one argument, as Python reads it.
-        let parsed = try #require(ResultMessage(json: try JSONValue.parse(#"{"status":"FAILURE","result":{"exc_type":"KeyError","exc_message":"k","exc_module":"builtins"},"task_id":"x"}"#)))
+        let parsed = try #require(
+            ResultMessage(
+                json: try JSONValue.parse(
+                    #"{"status":"FAILURE","result":{"exc_type":"KeyError","exc_message":"k","exc_module":"builtins"},"task_id":"x"}"#
+                )))
         #expect(parsed.failure?.arguments == ["k"])
     }
 }

@@ -1,11 +1,14 @@
 import CeleriacCore
 import FoundationEssentials
 import Testing
+
 @testable import CeleriacPool
 
 @Suite struct PoolFrameTests {
     @Test func framesSurviveAnyChunking() throws {
-        let frames: [JSONValue] = [["t": "hello", "v": 1, "pid": 42], ["t": "done", "seq": 7, "ok": ["a": [1, 2.5, nil, "ü"]]], [:]]
+        let frames: [JSONValue] = [
+            ["t": "hello", "v": 1, "pid": 42], ["t": "done", "seq": 7, "ok": ["a": [1, 2.5, nil, "ü"]]], [:],
+        ]
         let bytes = frames.flatMap(PoolFrame.encode)
         for chunk in [1, 3, 4, 5, 17, bytes.count] {
             var decoder = PoolFrameDecoder()
@@ -46,8 +49,9 @@ import Testing
     }
 
     @Test func runRequestCarriesTheWholeTaskContext() throws {
-        var m = TaskMessage(name: "demo.add", args: [2, 3], kwargs: ["z": "q"], retries: 2, timeLimit: .init(hard: 5, soft: 1.5),
-                            parentID: "p1", groupID: "g1", replyTo: "reply.q", priority: 7, extraHeaders: ["x-celeriac-worker-lost": 1])
+        var m = TaskMessage(
+            name: "demo.add", args: [2, 3], kwargs: ["z": "q"], retries: 2, timeLimit: .init(hard: 5, soft: 1.5),
+            parentID: "p1", groupID: "g1", replyTo: "reply.q", priority: 7, extraHeaders: ["x-celeriac-worker-lost": 1])
         m.eta = Date(timeIntervalSince1970: 1_700_000_000.25)
         m.groupIndex = 3
         m.embed.chain = [["task": "demo.mul"]]

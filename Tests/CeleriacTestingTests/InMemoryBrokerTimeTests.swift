@@ -14,8 +14,10 @@ import Testing
         try await c.connect()
         try await c.declare(QueueSpec("work"))
         try await DelayTopology.declare(on: c, queues: ["work"])
-        try await c.publish(OutgoingMessage(exchange: Topology.delayLevel(Topology.delayLevels - 1),
-                                            routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: "work"), body: [1]))
+        try await c.publish(
+            OutgoingMessage(
+                exchange: Topology.delayLevel(Topology.delayLevels - 1),
+                routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: "work"), body: [1]))
         await clock.advance(by: .seconds(seconds) - .milliseconds(1))
         #expect(broker.messages(in: "work")?.count == 0)
         #expect(broker.delayedMessageCount == 1)
@@ -33,8 +35,10 @@ import Testing
         try await c.declare(QueueSpec("work"))
         try await DelayTopology.declare(on: c, queues: ["work"])
         let consumer = try await c.consume(queue: "work", prefetch: 1)
-        try await c.publish(OutgoingMessage(exchange: Topology.delayLevel(Topology.delayLevels - 1),
-                                            routingKey: Topology.delayRoutingKey(seconds: 10, routingKey: "work"), body: [7]))
+        try await c.publish(
+            OutgoingMessage(
+                exchange: Topology.delayLevel(Topology.delayLevels - 1),
+                routingKey: Topology.delayRoutingKey(seconds: 10, routingKey: "work"), body: [7]))
         for _ in 0..<10 { await clock.advance(by: .seconds(1)) }
         var iterator = consumer.deliveries.makeAsyncIterator()
         let delivery = await iterator.next()

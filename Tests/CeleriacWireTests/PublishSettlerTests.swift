@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import CeleriacWire
 
 /// A publish wait ends exactly once: by the confirm, or earlier by proof that the broker took the message.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import CeleriacWire
 
 /// The queue every delivery travels through: order, finishing, dropping after finish, waking a waiting consumer,

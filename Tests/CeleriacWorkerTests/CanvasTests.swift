@@ -7,10 +7,14 @@ import Testing
 
 /// The canvas tasks (`cv.*`), with positional argument protocols so the typed DSL applies.
 enum CanvasTasks {
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
     struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
     struct Text: Codable, Sendable, Arguments1 { let text: String; init(_ t: String) { text = t } }
-    struct Outcomes: Codable, Sendable, Arguments1 { let parts: [ChordPartOutcome<Int>]; init(_ p: [ChordPartOutcome<Int>]) { parts = p } }
+    struct Outcomes: Codable, Sendable, Arguments1 {
+        let parts: [ChordPartOutcome<Int>]; init(_ p: [ChordPartOutcome<Int>]) { parts = p }
+    }
     static let add = TaskName<Pair, Int>("cv.add", parameters: "x", "y")
     static let mul = TaskName<Pair, Int>("cv.mul", parameters: "x", "y")
     static let xsum = TaskName<Numbers, Int>("cv.xsum", parameters: "numbers")
@@ -76,7 +80,8 @@ enum CanvasTasks {
 
     @Test func aChordRunsItsBodyOnceWithEveryHeaderResult() async throws {
         try await withApp(CanvasTasks.registry()) { app in
-            let sum = try await app.client.apply(chord(group { for i in 0..<100 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
+            let sum = try await app.client.apply(
+                chord(group { for i in 0..<100 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
             #expect(try await sum.get(timeout: .seconds(10)) == 9900)
             // The join's queues go once the body is published (its result may come back first).
             try await app.broker.waitForQueues(prefixed: "celeriac.chord", count: 0)
@@ -85,9 +90,17 @@ enum CanvasTasks {
 
     @Test func nestedCanvasesComposeAsCelerysDo() async throws {
         try await withApp(CanvasTasks.registry()) { app in
-            let inner1 = chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.xsum.s())
+            let inner1 = chord(
+                group {
+                    CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2)
+                }, CanvasTasks.xsum.s())
             let inner2 = chord(group { CanvasTasks.add.s(3, 3) }, CanvasTasks.xsum.s())
-            let got5 = try await app.client.apply(chord(group { inner1; inner2 }, CanvasTasks.xsum.s())).get(timeout: .seconds(10))
+            let got5 = try await app.client.apply(
+                chord(
+                    group {
+                        inner1; inner2
+                    }, CanvasTasks.xsum.s())
+            ).get(timeout: .seconds(10))
             #expect(got5 == 12)
             let fanOut = group(steps: {
                 CanvasTasks.add.s(10) | CanvasTasks.mul.s(2)
@@ -95,7 +108,12 @@ enum CanvasTasks {
             })
             let fanned: [Int] = try await app.client.apply(CanvasTasks.add.s(1, 1) | fanOut).get(timeout: .seconds(10))
             #expect(fanned == [24, 6])
-            let inChain = CanvasTasks.add.s(1, 2) | chord(group(steps: { CanvasTasks.add.s(1); CanvasTasks.mul.s(2) }), CanvasTasks.xsum.s())
+            let inChain =
+                CanvasTasks.add.s(1, 2)
+                | chord(
+                    group(steps: {
+                        CanvasTasks.add.s(1); CanvasTasks.mul.s(2)
+                    }), CanvasTasks.xsum.s())
             let got6 = try await app.client.apply(inChain).get(timeout: .seconds(10))
             #expect(got6 == 10)
         }
@@ -124,12 +142,14 @@ enum CanvasTasks {
                 CanvasTasks.fail.s("member 1 broke")
                 CanvasTasks.add.s(2, 2)
             }
-            let result = try await app.client.apply(chord(header, CanvasTasks.xsum.s()).linkError(CanvasTasks.onError.s()))
+            let result = try await app.client.apply(
+                chord(header, CanvasTasks.xsum.s()).linkError(CanvasTasks.onError.s()))
             await #expect {
                 _ = try await result.get(timeout: .seconds(10))
             } throws: { error in
                 guard case .taskFailed(_, _, let failure)? = error as? CeleriacError else { return false }
-                return failure.type == "ChordError" && failure.message.contains("ValueError") && failure.message.contains("member 1")
+                return failure.type == "ChordError" && failure.message.contains("ValueError")
+                    && failure.message.contains("member 1")
             }
             try await callbacks.wait("the body's link_error") { $0 == "error \(result.id)" }
             let collected = try await app.client.apply(chord(collectingErrors: header, CanvasTasks.describe.s()))

@@ -28,7 +28,8 @@ import Testing
         try await withApp { app in
             _ = try await app.client.delay(Tasks.add, .init(x: 1, y: 1)).get(timeout: .seconds(10))
             let control = try await control(app)
-            let stats = try #require(try await control.call("stats", destination: ["celeriac@test"], timeout: .seconds(5))["celeriac@test"])
+            let stats = try #require(
+                try await control.call("stats", destination: ["celeriac@test"], timeout: .seconds(5))["celeriac@test"])
             #expect(stats["total"]?["t.add"] == .int(1))
             #expect(stats["broker"]?["transport"] == .string("memory"))
             await control.close()
@@ -38,7 +39,8 @@ import Testing
     @Test func registeredListsEveryTask() async throws {
         try await withApp { app in
             let control = try await control(app)
-            let registered = try await control.call("registered", destination: ["celeriac@test"], timeout: .seconds(5))["celeriac@test"]
+            let registered = try await control.call("registered", destination: ["celeriac@test"], timeout: .seconds(5))[
+                "celeriac@test"]
             let names = registered?.arrayValue?.compactMap(\.stringValue) ?? []
             #expect(names.contains("t.add") && names.contains("t.flaky"))
             await control.close()
@@ -52,7 +54,8 @@ import Testing
             let held = try await app.client.delay(Tasks.gate, .init())
             try await runs.waitForRun("t.gate")
             let control = try await control(app)
-            let active = try await control.call("active", destination: ["celeriac@test"], timeout: .seconds(5))["celeriac@test"]
+            let active = try await control.call("active", destination: ["celeriac@test"], timeout: .seconds(5))[
+                "celeriac@test"]
             #expect(active?.arrayValue?.contains { $0["id"]?.stringValue == held.id } == true)
             gate.open()
             _ = try await held.get(timeout: .seconds(10))
@@ -63,7 +66,9 @@ import Testing
     @Test func aRevokedQueuedTaskIsNotRun() async throws {
         let gate = Gate()
         let runs = Counter()
-        try await withApp(Tasks.registry(gate: gate, runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test")) { app in
+        try await withApp(
+            Tasks.registry(gate: gate, runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test")
+        ) { app in
             let held = try await app.client.delay(Tasks.gate, .init())
             try await runs.waitForRun("t.gate")
             let doomed = try await app.client.delay(Tasks.add, .init(x: 1, y: 1))
@@ -125,8 +130,9 @@ import Testing
         let runs = Counter()
         try await withApp(Tasks.registry(runs: runs)) { app in
             let control = try await control(app)
-            let reply = try await control.call("rate_limit", arguments: ["task_name": "t.add", "rate_limit": "1/m"],
-                                               destination: ["celeriac@test"], timeout: .seconds(5))
+            let reply = try await control.call(
+                "rate_limit", arguments: ["task_name": "t.add", "rate_limit": "1/m"],
+                destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(reply["celeriac@test"]?["ok"] != nil)
             let first = try await app.client.delay(Tasks.add, .init(x: 1, y: 0))
             let second = try await app.client.delay(Tasks.add, .init(x: 2, y: 0))
@@ -151,7 +157,9 @@ import Testing
                 if event["uuid"]?.stringValue == handle.id, let type = event["type"]?.stringValue { seen.append(type) }
                 if seen.contains("task-succeeded") { break }
             }
-            #expect(seen.contains("task-received") && seen.contains("task-started") && seen.contains("task-succeeded"), "saw \(seen)")
+            #expect(
+                seen.contains("task-received") && seen.contains("task-started") && seen.contains("task-succeeded"),
+                "saw \(seen)")
             await receiver.close()
         }
     }
@@ -160,8 +168,9 @@ import Testing
         let gate = Gate()
         let runs = Counter()
         let recorder = Recorder()
-        let app = try await CeleriacTestApp(registry: Tasks.registry(gate: gate, runs: runs),
-                                            configuration: .init(concurrency: 1, prefetchMultiplier: 4, hostname: "celeriac@test"), observer: recorder)
+        let app = try await CeleriacTestApp(
+            registry: Tasks.registry(gate: gate, runs: runs),
+            configuration: .init(concurrency: 1, prefetchMultiplier: 4, hostname: "celeriac@test"), observer: recorder)
         let held = try await app.client.delay(Tasks.gate, .init())
         try await runs.waitForRun("t.gate")
         _ = try await app.client.delay(Tasks.add, .init(x: 1, y: 1))
@@ -180,7 +189,8 @@ import Testing
     @Test func aQueueAddedAtRunTimeIsConsumed() async throws {
         try await withApp { app in
             let control = try await control(app)
-            let reply = try await control.call("add_consumer", arguments: ["queue": "extra"], destination: ["celeriac@test"], timeout: .seconds(5))
+            let reply = try await control.call(
+                "add_consumer", arguments: ["queue": "extra"], destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(reply["celeriac@test"] == ["ok": "add consumer extra"])
             let handle = try await app.client.delay(Tasks.mul, .init(x: 6, y: 7), options: SendOptions(queue: "extra"))
             #expect(try await handle.get(timeout: .seconds(10)) == 42)
@@ -202,8 +212,10 @@ import Testing
     @Test func higherPriorityTasksRunFirst() async throws {
         let gate = Gate()
         let runs = Counter()
-        try await withApp(Tasks.registry(gate: gate, runs: runs),
-                          configuration: .init(concurrency: 1, hostname: "celeriac@test", maxPriority: 9)) { app in
+        try await withApp(
+            Tasks.registry(gate: gate, runs: runs),
+            configuration: .init(concurrency: 1, hostname: "celeriac@test", maxPriority: 9)
+        ) { app in
             let held = try await app.client.delay(Tasks.gate, .init())
             try await runs.waitForRun("t.gate")
             let low = try await app.client.delay(Tasks.add, .init(x: 1, y: 0), options: SendOptions(priority: 1))
@@ -220,8 +232,10 @@ import Testing
     @Test func aTaskWithIgnoreResultSendsNoResult() async throws {
         let runs = Counter()
         // One at a time: had the ignored task answered, its answer would reach the reply queue before the next one's.
-        try await withApp(Tasks.registry(runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test")) { app in
-            let ignored = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(ignoreResult: true))
+        try await withApp(Tasks.registry(runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test")) {
+            app in
+            let ignored = try await app.client.delay(
+                Tasks.add, .init(x: 1, y: 1), options: SendOptions(ignoreResult: true))
             let later = try await app.client.delay(Tasks.mul, .init(x: 2, y: 3)).get(timeout: .seconds(10))
             #expect(later == 6)
             #expect(runs.count("t.add") == 1)
@@ -233,11 +247,15 @@ import Testing
         let runs = Counter()
         let recorder = Recorder()
         // One at a time, so the duplicate is handled before the task sent after it.
-        try await withApp(Tasks.registry(runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test"), observer: recorder) { app in
+        try await withApp(
+            Tasks.registry(runs: runs), configuration: .init(concurrency: 1, hostname: "celeriac@test"),
+            observer: recorder
+        ) { app in
             let id = UUID().uuidString.lowercased()
             let first = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(taskID: id))
             _ = try await first.get(timeout: .seconds(10))
-            _ = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(taskID: id, ignoreResult: true))
+            _ = try await app.client.delay(
+                Tasks.add, .init(x: 1, y: 1), options: SendOptions(taskID: id, ignoreResult: true))
             let after = try await app.client.delay(Tasks.mul, .init(x: 3, y: 3)).get(timeout: .seconds(10))
             #expect(after == 9)
             #expect(runs.count("t.add") == 1)

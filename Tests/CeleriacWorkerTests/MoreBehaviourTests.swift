@@ -43,7 +43,9 @@ import Testing
         try await withApp(Tasks.registry(runs: runs)) { app in
             let control = ControlClient(broker: app.broker)
             try await control.start()
-            _ = try await control.call("time_limit", arguments: ["task_name": "t.sleepy", "soft": 7], destination: ["celeriac@test"], timeout: .seconds(5))
+            _ = try await control.call(
+                "time_limit", arguments: ["task_name": "t.sleepy", "soft": 7], destination: ["celeriac@test"],
+                timeout: .seconds(5))
             let handle = try await app.client.delay(Tasks.sleepy, .init())
             try await runs.waitForRun("t.sleepy")
             await app.clock.advance(by: .seconds(7))
@@ -57,7 +59,7 @@ import Testing
         try await withApp(observer: recorder) { app in
             let handle = try await app.client.delay(Tasks.retryDefault, .init())
             try await recorder.finished.wait("the retry") { $0 == ("t.retry_default", .retried) }
-            try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
+            try await app.broker.waitForDelayedMessages()  // published after the observer heard of it
             await app.clock.advance(by: .seconds(179))
             #expect(app.broker.delayedMessageCount == 1)
             await app.clock.advance(by: .seconds(1))
@@ -68,7 +70,10 @@ import Testing
 
     @Test func aGroupWithAFailingMemberFailsWhenItsResultsAreCollected() async throws {
         try await withApp(CanvasTasks.registry()) { app in
-            let result = try await app.client.apply(group { CanvasTasks.add.s(1, 1); CanvasTasks.fail.s("member"); CanvasTasks.add.s(2, 2) })
+            let result = try await app.client.apply(
+                group {
+                    CanvasTasks.add.s(1, 1); CanvasTasks.fail.s("member"); CanvasTasks.add.s(2, 2)
+                })
             await #expect {
                 _ = try await result.get(timeout: .seconds(10))
             } throws: { error in
@@ -80,7 +85,11 @@ import Testing
 
     @Test func aChordWhoseBodyFailsFailsItsResult() async throws {
         try await withApp(CanvasTasks.registry()) { app in
-            let result = try await app.client.apply(chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.failSum.s()))
+            let result = try await app.client.apply(
+                chord(
+                    group {
+                        CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2)
+                    }, CanvasTasks.failSum.s()))
             await #expect {
                 _ = try await result.get(timeout: .seconds(10))
             } throws: { error in
@@ -101,14 +110,17 @@ import Testing
     @Test func chunksSplitPairsIntoTasksOfAGivenSize() async throws {
         try await withApp(CanvasTasks.registry()) { app in
             let pairs = (0..<7).map { ($0, $0) }
-            let chunks: [[Int]] = try await app.client.apply(CanvasTasks.add.chunks(pairs, size: 3)).get(timeout: .seconds(10))
+            let chunks: [[Int]] = try await app.client.apply(CanvasTasks.add.chunks(pairs, size: 3)).get(
+                timeout: .seconds(10))
             #expect(chunks == [[0, 2, 4], [6, 8, 10], [12]])
         }
     }
 
     @Test func aChordOfChordsJoinsAtEveryLevel() async throws {
         try await withApp(CanvasTasks.registry()) { app in
-            let inner = (1...3).map { n in chord(group { for i in 0..<n { CanvasTasks.add.s(i, 1) } }, CanvasTasks.xsum.s()) }
+            let inner = (1...3).map { n in
+                chord(group { for i in 0..<n { CanvasTasks.add.s(i, 1) } }, CanvasTasks.xsum.s())
+            }
             let outer = chord(group(inner), CanvasTasks.xsum.s())
             // 1 + (1+2) + (1+2+3) = 10
             let total = try await app.client.apply(outer).get(timeout: .seconds(10))
@@ -120,9 +132,11 @@ import Testing
         try await withApp(configuration: .init(concurrency: 2, hostname: "celeriac@test")) { app in
             let control = ControlClient(broker: app.broker)
             try await control.start()
-            let grown = try await control.call("pool_grow", arguments: ["n": 3], destination: ["celeriac@test"], timeout: .seconds(5))
+            let grown = try await control.call(
+                "pool_grow", arguments: ["n": 3], destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(grown["celeriac@test"]?["ok"]?.stringValue?.contains("5") == true)
-            let shrunk = try await control.call("pool_shrink", arguments: ["n": 4], destination: ["celeriac@test"], timeout: .seconds(5))
+            let shrunk = try await control.call(
+                "pool_shrink", arguments: ["n": 4], destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(shrunk["celeriac@test"]?["ok"]?.stringValue?.contains("1") == true)
             let stats = try await control.call("stats", destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(stats["celeriac@test"]?["pool"]?["max-concurrency"] == .int(1))
@@ -132,10 +146,13 @@ import Testing
 
     @Test func aCancelledConsumerLeavesItsQueueAlone() async throws {
         let runs = Counter()
-        try await withApp(Tasks.registry(runs: runs), configuration: .init(queues: ["celery", "side"], hostname: "celeriac@test")) { app in
+        try await withApp(
+            Tasks.registry(runs: runs), configuration: .init(queues: ["celery", "side"], hostname: "celeriac@test")
+        ) { app in
             let control = ControlClient(broker: app.broker)
             try await control.start()
-            let reply = try await control.call("cancel_consumer", arguments: ["queue": "side"], destination: ["celeriac@test"], timeout: .seconds(5))
+            let reply = try await control.call(
+                "cancel_consumer", arguments: ["queue": "side"], destination: ["celeriac@test"], timeout: .seconds(5))
             #expect(reply["celeriac@test"]?["ok"] != nil)
             _ = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(queue: "side"))
             let main = try await app.client.delay(Tasks.mul, .init(x: 2, y: 2)).get(timeout: .seconds(10))
@@ -181,7 +198,8 @@ import Testing
             let handle = try await app.client.delay(Tasks.add, .init(x: 5, y: 5))
             _ = try await handle.get(timeout: .seconds(10))
             var succeeded = false
-            for await event in events where event["uuid"]?.stringValue == handle.id && event["type"]?.stringValue == "task-succeeded" {
+            for await event in events
+            where event["uuid"]?.stringValue == handle.id && event["type"]?.stringValue == "task-succeeded" {
                 succeeded = true
                 break
             }

@@ -1,5 +1,6 @@
 import CeleriacTesting
 import Testing
+
 @testable import CeleriacWorker
 
 /// The per-worker token bucket on a manual clock.

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Logging
 import Synchronization
 import Testing
+
 @testable import CeleriacWorker
 
 /// Remote control on its own, against a fake worker: what each command asks of the worker and what it answers.
@@ -23,17 +24,27 @@ import Testing
         }
         let calls = Mutex(Calls())
         let configuration: Worker.Configuration
-        init(_ configuration: Worker.Configuration = .init(hostname: "fake@host")) { self.configuration = configuration }
+        init(_ configuration: Worker.Configuration = .init(hostname: "fake@host")) {
+            self.configuration = configuration
+        }
 
         var replies: any MessagePublishing { self }
         func publish(_ messages: [OutgoingMessage], settler: PublishSettler?) async throws(BrokerError) {
             calls.withLock { $0.published += messages }
         }
         func publishInBackground(_ message: OutgoingMessage) { calls.withLock { $0.published.append(message) } }
-        var brokerInfo: BrokerInfo { BrokerInfo(transport: "memory", host: "h", port: 1, user: "u", virtualHost: "/", tls: false, connectTimeout: 1, heartbeat: 0) }
+        var brokerInfo: BrokerInfo {
+            BrokerInfo(
+                transport: "memory", host: "h", port: 1, user: "u", virtualHost: "/", tls: false, connectTimeout: 1,
+                heartbeat: 0)
+        }
         var brokerDescription: String { "memory://" }
         var logger: Logger { Logger(label: "fake", factory: { _ in SwiftLogNoOpLogHandler() }) }
-        func tick() -> Int { calls.withLock { $0.clock += 1; return $0.clock } }
+        func tick() -> Int {
+            calls.withLock {
+                $0.clock += 1; return $0.clock
+            }
+        }
         var lamportClock: Int { calls.withLock { $0.clock } }
         var registeredTaskNames: [String] { ["a.task", "b.task"] }
         var startedAt: Date { Date(timeIntervalSince1970: 0) }
@@ -48,12 +59,16 @@ import Testing
         func reservedDeliveries() -> [(Delivery, String)] { [] }
         func revokedIDs() async -> [String] { calls.withLock { $0.revoked.map(\.0) } }
         func revoke(_ id: String, terminate: Bool) async { calls.withLock { $0.revoked.append((id, terminate)) } }
-        func recordBroadcastRevocations(_ ids: [String], terminate: Bool) { calls.withLock { $0.broadcast.append(ids) } }
+        func recordBroadcastRevocations(_ ids: [String], terminate: Bool) {
+            calls.withLock { $0.broadcast.append(ids) }
+        }
         func setRateLimit(_ task: String, _ limit: RateLimit?) async throws(CeleriacError) {
             guard registeredTaskNames.contains(task) else { throw .configuration("unknown task '\(task)'") }
             calls.withLock { $0.rateLimits.append((task, limit?.perSecond)) }
         }
-        func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) { calls.withLock { $0.timeLimits.append((task, limit)) } }
+        func setTimeLimit(_ task: String, _ limit: TaskMessage.TimeLimit) {
+            calls.withLock { $0.timeLimits.append((task, limit)) }
+        }
         func resizePool(by delta: Int) async -> Int {
             calls.withLock { $0.resized.append(delta) }
             return 3 + delta
@@ -67,11 +82,15 @@ import Testing
     }
 
     func request(_ method: String, _ arguments: JSONObject = [:], destination: [String]? = nil) -> Delivery {
-        var body: JSONObject = ["method": .string(method), "arguments": .object(arguments), "ticket": "t-1",
-                                "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": "oid-1"]]
+        var body: JSONObject = [
+            "method": .string(method), "arguments": .object(arguments), "ticket": "t-1",
+            "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": "oid-1"],
+        ]
         if let destination { body["destination"] = .array(destination.map { .string($0) }) }
-        return Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "", redelivered: false, exchange: "celery.pidbox",
-                        routingKey: "", properties: .init(), body: JSONValue.object(body).jsonBytes, messageCount: nil)
+        return Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "", redelivered: false,
+            exchange: "celery.pidbox",
+            routingKey: "", properties: .init(), body: JSONValue.object(body).jsonBytes, messageCount: nil)
     }
 
     func reply(of fake: FakeWorker) throws -> JSONValue {

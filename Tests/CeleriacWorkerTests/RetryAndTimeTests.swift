@@ -1,10 +1,10 @@
+import CeleriacBroker
 import CeleriacCore
 import CeleriacMessaging
 import CeleriacTesting
 import CeleriacWorker
 import FoundationEssentials
 import Testing
-import CeleriacBroker
 
 /// Retries, countdowns, ETAs, expiry, rate and time limits, with time moved by the manual clock.
 @Suite struct RetryAndTimeTests {
@@ -15,7 +15,7 @@ import CeleriacBroker
             let handle = try await app.client.delay(Tasks.flaky, .init(times: 2))
             for attempt in 1...2 {
                 try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
-                try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
+                try await app.broker.waitForDelayedMessages()  // published after the observer heard of it
                 await app.clock.advance(by: .seconds(9))
                 #expect(app.broker.delayedMessageCount == 1, "a 10 s retry left the delay queues after 9 s")
                 #expect(runs.count("t.flaky") == attempt)
@@ -29,10 +29,10 @@ import CeleriacBroker
     @Test func retriesStopAtMaxRetriesWithTheLastError() async throws {
         let recorder = Recorder()
         try await withApp(observer: recorder) { app in
-            let handle = try await app.client.delay(Tasks.flaky, .init(times: 10))   // maxRetries is 3
+            let handle = try await app.client.delay(Tasks.flaky, .init(times: 10))  // maxRetries is 3
             for attempt in 1...3 {
                 try await recorder.finished.wait(for: attempt, "retry \(attempt)") { $0 == ("t.flaky", .retried) }
-                try await app.broker.waitForDelayedMessages()   // published after the observer heard of it
+                try await app.broker.waitForDelayedMessages()  // published after the observer heard of it
                 await app.clock.advance(by: .seconds(10))
             }
             await #expect {
@@ -51,7 +51,9 @@ import CeleriacBroker
             let handle = try await app.client.delay(Tasks.autoretry, .init(times: 3))
             // Exponential backoff without jitter: 2, 4, 8 s (the cap), each never early.
             for (attempt, delay) in [2, 4, 8].enumerated() {
-                try await recorder.finished.wait(for: attempt + 1, "autoretry \(attempt + 1)") { $0 == ("t.autoretry", .retried) }
+                try await recorder.finished.wait(for: attempt + 1, "autoretry \(attempt + 1)") {
+                    $0 == ("t.autoretry", .retried)
+                }
                 try await app.broker.waitForDelayedMessages()
                 await app.clock.advance(by: .seconds(delay) - .milliseconds(1))
                 #expect(app.broker.delayedMessageCount == 1, "retry \(attempt + 1) left before its \(delay) s backoff")
@@ -77,7 +79,9 @@ import CeleriacBroker
             try await app.broker.waitForDelayedMessages()
             await app.clock.advance(by: .seconds(10))
             try await app.broker.waitForMessages(in: replies, 2)
-            let states = try #require(app.broker.messages(in: replies)).map { try JSONValue.parse($0.body)["status"]?.stringValue }
+            let states = try #require(app.broker.messages(in: replies)).map {
+                try JSONValue.parse($0.body)["status"]?.stringValue
+            }
             #expect(states == ["RETRY", "SUCCESS"])
             await raw.close()
         }
@@ -145,8 +149,11 @@ import CeleriacBroker
         let gate = Gate()
         let runs = Counter()
         let recorder = Recorder()
-        try await withApp(Tasks.registry(gate: gate, runs: runs), configuration: .init(concurrency: 1, prefetchMultiplier: 4, hostname: "celeriac@test"),
-                          observer: recorder) { app in
+        try await withApp(
+            Tasks.registry(gate: gate, runs: runs),
+            configuration: .init(concurrency: 1, prefetchMultiplier: 4, hostname: "celeriac@test"),
+            observer: recorder
+        ) { app in
             let held = try await app.client.delay(Tasks.gate, .init())
             try await runs.waitForRun("t.gate")
             let expiring = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(expiresIn: 60))
@@ -169,8 +176,11 @@ import CeleriacBroker
         let gate = Gate()
         let runs = Counter()
         let recorder = Recorder()
-        try await withApp(Tasks.registry(gate: gate, runs: runs), configuration: .init(concurrency: 1, prefetchMultiplier: 1, hostname: "celeriac@test"),
-                          observer: recorder) { app in
+        try await withApp(
+            Tasks.registry(gate: gate, runs: runs),
+            configuration: .init(concurrency: 1, prefetchMultiplier: 1, hostname: "celeriac@test"),
+            observer: recorder
+        ) { app in
             let held = try await app.client.delay(Tasks.gate, .init())
             try await runs.waitForRun("t.gate")
             _ = try await app.client.delay(Tasks.add, .init(x: 1, y: 1), options: SendOptions(expiresIn: 60))

@@ -27,16 +27,29 @@ enum Tasks {
     /// `gate` waits for the test to open it; `runs` counts every run of every task by name.
     static func registry(gate: Gate = Gate(), runs: Counter = Counter()) -> TaskRegistry {
         var r = TaskRegistry()
-        r.register(add) { p, ctx in runs.add(ctx.name); return p.x + p.y }
-        r.register(mul) { p, ctx in runs.add(ctx.name); return p.x * p.y }
-        r.register(xsum) { xs, ctx in runs.add(ctx.name); return xs.reduce(0, +) }
-        r.register(fail) { m, ctx in runs.add(ctx.name); throw BuiltinError.valueError(m.message) }
+        r.register(add) { p, ctx in
+            runs.add(ctx.name); return p.x + p.y
+        }
+        r.register(mul) { p, ctx in
+            runs.add(ctx.name); return p.x * p.y
+        }
+        r.register(xsum) { xs, ctx in
+            runs.add(ctx.name); return xs.reduce(0, +)
+        }
+        r.register(fail) { m, ctx in
+            runs.add(ctx.name); throw BuiltinError.valueError(m.message)
+        }
         r.register(flaky, options: TaskOptions(maxRetries: 3)) { t, ctx in
             runs.add(ctx.name)
             if ctx.retries < t.times { throw ctx.retry(countdown: .seconds(10)) }
             return ctx.retries
         }
-        r.register(autoretry, options: TaskOptions(maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 2, cap: 8, jitter: false)) { $0 is Transient })) { t, ctx in
+        r.register(
+            autoretry,
+            options: TaskOptions(
+                maxRetries: 5,
+                autoRetry: .init(backoff: .exponential(factor: 2, cap: 8, jitter: false)) { $0 is Transient })
+        ) { t, ctx in
             runs.add(ctx.name)
             if ctx.retries < t.times { throw Transient() }
             return ctx.retries
@@ -114,8 +127,10 @@ final class EventLog<Event: Sendable>: Sendable {
     }
 
     /// Waits until `count` events match, at most `limit` of real time.
-    func wait(for count: Int = 1, within limit: Duration = .seconds(10), _ what: String,
-              where match: @escaping @Sendable (Event) -> Bool) async throws {
+    func wait(
+        for count: Int = 1, within limit: Duration = .seconds(10), _ what: String,
+        where match: @escaping @Sendable (Event) -> Bool
+    ) async throws {
         let id = state.withLock { s -> UInt64 in
             s.next += 1
             return s.next
@@ -138,10 +153,11 @@ final class EventLog<Event: Sendable>: Sendable {
             left?.continuation.resume()
         }
         let seen = items.filter(match).count
-        guard seen >= count else { throw WaitTimeout(description: "waited \(limit) for \(what): saw \(seen) of \(count)") }
+        guard seen >= count else {
+            throw WaitTimeout(description: "waited \(limit) for \(what): saw \(seen) of \(count)")
+        }
     }
 }
-
 
 /// What the worker reported, as logs a test waits on.
 final class Recorder: WorkerObserver {
@@ -156,7 +172,9 @@ final class Recorder: WorkerObserver {
     let readiness = EventLog<Bool>()
     func stateChanged(ready: Bool) { readiness.append(ready) }
 
-    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) { finished.append((name, outcome)) }
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
+        finished.append((name, outcome))
+    }
     func taskStarted(name: String, queue: String) { started.append(name) }
     func messageDeadLettered(queue: String, reason: String) { deadLetters.append(reason) }
     func taskParked(name: String, queue: String) { parked.append(name) }
@@ -165,8 +183,10 @@ final class Recorder: WorkerObserver {
 }
 
 /// Waits for the first element of `stream` that `match` accepts, at most `limit` of real time.
-func first<S: AsyncSequence & Sendable>(_ stream: S, within limit: Duration = .seconds(10), _ what: String,
-                                        where match: @escaping @Sendable (S.Element) -> Bool) async throws -> S.Element
+func first<S: AsyncSequence & Sendable>(
+    _ stream: S, within limit: Duration = .seconds(10), _ what: String,
+    where match: @escaping @Sendable (S.Element) -> Bool
+) async throws -> S.Element
 where S.Element: Sendable {
     try await withThrowingTaskGroup(of: S.Element?.self) { group in
         group.addTask {
@@ -188,8 +208,10 @@ where S.Element: Sendable {
 struct WaitTimeout: Error, CustomStringConvertible { let description: String }
 
 /// Runs `body` with a started test app and shuts it down afterwards, also when `body` throws.
-func withApp(_ registry: TaskRegistry = Tasks.registry(), configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
-             observer: any WorkerObserver = NoObserver(), _ body: (CeleriacTestApp) async throws -> Void) async throws {
+func withApp(
+    _ registry: TaskRegistry = Tasks.registry(), configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
+    observer: any WorkerObserver = NoObserver(), _ body: (CeleriacTestApp) async throws -> Void
+) async throws {
     let app = try await CeleriacTestApp(registry: registry, configuration: configuration, observer: observer)
     do {
         try await body(app)

@@ -2,19 +2,25 @@ import CeleriacBroker
 import CeleriacCore
 import Synchronization
 import Testing
+
 @testable import CeleriacWorker
 
 /// The event emitter on its own, with a publisher that records.
 @Suite struct WorkerEventsTests {
     final class Recording: MessagePublishing {
         let sent = Mutex<[OutgoingMessage]>([])
-        func publish(_ messages: [OutgoingMessage], settler: PublishSettler?) async throws(BrokerError) { sent.withLock { $0 += messages } }
+        func publish(_ messages: [OutgoingMessage], settler: PublishSettler?) async throws(BrokerError) {
+            sent.withLock { $0 += messages }
+        }
         func publishInBackground(_ message: OutgoingMessage) { sent.withLock { $0.append(message) } }
     }
 
     func events(enabled: Bool) -> (WorkerEvents, Recording) {
         let publisher = Recording()
-        return (WorkerEvents(hostname: "celeriac@unit", enabled: enabled, publisher: publisher, lamport: LamportClock()), publisher)
+        return (
+            WorkerEvents(hostname: "celeriac@unit", enabled: enabled, publisher: publisher, lamport: LamportClock()),
+            publisher
+        )
     }
 
     @Test func nothingIsSentWhileEventsAreOff() {

@@ -20,7 +20,9 @@ import Testing
         let app = try await CeleriacTestApp(registry: registry, configuration: configuration)
         let loud = try await app.client.delay(Self.shout, .init(word: "hi")).get(timeout: .seconds(10))
         #expect(loud == "HI")
-        await #expect(throws: (any Error).self) { _ = try await app.client.delay(Self.shout, .init(word: "")).get(timeout: .seconds(10)) }
+        await #expect(throws: (any Error).self) {
+            _ = try await app.client.delay(Self.shout, .init(word: "")).get(timeout: .seconds(10))
+        }
         try await app.shutdown()
         #expect(tally.failures == ["example.shout ValueError": 1])
     }

@@ -14,18 +14,21 @@ enum ImageTasks {
 
     static func registry() throws -> TaskRegistry {
         var registry = TaskRegistry()
-        registry.register(resize, options: TaskOptions(
-            maxRetries: 5,                                   // default 3
-            autoRetry: TaskOptions.AutoRetry(backoff: .exponential(factor: 2, cap: 300)) { $0 is TransientError },
-            rateLimit: try RateLimit("100/s"),               // per worker; also "10/m", "5/h"
-            softTimeLimit: 60                                // seconds
-        )) { args, context in
+        registry.register(
+            resize,
+            options: TaskOptions(
+                maxRetries: 5,  // default 3
+                autoRetry: TaskOptions.AutoRetry(backoff: .exponential(factor: 2, cap: 300)) { $0 is TransientError },
+                rateLimit: try RateLimit("100/s"),  // per worker; also "10/m", "5/h"
+                softTimeLimit: 60  // seconds
+            )
+        ) { args, context in
             guard args.width > 0 else { throw BuiltinError.valueError("width must be positive") }
-            context.logger.info("resizing")                  // metadata carries task.id and task.name
+            context.logger.info("resizing")  // metadata carries task.id and task.name
             do {
                 return ImageRef(url: try await resize(args.url, to: args.width))
             } catch is StorageBusy {
-                throw context.retry(countdown: .seconds(10)) // a new message with retries + 1, like Celery
+                throw context.retry(countdown: .seconds(10))  // a new message with retries + 1, like Celery
             }
         }
         return registry

@@ -17,7 +17,7 @@ final class FailureTally: TaskMiddleware {
 enum MiddlewareExample {
     static func configuration(tally: FailureTally) -> Worker.Configuration {
         var configuration = Worker.Configuration(queues: ["celery"], concurrency: 8)
-        configuration.middleware = [tally]   // after the worker's own: metrics, events, tracing, workflow graph
+        configuration.middleware = [tally]  // after the worker's own: metrics, events, tracing, workflow graph
         return configuration
     }
 }

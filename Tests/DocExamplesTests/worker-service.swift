@@ -15,8 +15,8 @@ enum WorkerExample {
         registry.register(echo) { args, _ in args.value }
 
         var configuration = Worker.Configuration(queues: ["celery"], concurrency: 8, prefetchMultiplier: 2)
-        configuration.events = true                      // -E
-        configuration.duplicateWindow = 10_000           // --duplicate-window
+        configuration.events = true  // -E
+        configuration.duplicateWindow = 10_000  // --duplicate-window
 
         let broker = try AMQPBroker("amqp://guest:guest@127.0.0.1:5682/%2F")
         let worker = Worker(registry: registry, configuration: configuration, broker: broker, logger: logger)

@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Logging
 import Synchronization
@@ -35,7 +35,8 @@ final class BeatWatch: Sendable {
             for await d in consumer.deliveries {
                 let h = d.properties.headers
                 guard let id = h?["id"]?.stringValue, let entry = h?["beat_entry"]?.stringValue,
-                      let text = h?["beat_instant"]?.stringValue, let instant = ScheduleFile.parseInstant(text) else { continue }
+                    let text = h?["beat_instant"]?.stringValue, let instant = ScheduleFile.parseInstant(text)
+                else { continue }
                 let m = BeatMessage(id: id, entry: entry, instant: instant, received: Date())
                 let ready = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
                     s.messages.append(m)
@@ -77,13 +78,17 @@ final class BeatWatch: Sendable {
 
 /// Asserts that the runs are distinct instants `step` seconds apart with none missing, and returns them sorted.
 @discardableResult
-func expectContiguous(_ messages: [BeatMessage], step: Double, sourceLocation: SourceLocation = #_sourceLocation) -> [Date] {
+func expectContiguous(_ messages: [BeatMessage], step: Double, sourceLocation: SourceLocation = #_sourceLocation)
+    -> [Date]
+{
     let ids = messages.map(\.id)
     #expect(Set(ids).count == ids.count, "duplicate task ids: \(ids)", sourceLocation: sourceLocation)
     let instants = messages.map(\.instant).sorted()
     #expect(Set(instants).count == instants.count, "a run was sent twice: \(instants)", sourceLocation: sourceLocation)
     for (a, b) in zip(instants, instants.dropFirst()) {
-        #expect(abs(b.timeIntervalSince(a) - step) < 0.001, "gap between \(a) and \(b): a run was lost", sourceLocation: sourceLocation)
+        #expect(
+            abs(b.timeIntervalSince(a) - step) < 0.001, "gap between \(a) and \(b): a run was lost",
+            sourceLocation: sourceLocation)
     }
     for m in messages {
         #expect(m.id == BeatTaskID.make(entry: m.entry, instant: m.instant), sourceLocation: sourceLocation)
@@ -109,12 +114,17 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 struct BeatTests {
     var logger: Logger { testLogger("it-beat") }
 
-    func beat(_ url: AMQPURL, entry: ScheduleEntry, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
-              observer: any BeatObserver = NoBeatObserver(), stateQueue: String? = nil) async throws -> (Beat, CeleriacClient) {
-        let client = CeleriacClient(configuration: .init(receiveResults: false, connectionName: "it-beat"), broker: AMQPBroker(url: url))
+    func beat(
+        _ url: AMQPURL, entry: ScheduleEntry, store: any BeatStateStore, election: any LeaderElection = AlwaysLeader(),
+        observer: any BeatObserver = NoBeatObserver(), stateQueue: String? = nil
+    ) async throws -> (Beat, CeleriacClient) {
+        let client = CeleriacClient(
+            configuration: .init(receiveResults: false, connectionName: "it-beat"), broker: AMQPBroker(url: url))
         try await client.start()
-        let b = Beat(schedule: try BeatSchedule([entry]), sender: ClientSender(client: client, stateQueue: stateQueue), store: store,
-                     election: election, observer: observer, logger: logger)
+        let b = Beat(
+            schedule: try BeatSchedule([entry]), sender: ClientSender(client: client, stateQueue: stateQueue),
+            store: store,
+            election: election, observer: observer, logger: logger)
         return (b, client)
     }
 
@@ -123,8 +133,9 @@ struct BeatTests {
         let queue = uniqueName("beat-interval")
         let watcher = try await BeatWatch(url: url, queue: queue)
         let lateness = LatenessRecorder()
-        let (b, client) = try await beat(url, entry: ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue),
-                                         store: MemoryStateStore(), observer: lateness)
+        let (b, client) = try await beat(
+            url, entry: ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue),
+            store: MemoryStateStore(), observer: lateness)
         let running = Task { try await b.run() }
         // 10 s of real time from the first run: runs at t, t+1, ..., t+10.
         let messages = try await watcher.wait(for: 11, within: .seconds(30), "11 runs of a 1 s interval")
@@ -132,9 +143,11 @@ struct BeatTests {
         _ = try? await running.value
         let instants = expectContiguous(messages, step: 1)
         #expect(instants.last!.timeIntervalSince(instants.first!) == 10)
-        #expect(b.sent == 11 || b.sent == 12, "beat sent \(b.sent)") // one more may be in flight when stopped
+        #expect(b.sent == 11 || b.sent == 12, "beat sent \(b.sent)")  // one more may be in flight when stopped
         let l = lateness.values.withLock { $0 }
-        print("beat lateness over \(l.count) sends: p50 \(percentile(l, 0.5) * 1000) ms, p99 \(percentile(l, 0.99) * 1000) ms, max \((l.max() ?? 0) * 1000) ms")
+        print(
+            "beat lateness over \(l.count) sends: p50 \(percentile(l, 0.5) * 1000) ms, p99 \(percentile(l, 0.99) * 1000) ms, max \((l.max() ?? 0) * 1000) ms"
+        )
         await client.close()
         await watcher.close()
         await deleteQueues([queue], url: url)
@@ -146,7 +159,8 @@ struct BeatTests {
         let path = NSTemporaryDirectory() + "\(queue).json"
         defer { unlink(path) }
         let watcher = try await BeatWatch(url: url, queue: queue)
-        let entry = ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue, catchUp: .all(limit: 100))
+        let entry = ScheduleEntry(
+            name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue, catchUp: .all(limit: 100))
         let (first, c1) = try await beat(url, entry: entry, store: FileStateStore(path: path, logger: logger))
         let running1 = Task { try await first.run() }
         try await watcher.wait(for: 3, within: .seconds(20), "3 runs before the restart")
@@ -177,14 +191,17 @@ struct BeatTests {
         let group = uniqueName("beat-group")
         let watcher = try await BeatWatch(url: url, queue: queue)
         let entry = ScheduleEntry(name: "tick", task: "demo.add", schedule: .every(1), args: [1, 2], queue: queue)
-        let stateConnections = [AMQPConnection(url: url, options: .init(name: "it-beat-state-a")),
-                                AMQPConnection(url: url, options: .init(name: "it-beat-state-b"))]
+        let stateConnections = [
+            AMQPConnection(url: url, options: .init(name: "it-beat-state-a")),
+            AMQPConnection(url: url, options: .init(name: "it-beat-state-b")),
+        ]
         var beats: [(Beat, CeleriacClient, Task<Void, any Error>)] = []
         for c in stateConnections {
             try await c.connect()
-            let (b, client) = try await beat(url, entry: entry, store: BrokerStateStore(connection: c, queue: "\(group).state", logger: logger),
-                                             election: QueueLeaderLock(broker: AMQPBroker(url: url), lockQueue: "\(group).lock", logger: logger),
-                                             stateQueue: "\(group).state")
+            let (b, client) = try await beat(
+                url, entry: entry, store: BrokerStateStore(connection: c, queue: "\(group).state", logger: logger),
+                election: QueueLeaderLock(broker: AMQPBroker(url: url), lockQueue: "\(group).lock", logger: logger),
+                stateQueue: "\(group).state")
             beats.append((b, client, Task { try await b.run() }))
         }
         let messages = try await watcher.wait(for: 6, within: .seconds(30), "6 runs from two beats")
@@ -222,15 +239,22 @@ struct BeatTests {
         for i in 0..<2 {
             let log = "\(dir)/\(queue)-\(i).log"
             logs.append(log)
-            pids.append(try Shell.spawn(demo, ["beat", "--schedule", schedulePath, "--lock", group, "--state", "\(dir)/\(queue)-\(i).state",
-                                               "--broker", TestBroker.shared.urlString], environment: ProcessInfo.processInfo.environment, log: log))
+            pids.append(
+                try Shell.spawn(
+                    demo,
+                    [
+                        "beat", "--schedule", schedulePath, "--lock", group, "--state", "\(dir)/\(queue)-\(i).state",
+                        "--broker", TestBroker.shared.urlString,
+                    ], environment: ProcessInfo.processInfo.environment, log: log))
         }
         var alive = Set(pids)
         defer { for p in alive { Shell.kill(p) } }
         var messages = try await watcher.wait(for: 3, within: .seconds(60), "3 runs from the first leader")
         // Which process leads: its log says so. (Bounded polling of another process's output: there is no event.)
         func leaderIndex() -> Int? {
-            logs.firstIndex { ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "").contains("beat lock acquired") }
+            logs.firstIndex {
+                ((try? String(contentsOfFile: $0, encoding: .utf8)) ?? "").contains("beat lock acquired")
+            }
         }
         let leader = try #require(leaderIndex())
         Shell.kill(pids[leader])
@@ -238,7 +262,8 @@ struct BeatTests {
         let killedAt = Date()
         let lastBefore = messages.map(\.instant).max()!
         // The old leader may have had one more run confirmed before the kill; the standby sends the rest.
-        messages = try await watcher.wait(for: messages.count + 5, within: .seconds(30), "5 more runs after the leader was killed")
+        messages = try await watcher.wait(
+            for: messages.count + 5, within: .seconds(30), "5 more runs after the leader was killed")
         let firstByNew = messages.map(\.instant).filter { $0 > lastBefore }.min()!
         let firstNew = messages.first { $0.instant == firstByNew }!
         let takeover = firstNew.received.timeIntervalSince(killedAt)
@@ -248,7 +273,9 @@ struct BeatTests {
         for p in alive { Shell.kill(p) }
         alive.removeAll()
         expectContiguous(watcher.messages, step: 1)
-        print("beat takeover: first run from the standby \(String(format: "%.3f", takeover)) s after the kill, \(String(format: "%.3f", lateness)) s after its scheduled instant")
+        print(
+            "beat takeover: first run from the standby \(String(format: "%.3f", takeover)) s after the kill, \(String(format: "%.3f", lateness)) s after its scheduled instant"
+        )
         await watcher.close()
         await deleteQueues([queue, "\(group).state", "\(group).lock"], url: url)
     }

@@ -13,9 +13,10 @@ struct BenchSmokeTests {
             Issue.record("\(Self.path) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
             return [:]
         }
-        _ = try TestBroker.shared.url()   // starts the shared broker when needed
+        _ = try TestBroker.shared.url()  // starts the shared broker when needed
         let url = TestBroker.shared.urlString
-        let (ok, output) = await Shell.runOffPoolWithStatus(Self.path, args + ["--broker", url], environment: ProcessInfo.processInfo.environment)
+        let (ok, output) = await Shell.runOffPoolWithStatus(
+            Self.path, args + ["--broker", url], environment: ProcessInfo.processInfo.environment)
         #expect(ok, "celeriac-bench \(args.joined(separator: " ")) failed:\n\(output)")
         var figures: [String: Double] = [:]
         for line in output.split(separator: "\n") {
@@ -28,9 +29,11 @@ struct BenchSmokeTests {
 
     @Test func amqpScenarioPrintsEveryTransportFigure() async throws {
         let f = try await figures(["amqp", "--n", "300", "--rounds", "30"])
-        for name in ["amqp.publish_rate", "amqp.publish_confirm_rate", "amqp.consume_ack_rate_prefetch100",
-                     "amqp.consume_ack_rate_prefetch1000", "amqp.celery_shaped_consume_ack_rate_prefetch128",
-                     "amqp.rtt_p50", "amqp.rtt_from_pool_p50", "amqp.celery_shaped_rtt_p50"] {
+        for name in [
+            "amqp.publish_rate", "amqp.publish_confirm_rate", "amqp.consume_ack_rate_prefetch100",
+            "amqp.consume_ack_rate_prefetch1000", "amqp.celery_shaped_consume_ack_rate_prefetch128",
+            "amqp.rtt_p50", "amqp.rtt_from_pool_p50", "amqp.celery_shaped_rtt_p50",
+        ] {
             let value = try #require(f[name], "no \(name) line")
             #expect(value.isFinite && value > 0, "\(name) = \(value)")
         }
@@ -38,10 +41,12 @@ struct BenchSmokeTests {
 
     @Test func tasksScenarioDrainsAndRoundTrips() async throws {
         let f = try await figures(["tasks", "--n", "300", "--rounds", "30"])
-        for name in ["tasks.enqueue_rate", "tasks.drain_rate", "tasks.rtt_p50", "tasks.rtt_p99",
-                     "tasks.rtt_raw_requester_worker_p50", "tasks.rtt_client_raw_responder_p50",
-                     "tasks.raw_consume_rate_same_prefetch", "ratio.tasks.drain_vs_raw_consume",
-                     "tasks.drain_rate_including_startup", "worker.startup_ms"] {
+        for name in [
+            "tasks.enqueue_rate", "tasks.drain_rate", "tasks.rtt_p50", "tasks.rtt_p99",
+            "tasks.rtt_raw_requester_worker_p50", "tasks.rtt_client_raw_responder_p50",
+            "tasks.raw_consume_rate_same_prefetch", "ratio.tasks.drain_vs_raw_consume",
+            "tasks.drain_rate_including_startup", "worker.startup_ms",
+        ] {
             let value = try #require(f[name], "no \(name) line")
             #expect(value.isFinite && value > 0, "\(name) = \(value)")
         }

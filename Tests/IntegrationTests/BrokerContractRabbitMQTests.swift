@@ -15,7 +15,8 @@ import Testing
             raise: { _ = try await chaos.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.000001") },
             clear: { _ = try await chaos.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.4") })
         do {
-            try await contract.run(in: .init(broker: broker, pass: { try? await Task.sleep(for: $0) }, slack: .seconds(5), alarm: alarm))
+            try await contract.run(
+                in: .init(broker: broker, pass: { try? await Task.sleep(for: $0) }, slack: .seconds(5), alarm: alarm))
         } catch {
             _ = try? chaos.ctl("set_vm_memory_high_watermark", "0.4")
             throw error

@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import CeleriacWorker
 import Foundation
@@ -11,7 +11,9 @@ import Testing
 
 /// The canvas tasks of these tests (`cv.*`), with positional argument protocols so the typed DSL applies.
 enum CanvasTasks {
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
     struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
     struct Millis: Codable, Sendable, Arguments1 { let ms: Int; init(_ ms: Int) { self.ms = ms } }
     struct Text: Codable, Sendable, Arguments1 { let text: String; init(_ t: String) { text = t } }
@@ -27,7 +29,9 @@ enum CanvasTasks {
     static let held = TaskName<Millis, Int>("cv.held", parameters: "ms")
     struct Ints: Codable, Sendable, Arguments1 { let values: [Int]; init(_ v: [Int]) { values = v } }
     struct Values: Codable, Sendable, Arguments1 { let values: [JSONValue]; init(_ v: [JSONValue]) { values = v } }
-    struct Outcomes: Codable, Sendable, Arguments1 { let parts: [ChordPartOutcome<Int>]; init(_ p: [ChordPartOutcome<Int>]) { parts = p } }
+    struct Outcomes: Codable, Sendable, Arguments1 {
+        let parts: [ChordPartOutcome<Int>]; init(_ p: [ChordPartOutcome<Int>]) { parts = p }
+    }
     static let list = TaskName<Ints, [Int]>("cv.list", parameters: "values")
     static let values = TaskName<Values, [JSONValue]>("cv.values", parameters: "values")
     /// A chord body that gets results and errors side by side: "ok <value>" or the exception type per member.
@@ -82,11 +86,17 @@ struct CanvasTests {
         }
     }
 
-    func setUp(workers count: Int = 1, concurrency: Int = 8, registry: TaskRegistry = CanvasTasks.registry()) async throws -> Setup {
+    func setUp(workers count: Int = 1, concurrency: Int = 8, registry: TaskRegistry = CanvasTasks.registry())
+        async throws -> Setup
+    {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("cv")
         var workers: [RunningWorker] = []
-        for _ in 0..<count { workers.append(try await startWorker(registry, url: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 4)) }
+        for _ in 0..<count {
+            workers.append(
+                try await startWorker(
+                    registry, url: url, queues: [queue], concurrency: concurrency, prefetchMultiplier: 4))
+        }
         return Setup(url: url, queue: queue, workers: workers, client: try await startClient(url: url, queue: queue))
     }
 
@@ -134,7 +144,8 @@ struct CanvasTests {
         let values = try await result.get(timeout: .seconds(180))
         let doubled: [Int] = (0..<1000).map { 2 * $0 }
         #expect(values == doubled)
-        let sum = try await s.client.apply(chord(group { for i in 0..<1000 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
+        let sum = try await s.client.apply(
+            chord(group { for i in 0..<1000 { CanvasTasks.add.s(i, i) } }, CanvasTasks.xsum.s()))
         let total: Int = try await sum.get(timeout: .seconds(180))
         #expect(total == 999_000)
         try await s.stop()
@@ -144,7 +155,11 @@ struct CanvasTests {
     /// How many task bodies run at once, and the most seen.
     final class Overlap: Sendable {
         private let state = Mutex<(now: Int, most: Int)>((0, 0))
-        func enter() { state.withLock { $0.now += 1; $0.most = max($0.most, $0.now) } }
+        func enter() {
+            state.withLock {
+                $0.now += 1; $0.most = max($0.most, $0.now)
+            }
+        }
         func leave() { state.withLock { $0.now -= 1 } }
         var most: Int { state.withLock { $0.most } }
     }
@@ -164,7 +179,8 @@ struct CanvasTests {
         }
         let s = try await setUp(concurrency: 2, registry: registry)
         for _ in 0..<2 {
-            let result = try await s.client.apply(chord(group { for i in 0..<300 { Self.counted.s(i, i) } }, CanvasTasks.xsum.s()))
+            let result = try await s.client.apply(
+                chord(group { for i in 0..<300 { Self.counted.s(i, i) } }, CanvasTasks.xsum.s()))
             let total: Int = try await result.get(timeout: .seconds(120))
             #expect(total == 89_700)
         }
@@ -175,9 +191,15 @@ struct CanvasTests {
     @Test func nestedCanvasesComposeToAnyDepth() async throws {
         let s = try await setUp(workers: 2)
         // A chord of chords.
-        let inner1 = chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.xsum.s())
+        let inner1 = chord(
+            group {
+                CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2)
+            }, CanvasTasks.xsum.s())
         let inner2 = chord(group { CanvasTasks.add.s(3, 3) }, CanvasTasks.xsum.s())
-        let outer = chord(group { inner1; inner2 }, CanvasTasks.xsum.s())
+        let outer = chord(
+            group {
+                inner1; inner2
+            }, CanvasTasks.xsum.s())
         let outerResult = try await s.client.apply(outer)
         let twelve: Int = try await outerResult.get(timeout: .seconds(60))
         #expect(twelve == 12)
@@ -191,27 +213,42 @@ struct CanvasTests {
         let fanned: [Int] = try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut).get(timeout: .seconds(60))
         #expect(fanned == [24, 6] as [Int])
         // The same followed by a step: upgraded to a chord whose body gets the group's results.
-        let fannedSum: Int = try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut | CanvasTasks.xsum.s()).get(timeout: .seconds(60))
+        let fannedSum: Int = try await s.client.apply(CanvasTasks.add.s(1, 1) | fanOut | CanvasTasks.xsum.s()).get(
+            timeout: .seconds(60))
         #expect(fannedSum == 30)
         // A chord inside a chain, and a group of chords.
-        let inChain = CanvasTasks.add.s(1, 2) | chord(group(steps: { CanvasTasks.add.s(1); CanvasTasks.mul.s(2) }), CanvasTasks.xsum.s())
+        let inChain =
+            CanvasTasks.add.s(1, 2)
+            | chord(
+                group(steps: {
+                    CanvasTasks.add.s(1); CanvasTasks.mul.s(2)
+                }), CanvasTasks.xsum.s())
         let inChainSum: Int = try await s.client.apply(inChain).get(timeout: .seconds(60))
         #expect(inChainSum == 10)
-        let groupOfChords = group { inner1; inner2 }
+        let groupOfChords = group {
+            inner1; inner2
+        }
         let chordSums: [Int] = try await s.client.apply(groupOfChords).get(timeout: .seconds(60))
         #expect(chordSums == [6, 6] as [Int])
         // A group nested in a chord header is delivered to the body as one list.
-        let nestedGroup = chord(group { group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }.erased; CanvasTasks.add.s(5, 5).erased },
-                                CanvasTasks.values.s())
+        let nestedGroup = chord(
+            group {
+                group {
+                    CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2)
+                }.erased; CanvasTasks.add.s(5, 5).erased
+            },
+            CanvasTasks.values.s())
         let nested: [JSONValue] = try await s.client.apply(nestedGroup).get(timeout: .seconds(60))
         let expectedNested: [JSONValue] = [.array([.int(2), .int(4)]), .int(10)]
         #expect(nested == expectedNested)
         // map, starmap, chunks.
         let mapped: [Int] = try await s.client.apply(CanvasTasks.xsum.map([[1, 2], [3]])).get(timeout: .seconds(30))
         #expect(mapped == [3, 3] as [Int])
-        let starmapped: [Int] = try await s.client.apply(CanvasTasks.add.starmap([(1, 2), (3, 4)])).get(timeout: .seconds(30))
+        let starmapped: [Int] = try await s.client.apply(CanvasTasks.add.starmap([(1, 2), (3, 4)])).get(
+            timeout: .seconds(30))
         #expect(starmapped == [3, 7] as [Int])
-        let chunked: [[Int]] = try await s.client.apply(CanvasTasks.add.chunks((0..<10).map { ($0, $0) }, size: 4)).get(timeout: .seconds(30))
+        let chunked: [[Int]] = try await s.client.apply(CanvasTasks.add.chunks((0..<10).map { ($0, $0) }, size: 4)).get(
+            timeout: .seconds(30))
         let expectedChunks: [[Int]] = [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]
         #expect(chunked == expectedChunks)
         try await s.stop()
@@ -272,7 +309,7 @@ struct CanvasTests {
         let s = try await setUp(registry: CanvasTasks.registry(gate: gate))
         let header = group {
             CanvasTasks.add.s(1, 1)
-            CanvasTasks.held.s(7)        // held until the gate opens: the header cannot complete in time
+            CanvasTasks.held.s(7)  // held until the gate opens: the header cannot complete in time
         }
         let result = try await s.client.apply(chord(header, CanvasTasks.xsum.s(), deadline: .seconds(1)))
         do {
@@ -304,7 +341,8 @@ struct CanvasTests {
     /// The join queues of these chords that still exist: once a chord is joined (or failed) there must be none.
     func leftoverChordQueues(_ ids: [String]) async throws -> [String] {
         #expect(!ids.isEmpty, "no chord in the canvases checked")
-        let c = AMQPConnection(url: try TestBroker.shared.url(), options: .init(name: "it-chord-check", confirms: false))
+        let c = AMQPConnection(
+            url: try TestBroker.shared.url(), options: .init(name: "it-chord-check", confirms: false))
         try await c.connect()
         var left: [String] = []
         for id in ids {

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -12,13 +12,16 @@ struct CeleryInteropTests {
 
     /// Starts a Celeriac worker, runs a Python script from `Tests/Interop` against it, and expects every named
     /// check the script prints (one JSON line each) to have passed.
-    func runPythonChecks(_ script: String, checks expected: [String], events: Bool = false,
-                         extraEnvironment: [String: String] = [:]) async throws {
+    func runPythonChecks(
+        _ script: String, checks expected: [String], events: Bool = false,
+        extraEnvironment: [String: String] = [:]
+    ) async throws {
         let python = try TestPython.path()
         let url = try TestBroker.shared.url()
         let queue = uniqueName("interop")
         let node = "celeriac-\(queue.suffix(8))@test"
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 8, hostname: node, events: events)
+        let running = try await startWorker(
+            TestTasks.registry(), url: url, queues: [queue], concurrency: 8, hostname: node, events: events)
         var env = ProcessInfo.processInfo.environment
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
@@ -36,25 +39,38 @@ struct CeleryInteropTests {
     }
 
     @Test func pythonCeleryClientCallsCeleriacWorker() async throws {
-        try await runPythonChecks("python_client.py", checks: [
-            "positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky", "countdown",
-            "expires", "many_in_random_order", "chain_add_mul", "group_add", "chain_into_group",
-        ])
+        try await runPythonChecks(
+            "python_client.py",
+            checks: [
+                "positional", "keywords", "echo_nested", "failure", "wrong_type", "unknown_task", "flaky", "countdown",
+                "expires", "many_in_random_order", "chain_add_mul", "group_add", "chain_into_group",
+            ])
     }
 
     @Test func celeryInspectAndControlReachCeleriacWorkers() async throws {
-        try await runPythonChecks("python_control.py", checks: ["ping", "registered", "stats", "active_queues", "revoke", "active_then_terminate", "rate_limit", "cli_ping"])
+        try await runPythonChecks(
+            "python_control.py",
+            checks: [
+                "ping", "registered", "stats", "active_queues", "revoke", "active_then_terminate", "rate_limit",
+                "cli_ping",
+            ])
     }
 
     @Test func celeryEventReceiverSeesCeleriacWorkerAndTasks() async throws {
-        try await runPythonChecks("python_events.py", checks: [
-            "heartbeat", "received", "started", "succeeded", "failed", "worker_alive_in_state", "task_state_success", "failed_exception",
-        ], events: true)
+        try await runPythonChecks(
+            "python_events.py",
+            checks: [
+                "heartbeat", "received", "started", "succeeded", "failed", "worker_alive_in_state",
+                "task_state_success", "failed_exception",
+            ], events: true)
     }
 
     @Test func flowerListsCeleriacWorkerAndItsTasks() async throws {
-        try await runPythonChecks("python_flower.py", checks: ["online", "listed_with_stats", "registered", "task_seen", "processed_count", "screenshot"], events: true,
-                                  extraEnvironment: ["CELERIAC_INTEROP_FLOWER_PORT": String(try freeLoopbackPort())])
+        try await runPythonChecks(
+            "python_flower.py",
+            checks: ["online", "listed_with_stats", "registered", "task_seen", "processed_count", "screenshot"],
+            events: true,
+            extraEnvironment: ["CELERIAC_INTEROP_FLOWER_PORT": String(try freeLoopbackPort())])
     }
 
     /// Starts a real Celery worker (solo pool) of a Python app from `Tests/Interop` on `queue`; kill it at the end.
@@ -63,17 +79,22 @@ struct CeleryInteropTests {
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
         env["PYTHONPATH"] = interopDir
-        return try Shell.spawn(try TestPython.path(), ["-m", "celery", "-A", app, "worker", "-P", "solo", "-Q", queue,
-                                                       "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-                               environment: env, log: "\(TestBroker.repoRoot)/.run/\(app)-\(queue).log")
+        return try Shell.spawn(
+            try TestPython.path(),
+            [
+                "-m", "celery", "-A", app, "worker", "-P", "solo", "-Q", queue,
+                "-n", "py-\(queue)@test", "--without-mingle", "--without-gossip", "--loglevel", "WARNING",
+            ],
+            environment: env, log: "\(TestBroker.repoRoot)/.run/\(app)-\(queue).log")
     }
 
     static func checks(in output: String) -> [String: (Bool, String)] {
         let lines = output.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
-        return Dictionary(lines.compactMap { l -> (String, (Bool, String))? in
-            guard let name = l["check"]?.stringValue else { return nil }
-            return (name, (l["ok"]?.boolValue ?? false, l["detail"]?.stringValue ?? ""))
-        }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            lines.compactMap { l -> (String, (Bool, String))? in
+                guard let name = l["check"]?.stringValue else { return nil }
+                return (name, (l["ok"]?.boolValue ?? false, l["detail"]?.stringValue ?? ""))
+            }, uniquingKeysWith: { a, _ in a })
     }
 
     @Test func celeriacClientCallsPythonCeleryWorker() async throws {
@@ -91,11 +112,14 @@ struct CeleryInteropTests {
             _ = try await client.send("interop.fail", args: ["from python"]).get(timeout: .seconds(30))
         } throws: { error in
             guard case .taskFailed(_, _, let f)? = error as? CeleriacError else { return false }
-            return f.type == "ValueError" && f.module == "builtins" && f.message == "from python" && (f.traceback ?? "").contains("Traceback")
+            return f.type == "ValueError" && f.module == "builtins" && f.message == "from python"
+                && (f.traceback ?? "").contains("Traceback")
         }
         // A countdown through the delayed-delivery topology reaches a Python worker too.
         let sent = Date()
-        #expect(try await client.send("interop.add", args: [1, 1], options: SendOptions(countdown: 2)).get(timeout: .seconds(30)) == .int(2))
+        #expect(
+            try await client.send("interop.add", args: [1, 1], options: SendOptions(countdown: 2)).get(
+                timeout: .seconds(30)) == .int(2))
         #expect(Date().timeIntervalSince(sent) >= 2.0)
         await client.close()
         await deleteQueues([queue], url: url)
@@ -110,8 +134,12 @@ func freeLoopbackPort() throws -> Int {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = 0
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
     return Int(UInt16(bigEndian: addr.sin_port))
 }

@@ -1,14 +1,16 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
 /// The demo application's tasks, as a client declares them (the workers here are `celeriac-demo` processes).
 enum Demo {
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
     struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ n: [Int]) { numbers = n } }
     struct Seconds: Codable, Sendable, Arguments1 { let seconds: Double; init(_ s: Double) { seconds = s } }
     static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
@@ -22,12 +24,16 @@ struct ChordRecoveryTests {
     static var demo: String { DemoApp.path }
 
     func spawnWorker(queue: String, name: String) throws -> pid_t {
-        try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "4", "-n", "\(name)@test", "--broker", TestBroker.shared.urlString],
-                        environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(name).log")
+        try Shell.spawn(
+            Self.demo,
+            ["worker", "-Q", queue, "-c", "4", "-n", "\(name)@test", "--broker", TestBroker.shared.urlString],
+            environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(name).log")
     }
 
     /// Bounded polling of the broker's view (consumer and message counts have no event to wait on).
-    func waitFor(_ what: String, within timeout: Duration = .seconds(60), _ condition: @escaping @Sendable () async -> Bool) async throws {
+    func waitFor(
+        _ what: String, within timeout: Duration = .seconds(60), _ condition: @escaping @Sendable () async -> Bool
+    ) async throws {
         try await within(timeout, what) {
             while !(await condition()) { try await Task.sleep(for: .milliseconds(20)) }
         }
@@ -56,7 +62,7 @@ struct ChordRecoveryTests {
                 (try? await admin.inspect(queue: joinQueue).messageCount).map { $0 >= threshold } ?? true
             }
             let victim = Int.random(in: 0..<3)
-            Shell.kill(pids[victim])   // SIGKILL: its unacked tasks go back to the queue
+            Shell.kill(pids[victim])  // SIGKILL: its unacked tasks go back to the queue
             // The kill must land while the header is still running, or this test would prove nothing.
             let parts = try await admin.inspect(queue: joinQueue).messageCount
             #expect(parts < 1000, "worker killed only after the header had completed (\(parts) parts)")
@@ -78,9 +84,15 @@ struct ChordRecoveryTests {
         let queue = uniqueName("cvrejoin")
         let client = try await startClient(url: url, queue: queue)
         let frozen = CanvasFreezer(replyTo: client.replyQueue, defaultQueue: queue)
-            .freeze(chord(group { CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2) }, CanvasTasks.xsum.s()).node)
+            .freeze(
+                chord(
+                    group {
+                        CanvasTasks.add.s(1, 1); CanvasTasks.add.s(2, 2)
+                    }, CanvasTasks.xsum.s()
+                ).node)
         guard case .chord(_, let body, _) = frozen, let info = ChordInfo(json: body.options[ChordInfo.optionKey]),
-              case .task(let bodyTask) = body, let bodyID = bodyTask.options["task_id"]?.stringValue else {
+            case .task(let bodyTask) = body, let bodyID = bodyTask.options["task_id"]?.stringValue
+        else {
             Issue.record("unexpected frozen chord \(frozen)"); return
         }
         // The state a dead joiner leaves: both parts and its marker in the join queue, the join task unacked (here:
@@ -94,7 +106,10 @@ struct ChordRecoveryTests {
             JSONValue.object(["joined": "dead-joiner"]),
             ChordPart(index: 0, taskID: "m0", outcome: .success(2)).json,
         ]
-        try await admin.publish(parts.map { OutgoingMessage(routingKey: info.joinQueue, body: $0.jsonBytes, properties: .init(deliveryMode: 2)) })
+        try await admin.publish(
+            parts.map {
+                OutgoingMessage(routingKey: info.joinQueue, body: $0.jsonBytes, properties: .init(deliveryMode: 2))
+            })
         let join = ChordJoin.joinMessage(info: info, body: body.json, reason: .complete, parent: nil)
         try await admin.publish(TaskCodec.encode(join, routingKey: queue))
 
@@ -129,12 +144,13 @@ struct ChordRecoveryTests {
         try await admin.connect()
         _ = try await admin.declare(Topology.workQueue(queue, maxPriority: nil).1)
         try await waitFor("the demo worker consuming") { (try? await admin.inspect(queue: queue).consumerCount) == 1 }
-        let (ok, output) = await Shell.runOffPoolWithStatus(Self.demo, ["canvas", "--queue", queue, "--broker", TestBroker.shared.urlString],
-                                                            environment: ProcessInfo.processInfo.environment)
+        let (ok, output) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["canvas", "--queue", queue, "--broker", TestBroker.shared.urlString],
+            environment: ProcessInfo.processInfo.environment)
         #expect(ok, "\(output)")
-        #expect(output.contains("= 80"))                     // (2+2)*4*5
-        #expect(output.contains("= 9900"))                   // sum of 2i for i < 100
-        #expect(output.contains("= 30"))                     // the nested canvas
+        #expect(output.contains("= 80"))  // (2+2)*4*5
+        #expect(output.contains("= 9900"))  // sum of 2i for i < 100
+        #expect(output.contains("= 30"))  // the nested canvas
         #expect(output.contains("ChordError"))
         await admin.close()
         await deleteQueues([queue], url: url)

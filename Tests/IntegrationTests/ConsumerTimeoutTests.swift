@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -22,7 +22,9 @@ struct ConsumerTimeoutTests {
         let url = try broker.url()
         // A 2 s consumer timeout checked every 0.5 s, for channels opened from now on. The node's own values are
         // saved and put back at the end (removing them instead would break every later channel.open).
-        try await broker.scriptAsync("ctl", "eval", """
+        try await broker.scriptAsync(
+            "ctl", "eval",
+            """
             persistent_term:put(celeriac_ct_saved, {application:get_env(rabbit, channel_tick_interval), \
             application:get_env(rabbit, consumer_timeout)}), application:set_env(rabbit, channel_tick_interval, 500), \
             application:set_env(rabbit, consumer_timeout, 2000).
@@ -37,7 +39,8 @@ struct ConsumerTimeoutTests {
             let before = Self.timeoutsLogged()
             let consumer = try await raw.consume(queue: probe, prefetch: 1)
             try await raw.publish(OutgoingMessage(routingKey: probe, body: Array("held".utf8)))
-            _ = try await first(consumer.deliveries, within: .seconds(30), "the redelivery after the consumer timeout") { $0.redelivered }
+            _ = try await first(consumer.deliveries, within: .seconds(30), "the redelivery after the consumer timeout")
+            { $0.redelivered }
             // The log line has no event to wait on: bounded polling of the file.
             try await within(.seconds(10), "the broker to log the consumer timeout") {
                 while Self.timeoutsLogged() == before { try await Task.sleep(for: .milliseconds(50)) }
@@ -56,7 +59,8 @@ struct ConsumerTimeoutTests {
             let value = try await result.get(timeout: .seconds(60))
             #expect(value == .int(3))
             #expect(Date().timeIntervalSince(sent) >= 6, "the task ran before its countdown")
-            #expect(Self.timeoutsLogged() == afterControl, "a consumer timed out while the task waited for its countdown")
+            #expect(
+                Self.timeoutsLogged() == afterControl, "a consumer timed out while the task waited for its countdown")
             await client.close()
             try await running.stop()
             await deleteQueues([queue], url: url)
@@ -68,7 +72,9 @@ struct ConsumerTimeoutTests {
     }
 
     static func restoreTimeouts(_ broker: TestBroker) async throws {
-        try await broker.scriptAsync("ctl", "eval", """
+        try await broker.scriptAsync(
+            "ctl", "eval",
+            """
             {T, C} = persistent_term:get(celeriac_ct_saved), \
             case T of {ok, TV} -> application:set_env(rabbit, channel_tick_interval, TV); undefined -> ok end, \
             case C of {ok, CV} -> application:set_env(rabbit, consumer_timeout, CV); undefined -> application:unset_env(rabbit, consumer_timeout) end.

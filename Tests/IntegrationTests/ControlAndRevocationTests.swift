@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -12,7 +12,9 @@ struct ControlAndRevocationTests {
     static var demo: String { DemoApp.path }
 
     func cli(_ args: [String]) async -> (ok: Bool, output: String) {
-        await Shell.runOffPoolWithStatus(Self.demo, args + ["--broker", TestBroker.shared.urlString], environment: ProcessInfo.processInfo.environment)
+        await Shell.runOffPoolWithStatus(
+            Self.demo, args + ["--broker", TestBroker.shared.urlString],
+            environment: ProcessInfo.processInfo.environment)
     }
 
     /// The last line of a command's output as JSON (the `--json` replies).
@@ -22,8 +24,13 @@ struct ControlAndRevocationTests {
     }
 
     func spawnWorker(queue: String, node: String, concurrency: Int = 1) throws -> pid_t {
-        try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", String(concurrency), "-n", node, "-E", "--broker", TestBroker.shared.urlString],
-                        environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(node).log")
+        try Shell.spawn(
+            Self.demo,
+            [
+                "worker", "-Q", queue, "-c", String(concurrency), "-n", node, "-E", "--broker",
+                TestBroker.shared.urlString,
+            ],
+            environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(node).log")
     }
 
     /// Waits for an event of `type` about task `id` on a watcher from ``watchTaskEvents(url:name:)``.
@@ -50,7 +57,8 @@ struct ControlAndRevocationTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("ctl")
         let node = "ctl-\(queue.suffix(8))@test"
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 2, hostname: node, events: true)
+        let running = try await startWorker(
+            TestTasks.registry(), url: url, queues: [queue], concurrency: 2, hostname: node, events: true)
         let client = try await startClient(url: url, queue: queue)
 
         let ping = await cli(["inspect", "ping", "-d", node, "--json"])
@@ -69,13 +77,16 @@ struct ControlAndRevocationTests {
         #expect(readable.output.contains("-> \(node): OK") && readable.output.contains("pong"), "\(readable.output)")
 
         let rate = await cli(["control", "rate_limit", "it.add", "100/s", "-d", node, "--json"])
-        #expect(try lastJSON(rate.output)[node]?["ok"]?.stringValue == "new rate limit set successfully", "\(rate.output)")
+        #expect(
+            try lastJSON(rate.output)[node]?["ok"]?.stringValue == "new rate limit set successfully", "\(rate.output)")
         let unknownTask = await cli(["control", "rate_limit", "no.such.task", "1/s", "-d", node, "--json"])
-        #expect(try lastJSON(unknownTask.output)[node]?["error"]?.stringValue == "unknown task", "\(unknownTask.output)")
+        #expect(
+            try lastJSON(unknownTask.output)[node]?["error"]?.stringValue == "unknown task", "\(unknownTask.output)")
 
         // it.nap sleeps 120 s; a 0.3 s soft limit set at run time stops it.
         let limits = await cli(["control", "time_limit", "it.nap", "0.3", "10", "-d", node, "--json"])
-        #expect(try lastJSON(limits.output)[node]?["ok"]?.stringValue == "time limits set successfully", "\(limits.output)")
+        #expect(
+            try lastJSON(limits.output)[node]?["ok"]?.stringValue == "time limits set successfully", "\(limits.output)")
         let napped = await outcome(try await client.send("it.nap"))
         #expect(napped.contains("SoftTimeLimitExceeded"), "\(napped)")
 
@@ -87,17 +98,24 @@ struct ControlAndRevocationTests {
         // `events` prints the events of a task it sees happen (the ready line on stderr comes first).
         let eventsLog = "\(TestBroker.repoRoot)/.run/\(queue)-events.log"
         let eventsErr = "\(TestBroker.repoRoot)/.run/\(queue)-events.err"
-        let tail = try Shell.spawn(Self.demo, ["events", "--json", "--no-heartbeats", "--count", "4", "--timeout", "60",
-                                               "--broker", TestBroker.shared.urlString],
-                                   environment: ProcessInfo.processInfo.environment, stdout: eventsLog, stderr: eventsErr)
+        let tail = try Shell.spawn(
+            Self.demo,
+            [
+                "events", "--json", "--no-heartbeats", "--count", "4", "--timeout", "60",
+                "--broker", TestBroker.shared.urlString,
+            ],
+            environment: ProcessInfo.processInfo.environment, stdout: eventsLog, stderr: eventsErr)
         defer { Shell.kill(tail) }
         try await within(.seconds(30), "the events command to listen") {
-            while !((try? String(contentsOfFile: eventsErr, encoding: .utf8))?.contains("listening for events") ?? false) {
+            while !((try? String(contentsOfFile: eventsErr, encoding: .utf8))?.contains("listening for events") ?? false)
+            {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
         // A client with Celery's task_send_sent_event adds task-sent.
-        let announcing = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "it-sent", sendSentEvents: true), broker: AMQPBroker(url: url))
+        let announcing = CeleriacClient(
+            configuration: .init(defaultQueue: queue, connectionName: "it-sent", sendSentEvents: true),
+            broker: AMQPBroker(url: url))
         try await announcing.start()
         let sent = try await announcing.send("it.add", args: [20, 22])
         let answer = try await sent.get(timeout: .seconds(30))
@@ -109,7 +127,9 @@ struct ControlAndRevocationTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let lines = try String(contentsOfFile: eventsLog, encoding: .utf8).split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+        let lines = try String(contentsOfFile: eventsLog, encoding: .utf8).split(separator: "\n").compactMap {
+            try? JSONValue.parse(String($0))
+        }
         let ours = lines.filter { $0["uuid"]?.stringValue == sent.id }.compactMap { $0["type"]?.stringValue }
         // The worker's events keep their order; the client's task-sent comes from another connection, so it may
         // arrive after them (receivers order by timestamp/clock, as Celery's do).
@@ -152,18 +172,21 @@ struct ControlAndRevocationTests {
         var env = ProcessInfo.processInfo.environment
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["PYTHONPATH"] = CeleryInteropTests.interopDir
-        let python = await Shell.runOffPoolWithStatus(try TestPython.path(), ["-m", "celery", "-A", "interop_app", "control", "revoke", byPython.id],
-                                                      environment: env)
+        let python = await Shell.runOffPoolWithStatus(
+            try TestPython.path(), ["-m", "celery", "-A", "interop_app", "control", "revoke", byPython.id],
+            environment: env)
         #expect(python.ok, "\(python.output)")
         // The worker that got Celery's broadcast writes it to the log: wait until the log has it.
         try await awaitLogged(byPython.id, url: url)
 
-        Shell.kill(first)   // SIGKILL: the running sleep goes back to the queue, unacknowledged
+        Shell.kill(first)  // SIGKILL: the running sleep goes back to the queue, unacknowledged
         firstAlive = false
         let second = try spawnWorker(queue: queue, node: "rvk-b-\(queue.suffix(8))@test", concurrency: 2)
         defer { Shell.kill(second) }
 
-        for (what, result) in [("running", running), ("queued", queued), ("eta-held", held), ("revoked from Python", byPython)] {
+        for (what, result) in [
+            ("running", running), ("queued", queued), ("eta-held", held), ("revoked from Python", byPython),
+        ] {
             let got = await outcome(result)
             #expect(got == "REVOKED", "the \(what) task: \(got)")
         }
@@ -183,7 +206,7 @@ struct ControlAndRevocationTests {
         let pid = try spawnWorker(queue: queue, node: node, concurrency: 2)
         defer { Shell.kill(pid) }
         let client = try await startClient(url: url, queue: queue)
-        _ = try await client.send("demo.add", args: [1, 1]).get(timeout: .seconds(60))   // the worker is up
+        _ = try await client.send("demo.add", args: [1, 1]).get(timeout: .seconds(60))  // the worker is up
 
         @Sendable func processes() async throws -> Int {
             let stats = await cli(["inspect", "stats", "-d", node, "--json"])
@@ -193,10 +216,14 @@ struct ControlAndRevocationTests {
         let grow = await cli(["control", "pool_grow", "2", "-d", node, "--json"])
         #expect(try lastJSON(grow.output)[node]?["ok"]?.stringValue == "pool will grow to 4", "\(grow.output)")
         // Children start asynchronously: ask until the pool reports them (bounded).
-        try await within(.seconds(30), "4 pool children") { while (try await processes()) != 4 { try await Task.sleep(for: .milliseconds(50)) } }
+        try await within(.seconds(30), "4 pool children") {
+            while (try await processes()) != 4 { try await Task.sleep(for: .milliseconds(50)) }
+        }
         let shrink = await cli(["control", "pool_shrink", "3", "-d", node, "--json"])
         #expect(try lastJSON(shrink.output)[node]?["ok"]?.stringValue == "pool will shrink to 1", "\(shrink.output)")
-        try await within(.seconds(30), "1 pool child") { while (try await processes()) != 1 { try await Task.sleep(for: .milliseconds(50)) } }
+        try await within(.seconds(30), "1 pool child") {
+            while (try await processes()) != 1 { try await Task.sleep(for: .milliseconds(50)) }
+        }
         let stillRuns = try await client.send("demo.add", args: [2, 3]).get(timeout: .seconds(60))
         #expect(stillRuns == .int(5))
 
@@ -211,12 +238,15 @@ struct ControlAndRevocationTests {
         #expect(Set(names) == Set([queue, extra]), "\(queues.output)")
 
         let cancel = await cli(["control", "cancel_consumer", extra, "-d", node, "--json"])
-        #expect(try lastJSON(cancel.output)[node]?["ok"]?.stringValue == "no longer consuming from \(extra)", "\(cancel.output)")
+        #expect(
+            try lastJSON(cancel.output)[node]?["ok"]?.stringValue == "no longer consuming from \(extra)",
+            "\(cancel.output)")
         let admin = AMQPConnection(url: url, options: .init(name: "it-rt-admin", confirms: false))
         try await admin.connect()
         #expect(try await admin.inspect(queue: extra).consumerCount == 0)
         let last = await cli(["control", "cancel_consumer", queue, "-d", node, "--json"])
-        #expect(try lastJSON(last.output)[node]?["error"]?.stringValue?.contains("last queue") == true, "\(last.output)")
+        #expect(
+            try lastJSON(last.output)[node]?["error"]?.stringValue?.contains("last queue") == true, "\(last.output)")
 
         await admin.close()
         await client.close()
@@ -235,7 +265,8 @@ struct ControlAndRevocationTests {
         let raw = AMQPConnection(url: url, options: .init(name: "it-bad-pidbox", confirms: true))
         try await raw.connect()
         for body in ["not json at all", #"{"no_method": true}"#, #"[1, 2, 3]"#, #"{"method": 42}"#] {
-            try await raw.publish(OutgoingMessage(exchange: ControlClient.exchange, routingKey: "", body: Array(body.utf8)))
+            try await raw.publish(
+                OutgoingMessage(exchange: ControlClient.exchange, routingKey: "", body: Array(body.utf8)))
         }
         let unknown = try await control.call("frobnicate", destination: [node])
         #expect(unknown[node]?["error"]?.stringValue == "KeyError('frobnicate')", "\(unknown)")
@@ -255,7 +286,8 @@ struct ControlAndRevocationTests {
     func awaitLogged(_ id: String, url: AMQPURL) async throws {
         let reader = AMQPConnection(url: url, options: .init(name: "it-revocation-log", confirms: false))
         try await reader.connect()
-        let log = try await reader.consume(queue: RevocationLog.queue, prefetch: 1000, arguments: RevocationLog.fromFirst)
+        let log = try await reader.consume(
+            queue: RevocationLog.queue, prefetch: 1000, arguments: RevocationLog.fromFirst)
         _ = try await first(log.deliveries, within: .seconds(30), "\(id) in \(RevocationLog.queue)") { d in
             reader.ackInBackground(d.tag)
             if case .revoke(let logged, _, _)? = RevocationLog.decode(d.body) { return logged == id }
@@ -274,7 +306,10 @@ struct ControlAndRevocationTests {
         let queue = uniqueName("fresh-q")
         let workers = try await withThrowingTaskGroup(of: RunningWorker.self) { group in
             for i in 0..<4 {
-                group.addTask { try await startWorker(TestTasks.registry(), url: url, queues: [queue], hostname: "fresh\(i)-\(queue.suffix(6))@test") }
+                group.addTask {
+                    try await startWorker(
+                        TestTasks.registry(), url: url, queues: [queue], hostname: "fresh\(i)-\(queue.suffix(6))@test")
+                }
             }
             var started: [RunningWorker] = []
             for try await w in group { started.append(w) }

@@ -29,8 +29,10 @@ import Testing
             "celeriac_dead_letter_messages 3.0",
         ]
         for line in expected { #expect(text.contains(line), "missing: \(line)\n\(text)") }
-        let names: [String] = [MetricNames.duplicatesDetected, MetricNames.rateLimitWait, MetricNames.globalConcurrencyWait,
-                               MetricNames.refillerLeader, MetricNames.deadLetterDepth]
+        let names: [String] = [
+            MetricNames.duplicatesDetected, MetricNames.rateLimitWait, MetricNames.globalConcurrencyWait,
+            MetricNames.refillerLeader, MetricNames.deadLetterDepth,
+        ]
         for name in names { #expect(MetricNames.allNames.contains(name)) }
     }
 }

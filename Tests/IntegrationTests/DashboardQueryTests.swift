@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -31,15 +31,21 @@ struct DashboardQueryTests {
 
     @Test func everyDashboardAndAlertExpressionReturnsData() async throws {
         let prometheusBinary = "/usr/bin/prometheus"
-        guard FileManager.default.isExecutableFile(atPath: prometheusBinary), FileManager.default.isExecutableFile(atPath: Self.demo) else {
-            Issue.record("\(prometheusBinary) or \(Self.demo) is missing: scripts/bootstrap.sh installs prometheus, `swift build --build-tests` builds the demo")
+        guard FileManager.default.isExecutableFile(atPath: prometheusBinary),
+            FileManager.default.isExecutableFile(atPath: Self.demo)
+        else {
+            Issue.record(
+                "\(prometheusBinary) or \(Self.demo) is missing: scripts/bootstrap.sh installs prometheus, `swift build --build-tests` builds the demo"
+            )
             return
         }
         let repo = TestBroker.repoRoot
         let url = try TestBroker.shared.url()
         let rabbitPort = TestBroker.shared.prometheusPort
         guard (try? httpGet(port: rabbitPort, path: "/metrics").status) == 200 else {
-            Issue.record("RabbitMQ's rabbitmq_prometheus is not answering on 127.0.0.1:\(rabbitPort): restart the test node (scripts/broker.sh restart) so it gets the plugin")
+            Issue.record(
+                "RabbitMQ's rabbitmq_prometheus is not answering on 127.0.0.1:\(rabbitPort): restart the test node (scripts/broker.sh restart) so it gets the plugin"
+            )
             return
         }
         let dir = NSTemporaryDirectory() + "celeriac-dash-\(UUID().uuidString)"
@@ -50,9 +56,13 @@ struct DashboardQueryTests {
         let env = ProcessInfo.processInfo.environment
 
         let workerPort = try freeLoopbackPort()
-        let worker = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "2", "-n", "\(queue)@test", "--metrics-port", String(workerPort),
-                                                 "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString],
-                                     environment: env, log: "\(dir)/worker.log")
+        let worker = try Shell.spawn(
+            Self.demo,
+            [
+                "worker", "-Q", queue, "-c", "2", "-n", "\(queue)@test", "--metrics-port", String(workerPort),
+                "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString,
+            ],
+            environment: env, log: "\(dir)/worker.log")
         var workerRunning = true
         defer { if workerRunning { Shell.kill(worker) } }
         try """
@@ -64,9 +74,14 @@ struct DashboardQueryTests {
             queue: \(queue)
         """.write(toFile: "\(dir)/schedule.yaml", atomically: true, encoding: .utf8)
         let beatPort = try freeLoopbackPort()
-        let beat = try Shell.spawn(Self.demo, ["beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
-                                               "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString],
-                                   environment: env, log: "\(dir)/beat.log")
+        let beat = try Shell.spawn(
+            Self.demo,
+            [
+                "beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
+                "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker",
+                TestBroker.shared.urlString,
+            ],
+            environment: env, log: "\(dir)/beat.log")
         defer { Shell.kill(beat) }
 
         // The job names of Deploy/prometheus/prometheus.yml (the alerts select on them), with loopback targets, and
@@ -74,10 +89,12 @@ struct DashboardQueryTests {
         let deployConfig = try String(contentsOfFile: "\(repo)/Deploy/prometheus/prometheus.yml", encoding: .utf8)
         let jobs = deployConfig.split(separator: "\n").compactMap { line -> String? in
             let t = line.trimmingCharacters(in: .whitespaces)
-            return t.hasPrefix("- job_name:") ? t.dropFirst("- job_name:".count).trimmingCharacters(in: .whitespaces) : nil
+            return t.hasPrefix("- job_name:")
+                ? t.dropFirst("- job_name:".count).trimmingCharacters(in: .whitespaces) : nil
         }
-        #expect(Set(jobs) == ["celeriac-workers", "celeriac-beat", "rabbitmq", "rabbitmq-detailed"],
-                "Deploy/prometheus/prometheus.yml's jobs changed (\(jobs)): update this test's scrape config to match")
+        #expect(
+            Set(jobs) == ["celeriac-workers", "celeriac-beat", "rabbitmq", "rabbitmq-detailed"],
+            "Deploy/prometheus/prometheus.yml's jobs changed (\(jobs)): update this test's scrape config to match")
         try """
         global:
           scrape_interval: 1s
@@ -98,14 +115,20 @@ struct DashboardQueryTests {
             static_configs: [{targets: ['127.0.0.1:\(rabbitPort)']}]
         """.write(toFile: "\(dir)/prometheus.yml", atomically: true, encoding: .utf8)
         let webPort = try freeLoopbackPort()
-        let prometheus = try Shell.spawn(prometheusBinary, ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                                            "--web.listen-address=127.0.0.1:\(webPort)"],
-                                         environment: env, log: "\(dir)/prometheus.log")
+        let prometheus = try Shell.spawn(
+            prometheusBinary,
+            [
+                "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
+                "--web.listen-address=127.0.0.1:\(webPort)",
+            ],
+            environment: env, log: "\(dir)/prometheus.log")
         defer { Shell.kill(prometheus) }
         let api = PrometheusAPI(port: webPort)
 
         /// Bounded poll of Prometheus until `promql`'s first value satisfies `ok`.
-        func waitFor(_ promql: String, _ what: String, _ ok: @escaping @Sendable (Double) -> Bool = { $0 >= 1 }) async throws {
+        func waitFor(_ promql: String, _ what: String, _ ok: @escaping @Sendable (Double) -> Bool = { $0 >= 1 })
+            async throws
+        {
             _ = try await within(.seconds(60), "Prometheus: \(what) (\(promql))") {
                 while true {
                     if let v = api.number(promql), ok(v) { return true }
@@ -120,23 +143,34 @@ struct DashboardQueryTests {
         let client = try await startClient(url: url, queue: queue)
         for i in 0..<5 { _ = try await client.send("demo.add", args: [.int(Int64(i)), 1]).get(timeout: .seconds(30)) }
         #expect(try await client.send("demo.flaky", args: [1]).get(timeout: .seconds(30)) == .int(1))
-        await #expect(throws: (any Error).self) { try await client.send("demo.fail", args: ["dashboard"]).get(timeout: .seconds(30)) }
+        await #expect(throws: (any Error).self) {
+            try await client.send("demo.fail", args: ["dashboard"]).get(timeout: .seconds(30))
+        }
         await #expect(throws: (any Error).self) { try await client.send("demo.crash").get(timeout: .seconds(30)) }
         _ = try await client.send(missingTask, args: [])
 
         let w = #"job="celeriac-workers", queue=""# + queue + #"""#
         try await waitFor(#"sum(celeriac_tasks_finished_total{"# + w + #", outcome="retried"})"#, "a retry counted")
         try await waitFor(#"sum(celeriac_tasks_finished_total{"# + w + #", outcome="failed"})"#, "a failure counted")
-        try await waitFor(#"sum(celeriac_tasks_finished_total{"# + w + #", outcome="worker_lost"})"#, "a worker_lost counted")
+        try await waitFor(
+            #"sum(celeriac_tasks_finished_total{"# + w + #", outcome="worker_lost"})"#, "a worker_lost counted")
         try await waitFor(#"sum(celeriac_messages_dead_lettered_total{"# + w + #"})"#, "a dead letter counted")
-        try await waitFor(#"sum(celeriac_pool_child_restarts_total{job="celeriac-workers"})"#, "a pool child restart counted")
-        try await waitFor(#"sum(celeriac_beat_sends_total{job="celeriac-beat", entry="tick"})"#, "two beat sends", { $0 >= 2 })
-        try await waitFor(#"count(rabbitmq_detailed_queue_messages_ready{job="rabbitmq-detailed", queue=""# + queue + #""})"#, "RabbitMQ's per-queue depth")
-        try await waitFor(#"ALERTS{alertname="CeleriacMessagesDeadLettered", alertstate="firing"}"#, "CeleriacMessagesDeadLettered firing")
+        try await waitFor(
+            #"sum(celeriac_pool_child_restarts_total{job="celeriac-workers"})"#, "a pool child restart counted")
+        try await waitFor(
+            #"sum(celeriac_beat_sends_total{job="celeriac-beat", entry="tick"})"#, "two beat sends", { $0 >= 2 })
+        try await waitFor(
+            #"count(rabbitmq_detailed_queue_messages_ready{job="rabbitmq-detailed", queue=""# + queue + #""})"#,
+            "RabbitMQ's per-queue depth")
+        try await waitFor(
+            #"ALERTS{alertname="CeleriacMessagesDeadLettered", alertstate="firing"}"#,
+            "CeleriacMessagesDeadLettered firing")
 
         // Dashboards: every target and query variable, with Grafana's variables set to this worker and to All.
-        let variables = ["job": ".*", "queue": ".*", "task": ".*", "instance": "127.0.0.1:\(workerPort)",
-                         "__rate_interval": "1m", "__interval": "15s", "__range": "1h", "__range_s": "3600"]
+        let variables = [
+            "job": ".*", "queue": ".*", "task": ".*", "instance": "127.0.0.1:\(workerPort)",
+            "__rate_interval": "1m", "__interval": "15s", "__range": "1h", "__range_s": "3600",
+        ]
         var checked = 0
         for dashboard in try DashboardExpressions.dashboards(in: repo) {
             for e in try DashboardExpressions.expressions(repo: repo, dashboard: dashboard) {
@@ -150,14 +184,24 @@ struct DashboardQueryTests {
         // Alerts, as Prometheus loaded and evaluated them.
         let groups = try api.get("/api/v1/rules")["data"]?["groups"]?.arrayValue ?? []
         let rules = groups.flatMap { $0["rules"]?.arrayValue ?? [] }
-        let alertCount = try String(contentsOfFile: "\(repo)/Deploy/prometheus/alerts.yml", encoding: .utf8).components(separatedBy: "- alert:").count - 1
-        #expect(rules.count == alertCount && alertCount > 0, "Prometheus loaded \(rules.count) rules, alerts.yml has \(alertCount)")
+        let alertCount =
+            try String(contentsOfFile: "\(repo)/Deploy/prometheus/alerts.yml", encoding: .utf8).components(
+                separatedBy: "- alert:"
+            ).count - 1
+        #expect(
+            rules.count == alertCount && alertCount > 0,
+            "Prometheus loaded \(rules.count) rules, alerts.yml has \(alertCount)")
         for rule in rules {
             let name = rule["name"]?.stringValue ?? "?", expr = rule["query"]?.stringValue ?? ""
-            #expect(rule["health"]?.stringValue == "ok", "alert \(name): evaluation health \(rule["health"]?.stringValue ?? "?"): \(rule["lastError"]?.stringValue ?? "")")
+            #expect(
+                rule["health"]?.stringValue == "ok",
+                "alert \(name): evaluation health \(rule["health"]?.stringValue ?? "?"): \(rule["lastError"]?.stringValue ?? "")"
+            )
             try await expectAnswer(api, expr, "alert \(name) (full condition)", mayBeEmpty: true)
             for operand in DashboardExpressions.alertOperands(expr) {
-                try await expectAnswer(api, operand, "alert \(name) (operand without threshold: \(operand))", mayBeEmpty: Self.allowedEmpty("alert \(name)"))
+                try await expectAnswer(
+                    api, operand, "alert \(name) (operand without threshold: \(operand))",
+                    mayBeEmpty: Self.allowedEmpty("alert \(name)"))
             }
         }
 

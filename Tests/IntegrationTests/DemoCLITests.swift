@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -19,24 +19,38 @@ struct DemoCLITests {
         let queue = uniqueName("cli")
         guard DemoApp.isBuilt() else { return }
         let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
-        let pid = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "2", "-n", "\(queue)@test", "--broker", broker],
-                                  environment: ProcessInfo.processInfo.environment, log: log)
+        let pid = try Shell.spawn(
+            Self.demo, ["worker", "-Q", queue, "-c", "2", "-n", "\(queue)@test", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment, log: log)
         var exited = false
         defer { if !exited { Shell.kill(pid) } }
 
         // The first call also waits for the worker process to come up.
-        let add = await cli(["call", "demo.add", "--args", "[2,3]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker])
+        let add = await cli([
+            "call", "demo.add", "--args", "[2,3]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker,
+        ])
         #expect(add.ok && add.output.split(separator: "\n").last == "5", "\(add.output)")
-        let xsum = await cli(["call", "demo.xsum", "--args", "[[1,2,3,4]]", "--queue", queue, "--wait", "--broker", broker])
+        let xsum = await cli([
+            "call", "demo.xsum", "--args", "[[1,2,3,4]]", "--queue", queue, "--wait", "--broker", broker,
+        ])
         #expect(xsum.output.split(separator: "\n").last == "10", "\(xsum.output)")
-        let mul = await cli(["call", "demo.mul", "--kwargs", #"{"x": 6, "y": 7}"#, "--queue", queue, "--wait", "--broker", broker])
+        let mul = await cli([
+            "call", "demo.mul", "--kwargs", #"{"x": 6, "y": 7}"#, "--queue", queue, "--wait", "--broker", broker,
+        ])
         #expect(mul.output.split(separator: "\n").last == "42", "\(mul.output)")
         // Fails and retries itself (countdown 0.1 s) until its retries header reaches 2, then returns 2.
-        let flaky = await cli(["call", "demo.flaky", "--args", "[2]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker])
+        let flaky = await cli([
+            "call", "demo.flaky", "--args", "[2]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker,
+        ])
         #expect(flaky.ok && flaky.output.split(separator: "\n").last == "2", "\(flaky.output)")
-        let echo = await cli(["call", "demo.echo", "--kwargs", #"{"value": {"a": [1, null, "ü"]}}"#, "--queue", queue, "--wait", "--broker", broker])
+        let echo = await cli([
+            "call", "demo.echo", "--kwargs", #"{"value": {"a": [1, null, "ü"]}}"#, "--queue", queue, "--wait",
+            "--broker", broker,
+        ])
         #expect(echo.output.split(separator: "\n").last == #"{"a":[1,null,"ü"]}"#, "\(echo.output)")
-        let fail = await cli(["call", "demo.fail", "--args", #"["boom"]"#, "--queue", queue, "--wait", "--broker", broker])
+        let fail = await cli([
+            "call", "demo.fail", "--args", #"["boom"]"#, "--queue", queue, "--wait", "--broker", broker,
+        ])
         #expect(!fail.ok && fail.output.contains("ValueError: boom"), "\(fail.output)")
         let badJSON = await cli(["call", "demo.add", "--args", "[2,", "--queue", queue, "--broker", broker])
         #expect(!badJSON.ok && badJSON.output.contains("--args is not valid JSON"), "\(badJSON.output)")
@@ -55,12 +69,18 @@ struct DemoCLITests {
         let failed = try await client.send("demo.fail", args: ["kaput"], options: options)
         // The failure first: when the sum's result is ahead of it in the queue, the look holds that one and puts it
         // back for its owner (the next look).
-        let readFailure = await cli(["result", failed.id, "--reply-queue", replies, "--timeout", "60", "--broker", broker])
-        #expect(!readFailure.ok && readFailure.output.contains("FAILURE") && readFailure.output.contains("kaput"), "\(readFailure.output)")
+        let readFailure = await cli([
+            "result", failed.id, "--reply-queue", replies, "--timeout", "60", "--broker", broker,
+        ])
+        #expect(
+            !readFailure.ok && readFailure.output.contains("FAILURE") && readFailure.output.contains("kaput"),
+            "\(readFailure.output)")
         let read = await cli(["result", sum.id, "--reply-queue", replies, "--timeout", "60", "--broker", broker])
         let readLines: [String] = read.output.split(separator: "\n").suffix(2).map(String.init)
         #expect(read.ok && readLines == ["SUCCESS", "42"], "\(read.output)")
-        let missing = await cli(["result", "no-such-id", "--reply-queue", replies, "--timeout", "1", "--broker", broker])
+        let missing = await cli([
+            "result", "no-such-id", "--reply-queue", replies, "--timeout", "1", "--broker", broker,
+        ])
         #expect(!missing.ok && missing.output.contains("no result for no-such-id"), "\(missing.output)")
         await client.close()
         _ = try? await admin.deleteQueue(replies)
@@ -76,7 +96,9 @@ struct DemoCLITests {
             }
         }
         exited = true
-        #expect(status == 0, "worker exit status \(status); log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(
+            status == 0,
+            "worker exit status \(status); log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
 
         // Nothing is left in the queue; purge reports it.
         let purge = await cli(["purge", "-Q", queue, "--broker", broker])
@@ -97,9 +119,13 @@ struct DemoCLITests {
         let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
         let metricsPort = try freeLoopbackPort()
         // A long grace period, so only the second signal can end the task within this test's deadline.
-        let pid = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "1", "-n", node, "-E", "--grace-period", "600",
-                                              "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1", "--broker", broker],
-                                  environment: ProcessInfo.processInfo.environment, log: log)
+        let pid = try Shell.spawn(
+            Self.demo,
+            [
+                "worker", "-Q", queue, "-c", "1", "-n", node, "-E", "--grace-period", "600",
+                "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1", "--broker", broker,
+            ],
+            environment: ProcessInfo.processInfo.environment, log: log)
         var exited = false
         defer { if !exited { Shell.kill(pid) } }
         let sent = await cli(["call", "demo.sleep", "--args", "[60]", "--queue", queue, "--broker", broker])
@@ -111,17 +137,19 @@ struct DemoCLITests {
         // Two SIGTERMs sent back to back may merge into one pending signal; send the second once the worker
         // shows it is in its warm shutdown (/readyz turns 503).
         try await within(.seconds(30), "/readyz to turn 503 after SIGTERM") {
-            while (try? httpGet(port: metricsPort, path: "/readyz").status) != 503 { try await Task.sleep(for: .milliseconds(20)) }
+            while (try? httpGet(port: metricsPort, path: "/readyz").status) != 503 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
         kill(pid, SIGTERM)
         let status: Int32 = try await within(.seconds(60), "the worker to exit after the second SIGTERM") {
-          await withCheckedContinuation { c in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                c.resume(returning: status)
+            await withCheckedContinuation { c in
+                Thread.detachNewThread {
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    c.resume(returning: status)
+                }
             }
-          }
         }
         exited = true
         #expect(status == 0, "worker exit status \(status)")

@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import Foundation
 import Testing
@@ -31,38 +31,53 @@ struct GlobalConcurrencyTests {
         var pids: [String: pid_t] = [:]
         for i in 0..<3 {
             let host = "\(queue.suffix(8))-w\(i)@test"
-            pids[host] = try Shell.spawn(Self.demo, [
-                "worker", "-Q", queue, "-c", "2", "--pool", pool, "-n", host, "-E",
-                "--limit-group", "\(group)=demo.ledger", "--global-concurrency", "\(group)=2", "--broker", TestBroker.shared.urlString,
-            ], environment: ProcessInfo.processInfo.environment, log: "\(TestBroker.repoRoot)/.run/\(queue)-w\(i).log")
+            pids[host] = try Shell.spawn(
+                Self.demo,
+                [
+                    "worker", "-Q", queue, "-c", "2", "--pool", pool, "-n", host, "-E",
+                    "--limit-group", "\(group)=demo.ledger", "--global-concurrency", "\(group)=2", "--broker",
+                    TestBroker.shared.urlString,
+                ], environment: ProcessInfo.processInfo.environment,
+                log: "\(TestBroker.repoRoot)/.run/\(queue)-w\(i).log")
         }
         defer { pids.values.forEach(Shell.kill) }
-        try await waitForBroker("three workers consuming", within: .seconds(60)) { (try? await admin.inspect(queue: queue).consumerCount) == 3 }
+        try await waitForBroker("three workers consuming", within: .seconds(60)) {
+            (try? await admin.inspect(queue: queue).consumerCount) == 3
+        }
 
         let client = try await startClient(url: url, queue: queue)
         var results: [AsyncResult] = []
-        for _ in 0..<12 { results.append(try await client.send("demo.ledger", args: [.string(ledgerPath), .double(0.6)])) }
+        for _ in 0..<12 {
+            results.append(try await client.send("demo.ledger", args: [.string(ledgerPath), .double(0.6)]))
+        }
 
         // Kill the worker that started the first task, while that task runs (it sleeps 0.6 s).
         let hosts = Set(pids.keys)
-        let started = try await first(events.deliveries, within: .seconds(30), "a task-started event from our workers") { d in
+        let started = try await first(events.deliveries, within: .seconds(30), "a task-started event from our workers")
+        { d in
             startedHost(in: d.body).map(hosts.contains) ?? false
         }
         let victimHost = try #require(startedHost(in: started.body))
         let victim = try #require(pids[victimHost])
-        let killedAt = Date().timeIntervalSince1970   // before the kill: the victim's tasks end no earlier than this
+        let killedAt = Date().timeIntervalSince1970  // before the kill: the victim's tasks end no earlier than this
         Shell.kill(victim)
         pids[victimHost] = nil
 
         for r in results { _ = try await r.get(timeout: .seconds(60)) }
 
-        let lines = try String(contentsOfFile: ledgerPath, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let lines = try String(contentsOfFile: ledgerPath, encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: " ").map(String.init)
+        }
         var open: [String: Double] = [:]
         var intervals: [(start: Double, end: Double)] = []
         for l in lines where l.count == 4 {
             let key = "\(l[1]) \(l[2])"
             guard let t = Double(l[3]) else { continue }
-            if l[0] == "start" { open[key] = t } else if let s = open.removeValue(forKey: key) { intervals.append((s, t)) }
+            if l[0] == "start" {
+                open[key] = t
+            } else if let s = open.removeValue(forKey: key) {
+                intervals.append((s, t))
+            }
         }
         // Runs cut short by the kill end at the kill; any other run without an end is a failure.
         let cut = open.filter { $0.key.hasSuffix(" \(victimHost)") }
@@ -76,7 +91,9 @@ struct GlobalConcurrencyTests {
 
         // Both permits come back (the dead worker's by itself): none lost, none duplicated.
         let semaphore = CoordinationTopology.semaphoreQueue(group)
-        try await waitForBroker("both permits back in \(semaphore)") { (try? await admin.inspect(queue: semaphore).messageCount) == 2 }
+        try await waitForBroker("both permits back in \(semaphore)") {
+            (try? await admin.inspect(queue: semaphore).messageCount) == 2
+        }
 
         await client.close()
         await watcher.close()
@@ -108,8 +125,9 @@ struct GlobalLimitShutdownTests {
             await gate.wait()
             return 1
         }
-        let (running, _) = try await startCoordinatedWorker(registry, url: url, queue: queue,
-                                                            limits: [try GlobalLimit(name: name, concurrency: 1)], concurrency: 2)
+        let (running, _) = try await startCoordinatedWorker(
+            registry, url: url, queue: queue,
+            limits: [try GlobalLimit(name: name, concurrency: 1)], concurrency: 2)
         let client = try await startClient(url: url, queue: queue)
         let admin = AMQPConnection(url: url, options: .init(name: "it-gstop", confirms: false))
         try await admin.connect()
@@ -117,16 +135,20 @@ struct GlobalLimitShutdownTests {
         _ = try await first(running.observer.started, within: .seconds(20), "the first task to start") { $0 == name }
         _ = try await client.send(name)
         // Delivered (nothing ready) while the only permit is held: the second task waits for it.
-        try await waitForBroker("the second task delivered") { (try? await admin.inspect(queue: queue).messageCount) == 0 }
+        try await waitForBroker("the second task delivered") {
+            (try? await admin.inspect(queue: queue).messageCount) == 0
+        }
 
         let stopping = Task { try await running.stop() }
-        _ = try await first(running.observer.requeued, within: .seconds(10), "the waiting task to go back to the queue") { $0 == queue }
+        _ = try await first(running.observer.requeued, within: .seconds(10), "the waiting task to go back to the queue")
+        { $0 == queue }
         gate.open()
         #expect(try await holder.get(timeout: .seconds(20)) == .int(1))
         try await stopping.value
         #expect(try await admin.inspect(queue: queue).messageCount == 1)
         await client.close()
         await admin.close()
-        await deleteQueues([queue, CoordinationTopology.semaphoreQueue(name), CoordinationTopology.semaphoreReady(name)], url: url)
+        await deleteQueues(
+            [queue, CoordinationTopology.semaphoreQueue(name), CoordinationTopology.semaphoreReady(name)], url: url)
     }
 }

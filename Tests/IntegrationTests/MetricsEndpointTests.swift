@@ -1,6 +1,6 @@
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacMetrics
 import Foundation
 import Prometheus
@@ -14,7 +14,11 @@ func httpGet(port: Int, path: String) throws -> (status: Int, headers: String, b
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
     guard rc == 0 else { throw Shell.Failure(command: "GET \(path)", status: errno, output: "connect failed") }
     // Connection: close, so servers with keep-alive (Prometheus) end the response with EOF; reads time out at 5 s.
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -44,7 +48,8 @@ struct MetricsEndpointTests {
         let names = TestTasks.registry().names
         let metrics = WorkerMetrics(registry: registry, knownTasks: names, queues: [queue], concurrency: 4)
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], observers: [metrics])
-        let endpoint = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
+        let endpoint = MetricsEndpoint(
+            registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
         let port = try endpoint.start()
         defer { endpoint.stop() }
         let client = try await startClient(url: url, queue: queue)
@@ -74,18 +79,27 @@ struct MetricsEndpointTests {
         }
         #expect(scrape.status == 200)
         #expect(scrape.headers.contains("text/plain; version=0.0.4"))
-        #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.add",queue="\#(queue)",outcome="succeeded"} 7"#))
+        #expect(
+            scrape.body.contains(
+                #"celeriac_tasks_finished_total{task="it.add",queue="\#(queue)",outcome="succeeded"} 7"#))
         func sample(_ prefix: String) -> Double? {
-            scrape.body.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            scrape.body.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap {
+                Double($0.split(separator: " ").last ?? "")
+            }
         }
-        #expect((sample(#"celeriac_rate_limit_wait_seconds_count{task="it.add",scope="worker"}"#) ?? 0) >= 1, "\(scrape.body)")
+        #expect(
+            (sample(#"celeriac_rate_limit_wait_seconds_count{task="it.add",scope="worker"}"#) ?? 0) >= 1,
+            "\(scrape.body)")
         // Every result (8) was a confirmed publish.
         #expect((sample("celeriac_publish_confirm_seconds_count") ?? 0) >= 8, "\(scrape.body)")
         #expect(sample(#"celeriac_tasks_reserved{queue="\#(queue)"}"#) == 0, "\(scrape.body)")
         #expect(sample("celeriac_result_publish_failures_total") == 0, "\(scrape.body)")
         // The client stamps its send time: one queue-wait observation per add.
-        #expect(sample(#"celeriac_task_queue_wait_seconds_count{task="it.add",queue="\#(queue)"}"#) == 7, "\(scrape.body)")
-        #expect(scrape.body.contains(#"celeriac_tasks_finished_total{task="it.fail",queue="\#(queue)",outcome="failed"} 1"#))
+        #expect(
+            sample(#"celeriac_task_queue_wait_seconds_count{task="it.add",queue="\#(queue)"}"#) == 7, "\(scrape.body)")
+        #expect(
+            scrape.body.contains(#"celeriac_tasks_finished_total{task="it.fail",queue="\#(queue)",outcome="failed"} 1"#)
+        )
         #expect(scrape.body.contains("process_resident_memory_bytes"))
         #expect(!scrape.body.contains("guest:guest"))
 

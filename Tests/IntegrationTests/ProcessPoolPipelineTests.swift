@@ -1,10 +1,11 @@
-@testable import CeleriacPool
 import CeleriacCore
 import CeleriacWorker
 import Foundation
 import Logging
 import Synchronization
 import Testing
+
+@testable import CeleriacPool
 
 /// The process pool's pipelining, driven directly (no broker, no worker): a `ProcessPool` whose children are
 /// `celeriac-demo pool-child` processes. Runs are written ahead to a busy child; these tests check what happens to
@@ -23,7 +24,8 @@ struct ProcessPoolPipelineTests {
 
     /// The ids of the runs the pool wrote to a child, with waiters for the next ones.
     final class SentLog: Sendable {
-        private let state = Mutex<(ids: [String: pid_t], waiters: [String: CheckedContinuation<Void, Never>])>(([:], [:]))
+        private let state = Mutex<(ids: [String: pid_t], waiters: [String: CheckedContinuation<Void, Never>])>(
+            ([:], [:]))
 
         func record(_ id: String, pid: pid_t) {
             let waiter = state.withLock { s in
@@ -60,8 +62,10 @@ struct ProcessPoolPipelineTests {
 
         init(processes: Int, depth: Int, maxTasksPerChild: Int? = nil) async throws {
             guard DemoApp.isBuilt() else { throw CancellationError() }
-            pool = ProcessPool(configuration: .init(executable: DemoApp.path, arguments: ["pool-child", "--loglevel", "error"], processes: processes,
-                                                    maxTasksPerChild: maxTasksPerChild, stopTimeout: .seconds(30), pipelineDepth: depth))
+            pool = ProcessPool(
+                configuration: .init(
+                    executable: DemoApp.path, arguments: ["pool-child", "--loglevel", "error"], processes: processes,
+                    maxTasksPerChild: maxTasksPerChild, stopTimeout: .seconds(30), pipelineDepth: depth))
             let log = sent
             pool.sentProbe.withLock { $0 = { id, pid in log.record(id, pid: pid) } }
             var logger = Logger(label: "it-pool-pipeline")
@@ -70,22 +74,29 @@ struct ProcessPoolPipelineTests {
         }
 
         /// Starts running `name(args)` with `limits`; returns its id and the running task.
-        func start(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init()) -> (id: String, run: Task<JSONValue, any Error>) {
+        func start(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init()) -> (
+            id: String, run: Task<JSONValue, any Error>
+        ) {
             let message = TaskMessage(name: name, args: args)
             let task = ProcessPoolPipelineTests.registry[name]!
-            let context = TaskContext(message: message, logger: Logger(label: "it-pool-pipeline"), hostname: "test", options: task.options)
+            let context = TaskContext(
+                message: message, logger: Logger(label: "it-pool-pipeline"), hostname: "test", options: task.options)
             let pool = self.pool
             return (message.id, Task { try await pool.run(message, task: task, context: context, limits: limits) })
         }
 
         /// Starts a run and waits until it has been written to a child.
-        func send(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init()) async throws -> Task<JSONValue, any Error> {
+        func send(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init()) async throws
+            -> Task<JSONValue, any Error>
+        {
             try await sendReturningChild(name, args, limits: limits).run
         }
 
         /// Starts a run, waits until it has been written to a child and returns that child too.
-        func sendReturningChild(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init()) async throws
-            -> (run: Task<JSONValue, any Error>, child: pid_t?) {
+        func sendReturningChild(_ name: String, _ args: [JSONValue] = [], limits: TaskMessage.TimeLimit = .init())
+            async throws
+            -> (run: Task<JSONValue, any Error>, child: pid_t?)
+        {
             let (id, run) = start(name, args, limits: limits)
             let log = sent
             try await within(.seconds(30), "\(name) sent to a child") { await log.wait(for: id) }
@@ -138,7 +149,9 @@ struct ProcessPoolPipelineTests {
         // Both busy now: the next ones queue, one behind each.
         let (second, secondChild) = try await p.sendReturningChild("demo.sleep", [60])
         let (third, thirdChild) = try await p.sendReturningChild("demo.pid")
-        #expect(secondChild == idle && thirdChild == busy, "\(String(describing: secondChild)) \(String(describing: thirdChild))")
+        #expect(
+            secondChild == idle && thirdChild == busy,
+            "\(String(describing: secondChild)) \(String(describing: thirdChild))")
         // The queued one first: cancelled after the blocker, it could start before its cancel arrives.
         for run in [third, blocker, second] { run.cancel() }
         for run in [third, blocker, second] { #expect(await Self.outcome(run) == "cancelled") }
@@ -204,8 +217,10 @@ struct ProcessPoolPipelineTests {
     @Test func shrinkingRetiresABusyChildAfterItsQueuedTasksAndGrowingAddsOne() async throws {
         let p = try await Pool(processes: 2, depth: 2)
         // Both children busy, each with one task queued behind.
-        let busy = [try await p.send("demo.sleep", [0.5]), try await p.send("demo.sleep", [0.5]),
-                    try await p.send("demo.pid"), try await p.send("demo.pid")]
+        let busy = [
+            try await p.send("demo.sleep", [0.5]), try await p.send("demo.sleep", [0.5]),
+            try await p.send("demo.pid"), try await p.send("demo.pid"),
+        ]
         #expect(p.pool.resize(by: -1, to: 1) == 1)
         // From now on only the survivor takes tasks.
         let later = (0..<6).map { _ in p.start("demo.pid").run }

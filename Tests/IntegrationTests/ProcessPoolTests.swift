@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Synchronization
 import Testing
@@ -21,13 +21,19 @@ struct ProcessPoolTests {
 
         init(queue: String, _ extra: [String]) throws {
             guard FileManager.default.isExecutableFile(atPath: ProcessPoolTests.demo) else {
-                throw Shell.Failure(command: ProcessPoolTests.demo, status: 127, output: "missing: `swift build --build-tests` builds it (scripts/test.sh does)")
+                throw Shell.Failure(
+                    command: ProcessPoolTests.demo, status: 127,
+                    output: "missing: `swift build --build-tests` builds it (scripts/test.sh does)")
             }
             log = "\(TestBroker.repoRoot)/.run/\(queue)-\(UUID().uuidString.prefix(8)).log"
             node = "\(queue)-\(UUID().uuidString.prefix(8))@test"
-            pid = try Shell.spawn(ProcessPoolTests.demo, ["worker", "-Q", queue, "-n", node, "--pool", "process",
-                                                          "--broker", TestBroker.shared.urlString] + extra,
-                                  environment: ProcessInfo.processInfo.environment, log: log)
+            pid = try Shell.spawn(
+                ProcessPoolTests.demo,
+                [
+                    "worker", "-Q", queue, "-n", node, "--pool", "process",
+                    "--broker", TestBroker.shared.urlString,
+                ] + extra,
+                environment: ProcessInfo.processInfo.environment, log: log)
         }
 
         /// The live pool children: processes whose parent is this worker (read from /proc).
@@ -80,7 +86,8 @@ struct ProcessPoolTests {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { name -> pid_t? in
             guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
             // Fields after "(comm)": state, ppid, ...
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 1, fields[0] != "Z", pid_t(fields[1]) == parent else { return nil }
@@ -97,22 +104,31 @@ struct ProcessPoolTests {
         try await c.declare(ExchangeSpec("reply.celery.pidbox", kind: .direct, durable: false))
         try await c.bind(BindingSpec(queue: replies, exchange: "reply.celery.pidbox", routingKey: replies))
         let stream = try await c.consume(queue: replies, prefetch: 0, noAck: true)
-        let request: JSONValue = ["method": "stats", "arguments": [:], "destination": [.string(node)],
-                                  "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)], "ticket": .string(uniqueName())]
-        try await c.publish(OutgoingMessage(exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
-                                            properties: BasicProperties(contentType: "application/json")))
+        let request: JSONValue = [
+            "method": "stats", "arguments": [:], "destination": [.string(node)],
+            "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)],
+            "ticket": .string(uniqueName()),
+        ]
+        try await c.publish(
+            OutgoingMessage(
+                exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
+                properties: BasicProperties(contentType: "application/json")))
         let reply = try await first(stream.deliveries, within: .seconds(20), "the stats reply") { _ in true }
         await c.close()
         return try JSONValue.parse(reply.body)[node] ?? .null
     }
 
     static func isAlive(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
     }
 
     /// Bounded polling of process state, for which there is no event to wait on.
-    static func poll(_ what: String, timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool) async throws {
+    static func poll(_ what: String, timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool)
+        async throws
+    {
         try await within(timeout, what) {
             while !condition() { try await Task.sleep(for: .milliseconds(50)) }
         }
@@ -134,7 +150,8 @@ struct ProcessPoolTests {
         let queue = uniqueName("pool-crash")
         let client = try await startClient(url: url, queue: queue)
         let metricsPort = try freeLoopbackPort()
-        let worker = try WorkerProcess(queue: queue, ["-c", "4", "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1"])
+        let worker = try WorkerProcess(
+            queue: queue, ["-c", "4", "--metrics-port", String(metricsPort), "--metrics-bind", "127.0.0.1"])
         defer { Task { await worker.killAndReap() } }
 
         var adds: [(AsyncResult, Int64)] = []
@@ -150,7 +167,9 @@ struct ProcessPoolTests {
         }
         for crash in crashes {
             let failure = await Self.failure(of: crash)
-            #expect(failure?.type == "WorkerLostError" && failure?.module == "billiard.exceptions", "\(String(describing: failure))")
+            #expect(
+                failure?.type == "WorkerLostError" && failure?.module == "billiard.exceptions",
+                "\(String(describing: failure))")
             #expect(failure?.message.contains("signal") == true, "\(String(describing: failure))")
         }
         #expect(worker.isRunning, "the worker process died: \(worker.output.suffix(2000))")
@@ -175,7 +194,10 @@ struct ProcessPoolTests {
         // And the metrics count them.
         let metrics = try httpGet(port: metricsPort, path: "/metrics").body
         #expect(metrics.contains(#"celeriac_pool_child_restarts_total{reason="worker_lost"} 20"#), "\(metrics)")
-        #expect(metrics.contains(#"celeriac_tasks_finished_total{task="demo.crash",queue="\#(queue)",outcome="worker_lost"} 20"#), "\(metrics)")
+        #expect(
+            metrics.contains(
+                #"celeriac_tasks_finished_total{task="demo.crash",queue="\#(queue)",outcome="worker_lost"} 20"#),
+            "\(metrics)")
         #expect(metrics.contains("celeriac_pool_processes 4"), "\(metrics)")
         await worker.killAndReap()
         await client.close()
@@ -189,13 +211,17 @@ struct ProcessPoolTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("pool-pipe")
         let client = try await startClient(url: url, queue: queue)
-        let worker = try WorkerProcess(queue: queue, ["-c", "1", "--prefetch-multiplier", "4", "--pipeline-depth", "3"])
+        let worker = try WorkerProcess(
+            queue: queue, ["-c", "1", "--prefetch-multiplier", "4", "--pipeline-depth", "3"])
         defer { Task { await worker.killAndReap() } }
         var adds: [(AsyncResult, Int64)] = []
         var crashes: [AsyncResult] = []
         for round in 0..<5 {
             crashes.append(try await client.send("demo.crash"))
-            for i in 0..<10 { adds.append((try await client.send("demo.add", args: [.int(Int64(round)), .int(Int64(i))]), Int64(round + i))) }
+            for i in 0..<10 {
+                adds.append(
+                    (try await client.send("demo.add", args: [.int(Int64(round)), .int(Int64(i))]), Int64(round + i)))
+            }
         }
         for (result, expected) in adds {
             #expect(try await result.get(timeout: .seconds(120)) == .int(expected))
@@ -225,7 +251,9 @@ struct ProcessPoolTests {
         let spin = try await client.send("demo.spin", args: [60], options: options)
         let failure = await Self.failure(of: spin, timeout: .seconds(30))
         let elapsed = ContinuousClock.now - start
-        #expect(failure?.type == "TimeLimitExceeded" && failure?.module == "billiard.exceptions", "\(String(describing: failure))")
+        #expect(
+            failure?.type == "TimeLimitExceeded" && failure?.module == "billiard.exceptions",
+            "\(String(describing: failure))")
         #expect(elapsed < .seconds(30), "took \(elapsed)")
         // The only slot runs the next task, in a new child.
         let after = try await client.send("demo.pid").get(timeout: .seconds(30))
@@ -250,8 +278,12 @@ struct ProcessPoolTests {
         // demo.sleep honours cancellation: the soft limit ends it long before 60 s, without killing the child.
         let sleep = try await client.send("demo.sleep", args: [60], options: options)
         let failure = await Self.failure(of: sleep, timeout: .seconds(30))
-        #expect(failure?.type == "SoftTimeLimitExceeded" && failure?.module == "billiard.exceptions", "\(String(describing: failure))")
-        #expect(try await client.send("demo.pid").get(timeout: .seconds(30)) == before, "the child survives a soft time limit")
+        #expect(
+            failure?.type == "SoftTimeLimitExceeded" && failure?.module == "billiard.exceptions",
+            "\(String(describing: failure))")
+        #expect(
+            try await client.send("demo.pid").get(timeout: .seconds(30)) == before,
+            "the child survives a soft time limit")
         // Inside the child the task sees SoftTimeLimitExceeded (not a bare cancellation), catches it and returns.
         let tidy = try await client.send("demo.tidy_sleep", args: [60], options: options).get(timeout: .seconds(30))
         #expect(tidy == .string("tidied up after the soft time limit of 0.5s"))
@@ -317,7 +349,9 @@ struct ProcessPoolTests {
         }
         let status = await worker.terminate()
         #expect(status == 0, "exit status \(status): \(worker.output.suffix(2000))")
-        #expect(try await sleep.get(timeout: .seconds(10)).doubleValue == 1.5, "the running task finished during the warm shutdown")
+        #expect(
+            try await sleep.get(timeout: .seconds(10)).doubleValue == 1.5,
+            "the running task finished during the warm shutdown")
         #expect(children.allSatisfy { !Self.isAlive($0) }, "children left behind: \(children.filter(Self.isAlive))")
         await watcher.close()
         await client.close()
@@ -340,11 +374,15 @@ struct ProcessPoolTests {
         // No message ready means both were delivered to (and are unacked at) the first worker. Bounded polling of the
         // queue: the broker has no event for it.
         try await within(.seconds(30), "both messages delivered to the first worker") {
-            while try await inspector.inspect(queue: queue).messageCount > 0 { try await Task.sleep(for: .milliseconds(50)) }
+            while try await inspector.inspect(queue: queue).messageCount > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
         }
         await first.killAndReap()
         // Each child notices the parent's death (its request pipe hits EOF) and exits.
-        try await Self.poll("every child of the killed worker to exit", timeout: .seconds(5)) { children.allSatisfy { !Self.isAlive($0) } }
+        try await Self.poll("every child of the killed worker to exit", timeout: .seconds(5)) {
+            children.allSatisfy { !Self.isAlive($0) }
+        }
 
         let second = try WorkerProcess(queue: queue, ["-c", "2"])
         defer { Task { await second.killAndReap() } }
@@ -377,11 +415,14 @@ struct ProcessPoolTests {
         #expect(failure?.type == "WorkerLostError", "\(String(describing: failure))")
         let consumer = try await raw.consume(queue: dead, prefetch: 1)
         let letter = try await first(consumer.deliveries, within: .seconds(30), "the dead letter") { _ in true }
-        #expect(letter.properties.headers?[HeaderKey.deadReason]?.stringValue?.hasPrefix("worker_lost") == true,
-                "\(String(describing: letter.properties.headers))")
+        #expect(
+            letter.properties.headers?[HeaderKey.deadReason]?.stringValue?.hasPrefix("worker_lost") == true,
+            "\(String(describing: letter.properties.headers))")
         #expect(letter.properties.headers?["id"]?.stringValue == crash.id)
         // The dead-lettered copy is the third delivery: two losses counted before it.
-        #expect(letter.properties.headers?["x-celeriac-worker-lost"]?.intValue == 2, "\(String(describing: letter.properties.headers))")
+        #expect(
+            letter.properties.headers?["x-celeriac-worker-lost"]?.intValue == 2,
+            "\(String(describing: letter.properties.headers))")
         #expect(worker.output.components(separatedBy: "the task is requeued").count - 1 == 2)
         // Nothing loops: the queue is empty and the worker serves.
         #expect(try await raw.inspect(queue: queue).messageCount == 0)

@@ -17,9 +17,11 @@ struct PrometheusScrapeTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("prom")
         let registry = PrometheusCollectorRegistry()
-        let metrics = WorkerMetrics(registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 4)
+        let metrics = WorkerMetrics(
+            registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 4)
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], observers: [metrics])
-        let endpoint = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
+        let endpoint = MetricsEndpoint(
+            registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
         let metricsPort = try endpoint.start()
         defer { endpoint.stop() }
 
@@ -32,7 +34,8 @@ struct PrometheusScrapeTests {
 
         // Beat (the demo's `beat` process) with one one-off entry a few seconds ahead: it sends exactly once.
         let beatQueue = uniqueName("prom-beat")
-        let at = ISOTime.format(Date().addingTimeInterval(8))   // beat must be up before it (a first run is not caught up)
+        // Beat must be up before it (a first run is not caught up).
+        let at = ISOTime.format(Date().addingTimeInterval(8))
         try """
         entries:
           once:
@@ -42,28 +45,36 @@ struct PrometheusScrapeTests {
             at: "\(at)"
         """.write(toFile: "\(dir)/schedule.yaml", atomically: true, encoding: .utf8)
         let beatPort = try freeLoopbackPort()
-        let beat = try Shell.spawn(DemoApp.path,
-                                   ["beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
-                                    "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker", TestBroker.shared.urlString],
-                                   environment: ProcessInfo.processInfo.environment, log: "\(dir)/beat.log")
+        let beat = try Shell.spawn(
+            DemoApp.path,
+            [
+                "beat", "--schedule", "\(dir)/schedule.yaml", "--no-lock", "--state", "\(dir)/beat-state.json",
+                "--metrics-port", String(beatPort), "--metrics-bind", "127.0.0.1", "--broker",
+                TestBroker.shared.urlString,
+            ],
+            environment: ProcessInfo.processInfo.environment, log: "\(dir)/beat.log")
         defer { Shell.kill(beat) }
         let config = """
-        global:
-          scrape_interval: 1s
-          evaluation_interval: 1s
-        scrape_configs:
-          - job_name: celeriac-worker
-            static_configs:
-              - targets: ['127.0.0.1:\(metricsPort)']
-          - job_name: celeriac-beat
-            static_configs:
-              - targets: ['127.0.0.1:\(beatPort)']
-        """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            scrape_configs:
+              - job_name: celeriac-worker
+                static_configs:
+                  - targets: ['127.0.0.1:\(metricsPort)']
+              - job_name: celeriac-beat
+                static_configs:
+                  - targets: ['127.0.0.1:\(beatPort)']
+            """
         try config.write(toFile: "\(dir)/prometheus.yml", atomically: true, encoding: .utf8)
         let webPort = try freeLoopbackPort()
-        let pid = try Shell.spawn(prometheusBinary, ["--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
-                                                     "--web.listen-address=127.0.0.1:\(webPort)"],
-                                  environment: ProcessInfo.processInfo.environment, log: "\(dir)/prometheus.log")
+        let pid = try Shell.spawn(
+            prometheusBinary,
+            [
+                "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
+                "--web.listen-address=127.0.0.1:\(webPort)",
+            ],
+            environment: ProcessInfo.processInfo.environment, log: "\(dir)/prometheus.log")
         defer { Shell.kill(pid) }
 
         // Prometheus needs a moment to start and to scrape once; ask until it answers (bounded).
@@ -72,17 +83,19 @@ struct PrometheusScrapeTests {
             return try await within(.seconds(60), "Prometheus to return \(expected) for \(query)") {
                 while true {
                     if let response = try? httpGet(port: webPort, path: "/api/v1/query?query=\(encoded)"),
-                       response.status == 200,
-                       let json = try? JSONValue.parse(response.body),
-                       case .array(let results)? = json["data"]?["result"], let first = results.first,
-                       case .array(let pair)? = first["value"], pair.count == 2, let v = pair[1].stringValue {
+                        response.status == 200,
+                        let json = try? JSONValue.parse(response.body),
+                        case .array(let results)? = json["data"]?["result"], let first = results.first,
+                        case .array(let pair)? = first["value"], pair.count == 2, let v = pair[1].stringValue
+                    {
                         if v == expected { return v }
                     }
                     try await Task.sleep(for: .milliseconds(200))
                 }
             }
         }
-        let finished = try await value("celeriac_tasks_finished_total{task=\"it.add\",queue=\"\(queue)\",outcome=\"succeeded\"}", "100")
+        let finished = try await value(
+            "celeriac_tasks_finished_total{task=\"it.add\",queue=\"\(queue)\",outcome=\"succeeded\"}", "100")
         #expect(finished == "100")
         // Every call carried its send time: 100 queue-wait observations.
         let waits = try await value("celeriac_task_queue_wait_seconds_count{task=\"it.add\",queue=\"\(queue)\"}", "100")

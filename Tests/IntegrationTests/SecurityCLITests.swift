@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -37,15 +37,25 @@ struct SecurityCLITests {
         try await admin.bind(BindingSpec(queue: dead, exchange: Topology.deadLetterExchange, routingKey: queue))
 
         let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
-        let pid = try Shell.spawn(Self.demo, ["worker", "-Q", queue, "-c", "2", "--pool", "async", "-n", "\(queue)@test", "--broker", broker,
-                                              "--signing-keys-file", keys, "--remote-control", "read-only", "--max-args", "8"],
-                                  environment: ProcessInfo.processInfo.environment, log: log)
+        let pid = try Shell.spawn(
+            Self.demo,
+            [
+                "worker", "-Q", queue, "-c", "2", "--pool", "async", "-n", "\(queue)@test", "--broker", broker,
+                "--signing-keys-file", keys, "--remote-control", "read-only", "--max-args", "8",
+            ],
+            environment: ProcessInfo.processInfo.environment, log: log)
         defer { Shell.kill(pid); unlink(log) }
-        let signed = await cli(["call", "demo.add", "--args", "[2,3]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker, "--signing-keys-file", keys])
+        let signed = await cli([
+            "call", "demo.add", "--args", "[2,3]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker,
+            "--signing-keys-file", keys,
+        ])
         #expect(signed.ok && signed.output.split(separator: "\n").last == "5", "\(signed.output)")
         let unsigned = await cli(["call", "demo.add", "--args", "[2,3]", "--queue", queue, "--broker", broker])
         #expect(unsigned.ok, "\(unsigned.output)")
-        let tooMany = await cli(["call", "demo.add", "--args", "[1,2,3,4,5,6,7,8,9]", "--queue", queue, "--broker", broker, "--signing-keys-file", keys])
+        let tooMany = await cli([
+            "call", "demo.add", "--args", "[1,2,3,4,5,6,7,8,9]", "--queue", queue, "--broker", broker,
+            "--signing-keys-file", keys,
+        ])
         #expect(tooMany.ok, "\(tooMany.output)")
         let consumer = try await admin.consume(queue: dead, prefetch: 10)
         var reasons: [String] = []
@@ -61,7 +71,10 @@ struct SecurityCLITests {
         let shutdown = try await control("shutdown", node: "\(queue)@test", url: url)
         #expect(shutdown["error"] != nil)
         // Still serving after the refused shutdown.
-        let again = await cli(["call", "demo.add", "--args", "[4,5]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker, "--signing-keys-file", keys])
+        let again = await cli([
+            "call", "demo.add", "--args", "[4,5]", "--queue", queue, "--wait", "--timeout", "60", "--broker", broker,
+            "--signing-keys-file", keys,
+        ])
         #expect(again.ok && again.output.split(separator: "\n").last == "9", "\(again.output)")
         let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(logText.contains("not signed"))

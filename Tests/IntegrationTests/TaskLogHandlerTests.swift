@@ -1,5 +1,6 @@
 import Logging
 import Testing
+
 @testable import CeleriacWorker
 
 /// A task's logger carries `task.id` and `task.name` without touching the worker's handler.

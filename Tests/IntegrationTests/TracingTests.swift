@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTracing
 import CeleriacWorker
 import Foundation
@@ -11,12 +11,16 @@ import Testing
 import Tracing
 
 /// Starts a worker that traces with `tracer` (nil: the default, which is off) and waits until it consumes.
-func startTracedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: String, tracer: (any Tracer)?) async throws -> RunningWorker {
+func startTracedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: String, tracer: (any Tracer)?) async throws
+    -> RunningWorker
+{
     let observer = RecordingObserver()
     let logger = testLogger("it.trace.worker")
     var configuration = Worker.Configuration(queues: [queue], concurrency: 8, hostname: "trace-\(queue.suffix(8))@test")
     if let tracer { configuration.tracer = tracer }
-    let worker = Worker(registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger, observer: observer)
+    let worker = Worker(
+        registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger,
+        observer: observer)
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -32,8 +36,10 @@ func startTracedClient(url: AMQPURL, queue: String, tracer: (any Tracer)?) async
 }
 
 /// Waits (on span-end events, with a deadline) until `done` holds for the finished spans; returns them.
-func waitForSpans(_ tracer: RecordingTracer, within timeout: Duration = .seconds(30), _ what: String,
-                  until done: @escaping @Sendable ([RecordingTracer.Finished]) -> Bool) async throws -> [RecordingTracer.Finished] {
+func waitForSpans(
+    _ tracer: RecordingTracer, within timeout: Duration = .seconds(30), _ what: String,
+    until done: @escaping @Sendable ([RecordingTracer.Finished]) -> Bool
+) async throws -> [RecordingTracer.Finished] {
     if done(tracer.finishedSpans) { return tracer.finishedSpans }
     _ = try await first(tracer.ended, within: timeout, what) { _ in done(tracer.finishedSpans) }
     return tracer.finishedSpans
@@ -56,7 +62,9 @@ struct TracingTests {
         root.end()
         let ten: Int = try await result.get(timeout: .seconds(30))
         #expect(ten == 10)
-        let spans = try await waitForSpans(tracer, "three process spans") { s in s.filter { $0.kind == .consumer }.count >= 3 }
+        let spans = try await waitForSpans(tracer, "three process spans") { s in
+            s.filter { $0.kind == .consumer }.count >= 3
+        }
         let rootID = try #require(spans.first { $0.name == "test request" }).id
         let byID = Dictionary(spans.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let processes = spans.filter { $0.kind == .consumer }
@@ -152,7 +160,9 @@ struct TracingTests {
         #expect(untraced.properties.headers?["traceparent"] == nil)
         let send = try #require(tracer.finishedSpans.first { $0.kind == .producer })
         let header = withTrace.properties.headers?["traceparent"]?.stringValue
-        #expect(header == "00-\(send.id.trace)-\(send.id.span)-01", "the send span's context, W3C, at the top level of the headers")
+        #expect(
+            header == "00-\(send.id.trace)-\(send.id.span)-01",
+            "the send span's context, W3C, at the top level of the headers")
         await reader.close()
         await plain.close()
         await traced.close()
@@ -169,17 +179,22 @@ struct TracingTests {
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
         env["PYTHONPATH"] = CeleryInteropTests.interopDir
-        let output = await Shell.runOffPool(python, ["\(CeleryInteropTests.interopDir)/python_trace_client.py"], environment: env)
+        let output = await Shell.runOffPool(
+            python, ["\(CeleryInteropTests.interopDir)/python_trace_client.py"], environment: env)
         let line = output.split(separator: "\n").last.flatMap { try? JSONValue.parse(String($0)) }
         let report = try #require(line, "python_trace_client.py printed no JSON: \(output.suffix(2000))")
         #expect(report["result"] == .int(5))
         let traceID = try #require(report["trace_id"]?.stringValue)
         let publishSpan = try #require(report["publish_span_id"]?.stringValue, "\(output)")
         #expect(report["publish_parent_span_id"]?.stringValue == report["request_span_id"]?.stringValue)
-        let spans = try await waitForSpans(tracer, "the Swift process span") { s in s.contains { $0.name == "process cv.add" } }
+        let spans = try await waitForSpans(tracer, "the Swift process span") { s in
+            s.contains { $0.name == "process cv.add" }
+        }
         let process = try #require(spans.first { $0.name == "process cv.add" })
         #expect(process.id.trace == traceID, "the Python trace continues in Swift")
-        #expect(process.parent == RecordingTracer.SpanID(trace: traceID, span: publishSpan), "the parent is Python's publish span")
+        #expect(
+            process.parent == RecordingTracer.SpanID(trace: traceID, span: publishSpan),
+            "the parent is Python's publish span")
         try await worker.stop()
         await deleteQueues([queue], url: url)
     }
@@ -198,8 +213,12 @@ struct TracingTests {
         let report = try await sent.get(timeout: .seconds(90))
         let send = try #require(tracer.finishedSpans.first { $0.name == "send trace.whoami" })
         #expect(send.parent?.span == root.context.recordedSpanID?.span)
-        #expect(report["trace_id"]?.stringValue == send.id.trace, "the Swift trace continues in Python: \(report.jsonString)")
-        #expect(report["parent_span_id"]?.stringValue == send.id.span, "the Python run span's parent is Celeriac's send span")
+        #expect(
+            report["trace_id"]?.stringValue == send.id.trace,
+            "the Swift trace continues in Python: \(report.jsonString)")
+        #expect(
+            report["parent_span_id"]?.stringValue == send.id.span,
+            "the Python run span's parent is Celeriac's send span")
         #expect(report["name"]?.stringValue == "run/trace.whoami")
         await client.close()
         await deleteQueues([queue], url: url)

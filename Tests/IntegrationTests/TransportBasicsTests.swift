@@ -1,6 +1,6 @@
+import AMQPTransport
 import Foundation
 import Testing
-import AMQPTransport
 
 @Suite(.tags(.integration))
 struct TransportBasicsTests {
@@ -15,7 +15,9 @@ struct TransportBasicsTests {
         defer { Task { await c.close() } }
         let queue = uniqueName()
         try await c.declare(QueueSpec(queue, durable: false, autoDelete: false).expires(milliseconds: 60_000))
-        let nested: FieldTable = ["inner": .table(["deep": .array([.int32(1), .string("x"), .table([:])])]), "empty": .table([:])]
+        let nested: FieldTable = [
+            "inner": .table(["deep": .array([.int32(1), .string("x"), .table([:])])]), "empty": .table([:]),
+        ]
         let headers: FieldTable = [
             "s": .string("héllo ✓"), "empty-string": .string(""),
             "b-true": .bool(true), "b-false": .bool(false),
@@ -29,7 +31,8 @@ struct TransportBasicsTests {
         ]
         let props = BasicProperties(
             contentType: "application/json", contentEncoding: "utf-8", headers: headers, deliveryMode: 2, priority: 7,
-            correlationID: "corr-1", replyTo: "reply-q", expiration: "60000", messageID: "mid", timestamp: 1_795_916_000,
+            correlationID: "corr-1", replyTo: "reply-q", expiration: "60000", messageID: "mid",
+            timestamp: 1_795_916_000,
             type: "t", userID: "guest", appID: "celeriac-tests")
         try await c.publish(OutgoingMessage(routingKey: queue, body: Array("payload".utf8), properties: props))
         let got = try #require(try await c.get(queue: queue, noAck: true))
@@ -97,7 +100,10 @@ struct TransportBasicsTests {
         try await c.declare(QueueSpec(dlq, durable: false).expires(milliseconds: 60_000))
         try await c.bind(BindingSpec(queue: dlq, exchange: dlx, routingKey: ""))
         try await c.declare(QueueSpec(q, durable: false).expires(milliseconds: 60_000).deadLetterExchange(dlx))
-        try await c.publish([OutgoingMessage(routingKey: q, body: [1]), OutgoingMessage(routingKey: q, body: [2]), OutgoingMessage(routingKey: q, body: [3])])
+        try await c.publish([
+            OutgoingMessage(routingKey: q, body: [1]), OutgoingMessage(routingKey: q, body: [2]),
+            OutgoingMessage(routingKey: q, body: [3]),
+        ])
         let consumer = try await c.consume(queue: q, prefetch: 3)
         var it = consumer.deliveries.makeAsyncIterator()
         let d1 = try #require(await it.next()), d2 = try #require(await it.next()), d3 = try #require(await it.next())
@@ -121,7 +127,11 @@ struct TransportBasicsTests {
         defer { Task { await c.close() } }
         let q = uniqueName()
         try await c.declare(QueueSpec(q, durable: true).maxPriority(9).messageTTL(milliseconds: 600_000))
-        try await c.publish((0..<5).map { OutgoingMessage(routingKey: q, body: [UInt8($0)], properties: .init(deliveryMode: 2, priority: UInt8($0))) })
+        try await c.publish(
+            (0..<5).map {
+                OutgoingMessage(
+                    routingKey: q, body: [UInt8($0)], properties: .init(deliveryMode: 2, priority: UInt8($0)))
+            })
         // Highest priority first.
         let top = try #require(try await c.get(queue: q))
         #expect(top.body == [4])
@@ -155,7 +165,9 @@ struct TransportBasicsTests {
         let events = c.events()
         let consumer = try await c.consume(queue: q, prefetch: 1)
         try await other.deleteQueue(q)
-        let e = try await first(events, within: .seconds(10), "consumerCancelled") { if case .consumerCancelled = $0 { return true }; return false }
+        let e = try await first(events, within: .seconds(10), "consumerCancelled") {
+            if case .consumerCancelled = $0 { return true }; return false
+        }
         #expect(e == .consumerCancelled(tag: consumer.tag))
         for await _ in consumer.deliveries {}  // the stream finishes
     }
@@ -163,7 +175,11 @@ struct TransportBasicsTests {
     @Test func hundredThousandConfirmedMessagesNoneLost() async throws {
         let publisher = try await connect(.init(name: "it-100k-pub", confirms: true))
         let consumerConnection = try await connect(.init(name: "it-100k-con", confirms: false))
-        defer { Task { await publisher.close(); await consumerConnection.close() } }
+        defer {
+            Task {
+                await publisher.close(); await consumerConnection.close()
+            }
+        }
         let q = uniqueName()
         try await publisher.declare(QueueSpec(q, durable: true))
         let total = 100_000
@@ -187,7 +203,8 @@ struct TransportBasicsTests {
         for batchStart in stride(from: 0, to: total, by: 1000) {
             let batch = (batchStart..<batchStart + 1000).map { i -> OutgoingMessage in
                 let id = UInt32(i)
-                let body = [UInt8(id >> 24 & 0xFF), UInt8(id >> 16 & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF)] + padding
+                let body =
+                    [UInt8(id >> 24 & 0xFF), UInt8(id >> 16 & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF)] + padding
                 return OutgoingMessage(routingKey: q, body: body, properties: .init(deliveryMode: 2))
             }
             try await publisher.publish(batch)

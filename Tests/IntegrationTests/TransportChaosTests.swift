@@ -1,10 +1,10 @@
+import AMQPTransport
+import CeleriacAMQP
+import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Synchronization
 import Testing
-import AMQPTransport
-import CeleriacAMQP
-import CeleriacMessaging
-import CeleriacCore
 
 /// Tests that restart or freeze the broker. They use their own node (`TestBroker.chaos`) and run one at a time.
 @Suite(.tags(.integration), .serialized)
@@ -13,8 +13,13 @@ struct TransportChaosTests {
         let broker = TestBroker.chaos
         let url = try broker.url(heartbeat: 2)
         let publisher = AMQPConnection(url: url, options: .init(name: "chaos-pub", reconnectCap: .seconds(1)))
-        let consumerConnection = AMQPConnection(url: url, options: .init(name: "chaos-con", confirms: false, reconnectCap: .seconds(1)))
-        defer { Task { await publisher.close(); await consumerConnection.close() } }
+        let consumerConnection = AMQPConnection(
+            url: url, options: .init(name: "chaos-con", confirms: false, reconnectCap: .seconds(1)))
+        defer {
+            Task {
+                await publisher.close(); await consumerConnection.close()
+            }
+        }
         try await publisher.connect()
         try await consumerConnection.connect()
         let q = uniqueName()
@@ -40,7 +45,9 @@ struct TransportChaosTests {
                 if i == total / 3 { progressSink.yield(i) }
                 while true {
                     do {
-                        try await publisher.publish(OutgoingMessage(routingKey: q, body: Array(String(i).utf8), properties: .init(deliveryMode: 2)))
+                        try await publisher.publish(
+                            OutgoingMessage(
+                                routingKey: q, body: Array(String(i).utf8), properties: .init(deliveryMode: 2)))
                         break
                     } catch let error as AMQPError where error.isConnectionLevel || error.code == .channelClosed {
                         failures += 1
@@ -53,8 +60,12 @@ struct TransportChaosTests {
         // Restart once a third has been published and confirmed.
         _ = try await first(progress, within: .seconds(60), "a third of the messages confirmed") { _ in true }
         try await broker.scriptAsync("restart")
-        _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
-        _ = try await first(events, within: .seconds(60), "the reconnect") { if case .connected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(30), "the disconnect") {
+            if case .disconnected = $0 { return true }; return false
+        }
+        _ = try await first(events, within: .seconds(60), "the reconnect") {
+            if case .connected = $0 { return true }; return false
+        }
         _ = try await within(.seconds(120), "all publishes") { try await publishing.value }
         let seen = try await within(.seconds(120), "all \(total) deliveries") { await received.value }
         #expect(seen.count == total)
@@ -63,7 +74,8 @@ struct TransportChaosTests {
 
     @Test func frozenBrokerIsDetectedByHeartbeat() async throws {
         let broker = TestBroker.chaos
-        let c = AMQPConnection(url: try broker.url(heartbeat: 1), options: .init(name: "chaos-frozen", reconnectCap: .seconds(1)))
+        let c = AMQPConnection(
+            url: try broker.url(heartbeat: 1), options: .init(name: "chaos-frozen", reconnectCap: .seconds(1)))
         defer { Task { await c.close() } }
         try await c.connect()
         let events = c.events()
@@ -71,14 +83,18 @@ struct TransportChaosTests {
         let resumed = BrokerScriptOnce(broker, "resume")
         defer { resumed.run() }
         let start = ContinuousClock.now
-        let event = try await first(events, within: .seconds(15), "a heartbeat timeout") { if case .disconnected = $0 { return true }; return false }
+        let event = try await first(events, within: .seconds(15), "a heartbeat timeout") {
+            if case .disconnected = $0 { return true }; return false
+        }
         let elapsed = ContinuousClock.now - start
         guard case .disconnected(let error) = event else { return }
         #expect(error.code == .heartbeatTimeout || error.code == .connectionLost)
         // Two heartbeat intervals (2 s) plus the poll granularity.
         #expect(elapsed < .seconds(5))
         resumed.run()
-        _ = try await first(events, within: .seconds(60), "the reconnect after SIGCONT") { if case .connected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(60), "the reconnect after SIGCONT") {
+            if case .connected = $0 { return true }; return false
+        }
         #expect(c.isConnected)
     }
 }
@@ -90,7 +106,10 @@ extension TransportChaosTests {
         let chaos = TestBroker.chaos
         var url = try chaos.url(heartbeat: 2)
         url.alternates = [try TestBroker.shared.url(heartbeat: 2)]
-        #expect(try AMQPURL("\(chaos.urlString);\(TestBroker.shared.urlString)").failoverOrder.map(\.port) == [chaos.port, TestBroker.shared.port])
+        #expect(
+            try AMQPURL("\(chaos.urlString);\(TestBroker.shared.urlString)").failoverOrder.map(\.port) == [
+                chaos.port, TestBroker.shared.port,
+            ])
         let c = AMQPConnection(url: url, options: .init(name: "chaos-failover", reconnectCap: .seconds(1)))
         defer { Task { await c.close() } }
         try await c.connect()
@@ -99,18 +118,26 @@ extension TransportChaosTests {
         let events = c.events()
         let consumer = try await c.consume(queue: q, prefetch: 10, noAck: true)
         try await c.publish(OutgoingMessage(routingKey: q, body: Array("on the first".utf8)))
-        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the first broker") { String(decoding: $0.body, as: UTF8.self) == "on the first" }
+        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the first broker") {
+            String(decoding: $0.body, as: UTF8.self) == "on the first"
+        }
         #expect(try chaos.ctl("list_queues", "name").contains(q))
 
         try await chaos.scriptAsync("stop")
         let restarted = BrokerScriptOnce(chaos, "start")
         defer { restarted.run() }
-        _ = try await first(events, within: .seconds(30), "the disconnect") { if case .disconnected = $0 { return true }; return false }
-        _ = try await first(events, within: .seconds(30), "the connect to the second broker") { if case .connected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(30), "the disconnect") {
+            if case .disconnected = $0 { return true }; return false
+        }
+        _ = try await first(events, within: .seconds(30), "the connect to the second broker") {
+            if case .connected = $0 { return true }; return false
+        }
         // The chaos node is down: whatever flows now flows through the second broker.
         #expect(try TestBroker.shared.ctl("list_queues", "name").contains(q))
         try await c.publish(OutgoingMessage(routingKey: q, body: Array("on the second".utf8)))
-        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the second broker") { String(decoding: $0.body, as: UTF8.self) == "on the second" }
+        _ = try await first(consumer.deliveries, within: .seconds(10), "the delivery on the second broker") {
+            String(decoding: $0.body, as: UTF8.self) == "on the second"
+        }
         _ = try await c.deleteQueue(q)
         restarted.run()
     }
@@ -120,9 +147,14 @@ extension TransportChaosTests {
     @Test func aConsumerThatCannotBeRestoredIsDroppedAndTheOthersGoOn() async throws {
         let broker = TestBroker.chaos
         let url = try broker.url(heartbeat: 2)
-        let admin = AMQPConnection(url: url, options: .init(name: "chaos-restore-admin", confirms: false, reconnectCap: .seconds(1)))
+        let admin = AMQPConnection(
+            url: url, options: .init(name: "chaos-restore-admin", confirms: false, reconnectCap: .seconds(1)))
         let c = AMQPConnection(url: url, options: .init(name: "chaos-restore", reconnectCap: .seconds(1)))
-        defer { Task { await c.close(); await admin.close() } }
+        defer {
+            Task {
+                await c.close(); await admin.close()
+            }
+        }
         try await admin.connect()
         try await c.connect()
         let transient = uniqueName("transient"), durable = uniqueName("durable")
@@ -133,18 +165,24 @@ extension TransportChaosTests {
         let kept = try await c.consume(queue: durable, prefetch: 10, noAck: true)
 
         try await broker.scriptAsync("restart")
-        let dropped = try await first(events, within: .seconds(60), "the consumer of the vanished queue to be dropped") {
+        let dropped = try await first(events, within: .seconds(60), "the consumer of the vanished queue to be dropped")
+        {
             if case .consumerCancelled = $0 { return true }; return false
         }
         #expect({ if case .consumerCancelled(let tag) = dropped { tag == gone.tag } else { false } }())
-        _ = try await first(events, within: .seconds(30), "the restored connection") { if case .connected = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(30), "the restored connection") {
+            if case .connected = $0 { return true }; return false
+        }
         let ended = try await within(.seconds(10), "the dropped consumer's stream to end") { () -> Bool in
             for await _ in gone.deliveries {}
             return true
         }
         #expect(ended)
-        try await c.publish(OutgoingMessage(routingKey: durable, body: Array("still here".utf8), properties: .init(deliveryMode: 2)))
-        _ = try await first(kept.deliveries, within: .seconds(10), "a delivery on the restored consumer") { String(decoding: $0.body, as: UTF8.self) == "still here" }
+        try await c.publish(
+            OutgoingMessage(routingKey: durable, body: Array("still here".utf8), properties: .init(deliveryMode: 2)))
+        _ = try await first(kept.deliveries, within: .seconds(10), "a delivery on the restored consumer") {
+            String(decoding: $0.body, as: UTF8.self) == "still here"
+        }
         #expect(c.isConnected)
         _ = try await c.deleteQueue(durable)
     }
@@ -153,14 +191,20 @@ extension TransportChaosTests {
     /// deleted reply queue is declared again, and `close()` removes the queue.
     @Test func replyQueueOutlivesTheConnectionAndCloseRemovesIt() async throws {
         let broker = TestBroker.shared
-        let client = CeleriacClient(configuration: .init(connectionName: "reply-queue-test"), broker: AMQPBroker(url: try broker.url()))
+        let client = CeleriacClient(
+            configuration: .init(connectionName: "reply-queue-test"), broker: AMQPBroker(url: try broker.url()))
         try await client.start()
         let listed = try broker.ctl("list_queues", "name", "auto_delete", "durable", "arguments")
         let line = try #require(listed.split(separator: "\n").first { $0.hasPrefix(client.replyQueue) })
-        #expect(line.contains("false") && line.contains("true") && line.contains("x-expires"), "reply queue flags: \(line)")
-        #expect(ResultCodec.encode(.init(taskID: "x", status: .success, result: 1), replyTo: "q", correlationID: "x").properties.deliveryMode == 2)
+        #expect(
+            line.contains("false") && line.contains("true") && line.contains("x-expires"), "reply queue flags: \(line)")
+        #expect(
+            ResultCodec.encode(.init(taskID: "x", status: .success, result: 1), replyTo: "q", correlationID: "x")
+                .properties.deliveryMode == 2)
         // The broker drops the client's result connection: the queue (and what is in it) stays.
-        _ = try broker.ctl("close_connection", try connectionPID(broker, named: "reply-queue-test-results"), "test: drop the result connection")
+        _ = try broker.ctl(
+            "close_connection", try connectionPID(broker, named: "reply-queue-test-results"),
+            "test: drop the result connection")
         #expect(try broker.ctl("list_queues", "name").contains(client.replyQueue))
         // Deleted by someone else: the client declares it again and goes on receiving results.
         let admin = AMQPConnection(url: try broker.url(), options: .init(name: "reply-queue-admin", confirms: false))
@@ -180,7 +224,8 @@ extension TransportChaosTests {
     private func connectionPID(_ broker: TestBroker, named name: String) throws -> String {
         let out = try broker.ctl("list_connections", "pid", "client_properties")
         guard let line = out.split(separator: "\n").first(where: { $0.contains("\"\(name)\"") || $0.contains(name) }),
-              let pid = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first else {
+            let pid = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first
+        else {
             throw TimedOut(what: "a connection named \(name) (list_connections: \(out))", after: .zero)
         }
         return String(pid)
@@ -198,7 +243,11 @@ final class BrokerScriptOnce: Sendable {
         self.command = command
     }
     func run() {
-        guard !done.withLock({ d in defer { d = true }; return d }) else { return }
+        guard
+            !done.withLock({ d in
+                defer { d = true }; return d
+            })
+        else { return }
         _ = try? broker.script(command)
     }
 }
@@ -261,7 +310,8 @@ extension TransportChaosTests {
     @Test func blockedBrokerIsNoticedAndPublishesFailAfterTheBound() async throws {
         let broker = TestBroker.chaos
         let url = try broker.url()
-        let c = AMQPConnection(url: url, options: .init(name: "chaos-blocked", confirms: false, blockedTimeout: .milliseconds(300)))
+        let c = AMQPConnection(
+            url: url, options: .init(name: "chaos-blocked", confirms: false, blockedTimeout: .milliseconds(300)))
         try await c.connect()
         let q = uniqueName()
         try await c.declare(QueueSpec(q, durable: false).expires(milliseconds: 120_000))
@@ -270,7 +320,9 @@ extension TransportChaosTests {
         defer { _ = try? broker.ctl("set_vm_memory_high_watermark", "0.4") }
         // RabbitMQ blocks a connection when it next publishes during an alarm.
         try await c.publish(OutgoingMessage(routingKey: q, body: [1]))
-        _ = try await first(events, within: .seconds(30), "connection.blocked") { if case .blocked = $0 { return true }; return false }
+        _ = try await first(events, within: .seconds(30), "connection.blocked") {
+            if case .blocked = $0 { return true }; return false
+        }
         #expect(c.isBlocked)
         await #expect {
             try await c.publish(OutgoingMessage(routingKey: q, body: [2]))
@@ -290,7 +342,8 @@ extension TransportChaosTests {
         configuration.blockedTimeout = .milliseconds(300)
         let client = CeleriacClient(configuration: configuration, broker: AMQPBroker(url: try broker.url()))
         try await client.start()
-        _ = try await client.send("it.add", args: [1, 1], options: SendOptions(ignoreResult: true))   // declares the queue
+        // Declares the queue.
+        _ = try await client.send("it.add", args: [1, 1], options: SendOptions(ignoreResult: true))
         try await broker.scriptAsync("ctl", "set_vm_memory_high_watermark", "0.000001")
         defer { _ = try? broker.ctl("set_vm_memory_high_watermark", "0.4") }
         // The first send is read by the broker, which then blocks the connection and stops reading: its confirm
@@ -299,7 +352,8 @@ extension TransportChaosTests {
         // rather than hanging it.
         for attempt in 1...2 {
             let send = Task { try await client.send("it.add", args: [2, 2], options: SendOptions(ignoreResult: true)) }
-            let ended = try #require(await outcome(of: send, within: .seconds(60)), "send \(attempt) during the alarm did not end")
+            let ended = try #require(
+                await outcome(of: send, within: .seconds(60)), "send \(attempt) during the alarm did not end")
             if case .failure(let error) = ended, case .brokerBlocked? = error as? CeleriacError { continue }
             Issue.record("send \(attempt) during the alarm: expected brokerBlocked, got \(ended)")
         }

@@ -1,6 +1,6 @@
+import AMQPTransport
 import Foundation
 import Testing
-import AMQPTransport
 
 @Suite(.tags(.integration))
 struct TransportErrorTests {
@@ -13,7 +13,8 @@ struct TransportErrorTests {
             try await c.connect()
         } throws: { error in
             guard let e = error as? AMQPError else { return false }
-            return e.code == .accessRefused && e.description.contains("password") && !e.description.contains("wrong-password")
+            return e.code == .accessRefused && e.description.contains("password")
+                && !e.description.contains("wrong-password")
         }
     }
 
@@ -35,7 +36,8 @@ struct TransportErrorTests {
             try await c.connect()
         } throws: { error in
             guard let e = error as? AMQPError else { return false }
-            return e.code == .connectionRefused && e.description.contains("127.0.0.1:1") && e.description.contains("Is RabbitMQ running")
+            return e.code == .connectionRefused && e.description.contains("127.0.0.1:1")
+                && e.description.contains("Is RabbitMQ running")
         }
     }
 
@@ -81,7 +83,9 @@ struct TransportTLSTests {
     @Test func tlsWithClientCertificateConnects() async throws {
         _ = try TestBroker.shared.url()
         let b = TestBroker.shared
-        let url = try AMQPURL("amqps://guest:guest@localhost:\(b.tlsPort)/%2F?cacertfile=\(b.tlsDir)/ca.pem&certfile=\(b.tlsDir)/client.pem&keyfile=\(b.tlsDir)/client.key")
+        let url = try AMQPURL(
+            "amqps://guest:guest@localhost:\(b.tlsPort)/%2F?cacertfile=\(b.tlsDir)/ca.pem&certfile=\(b.tlsDir)/client.pem&keyfile=\(b.tlsDir)/client.key"
+        )
         let c = AMQPConnection(url: url)
         defer { Task { await c.close() } }
         try await c.connect()

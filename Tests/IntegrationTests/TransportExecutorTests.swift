@@ -1,5 +1,5 @@
-import Testing
 import AMQPTransport
+import Testing
 
 /// A connection is a TaskExecutor: code that prefers it runs on the connection's thread, including across the
 /// awaits of a publish and of a delivery, and a task that prefers a closed connection still runs.
@@ -40,7 +40,9 @@ struct TransportExecutorTests {
         let ranOnConnection = await Task(executorPreference: c) { c.isOnConnectionThread }.value
         #expect(!ranOnConnection)
         await #expect {
-            try await withTaskExecutorPreference(c) { try await c.publish(OutgoingMessage(routingKey: "nowhere", body: [1])) }
+            try await withTaskExecutorPreference(c) {
+                try await c.publish(OutgoingMessage(routingKey: "nowhere", body: [1]))
+            }
         } throws: { ($0 as? AMQPError)?.code == .closed }
     }
 }

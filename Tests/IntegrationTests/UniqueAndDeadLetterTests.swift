@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import Foundation
 import Synchronization
@@ -33,7 +33,9 @@ struct UniqueAndDeadLetterTests {
         let client = try await startClient(url: url, queue: queue)
 
         let sends = try await withThrowingTaskGroup(of: UniqueSend.self) { group in
-            for _ in 0..<50 { group.addTask { try await client.sendUnique(name, key: key, onDuplicate: .returnExisting) } }
+            for _ in 0..<50 {
+                group.addTask { try await client.sendUnique(name, key: key, onDuplicate: .returnExisting) }
+            }
             var all: [UniqueSend] = []
             for try await s in group { all.append(s) }
             return all
@@ -59,8 +61,10 @@ struct UniqueAndDeadLetterTests {
             guard case .duplicate(let k, let id) = error else { throw error }
             #expect(k == key && id == winner.id)
         }
-        let (lister, probe) = (AMQPConnection(url: url, options: .init(name: "it-locks", confirms: true)),
-                               AMQPConnection(url: url, options: .init(name: "it-locks-probe", confirms: true)))
+        let (lister, probe) = (
+            AMQPConnection(url: url, options: .init(name: "it-locks", confirms: true)),
+            AMQPConnection(url: url, options: .init(name: "it-locks-probe", confirms: true))
+        )
         try await lister.connect()
         try await probe.connect()
         let held = try await UniqueLock.list(on: lister, probe: probe)
@@ -72,7 +76,8 @@ struct UniqueAndDeadLetterTests {
 
         // Finished: the key is free again, and a caller-chosen id is honoured end to end.
         let chosen = "chosen-\(queue.suffix(8))"
-        guard case .sent(let again) = try await client.sendUnique(name, key: key, options: SendOptions(taskID: chosen)) else {
+        guard case .sent(let again) = try await client.sendUnique(name, key: key, options: SendOptions(taskID: chosen))
+        else {
             Issue.record("the key was still held after its task finished"); return
         }
         #expect(again.id == chosen)
@@ -116,7 +121,7 @@ struct UniqueAndDeadLetterTests {
     /// `locks list` shows a held key with its task id; `locks clear KEY` frees it for the next send.
     @Test func locksCommandListsAndClearsAKey() async throws {
         let url = try TestBroker.shared.url()
-        let queue = uniqueName("locks")   // nobody consumes it: the lock stays held
+        let queue = uniqueName("locks")  // nobody consumes it: the lock stays held
         let key = "cli:\(queue.suffix(8))"
         let env = ProcessInfo.processInfo.environment
         let broker = TestBroker.shared.urlString
@@ -124,13 +129,18 @@ struct UniqueAndDeadLetterTests {
         guard case .sent(let held) = try await client.sendUnique("it.never.run", key: key) else {
             Issue.record("a fresh key was refused"); return
         }
-        let (listedOK, listing) = await Shell.runOffPoolWithStatus(Self.demo, ["locks", "list", "--broker", broker], environment: env)
+        let (listedOK, listing) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["locks", "list", "--broker", broker], environment: env)
         #expect(listedOK, "\(listing)")
-        #expect(listing.split(separator: "\n").contains { $0.hasPrefix(key) && $0.contains("id=\(held.id)") }, "locks list: \(listing)")
-        guard case .duplicate = try await client.sendUnique("it.never.run", key: key, onDuplicate: .returnExisting) else {
+        #expect(
+            listing.split(separator: "\n").contains { $0.hasPrefix(key) && $0.contains("id=\(held.id)") },
+            "locks list: \(listing)")
+        guard case .duplicate = try await client.sendUnique("it.never.run", key: key, onDuplicate: .returnExisting)
+        else {
             Issue.record("a held key was taken twice"); return
         }
-        let (clearedOK, clearing) = await Shell.runOffPoolWithStatus(Self.demo, ["locks", "clear", key, "--broker", broker], environment: env)
+        let (clearedOK, clearing) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["locks", "clear", key, "--broker", broker], environment: env)
         #expect(clearedOK && clearing.contains("cleared \(key)"), "\(clearing)")
         guard case .sent = try await client.sendUnique("it.never.run", key: key) else {
             Issue.record("a cleared key was still held"); return
@@ -185,13 +195,18 @@ struct UniqueAndDeadLetterTests {
         let inspector = AMQPConnection(url: url, options: .init(name: "it-dlq", confirms: true))
         try await inspector.connect()
         let dlq = DeadLetterQueue(connection: inspector)
-        try await waitForBroker("the message in the dead-letter queue") { (try? await dlq.list().contains { $0.taskID == id }) == true }
+        try await waitForBroker("the message in the dead-letter queue") {
+            (try? await dlq.list().contains { $0.taskID == id }) == true
+        }
         try await before.stop()
 
-        let (listed, listing) = await Shell.runOffPoolWithStatus(Self.demo, ["dlq", "list", "--broker", broker], environment: env)
+        let (listed, listing) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["dlq", "list", "--broker", broker], environment: env)
         #expect(listed, "\(listing)")
         let row = listing.split(separator: "\n").first { $0.hasPrefix(id) }.map(String.init) ?? ""
-        #expect(row.contains(name) && row.contains("not registered") && row.contains("queue=\(queue)") && row.contains("age="), "dlq list: \(listing)")
+        #expect(
+            row.contains(name) && row.contains("not registered") && row.contains("queue=\(queue)")
+                && row.contains("age="), "dlq list: \(listing)")
 
         // The bug is fixed: a worker that knows the task.
         let ran = Ledger()
@@ -201,10 +216,13 @@ struct UniqueAndDeadLetterTests {
             return 42
         }
         let second = try await startWorker(fixed, url: url, queues: [queue])
-        let (replayedOK, replayOutput) = await Shell.runOffPoolWithStatus(Self.demo, ["dlq", "replay", id, "--broker", broker], environment: env)
+        let (replayedOK, replayOutput) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["dlq", "replay", id, "--broker", broker], environment: env)
         #expect(replayedOK, "\(replayOutput)")
         #expect(replayOutput.contains("1 message(s) replayed"), "\(replayOutput)")
-        _ = try await first(second.observer.finished, within: .seconds(30), "the replayed task to finish") { $0.0 == name && $0.1 == .succeeded }
+        _ = try await first(second.observer.finished, within: .seconds(30), "the replayed task to finish") {
+            $0.0 == name && $0.1 == .succeeded
+        }
         #expect(ran.all.count == 1)
         let left = try await dlq.list()
         #expect(!left.contains { $0.taskID == id }, "the replayed message is still in the dead-letter queue")
@@ -213,9 +231,13 @@ struct UniqueAndDeadLetterTests {
 
         // `dlq purge` empties the dead-letter queue (tests run one at a time, so only leftovers go with it).
         let doomed = "dead2-\(queue.suffix(8))"
-        _ = try? await client.send("it.unknown.\(queue.suffix(8))", options: SendOptions(taskID: doomed)).get(timeout: .seconds(30))
-        try await waitForBroker("the second message in the dead-letter queue") { (try? await dlq.list().contains { $0.taskID == doomed }) == true }
-        let (purgedOK, purgeOutput) = await Shell.runOffPoolWithStatus(Self.demo, ["dlq", "purge", "--broker", broker], environment: env)
+        _ = try? await client.send("it.unknown.\(queue.suffix(8))", options: SendOptions(taskID: doomed)).get(
+            timeout: .seconds(30))
+        try await waitForBroker("the second message in the dead-letter queue") {
+            (try? await dlq.list().contains { $0.taskID == doomed }) == true
+        }
+        let (purgedOK, purgeOutput) = await Shell.runOffPoolWithStatus(
+            Self.demo, ["dlq", "purge", "--broker", broker], environment: env)
         #expect(purgedOK && purgeOutput.contains("purged") && !purgeOutput.contains("purged 0 "), "\(purgeOutput)")
         let afterPurge = try await dlq.list()
         #expect(afterPurge.isEmpty, "left after purge: \(afterPurge.map(\.taskID))")

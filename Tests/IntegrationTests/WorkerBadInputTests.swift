@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -11,7 +11,8 @@ struct WorkerBadInputTests {
     @Test func malformedMessagesAreDeadLetteredAndTheWorkerKeepsServing() async throws {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], limits: .init(maxBodyBytes: 4096, maxDepth: 32))
+        let running = try await startWorker(
+            TestTasks.registry(), url: url, queues: [queue], limits: .init(maxBodyBytes: 4096, maxDepth: 32))
         let raw = AMQPConnection(url: url, options: .init(name: "it-poison"))
         try await raw.connect()
         // A private queue that receives this test's dead letters only (the DLX routes by source queue).
@@ -19,18 +20,57 @@ struct WorkerBadInputTests {
         try await raw.declare(QueueSpec(dead, durable: false).expires(milliseconds: 120_000))
         try await raw.bind(BindingSpec(queue: dead, exchange: Topology.deadLetterExchange, routingKey: queue))
 
-        func headers(_ name: String = "it.add") -> FieldTable { ["task": .string(name), "id": .string(UUID().uuidString)] }
+        func headers(_ name: String = "it.add") -> FieldTable {
+            ["task": .string(name), "id": .string(UUID().uuidString)]
+        }
         let json = BasicProperties(contentType: "application/json", headers: headers())
         let poison: [(String, OutgoingMessage)] = [
             ("not JSON", OutgoingMessage(routingKey: queue, body: Array("{nope".utf8), properties: json)),
             ("two-element body", OutgoingMessage(routingKey: queue, body: Array("[[2,3],{}]".utf8), properties: json)),
-            ("no content type", OutgoingMessage(routingKey: queue, body: Array("[[2,3],{},{}]".utf8), properties: BasicProperties(headers: headers()))),
-            ("text/plain", OutgoingMessage(routingKey: queue, body: Array("hi".utf8), properties: BasicProperties(contentType: "text/plain", headers: headers()))),
-            ("no task header", OutgoingMessage(routingKey: queue, body: Array("[[2,3],{},{}]".utf8), properties: BasicProperties(contentType: "application/json", headers: ["id": .string("x")]))),
-            ("too large", OutgoingMessage(routingKey: queue, body: Array(("[[\"" + String(repeating: "a", count: 5000) + "\"],{},{}]").utf8), properties: json)),
-            ("too deep", OutgoingMessage(routingKey: queue, body: Array(("[[" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "],{},{}]").utf8), properties: json)),
-            ("int beyond 64 bits", OutgoingMessage(routingKey: queue, body: Array("[[1180591620717411303424, 1],{},{}]".utf8), properties: json)),
-            ("bad eta", OutgoingMessage(routingKey: queue, body: Array("[[1,2],{},{}]".utf8), properties: BasicProperties(contentType: "application/json", headers: headers().merging(["eta": .string("tomorrow")])))),
+            (
+                "no content type",
+                OutgoingMessage(
+                    routingKey: queue, body: Array("[[2,3],{},{}]".utf8),
+                    properties: BasicProperties(headers: headers()))
+            ),
+            (
+                "text/plain",
+                OutgoingMessage(
+                    routingKey: queue, body: Array("hi".utf8),
+                    properties: BasicProperties(contentType: "text/plain", headers: headers()))
+            ),
+            (
+                "no task header",
+                OutgoingMessage(
+                    routingKey: queue, body: Array("[[2,3],{},{}]".utf8),
+                    properties: BasicProperties(contentType: "application/json", headers: ["id": .string("x")]))
+            ),
+            (
+                "too large",
+                OutgoingMessage(
+                    routingKey: queue, body: Array(("[[\"" + String(repeating: "a", count: 5000) + "\"],{},{}]").utf8),
+                    properties: json)
+            ),
+            (
+                "too deep",
+                OutgoingMessage(
+                    routingKey: queue,
+                    body: Array(
+                        ("[[" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "],{},{}]").utf8
+                    ), properties: json)
+            ),
+            (
+                "int beyond 64 bits",
+                OutgoingMessage(
+                    routingKey: queue, body: Array("[[1180591620717411303424, 1],{},{}]".utf8), properties: json)
+            ),
+            (
+                "bad eta",
+                OutgoingMessage(
+                    routingKey: queue, body: Array("[[1,2],{},{}]".utf8),
+                    properties: BasicProperties(
+                        contentType: "application/json", headers: headers().merging(["eta": .string("tomorrow")])))
+            ),
         ]
         for (_, message) in poison { try await raw.publish(message) }
         let client = try await startClient(url: url, queue: queue)
@@ -72,9 +112,12 @@ struct WorkerBadInputTests {
         try await raw.connect()
         // What Python's add.delay(2**70, 1) puts on the wire: valid JSON, but no Swift integer holds it.
         let id = UUID().uuidString.lowercased()
-        let props = BasicProperties(contentType: "application/json", headers: ["task": .string("it.add"), "id": .string(id)],
-                                    correlationID: id, replyTo: client.replyQueue)
-        try await raw.publish(OutgoingMessage(routingKey: queue, body: Array("[[1180591620717411303424, 1],{},{}]".utf8), properties: props))
+        let props = BasicProperties(
+            contentType: "application/json", headers: ["task": .string("it.add"), "id": .string(id)],
+            correlationID: id, replyTo: client.replyQueue)
+        try await raw.publish(
+            OutgoingMessage(
+                routingKey: queue, body: Array("[[1180591620717411303424, 1],{},{}]".utf8), properties: props))
         await #expect {
             _ = try await client.result(of: id, timeout: .seconds(30))
         } throws: { error in

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import CeleriacWorker
 import Foundation
@@ -54,7 +54,9 @@ struct WorkerBehaviourTests {
         let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue])
         let client = try await startClient(url: url, queue: queue)
         await #expect {
-            _ = try await client.send("it.add", args: [1, 1], options: SendOptions(expires: Date().addingTimeInterval(-5))).get(timeout: .seconds(20))
+            _ = try await client.send(
+                "it.add", args: [1, 1], options: SendOptions(expires: Date().addingTimeInterval(-5))
+            ).get(timeout: .seconds(20))
         } throws: { error in
             if case .taskRevoked(_, let reason)? = error as? CeleriacError { return reason == "expired" }
             return false
@@ -101,8 +103,11 @@ struct WorkerBehaviourTests {
         let id = TaskMessage.newID()
         await running.worker.revoke(id)
         await #expect {
-            _ = try await client.send("it.add", args: [1, 1], options: SendOptions(taskID: id)).get(timeout: .seconds(20))
-        } throws: { if case .taskRevoked(let rid, "revoked")? = $0 as? CeleriacError { return rid == id }; return false }
+            _ = try await client.send("it.add", args: [1, 1], options: SendOptions(taskID: id)).get(
+                timeout: .seconds(20))
+        } throws: {
+            if case .taskRevoked(let rid, "revoked")? = $0 as? CeleriacError { return rid == id }; return false
+        }
 
         // terminate cancels the task's Swift Task: a task that sleeps (or checks cancellation) stops at once.
         let blocked = try await client.send("it.nap")
@@ -110,7 +115,9 @@ struct WorkerBehaviourTests {
         await running.worker.revoke(blocked.id, terminate: true)
         await #expect {
             _ = try await blocked.get(timeout: .seconds(20))
-        } throws: { if case .taskRevoked(_, "terminated")? = $0 as? CeleriacError { return true }; return false }
+        } throws: {
+            if case .taskRevoked(_, "terminated")? = $0 as? CeleriacError { return true }; return false
+        }
         gate.open()
         await client.close()
         try await running.stop()
@@ -142,10 +149,13 @@ struct WorkerBehaviourTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
         let gate = Gate()
-        let running = try await startWorker(TestTasks.registry(gate: gate), url: url, queues: [queue], concurrency: 1, prefetchMultiplier: 4)
+        let running = try await startWorker(
+            TestTasks.registry(gate: gate), url: url, queues: [queue], concurrency: 1, prefetchMultiplier: 4)
         let client = try await startClient(url: url, queue: queue)
         let blocked = try await client.send("it.gate")
-        _ = try await first(running.observer.started, within: .seconds(20), "the gate task to start") { $0 == "it.gate" }
+        _ = try await first(running.observer.started, within: .seconds(20), "the gate task to start") {
+            $0 == "it.gate"
+        }
         for i in 0..<3 { _ = try await client.send("it.add", args: [.int(Int64(i)), 1]) }
         let stopping = Task { try await running.stop() }
         // The prefetched adds go back to the queue at once, while the gate task still runs.
@@ -177,11 +187,14 @@ struct WorkerPriorityTests {
         let stamp = TaskName<TestTasks.Message, String>("it.stamp", parameters: "message")
         registry.register(stamp) { m, _ in m.message }
         // Enqueue before any worker runs, so the broker orders by priority.
-        let client = CeleriacClient(configuration: .init(defaultQueue: queue, maxPriority: 10, connectionName: "it-prio"), broker: AMQPBroker(url: url))
+        let client = CeleriacClient(
+            configuration: .init(defaultQueue: queue, maxPriority: 10, connectionName: "it-prio"),
+            broker: AMQPBroker(url: url))
         try await client.start()
         var order: [AsyncResult] = []
         for (name, priority) in [("low-1", UInt8(1)), ("low-2", 1), ("high", 9), ("low-3", 1)] {
-            order.append(try await client.send("it.stamp", args: [.string(name)], options: SendOptions(priority: priority)))
+            order.append(
+                try await client.send("it.stamp", args: [.string(name)], options: SendOptions(priority: priority)))
         }
         let running = try await startWorker(registry, url: url, queues: [queue], concurrency: 1, maxPriority: 10)
         for r in order { _ = try await r.get(timeout: .seconds(20)) }

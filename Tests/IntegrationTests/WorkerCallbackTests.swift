@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacWorker
 import Foundation
 import Testing
@@ -9,8 +9,10 @@ import Testing
 @Suite(.tags(.integration))
 struct WorkerCallbackTests {
     func signature(_ task: String, _ args: [JSONValue], id: String, immutable: Bool = false) -> JSONValue {
-        ["task": .string(task), "args": .array(args), "kwargs": [:], "options": ["task_id": .string(id)],
-         "subtask_type": nil, "immutable": .bool(immutable)]
+        [
+            "task": .string(task), "args": .array(args), "kwargs": [:], "options": ["task_id": .string(id)],
+            "subtask_type": nil, "immutable": .bool(immutable),
+        ]
     }
 
     @Test func linkCallbacksGetTheResultPrepended() async throws {
@@ -66,7 +68,9 @@ struct WorkerCallbackTests {
         let queue = uniqueName()
         var registry = TaskRegistry()
         let limited = TaskName<NoArguments, Double>("it.limited")
-        registry.register(limited, options: TaskOptions(rateLimit: try RateLimit("5/s"))) { _, _ in Date().timeIntervalSince1970 }
+        registry.register(limited, options: TaskOptions(rateLimit: try RateLimit("5/s"))) { _, _ in
+            Date().timeIntervalSince1970
+        }
         let running = try await startWorker(registry, url: url, queues: [queue], concurrency: 8)
         let client = try await startClient(url: url, queue: queue)
         var handles: [AsyncResult] = []

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -12,16 +12,19 @@ struct WorkerETATests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName("eta-slot")
         // One slot; prefetch 4, so the task due now is delivered while the other waits for its ETA.
-        let running = try await startWorker(TestTasks.registry(), url: url, queues: [queue], concurrency: 1, prefetchMultiplier: 4)
+        let running = try await startWorker(
+            TestTasks.registry(), url: url, queues: [queue], concurrency: 1, prefetchMultiplier: 4)
         let client = try await startClient(url: url, queue: queue)
         var later = SendOptions()
-        let eta = Date().addingTimeInterval(0.95)   // < 1 s: published straight to the queue, waited in the worker
+        let eta = Date().addingTimeInterval(0.95)  // < 1 s: published straight to the queue, waited in the worker
         later.eta = eta
         let dueLater = try await client.send("it.add", args: [1, 1], options: later)
         let dueNow = try await client.send("it.mul", args: [2, 2])
         // Order, not timing: with the slot held through the wait, the task due now could only start after the
         // other one had run.
-        let firstStarted = try await first(running.observer.started, within: .seconds(30), "a task to start") { _ in true }
+        let firstStarted = try await first(running.observer.started, within: .seconds(30), "a task to start") { _ in
+            true
+        }
         #expect(firstStarted == "it.mul", "the task due now started first")
         #expect(try await dueNow.get(timeout: .seconds(30)) == .int(4))
         #expect(try await dueLater.get(timeout: .seconds(30)) == .int(2))
@@ -69,7 +72,8 @@ struct WorkerETATests {
         try await client.start()
         try await Self.expectSumNeverEarly(client, 20, 22, countdown: 1.5)
         let listed = try broker.ctl("list_queues", "-p", vhost, "name", "type", "arguments")
-        let level0 = try #require(listed.split(separator: "\n").first { $0.hasPrefix(Topology.delayLevel(0) + "\t") }, "\(listed)")
+        let level0 = try #require(
+            listed.split(separator: "\n").first { $0.hasPrefix(Topology.delayLevel(0) + "\t") }, "\(listed)")
         #expect(level0.contains("quorum") && level0.contains("at-least-once"), "\(level0)")
         let work = try #require(listed.split(separator: "\n").first { $0.hasPrefix(queue + "\t") }, "\(listed)")
         #expect(work.contains("quorum"), "\(work)")
@@ -78,8 +82,10 @@ struct WorkerETATests {
     }
 
     /// Sends `it.add(x, y)` with a countdown and `options`; expects the sum, finished no earlier than the countdown.
-    static func expectSumNeverEarly(_ client: CeleriacClient, _ x: Int, _ y: Int, countdown: Double,
-                                    options: SendOptions = SendOptions()) async throws {
+    static func expectSumNeverEarly(
+        _ client: CeleriacClient, _ x: Int, _ y: Int, countdown: Double,
+        options: SendOptions = SendOptions()
+    ) async throws {
         var options = options
         options.countdown = countdown
         let sentAt = Date()

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacMetrics
 import CeleriacWorker
 import Foundation
@@ -16,12 +16,16 @@ import Testing
 struct WorkerSecurityTests {
     static let secret = "sig-S3CRET-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
     static func signer(_ ids: [String] = ["k1"], secrets: [String]? = nil) throws -> MessageSigner {
-        let keys = try ids.enumerated().map { i, id in try SigningKey(id: id, secret: Array((secrets?[i] ?? Self.secret).utf8)) }
+        let keys = try ids.enumerated().map { i, id in
+            try SigningKey(id: id, secret: Array((secrets?[i] ?? Self.secret).utf8))
+        }
         return try MessageSigner(keys: keys)
     }
 
     /// A task message as a Celery producer would send it, before any tampering.
-    static func taskMessage(queue: String, body: String, headers extra: FieldTable = [:], contentType: String = "application/json") -> OutgoingMessage {
+    static func taskMessage(
+        queue: String, body: String, headers extra: FieldTable = [:], contentType: String = "application/json"
+    ) -> OutgoingMessage {
         var m = TaskCodec.encode(TaskMessage(name: "it.add", args: [1, 2]), routingKey: queue)
         m.body = Array(body.utf8)
         m.properties.contentType = contentType
@@ -34,7 +38,8 @@ struct WorkerSecurityTests {
         let queue = uniqueName()
         let signer = try Self.signer()
         let registry = PrometheusCollectorRegistry()
-        let metrics = WorkerMetrics(registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
+        let metrics = WorkerMetrics(
+            registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
         var config = Worker.Configuration(queues: [queue], concurrency: 2, limits: .init(maxBodyBytes: 64 * 1024))
         config.security.signer = signer
         let running = try await startConfiguredWorker(config, url: url, observers: [metrics])
@@ -57,17 +62,39 @@ struct WorkerSecurityTests {
         let hostile: [(expected: String, label: String, message: OutgoingMessage)] = [
             ("signature does not match", "signature", tampered),
             ("not signed", "signature", Self.taskMessage(queue: queue, body: "[[1,2],{},{}]")),
-            ("byte limit", "limit", signer.sign(Self.taskMessage(queue: queue, body: "[[\"" + String(repeating: "x", count: 100_000) + "\"],{},{}]"))),
-            ("nesting deeper than 64", "limit", signer.sign(Self.taskMessage(queue: queue, body: "[[" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "],{},{}]"))),
+            (
+                "byte limit", "limit",
+                signer.sign(
+                    Self.taskMessage(queue: queue, body: "[[\"" + String(repeating: "x", count: 100_000) + "\"],{},{}]")
+                )
+            ),
+            (
+                "nesting deeper than 64", "limit",
+                signer.sign(
+                    Self.taskMessage(
+                        queue: queue,
+                        body: "[[" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+                            + "],{},{}]"))
+            ),
             ("10000 positional arguments", "limit", signer.sign(Self.taskMessage(queue: queue, body: many))),
             ("not valid UTF-8", "invalid", badUTF8),
-            ("content_type 'application/x-python-serialize' is not accepted", "invalid",
-             signer.sign(Self.taskMessage(queue: queue, body: "(lp0", contentType: "application/x-python-serialize"))),
-            ("header 'retries' is a string; expected an integer", "invalid",
-             signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["retries": .string("0")]))),
-            ("header 'timelimit' is a list; expected a pair", "invalid",
-             signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["timelimit": .array([.int32(5)])]))),
-            ("invalid ETA", "invalid", signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["eta": .string("soon")]))),
+            (
+                "content_type 'application/x-python-serialize' is not accepted", "invalid",
+                signer.sign(Self.taskMessage(queue: queue, body: "(lp0", contentType: "application/x-python-serialize"))
+            ),
+            (
+                "header 'retries' is a string; expected an integer", "invalid",
+                signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["retries": .string("0")]))
+            ),
+            (
+                "header 'timelimit' is a list; expected a pair", "invalid",
+                signer.sign(
+                    Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["timelimit": .array([.int32(5)])]))
+            ),
+            (
+                "invalid ETA", "invalid",
+                signer.sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]", headers: ["eta": .string("soon")]))
+            ),
         ]
         // Each bad message is followed by a good one; every good one must come back.
         var results: [AsyncResult] = []
@@ -88,7 +115,9 @@ struct WorkerSecurityTests {
             if reasons.count == hostile.count { break }
         }
         for bad in hostile {
-            #expect(reasons.contains { $0.contains(bad.expected) }, "no dead letter with reason '\(bad.expected)' in \(reasons)")
+            #expect(
+                reasons.contains { $0.contains(bad.expected) },
+                "no dead letter with reason '\(bad.expected)' in \(reasons)")
         }
         let labels = running.observer.deadLettered.withLock { $0 }
         #expect(labels.count == hostile.count)
@@ -97,7 +126,10 @@ struct WorkerSecurityTests {
         let scrape = String(decoding: text, as: UTF8.self)
         for label in ["signature", "limit", "invalid"] {
             let count = hostile.filter { $0.label == label }.count
-            #expect(scrape.contains(#"celeriac_messages_dead_lettered_total{queue="\#(queue)",reason="\#(label)"} \#(count)"#), "\(label) × \(count)")
+            #expect(
+                scrape.contains(
+                    #"celeriac_messages_dead_lettered_total{queue="\#(queue)",reason="\#(label)"} \#(count)"#),
+                "\(label) × \(count)")
         }
         #expect(try await raw.inspect(queue: queue).messageCount == 0)
         await raw.close()
@@ -111,10 +143,12 @@ struct WorkerSecurityTests {
         let url = try TestBroker.shared.url()
         let queue = uniqueName()
         var config = Worker.Configuration(queues: [queue])
-        config.security.signer = try Self.signer(["k1", "k2"], secrets: [Self.secret, "second-secret-for-rotation-0123456789"])
+        config.security.signer = try Self.signer(
+            ["k1", "k2"], secrets: [Self.secret, "second-secret-for-rotation-0123456789"])
         let running = try await startConfiguredWorker(config, url: url)
         var clientConfig = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-rotated-client")
-        clientConfig.signer = try Self.signer(["k2", "k1"], secrets: ["second-secret-for-rotation-0123456789", Self.secret])
+        clientConfig.signer = try Self.signer(
+            ["k2", "k1"], secrets: ["second-secret-for-rotation-0123456789", Self.secret])
         let client = CeleriacClient(configuration: clientConfig, broker: AMQPBroker(url: url))
         try await client.start()
         // it.flaky retries twice: the worker republishes it (signed with k1) and runs the copies.
@@ -136,10 +170,14 @@ struct WorkerSecurityTests {
         let ping = try await control("ping", node: node, url: url)
         #expect(ping["ok"] == "pong")
         let victim = uniqueName("not-revoked")
-        for (method, args) in [("shutdown", JSONObject()), ("revoke", ["task_id": .string(victim)] as JSONObject),
-                               ("rate_limit", ["task_name": "it.add", "rate_limit": "1/m"] as JSONObject), ("pool_shrink", ["n": 1] as JSONObject)] {
+        for (method, args) in [
+            ("shutdown", JSONObject()), ("revoke", ["task_id": .string(victim)] as JSONObject),
+            ("rate_limit", ["task_name": "it.add", "rate_limit": "1/m"] as JSONObject),
+            ("pool_shrink", ["n": 1] as JSONObject),
+        ] {
             let reply = try await control(method, args, node: node, url: url)
-            #expect(reply["error"]?.stringValue == "'\(method)' is disabled on this worker (--remote-control read-only)")
+            #expect(
+                reply["error"]?.stringValue == "'\(method)' is disabled on this worker (--remote-control read-only)")
         }
         // (Other tests' revocations are replayed from the broker's log; only this id must be absent.)
         #expect(await !running.worker.revokedIDs().contains(victim))
@@ -175,11 +213,15 @@ struct WorkerSecurityTests {
         let queue = uniqueName()
         let logs = LogRecorder()
         let registry = PrometheusCollectorRegistry()
-        let metrics = WorkerMetrics(registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
-        var config = Worker.Configuration(queues: [queue], concurrency: 2, hostname: "it-\(UUID().uuidString.prefix(8))@sec")
+        let metrics = WorkerMetrics(
+            registry: registry, knownTasks: TestTasks.registry().names, queues: [queue], concurrency: 2)
+        var config = Worker.Configuration(
+            queues: [queue], concurrency: 2, hostname: "it-\(UUID().uuidString.prefix(8))@sec")
         config.security.signer = try Self.signer()
-        let running = try await startConfiguredWorker(config, url: url, observers: [metrics], logger: logs.logger("it.sec"))
-        let endpoint = MetricsEndpoint(registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
+        let running = try await startConfiguredWorker(
+            config, url: url, observers: [metrics], logger: logs.logger("it.sec"))
+        let endpoint = MetricsEndpoint(
+            registry: registry, host: "127.0.0.1", port: 0, isReady: { running.worker.isReady })
         let port = try endpoint.start()
         defer { endpoint.stop() }
 
@@ -191,11 +233,14 @@ struct WorkerSecurityTests {
         // A forged message makes the worker log a signature rejection.
         let raw = AMQPConnection(url: url, options: .init(name: "it-sec-raw"))
         try await raw.connect()
-        var forged = try Self.signer(secrets: ["an-attacker-guess-of-the-secret-value"]).sign(Self.taskMessage(queue: queue, body: "[[1,2],{},{}]"))
+        var forged = try Self.signer(secrets: ["an-attacker-guess-of-the-secret-value"]).sign(
+            Self.taskMessage(queue: queue, body: "[[1,2],{},{}]"))
         forged.properties.headers?["x-note"] = .string("forged")
         try await raw.publish(forged)
         try await within(.seconds(20), "the forged message to be dead-lettered") {
-            while running.observer.deadLettered.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
+            while running.observer.deadLettered.withLock({ $0.isEmpty }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
         }
 
         var exposed: [(String, String)] = []
@@ -204,7 +249,9 @@ struct WorkerSecurityTests {
         }
         exposed.append(("/metrics", try httpGet(port: port, path: "/metrics").body))
         // A connection error (wrong vhost) and a URL parse error, as an operator would see them.
-        let wrong = AMQPConnection(url: try AMQPURL("amqp://\(user):\(password)@127.0.0.1:\(broker.port)/no-such-vhost"), options: .init(name: "it-sec-wrong"))
+        let wrong = AMQPConnection(
+            url: try AMQPURL("amqp://\(user):\(password)@127.0.0.1:\(broker.port)/no-such-vhost"),
+            options: .init(name: "it-sec-wrong"))
         do {
             try await wrong.connect()
             Issue.record("connecting to a missing vhost succeeded")
@@ -237,20 +284,29 @@ struct WorkerSecurityTests {
     }
 
     @Test func theMetricsEndpointListensOnlyOnTheChosenAddress() async throws {
-        let endpoint = MetricsEndpoint(registry: PrometheusCollectorRegistry(), host: "127.0.0.2", port: 0, isReady: { true })
+        let endpoint = MetricsEndpoint(
+            registry: PrometheusCollectorRegistry(), host: "127.0.0.2", port: 0, isReady: { true })
         let port = try endpoint.start()
         defer { endpoint.stop() }
         #expect(tcpConnects(host: "127.0.0.2", port: port))
         #expect(!tcpConnects(host: "127.0.0.1", port: port))
-        #expect(throws: (any Error).self) { try MetricsEndpoint(registry: PrometheusCollectorRegistry(), host: "localhost:80", port: 0, isReady: { true }).start() }
+        #expect(throws: (any Error).self) {
+            try MetricsEndpoint(
+                registry: PrometheusCollectorRegistry(), host: "localhost:80", port: 0, isReady: { true }
+            ).start()
+        }
     }
 }
 
 /// Starts a worker with a full configuration (security settings included) and waits until it consumes.
-func startConfiguredWorker(_ config: Worker.Configuration, url: AMQPURL, observers: [any WorkerObserver] = [], logger: Logger? = nil) async throws -> RunningWorker {
+func startConfiguredWorker(
+    _ config: Worker.Configuration, url: AMQPURL, observers: [any WorkerObserver] = [], logger: Logger? = nil
+) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = logger ?? testLogger("it.worker")
-    let worker = Worker(registry: TestTasks.registry(), configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: FanOut(observers: [observer] + observers))
+    let worker = Worker(
+        registry: TestTasks.registry(), configuration: config, broker: AMQPBroker(url: url), logger: logger,
+        observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: testLogger("it.group")))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -266,10 +322,15 @@ func control(_ method: String, _ arguments: JSONObject = [:], node: String, url:
     try await c.declare(ExchangeSpec("reply.celery.pidbox", kind: .direct, durable: false))
     try await c.bind(BindingSpec(queue: replies, exchange: "reply.celery.pidbox", routingKey: replies))
     let stream = try await c.consume(queue: replies, prefetch: 0, noAck: true)
-    let request: JSONValue = ["method": .string(method), "arguments": .object(arguments), "destination": [.string(node)],
-                              "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)], "ticket": .string(uniqueName())]
-    try await c.publish(OutgoingMessage(exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
-                                        properties: BasicProperties(contentType: "application/json")))
+    let request: JSONValue = [
+        "method": .string(method), "arguments": .object(arguments), "destination": [.string(node)],
+        "reply_to": ["exchange": "reply.celery.pidbox", "routing_key": .string(replies)],
+        "ticket": .string(uniqueName()),
+    ]
+    try await c.publish(
+        OutgoingMessage(
+            exchange: "celery.pidbox", routingKey: "", body: request.jsonBytes,
+            properties: BasicProperties(contentType: "application/json")))
     let reply = try await first(stream.deliveries, within: .seconds(20), "the \(method) reply") { _ in true }
     await c.close()
     return try JSONValue.parse(reply.body)[node] ?? .null
@@ -282,7 +343,11 @@ func tcpConnects(host: String, port: Int) -> Bool {
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, host, &addr.sin_addr)
-    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    } == 0
 }
 
 /// Keeps every log line with its metadata, at trace level, so a test can search what was logged.
@@ -306,9 +371,14 @@ final class LogRecorder: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
+            file: String, function: String, line: UInt
+        ) {
             let all = metadata.merging(extra ?? [:]) { $1 }
-            recorder.append("\(level) \(message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+            recorder.append(
+                "\(level) \(message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+            )
         }
     }
 }

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import CeleriacWorker
 import Foundation
@@ -39,7 +39,11 @@ enum TestTasks {
         }
         r.register(echo) { v, _ in v.value }
         // Fails with a Transient error until its retries reach `times`; retried automatically with backoff.
-        r.register(autoretry, options: TaskOptions(maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 0.05, cap: 0.2)) { $0 is Transient })) { t, ctx in
+        r.register(
+            autoretry,
+            options: TaskOptions(
+                maxRetries: 5, autoRetry: .init(backoff: .exponential(factor: 0.05, cap: 0.2)) { $0 is Transient })
+        ) { t, ctx in
             if ctx.retries < t.times { throw Transient() }
             return ctx.retries
         }
@@ -57,7 +61,8 @@ enum TestTasks {
                 try await ctx.sleep(for: .seconds(60))
                 return "not reached"
             } catch let soft as SoftTimeLimitExceeded {
-                return "tidied after \(soft.limit)s, cancelled: \(Task.isCancelled), reason kept: \(ctx.softTimeLimitExceeded != nil)"
+                return
+                    "tidied after \(soft.limit)s, cancelled: \(Task.isCancelled), reason kept: \(ctx.softTimeLimitExceeded != nil)"
             }
         }
         return r
@@ -88,7 +93,9 @@ struct WorkerRoundTripTests {
         let failed = (ready: await bad.ready(), successful: await bad.successful(), failed: await bad.failed())
         #expect(failed.ready && !failed.successful && failed.failed)
         let traceback = try #require(await bad.traceback())
-        #expect(traceback.hasPrefix("Traceback (most recent call last):") && traceback.hasSuffix("ValueError: boom"), "\(traceback)")
+        #expect(
+            traceback.hasPrefix("Traceback (most recent call last):") && traceback.hasSuffix("ValueError: boom"),
+            "\(traceback)")
         await client.close()
         try await running.stop()
         await deleteQueues([queue], url: url)

@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCanvas
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 import Testing
 
@@ -11,8 +11,8 @@ import Testing
 @Suite(.tags(.integration), .serialized)
 struct WorkflowGraphTests {
     struct Parsed {
-        var nodes: [String: String] = [:]   // node id -> state (as the format shows it)
-        var edges: Set<[String]> = []       // [from, to]
+        var nodes: [String: String] = [:]  // node id -> state (as the format shows it)
+        var edges: Set<[String]> = []  // [from, to]
     }
 
     @Test func chordOfChainsWithAFailingStepIsDrawnWithItsStates() async throws {
@@ -31,10 +31,13 @@ struct WorkflowGraphTests {
         #expect(failed?.contains("ChordError") == true, "the chord fails: \(failed ?? "it succeeded")")
 
         let broker = TestBroker.shared.urlString
-        let jsonRun = await Shell.runOffPoolWithStatus(DemoCLITests.demo, ["graph", recorded.rootID, "--format", "json", "--wait", "30", "--broker", broker],
-                                                       environment: ProcessInfo.processInfo.environment)
+        let jsonRun = await Shell.runOffPoolWithStatus(
+            DemoCLITests.demo, ["graph", recorded.rootID, "--format", "json", "--wait", "30", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment)
         #expect(jsonRun.ok, "\(jsonRun.output)")
-        let graph = try #require(jsonRun.output.split(separator: "\n").last.flatMap { try? JSONValue.parse(String($0)) }, "\(jsonRun.output)")
+        let graph = try #require(
+            jsonRun.output.split(separator: "\n").last.flatMap { try? JSONValue.parse(String($0)) }, "\(jsonRun.output)"
+        )
         #expect(graph["root"]?.stringValue == recorded.rootID)
         #expect(graph["finished"] == .bool(true))
         let nodes = try #require(graph["nodes"]?.arrayValue)
@@ -42,9 +45,13 @@ struct WorkflowGraphTests {
         let clusters = try #require(graph["clusters"]?.arrayValue)
 
         // Nodes: 3 adds and 2 muls succeeded with timings, the failing step failed, the body failed without running.
-        let named: [(name: String, state: String)] = nodes.map { ($0["name"]?.stringValue ?? "?", $0["state"]?.stringValue ?? "?") }
+        let named: [(name: String, state: String)] = nodes.map {
+            ($0["name"]?.stringValue ?? "?", $0["state"]?.stringValue ?? "?")
+        }
         let counts = Dictionary(named.map { ("\($0.name) \($0.state)", 1) }, uniquingKeysWith: +)
-        let expectedCounts: [String: Int] = ["cv.add SUCCESS": 3, "cv.mul SUCCESS": 2, "cv.fail FAILURE": 1, "cv.xsum FAILURE": 1]
+        let expectedCounts: [String: Int] = [
+            "cv.add SUCCESS": 3, "cv.mul SUCCESS": 2, "cv.fail FAILURE": 1, "cv.xsum FAILURE": 1,
+        ]
         #expect(counts == expectedCounts)
         for n in nodes where n["state"]?.stringValue == "SUCCESS" {
             #expect(n["runtime"]?.doubleValue != nil && n["started"]?.doubleValue != nil, "timing of \(n.jsonString)")
@@ -53,13 +60,21 @@ struct WorkflowGraphTests {
         #expect(failStep["error"]?.stringValue?.contains("boom") == true)
         let body = try #require(nodes.first { $0["name"]?.stringValue == "cv.xsum" })
         #expect(body["error"]?.stringValue?.hasPrefix("not run") == true)
-        #expect(nodes.first { $0["id"]?.stringValue == recorded.rootID }?["name"]?.stringValue == "cv.add", "the root is the first task")
+        #expect(
+            nodes.first { $0["id"]?.stringValue == recorded.rootID }?["name"]?.stringValue == "cv.add",
+            "the root is the first task")
 
         // Edges: add → mul/fail inside each chain, every chain's last step → the body.
-        let nameOf = Dictionary(nodes.map { ($0["id"]?.stringValue ?? "", $0["name"]?.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
-        let namedEdges = edges.map { e in "\(nameOf[e["from"]?.stringValue ?? ""] ?? "?") -\(e["kind"]?.stringValue ?? "?")-> \(nameOf[e["to"]?.stringValue ?? ""] ?? "?")" }
+        let nameOf = Dictionary(
+            nodes.map { ($0["id"]?.stringValue ?? "", $0["name"]?.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
+        let namedEdges = edges.map { e in
+            "\(nameOf[e["from"]?.stringValue ?? ""] ?? "?") -\(e["kind"]?.stringValue ?? "?")-> \(nameOf[e["to"]?.stringValue ?? ""] ?? "?")"
+        }
         let edgeCounts = Dictionary(namedEdges.map { ($0, 1) }, uniquingKeysWith: +)
-        let expectedEdges: [String: Int] = ["cv.add -chain-> cv.mul": 2, "cv.add -chain-> cv.fail": 1, "cv.mul -chord-> cv.xsum": 2, "cv.fail -chord-> cv.xsum": 1]
+        let expectedEdges: [String: Int] = [
+            "cv.add -chain-> cv.mul": 2, "cv.add -chain-> cv.fail": 1, "cv.mul -chord-> cv.xsum": 2,
+            "cv.fail -chord-> cv.xsum": 1,
+        ]
         #expect(edgeCounts == expectedEdges)
         // The chord header is a cluster holding the six chain steps; the body is outside it.
         #expect(clusters.count == 1 && clusters.first?["kind"]?.stringValue == "chord")
@@ -70,21 +85,29 @@ struct WorkflowGraphTests {
         // DOT and Mermaid (read after the workflow finished) carry the same nodes, edges and states.
         var expected = Parsed()
         for n in nodes { expected.nodes[n["node"]?.stringValue ?? ""] = n["state"]?.stringValue ?? "" }
-        let nodeIDOf = Dictionary(nodes.map { ($0["id"]?.stringValue ?? "", $0["node"]?.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
-        for e in edges { expected.edges.insert([nodeIDOf[e["from"]?.stringValue ?? ""] ?? "", nodeIDOf[e["to"]?.stringValue ?? ""] ?? ""]) }
-        let dotRun = await Shell.runOffPoolWithStatus(DemoCLITests.demo, ["graph", recorded.rootID, "--format", "dot", "--broker", broker],
-                                                      environment: ProcessInfo.processInfo.environment)
+        let nodeIDOf = Dictionary(
+            nodes.map { ($0["id"]?.stringValue ?? "", $0["node"]?.stringValue ?? "") }, uniquingKeysWith: { a, _ in a })
+        for e in edges {
+            expected.edges.insert([
+                nodeIDOf[e["from"]?.stringValue ?? ""] ?? "", nodeIDOf[e["to"]?.stringValue ?? ""] ?? "",
+            ])
+        }
+        let dotRun = await Shell.runOffPoolWithStatus(
+            DemoCLITests.demo, ["graph", recorded.rootID, "--format", "dot", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment)
         let dot = Self.parseDOT(dotRun.output)
         #expect(dotRun.ok && dot.nodes == expected.nodes, "\(dotRun.output)")
         #expect(dot.edges == expected.edges)
-        let mermaidRun = await Shell.runOffPoolWithStatus(DemoCLITests.demo, ["graph", recorded.rootID, "--format", "mermaid", "--broker", broker],
-                                                          environment: ProcessInfo.processInfo.environment)
+        let mermaidRun = await Shell.runOffPoolWithStatus(
+            DemoCLITests.demo, ["graph", recorded.rootID, "--format", "mermaid", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment)
         let mermaid = Self.parseMermaid(mermaidRun.output)
         #expect(mermaidRun.ok && mermaid.nodes == expected.nodes, "\(mermaidRun.output)")
         #expect(mermaid.edges == expected.edges)
 
-        let missing = await Shell.runOffPoolWithStatus(DemoCLITests.demo, ["graph", "no-such-root", "--broker", broker],
-                                                       environment: ProcessInfo.processInfo.environment)
+        let missing = await Shell.runOffPoolWithStatus(
+            DemoCLITests.demo, ["graph", "no-such-root", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment)
         #expect(!missing.ok && missing.output.contains("no workflow graph recorded"), "\(missing.output)")
 
         await client.close()

@@ -355,6 +355,24 @@ def check_swift_format() -> None:
         if not re.search(rf"^\|\s*`{rule}`\s*\|[^|]*\S[^|]*\|", text, re.M):
             fail("docs/contributing-style.md", f"rule {rule} is turned off in .swift-format but has no row "
                                                f"'| `{rule}` | reason |' in the table of reasons")
+    # The lint itself: every Swift file of the package, warnings are failures.
+    import shutil
+    swift = shutil.which("swift")
+    if swift is None:
+        fail(".swift-format", "swift not found on PATH: the lint needs `swift format` (Swift 6 toolchains include it)")
+        return
+    run = subprocess.run([swift, "format", "lint", "--strict", "--recursive", "--parallel", "Package.swift", "Sources", "Tests"],
+                         cwd=REPO, capture_output=True, text=True)
+    findings = [line for line in (run.stdout + run.stderr).splitlines() if ": warning: " in line or ": error: " in line]
+    if run.returncode != 0 or findings:
+        for line in findings[:40]:
+            fail("swift format lint", line.replace(str(REPO) + "/", ""))
+        if not findings:
+            fail("swift format lint", f"exited with {run.returncode}: {(run.stdout + run.stderr).strip()[:300]}")
+        else:
+            fail("swift format lint", f"{len(findings)} finding(s); `swift format format -i -r Sources Tests` fixes the layout ones")
+    else:
+        note("swift-format: `swift format lint --strict` is clean on Package.swift, Sources and Tests")
 
 
 # ------------------------------------------------------------------ README commands

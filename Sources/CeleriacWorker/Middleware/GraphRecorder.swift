@@ -26,19 +26,23 @@ final class GraphRecorder: TaskMiddleware {
     func started(_ run: TaskRun) async {
         let message = run.message
         guard let root = message.extraHeaders[GraphRecording.header]?.stringValue else { return }
-        await send(GraphRecord(taskID: message.id, name: message.name, state: .started,
-                               timestamp: Date().timeIntervalSince1970, worker: hostname), root: root)
+        await send(
+            GraphRecord(
+                taskID: message.id, name: message.name, state: .started,
+                timestamp: Date().timeIntervalSince1970, worker: hostname), root: root)
     }
 
     func finished(_ run: TaskRun, outcome: TaskOutcome, seconds: Double) async {
         let message = run.message
         guard let root = message.extraHeaders[GraphRecording.header]?.stringValue else { return }
-        var record = GraphRecord(taskID: message.id, name: message.name, state: .success, timestamp: Date().timeIntervalSince1970,
-                                 runtime: seconds, worker: hostname)
+        var record = GraphRecord(
+            taskID: message.id, name: message.name, state: .success, timestamp: Date().timeIntervalSince1970,
+            runtime: seconds, worker: hostname)
         switch outcome {
         case .success: break
         case .failure(let f), .reported(let f, _): record.state = .failure; record.error = "\(f.type): \(f.message)"
-        case .workerLost(let lost): record.state = .failure; record.error = "\(lost.failure.type): \(lost.failure.message)"
+        case .workerLost(let lost):
+            record.state = .failure; record.error = "\(lost.failure.type): \(lost.failure.message)"
         case .retry: record.state = .retry
         case .revoked(let reason): record.state = .revoked; record.error = reason; record.runtime = nil
         }
@@ -48,8 +52,10 @@ final class GraphRecorder: TaskMiddleware {
     /// A task of a recorded workflow that will never run (the rest of a failed chain, a failed chord's body).
     func notRun(_ message: TaskMessage, failure: TaskFailure) async {
         guard let root = message.extraHeaders[GraphRecording.header]?.stringValue else { return }
-        await send(GraphRecord(taskID: message.id, name: message.name, state: .failure, timestamp: Date().timeIntervalSince1970,
-                               worker: hostname, error: "not run: \(failure.type): \(failure.message)"), root: root)
+        await send(
+            GraphRecord(
+                taskID: message.id, name: message.name, state: .failure, timestamp: Date().timeIntervalSince1970,
+                worker: hostname, error: "not run: \(failure.type): \(failure.message)"), root: root)
     }
 
     private func send(_ record: GraphRecord, root: String) async {
@@ -58,8 +64,9 @@ final class GraphRecorder: TaskMiddleware {
                 try await publisher.declare(GraphStore.exchangeSpec)
                 exchangeDeclared.store(true, ordering: .relaxed)
             } catch {
-                logger.error("could not declare the workflow-graph exchange; record dropped",
-                             metadata: ["task.id": .string(record.taskID), "error": .string(error.description)])
+                logger.error(
+                    "could not declare the workflow-graph exchange; record dropped",
+                    metadata: ["task.id": .string(record.taskID), "error": .string(error.description)])
                 return
             }
         }

@@ -16,7 +16,8 @@ struct ObserverMiddleware: TaskMiddleware {
         observer.taskStarted(name: message.name, queue: run.queue)
         if let sent = message.sentAt {
             let from = max(sent, message.eta ?? sent)
-            observer.taskQueueWait(name: message.name, queue: run.queue, seconds: max(0, Date().timeIntervalSince(from)))
+            observer.taskQueueWait(
+                name: message.name, queue: run.queue, seconds: max(0, Date().timeIntervalSince(from)))
         }
     }
 

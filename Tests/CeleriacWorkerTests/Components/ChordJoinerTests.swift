@@ -5,6 +5,7 @@ import CeleriacMessaging
 import CeleriacTesting
 import Logging
 import Testing
+
 @testable import CeleriacWorker
 
 /// ``ChordJoiner`` (with the ``CanvasFollowUps`` it uses) alone on the in-memory broker: parts, the count, the join.
@@ -29,21 +30,30 @@ import Testing
         try await publishing.declare(exchange)
         _ = try await publishing.declare(queue, recreateAfterReconnect: true)
         try await publishing.bind(binding)
-        let publisher = OutcomePublisher(settings: .init(hostname: "celeriac@test", gracePeriod: .seconds(5), signer: nil, clock: clock),
-                                         connection: publishing, settler: consuming, observer: recorder, logger: log, tracing: nil,
-                                         releaseUnique: { _ in })
-        let execution = TaskExecution(settings: .init(hostname: "celeriac@test", timeLimit: nil, softTimeLimit: nil, acksEarly: false, clock: clock),
-                                      executor: InProcessExecutor(), concurrency: 2)
+        let publisher = OutcomePublisher(
+            settings: .init(hostname: "celeriac@test", gracePeriod: .seconds(5), signer: nil, clock: clock),
+            connection: publishing, settler: consuming, observer: recorder, logger: log, tracing: nil,
+            releaseUnique: { _ in })
+        let execution = TaskExecution(
+            settings: .init(
+                hostname: "celeriac@test", timeLimit: nil, softTimeLimit: nil, acksEarly: false, clock: clock),
+            executor: InProcessExecutor(), concurrency: 2)
         let planner = CanvasPlanner(defaultQueue: "work")
-        joiner = ChordJoiner(connection: publishing, publisher: publisher, execution: execution, observer: recorder, clock: clock, planner: planner)
-        canvas = CanvasFollowUps(publisher: publisher, chords: joiner, graph: GraphRecorder(publisher: publishing, hostname: "celeriac@test", logger: log),
-                                 clock: clock, planner: planner)
+        joiner = ChordJoiner(
+            connection: publishing, publisher: publisher, execution: execution, observer: recorder, clock: clock,
+            planner: planner)
+        canvas = CanvasFollowUps(
+            publisher: publisher, chords: joiner,
+            graph: GraphRecorder(publisher: publishing, hostname: "celeriac@test", logger: log),
+            clock: clock, planner: planner)
     }
 
     /// The chord body as its members carry it: `t.xsum` with the chord's join information in its options.
     var body: JSONValue {
-        ["task": "t.xsum", "args": [], "kwargs": [:], "subtask_type": .null,
-         "options": ["task_id": "body-1", ChordInfo.optionKey: info.json]]
+        [
+            "task": "t.xsum", "args": [], "kwargs": [:], "subtask_type": .null,
+            "options": ["task_id": "body-1", ChordInfo.optionKey: info.json],
+        ]
     }
 
     func member(_ index: Int) -> TaskMessage {

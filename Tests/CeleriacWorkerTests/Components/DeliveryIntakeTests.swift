@@ -5,6 +5,7 @@ import CeleriacTesting
 import Logging
 import Synchronization
 import Testing
+
 @testable import CeleriacWorker
 
 /// ``DeliveryIntake`` alone on the in-memory broker, with a fixed capacity in place of the execution.
@@ -37,10 +38,12 @@ import Testing
     }
 
     func intake(queues: [String], concurrency: Int = 1) async throws -> DeliveryIntake {
-        let intake = DeliveryIntake(settings: .init(hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, watchdogInterval: .seconds(30),
-                                                    maxPriority: nil, queueType: .classic, clock: clock),
-                                    connection: consuming, topology: publishing, capacity: FixedCapacity(concurrency: concurrency),
-                                    observer: observer, logger: Logger(label: "test"))
+        let intake = DeliveryIntake(
+            settings: .init(
+                hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, watchdogInterval: .seconds(30),
+                maxPriority: nil, queueType: .classic, clock: clock),
+            connection: consuming, topology: publishing, capacity: FixedCapacity(concurrency: concurrency),
+            observer: observer, logger: Logger(label: "test"))
         for queue in queues {
             try await intake.declareWorkQueue(queue)
             try await DelayTopology.declare(on: publishing, queues: [queue])
@@ -73,7 +76,7 @@ import Testing
         #expect(intake.isReady)
         await intake.stop()
         #expect(!intake.isReady)
-        while await iterator.next() != nil {}   // the stream ends once every consumer is cancelled
+        while await iterator.next() != nil {}  // the stream ends once every consumer is cancelled
         await forwarding.value
     }
 
@@ -95,7 +98,7 @@ import Testing
 
     @Test func queuesAreAddedAndCancelledAtRunTimeButNotTheLastOne() async throws {
         let intake = try await intake(queues: ["a"])
-        await #expect(throws: CeleriacError.self) { _ = try await intake.add(queue: "b") }   // not started yet
+        await #expect(throws: CeleriacError.self) { _ = try await intake.add(queue: "b") }  // not started yet
         try await intake.start()
         let forwarding = Task { await intake.forwardAll() }
         #expect(try await intake.add(queue: "b"))

@@ -2,6 +2,7 @@ import CeleriacCore
 import CeleriacTesting
 import Synchronization
 import Testing
+
 @testable import CeleriacWorker
 
 /// ``TaskMiddleware`` and the chain: the order of calls, and what a user's middleware sees of a real worker.
@@ -31,13 +32,18 @@ import Testing
             log.append("body")
             await chain.finished(run, outcome: .success(1), seconds: 0)
         }
-        #expect(log.items == ["a.enter", "b.enter", "a.received t.add", "b.received t.add", "body",
-                              "a.finished succeeded", "b.finished succeeded", "b.exit", "a.exit"])
+        #expect(
+            log.items == [
+                "a.enter", "b.enter", "a.received t.add", "b.received t.add", "body",
+                "a.finished succeeded", "b.finished succeeded", "b.exit", "a.exit",
+            ])
     }
 
     @Test func anEmptyChainRunsTheBody() async {
         let ran = Mutex(false)
-        await MiddlewareChain([]).handle(TaskRun(message: TaskMessage(name: "t"), queue: "q")) { ran.withLock { $0 = true } }
+        await MiddlewareChain([]).handle(TaskRun(message: TaskMessage(name: "t"), queue: "q")) {
+            ran.withLock { $0 = true }
+        }
         #expect(ran.withLock { $0 })
     }
 
@@ -48,7 +54,9 @@ import Testing
         try await withApp(configuration: configuration) { app in
             let sum = try await app.client.delay(Tasks.add, .init(x: 2, y: 3)).get(timeout: .seconds(10))
             #expect(sum == 5)
-            await #expect(throws: (any Error).self) { _ = try await app.client.delay(Tasks.fail, .init(message: "no")).get(timeout: .seconds(10)) }
+            await #expect(throws: (any Error).self) {
+                _ = try await app.client.delay(Tasks.fail, .init(message: "no")).get(timeout: .seconds(10))
+            }
             try await log.wait(for: 2, "two tasks finished") { $0.hasPrefix("m.finished") }
         }
         #expect(log.items.filter { $0.hasPrefix("m.finished") } == ["m.finished succeeded", "m.finished failed"])

@@ -4,6 +4,7 @@ import CeleriacMessaging
 import CeleriacTesting
 import Logging
 import Testing
+
 @testable import CeleriacWorker
 
 /// ``OutcomePublisher`` alone on the in-memory broker: dead letters, parking and republishing through the delay
@@ -33,9 +34,10 @@ import Testing
     }
 
     func publisher(grace: Duration = .seconds(5), released: EventLog<String> = EventLog()) -> OutcomePublisher {
-        OutcomePublisher(settings: .init(hostname: "celeriac@test", gracePeriod: grace, signer: nil, clock: clock),
-                         connection: publishing, settler: consuming, observer: recorder, logger: Logger(label: "test"), tracing: nil,
-                         releaseUnique: { released.append($0.properties.correlationID ?? "?") })
+        OutcomePublisher(
+            settings: .init(hostname: "celeriac@test", gracePeriod: grace, signer: nil, clock: clock),
+            connection: publishing, settler: consuming, observer: recorder, logger: Logger(label: "test"), tracing: nil,
+            releaseUnique: { released.append($0.properties.correlationID ?? "?") })
     }
 
     /// Publishes `message` to the work queue and takes its delivery (unacked).
@@ -53,7 +55,8 @@ import Testing
         let publisher = publisher(released: released)
         let message = TaskMessage(name: "t.add", args: [1, 2])
         let delivery = try await delivered(message)
-        await publisher.deadLetter(delivery, queue: "work", reason: "task 't.add' is not registered", label: "unregistered")
+        await publisher.deadLetter(
+            delivery, queue: "work", reason: "task 't.add' is not registered", label: "unregistered")
         let dead = try #require(broker.messages(in: Topology.deadLetterQueue)?.first)
         #expect(dead.body == delivery.body)
         #expect(dead.properties.headers?[HeaderKey.deadReason]?.stringValue == "task 't.add' is not registered")
@@ -79,7 +82,9 @@ import Testing
 
     @Test func aCopyDueWithinASecondGoesStraightToItsQueue() async throws {
         let publisher = publisher()
-        #expect(await publisher.republish(TaskMessage(name: "t.add", eta: clock.now.addingTimeInterval(0.5)), queue: "work"))
+        #expect(
+            await publisher.republish(TaskMessage(name: "t.add", eta: clock.now.addingTimeInterval(0.5)), queue: "work")
+        )
         #expect(broker.delayedMessageCount == 0)
         #expect(broker.messages(in: "work")?.count == 1)
     }
@@ -91,16 +96,21 @@ import Testing
         #expect(await publisher.publishResult(.success(message.id, 3, for: message), for: message))
         let reply = try #require(broker.messages(in: "reply.1")?.first)
         #expect(reply.properties.correlationID == message.id)
-        let ignoring = RegisteredTask(name: "t.add", parameters: [], options: TaskOptions(ignoreResult: true)) { _, _ in .null }
+        let ignoring = RegisteredTask(name: "t.add", parameters: [], options: TaskOptions(ignoreResult: true)) { _, _ in
+            .null
+        }
         #expect(publisher.resultMessage(.success(message.id, 3, for: message), for: message, task: ignoring) == nil)
-        #expect(publisher.resultMessage(.success(message.id, 3, for: message), for: TaskMessage(name: "t.add")) == nil, "no reply_to")
+        #expect(
+            publisher.resultMessage(.success(message.id, 3, for: message), for: TaskMessage(name: "t.add")) == nil,
+            "no reply_to")
     }
 
     @Test func aResultTheBrokerCannotTakeReturnsFalseAndIsCounted() async throws {
         let failures = FailureCounter()
-        let publisher = OutcomePublisher(settings: .init(hostname: "celeriac@test", gracePeriod: .milliseconds(50), signer: nil, clock: clock),
-                                         connection: publishing, settler: consuming, observer: failures, logger: Logger(label: "test"),
-                                         tracing: nil, releaseUnique: { _ in })
+        let publisher = OutcomePublisher(
+            settings: .init(hostname: "celeriac@test", gracePeriod: .milliseconds(50), signer: nil, clock: clock),
+            connection: publishing, settler: consuming, observer: failures, logger: Logger(label: "test"),
+            tracing: nil, releaseUnique: { _ in })
         await publishing.close()
         let message = TaskMessage(name: "t.add", replyTo: "reply.gone")
         #expect(!(await publisher.publishResult(.success(message.id, 3, for: message), for: message)))

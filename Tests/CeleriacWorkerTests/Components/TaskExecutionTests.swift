@@ -2,6 +2,7 @@ import CeleriacCore
 import CeleriacTesting
 import Logging
 import Testing
+
 @testable import CeleriacWorker
 
 /// ``TaskExecution`` alone: time limits, terminate, the mapping from what a body throws to an outcome, slots.
@@ -10,11 +11,16 @@ import Testing
     let log = Logger(label: "test")
 
     func execution(concurrency: Int = 1, timeLimit: Double? = nil, softTimeLimit: Double? = nil) -> TaskExecution {
-        TaskExecution(settings: .init(hostname: "celeriac@test", timeLimit: timeLimit, softTimeLimit: softTimeLimit, acksEarly: false, clock: clock),
-                      executor: InProcessExecutor(), concurrency: concurrency)
+        TaskExecution(
+            settings: .init(
+                hostname: "celeriac@test", timeLimit: timeLimit, softTimeLimit: softTimeLimit, acksEarly: false,
+                clock: clock),
+            executor: InProcessExecutor(), concurrency: concurrency)
     }
 
-    func task(_ options: TaskOptions = TaskOptions(), body: @escaping @Sendable (TaskContext) async throws -> JSONValue) -> RegisteredTask {
+    func task(_ options: TaskOptions = TaskOptions(), body: @escaping @Sendable (TaskContext) async throws -> JSONValue)
+        -> RegisteredTask
+    {
         RegisteredTask(name: "t.body", parameters: [], options: options) { _, context in try await body(context) }
     }
 
@@ -29,7 +35,7 @@ import Testing
         let message = TaskMessage(name: "t.body")
         async let outcome = execution.execute(message, task: sleepy, queue: "q", log: log)
         try await started.wait("the body to start") { _ in true }
-        try await clock.waitForSleepers(2)   // the body's sleep and the soft-limit timer
+        try await clock.waitForSleepers(2)  // the body's sleep and the soft-limit timer
         await clock.advance(by: .seconds(5))
         guard case .failure(let failure) = await outcome else { Issue.record("expected a failure"); return }
         #expect(failure.type == "SoftTimeLimitExceeded")
@@ -71,36 +77,58 @@ import Testing
     @Test func whatTheBodyThrowsBecomesTheOutcome() async throws {
         let execution = execution()
         struct Transient: Error {}
-        let auto = TaskOptions(maxRetries: 2, autoRetry: .init(backoff: .exponential(factor: 2, cap: 60, jitter: false)) { $0 is Transient })
+        let auto = TaskOptions(
+            maxRetries: 2,
+            autoRetry: .init(backoff: .exponential(factor: 2, cap: 60, jitter: false)) { $0 is Transient })
         let flaky = task(auto) { _ in throw Transient() }
-        guard case .retry(let after, let cause) = await execution.execute(TaskMessage(name: "t.body", retries: 1), task: flaky, queue: "q", log: log) else {
+        guard
+            case .retry(let after, let cause) = await execution.execute(
+                TaskMessage(name: "t.body", retries: 1), task: flaky, queue: "q", log: log)
+        else {
             Issue.record("expected a retry"); return
         }
         #expect(after == 4)
         #expect(cause?.type == "Transient")
-        guard case .failure(let last) = await execution.execute(TaskMessage(name: "t.body", retries: 2), task: flaky, queue: "q", log: log) else {
+        guard
+            case .failure(let last) = await execution.execute(
+                TaskMessage(name: "t.body", retries: 2), task: flaky, queue: "q", log: log)
+        else {
             Issue.record("expected the last failure"); return
         }
         #expect(last.type == "Transient")
 
         let asks = task { context in throw context.retry(countdown: .seconds(7)) }
-        guard case .retry(let seven, _) = await execution.execute(TaskMessage(name: "t.body"), task: asks, queue: "q", log: log) else {
+        guard
+            case .retry(let seven, _) = await execution.execute(
+                TaskMessage(name: "t.body"), task: asks, queue: "q", log: log)
+        else {
             Issue.record("expected a retry"); return
         }
         #expect(seven == 7)
-        guard case .failure(let exhausted) = await execution.execute(TaskMessage(name: "t.body", retries: 3), task: asks, queue: "q", log: log) else {
+        guard
+            case .failure(let exhausted) = await execution.execute(
+                TaskMessage(name: "t.body", retries: 3), task: asks, queue: "q", log: log)
+        else {
             Issue.record("expected MaxRetriesExceededError"); return
         }
         #expect(exhausted.type == "MaxRetriesExceededError")
 
         let fails = task { _ in throw BuiltinError.valueError("bad") }
-        guard case .failure(let plain) = await execution.execute(TaskMessage(name: "t.body"), task: fails, queue: "q", log: log) else {
+        guard
+            case .failure(let plain) = await execution.execute(
+                TaskMessage(name: "t.body"), task: fails, queue: "q", log: log)
+        else {
             Issue.record("expected a failure"); return
         }
         #expect(plain.type == "ValueError")
 
-        let lost = task { _ in throw WorkerLost(failure: TaskFailure(type: "WorkerLostError", arguments: [], module: "billiard.exceptions"), disposition: .ack) }
-        guard case .workerLost = await execution.execute(TaskMessage(name: "t.body"), task: lost, queue: "q", log: log) else {
+        let lost = task { _ in
+            throw WorkerLost(
+                failure: TaskFailure(type: "WorkerLostError", arguments: [], module: "billiard.exceptions"),
+                disposition: .ack)
+        }
+        guard case .workerLost = await execution.execute(TaskMessage(name: "t.body"), task: lost, queue: "q", log: log)
+        else {
             Issue.record("expected workerLost"); return
         }
         #expect(execution.processedCount == 0, "counting is the pipeline's call, after the outcome")

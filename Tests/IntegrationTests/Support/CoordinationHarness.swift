@@ -1,8 +1,8 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCoordination
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacWorker
 import Foundation
 import ServiceLifecycle
@@ -25,19 +25,26 @@ final class CoordinationRecorder: WorkerObserver, CoordinationObserver {
     }
     func taskStarted(name: String, queue: String) { recording.taskStarted(name: name, queue: queue) }
     func messageRequeued(queue: String) { recording.messageRequeued(queue: queue) }
-    func messageDeadLettered(queue: String, reason: String) { recording.messageDeadLettered(queue: queue, reason: reason) }
+    func messageDeadLettered(queue: String, reason: String) {
+        recording.messageDeadLettered(queue: queue, reason: reason)
+    }
     func duplicateSkipped(task: String, queue: String) { duplicatesSink.yield(task) }
-    func globalLimitWaited(task: String, limit: String, kind: String, seconds: Double) { waits.withLock { $0[kind, default: 0] += 1 } }
+    func globalLimitWaited(task: String, limit: String, kind: String, seconds: Double) {
+        waits.withLock { $0[kind, default: 0] += 1 }
+    }
 }
 
 /// Starts a worker with global limits and waits until it consumes.
-func startCoordinatedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: String, limits: [GlobalLimit] = [], concurrency: Int = 4,
-                            hostname: String = "it-\(UUID().uuidString.prefix(8))@test") async throws -> (RunningWorker, CoordinationRecorder) {
+func startCoordinatedWorker(
+    _ registry: TaskRegistry, url: AMQPURL, queue: String, limits: [GlobalLimit] = [], concurrency: Int = 4,
+    hostname: String = "it-\(UUID().uuidString.prefix(8))@test"
+) async throws -> (RunningWorker, CoordinationRecorder) {
     let recorder = CoordinationRecorder()
     let logger = testLogger("it.coord")
     var config = Worker.Configuration(queues: [queue], concurrency: concurrency, hostname: hostname)
     config.globalLimits = limits
-    let worker = Worker(registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: recorder)
+    let worker = Worker(
+        registry: registry, configuration: config, broker: AMQPBroker(url: url), logger: logger, observer: recorder)
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(recorder.recording.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -45,7 +52,9 @@ func startCoordinatedWorker(_ registry: TaskRegistry, url: AMQPURL, queue: Strin
 }
 
 /// Bounded polling of the broker's view (message and consumer counts have no event to wait on).
-func waitForBroker(_ what: String, within timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () async -> Bool) async throws {
+func waitForBroker(
+    _ what: String, within timeout: Duration = .seconds(30), _ condition: @escaping @Sendable () async -> Bool
+) async throws {
     try await within(timeout, what) {
         while !(await condition()) { try await Task.sleep(for: .milliseconds(20)) }
     }

@@ -3,9 +3,9 @@ import Foundation
 
 /// One PromQL expression found in a dashboard or an alert rule, with the place an operator would look for it.
 struct PromQLExpression: Sendable, CustomStringConvertible {
-    let source: String      // "Grafana/celeriac-workers.json"
-    let place: String       // "panel 'Queue wait p50 / p95 / p99' target B" or "variable 'task'"
-    let expr: String        // as written, template variables included
+    let source: String  // "Grafana/celeriac-workers.json"
+    let place: String  // "panel 'Queue wait p50 / p95 / p99' target B" or "variable 'task'"
+    let expr: String  // as written, template variables included
     var description: String { "\(source): \(place)" }
 }
 
@@ -25,23 +25,31 @@ enum DashboardExpressions {
                 let title = panel["title"]?.stringValue ?? "?"
                 for target in panel["targets"]?.arrayValue ?? [] {
                     guard let expr = target["expr"]?.stringValue else { continue }
-                    found.append(.init(source: dashboard, place: "panel '\(title)' target \(target["refId"]?.stringValue ?? "?")", expr: expr))
+                    found.append(
+                        .init(
+                            source: dashboard, place: "panel '\(title)' target \(target["refId"]?.stringValue ?? "?")",
+                            expr: expr))
                 }
                 visit(panel["panels"]?.arrayValue ?? [])
             }
         }
         visit(json["panels"]?.arrayValue ?? [])
         for variable in json["templating"]?["list"]?.arrayValue ?? [] where variable["type"]?.stringValue == "query" {
-            guard let query = variable["query"]?["query"]?.stringValue ?? variable["query"]?.stringValue else { continue }
+            guard let query = variable["query"]?["query"]?.stringValue ?? variable["query"]?.stringValue else {
+                continue
+            }
             let name = variable["name"]?.stringValue ?? "?"
-            found.append(.init(source: dashboard, place: "variable '\(name)'", expr: labelValuesSelector(query) ?? query))
+            found.append(
+                .init(source: dashboard, place: "variable '\(name)'", expr: labelValuesSelector(query) ?? query))
         }
         return found
     }
 
     /// `label_values(up{job="x"}, instance)` → `up{job="x"}`; nil for any other query.
     static func labelValuesSelector(_ query: String) -> String? {
-        guard query.hasPrefix("label_values("), query.hasSuffix(")"), let comma = query.lastIndex(of: ",") else { return nil }
+        guard query.hasPrefix("label_values("), query.hasSuffix(")"), let comma = query.lastIndex(of: ",") else {
+            return nil
+        }
         return String(query[query.index(query.startIndex, offsetBy: "label_values(".count)..<comma])
     }
 
@@ -50,7 +58,8 @@ enum DashboardExpressions {
         var out = expr
         // Longest names first, so `$__rate_interval` is not eaten by a shorter `$__rate`.
         for (name, value) in values.sorted(by: { $0.key.count > $1.key.count }) {
-            out = out.replacingOccurrences(of: "${\(name)}", with: value).replacingOccurrences(of: "$\(name)", with: value)
+            out = out.replacingOccurrences(of: "${\(name)}", with: value).replacingOccurrences(
+                of: "$\(name)", with: value)
         }
         if out.contains("$") { throw UnknownVariable(expr: expr) }
         return out
@@ -74,7 +83,11 @@ enum DashboardExpressions {
             if !inString {
                 if c == "(" || c == "{" || c == "[" { depth += 1 }
                 if c == ")" || c == "}" || c == "]" { depth -= 1 }
-                if depth == 0, c.isWhitespace, let word = words.first(where: { expr[i...].dropFirst().hasPrefix("\($0) ") || expr[i...].dropFirst().hasPrefix("\($0)\n") }) {
+                if depth == 0, c.isWhitespace,
+                    let word = words.first(where: {
+                        expr[i...].dropFirst().hasPrefix("\($0) ") || expr[i...].dropFirst().hasPrefix("\($0)\n")
+                    })
+                {
                     operands.append(current)
                     current = ""
                     i = expr.index(i, offsetBy: word.count + 1)
@@ -94,7 +107,8 @@ enum DashboardExpressions {
     }
 
     static func stripComparison(_ operand: String) -> String {
-        guard let match = operand.range(of: #"\s*(==|!=|>=|<=|>|<)\s*-?[0-9.]+\s*$"#, options: .regularExpression) else { return operand }
+        guard let match = operand.range(of: #"\s*(==|!=|>=|<=|>|<)\s*-?[0-9.]+\s*$"#, options: .regularExpression)
+        else { return operand }
         return String(operand[..<match.lowerBound])
     }
 }
@@ -104,14 +118,16 @@ struct PrometheusAPI: Sendable {
     let port: Int
 
     struct Answer: Sendable {
-        let status: String          // "success" or "error"
+        let status: String  // "success" or "error"
         let error: String?
-        let result: [JSONValue]     // instant-vector samples (a scalar answer becomes one element)
+        let result: [JSONValue]  // instant-vector samples (a scalar answer becomes one element)
     }
 
     func get(_ path: String) throws -> JSONValue {
         let response = try httpGet(port: port, path: path)
-        let body = response.headers.lowercased().contains("transfer-encoding: chunked") ? Self.dechunk(response.body) : response.body
+        let body =
+            response.headers.lowercased().contains("transfer-encoding: chunked")
+            ? Self.dechunk(response.body) : response.body
         return try JSONValue.parse(body)
     }
 
@@ -127,7 +143,8 @@ struct PrometheusAPI: Sendable {
     /// The first sample's value as a number (nil while there is none).
     func number(_ promql: String) -> Double? {
         guard let answer = try? query(promql), let first = answer.result.first,
-              let text = first["value"]?.arrayValue?.last?.stringValue else { return nil }
+            let text = first["value"]?.arrayValue?.last?.stringValue
+        else { return nil }
         return Double(text)
     }
 

@@ -6,8 +6,8 @@ import Tracing
 /// finished span announced on a stream so tests wait for the span they expect instead of sleeping.
 final class RecordingTracer: Tracer {
     struct SpanID: Sendable, Hashable, CustomStringConvertible {
-        let trace: String   // 32 lowercase hex
-        let span: String    // 16 lowercase hex
+        let trace: String  // 32 lowercase hex
+        let span: String  // 16 lowercase hex
         var description: String { "\(trace)/\(span)" }
     }
 
@@ -48,8 +48,10 @@ final class RecordingTracer: Tracer {
         return out
     }
 
-    func startSpan<Instant: TracerInstant>(_ operationName: String, context: @autoclosure () -> InstrumentationContext, ofKind kind: SpanKind,
-                                           at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt) -> RecordedSpan {
+    func startSpan<Instant: TracerInstant>(
+        _ operationName: String, context: @autoclosure () -> InstrumentationContext, ofKind kind: SpanKind,
+        at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
+    ) -> RecordedSpan {
         var context = context()
         let parent = context.recordedSpanID
         let id = SpanID(trace: parent?.trace ?? Self.hex(bytes: 16), span: Self.hex(bytes: 8))
@@ -59,15 +61,20 @@ final class RecordingTracer: Tracer {
 
     func forceFlush() {}
 
-    func inject<Carrier, Inject: Injector>(_ context: InstrumentationContext, into carrier: inout Carrier, using injector: Inject)
-        where Inject.Carrier == Carrier {
+    func inject<Carrier, Inject: Injector>(
+        _ context: InstrumentationContext, into carrier: inout Carrier, using injector: Inject
+    )
+    where Inject.Carrier == Carrier {
         guard let id = context.recordedSpanID else { return }
         injector.inject("00-\(id.trace)-\(id.span)-01", forKey: "traceparent", into: &carrier)
     }
 
-    func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout InstrumentationContext, using extractor: Extract)
-        where Extract.Carrier == Carrier {
-        guard let value = extractor.extract(key: "traceparent", from: carrier), let id = Self.parse(traceparent: value) else { return }
+    func extract<Carrier, Extract: Extractor>(
+        _ carrier: Carrier, into context: inout InstrumentationContext, using extractor: Extract
+    )
+    where Extract.Carrier == Carrier {
+        guard let value = extractor.extract(key: "traceparent", from: carrier), let id = Self.parse(traceparent: value)
+        else { return }
         context.recordedSpanID = id
     }
 
@@ -75,7 +82,8 @@ final class RecordingTracer: Tracer {
     static func parse(traceparent: String) -> SpanID? {
         let parts = traceparent.split(separator: "-")
         guard parts.count == 4, parts[0] == "00", parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
-              parts[1].allSatisfy(\.isHexDigit), parts[2].allSatisfy(\.isHexDigit) else { return nil }
+            parts[1].allSatisfy(\.isHexDigit), parts[2].allSatisfy(\.isHexDigit)
+        else { return nil }
         return SpanID(trace: parts[1].lowercased(), span: parts[2].lowercased())
     }
 }
@@ -95,7 +103,10 @@ final class RecordedSpan: Span {
     }
     private let state: Mutex<State>
 
-    init(name: String, kind: SpanKind, id: RecordingTracer.SpanID, parent: RecordingTracer.SpanID?, context: InstrumentationContext, tracer: RecordingTracer) {
+    init(
+        name: String, kind: SpanKind, id: RecordingTracer.SpanID, parent: RecordingTracer.SpanID?,
+        context: InstrumentationContext, tracer: RecordingTracer
+    ) {
         self.id = id
         self.parent = parent
         self.kind = kind
@@ -115,7 +126,9 @@ final class RecordedSpan: Span {
     var isRecording: Bool { state.withLock { !$0.ended } }
     func setStatus(_ status: SpanStatus) { state.withLock { $0.status = status } }
     func addEvent(_ event: SpanEvent) {}
-    func recordError<Instant: TracerInstant>(_ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant) {}
+    func recordError<Instant: TracerInstant>(
+        _ error: any Error, attributes: SpanAttributes, at instant: @autoclosure () -> Instant
+    ) {}
     func addLink(_ link: SpanLink) {
         guard let linked = link.context.recordedSpanID else { return }
         state.withLock { $0.links.append(linked) }
@@ -127,7 +140,10 @@ final class RecordedSpan: Span {
             return s
         }
         guard let s = snapshot else { return }
-        tracer.end(.init(name: s.name, kind: kind, id: id, parent: parent, attributes: s.attributes, links: s.links, status: s.status))
+        tracer.end(
+            .init(
+                name: s.name, kind: kind, id: id, parent: parent, attributes: s.attributes, links: s.links,
+                status: s.status))
     }
 }
 

@@ -1,6 +1,6 @@
+import AMQPTransport
 import Foundation
 import Testing
-import AMQPTransport
 
 /// A throwaway RabbitMQ node for integration tests, run by `scripts/broker.sh`.
 ///
@@ -22,7 +22,9 @@ struct TestBroker: Sendable {
         var url = URL(fileURLWithPath: #filePath)
         while url.path != "/" {
             url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url.path
+            }
         }
         fatalError("cannot find the repository root above \(#filePath)")
     }
@@ -47,11 +49,14 @@ struct TestBroker: Sendable {
         let result: Result<String, Shell.Failure> = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 do {
-                    continuation.resume(returning: .success(try Shell.run("\(Self.repoRoot)/scripts/broker.sh", args, environment: env)))
+                    continuation.resume(
+                        returning: .success(try Shell.run("\(Self.repoRoot)/scripts/broker.sh", args, environment: env))
+                    )
                 } catch let failure as Shell.Failure {
                     continuation.resume(returning: .failure(failure))
                 } catch {
-                    continuation.resume(returning: .failure(Shell.Failure(command: "broker.sh", status: -1, output: "\(error)")))
+                    continuation.resume(
+                        returning: .failure(Shell.Failure(command: "broker.sh", status: -1, output: "\(error)")))
                 }
             }
         }
@@ -127,15 +132,17 @@ enum Shell {
             unlink(outPath)
             unlink(errPath)
         }
-        let pid = try spawn(executable, args, environment: environment ?? ProcessInfo.processInfo.environment,
-                            stdout: outPath, stderr: errPath)
+        let pid = try spawn(
+            executable, args, environment: environment ?? ProcessInfo.processInfo.environment,
+            stdout: outPath, stderr: errPath)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         if exitCode != 0 {
             let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-            throw Failure(command: ([executable] + args).joined(separator: " "), status: exitCode, output: stdout + stderr)
+            throw Failure(
+                command: ([executable] + args).joined(separator: " "), status: exitCode, output: stdout + stderr)
         }
         return stdout
     }
@@ -143,12 +150,16 @@ enum Shell {
 
 extension Shell {
     /// Starts a long-running process (a Python Celery worker) with output to `log`; returns its pid.
-    static func spawn(_ executable: String, _ args: [String], environment: [String: String], log: String) throws -> pid_t {
+    static func spawn(_ executable: String, _ args: [String], environment: [String: String], log: String) throws
+        -> pid_t
+    {
         try spawn(executable, args, environment: environment, stdout: log, stderr: nil)
     }
 
     /// posix_spawn with stdin from /dev/null and stdout/stderr to files (stderr joins stdout when nil).
-    static func spawn(_ executable: String, _ args: [String], environment: [String: String], stdout: String, stderr: String?) throws -> pid_t {
+    static func spawn(
+        _ executable: String, _ args: [String], environment: [String: String], stdout: String, stderr: String?
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -167,7 +178,10 @@ extension Shell {
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
-        guard rc == 0 else { throw Failure(command: executable, status: rc, output: "posix_spawn failed: \(String(cString: strerror(rc)))") }
+        guard rc == 0 else {
+            throw Failure(
+                command: executable, status: rc, output: "posix_spawn failed: \(String(cString: strerror(rc)))")
+        }
         return pid
     }
 
@@ -184,7 +198,9 @@ extension Shell {
     /// one of the cooperative pool's threads (two on a 2-core box) that the worker under test needs. Returns the
     /// output, also when the command fails (the caller checks what it printed).
     /// Like ``runOffPool(_:_:environment:)`` but also says whether the command exited 0.
-    static func runOffPoolWithStatus(_ executable: String, _ args: [String], environment: [String: String]) async -> (ok: Bool, output: String) {
+    static func runOffPoolWithStatus(_ executable: String, _ args: [String], environment: [String: String]) async -> (
+        ok: Bool, output: String
+    ) {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 do {
@@ -216,9 +232,12 @@ extension Shell {
 /// The Python of the test venv (`scripts/bootstrap.sh` creates `.run/venv` with Celery from PyPI).
 enum TestPython {
     static func path() throws -> String {
-        let candidate = ProcessInfo.processInfo.environment["CELERIAC_TEST_PYTHON"] ?? "\(TestBroker.repoRoot)/.run/venv/bin/python"
+        let candidate =
+            ProcessInfo.processInfo.environment["CELERIAC_TEST_PYTHON"] ?? "\(TestBroker.repoRoot)/.run/venv/bin/python"
         guard FileManager.default.isExecutableFile(atPath: candidate) else {
-            throw Shell.Failure(command: candidate, status: 127, output: "no Python venv with Celery at \(candidate): run scripts/bootstrap.sh (make test does)")
+            throw Shell.Failure(
+                command: candidate, status: 127,
+                output: "no Python venv with Celery at \(candidate): run scripts/bootstrap.sh (make test does)")
         }
         return candidate
     }

@@ -10,7 +10,9 @@ struct TimedOut: Error, CustomStringConvertible {
 
 /// Runs `body` and fails with ``TimedOut`` if it has not finished after `timeout`. This is a deadline on an event,
 /// not a sleep used for synchronisation: the body returns as soon as what it waits for happens.
-func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T)
+    async throws -> T
+{
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {

@@ -1,7 +1,7 @@
 import AMQPTransport
 import CeleriacAMQP
-import CeleriacMessaging
 import CeleriacCore
+import CeleriacMessaging
 import CeleriacTesting
 import CeleriacWorker
 import Foundation
@@ -35,12 +35,13 @@ final class RecordingObserver: WorkerObserver {
     func messageRequeued(queue: String) { requeuedSink.yield(queue) }
     func chordEvent(_ event: String) { chordsSink.yield(event) }
     func stateChanged(ready: Bool) { readySink.yield(ready) }
-    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) { finishedSink.yield((name, outcome)) }
+    func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
+        finishedSink.yield((name, outcome))
+    }
     func taskStarted(name: String, queue: String) { startedSink.yield(name) }
     func messageDeadLettered(queue: String, reason: String) { deadLettered.withLock { $0.append(reason) } }
     func taskParked(name: String, queue: String) { parked.withLock { $0 += 1 } }
 }
-
 
 struct RunningWorker {
     let worker: Worker
@@ -56,21 +57,29 @@ struct RunningWorker {
 
 func testLogger(_ label: String) -> Logger {
     var logger = Logger(label: label)
-    logger.logLevel = ProcessInfo.processInfo.environment["CELERIAC_TEST_LOGLEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["CELERIAC_TEST_LOGLEVEL"].flatMap { Logger.Level(rawValue: $0) }
+        ?? .critical
     return logger
 }
 
 /// Starts a worker in a ServiceGroup and waits (on its readiness event) until it consumes.
-func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
-                 hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
-                 limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = [], events: Bool = false,
-                 maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic) async throws -> RunningWorker {
+func startWorker(
+    _ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
+    hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
+    limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = [], events: Bool = false,
+    maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic
+) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
-    var configuration = Worker.Configuration(queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
-        gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval, events: events)
+    var configuration = Worker.Configuration(
+        queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier, hostname: hostname,
+        gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval,
+        events: events)
     configuration.queueType = queueType
-    let worker = Worker(registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger, observer: FanOut(observers: [observer] + observers))
+    let worker = Worker(
+        registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger,
+        observer: FanOut(observers: [observer] + observers))
     let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
     let task = Task { try await group.run() }
     _ = try await first(observer.readyEvents, within: .seconds(30), "the worker to be ready") { $0 }
@@ -78,7 +87,8 @@ func startWorker(_ registry: TaskRegistry, url: AMQPURL, queues: [String], concu
 }
 
 func startClient(url: AMQPURL, queue: String) async throws -> CeleriacClient {
-    let client = CeleriacClient(configuration: .init(defaultQueue: queue, connectionName: "it-client"), broker: AMQPBroker(url: url))
+    let client = CeleriacClient(
+        configuration: .init(defaultQueue: queue, connectionName: "it-client"), broker: AMQPBroker(url: url))
     try await client.start()
     return client
 }
@@ -120,18 +130,26 @@ struct FanOut: WorkerObserver {
     let observers: [any WorkerObserver]
     func taskReceived(name: String, queue: String) { observers.forEach { $0.taskReceived(name: name, queue: queue) } }
     func taskStarted(name: String, queue: String) { observers.forEach { $0.taskStarted(name: name, queue: queue) } }
-    func taskQueueWait(name: String, queue: String, seconds: Double) { observers.forEach { $0.taskQueueWait(name: name, queue: queue, seconds: seconds) } }
+    func taskQueueWait(name: String, queue: String, seconds: Double) {
+        observers.forEach { $0.taskQueueWait(name: name, queue: queue, seconds: seconds) }
+    }
     func tasksReserved(queue: String, delta: Int) { observers.forEach { $0.tasksReserved(queue: queue, delta: delta) } }
     func publishConfirmed(seconds: Double) { observers.forEach { $0.publishConfirmed(seconds: seconds) } }
     func resultPublishFailed() { observers.forEach { $0.resultPublishFailed() } }
-    func rateLimitWait(name: String, seconds: Double) { observers.forEach { $0.rateLimitWait(name: name, seconds: seconds) } }
+    func rateLimitWait(name: String, seconds: Double) {
+        observers.forEach { $0.rateLimitWait(name: name, seconds: seconds) }
+    }
     func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
     }
-    func messageDeadLettered(queue: String, reason: String) { observers.forEach { $0.messageDeadLettered(queue: queue, reason: reason) } }
+    func messageDeadLettered(queue: String, reason: String) {
+        observers.forEach { $0.messageDeadLettered(queue: queue, reason: reason) }
+    }
     func taskParked(name: String, queue: String) { observers.forEach { $0.taskParked(name: name, queue: queue) } }
     func messageRequeued(queue: String) { observers.forEach { $0.messageRequeued(queue: queue) } }
-    func consumerRestarted(queue: String, reason: String) { observers.forEach { $0.consumerRestarted(queue: queue, reason: reason) } }
+    func consumerRestarted(queue: String, reason: String) {
+        observers.forEach { $0.consumerRestarted(queue: queue, reason: reason) }
+    }
     func connectionEvent(_ event: String) { observers.forEach { $0.connectionEvent(event) } }
     func chordEvent(_ event: String) { observers.forEach { $0.chordEvent(event) } }
     func stateChanged(ready: Bool) { observers.forEach { $0.stateChanged(ready: ready) } }
