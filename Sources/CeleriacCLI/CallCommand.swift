@@ -21,8 +21,12 @@ public struct CallCommand: AsyncParsableCommand {
     @Option(name: .customLong("countdown"), help: "Seconds to wait before the task may run.") var countdown: Double?
     @Option(name: .customLong("expires"), help: "Seconds after which the task is not run.") var expires: Double?
     @Option(name: .customLong("priority"), help: "Message priority 0-9.") var priority: UInt8?
-    @Flag(name: .customLong("wait"), help: "Wait for the result and print it as JSON on the last line.") var wait =
-        false
+    @Flag(
+        name: .customLong("wait"),
+        help:
+            "Wait for the result and print it as JSON on the last line; the task's states (PROGRESS, ...) come before it."
+    )
+    var wait = false
     @Option(name: .customLong("timeout"), help: "Seconds to wait with --wait.") var timeout: Double = 30
 
     /// Required by ArgumentParser; the values come from parsing the command line.
@@ -54,14 +58,31 @@ public struct CallCommand: AsyncParsableCommand {
         let result = try await client.send(name, args: argList, kwargs: kwargObject, options: options)
         print(result.id)
         guard wait else { return }
+        // The task's states while it runs: a progress bar on a terminal, plain lines otherwise.
+        let progress = ProgressDisplay(terminal: isatty(STDOUT_FILENO) == 1)
+        let follower = Task {
+            for await update in await result.updates() where !update.status.isReady {
+                progress.show(update)
+            }
+        }
+        defer { follower.cancel() }
         do {
             let value = try await result.get(timeout: .milliseconds(Int(timeout * 1000)))
+            follower.cancel()
+            await follower.value
+            progress.end()
             print(value.jsonString)
         } catch .taskFailed(_, _, let failure) {
+            follower.cancel()
+            await follower.value
+            progress.end()
             print("\(failure.type): \(failure.message)")
             if let tb = failure.traceback { FileHandle.standardError.write(Data((tb + "\n").utf8)) }
             throw ExitCode(1)
         } catch {
+            follower.cancel()
+            await follower.value
+            progress.end()
             throw CLIError(description: error.description)
         }
     }
@@ -86,57 +107,63 @@ public struct ResultCommand: AsyncParsableCommand {
     /// How many messages of the reply queue one look may hold.
     static let window: UInt16 = 1000
 
-    /// Looks through up to 1000 messages of the reply queue for the task's final result, acks only that one and puts
-    /// the others back, then prints the state and the value (or the failure). Exits with status 1 when the task did not
-    /// succeed, no result came within `--timeout`, or the queue cannot be read.
+    /// Looks through the reply queue (up to 1000 messages) for the task's states and prints the last one: its name,
+    /// then the value, the failure or the meta. Nothing is acked: every message, the task's own included, goes back
+    /// to the queue for whoever waits for it. When the queue holds no final state for the task yet, it keeps looking
+    /// until one arrives or `--timeout` passes. Exits with status 0 for SUCCESS; 1 when the task failed, was revoked,
+    /// is still running (its last state is shown), no state came within `--timeout`, or the queue cannot be read.
     public func run() async throws {
         let amqp = try broker.amqpBroker()
         let connection = amqp.connection(.init(name: "celeriac-result", confirms: false))
         defer { Task { await connection.close() } }
+        let waiting: UInt32
         do {
             try await connection.connect()
-            _ = try await connection.inspect(queue: replyQueue)
+            waiting = try await connection.inspect(queue: replyQueue).messageCount
         } catch {
             throw CLIError(description: error.description)
         }
-        // Results for other tasks are held (unacked) while looking, and all go back to the queue at the end: handing
-        // each back at once would get it delivered again straight away, round and round until the timeout.
+        // Every message is held (unacked) while looking, and all go back to the queue at the end: handing each back
+        // at once would get it delivered again straight away, round and round until the timeout.
         let consumer = try await connection.consume(queue: replyQueue, prefetch: Self.window)
         let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
         let id = self.id
         let held = HeldTags()
-        let found: ResultMessage? = await withTaskGroup(of: ResultMessage?.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
+                var seen: UInt32 = 0
                 for await d in consumer.deliveries {
-                    if d.properties.correlationID == id, let r = ResultCodec.decode(d), r.status.isReady {
-                        await connection.ack(d.tag)
-                        return r
-                    }
                     held.tags.withLock { $0.append(d.tag) }
+                    seen += 1
+                    if let r = ResultCodec.decode(d), r.taskID == id {
+                        held.latest.withLock { $0 = r }
+                        if r.status.isReady { return }
+                    }
+                    // All that waited is read and a state of the task is among it: that is its last state now.
+                    if seen >= min(waiting, UInt32(Self.window)), held.latest.withLock({ $0 != nil }) { return }
+                    if seen >= UInt32(Self.window) { return }
                 }
-                return nil
             }
             group.addTask {
                 try? await Task.sleep(until: deadline)
-                return nil
             }
-            let first = await group.next() ?? nil
+            _ = await group.next()
             group.cancelAll()
-            return first
         }
         try? await connection.cancel(consumer)
-        let others = held.tags.withLock { $0 }
-        for tag in others { await connection.reject(tag, requeue: true) }  // left for their owners
-        guard let found else {
+        let all = held.tags.withLock { $0 }
+        for tag in all { await connection.reject(tag, requeue: true) }  // left for their owners
+        guard let found = held.latest.withLock({ $0 }) else {
             let more =
-                others.count >= Self.window
-                ? " (only the first \(Self.window) messages of the queue were looked at)" : ""
+                all.count >= Self.window ? " (only the first \(Self.window) messages of the queue were looked at)" : ""
             throw CLIError(description: "no result for \(id) on \(replyQueue) within \(timeout)s\(more)")
         }
         print(found.status.rawValue)
-        print(
-            found.status == .success ? found.result.jsonString : (found.failure?.description ?? found.result.jsonString)
-        )
+        switch found.status {
+        case .success: print(found.result.jsonString)
+        case .failure, .revoked, .retry: print(found.failure?.description ?? found.result.jsonString)
+        default: print(found.result.jsonString)
+        }
         if found.status != .success { throw ExitCode(1) }
     }
 }
@@ -173,4 +200,6 @@ public struct PurgeCommand: AsyncParsableCommand {
 /// The deliveries a `result` look holds back for their owners.
 private final class HeldTags: Sendable {
     let tags = Mutex<[DeliveryTag]>([])
+    /// The task's last state seen so far.
+    let latest = Mutex<ResultMessage?>(nil)
 }

@@ -68,6 +68,11 @@ public struct WorkerCommand: AsyncParsableCommand {
     @Flag(name: .customLong("acks-early"), help: "Ack when a task starts (at-most-once) instead of after its result.")
     var acksEarly = false
 
+    @Flag(
+        name: .customLong("track-started"),
+        help: "Report STARTED (pid, hostname) to the caller when a task starts, as Celery's task_track_started.")
+    var trackStarted = false
+
     @Option(
         name: .customLong("pool"),
         help:
@@ -151,6 +156,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
         config.durableRevocations = !noRevocationLog
+        config.trackStarted = trackStarted
         try hardening.apply(to: &config, signing: signing)
         config.globalLimits = try coordination.limits()
         config.duplicateWindow = max(0, coordination.duplicateWindow)

@@ -45,6 +45,7 @@ extension WorkflowGraph {
         case .started, .received: "#fff9c4"
         case .retry: "#ffe0b2"
         case .pending, .ignored: "#ffffff"
+        default: "#fff9c4"  // a task's own state (PROGRESS, …): it is running
         }
     }
 

@@ -57,6 +57,14 @@ public struct ResultMessage: Sendable, Equatable {
             dateDone: status == .retry ? nil : Date(), groupID: message?.groupID, parentID: message?.parentID)
     }
 
+    /// An intermediate state of a running task (`STARTED`, `PROGRESS`, a task's own name) with its meta, as Celery's
+    /// `update_state` sends it: no traceback, no children, no `date_done`. `message` supplies the group and parent ids.
+    public static func state(_ id: String, _ state: TaskState, meta: JSONValue, for message: TaskMessage? = nil)
+        -> ResultMessage
+    {
+        ResultMessage(taskID: id, status: state, result: meta, groupID: message?.groupID, parentID: message?.parentID)
+    }
+
     /// The failure carried by a FAILURE/RETRY/REVOKED result.
     public var failure: TaskFailure? { TaskFailure(json: result, traceback: traceback) }
 
@@ -75,11 +83,11 @@ public struct ResultMessage: Sendable, Equatable {
 
     /// Reads a result body. `task_id` is required (Python requires it too); `correlationID` fills it in otherwise.
     public init?(json: JSONValue, correlationID: String? = nil) {
-        guard let o = json.objectValue, let s = o["status"]?.stringValue, let status = TaskState(rawValue: s),
+        guard let o = json.objectValue, let s = o["status"]?.stringValue,
             let id = o["task_id"]?.stringValue ?? correlationID
         else { return nil }
         self.taskID = id
-        self.status = status
+        self.status = TaskState(s)
         self.result = o["result"] ?? .null
         self.traceback = o["traceback"]?.stringValue
         self.children = o["children"]?.arrayValue ?? []

@@ -17,15 +17,23 @@ public struct TaskContext: Sendable {
     public let stopReason: StopReason
     /// The worker's clock: ``sleep(for:)`` waits on it (a manual clock in tests).
     public let clock: any CeleriacClock
+    /// Where ``updateState(_:meta:)`` goes: the worker's reporter for this run. Nil outside a worker, and when
+    /// nobody waits for the result (no reply queue, or the result is ignored): then states go nowhere.
+    public let states: TaskStateSink?
+    /// True when the worker reports `STARTED` just before the body runs: the task's ``TaskOptions/trackStarted``
+    /// or the worker's `--track-started` (Celery's `track_started` and `task_track_started`).
+    public let trackStarted: Bool
 
     /// The context the worker builds for one run of `message`. `stopReason` is shared with whoever enforces the soft
     /// time limit; `clock` is what ``sleep(for:)`` waits on.
     public init(
         message: TaskMessage, logger: Logger, hostname: String, options: TaskOptions,
         stopReason: StopReason = StopReason(),
-        clock: any CeleriacClock = SystemClock()
+        clock: any CeleriacClock = SystemClock(), states: TaskStateSink? = nil, trackStarted: Bool = false
     ) {
         self.clock = clock
+        self.states = states
+        self.trackStarted = trackStarted
         self.message = message
         self.logger = logger
         self.hostname = hostname
@@ -37,6 +45,35 @@ public struct TaskContext: Sendable {
     /// moment), else nil. A task that caught a `CancellationError` can look here to tell a soft limit from a
     /// terminate or a cold shutdown.
     public var softTimeLimitExceeded: SoftTimeLimitExceeded? { stopReason.softTimeLimitExceeded }
+
+    /// Reports an intermediate state to whoever waits for this task's result, as Celery's `update_state` does:
+    /// `context.updateState(.progress, meta: ["current": 40, "total": 100])`, or any state name of your own. A
+    /// Python caller sees it as `AsyncResult.state` and `.info`; a Swift caller in `AsyncResult.updates()`. It
+    /// returns at once (the message is sent in the background, never after the task's final result). Updates come
+    /// out at most every 100 ms per task: one that follows sooner waits, and is replaced by any later one meanwhile.
+    public func updateState(_ state: TaskState, meta: JSONValue = .null) {
+        states?.report(state, meta)
+    }
+
+    /// Reports `STARTED` with `{"pid": pid, "hostname": …}` when ``trackStarted`` is on (Celery's `track_started`).
+    /// Executors call it just before the body runs, with the pid of the process that runs it.
+    public func reportStarted(pid: Int32) {
+        guard trackStarted else { return }
+        updateState(.started, meta: ["pid": .int(Int64(pid)), "hostname": .string(hostname)])
+    }
+
+    /// ``updateState(_:meta:)`` with any `Encodable` meta (encoded as JSON).
+    ///
+    /// - Throws: the `EncodingError` when `meta` cannot be encoded as JSON.
+    public func updateState<Meta: Encodable>(_ state: TaskState, meta: Meta) throws {
+        updateState(state, meta: try JSONBridge.encode(meta))
+    }
+
+    /// Reports `PROGRESS` with `{"current": current, "total": total}`, the meta `celeriac call --wait` draws as a
+    /// progress bar and most Celery front ends read.
+    public func reportProgress(current: Int, total: Int) {
+        updateState(.progress, meta: ["current": .int(Int64(current)), "total": .int(Int64(total))])
+    }
 
     /// `Task.checkCancellation()` that names the reason: throws ``SoftTimeLimitExceeded`` once the soft time limit
     /// has passed, and `CancellationError` when the task was cancelled otherwise (terminated, cold shutdown).
@@ -92,6 +129,18 @@ public struct RetryRequest: Error, Sendable, CustomStringConvertible {
     public var description: String {
         "Retry in \(countdown.map { "\($0)s" } ?? "the default delay")" + (cause.map { ": \($0)" } ?? "")
     }
+}
+
+/// Where a task's intermediate states go (``TaskContext/updateState(_:meta:)``). The worker gives each run one
+/// that publishes to the caller's reply queue; a process-pool child gives one that sends the state to its parent.
+public struct TaskStateSink: Sendable {
+    private let sink: @Sendable (TaskState, JSONValue) -> Void
+
+    /// A sink that calls `report` for each state. `report` must return quickly and must not block.
+    public init(_ report: @escaping @Sendable (TaskState, JSONValue) -> Void) { self.sink = report }
+
+    /// Hands one state on.
+    public func report(_ state: TaskState, _ meta: JSONValue) { sink(state, meta) }
 }
 
 /// Why a running task is being stopped, shared between the task's ``TaskContext`` and the worker (or pool child)

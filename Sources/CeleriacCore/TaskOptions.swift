@@ -19,13 +19,18 @@ public struct TaskOptions: Sendable {
     /// Process pool: when the child running the task dies, requeue the message (Celery's
     /// `reject_on_worker_lost`) instead of reporting `WorkerLostError` and acking it.
     public var rejectOnWorkerLost: Bool = false
+    /// Report `STARTED` (with the pid and node name running it) to the caller just before the body runs, as
+    /// Celery's `track_started`. The worker's `--track-started` turns it on for every task.
+    public var trackStarted: Bool = false
 
     /// Options with Celery's defaults: 3 retries 180 s apart, no automatic retry, rate limit or time limits, and
     /// results kept.
     public init(
         maxRetries: Int = 3, defaultRetryDelay: Double = 180, autoRetry: AutoRetry? = nil, rateLimit: RateLimit? = nil,
-        softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false
+        softTimeLimit: Double? = nil, hardTimeLimit: Double? = nil, ignoreResult: Bool = false,
+        trackStarted: Bool = false
     ) {
+        self.trackStarted = trackStarted
         self.maxRetries = maxRetries
         self.defaultRetryDelay = defaultRetryDelay
         self.autoRetry = autoRetry

@@ -1,26 +1,51 @@
-/// A task's state, named as Celery names it.
-public enum TaskState: String, Sendable, Codable, CaseIterable {
+/// A task's state, named as Celery names it: one of Celery's own (the constants below) or any name a task reports
+/// with ``TaskContext/updateState(_:meta:)``, `PROGRESS` by convention. A state with another name is never ready:
+/// a custom state is always followed by the task's final state.
+public struct TaskState: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The name on the wire (the result's `status`), e.g. `SUCCESS` or `PROGRESS`.
+    public let rawValue: String
+
+    /// The state with this name.
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// The state with this name, e.g. `TaskState("UPLOADING")`.
+    public init(_ name: String) { self.rawValue = name }
+
     /// No state known yet: not received, or the result is not kept. Never sent by a worker.
-    case pending = "PENDING"
+    public static let pending = TaskState("PENDING")
     /// A worker has received the task (Celery uses it in events only).
-    case received = "RECEIVED"
-    /// The task began running (sent when `track_started` is on).
-    case started = "STARTED"
+    public static let received = TaskState("RECEIVED")
+    /// The task began running (sent when `track_started` is on); its meta is `{"pid", "hostname"}`.
+    public static let started = TaskState("STARTED")
     /// The task returned; the result is its return value.
-    case success = "SUCCESS"
+    public static let success = TaskState("SUCCESS")
     /// The task threw, or retries ran out; the result is the exception.
-    case failure = "FAILURE"
+    public static let failure = TaskState("FAILURE")
     /// The task will run again; the result is the cause.
-    case retry = "RETRY"
+    public static let retry = TaskState("RETRY")
     /// The task was revoked, or expired, before or while it ran.
-    case revoked = "REVOKED"
+    public static let revoked = TaskState("REVOKED")
     /// The task was rejected (Celery's `Reject`): dropped or dead-lettered, not run.
-    case rejected = "REJECTED"
+    public static let rejected = TaskState("REJECTED")
     /// The task chose not to report a state (Celery's `Ignore`).
-    case ignored = "IGNORED"
+    public static let ignored = TaskState("IGNORED")
+    /// Not one of Celery's own, but the name its documentation and most tasks use for progress; its meta is
+    /// `{"current": i, "total": n}` by convention (``TaskContext/reportProgress(current:total:)``).
+    public static let progress = TaskState("PROGRESS")
+
+    /// Celery's own states, in the order above (without ``progress``).
+    public static let allCases: [TaskState] = [
+        .pending, .received, .started, .success, .failure, .retry, .revoked, .rejected, .ignored,
+    ]
 
     /// SUCCESS, FAILURE and REVOKED: no further state follows.
     public var isReady: Bool { self == .success || self == .failure || self == .revoked }
+
+    /// True for a state Celery itself defines; false for a task's own (`PROGRESS`, `UPLOADING`, …).
+    public var isBuiltIn: Bool { Self.allCases.contains(self) }
+
+    /// The name, e.g. `SUCCESS`.
+    public var description: String { rawValue }
 }
 
 /// A task failure as it travels in a result: Celery's `exc_type`, `exc_message`, `exc_module` and traceback.

@@ -326,6 +326,10 @@ public final class CeleriacClient: Sendable {
     /// The latest state known for a task id (PENDING when nothing arrived yet).
     public func state(of id: String) async -> ResultMessage? { await router.state(of: id) }
 
+    /// Every state of task `id` as it arrives on this client's reply queue, starting with the latest one known;
+    /// it ends after the final one (SUCCESS, FAILURE or REVOKED). See ``AsyncResult/updates()``.
+    public func updates(of id: String) async -> AsyncStream<ResultMessage> { await router.updates(of: id) }
+
     /// Waits for a task's final result.
     ///
     /// - Throws: ``CeleriacError/resultTimeout(id:after:)`` at the deadline; ``CeleriacError/taskFailed(name:id:failure:)``

@@ -10,6 +10,8 @@ actor ResultRouter {
     private var order: [String] = []
     private var orderHead = 0
     private var waiters: [String: [Int: CheckedContinuation<ResultMessage?, Never>]] = [:]
+    /// Callers following a task's states (``AsyncResult/updates()``).
+    private var subscribers: [String: [Int: AsyncStream<ResultMessage>.Continuation]] = [:]
     private var nextToken = 0
     /// Final results that arrived for a task whose final result had already arrived: the task ran again
     /// (at-least-once: its worker died or lost the broker before acking). Counted while the first is cached.
@@ -29,7 +31,38 @@ actor ResultRouter {
         if result.status.isReady, let waiting = waiters.removeValue(forKey: result.taskID) {
             for c in waiting.values { c.resume(returning: result) }
         }
+        if let watching = subscribers[result.taskID] {
+            for c in watching.values { c.yield(result) }
+            if result.status.isReady {
+                subscribers[result.taskID] = nil
+                for c in watching.values { c.finish() }
+            }
+        }
         evict()
+    }
+
+    /// Every state of task `id` from now on, starting with the latest one known (if any); ends after a final one.
+    func updates(of id: String) -> AsyncStream<ResultMessage> {
+        let (stream, continuation) = AsyncStream<ResultMessage>.makeStream(bufferingPolicy: .unbounded)
+        if let known = latest[id] {
+            continuation.yield(known)
+            if known.status.isReady {
+                continuation.finish()
+                return stream
+            }
+        }
+        let token = nextToken
+        nextToken += 1
+        subscribers[id, default: [:]][token] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id, token) }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ id: String, _ token: Int) {
+        subscribers[id]?.removeValue(forKey: token)
+        if subscribers[id]?.isEmpty == true { subscribers.removeValue(forKey: id) }
     }
 
     /// Drops the oldest cached results beyond `capacity`. A result someone waits for (a RETRY state, say) stays
@@ -41,7 +74,7 @@ actor ResultRouter {
             pass -= 1
             let id = order[orderHead]
             orderHead += 1
-            if waiters[id] == nil { latest.removeValue(forKey: id) } else { order.append(id) }
+            if waiters[id] == nil && subscribers[id] == nil { latest.removeValue(forKey: id) } else { order.append(id) }
         }
         if orderHead > 4096 && orderHead * 2 > order.count {
             order.removeFirst(orderHead)

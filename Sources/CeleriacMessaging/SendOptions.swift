@@ -129,6 +129,24 @@ public struct AsyncResult: Sendable {
     public func failed() async -> Bool { await state() == .failure }
     /// The traceback of the latest known state, if it carries one (a failure); nil before any state arrived.
     public func traceback() async -> String? { await client.state(of: id)?.traceback }
+    /// The latest state's meta (`PROGRESS`'s `{"current", "total"}`, `STARTED`'s `{"pid", "hostname"}`), or the
+    /// result or exception once the task is final; nil before any state arrived. Celery's `AsyncResult.info`.
+    public func info() async -> JSONValue? { await client.state(of: id)?.result }
+
+    /// Every state of the task as it arrives, as Celery's `get(on_message=…)` sees them: `STARTED`, `PROGRESS` or the
+    /// task's own states, `RETRY`, and last the final result (SUCCESS, FAILURE or REVOKED), after which the sequence
+    /// ends. It starts with the latest state already known. A task that never finishes leaves it open: bound the
+    /// wait, as ``get(timeout:)`` does. Empty (ended at once) for a task sent with `ignore_result`.
+    ///
+    /// ```swift
+    /// for await update in await handle.result.updates() where update.status == .progress {
+    ///     print(update.result["current"] ?? 0, "of", update.result["total"] ?? 0)
+    /// }
+    /// ```
+    public func updates() async -> AsyncStream<ResultMessage> {
+        if ignored { return AsyncStream { $0.finish() } }
+        return await client.updates(of: id)
+    }
 }
 
 /// An ``AsyncResult`` whose value decodes to the task's output type.
@@ -143,4 +161,8 @@ public struct TaskHandle<Output: Codable & Sendable>: Sendable {
     public func get(timeout: Duration = .seconds(30)) async throws -> Output {
         try JSONBridge.decode(Output.self, from: try await result.get(timeout: timeout))
     }
+    /// The task's states as they arrive, ending with its final result: ``AsyncResult/updates()``.
+    public func updates() async -> AsyncStream<ResultMessage> { await result.updates() }
+    /// The latest known state: ``AsyncResult/state()``.
+    public func state() async -> TaskState { await result.state() }
 }

@@ -208,14 +208,18 @@ public enum Hostname {
 /// Results are persistent (delivery mode 2; Celery's default is transient): a result waiting in a reply queue
 /// survives a broker restart. A reply queue with a consumer takes it without a disk write.
 public enum ResultCodec {
-    /// The persistent JSON result message for the reply queue `replyTo`, on the default exchange, with the task's
-    /// `correlationID` (the client matches results by it).
-    public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String) -> OutgoingMessage {
+    /// The JSON result message for the reply queue `replyTo`, on the default exchange, with the task's
+    /// `correlationID` (the client matches results by it). Persistent unless `persistent` is false: intermediate
+    /// states (`STARTED`, `PROGRESS`) are transient, as Celery sends them, since the final result supersedes them.
+    public static func encode(_ result: ResultMessage, replyTo: String, correlationID: String, persistent: Bool = true)
+        -> OutgoingMessage
+    {
         OutgoingMessage(
             exchange: "", routingKey: replyTo, body: result.json.jsonBytes,
             properties: BasicProperties(
-                contentType: "application/json", contentEncoding: "utf-8", headers: [:], deliveryMode: 2, priority: 0,
-                correlationID: correlationID))
+                contentType: "application/json", contentEncoding: "utf-8", headers: [:],
+                deliveryMode: persistent ? 2 : 1,
+                priority: 0, correlationID: correlationID))
     }
 
     /// Reads a result delivery; nil when the body is not JSON or not a result.

@@ -160,6 +160,10 @@ final class ChildProcess: Sendable {
                         onHello(self, version)
                     case .done(let seq, let result, let rss):
                         answered(seq: seq, result: result, rss: rss, onReply: onReply)
+                    case .state(let seq, let state, let meta):
+                        // Frames come in order: a run's states before its `done`, so it is still in the queue.
+                        let run = self.state.withLock { s in s.queue.first(where: { $0.seq == seq })?.run }
+                        run?.context?.updateState(TaskState(state), meta: meta)
                     case nil:
                         break
                     }

@@ -198,7 +198,10 @@ public enum PoolChild {
                 current.starting(seq, stopReason: stopReason)
                 let result = await execute(
                     next.message, registry: registry, hostname: hostname, logger: logger,
-                    stopReason: stopReason, wasCancelled: { current.wasCancelled(seq) })
+                    stopReason: stopReason, wasCancelled: { current.wasCancelled(seq) },
+                    states: TaskStateSink { state, meta in
+                        current.send(.state(seq: seq, state: state.rawValue, meta: meta))
+                    })
                 current.finished(seq)
                 // Answer after `finished`: no cancel for this run can reach the next one.
                 current.send(.done(seq: seq, result: result, rss: 0))
@@ -215,7 +218,7 @@ public enum PoolChild {
     /// Runs one task and maps what it throws, as the async pool would (retry requests, autoretry, cancellation).
     static func execute(
         _ message: TaskMessage, registry: TaskRegistry, hostname: String, logger: Logger,
-        stopReason: StopReason = StopReason(), wasCancelled: @Sendable () -> Bool
+        stopReason: StopReason = StopReason(), wasCancelled: @Sendable () -> Bool, states: TaskStateSink? = nil
     ) async -> PoolReply.RunResult {
         guard let task = registry[message.name] else {
             return .failure(
@@ -224,8 +227,10 @@ public enum PoolChild {
         var log = logger
         log[metadataKey: "task.id"] = .string(message.id)
         log[metadataKey: "task.name"] = .string(message.name)
+        // The parent reports STARTED (it knows when the run starts); states the task reports go to the parent.
         let context = TaskContext(
-            message: message, logger: log, hostname: hostname, options: task.options, stopReason: stopReason)
+            message: message, logger: log, hostname: hostname, options: task.options, stopReason: stopReason,
+            states: states)
         do {
             return .success(try await task.run(message, context))
         } catch let retry as RetryRequest {

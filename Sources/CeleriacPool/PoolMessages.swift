@@ -37,6 +37,8 @@ public enum PoolReply: Equatable, Sendable {
     case hello(version: Int64, pid: Int32)
     /// Run `seq` ended. `rss`: the child's resident bytes if it measured them (0: the parent reads /proc itself).
     case done(seq: Int64, result: RunResult, rss: Int64)
+    /// Run `seq` reported an intermediate state (`context.updateState`); sent before its `done`.
+    case state(seq: Int64, state: String, meta: JSONValue)
 
     /// How a run ended, as the child reports it.
     public enum RunResult: Equatable, Sendable {
@@ -48,8 +50,8 @@ public enum PoolReply: Equatable, Sendable {
         case cancelled
     }
 
-    /// The reply as a frame's JSON: `{"t":"hello","v":V,"pid":P}` or `{"t":"done","seq":N,"rss":R,...}` with one of
-    /// `ok`, `fail`, `retry` or `cancelled`.
+    /// The reply as a frame's JSON: `{"t":"hello","v":V,"pid":P}`, `{"t":"done","seq":N,"rss":R,...}` with one of
+    /// `ok`, `fail`, `retry` or `cancelled`, or `{"t":"state","seq":N,"state":S,"meta":M}`.
     public var json: JSONValue {
         switch self {
         case .hello(let version, let pid):
@@ -68,10 +70,12 @@ public enum PoolReply: Equatable, Sendable {
             case .cancelled: o["cancelled"] = true
             }
             return .object(o)
+        case .state(let seq, let state, let meta):
+            return ["t": "state", "seq": .int(seq), "state": .string(state), "meta": meta]
         }
     }
 
-    /// Reads a reply frame; nil when it is not a well-formed `hello` or `done`.
+    /// Reads a reply frame; nil when it is not a well-formed `hello`, `done` or `state`.
     public init?(json: JSONValue) {
         switch json["t"]?.stringValue {
         case "hello":
@@ -95,6 +99,9 @@ public enum PoolReply: Equatable, Sendable {
                 return nil
             }
             self = .done(seq: seq, result: result, rss: rss)
+        case "state":
+            guard let seq = json["seq"]?.intValue, let state = json["state"]?.stringValue else { return nil }
+            self = .state(seq: seq, state: state, meta: json["meta"] ?? .null)
         default:
             return nil
         }

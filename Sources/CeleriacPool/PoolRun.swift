@@ -24,11 +24,14 @@ final class PoolRun: Sendable {
 
     let message: TaskMessage
     let limits: TaskMessage.TimeLimit
+    /// The worker's context for this run: states the child reports, and STARTED, go through it.
+    let context: TaskContext?
     let state = Mutex(State())
 
-    init(message: TaskMessage, limits: TaskMessage.TimeLimit) {
+    init(message: TaskMessage, limits: TaskMessage.TimeLimit, context: TaskContext? = nil) {
         self.message = message
         self.limits = limits
+        self.context = context
     }
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
@@ -77,6 +80,7 @@ final class PoolRun: Sendable {
 
     /// The run became the head of `child`'s queue: it is running now, so its time limits start counting.
     func started(on child: ChildProcess, seq: Int64) {
+        context?.reportStarted(pid: child.pid)
         guard limits.soft != nil || limits.hard != nil else { return }
         var timers: [Task<Void, Never>] = []
         if let soft = limits.soft {

@@ -353,7 +353,7 @@ public final class ProcessPool: TaskExecutor {
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit)
         async throws -> JSONValue
     {
-        let run = PoolRun(message: message, limits: limits)
+        let run = PoolRun(message: message, limits: limits, context: context)
         while true {
             let event = await withTaskCancellationHandler {
                 await withCheckedContinuation { (c: CheckedContinuation<ChildProcess.Event, Never>) in

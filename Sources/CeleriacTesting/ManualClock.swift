@@ -22,11 +22,16 @@ public final class ManualClock: CeleriacClock {
         var uptime: Duration = .zero
         var sleepers: [UInt64: Sleeper] = [:]
         var nextID: UInt64 = 0
-        /// Tests waiting for at least `count` sleepers.
-        var watchers: [UInt64: (count: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+        /// Tests waiting for at least `count` sleepers due within `horizon` (any sleeper when nil).
+        var watchers: [UInt64: (count: Int, horizon: Duration?, continuation: CheckedContinuation<Void, Never>)] = [:]
+
+        func sleeping(dueWithin horizon: Duration?) -> Int {
+            guard let horizon else { return sleepers.count }
+            return sleepers.values.filter { $0.deadline <= uptime + horizon }.count
+        }
 
         mutating func dueWatchers() -> [CheckedContinuation<Void, Never>] {
-            let ready = watchers.filter { $0.value.count <= sleepers.count }
+            let ready = watchers.filter { $0.value.count <= sleeping(dueWithin: $0.value.horizon) }
             for key in ready.keys { watchers[key] = nil }
             return ready.values.map(\.continuation)
         }
@@ -82,10 +87,17 @@ public final class ManualClock: CeleriacClock {
         try Task.checkCancellation()
     }
 
-    /// Waits until at least `count` tasks sleep on this clock (so that an ``advance(by:)`` that follows wakes a
-    /// sleeper that measures its time from now), at most `limit` of real time. Throws ``ContractViolation``
-    /// when they did not.
-    public func waitForSleepers(_ count: Int = 1, within limit: Duration = .seconds(10)) async throws {
+    /// Waits until at least `count` tasks sleep on this clock, at most `limit` of real time, so that an
+    /// ``advance(by:)`` that follows wakes a sleeper that measures its time from when it started to sleep.
+    ///
+    /// A running worker always has a sleeper of its own (its watchdog, due in 30 s): pass `dueWithin` to count only
+    /// sleepers due within that much of now, e.g. `waitForSleepers(dueWithin: .seconds(1))` before
+    /// `advance(by: .seconds(1))` waits for the task that sleeps one second, not for the watchdog.
+    ///
+    /// - Throws: ``ContractViolation`` when they did not come within `limit`.
+    public func waitForSleepers(
+        _ count: Int = 1, dueWithin horizon: Duration? = nil, within limit: Duration = .seconds(10)
+    ) async throws {
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             return s.nextID
@@ -94,8 +106,8 @@ public final class ManualClock: CeleriacClock {
             group.addTask {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let now = self.state.withLock { s -> Bool in
-                        if s.sleepers.count >= count { return true }
-                        s.watchers[id] = (count, c)
+                        if s.sleeping(dueWithin: horizon) >= count { return true }
+                        s.watchers[id] = (count, horizon, c)
                         return false
                     }
                     if now { c.resume() }
@@ -106,7 +118,7 @@ public final class ManualClock: CeleriacClock {
             group.cancelAll()
             state.withLock { $0.watchers.removeValue(forKey: id) }?.continuation.resume()
         }
-        let sleeping = sleeperCount
+        let sleeping = state.withLock { $0.sleeping(dueWithin: horizon) }
         guard sleeping >= count else {
             throw ContractViolation("waited \(limit) for \(count) sleeper(s) on the manual clock; saw \(sleeping)")
         }

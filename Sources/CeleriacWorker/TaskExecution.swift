@@ -1,3 +1,4 @@
+import CeleriacBroker
 import CeleriacCore
 import FoundationEssentials
 import Logging
@@ -15,6 +16,8 @@ final class TaskExecution: Sendable {
         /// Acks early: a slot is never lent out while its message is acked already (nothing would bound waiters).
         var acksEarly: Bool
         var clock: any CeleriacClock
+        /// `--track-started`: every task reports `STARTED` (a task's own option turns it on for that task).
+        var trackStarted: Bool = false
     }
 
     struct RunningTask: Sendable {
@@ -43,8 +46,14 @@ final class TaskExecution: Sendable {
     /// Concurrency now (`-c`, changed by `pool_grow` / `pool_shrink`).
     private let concurrencyNow: Atomic<Int>
 
-    init(settings: Settings, executor: any TaskExecutor, concurrency: Int) {
+    /// Where a run's intermediate states are published (the publishing connection); nil sends none.
+    let statePublisher: (any MessagePublishing)?
+
+    init(
+        settings: Settings, executor: any TaskExecutor, concurrency: Int, statePublisher: (any MessagePublishing)? = nil
+    ) {
         self.settings = settings
+        self.statePublisher = statePublisher
         self.executor = executor
         self.slots = Slots(concurrency + executor.extraSlots)
         self.concurrencyNow = Atomic(concurrency)
@@ -135,8 +144,16 @@ final class TaskExecution: Sendable {
     /// Runs the task body (through the executor) with its soft time limit; maps what it throws to an outcome.
     func execute(_ message: TaskMessage, task: RegisteredTask, queue: String, log: Logger) async -> TaskOutcome {
         let clock = settings.clock
+        // Intermediate states (`update_state`, STARTED) go to the caller while the body runs, and stop before the
+        // outcome is published.
+        let ignoreResult = message.ignoreResult ?? task.options.ignoreResult
+        let reporter = statePublisher.flatMap {
+            StateReporter(message: message, ignoreResult: ignoreResult, publisher: $0, clock: clock)
+        }
+        defer { reporter?.close() }
         let context = TaskContext(
-            message: message, logger: log, hostname: settings.hostname, options: task.options, clock: clock)
+            message: message, logger: log, hostname: settings.hostname, options: task.options, clock: clock,
+            states: reporter?.sink, trackStarted: task.options.trackStarted || settings.trackStarted)
         let limits = limits(for: message, task: task)
         let executor = self.executor
         // Unless the executor enforces the limits (process pool), the soft limit cancels the task here, and a hard

@@ -1,6 +1,10 @@
 import CeleriacCore
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Where a worker runs task bodies: in its own process (``InProcessExecutor``, the async pool) or in supervised
 /// child processes (`CeleriacPool.ProcessPool`, `--pool process`).
 ///
@@ -48,7 +52,8 @@ public struct InProcessExecutor: TaskExecutor {
     public func run(_ message: TaskMessage, task: RegisteredTask, context: TaskContext, limits: TaskMessage.TimeLimit)
         async throws -> JSONValue
     {
-        try await task.run(message, context)
+        context.reportStarted(pid: getpid())
+        return try await task.run(message, context)
     }
     /// Nothing to release: by the time the worker calls it, every task body has returned.
     public func stop() async {}

@@ -53,6 +53,10 @@ extension Worker {
         /// Your own ``TaskMiddleware``, run around every task after the worker's own (metrics, events, tracing,
         /// workflow graph), first to last.
         public var middleware: [any TaskMiddleware] = []
+        /// `--track-started`: every task reports `STARTED` (with the pid running it and the node name) to its caller
+        /// just before its body runs, as Celery's `task_track_started`. A task's ``TaskOptions/trackStarted`` turns it
+        /// on for that task alone.
+        public var trackStarted: Bool = false
 
         /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1
         /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run),

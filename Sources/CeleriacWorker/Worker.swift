@@ -87,8 +87,8 @@ public final class Worker: Service, Sendable {
         execution = TaskExecution(
             settings: .init(
                 hostname: hostname, timeLimit: configuration.timeLimit, softTimeLimit: configuration.softTimeLimit,
-                acksEarly: configuration.acksEarly, clock: clock),
-            executor: executor, concurrency: configuration.concurrency)
+                acksEarly: configuration.acksEarly, clock: clock, trackStarted: configuration.trackStarted),
+            executor: executor, concurrency: configuration.concurrency, statePublisher: publisherConnection)
         intake = DeliveryIntake(
             settings: .init(
                 hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,

@@ -4,19 +4,38 @@ import Foundation
 
 /// The demo application's tasks. The README's quick start, the tests and the benchmarks use them.
 enum DemoTasks {
-    struct Pair: Codable, Sendable, Arguments2 { let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y } }
-    struct Numbers: Codable, Sendable, Arguments1 { let numbers: [Int]; init(_ numbers: [Int]) { self.numbers = numbers } }
-    struct Value: Codable, Sendable, Arguments1 { let value: JSONValue; init(_ value: JSONValue) { self.value = value } }
-    struct Seconds: Codable, Sendable, Arguments1 { let seconds: Double; init(_ seconds: Double) { self.seconds = seconds } }
-    struct Message: Codable, Sendable, Arguments1 { let message: String; init(_ message: String) { self.message = message } }
-    struct FailedTask: Codable, Sendable, Arguments1 { let task_id: String; init(_ id: String) { task_id = id } }
+    struct Pair: Codable, Sendable, Arguments2 {
+        let x: Int; let y: Int; init(_ x: Int, _ y: Int) { self.x = x; self.y = y }
+    }
+    struct Numbers: Codable, Sendable, Arguments1 {
+        let numbers: [Int]; init(_ numbers: [Int]) { self.numbers = numbers }
+    }
+    struct Value: Codable, Sendable, Arguments1 {
+        let value: JSONValue; init(_ value: JSONValue) { self.value = value }
+    }
+    struct Seconds: Codable, Sendable, Arguments1 {
+        let seconds: Double; init(_ seconds: Double) { self.seconds = seconds }
+    }
+    struct Message: Codable, Sendable, Arguments1 {
+        let message: String; init(_ message: String) { self.message = message }
+    }
+    struct FailedTask: Codable, Sendable, Arguments1 {
+        let taskID: String
+        init(_ id: String) { taskID = id }
+        enum CodingKeys: String, CodingKey { case taskID = "task_id" }
+    }
     struct Times: Codable, Sendable { let times: Int }
+    struct Count: Codable, Sendable, Arguments2 {
+        let n: Int; let seconds: Double; init(_ n: Int, _ seconds: Double) { self.n = n; self.seconds = seconds }
+    }
 
     static let add = TaskName<Pair, Int>("demo.add", parameters: "x", "y")
     static let mul = TaskName<Pair, Int>("demo.mul", parameters: "x", "y")
     static let xsum = TaskName<Numbers, Int>("demo.xsum", parameters: "numbers")
     static let echo = TaskName<Value, JSONValue>("demo.echo", parameters: "value")
     static let sleep = TaskName<Seconds, Double>("demo.sleep", parameters: "seconds")
+    /// Counts to `n` over `seconds`, reporting `PROGRESS` with `{"current": i, "total": n}` at each step.
+    static let count = TaskName<Count, Int>("demo.count", parameters: "n", "seconds")
     static let fail = TaskName<Message, JSONValue>("demo.fail", parameters: "message")
     static let flaky = TaskName<Times, Int>("demo.flaky", parameters: "times")
     static let crash = TaskName<NoArguments, JSONValue>("demo.crash")
@@ -33,18 +52,24 @@ enum DemoTasks {
     /// Global-limit demo: appends `start`/`end` lines (task id, worker node name, Unix time) to a ledger file around a
     /// sleep; returns the pid of the process that ran it.
     static let ledger = TaskName<LedgerArgs, Int>("demo.ledger", parameters: "path", "seconds")
-    struct LedgerArgs: Codable, Sendable, Arguments2 { let path: String; let seconds: Double; init(_ p: String, _ s: Double) { path = p; seconds = s } }
+    struct LedgerArgs: Codable, Sendable, Arguments2 {
+        let path: String; let seconds: Double; init(_ p: String, _ s: Double) { path = p; seconds = s }
+    }
 
     static func registry() -> TaskRegistry {
         var r = TaskRegistry()
         r.register(add) { p, _ in
             let (sum, overflow) = p.x.addingReportingOverflow(p.y)
-            if overflow { throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) + \(p.y) does not fit in 64 bits") }
+            if overflow {
+                throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) + \(p.y) does not fit in 64 bits")
+            }
             return sum
         }
         r.register(mul) { p, _ in
             let (product, overflow) = p.x.multipliedReportingOverflow(by: p.y)
-            if overflow { throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) * \(p.y) does not fit in 64 bits") }
+            if overflow {
+                throw BuiltinError(pythonType: "OverflowError", message: "\(p.x) * \(p.y) does not fit in 64 bits")
+            }
             return product
         }
         r.register(xsum) { n, _ in n.numbers.reduce(0, +) }
@@ -53,6 +78,15 @@ enum DemoTasks {
             // context.sleep: past a soft time limit it throws SoftTimeLimitExceeded rather than CancellationError.
             try await context.sleep(for: .milliseconds(Int(s.seconds * 1000)))
             return s.seconds
+        }
+        r.register(count) { c, context in
+            let steps = max(0, c.n)
+            context.reportProgress(current: 0, total: steps)
+            for i in 0..<steps {
+                try await context.sleep(for: .milliseconds(Int(c.seconds * 1000) / max(1, steps)))
+                context.reportProgress(current: i + 1, total: steps)
+            }
+            return steps
         }
         r.register(fail) { m, _ in throw BuiltinError.valueError(m.message) }
         r.register(flaky, options: TaskOptions(maxRetries: 100)) { t, context in
@@ -64,8 +98,8 @@ enum DemoTasks {
         }
         r.register(noop) { _, _ in .null }
         r.register(onError) { f, context in
-            context.logger.warning("demo.on_error: task \(f.task_id) failed")
-            return "handled \(f.task_id)"
+            context.logger.warning("demo.on_error: task \(f.taskID) failed")
+            return "handled \(f.taskID)"
         }
         r.register(spin) { s, _ in
             let end = ContinuousClock.now + .milliseconds(Int(s.seconds * 1000))
@@ -88,7 +122,8 @@ enum DemoTasks {
             fatalError("demo.crash_requeue: crashing on purpose (reject_on_worker_lost)")
         }
         r.register(ledger) { a, context in
-            try DemoLedger.append("start \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
+            try DemoLedger.append(
+                "start \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
             try await Task.sleep(for: .milliseconds(Int(a.seconds * 1000)))
             try DemoLedger.append("end \(context.id) \(context.hostname) \(Date().timeIntervalSince1970)\n", to: a.path)
             return Int(getpid())

@@ -72,11 +72,14 @@ import Testing
             .done(seq: 4, result: .retry(countdown: nil, maxRetries: nil, cause: nil), rss: 0),
             .done(seq: 5, result: .cancelled, rss: 0),
             .done(seq: 6, result: .success(.null), rss: 0),
+            .state(seq: 7, state: "PROGRESS", meta: ["current": 3, "total": 10]),
+            .state(seq: 8, state: "UPLOADING", meta: .null),
         ]
         for reply in replies {
             #expect(PoolReply(json: try JSONValue.parse(reply.json.jsonBytes)) == reply)
         }
         #expect(PoolReply(json: ["t": "nope"]) == nil)
+        #expect(PoolReply(json: ["t": "state", "seq": 1]) == nil, "a state frame names its state")
     }
 
     @Test func exitStatusesAreNamedLikeBilliard() {

@@ -21,3 +21,16 @@ def echo(value):
 @app.task(name="interop.fail")
 def fail(message):
     raise ValueError(message)
+
+
+@app.task(name="interop.count", bind=True)
+def count(self, n):
+    """Reports PROGRESS {"current": i, "total": n} at each step, then a state of its own, for a Celeriac client."""
+    import time
+
+    for i in range(n + 1):
+        self.update_state(state="PROGRESS", meta={"current": i, "total": n})
+        time.sleep(0.15)
+    self.update_state(state="UPLOADING", meta={"file": "report.csv"})
+    time.sleep(0.15)
+    return n
