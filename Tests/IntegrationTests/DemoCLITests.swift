@@ -82,6 +82,8 @@ struct DemoCLITests {
             "result", "no-such-id", "--reply-queue", replies, "--timeout", "1", "--broker", broker,
         ])
         #expect(!missing.ok && missing.output.contains("no result for no-such-id"), "\(missing.output)")
+        // Reading acks nothing: both results are still in the queue for whoever owns it.
+        #expect(try await admin.inspect(queue: replies).messageCount == 2)
         await client.close()
         _ = try? await admin.deleteQueue(replies)
         await admin.close()

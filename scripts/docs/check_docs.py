@@ -163,7 +163,7 @@ def check_manifest(block: "Block", name: str) -> None:
         if run.returncode != 0:
             fail(block.where, f"manifest example '{name}' does not load: {run.stderr.strip()[:300]}")
             return
-    ours = set(re.findall(r'\.(?:library|executable)\(name:\s*"([^"]+)"', (REPO / "Package.swift").read_text(encoding="utf-8")))
+    ours = set(re.findall(r'\.(?:library|executable)\(\s*name:\s*"([^"]+)"', (REPO / "Package.swift").read_text(encoding="utf-8")))
     named = {p for p in re.findall(r'\.product\(name:\s*"([^"]+)"', "\n".join(block.body))}
     missing = named - ours
     if missing:
