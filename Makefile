@@ -1,7 +1,7 @@
 # Celeriac: thin wrappers around scripts/. See scripts/broker.sh for the test broker.
 SHELL := /bin/bash
 
-.PHONY: run test chaos fuzz bench bootstrap broker-start broker-stop clean
+.PHONY: run test chaos fuzz bench docs bootstrap broker-start broker-stop clean
 
 run: bootstrap broker-start
 	swift build -c release --product celeriac-demo
@@ -25,6 +25,10 @@ fuzz:
 bench: bootstrap broker-start
 	swift build -c release --product celeriac-bench
 	bash scripts/bench.sh
+
+# API documentation (DocC) of the library modules into .build/docs/Celeriac.doccarchive (check-docs builds it too).
+docs:
+	scripts/docs/docc.sh
 
 bootstrap:
 	scripts/bootstrap.sh

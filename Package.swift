@@ -181,3 +181,9 @@ let package = Package(
             ], swiftSettings: swiftSettings),
     ]
 )
+
+// API documentation (`make docs`, and `scripts/check-docs.sh` in `make test`): swift-docc-plugin is added only when
+// CELERIAC_DOCC is set, so that a package depending on Celeriac never resolves or builds it.
+if Context.environment["CELERIAC_DOCC"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"))
+}

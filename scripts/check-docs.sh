@@ -38,7 +38,9 @@
 #    .target / .executableTarget / .systemLibrary declarations and their string dependencies.
 # 6. README shape: at most 420 lines, and no heading with a date, "session N" or "round N" in it.
 # 7. .swift-format: valid JSON, and every rule it turns off has a row with its reason in
-#    docs/contributing-style.md.
+#    docs/contributing-style.md; `swift format lint --strict` on Package.swift, Sources and Tests finds nothing.
+# 8. API documentation: scripts/docs/docc.sh builds the DocC archive of the library modules (their doc comments
+#    and the catalogs' articles) with --warnings-as-errors: a broken symbol link or an undocumented parameter fails.
 #
 # The broker: if the private broker (scripts/broker.sh) is not running, this script starts it and stops it on
 # exit; a broker it did not start is left running. It exits 1 when any check fails, and each failure says what
@@ -88,6 +90,9 @@ fi
 
 # --- 1, 3, 5, 6, 7: files only
 python3 scripts/docs/check_docs.py --only links,readme,examples,module-map,swift-format || status=1
+
+# --- 8: DocC, with warnings as errors
+scripts/docs/docc.sh --check || status=1
 
 # --- 2: README commands, against the private broker
 if (( offline )); then

@@ -23,7 +23,7 @@ public struct AMQPBroker: Broker {
 
     /// A broker at a URL such as `amqp://user:pass@host:5672/vhost` or `amqps://…`.
     ///
-    /// - Throws: ``BrokerError`` `invalidURL` naming the bad part (never echoing the password).
+    /// - Throws: `BrokerError` `invalidURL` naming the bad part (never echoing the password).
     public init(_ url: String) throws(BrokerError) {
         self.url = try AMQPURL(url)
     }

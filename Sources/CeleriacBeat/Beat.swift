@@ -26,12 +26,14 @@ public final class Beat: Service, Sendable {
     /// A beat service; nothing connects or sends before ``run()``.
     ///
     /// - Parameters:
+    ///   - schedule: the entries to send and when.
     ///   - sender: publishes one run and returns once the broker confirmed it (``ClientSender`` in production).
     ///   - store: where the last sent instants are loaded from on becoming the leader, and saved to after every send.
     ///   - election: which beat of a group sends; ``AlwaysLeader`` (the default) for a single beat.
     ///   - clock: the time source; ``ManualBeatClock`` in tests.
-    ///   - observer: told about sends, dropped runs and leadership (``BeatMetrics`` in the CLI); none by default.
+    ///   - observer: told about sends, dropped runs and leadership (`BeatMetrics` in the CLI); none by default.
     ///   - grace: how many seconds late a run may be and still count as on time rather than missed (default 1).
+    ///   - logger: where sends, missed runs and leadership changes are logged.
     ///   - retryDelay: seconds to wait before retrying after a failed send (default 1).
     public init(
         schedule: BeatSchedule, sender: any BeatSender, store: any BeatStateStore,

@@ -32,7 +32,7 @@ public final class BrokerStateStore: BeatStateStore {
 
     /// Declares the state queue (idempotent).
     ///
-    /// - Throws: the ``BrokerError`` of the declare, e.g. when the connection is down or the queue exists with other
+    /// - Throws: the `BrokerError` of the declare, e.g. when the connection is down or the queue exists with other
     ///   arguments.
     public func prepare() async throws(BrokerError) {
         try await connection.declare(Self.spec(queue, quorum: quorum))

@@ -3,7 +3,7 @@ import CeleriacCore
 import CeleriacMessaging
 import Foundation
 
-/// Sends runs as ordinary Celery task messages through ``CeleriacClient`` (publisher confirms), with the entry's
+/// Sends runs as ordinary Celery task messages through `CeleriacClient` (publisher confirms), with the entry's
 /// options, the deterministic task id and two headers naming the run: `beat_entry` and `beat_instant` (ISO 8601).
 ///
 /// With `stateQueue`, the state snapshot recording this run is published in the same confirmed batch, on the same

@@ -25,6 +25,9 @@ public final class QueueLeaderLock: LeaderElection {
     /// A lock that campaigns through `broker` on its own connection.
     ///
     /// - Parameters:
+    ///   - broker: where the lock queue lives; the lock opens a connection of its own.
+    ///   - lockQueue: the exclusive queue whose holder leads (one name per group of candidates).
+    ///   - logger: where leadership changes are logged.
     ///   - retryInterval: how often a standing-by beat retries the declare, and the pause before reconnecting.
     ///   - heartbeat: the AMQP heartbeat of the lock connection, in seconds; short, so a dead leader's queue goes soon.
     public init(

@@ -21,7 +21,7 @@ public enum MiniYAML {
 
     private struct Line { let number: Int; let indent: Int; let text: String }
 
-    /// Parses `text` into a ``JSONValue`` tree: mappings become objects, sequences arrays, scalars strings, numbers,
+    /// Parses `text` into a `JSONValue` tree: mappings become objects, sequences arrays, scalars strings, numbers,
     /// booleans or null. An empty document is an empty object.
     ///
     /// - Throws: ``ParseError`` at the first unsupported or malformed line.

@@ -65,7 +65,7 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// Publisher confirms: ``MessagePublishing/publish(_:settler:)`` returns only once the broker has the messages.
     public var confirms: Bool
     /// How long a publish waits while the broker blocks publishers (memory or disk alarm) before it throws
-    /// ``BrokerError/Code/blocked``.
+    /// `BrokerError.Code.blocked`.
     public var blockedTimeout: Duration
     /// The longest heartbeat interval, in seconds, this connection may run with (nil = the broker URL's): a
     /// connection whose loss others must notice quickly (a leader's lock) asks for a short one.

@@ -3,9 +3,9 @@
 public protocol BrokerLink: Sendable {
     /// Connects (the first time). Later losses are repaired in the background.
     ///
-    /// - Throws: ``BrokerError`` with a connection-level code (refused, access refused, timeout) and a hint.
+    /// - Throws: `BrokerError` with a connection-level code (refused, access refused, timeout) and a hint.
     func connect() async throws(BrokerError)
-    /// Closes the connection; consumer streams finish and later calls throw ``BrokerError/Code/closed``.
+    /// Closes the connection; consumer streams finish and later calls throw `BrokerError.Code.closed`.
     func close() async
     /// True while connected.
     var isConnected: Bool { get }

@@ -4,16 +4,18 @@
 /// deliveries are settled (``DeliverySettling``). A delivery left unsettled when its consumer or connection goes
 /// away returns to its queue with `redelivered` set.
 public protocol MessageConsuming: Sendable {
-    /// Starts a consumer; its deliveries arrive in order on ``Consumer/deliveries``. After a reconnect the
+    /// Starts a consumer; its deliveries arrive in order on `Consumer.deliveries`. After a reconnect the
     /// consumer is re-created with the same tag and the stream goes on; the stream ends when the consumer is
     /// cancelled, by this process or by the broker (its queue was deleted).
     ///
     /// - Parameters:
+    ///   - queue: the queue to consume.
     ///   - prefetch: unsettled deliveries this consumer may hold (per consumer, not per connection).
     ///   - tag: the consumer tag; a random one when nil.
     ///   - noAck: deliveries count as settled when sent (at-most-once).
     ///   - exclusive: no other consumer may consume the queue while this one does.
-    /// - Throws: ``BrokerError`` `channelClosed` with 404 when the queue does not exist, 403/405 when it is
+    ///   - arguments: `x-` arguments of `basic.consume`, e.g. a stream offset (`x-stream-offset`).
+    /// - Throws: `BrokerError` `channelClosed` with 404 when the queue does not exist, 403/405 when it is
     ///   exclusive to another connection.
     func consume(
         queue: String, prefetch: UInt16, tag: String?, noAck: Bool, exclusive: Bool,

@@ -6,7 +6,7 @@ public protocol MessagePublishing: Sendable {
     /// Publishes `messages` in order and returns once the broker confirmed all of them (with confirms on), or
     /// once `settler` is settled first (a reply to the message proves that the broker took it).
     ///
-    /// - Throws: ``BrokerError`` `notConnected`/`connectionLost` (not sent or not confirmed: safe to retry, may
+    /// - Throws: `BrokerError` `notConnected`/`connectionLost` (not sent or not confirmed: safe to retry, may
     ///   duplicate), `publishNacked`, `unroutable` (a mandatory message matched no queue), `blocked`,
     ///   `channelClosed` (404: no such exchange).
     func publish(_ messages: [OutgoingMessage], settler: PublishSettler?) async throws(BrokerError)

@@ -2,7 +2,7 @@
 public protocol QueueInspecting: Sendable {
     /// The queue's ready-message and consumer counts (a passive declare).
     ///
-    /// - Throws: ``BrokerError`` `channelClosed` with 404 when the queue does not exist.
+    /// - Throws: `BrokerError` `channelClosed` with 404 when the queue does not exist.
     func inspect(queue name: String) async throws(BrokerError) -> QueueDeclareOK
     /// Takes one message (basic.get) or returns nil when the queue is empty. Settle it through
     /// ``DeliverySettling`` on the same connection unless `noAck`.

@@ -8,7 +8,7 @@ public protocol TopologyDeclaring: Sendable {
     /// Declares a queue and returns its counts. With `recreateAfterReconnect` false the queue is not replayed
     /// after a reconnect (queues whose absence means something: locks, chord join queues).
     ///
-    /// - Throws: ``BrokerError`` `channelClosed` with 405 (RESOURCE_LOCKED) when the queue is exclusive to
+    /// - Throws: `BrokerError` `channelClosed` with 405 (RESOURCE_LOCKED) when the queue is exclusive to
     ///   another connection, 406 when it exists with other arguments.
     @discardableResult
     func declare(_ queue: QueueSpec, recreateAfterReconnect: Bool) async throws(BrokerError) -> QueueDeclareOK

@@ -34,10 +34,14 @@ public struct CanvasPlanner: Sendable {
         self.defaultQueue = defaultQueue
     }
 
+    /// The messages and chord joins that start `node`, each frozen with its ids and routed to its queue.
+    ///
     /// - Parameters:
+    ///   - node: the canvas to start (a task, chain, group or chord).
     ///   - previous: the parent's result, prepended to the args of every mutable entry task.
     ///   - continuation: the steps that follow (a chain being continued by a worker).
     ///   - parent: the finished task this follows, for `parent_id`/`root_id`.
+    ///   - now: the time countdowns and ETAs count from (the caller's clock).
     public func plan(
         _ node: CanvasNode, previous: JSONValue? = nil, continuation: [CanvasNode] = [],
         parent: TaskMessage? = nil, now: Date = Date()

@@ -120,7 +120,7 @@ public func chord<O, B>(_ header: Signature<[O]>, _ body: Step<[O], B>, deadline
 }
 
 /// A chord whose header members are listed in a ``GroupBuilder`` (`for` loops and `if` allowed); otherwise as
-/// ``chord(_:_:deadline:)``.
+/// `chord(_:_:deadline:)`.
 public func chord<O, B>(
     deadline: Duration? = nil, @GroupBuilder<Signature<O>> header: () -> [Signature<O>], body: Step<[O], B>
 ) -> Signature<B> {

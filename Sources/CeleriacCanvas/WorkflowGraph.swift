@@ -83,7 +83,7 @@ public struct WorkflowGraph: Sendable, Equatable {
 
     /// Reads the records of a workflow queue (plan first).
     ///
-    /// - Throws: ``CeleriacError/configuration(_:)`` when no plan record is there.
+    /// - Throws: `CeleriacError.configuration(_:)` when no plan record is there.
     public init(root: String, records: [JSONValue]) throws(CeleriacError) {
         guard let plan = records.first(where: { $0["kind"]?.stringValue == "plan" }), let canvasJSON = plan["canvas"],
             let canvas = try? CanvasNode(json: canvasJSON)

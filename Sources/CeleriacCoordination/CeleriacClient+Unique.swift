@@ -11,7 +11,7 @@ public enum OnDuplicate: Sendable {
     case returnExisting
 }
 
-/// The outcome of ``CeleriacClient/sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)``.
+/// The outcome of `CeleriacClient.sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)`.
 public enum UniqueSend: Sendable {
     /// The task was sent; it holds the key until it finishes.
     case sent(AsyncResult)
@@ -27,7 +27,7 @@ public enum UniqueSend: Sendable {
     }
 }
 
-/// Why ``CeleriacClient/sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)`` sent nothing.
+/// Why `CeleriacClient.sendUnique(_:args:kwargs:key:ttl:onDuplicate:options:)` sent nothing.
 public enum UniqueTaskError: Error, CustomStringConvertible, Sendable {
     case duplicate(key: String, existingID: String)
     case invalidTTL(Duration)
@@ -52,10 +52,14 @@ extension CeleriacClient {
     /// publish (the index entry for `celeriac locks list` rides in the task's batch).
     ///
     /// - Parameters:
+    ///   - name: the task name, e.g. `reports.build`.
+    ///   - args: positional arguments.
+    ///   - kwargs: keyword arguments.
     ///   - key: the uniqueness key, e.g. `"report:\(customer)"`.
     ///   - ttl: longest life of the lock (default one hour).
     ///   - onDuplicate: `.refuse` (throw) or `.returnExisting` (return the holder's id).
-    /// - Throws: ``UniqueTaskError/duplicate(key:existingID:)`` with `.refuse`; ``CeleriacError/broker(operation:underlying:)``.
+    ///   - options: the send's options (queue, countdown, …), as for `send`.
+    /// - Throws: ``UniqueTaskError/duplicate(key:existingID:)`` with `.refuse`; `CeleriacError.broker(operation:underlying:)`.
     public func sendUnique(
         _ name: String, args: [JSONValue] = [], kwargs: JSONObject = [:], key: String, ttl: Duration = .seconds(3600),
         onDuplicate: OnDuplicate = .refuse, options: SendOptions = SendOptions()

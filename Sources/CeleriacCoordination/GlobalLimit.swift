@@ -27,7 +27,7 @@ public struct GlobalLimit: Sendable, Equatable {
     /// A limit named `name` on `tasks` (default: the task `name` itself), with a `rate` like `100/s` and/or a
     /// `concurrency` of at least 1.
     ///
-    /// - Throws: ``CeleriacError/configuration(_:)`` for an empty name, a malformed or zero rate, or a concurrency
+    /// - Throws: `CeleriacError.configuration(_:)` for an empty name, a malformed or zero rate, or a concurrency
     ///   below 1.
     public init(
         name: String, tasks: Set<String>? = nil, rate: String? = nil, burst: Int? = nil, concurrency: Int? = nil

@@ -29,10 +29,14 @@ public final class TokenRefiller: Sendable {
     /// A candidate for `limit`; nothing connects before ``run()``.
     ///
     /// - Parameters:
+    ///   - broker: where the token queue and the lock live; the refiller opens a connection of its own.
+    ///   - limit: the name of the global limit (`--global-rate-limit NAME=…`) whose tokens it publishes.
     ///   - perSecond: tokens published per second while leading.
     ///   - burst: the token queue's `x-max-length` (at least 1): how many unused tokens may pile up.
     ///   - retryInterval: how often a candidate that is not leading retries the lock.
     ///   - heartbeat: the AMQP heartbeat of its own connection, in seconds; short, so a dead leader is replaced soon.
+    ///   - connectionName: the connection's name in the broker's management UI.
+    ///   - logger: where leadership changes and refill errors are logged.
     public init(
         broker: any Broker, limit: String, perSecond: Double, burst: Int, retryInterval: Duration = .seconds(1),
         heartbeat: Int = 5, connectionName: String = "celeriac-refiller", logger: Logger

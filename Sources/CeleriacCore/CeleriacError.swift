@@ -4,7 +4,7 @@ public enum CeleriacError: Error, CustomStringConvertible, Sendable {
     case taskFailed(name: String?, id: String, failure: TaskFailure)
     /// The task was revoked (or expired) before it ran.
     case taskRevoked(id: String, reason: String)
-    /// No result arrived before the deadline. The task may still run; ask again with ``AsyncResult/get(timeout:)``.
+    /// No result arrived before the deadline. The task may still run; ask again with `AsyncResult.get(timeout:)`.
     case resultTimeout(id: String, after: Duration)
     /// The arguments do not fit the task's parameters.
     case invalidArguments(task: String, reason: String)

@@ -134,7 +134,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
 extension JSONValue: Codable {
     /// Decodes any JSON value through a `Decoder`. An object from a keyed decoder loses its order: its keys come
-    /// sorted. Use ``parse(_:maxDepth:)`` to keep order and exact integers.
+    /// sorted. Use `parse(_:maxDepth:)` to keep order and exact integers.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {

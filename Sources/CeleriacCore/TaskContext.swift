@@ -17,7 +17,7 @@ public struct TaskContext: Sendable {
     public let stopReason: StopReason
     /// The worker's clock: ``sleep(for:)`` waits on it (a manual clock in tests).
     public let clock: any CeleriacClock
-    /// Where ``updateState(_:meta:)`` goes: the worker's reporter for this run. Nil outside a worker, and when
+    /// Where `updateState(_:meta:)` goes: the worker's reporter for this run. Nil outside a worker, and when
     /// nobody waits for the result (no reply queue, or the result is ignored): then states go nowhere.
     public let states: TaskStateSink?
     /// True when the worker reports `STARTED` just before the body runs: the task's ``TaskOptions/trackStarted``
@@ -62,7 +62,7 @@ public struct TaskContext: Sendable {
         updateState(.started, meta: ["pid": .int(Int64(pid)), "hostname": .string(hostname)])
     }
 
-    /// ``updateState(_:meta:)`` with any `Encodable` meta (encoded as JSON).
+    /// `updateState(_:meta:)` with any `Encodable` meta (encoded as JSON).
     ///
     /// - Throws: the `EncodingError` when `meta` cannot be encoded as JSON.
     public func updateState<Meta: Encodable>(_ state: TaskState, meta: Meta) throws {
@@ -131,7 +131,7 @@ public struct RetryRequest: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Where a task's intermediate states go (``TaskContext/updateState(_:meta:)``). The worker gives each run one
+/// Where a task's intermediate states go (`TaskContext.updateState(_:meta:)`). The worker gives each run one
 /// that publishes to the caller's reply queue; a process-pool child gives one that sends the state to its parent.
 public struct TaskStateSink: Sendable {
     private let sink: @Sendable (TaskState, JSONValue) -> Void

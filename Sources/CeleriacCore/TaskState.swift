@@ -1,5 +1,5 @@
 /// A task's state, named as Celery names it: one of Celery's own (the constants below) or any name a task reports
-/// with ``TaskContext/updateState(_:meta:)``, `PROGRESS` by convention. A state with another name is never ready:
+/// with `TaskContext.updateState(_:meta:)`, `PROGRESS` by convention. A state with another name is never ready:
 /// a custom state is always followed by the task's final state.
 public struct TaskState: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
     /// The name on the wire (the result's `status`), e.g. `SUCCESS` or `PROGRESS`.

@@ -118,8 +118,8 @@ public struct CanvasResult<Output: Codable & Sendable>: Sendable {
 
     /// Waits for every result and decodes them as `Output` (a group's as a list in member order).
     ///
-    /// - Throws: the first failure met in member order (``CeleriacError/taskFailed(name:id:failure:)``, e.g. a
-    ///   `ChordError`), or ``CeleriacError/resultTimeout(id:after:)`` naming the id still missing.
+    /// - Throws: the first failure met in member order (`CeleriacError.taskFailed(name:id:failure:)`, e.g. a
+    ///   `ChordError`), or `CeleriacError.resultTimeout(id:after:)` naming the id still missing.
     public func get(timeout: Duration = .seconds(60)) async throws -> Output {
         let deadline = ContinuousClock.now + timeout
         let json = try await value(of: shape, deadline: deadline)

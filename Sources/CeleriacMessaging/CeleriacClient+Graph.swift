@@ -15,7 +15,9 @@ extension CeleriacClient {
     /// canvas is stored in the durable queue `celeriac.graph.<root id>` before any task is published, and workers
     /// add a record per state change, so `celeriac graph ROOT_ID` can draw it while it runs or after it finished.
     ///
-    /// - Parameter keepFor: how long the records stay after the last time the queue was used (`x-expires`).
+    /// - Parameters:
+    ///   - signature: the canvas to send.
+    ///   - keepFor: how long the records stay after the last time the queue was used (`x-expires`).
     public func applyRecorded<Output>(_ signature: Signature<Output>, keepFor: Duration = .seconds(86_400)) async throws
         -> RecordedWorkflow<Output>
     {

@@ -45,7 +45,7 @@ public final class CeleriacClient: Sendable {
         /// How long the reply queue outlives a client that died without ``CeleriacClient/close()`` (`x-expires`).
         public var replyQueueExpiryMilliseconds: Int = 600_000
         /// How long a send waits while the broker blocks publishers (a memory or disk alarm) before it throws
-        /// ``CeleriacError/brokerBlocked(reason:)``.
+        /// `CeleriacError.brokerBlocked(reason:)`.
         public var blockedTimeout: Duration = .seconds(30)
         /// The wall time a countdown counts from and messages are stamped with (`ManualClock` in tests, the same
         /// clock as the worker's and the broker's).
@@ -103,7 +103,7 @@ public final class CeleriacClient: Sendable {
 
     /// Connects, declares the reply queue and starts the result consumer.
     ///
-    /// - Throws: ``CeleriacError/broker(operation:underlying:)`` when the broker is unreachable or refuses login.
+    /// - Throws: `CeleriacError.broker(operation:underlying:)` when the broker is unreachable or refuses login.
     public func start() async throws(CeleriacError) {
         do {
             try await publisher.connect()
@@ -332,8 +332,8 @@ public final class CeleriacClient: Sendable {
 
     /// Waits for a task's final result.
     ///
-    /// - Throws: ``CeleriacError/resultTimeout(id:after:)`` at the deadline; ``CeleriacError/taskFailed(name:id:failure:)``
-    ///   or ``CeleriacError/taskRevoked(id:reason:)`` for those outcomes.
+    /// - Throws: `CeleriacError.resultTimeout(id:after:)` at the deadline; `CeleriacError.taskFailed(name:id:failure:)`
+    ///   or `CeleriacError.taskRevoked(id:reason:)` for those outcomes.
     public func result(of id: String, name: String? = nil, timeout: Duration) async throws(CeleriacError) -> JSONValue {
         guard configuration.receiveResults else {
             throw .resultNotAvailable(id: id, reason: "this client was created with receiveResults: false")
@@ -355,7 +355,7 @@ public enum DelayTopology {
     /// Declares the 28-level delay topology (``Topology/delayTopology(_:)``) and binds each of `queues` to the
     /// delivery exchange with the key `#.<queue>`.
     ///
-    /// - Throws: ``CeleriacError/broker(operation:underlying:)`` when a declare or bind fails, e.g. when the levels
+    /// - Throws: `CeleriacError.broker(operation:underlying:)` when a declare or bind fails, e.g. when the levels
     ///   exist with other arguments.
     public static func declare(on connection: any TopologyDeclaring, queues: [String], type: QueueType = .classic)
         async throws

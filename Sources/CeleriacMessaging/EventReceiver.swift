@@ -3,7 +3,7 @@ import CeleriacCore
 import FoundationEssentials
 
 /// Reads Celery events (wire spec §8) from the `celeryev` exchange, as `celery events` and Flower do: a private
-/// queue bound with `#`, both single events and `task.multi` batches, one ``JSONObject`` per event.
+/// queue bound with `#`, both single events and `task.multi` batches, one `JSONObject` per event.
 ///
 /// ```swift
 /// let receiver = EventReceiver(broker: broker)
@@ -18,7 +18,7 @@ public final class EventReceiver: Sendable {
     let brokerDescription: String
     let queue = "celeryev.\(UUID().uuidString.lowercased())"
 
-    /// A receiver of `broker`'s events; nothing is connected before ``start()``.
+    /// A receiver of `broker`'s events; nothing is connected before `start()`.
     public init(broker: any Broker, connectionName: String = "celeriac-events") {
         brokerDescription = broker.description
         connection = broker.connection(.init(name: connectionName, confirms: false))

@@ -2,7 +2,7 @@ import CeleriacBroker
 import CeleriacCanvas
 import CeleriacCore
 
-/// Where workflow-graph records live in RabbitMQ (``GraphRecording``): a durable topic exchange, and one durable
+/// Where workflow-graph records live in RabbitMQ (`GraphRecording`): a durable topic exchange, and one durable
 /// queue per recorded workflow, bound by its root id, removed by the broker after `x-expires` unused.
 public enum GraphStore {
     /// The durable topic exchange workflow-graph records are published to, with the workflow's root id as routing key.
@@ -41,7 +41,7 @@ public enum GraphStore {
 
     /// Every record of a workflow, in arrival order, read without consuming them (they are requeued in place).
     ///
-    /// - Throws: ``CeleriacError/configuration(_:)`` when the workflow has no queue (never recorded, or expired).
+    /// - Throws: `CeleriacError.configuration(_:)` when the workflow has no queue (never recorded, or expired).
     public static func read(root: String, on connection: any BrokerConnection) async throws(CeleriacError)
         -> [JSONValue]
     {

@@ -14,7 +14,7 @@ public struct SigningKey: Sendable, Equatable, CustomStringConvertible, CustomDe
     /// The shortest secret accepted: 16 bytes.
     public static let minimumSecretBytes = 16
 
-    /// - Throws: ``CeleriacError/configuration(_:)`` when the id is empty or not printable ASCII, or the secret is
+    /// - Throws: `CeleriacError.configuration(_:)` when the id is empty or not printable ASCII, or the secret is
     ///   shorter than ``minimumSecretBytes``.
     public init(id: String, secret: [UInt8]) throws(CeleriacError) {
         guard !id.isEmpty, id.utf8.count <= 64,
@@ -64,7 +64,9 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
     /// are then accepted, signed ones are still verified.
     public var requireSignature: Bool
 
-    /// - Parameter keys: the first key signs; all verify. Key ids must be unique.
+    /// - Parameters:
+    ///   - keys: the first key signs; all verify. Key ids must be unique.
+    ///   - requireSignature: reject unsigned messages (see ``requireSignature``).
     public init(keys: [SigningKey], requireSignature: Bool = true) throws(CeleriacError) {
         guard let first = keys.first else { throw .configuration("message signing needs at least one key") }
         var seen = Set<String>()

@@ -37,7 +37,7 @@ public enum RevocationLog {
 
     /// Declares the stream (idempotent).
     ///
-    /// - Throws: the ``BrokerError`` of the declare, e.g. when the broker has no stream support.
+    /// - Throws: the `BrokerError` of the declare, e.g. when the broker has no stream support.
     public static func declare(on connection: any TopologyDeclaring) async throws(BrokerError) {
         _ = try await connection.declare(spec)
     }

@@ -112,8 +112,8 @@ public struct AsyncResult: Sendable {
 
     /// Waits for the final result.
     ///
-    /// - Throws: ``CeleriacError/resultTimeout(id:after:)`` (typed, naming the id) when nothing arrives in time,
-    ///   ``CeleriacError/taskFailed(name:id:failure:)`` with the exception type, message and traceback.
+    /// - Throws: `CeleriacError.resultTimeout(id:after:)` (typed, naming the id) when nothing arrives in time,
+    ///   `CeleriacError.taskFailed(name:id:failure:)` with the exception type, message and traceback.
     public func get(timeout: Duration = .seconds(30)) async throws(CeleriacError) -> JSONValue {
         if ignored { throw .resultNotAvailable(id: id, reason: "the task was sent with ignore_result") }
         return try await client.result(of: id, name: name, timeout: timeout)

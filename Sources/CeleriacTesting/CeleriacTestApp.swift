@@ -5,7 +5,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// A real ``Worker`` (async pool) and a ``CeleriacClient`` on an ``InMemoryBroker`` with a ``ManualClock``, in
+/// A real `Worker` (async pool) and a `CeleriacClient` on an ``InMemoryBroker`` with a ``ManualClock``, in
 /// this process: test what your tasks, retry policies and canvases do without a RabbitMQ node.
 ///
 /// ```swift
@@ -33,10 +33,12 @@ public final class CeleriacTestApp: Sendable {
     /// Starts a worker for `registry` and a client, and returns once the worker consumes.
     ///
     /// - Parameters:
+    ///   - registry: the tasks the worker runs.
     ///   - configuration: the worker's settings; its clock is replaced by `clock`.
     ///   - clock: the clock of the worker, the client and (unless given) the broker.
     ///   - broker: a broker to share with another app (a second worker, a restarted one); it must run on `clock`.
     ///   - observer: sees what the worker does (metrics, a test's recorder).
+    ///   - logger: the worker's and the client's logger (quiet by default).
     public init(
         registry: TaskRegistry, configuration: Worker.Configuration = .init(hostname: "celeriac@test"),
         clock: ManualClock = ManualClock(), broker: InMemoryBroker? = nil, observer: any WorkerObserver = NoObserver(),

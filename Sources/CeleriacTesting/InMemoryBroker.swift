@@ -3,7 +3,7 @@ import CeleriacCore
 import FoundationEssentials
 import Synchronization
 
-/// A broker that lives in the process: every port of ``Broker`` with RabbitMQ's behaviour, for fast tests of
+/// A broker that lives in the process: every port of `Broker` with RabbitMQ's behaviour, for fast tests of
 /// tasks, workers and canvases without a RabbitMQ node.
 ///
 /// It keeps Celery's message model and RabbitMQ's rules (exchanges and bindings, prefetch-bounded round-robin
@@ -13,7 +13,7 @@ import Synchronization
 /// topology, chord joins, leader locks and the revocation log included. The contract suite
 /// (``BrokerContract``) holds it to RabbitMQ's behaviour: each case runs on both.
 ///
-/// Time comes from a ``CeleriacClock``: with a ``ManualClock``, TTLs and delays run out when the test advances it.
+/// Time comes from a `CeleriacClock`: with a ``ManualClock``, TTLs and delays run out when the test advances it.
 ///
 /// ```swift
 /// let clock = ManualClock()
@@ -88,7 +88,7 @@ public final class InMemoryBroker: Broker {
     }
 
     /// Blocks publishers, as RabbitMQ does under a memory or disk alarm (`connection.blocked`): publishes wait, and
-    /// throw ``BrokerError/Code/blocked`` after their connection's `blockedTimeout`. `nil` lifts the block.
+    /// throw `BrokerError.Code.blocked` after their connection's `blockedTimeout`. `nil` lifts the block.
     public func setBlocked(_ reason: String?) {
         let sinks = state.withLock { s -> [AsyncStream<ConnectionEvent>.Continuation] in
             s.blockedReason = reason

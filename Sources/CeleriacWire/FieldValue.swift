@@ -1,8 +1,8 @@
 /// One value in an AMQP field table (message headers, queue arguments).
 ///
 /// The cases mirror the AMQP 0-9-1 field kinds that Celery and RabbitMQ use. Unsigned kinds that arrive on the
-/// wire are widened into the next signed case on decode (`B`→``int16``, `u`→``int32``, `i`→``int64``); an `L`
-/// (which rabbitmq-c calls U64 but py-amqp writes for signed 64-bit ints) is read as ``int64`` with the same bits.
+/// wire are widened into the next signed case on decode (`B`→`int16`, `u`→`int32`, `i`→`int64`); an `L`
+/// (which rabbitmq-c calls U64 but py-amqp writes for signed 64-bit ints) is read as `int64` with the same bits.
 public enum FieldValue: Sendable, Equatable, Hashable {
     /// Boolean (`t`).
     case bool(Bool)

@@ -30,8 +30,8 @@ public struct ExchangeSpec: Sendable, Hashable {
     }
 }
 
-/// A queue to declare. Common arguments have helpers: ``maxPriority``, ``messageTTL``, ``deadLetterExchange``,
-/// ``expires``, ``quorum``, ``singleActiveConsumer``.
+/// A queue to declare. Common arguments have helpers: `maxPriority`, `messageTTL`, `deadLetterExchange`,
+/// `expires`, `quorum`, `singleActiveConsumer`.
 public struct QueueSpec: Sendable, Hashable {
     /// Queue name, e.g. `celery`; for Celery, also the routing key of the queue's binding.
     public var name: String

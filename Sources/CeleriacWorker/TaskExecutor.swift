@@ -9,8 +9,8 @@ import Logging
 /// child processes (`CeleriacPool.ProcessPool`, `--pool process`).
 ///
 /// `run` returns the task's JSON result or throws what the worker maps to an outcome: the task's own error
-/// (in-process), ``RetryRequest``, `CancellationError` (the run was cancelled: soft time limit, revoke with
-/// terminate, cold shutdown), ``ExecutionFailure`` (a failure already reported as a ``TaskFailure``, e.g. by a
+/// (in-process), `RetryRequest`, `CancellationError` (the run was cancelled: soft time limit, revoke with
+/// terminate, cold shutdown), ``ExecutionFailure`` (a failure already reported as a `TaskFailure`, e.g. by a
 /// child process or a hard time limit) or ``WorkerLost`` (the process running the task died).
 public protocol TaskExecutor: Sendable {
     /// Prepares the executor (starts child processes). Called once by `Worker.run()` before consuming.
@@ -79,7 +79,7 @@ public struct ExecutionFailure: Error, Sendable, CustomStringConvertible {
         self.failure = failure
         self.outcome = outcome
     }
-    /// The wrapped ``TaskFailure``'s description, so logs show the exception rather than this wrapper.
+    /// The wrapped `TaskFailure`'s description, so logs show the exception rather than this wrapper.
     public var description: String { failure.description }
 }
 

@@ -54,7 +54,7 @@ extension Worker {
         /// workflow graph), first to last.
         public var middleware: [any TaskMiddleware] = []
         /// `--track-started`: every task reports `STARTED` (with the pid running it and the node name) to its caller
-        /// just before its body runs, as Celery's `task_track_started`. A task's ``TaskOptions/trackStarted`` turns it
+        /// just before its body runs, as Celery's `task_track_started`. A task's `TaskOptions.trackStarted` turns it
         /// on for that task alone.
         public var trackStarted: Bool = false
 

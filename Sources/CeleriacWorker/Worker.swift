@@ -24,12 +24,12 @@ import Synchronization
 /// ```
 ///
 /// The worker is a coordinator. It opens its connections, composes its components and runs them:
-/// - ``DeliveryIntake`` brings deliveries in (consumers, prefetch, re-subscribe, the stall watchdog);
-/// - ``TaskPipeline`` takes one delivery from decoding to ack, through ``TaskExecution`` (slots, running tasks,
-///   time limits, revoke), ``OutcomePublisher`` (results, retries, dead letters), ``CanvasFollowUps`` and
-///   ``ChordJoiner``, and reports to the ``TaskMiddleware`` chain (metrics, events, tracing, workflow graph);
-/// - ``RemoteControl`` answers Celery's inspect and control commands, ``WorkerEvents`` sends Celery events,
-///   ``RevocationFollower`` keeps revocations durable, `WorkerCoordination` holds global limits and unique locks.
+/// - `DeliveryIntake` brings deliveries in (consumers, prefetch, re-subscribe, the stall watchdog);
+/// - `TaskPipeline` takes one delivery from decoding to ack, through `TaskExecution` (slots, running tasks,
+///   time limits, revoke), `OutcomePublisher` (results, retries, dead letters), `CanvasFollowUps` and
+///   `ChordJoiner`, and reports to the ``TaskMiddleware`` chain (metrics, events, tracing, workflow graph);
+/// - `RemoteControl` answers Celery's inspect and control commands, `WorkerEvents` sends Celery events,
+///   `RevocationFollower` keeps revocations durable, `WorkerCoordination` holds global limits and unique locks.
 ///
 /// This file holds what is left: the start, the intake loop (a slot per delivery), and warm shutdown.
 public final class Worker: Service, Sendable {
