@@ -169,6 +169,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "CeleriacCLITests",
+            dependencies: ["CeleriacCLI", "CeleriacBeat", "CeleriacCoordination", "CeleriacCore", "CeleriacWorker"],
+            swiftSettings: swiftSettings),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "AMQPTransport", "CeleriacCore", "CeleriacCanvas", "CeleriacBroker", "CeleriacMessaging",

@@ -31,16 +31,6 @@ public enum ScheduleFile {
         "time_limit", "catch_up", "catch_up_limit", "anchor",
     ]
 
-    /// Reads and parses the schedule file at `path` (the CLI's `--schedule`).
-    ///
-    /// - Throws: ``ScheduleError`` when the file cannot be read, or as ``parse(_:source:)`` does.
-    public static func load(path: String) throws(ScheduleError) -> BeatSchedule {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ScheduleError(field: "--schedule", message: "cannot read \(path); check the path")
-        }
-        return try parse(String(decoding: data, as: UTF8.self), source: path)
-    }
-
     /// Parses schedule YAML into a validated ``BeatSchedule``. `source` names the text in error messages (the path).
     ///
     /// - Throws: ``ScheduleError`` for YAML outside the subset, an unknown key, a bad value or an invalid entry;
@@ -214,7 +204,7 @@ public enum ScheduleFile {
     }
 
     static func instant(_ v: JSONValue, field: String) throws(ScheduleError) -> Date {
-        guard let s = v.stringValue, let d = ISO8601Parse.parse(s) else {
+        guard let s = v.stringValue, let d = ISOTime.parse(s, requiringOffset: true) else {
             throw ScheduleError(
                 field: field,
                 message: "'\(v)' is not an ISO 8601 instant with an offset, e.g. 2026-12-01T09:00:00+01:00")
@@ -223,47 +213,8 @@ public enum ScheduleFile {
     }
 }
 
-enum ISO8601Parse {
-    /// `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)`; an offset is required, so the instant is unambiguous.
-    static func parse(_ s: String) -> Date? {
-        let c = Array(s)
-        func num(_ a: Int, _ n: Int) -> Int? { a + n <= c.count ? Int(String(c[a..<(a + n)])) : nil }
-        guard c.count >= 17, let y = num(0, 4), c[4] == "-", let mo = num(5, 2), c[7] == "-", let d = num(8, 2),
-            c[10] == "T" || c[10] == " ", let h = num(11, 2), c[13] == ":", let mi = num(14, 2)
-        else { return nil }
-        var i = 16
-        var sec = 0.0
-        if i < c.count, c[i] == ":" {
-            guard let ss = num(i + 1, 2) else { return nil }
-            sec = Double(ss)
-            i += 3
-            if i < c.count, c[i] == "." {
-                var j = i + 1
-                while j < c.count, c[j].isNumber { j += 1 }
-                sec += Double("0" + String(c[i..<j])) ?? 0
-                i = j
-            }
-        }
-        guard i < c.count else { return nil }
-        var offset = 0
-        if c[i] == "Z" {
-            guard i + 1 == c.count else { return nil }
-        } else if c[i] == "+" || c[i] == "-" {
-            guard let oh = num(i + 1, 2), i + 3 < c.count, c[i + 3] == ":", let om = num(i + 4, 2), i + 6 == c.count
-            else { return nil }
-            offset = (oh * 3600 + om * 60) * (c[i] == "-" ? -1 : 1)
-        } else {
-            return nil
-        }
-        guard (1...12).contains(mo), (1...31).contains(d), (0...23).contains(h), (0...59).contains(mi) else {
-            return nil
-        }
-        let wall = ZonedTime.wallSeconds(year: y, month: mo, day: d, hour: h, minute: mi, second: 0) + sec
-        return Date(timeIntervalSince1970: wall - Double(offset))
-    }
-}
-
 extension ScheduleFile {
-    /// Parses `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)`.
-    public static func parseInstant(_ s: String) -> Date? { ISO8601Parse.parse(s) }
+    /// Parses an instant with its offset, `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)` (`ISOTime.parse(_:requiringOffset:)`,
+    /// with the offset required).
+    public static func parseInstant(_ s: String) -> Date? { ISOTime.parse(s, requiringOffset: true) }
 }

@@ -1,3 +1,4 @@
+import CeleriacCore
 import Foundation
 
 /// Wall-clock times in an IANA zone, resolved to instants with explicit daylight-saving rules.
@@ -34,15 +35,8 @@ public enum ZonedTime {
 
     /// Seconds since 1970 of a wall time read as if it were UTC (proleptic Gregorian).
     static func wallSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Double {
-        // Days from civil (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        return Double(days * 86_400 + hour * 3600 + minute * 60 + second)
+        let days = CivilCalendar.days(fromCivil: Int64(year), Int64(month), Int64(day))
+        return Double(days * 86_400 + Int64(hour * 3600 + minute * 60 + second))
     }
 
     /// `2026-03-29T03:00:00+02:00` (or `…:00.500+02:00` with milliseconds): the instant in `zone` with its UTC offset.
@@ -54,16 +48,8 @@ public enum ZonedTime {
         var days = Int((whole / 86_400).rounded(.down))
         var secs = Int(whole - Double(days) * 86_400)
         if secs >= 86_400 { days += 1; secs -= 86_400 }
-        // Civil from days (Howard Hinnant).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y64, m64, d64) = CivilCalendar.civil(fromDays: Int64(days))
+        let (y, m, d) = (Int(y64), Int(m64), Int(d64))
         let sign = offset < 0 ? "-" : "+"
         let a = abs(offset)
         func p2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }

@@ -19,6 +19,9 @@ public enum CLIEnvironment {
     public static let defaultBroker = "amqp://guest:guest@localhost:5672//"
 
     static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+
+    /// The broker URL a command uses: `flag` (its `--broker`), else `CELERIAC_BROKER_URL`, else ``defaultBroker``.
+    public static func broker(_ flag: String?) -> String { flag ?? value(brokerURL) ?? defaultBroker }
 }
 
 /// What an application hands to the commands: its tasks.
@@ -71,7 +74,7 @@ public struct BrokerOptions: ParsableArguments {
     /// Required by ArgumentParser; the values come from parsing the command line.
     public init() {}
 
-    var url: String { broker ?? CLIEnvironment.value(CLIEnvironment.brokerURL) ?? CLIEnvironment.defaultBroker }
+    var url: String { CLIEnvironment.broker(broker) }
 
     /// The broker the command talks to: RabbitMQ at `--broker` (the CLI's composition root for the broker ports).
     func amqpBroker() throws -> AMQPBroker {

@@ -9,9 +9,9 @@ public enum ISOTime {
         var seconds = Int64(t.rounded(.down))
         var micros = Int64(((t - Double(seconds)) * 1_000_000).rounded())
         if micros >= 1_000_000 { seconds += 1; micros -= 1_000_000 }
-        let days = floorDiv(seconds, 86_400)
+        let days = CivilCalendar.floorDiv(seconds, 86_400)
         let secOfDay = seconds - days * 86_400
-        let (y, m, d) = civil(fromDays: days)
+        let (y, m, d) = CivilCalendar.civil(fromDays: days)
         var s =
             "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2))"
         if micros != 0 { s += "." + pad(micros, 6) }
@@ -19,7 +19,11 @@ public enum ISOTime {
     }
 
     /// Parses `YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|±HH:MM|±HHMM]`; a time without an offset is UTC.
-    public static func parse(_ text: String) -> Date? {
+    public static func parse(_ text: String) -> Date? { parse(text, requiringOffset: false) }
+
+    /// The one ISO-8601 parser of the package: ``parse(_:)``, and with `requiringOffset` a time with its offset
+    /// (`Z` or `±HH:MM`) only, so that the instant is unambiguous (the schedule file's `at:`).
+    public static func parse(_ text: String, requiringOffset: Bool) -> Date? {
         let b = Array(text.utf8)
         var i = 0
         func digits(_ n: Int) -> Int64? {
@@ -65,6 +69,7 @@ public enum ISOTime {
             guard h < 24, mi < 60, s < 61 else { return nil }
         }
         var offset: Int64 = 0
+        if requiringOffset, i >= b.count { return nil }
         if i < b.count {
             if b[i] == 90 || b[i] == 122 {
                 i += 1
@@ -80,7 +85,7 @@ public enum ISOTime {
             }
         }
         guard i == b.count else { return nil }
-        let days = days(fromCivil: y, mo, d)
+        let days = CivilCalendar.days(fromCivil: y, mo, d)
         let epoch = days * 86_400 + h * 3600 + mi * 60 + s - offset
         return Date(timeIntervalSince1970: Double(epoch) + frac)
     }
@@ -89,11 +94,14 @@ public enum ISOTime {
         let s = String(v)
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
+}
 
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
+/// Days since 1970-01-01 to and from a proleptic Gregorian civil date (Howard Hinnant's algorithms): the one
+/// conversion every date in the package goes through (ISO-8601 results, beat's zoned wall times).
+package enum CivilCalendar {
+    package static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
 
-    // Howard Hinnant's days_from_civil / civil_from_days.
-    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+    package static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
         let y = m <= 2 ? y0 - 1 : y0
         let era = floorDiv(y, 400)
         let yoe = y - era * 400
@@ -102,7 +110,7 @@ public enum ISOTime {
         return era * 146_097 + doe - 719_468
     }
 
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+    package static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
         let z = z0 + 719_468
         let era = floorDiv(z, 146_097)
         let doe = z - era * 146_097

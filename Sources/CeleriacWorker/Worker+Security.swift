@@ -53,24 +53,6 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
         RemoteControlPolicy(mode: .allow(methods))
     }
 
-    /// Parses `all`, `read-only`, `off`, or a comma-separated list of state-changing methods to allow
-    /// (`revoke,rate_limit`).
-    public init(parsing text: String) throws(CeleriacError) {
-        switch text.lowercased() {
-        case "all": mode = .all
-        case "read-only", "readonly", "none": mode = .allow([])
-        case "off": mode = .off
-        default:
-            let methods = Set(text.split(separator: ",").map { String($0).lowercased() }.filter { !$0.isEmpty })
-            if let unknown = methods.subtracting(Self.stateChanging).sorted().first {
-                throw .configuration(
-                    "--remote-control: '\(unknown)' is not a state-changing control method; use all, read-only, off, or a list of: \(Self.stateChanging.sorted().joined(separator: ", "))"
-                )
-            }
-            mode = .allow(methods)
-        }
-    }
-
     private init(mode: Mode) { self.mode = mode }
 
     /// Whether the worker answers remote-control `method` (Celery's name, e.g. `revoke`); a refused command gets
@@ -83,7 +65,7 @@ public struct RemoteControlPolicy: Sendable, Equatable, CustomStringConvertible 
         }
     }
 
-    /// The policy in ``init(parsing:)``'s syntax (`all`, `off`, `read-only`, or the sorted allowed methods), so
+    /// The policy in the `--remote-control` syntax (`all`, `off`, `read-only`, or the sorted allowed methods), so
     /// it can be passed back to `--remote-control`.
     public var description: String {
         switch mode {

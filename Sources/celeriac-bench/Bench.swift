@@ -33,6 +33,8 @@ struct Bench: AsyncParsableCommand {
         Int = 2
     @Option(help: "tasks: the worker's prefetch multiplier (prefetch = concurrency x this)") var prefetchMultiplier:
         Int = 8
+    @Option(help: "observability: run one side only, on or off (for profiling it)") var observedSide: String?
+    @Option(help: "observability: observe with metrics or events only (diagnosis)") var observedWith: String?
 
     func run() async throws {
         if scenario == "pool-child" {
@@ -55,7 +57,9 @@ struct Bench: AsyncParsableCommand {
             ).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability":
-            try await ObservabilityBench(url: url, n: min(n, 50_000), concurrency: concurrency ?? 16).run()
+            try await ObservabilityBench(
+                url: url, n: min(n, 50_000), concurrency: concurrency ?? 16, side: observedSide, only: observedWith
+            ).run()
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
         default:
             throw ValidationError(

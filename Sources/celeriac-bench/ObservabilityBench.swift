@@ -17,6 +17,10 @@ struct ObservabilityBench {
     let url: AMQPURL
     let n: Int
     let concurrency: Int
+    /// `--observed-side on|off`: run one side only (for profiling it); nil runs both.
+    let side: String?
+    /// `--observed-with metrics|events`: observe with one of them only (diagnosis); nil observes with both.
+    let only: String?
     let rounds = 5
 
     /// Sends every report to the Prometheus metrics (all of them, as the real worker does), and finished tasks
@@ -55,8 +59,6 @@ struct ObservabilityBench {
 
     func run() async throws {
         var off: [Double] = [], on: [Double] = [], cpuOff: [Double] = [], cpuOn: [Double] = []
-        // CELERIAC_BENCH_OBS_SIDE=on|off runs one side only (for profiling it).
-        let side = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS_SIDE"]
         for _ in 0..<rounds {
             if side != "on" {
                 let a = try await drain(observed: false)
@@ -143,7 +145,6 @@ struct ObservabilityBench {
         }
         let counter = Counter()
         let registry = PrometheusCollectorRegistry()
-        let only = ProcessInfo.processInfo.environment["CELERIAC_BENCH_OBS"]  // metrics | events (diagnosis)
         let withMetrics = observed && only != "events", withEvents = observed && only != "metrics"
         let observer: any WorkerObserver =
             withMetrics

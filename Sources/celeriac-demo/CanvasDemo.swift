@@ -1,4 +1,5 @@
 import CeleriacAMQP
+import CeleriacCLI
 import CeleriacCanvas
 import CeleriacCore
 import CeleriacMessaging
@@ -8,8 +9,8 @@ import Foundation
 /// their results (the quick start runs it).
 enum CanvasDemo {
     static func run(_ arguments: [String]) async -> Int32 {
-        var broker = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@localhost:5672//"
-        if let i = arguments.firstIndex(of: "--broker"), i + 1 < arguments.count { broker = arguments[i + 1] }
+        let flag = arguments.firstIndex(of: "--broker").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        let broker = CLIEnvironment.broker(flag)
         var queue = "celery"
         if let i = arguments.firstIndex(of: "--queue"), i + 1 < arguments.count { queue = arguments[i + 1] }
         do {

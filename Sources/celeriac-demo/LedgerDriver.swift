@@ -1,4 +1,5 @@
 import CeleriacAMQP
+import CeleriacCLI
 import CeleriacCanvas
 import CeleriacCore
 import CeleriacMessaging
@@ -17,7 +18,7 @@ import Synchronization
 /// lost and nothing was wrong.
 enum LedgerDriver {
     struct Options {
-        var broker = ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@localhost:5672//"
+        var broker = CLIEnvironment.broker(nil)
         var count = 2_000
         var chains = 10
         var chainLength = 5

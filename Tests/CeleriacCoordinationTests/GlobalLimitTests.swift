@@ -4,29 +4,6 @@ import Testing
 @testable import CeleriacCoordination
 
 @Suite struct GlobalLimitTests {
-    @Test func parsesRatesConcurrencyAndGroups() throws {
-        let limits = try GlobalLimit.parse(
-            rates: ["demo.add=10/s", "gpu=2/m"], concurrency: ["gpu=2"], groups: ["gpu=render, encode"])
-        #expect(limits.count == 2)
-        let add = try #require(limits.first { $0.name == "demo.add" })
-        #expect(add.tasks == ["demo.add"])
-        #expect(add.rate?.perSecond == 10)
-        #expect(add.burst == 1)
-        #expect(add.concurrency == nil)
-        let gpu = try #require(limits.first { $0.name == "gpu" })
-        let members: Set<String> = ["render", "encode"]
-        #expect(gpu.tasks == members)
-        #expect(gpu.concurrency == 2)
-        #expect(gpu.rate?.text == "2/m")
-    }
-
-    @Test func rejectsMalformedFlags() {
-        #expect(throws: CeleriacError.self) { try GlobalLimit.parse(rates: ["demo.add"], concurrency: [], groups: []) }
-        #expect(throws: CeleriacError.self) { try GlobalLimit.parse(rates: [], concurrency: ["x=two"], groups: []) }
-        #expect(throws: CeleriacError.self) { try GlobalLimit.parse(rates: [], concurrency: ["x=0"], groups: []) }
-        #expect(throws: CeleriacError.self) { try GlobalLimit.parse(rates: ["x=0/s"], concurrency: [], groups: []) }
-    }
-
     @Test func burstIsATenthOfASecondOfTokens() throws {
         #expect(try GlobalLimit(name: "a", rate: "100/s").burst == 10)
         #expect(try GlobalLimit(name: "a", rate: "5/s").burst == 1)

@@ -190,16 +190,6 @@ struct WorkerSecurityTests {
         await deleteQueues([queue], url: url)
     }
 
-    @Test func remoteControlPoliciesParse() throws {
-        #expect(try RemoteControlPolicy(parsing: "all") == .all)
-        #expect(try RemoteControlPolicy(parsing: "read-only") == .readOnly)
-        let revokeOnly = try RemoteControlPolicy(parsing: "revoke,rate_limit")
-        #expect(revokeOnly.allows("revoke") && revokeOnly.allows("rate_limit") && revokeOnly.allows("stats"))
-        #expect(!revokeOnly.allows("shutdown") && !revokeOnly.allows("pool_grow"))
-        #expect(!RemoteControlPolicy.off.allows("ping"))
-        #expect(throws: CeleriacError.self) { try RemoteControlPolicy(parsing: "ping") }
-    }
-
     /// The broker password and the signing secret appear nowhere an operator or attacker could read them.
     @Test func secretsNeverAppearInLogsMetricsControlRepliesOrErrors() async throws {
         let broker = TestBroker.shared
