@@ -1,7 +1,7 @@
 import CeleriacCore
 import Foundation
 
-/// Reads a schedule file (YAML subset, see ``MiniYAML``):
+/// Reads a schedule file (YAML, read with Yams; see ``ScheduleYAML`` for how scalars are typed):
 ///
 /// ```yaml
 /// timezone: Europe/Berlin          # default zone for crontab entries (default UTC)
@@ -37,7 +37,9 @@ public enum ScheduleFile {
     ///   the error names the entry and the field.
     public static func parse(_ text: String, source: String = "schedule") throws(ScheduleError) -> BeatSchedule {
         let root: JSONValue
-        do throws(MiniYAML.ParseError) { root = try MiniYAML.parse(text) } catch {
+        do throws(ScheduleYAML.ParseError) {
+            root = try ScheduleYAML.parse(ScheduleFile.checkedIndentation(text))
+        } catch {
             throw ScheduleError(field: "yaml", message: "\(source) \(error.description)")
         }
         guard let top = root.objectValue else {
@@ -214,6 +216,16 @@ public enum ScheduleFile {
 }
 
 extension ScheduleFile {
+    /// `text` unchanged, or a ``ScheduleYAML/ParseError`` for a tab in a line's indentation, which YAML forbids and
+    /// libyaml reports only as "a character that cannot start any token".
+    static func checkedIndentation(_ text: String) throws(ScheduleYAML.ParseError) -> String {
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where line.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
+            throw ScheduleYAML.ParseError(line: i + 1, message: "tabs are not allowed for indentation; use spaces")
+        }
+        return text
+    }
+
     /// Parses an instant with its offset, `YYYY-MM-DDTHH:MM[:SS][.fff](Z|±HH:MM)` (`ISOTime.parse(_:requiringOffset:)`,
     /// with the offset required).
     public static func parseInstant(_ s: String) -> Date? { ISOTime.parse(s, requiringOffset: true) }

@@ -135,16 +135,54 @@ import Testing
         #expect(tabs?.message.contains("tabs") == true)
     }
 
-    @Test func miniYAMLSequencesAndQuoting() throws {
-        let v = try MiniYAML.parse(
-            """
-            list:
-              - 1
-              - "two # not a comment"
-              - name: x
-                value: 'it''s'
-            empty: []
-            """)
-        #expect(v == ["list": [1, "two # not a comment", ["name": "x", "value": "it's"]], "empty": []])
+    /// Every schedule the repository ships (the docs' examples, the documented example of `ScheduleFile`, the
+    /// test's example) reads to the same tree with Yams as with the parser it replaced, whose trees are kept in
+    /// `Golden/*.json`; and so to the same schedule.
+    @Test func yamsReadsEveryShippedScheduleAsTheOldParserDid() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(names.count >= 4)
+        for name in names {
+            let yaml = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            let golden = try String(
+                contentsOf: dir.appendingPathComponent(String(name.dropLast(5)) + ".json"), encoding: .utf8)
+            #expect(try ScheduleYAML.parse(yaml) == JSONValue.parse(Array(golden.utf8)), "\(name)")
+            if name != "sequences-and-quoting.yaml" { _ = try ScheduleFile.parse(yaml, source: name) }
+        }
     }
+
+    @Test func theWholeOfYAMLWorksAndScalarsFollowTheCoreSchema() throws {
+        let v = try ScheduleYAML.parse(
+            """
+            defaults: &defaults
+              queue: reports
+              priority: 5
+            entries:
+              nightly:
+                <<: *defaults
+                task: reports.nightly
+                note: |
+                  two lines
+                  of text
+              flags: [on, no, yes, 1:30, 2026-12-01, "true", true, 0x1f, 1e3, ~]
+            """)
+        #expect(v["entries"]?["nightly"]?["note"] == "two lines\nof text\n")
+        #expect(v["entries"]?["flags"] == ["on", "no", "yes", "1:30", "2026-12-01", "true", true, 31, 1000.0, nil])
+        #expect(v["defaults"]?["priority"] == 5)
+    }
+
+    @Test func anAnchoredEntryIsReusedByAnAlias() throws {
+        let s = try ScheduleFile.parse(
+            """
+            entries:
+              a: &tick
+                task: demo.add
+                every: 10s
+                args: [1, 2]
+              b: *tick
+            """)
+        #expect(s.entries.map(\.name) == ["a", "b"])
+        #expect(s["b"]?.args == [1, 2])
+    }
+
 }

@@ -123,7 +123,8 @@ import Testing
 
     @Test func anUndecodableMessageGoesToTheDeadLetterQueueAndItsCallerHearsWhy() async throws {
         var props = BasicProperties(
-            contentType: "application/json", headers: ["task": .string("t.add"), "id": .string("bad-1"), "lang": .string("py")])
+            contentType: "application/json",
+            headers: ["task": .string("t.add"), "id": .string("bad-1"), "lang": .string("py")])
         props.correlationID = "bad-1"
         props.replyTo = "reply"
         try await handle(OutgoingMessage(routingKey: "work", body: Array("[1, 2".utf8), properties: props))
