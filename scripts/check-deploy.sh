@@ -8,7 +8,7 @@
 #   5. JSON validity of Grafana/*.json (python3 -m json.tool)
 #   6. YAML validity of the other YAML files (PyYAML from the venv)
 #   7. every celeriac_* / process_* metric name used in Grafana/*.json and Deploy/prometheus/alerts.yml exists
-#      in Sources/CeleriacMetrics/MetricNames.swift or BeatMetrics.swift (histogram suffixes _bucket/_sum/_count
+#      in Sources/CeleriacMetrics/MetricNames.swift, the one file that names every metric (histogram suffixes _bucket/_sum/_count
 #      stripped)
 #   8. Deploy/kubernetes/*.yaml with scripts/check-kubernetes.py: against the Kubernetes 1.30 and newest bundled
 #      OpenAPI schemas, offline and strict (kubernetes-validate, which bundles them; a kind without a schema fails,
@@ -140,11 +140,10 @@ fi
 
 # ---- 7. Metric names against MetricNames.swift
 NAMES_FILE=Sources/CeleriacMetrics/MetricNames.swift
-BEAT_NAMES_FILE=Sources/CeleriacMetrics/BeatMetrics.swift
-if [[ ! -f "$NAMES_FILE" || ! -f "$BEAT_NAMES_FILE" ]]; then
-    fail "$NAMES_FILE or $BEAT_NAMES_FILE is missing"
+if [[ ! -f "$NAMES_FILE" ]]; then
+    fail "$NAMES_FILE is missing"
 else
-    grep -hoE '"(celeriac|process)_[a-z0-9_]+"' "$NAMES_FILE" "$BEAT_NAMES_FILE" | tr -d '"' | sort -u > "$TMP/known"
+    grep -hoE '"(celeriac|process)_[a-z0-9_]+"' "$NAMES_FILE" | tr -d '"' | sort -u > "$TMP/known"
     if [[ ! -s "$TMP/known" ]]; then
         fail "no metric names found in $NAMES_FILE"
     fi
@@ -162,11 +161,11 @@ else
             unknown+=("$name")
         done < <(grep -oE '\b(celeriac|process)_[a-z0-9_]+' "$f" | sort -u)
         if (( ${#unknown[@]} )); then
-            fail "$f uses metric names that $NAMES_FILE and $BEAT_NAMES_FILE do not define: ${unknown[*]}"
+            fail "$f uses metric names that $NAMES_FILE does not define: ${unknown[*]}"
         elif (( count == 0 )); then
             skip "metric names in $f: it uses no celeriac_* or process_* metric"
         else
-            pass "metric names in $f ($count distinct, all in $NAMES_FILE or $BEAT_NAMES_FILE)"
+            pass "metric names in $f ($count distinct, all in $NAMES_FILE)"
         fi
     done
 fi

@@ -1,4 +1,4 @@
-import Prometheus
+import CoreMetrics
 import Synchronization
 
 /// Metric handles by metric and label values, made once.
@@ -35,28 +35,31 @@ final class HandleCache: Sendable {
     /// The label value for a task name: itself if registered, else `__unknown__`.
     func label(_ task: String) -> String { knownTasks.contains(task) ? task : Self.unknownTask }
 
-    func counter(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> Counter) -> Counter
-    {
+    func counter(
+        _ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> CoreMetrics.Counter
+    ) -> CoreMetrics.Counter {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
-    func gauge(_ metric: Metric, _ a: String, _ b: String = "", _ c: String = "", make: () -> Gauge) -> Gauge {
+    func gauge(_ metric: Metric, _ a: String, _ b: String = "", _ c: String = "", make: () -> Meter) -> Meter {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
-    func histogram(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> ValueHistogram)
-        -> ValueHistogram
+    func histogram(_ metric: Metric, _ a: String = "", _ b: String = "", _ c: String = "", make: () -> Recorder)
+        -> Recorder
     {
         handle(Key(metric: metric, a: a, b: b, c: c), make: make)
     }
 
     /// A handle whose first label is a task name, looked up by the name as given; `make` gets the label value.
     /// A registered name hits the cache at once, without a look in the set of registered names first.
-    func counter(_ metric: Metric, task: String, _ b: String, _ c: String = "", make: (String) -> Counter) -> Counter {
+    func counter(_ metric: Metric, task: String, _ b: String, _ c: String = "", make: (String) -> CoreMetrics.Counter)
+        -> CoreMetrics.Counter
+    {
         taskHandle(metric, task, b, c, make: make)
     }
 
-    func histogram(_ metric: Metric, task: String, _ b: String, make: (String) -> ValueHistogram) -> ValueHistogram {
+    func histogram(_ metric: Metric, task: String, _ b: String, make: (String) -> Recorder) -> Recorder {
         taskHandle(metric, task, b, "", make: make)
     }
 

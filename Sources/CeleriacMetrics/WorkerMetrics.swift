@@ -1,4 +1,5 @@
 import CeleriacWorker
+import CoreMetrics
 import Prometheus
 import Synchronization
 
@@ -6,56 +7,56 @@ import Synchronization
     import Glibc
 #endif
 
-/// The worker's Prometheus metrics: a ``WorkerObserver`` that records into an injected registry.
+/// The worker's metrics: a ``WorkerObserver`` that records through swift-metrics, into the factory it is given
+/// (``CeleriacPrometheusFactory`` for `/metrics`, as the CLI does) or the application's `MetricsSystem`.
 ///
 /// Labels are bounded: `task` (registered names only; anything else is `__unknown__`), `queue`, `outcome`,
 /// `reason`. No task ids, no host names.
 public final class WorkerMetrics: WorkerObserver, Sendable {
-    /// The registry every worker metric is recorded in; serve it with ``MetricsEndpoint``.
-    public let registry: PrometheusCollectorRegistry
+    /// Makes every handle: the factory given at init.
+    let metrics: MetricHandles
     /// Handles of the per-task metrics (see ``HandleCache``), which also knows the registered task names.
     private let handles: HandleCache
-    private static let runtimeBuckets: [Double] = [
-        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
-    ]
 
     /// Creates the worker's metrics with their starting values, so dashboards and `increase()` see zeros before the
     /// first event: build info, concurrency, active and reserved tasks per queue, and the per-task and per-reason
     /// counters.
     ///
     /// - Parameters:
+    ///   - registry: the Prometheus registry ``MetricsEndpoint`` serves (through a ``CeleriacPrometheusFactory``).
+    ///   - knownTasks: the registered task names; any other name is recorded as `__unknown__`.
+    ///   - queues: the queues the worker consumes.
+    ///   - concurrency: tasks run at once, exported per queue as ``MetricNames/workerConcurrency``.
+    ///   - version: the `version` label of ``MetricNames/buildInfo``.
+    public convenience init(
+        registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int,
+        version: String = CeleriacVersion.current
+    ) {
+        self.init(
+            factory: CeleriacPrometheusFactory(registry: registry), knownTasks: knownTasks, queues: queues,
+            concurrency: concurrency, version: version)
+    }
+
+    /// The worker's metrics recorded through a swift-metrics factory.
+    ///
+    /// - Parameters:
+    ///   - factory: where the metrics go: the application's `MetricsSystem.factory` by default (StatsD,
+    ///     OpenTelemetry, …), or a ``CeleriacPrometheusFactory`` over the registry ``MetricsEndpoint`` serves.
     ///   - knownTasks: the registered task names; any other name is recorded as `__unknown__`.
     ///   - queues: the queues the worker consumes.
     ///   - concurrency: tasks run at once, exported per queue as ``MetricNames/workerConcurrency``.
     ///   - version: the `version` label of ``MetricNames/buildInfo``.
     public init(
-        registry: PrometheusCollectorRegistry, knownTasks: [String], queues: [String], concurrency: Int,
+        factory: any MetricsFactory = MetricsSystem.factory, knownTasks: [String], queues: [String], concurrency: Int,
         version: String = CeleriacVersion.current
     ) {
-        self.registry = registry
+        self.metrics = MetricHandles(factory: factory)
         self.handles = HandleCache(knownTasks: Set(knownTasks))
-        registry.makeGauge(
-            descriptor: .init(
-                metricName: MetricNames.buildInfo, unitName: "", helpText: "Celeriac build information; always 1."),
-            labels: [("version", version)]
-        ).set(1.0)
+        metrics.gauge(MetricNames.buildInfo, [("version", version)]).set(1.0)
         for queue in queues {
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.workerConcurrency, unitName: "", helpText: "Tasks this worker runs at once."
-                ),
-                labels: [("queue", queue)]
-            ).set(Double(concurrency))
-            registry.makeGauge(
-                descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."),
-                labels: [("queue", queue)]
-            ).set(0.0)
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.tasksReserved, unitName: "",
-                    helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
-                labels: [("queue", queue)]
-            ).set(0.0)
+            metrics.gauge(MetricNames.workerConcurrency, [("queue", queue)]).set(Double(concurrency))
+            metrics.gauge(MetricNames.tasksActive, [("queue", queue)]).set(0.0)
+            metrics.gauge(MetricNames.tasksReserved, [("queue", queue)]).set(0.0)
             for task in knownTasks {
                 for outcome in MetricNames.outcomes { finished(task, queue, outcome) }
                 parked(task, queue)
@@ -65,65 +66,40 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
             for reason in MetricNames.stallReasons { stalls(queue, reason) }
         }
         for reason in MetricNames.reconnectReasons { reconnects(reason) }
-        registry.makeGauge(
-            descriptor: .init(
-                metricName: MetricNames.brokerConnected, unitName: "",
-                helpText: "1 while the worker is connected to the broker.")
-        ).set(0.0)
+        metrics.gauge(MetricNames.brokerConnected).set(0.0)
         resultFailures()
-        registry.makeGauge(
-            descriptor: .init(
-                metricName: MetricNames.workerReady, unitName: "",
-                helpText: "1 while the worker is connected and consuming.")
-        ).set(0.0)
+        metrics.gauge(MetricNames.workerReady).set(0.0)
     }
 
     private func label(_ task: String) -> String { handles.label(task) }
     func taskLabel(_ task: String) -> String { label(task) }
 
     @discardableResult
-    private func finished(_ name: String, _ queue: String, _ outcome: String) -> Counter {
+    private func finished(_ name: String, _ queue: String, _ outcome: String) -> CoreMetrics.Counter {
         handles.counter(.finished, task: name, queue, outcome) { task in
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.tasksFinished, unitName: "", helpText: "Tasks finished, by outcome."),
-                labels: [("task", task), ("queue", queue), ("outcome", outcome)])
+            metrics.counter(MetricNames.tasksFinished, [("task", task), ("queue", queue), ("outcome", outcome)])
         }
     }
 
-    private func active(_ queue: String) -> Gauge {
+    private func active(_ queue: String) -> Meter {
         handles.gauge(.active, queue) {
-            registry.makeGauge(
-                descriptor: .init(metricName: MetricNames.tasksActive, unitName: "", helpText: "Tasks running now."),
-                labels: [("queue", queue)])
+            metrics.gauge(MetricNames.tasksActive, [("queue", queue)])
         }
     }
 
     /// Counts a received task message (``MetricNames/tasksReceived``) and sets the queue's last-delivery time to now.
     public func taskReceived(name: String, queue: String) {
         handles.counter(.received, task: name, queue) { task in
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.tasksReceived, unitName: "", helpText: "Task messages received."),
-                labels: [("task", task), ("queue", queue)])
+            metrics.counter(MetricNames.tasksReceived, [("task", task), ("queue", queue)])
         }.increment()
         handles.gauge(.lastDelivery, queue) {
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.lastDelivery, unitName: "", helpText: "Unix time of the last delivery."),
-                labels: [("queue", queue)])
+            metrics.gauge(MetricNames.lastDelivery, [("queue", queue)])
         }.set(Double(time(nil)))
     }
 
     @discardableResult
-    private func redeliveries(_ task: String, _ queue: String) -> Counter {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.redeliveries, unitName: "",
-                helpText:
-                    "Task deliveries the broker flagged as redelivered (a worker died or lost its connection before acking)."
-            ),
-            labels: [("task", task), ("queue", queue)])
+    private func redeliveries(_ task: String, _ queue: String) -> CoreMetrics.Counter {
+        metrics.counter(MetricNames.redeliveries, [("task", task), ("queue", queue)])
     }
 
     /// Counts a delivery the broker flagged as redelivered (``MetricNames/redeliveries``).
@@ -132,53 +108,30 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     /// Counts the start (``MetricNames/tasksStarted``) and adds one to the queue's active tasks.
     public func taskStarted(name: String, queue: String) {
         handles.counter(.started, task: name, queue) { task in
-            registry.makeCounter(
-                descriptor: .init(metricName: MetricNames.tasksStarted, unitName: "", helpText: "Tasks started."),
-                labels: [("task", task), ("queue", queue)])
+            metrics.counter(MetricNames.tasksStarted, [("task", task), ("queue", queue)])
         }.increment()
         active(queue).increment()
     }
 
-    private static let waitBuckets: [Double] = [
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
-    ]
-
     /// Records the seconds from publish (or ETA) to start in ``MetricNames/taskQueueWait``.
     public func taskQueueWait(name: String, queue: String, seconds: Double) {
         handles.histogram(.queueWait, task: name, queue) { task in
-            registry.makeValueHistogram(
-                descriptor: .init(
-                    metricName: MetricNames.taskQueueWait, unitName: "",
-                    helpText: "Seconds from publish (or ETA) to start; Celeriac producers only."),
-                labels: [("task", task), ("queue", queue)], buckets: Self.waitBuckets)
+            metrics.histogram(MetricNames.taskQueueWait, [("task", task), ("queue", queue)])
         }.record(seconds)
     }
 
     /// Moves the queue's reserved (prefetched, not started) gauge by `delta`, up or down.
     public func tasksReserved(queue: String, delta: Int) {
         let gauge = handles.gauge(.reserved, queue) {
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.tasksReserved, unitName: "",
-                    helpText: "Deliveries received and waiting for a free slot (prefetched, not started)."),
-                labels: [("queue", queue)])
+            metrics.gauge(MetricNames.tasksReserved, [("queue", queue)])
         }
         if delta > 0 { gauge.increment(by: Double(delta)) } else { gauge.decrement(by: Double(-delta)) }
     }
 
-    private static let confirmBuckets: [Double] = [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30,
-    ]
-
     /// Records how long a confirmed publish took, in seconds (``MetricNames/publishConfirm``).
     public func publishConfirmed(seconds: Double) {
         handles.histogram(.publishConfirm) {
-            registry.makeValueHistogram(
-                descriptor: .init(
-                    metricName: MetricNames.publishConfirm, unitName: "",
-                    helpText:
-                        "Seconds from publish to the broker's confirm (results, retries, follow-ups, dead letters)."),
-                buckets: Self.confirmBuckets)
+            metrics.histogram(MetricNames.publishConfirm)
         }.record(seconds)
     }
 
@@ -186,12 +139,9 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     public func resultPublishFailed() { resultFailures().increment() }
 
     @discardableResult
-    private func resultFailures() -> Counter {
+    private func resultFailures() -> CoreMetrics.Counter {
         handles.counter(.resultFailures) {
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.resultPublishFailures, unitName: "",
-                    helpText: "Results that could not be published; their messages stay unacked and are redelivered."))
+            metrics.counter(MetricNames.resultPublishFailures)
         }
     }
 
@@ -201,14 +151,8 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     /// One histogram for both scopes (per-worker token bucket, global tokens), with one help text and buckets.
-    func rateLimitWaitHistogram(task: String, scope: String) -> ValueHistogram {
-        registry.makeValueHistogram(
-            descriptor: .init(
-                metricName: MetricNames.rateLimitWait, unitName: "",
-                helpText:
-                    "Seconds a task waited for a rate-limit token, by scope (worker: per-worker bucket; global: shared by all workers)."
-            ),
-            labels: [("task", label(task)), ("scope", scope)], buckets: Self.waitBuckets)
+    func rateLimitWaitHistogram(task: String, scope: String) -> Recorder {
+        metrics.histogram(MetricNames.rateLimitWait, [("task", label(task)), ("scope", scope)])
     }
 
     /// Counts the outcome (``MetricNames/tasksFinished``). For a task that ran (`seconds` > 0, or succeeded, failed or
@@ -218,10 +162,7 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         if seconds > 0 || outcome == .succeeded || outcome == .failed || outcome == .retried {
             active(queue).decrement()
             handles.histogram(.runtime, task: name, queue) { task in
-                registry.makeValueHistogram(
-                    descriptor: .init(
-                        metricName: MetricNames.taskRuntime, unitName: "", helpText: "Task run time in seconds."),
-                    labels: [("task", task), ("queue", queue)], buckets: Self.runtimeBuckets)
+                metrics.histogram(MetricNames.taskRuntime, [("task", task), ("queue", queue)])
             }.record(seconds)
         }
     }
@@ -232,29 +173,18 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     @discardableResult
-    private func deadLettered(_ queue: String, _ reason: String) -> Counter {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.deadLettered, unitName: "",
-                helpText: "Messages put in the dead-letter queue, by reason."),
-            labels: [("queue", queue), ("reason", reason)])
+    private func deadLettered(_ queue: String, _ reason: String) -> CoreMetrics.Counter {
+        metrics.counter(MetricNames.deadLettered, [("queue", queue), ("reason", reason)])
     }
 
     @discardableResult
-    private func stalls(_ queue: String, _ reason: String) -> Counter {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.consumerStalls, unitName: "",
-                helpText: "Consumers re-subscribed by the watchdog or after a broker cancel."),
-            labels: [("queue", queue), ("reason", reason)])
+    private func stalls(_ queue: String, _ reason: String) -> CoreMetrics.Counter {
+        metrics.counter(MetricNames.consumerStalls, [("queue", queue), ("reason", reason)])
     }
 
     @discardableResult
-    private func reconnects(_ reason: String) -> Counter {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.brokerReconnects, unitName: "", helpText: "Reconnects to the broker."),
-            labels: [("reason", reason)])
+    private func reconnects(_ reason: String) -> CoreMetrics.Counter {
+        metrics.counter(MetricNames.brokerReconnects, [("reason", reason)])
     }
 
     /// Counts an early (ETA) task parked in the broker's delay queues (``MetricNames/tasksParked``).
@@ -263,12 +193,8 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     }
 
     @discardableResult
-    private func parked(_ task: String, _ queue: String) -> Counter {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.tasksParked, unitName: "",
-                helpText: "Early (ETA) tasks parked in the broker's delay queues."),
-            labels: [("task", task), ("queue", queue)])
+    private func parked(_ task: String, _ queue: String) -> CoreMetrics.Counter {
+        metrics.counter(MetricNames.tasksParked, [("task", task), ("queue", queue)])
     }
 
     /// Counts a consumer re-subscription, by queue and reason (``MetricNames/stallReasons``).
@@ -281,17 +207,9 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     public func connectionEvent(_ event: String) {
         switch event {
         case "disconnected":
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.brokerConnected, unitName: "",
-                    helpText: "1 while the worker is connected to the broker.")
-            ).set(0.0)
+            metrics.gauge(MetricNames.brokerConnected).set(0.0)
         case "reconnected":
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.brokerConnected, unitName: "",
-                    helpText: "1 while the worker is connected to the broker.")
-            ).set(1.0)
+            metrics.gauge(MetricNames.brokerConnected).set(1.0)
             reconnects("connection_lost").increment()
         default:
             break
@@ -303,65 +221,33 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
     public func chordEvent(_ event: String) {
         switch event {
         case "joined":
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.chordsJoined, unitName: "",
-                    helpText: "Chords whose body was published by this worker.")
-            ).increment()
+            metrics.counter(MetricNames.chordsJoined).increment()
         case "failed", "deadline":
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.chordsFailed, unitName: "",
-                    helpText: "Chords failed by this worker's join, by reason (failed member, deadline)."),
-                labels: [("reason", event == "failed" ? "member_failed" : "deadline")]
-            ).increment()
+            metrics.counter(MetricNames.chordsFailed, [("reason", event == "failed" ? "member_failed" : "deadline")])
+                .increment()
         case "rejoined":
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.chordRejoins, unitName: "",
-                    helpText: "Chord joins redone after a joiner died mid-join; the body may have run twice.")
-            ).increment()
+            metrics.counter(MetricNames.chordRejoins).increment()
         default:
-            registry.makeCounter(
-                descriptor: .init(
-                    metricName: MetricNames.chordLateParts, unitName: "",
-                    helpText: "Chord header results that arrived after their chord was joined or expired.")
-            ).increment()
+            metrics.counter(MetricNames.chordLateParts).increment()
         }
     }
 
     /// Sets ``MetricNames/workerReady``; ready implies connected, so it also sets ``MetricNames/brokerConnected`` to 1.
     public func stateChanged(ready: Bool) {
-        registry.makeGauge(
-            descriptor: .init(
-                metricName: MetricNames.workerReady, unitName: "",
-                helpText: "1 while the worker is connected and consuming.")
-        ).set(ready ? 1.0 : 0.0)
+        metrics.gauge(MetricNames.workerReady).set(ready ? 1.0 : 0.0)
         if ready {
-            registry.makeGauge(
-                descriptor: .init(
-                    metricName: MetricNames.brokerConnected, unitName: "",
-                    helpText: "1 while the worker is connected to the broker.")
-            ).set(1.0)
+            metrics.gauge(MetricNames.brokerConnected).set(1.0)
         }
     }
 
     /// Counts a replaced pool child by reason (`worker_lost`, `time_limit`, `max_tasks`, `max_memory`).
     public func poolChildRestarted(reason: String) {
-        registry.makeCounter(
-            descriptor: .init(
-                metricName: MetricNames.poolChildRestarts, unitName: "",
-                helpText: "Process-pool children replaced, by reason."),
-            labels: [("reason", reason)]
-        ).increment()
+        metrics.counter(MetricNames.poolChildRestarts, [("reason", reason)]).increment()
     }
 
     /// Sets the gauge of live process-pool children.
     public func poolProcesses(_ count: Int) {
-        registry.makeGauge(
-            descriptor: .init(
-                metricName: MetricNames.poolProcesses, unitName: "", helpText: "Live process-pool children.")
-        ).set(Double(count))
+        metrics.gauge(MetricNames.poolProcesses).set(Double(count))
     }
 }
 
