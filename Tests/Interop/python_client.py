@@ -2,28 +2,14 @@
 
 The Celeriac worker runs the `it.*` tasks of Tests/IntegrationTests/WorkerTests.swift on CELERIAC_INTEROP_QUEUE.
 """
-import json
-import sys
 import time
-import traceback
 
 from celery.exceptions import NotRegistered  # noqa: F401  (the class Celery synthesizes for the failure)
 
 from interop_app import app
+from interop_checks import run_checks
 
 QUEUE = app.conf.task_default_queue
-results = []
-
-
-def check(name, fn):
-    try:
-        ok, detail = fn()
-    except Exception as exc:  # a check must report, never crash the run
-        ok, detail = False, "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    results.append(ok)
-    print(json.dumps({"check": name, "ok": bool(ok), "detail": str(detail)}), flush=True)
-
-
 def send(name, *args, **options):
     return app.send_task(name, args=args, queue=QUEUE, **options)
 
@@ -122,11 +108,8 @@ def chain_into_group():
     return v == [20, 200], v
 
 
-for name, fn in [("positional", positional), ("keywords", keywords), ("echo_nested", echo_nested),
-                 ("failure", failure), ("wrong_type", wrong_type), ("unknown_task", unknown_task),
-                 ("flaky", flaky), ("countdown", countdown), ("expires", expires),
-                 ("many_in_random_order", many_in_random_order), ("chain_add_mul", chain_add_mul),
-                 ("group_add", group_add), ("chain_into_group", chain_into_group)]:
-    check(name, fn)
-
-sys.exit(0 if all(results) else 1)
+run_checks([("positional", positional), ("keywords", keywords), ("echo_nested", echo_nested),
+            ("failure", failure), ("wrong_type", wrong_type), ("unknown_task", unknown_task),
+            ("flaky", flaky), ("countdown", countdown), ("expires", expires),
+            ("many_in_random_order", many_in_random_order), ("chain_add_mul", chain_add_mul),
+            ("group_add", group_add), ("chain_into_group", chain_into_group)])

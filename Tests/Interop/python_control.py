@@ -7,27 +7,15 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 
 from celery.exceptions import TaskRevokedError
 
 from interop_app import app
+from interop_checks import run_checks
 
 NODE = os.environ["CELERIAC_INTEROP_NODE"]
 QUEUE = app.conf.task_default_queue
-results = []
-
-
-def check(name, fn):
-    try:
-        ok, detail = fn()
-    except Exception as exc:
-        ok, detail = False, "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    results.append(ok)
-    print(json.dumps({"check": name, "ok": bool(ok), "detail": str(detail)}), flush=True)
-
-
 def inspect():
     return app.control.inspect(destination=[NODE], timeout=5)
 
@@ -96,9 +84,6 @@ def cli_ping():
     return p.returncode == 0 and "pong" in p.stdout, (p.returncode, p.stdout.strip()[-200:], p.stderr.strip()[-200:])
 
 
-for name, fn in [("ping", ping), ("registered", registered), ("stats", stats), ("active_queues", active_queues),
-                 ("revoke", revoke), ("active_then_terminate", active_then_terminate), ("rate_limit", rate_limit),
-                 ("cli_ping", cli_ping)]:
-    check(name, fn)
-
-sys.exit(0 if all(results) else 1)
+run_checks([("ping", ping), ("registered", registered), ("stats", stats), ("active_queues", active_queues),
+            ("revoke", revoke), ("active_then_terminate", active_then_terminate), ("rate_limit", rate_limit),
+            ("cli_ping", cli_ping)])

@@ -4,28 +4,14 @@ Prints one JSON line per check; exits 1 if any failed.
 The Celeriac worker is `celeriac-demo worker --track-started` on CELERIAC_INTEROP_QUEUE, node CELERIAC_INTEROP_NODE;
 `demo.count(n, seconds)` reports PROGRESS {"current": i, "total": n} at each step.
 """
-import json
 import os
-import sys
 import time
-import traceback
 
 from interop_app import app
+from interop_checks import run_checks
 
 QUEUE = app.conf.task_default_queue
 NODE = os.environ.get("CELERIAC_INTEROP_NODE", "")
-results = []
-
-
-def check(name, fn):
-    try:
-        ok, detail = fn()
-    except Exception as exc:  # a check must report, never crash the run
-        ok, detail = False, "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    results.append(ok)
-    print(json.dumps({"check": name, "ok": bool(ok), "detail": str(detail)}), flush=True)
-
-
 def warm_up():
     v = app.send_task("demo.add", args=[1, 2], queue=QUEUE).get(timeout=30)
     return v == 3, v
@@ -85,7 +71,5 @@ def retry_state():
     return ok, [b["status"] for b in got]
 
 
-for name, fn in [("progress_polled", progress_polled), ("warm_up", warm_up), ("on_message_updates", on_message_updates),
-                 ("started_tracked", started_tracked), ("retry_state", retry_state)]:
-    check(name, fn)
-sys.exit(0 if all(results) else 1)
+run_checks([("progress_polled", progress_polled), ("warm_up", warm_up), ("on_message_updates", on_message_updates),
+            ("started_tracked", started_tracked), ("retry_state", retry_state)])

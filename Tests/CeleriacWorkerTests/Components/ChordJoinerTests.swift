@@ -21,15 +21,9 @@ import Testing
     let info = ChordInfo(id: "chord-1", size: 2, queue: "work")
 
     init() async throws {
-        broker = InMemoryBroker(clock: clock)
-        publishing = broker.connection(.init(name: "publish", confirms: true))
-        consuming = broker.connection(.init(name: "consume", confirms: false))
-        try await publishing.connect()
-        try await consuming.connect()
-        let (exchange, queue, binding) = Topology.workQueue("work")
-        try await publishing.declare(exchange)
-        _ = try await publishing.declare(queue, recreateAfterReconnect: true)
-        try await publishing.bind(binding)
+        let rig = try await BrokerRig(clock: clock)
+        (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
+        try await rig.declareWorkQueues(["work"])
         let publisher = OutcomePublisher(
             settings: .init(hostname: "celeriac@test", gracePeriod: .seconds(5), signer: nil, clock: clock),
             connection: publishing, settler: consuming, observer: recorder, logger: log, tracing: nil,

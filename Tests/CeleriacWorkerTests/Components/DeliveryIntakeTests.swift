@@ -30,11 +30,8 @@ import Testing
     let observer = Restarts()
 
     init() async throws {
-        broker = InMemoryBroker(clock: clock)
-        publishing = broker.connection(.init(name: "publish", confirms: true))
-        consuming = broker.connection(.init(name: "consume", confirms: false))
-        try await publishing.connect()
-        try await consuming.connect()
+        let rig = try await BrokerRig(clock: clock)
+        (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
     }
 
     func intake(queues: [String], concurrency: Int = 1) async throws -> DeliveryIntake {

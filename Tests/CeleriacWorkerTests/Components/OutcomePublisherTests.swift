@@ -17,20 +17,10 @@ import Testing
     let recorder = Recorder()
 
     init() async throws {
-        broker = InMemoryBroker(clock: clock)
-        publishing = broker.connection(.init(name: "publish", confirms: true))
-        consuming = broker.connection(.init(name: "consume", confirms: false))
-        try await publishing.connect()
-        try await consuming.connect()
-        let (exchange, queue, binding) = Topology.workQueue("work")
-        try await publishing.declare(exchange)
-        _ = try await publishing.declare(queue, recreateAfterReconnect: true)
-        try await publishing.bind(binding)
-        let (dlx, dlq, dlb) = Topology.deadLetter()
-        try await publishing.declare(dlx)
-        _ = try await publishing.declare(dlq, recreateAfterReconnect: true)
-        try await publishing.bind(dlb)
-        try await DelayTopology.declare(on: publishing, queues: ["work"])
+        let rig = try await BrokerRig(clock: clock)
+        (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
+        try await rig.declareWorkQueues(["work"], delayed: ["work"])
+        try await rig.declareDeadLetter()
     }
 
     func publisher(grace: Duration = .seconds(5), released: EventLog<String> = EventLog()) -> OutcomePublisher {

@@ -32,22 +32,10 @@ import Testing
     let ran = Counter()
 
     init() async throws {
-        broker = InMemoryBroker(clock: clock)
-        publishing = broker.connection(.init(name: "publish", confirms: true))
-        consuming = broker.connection(.init(name: "consume", confirms: false))
-        try await publishing.connect()
-        try await consuming.connect()
-        for queue in ["work", "reply"] {
-            let (exchange, spec, binding) = Topology.workQueue(queue)
-            try await publishing.declare(exchange)
-            _ = try await publishing.declare(spec, recreateAfterReconnect: true)
-            try await publishing.bind(binding)
-        }
-        let (dlx, dlq, dlb) = Topology.deadLetter()
-        try await publishing.declare(dlx)
-        _ = try await publishing.declare(dlq, recreateAfterReconnect: true)
-        try await publishing.bind(dlb)
-        try await DelayTopology.declare(on: publishing, queues: ["work"])
+        let rig = try await BrokerRig(clock: clock)
+        (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
+        try await rig.declareWorkQueues(["work", "reply"], delayed: ["work"])
+        try await rig.declareDeadLetter()
 
         let log = Logger(label: "test")
         var registry = TaskRegistry()
