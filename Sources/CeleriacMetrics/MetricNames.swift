@@ -39,6 +39,8 @@ public enum MetricNames {
     public static let brokerReconnects = "celeriac_broker_reconnects_total"
     /// Gauge: 1 while the worker is connected and consuming.
     public static let workerReady = "celeriac_worker_ready"
+    /// Gauge: the prefetch per consumer now (concurrency × multiplier; adaptive prefetch and `pool_grow` change it).
+    public static let workerPrefetch = "celeriac_worker_prefetch"
     /// Gauge: live process-pool children.
     public static let poolProcesses = "celeriac_pool_processes"
     /// Counter: process-pool children replaced, by `reason` (`worker_lost`, `time_limit`, `max_tasks`, `max_memory`).
@@ -80,7 +82,7 @@ public enum MetricNames {
         tasksReceived, tasksStarted, tasksFinished, taskRuntime, taskQueueWait, tasksActive, tasksReserved,
         publishConfirm, resultPublishFailures, workerConcurrency, lastDelivery,
         consumerStalls, deadLettered, tasksParked, brokerConnected, brokerReconnects, workerReady, buildInfo,
-        chordsJoined, chordsFailed, chordRejoins, chordLateParts,
+        workerPrefetch, chordsJoined, chordsFailed, chordRejoins, chordLateParts,
         poolProcesses, poolChildRestarts,
         duplicatesDetected, redeliveries, rateLimitWait, globalConcurrencyWait, refillerLeader, deadLetterDepth,
         residentMemory, cpuSeconds, openFDs, startTime,
@@ -161,6 +163,8 @@ public enum MetricNames {
             help: "Deliveries received and waiting for a free slot (prefetched, not started).", buckets: nil),
         brokerConnected: .init(help: "1 while the worker is connected to the broker.", buckets: nil),
         workerReady: .init(help: "1 while the worker is connected and consuming.", buckets: nil),
+        workerPrefetch: .init(
+            help: "Prefetch per consumer now (concurrency x multiplier; adaptive prefetch changes it).", buckets: nil),
         tasksFinished: .init(help: "Tasks finished, by outcome.", buckets: nil),
         tasksReceived: .init(help: "Task messages received.", buckets: nil),
         lastDelivery: .init(help: "Unix time of the last delivery.", buckets: nil),

@@ -232,6 +232,11 @@ public final class WorkerMetrics: WorkerObserver, Sendable {
         }
     }
 
+    /// Sets ``MetricNames/workerPrefetch``.
+    public func prefetchChanged(_ prefetch: Int) {
+        metrics.gauge(MetricNames.workerPrefetch).set(Double(prefetch))
+    }
+
     /// Sets ``MetricNames/workerReady``; ready implies connected, so it also sets ``MetricNames/brokerConnected`` to 1.
     public func stateChanged(ready: Bool) {
         metrics.gauge(MetricNames.workerReady).set(ready ? 1.0 : 0.0)

@@ -115,6 +115,7 @@ private struct ReadyObserver: WorkerObserver {
     func publishConfirmed(seconds: Double) { inner.publishConfirmed(seconds: seconds) }
     func resultPublishFailed() { inner.resultPublishFailed() }
     func rateLimitWait(name: String, seconds: Double) { inner.rateLimitWait(name: name, seconds: seconds) }
+    func prefetchChanged(_ prefetch: Int) { inner.prefetchChanged(prefetch) }
 }
 
 /// One-shot: `wait()` returns once `fire()` was called, or throws what `fail(_:)` was given first.

@@ -23,6 +23,8 @@ final class DeliveryIntake: Sendable {
         var hostname: String
         var queues: [String]
         var prefetchMultiplier: Int
+        /// Prefetch follows the tasks' run times (nil: fixed at concurrency × `prefetchMultiplier`).
+        var adaptivePrefetch: Worker.AdaptivePrefetch? = nil
         var watchdogInterval: Duration
         var maxPriority: Int?
         var queueType: QueueType
@@ -48,6 +50,12 @@ final class DeliveryIntake: Sendable {
     private let reservedTable = Mutex<[DeliveryTag: (Delivery, String)]>([:])
     /// When the last delivery was taken (the clock's uptime).
     private let lastDelivery: Mutex<Duration>
+    /// Sizes the multiplier from run times when prefetch is adaptive.
+    private let governor: Mutex<PrefetchGovernor?>
+    /// The multiplier in force (prefetch = concurrency × this).
+    private let multiplier: Atomic<Int>
+    /// Consumers cancelled to take a new prefetch, by queue: their re-subscription is expected, not a fault.
+    private let prefetchChanges = Mutex<Set<String>>([])
     private let consuming = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let stalled = Atomic<Bool>(false)
@@ -65,12 +73,23 @@ final class DeliveryIntake: Sendable {
         self.logger = logger
         self.queuesNow = Mutex(settings.queues)
         self.lastDelivery = Mutex(settings.clock.uptime)
+        self.multiplier = Atomic(settings.prefetchMultiplier)
+        self.governor = Mutex(
+            settings.adaptivePrefetch.map { adaptive in
+                PrefetchGovernor(
+                    policy: .init(
+                        floor: settings.prefetchMultiplier,
+                        ceiling: max(settings.prefetchMultiplier, adaptive.maxMultiplier),
+                        reservedWork: seconds(adaptive.reservedWork)))
+            })
     }
 
     /// Every delivery of every consumed queue, until ``stop()`` ended the consumers.
     var deliveries: UnboundedChannel<(Delivery, String)>.Stream { sink.stream }
     /// Prefetch per consumer now.
-    var prefetch: Int { capacity.concurrency * settings.prefetchMultiplier }
+    var prefetch: Int { capacity.concurrency * prefetchMultiplier }
+    /// The prefetch multiplier in force: the configured one, or what adaptive prefetch chose since.
+    var prefetchMultiplier: Int { multiplier.load(ordering: .relaxed) }
     var queues: [String] { queuesNow.withLock { $0 } }
     /// Consuming, connected and not stalled.
     var isReady: Bool {
@@ -97,6 +116,7 @@ final class DeliveryIntake: Sendable {
                 queue: queue, prefetch: UInt16(clamping: prefetch), tag: "\(settings.hostname)-\(queue)")
             consumers.withLock { $0[queue] = consumer }
         }
+        observer.prefetchChanged(prefetch)
         forwarders.withLock { $0 = settings.queues.count }
         if settings.queues.isEmpty { sink.finish() }
         consuming.store(true, ordering: .relaxed)
@@ -156,8 +176,14 @@ final class DeliveryIntake: Sendable {
                     queue: queue, prefetch: UInt16(clamping: prefetch),
                     tag: "\(settings.hostname)-\(queue)-\(attempt)")
                 consumers.withLock { $0[queue] = fresh }
-                logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
-                observer.consumerRestarted(queue: queue, reason: "resubscribed")
+                if prefetchChanges.withLock({ $0.remove(queue) != nil }) {
+                    logger.debug(
+                        "re-subscribed with a new prefetch",
+                        metadata: ["queue": .string(queue), "prefetch": .stringConvertible(prefetch)])
+                } else {
+                    logger.warning("re-subscribed to queue", metadata: ["queue": .string(queue)])
+                    observer.consumerRestarted(queue: queue, reason: "resubscribed")
+                }
             } catch {
                 logger.error(
                     "cannot re-subscribe to queue; retrying",
@@ -210,7 +236,26 @@ final class DeliveryIntake: Sendable {
 
     /// Subscribes every queue afresh (prefetch is fixed per consumer, so a changed concurrency needs new ones).
     func resubscribeAll() async {
-        for consumer in consumers.withLock({ Array($0.values) }) { try? await connection.cancel(consumer) }
+        let current = consumers.withLock { $0 }
+        prefetchChanges.withLock { $0.formUnion(current.keys) }
+        observer.prefetchChanged(prefetch)
+        for consumer in current.values { try? await connection.cancel(consumer) }
+    }
+
+    /// A task finished: with adaptive prefetch, the governor may choose another multiplier from the worker's pace,
+    /// and then the queues are subscribed afresh with it.
+    func taskFinished() async {
+        let now = seconds(settings.clock.uptime), concurrency = capacity.concurrency
+        guard let changed = governor.withLock({ $0?.finished(at: now, concurrency: concurrency) }) else { return }
+        guard !stopping.load(ordering: .relaxed) else { return }
+        let before = multiplier.exchange(changed, ordering: .relaxed)
+        logger.debug(
+            "adaptive prefetch: new multiplier",
+            metadata: [
+                "from": .stringConvertible(before), "to": .stringConvertible(changed),
+                "completions_per_second": .stringConvertible(governor.withLock { $0?.pace ?? 0 }),
+            ])
+        await resubscribeAll()
     }
 
     /// Warm shutdown: cancels every consumer, which ends the stream once their deliveries are in.
@@ -277,4 +322,8 @@ final class DeliveryIntake: Sendable {
             if !stallSeen { stalled.store(false, ordering: .relaxed) }
         }
     }
+}
+
+private func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }

@@ -13,8 +13,13 @@ extension Worker {
         public var queues: [String]
         /// Tasks run at once (`-c N`).
         public var concurrency: Int
-        /// Prefetch = concurrency × this (`--prefetch-multiplier`).
+        /// Prefetch = concurrency × this (`--prefetch-multiplier`) at start, and the least while
+        /// ``adaptivePrefetch`` raises it for short tasks.
         public var prefetchMultiplier: Int
+        /// Prefetch that follows the tasks' run times, from ``prefetchMultiplier`` up to
+        /// ``AdaptivePrefetch/maxMultiplier`` (on by default). nil keeps prefetch at concurrency ×
+        /// ``prefetchMultiplier``, as `--prefetch-multiplier N` does.
+        public var adaptivePrefetch: AdaptivePrefetch? = AdaptivePrefetch()
         /// Node name (`-n`), `celeriac@<hostname>` by default.
         public var hostname: String
         /// Warm shutdown: how long running tasks may finish after SIGTERM.
@@ -58,8 +63,9 @@ extension Worker {
         /// on for that task alone.
         public var trackStarted: Bool = false
 
-        /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1
-        /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run),
+        /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1 raised
+        /// by ``adaptivePrefetch`` while tasks are short (Celery's is a fixed 4; a busy worker with long tasks
+        /// does not hoard messages an idle one could run),
         /// `celeriac@<hostname>`, a 30 s grace period and watchdog, ack after the task finished (Celery's
         /// `acks_late`), no events. `concurrency` and `prefetchMultiplier` below 1 are raised to 1. The properties
         /// without a parameter keep their own defaults; set them afterwards.
@@ -82,7 +88,8 @@ extension Worker {
         }
 
         /// The AMQP prefetch count (`basic.qos`) of each queue's consumer at start: at most this many unacked
-        /// deliveries per queue. After `pool_grow` / `pool_shrink` the consumers use the new concurrency instead.
+        /// deliveries per queue. After `pool_grow` / `pool_shrink` the consumers use the new concurrency instead,
+        /// and ``adaptivePrefetch`` may raise the multiplier.
         public var prefetch: Int { concurrency * prefetchMultiplier }
     }
 }

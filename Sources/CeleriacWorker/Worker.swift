@@ -12,8 +12,9 @@ import Synchronization
 /// Consumes task messages, runs them, publishes their results, then acknowledges them.
 ///
 /// At-least-once: a delivery is acked only after its result (or its retry, or its dead-letter copy) has been
-/// confirmed by the broker. Prefetch is per consumer (works on classic and quorum queues) and equals
-/// concurrency × prefetch multiplier, so a busy worker does not hoard messages that an idle one could run.
+/// confirmed by the broker. Prefetch is per consumer (works on classic and quorum queues): concurrency × prefetch
+/// multiplier, raised by adaptive prefetch only while tasks are short, so a busy worker does not hoard messages
+/// that an idle one could run.
 ///
 /// ```swift
 /// var registry = TaskRegistry()
@@ -92,7 +93,8 @@ public final class Worker: Service, Sendable {
         intake = DeliveryIntake(
             settings: .init(
                 hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,
-                watchdogInterval: configuration.watchdogInterval, maxPriority: configuration.maxPriority,
+                adaptivePrefetch: configuration.adaptivePrefetch, watchdogInterval: configuration.watchdogInterval,
+                maxPriority: configuration.maxPriority,
                 queueType: configuration.queueType, clock: clock),
             connection: consumerConnection, topology: publisherConnection, capacity: execution, observer: observer,
             logger: logger)
@@ -117,6 +119,7 @@ public final class Worker: Service, Sendable {
         var middleware: [any TaskMiddleware] = []
         if let tracing { middleware.append(TracingMiddleware(tracing: tracing, worker: hostname)) }
         middleware += [ObserverMiddleware(observer: observer), EventMiddleware(events: events), graph]
+        if configuration.adaptivePrefetch != nil { middleware.append(PrefetchMiddleware(intake: intake)) }
         middleware += configuration.middleware
         pipeline = TaskPipeline(
             settings: .init(

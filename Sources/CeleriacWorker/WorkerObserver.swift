@@ -47,6 +47,9 @@ public protocol WorkerObserver: Sendable {
     func resultPublishFailed()
     /// A task waited this long for its per-worker rate limit.
     func rateLimitWait(name: String, seconds: Double)
+    /// The prefetch per consumer changed (adaptive prefetch, `pool_grow` / `pool_shrink`); the consumers are
+    /// subscribed afresh with it. `WorkerMetrics`: `celeriac_worker_prefetch`.
+    func prefetchChanged(_ prefetch: Int)
 }
 
 extension WorkerObserver {
@@ -86,6 +89,8 @@ extension WorkerObserver {
     public func resultPublishFailed() {}
     /// Does nothing; `WorkerMetrics` records it in `celeriac_rate_limit_wait_seconds` with `scope` `worker`.
     public func rateLimitWait(name: String, seconds: Double) {}
+    /// Does nothing; `WorkerMetrics` sets `celeriac_worker_prefetch` from it.
+    public func prefetchChanged(_ prefetch: Int) {}
 }
 
 /// The observer a `Worker` (or a `ProcessPool`) gets when none is passed: records nothing. Pass `WorkerMetrics`

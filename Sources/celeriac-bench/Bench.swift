@@ -16,10 +16,10 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
         abstract:
-            "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines."
+            "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `defaults` (the worker at the CLI's defaults against fixed prefetch), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines."
     )
 
-    @Argument(help: "amqp, tasks, pool, canvas, observability or coordination") var scenario: String
+    @Argument(help: "amqp, tasks, defaults, pool, canvas, observability or coordination") var scenario: String
     @Option(help: "Broker URL") var broker: String =
         ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
@@ -33,6 +33,7 @@ struct Bench: AsyncParsableCommand {
         Int = 2
     @Option(help: "tasks: the worker's prefetch multiplier (prefetch = concurrency x this)") var prefetchMultiplier:
         Int = 8
+    @Option(help: "defaults: interleaved runs of each configuration (the median is printed)") var repeats: Int = 3
     @Option(help: "observability: run one side only, on or off (for profiling it)") var observedSide: String?
     @Option(help: "observability: observe with metrics or events only (diagnosis)") var observedWith: String?
 
@@ -55,6 +56,7 @@ struct Bench: AsyncParsableCommand {
                 concurrency: concurrency ?? (pool == "process" ? 2 : 16), pipelineDepth: pipelineDepth,
                 prefetchMultiplier: prefetchMultiplier
             ).run()
+        case "defaults": try await DefaultsBench(url: url, n: n, repeats: max(1, repeats)).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability":
             try await ObservabilityBench(
@@ -63,7 +65,7 @@ struct Bench: AsyncParsableCommand {
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
         default:
             throw ValidationError(
-                "unknown scenario '\(scenario)' (amqp, tasks, pool, canvas, observability, coordination)")
+                "unknown scenario '\(scenario)' (amqp, tasks, defaults, pool, canvas, observability, coordination)")
         }
     }
 }
@@ -72,6 +74,14 @@ func emit(_ name: String, _ value: Double, _ unit: String) {
     let text = value >= 100 ? String(Int(value.rounded())) : String(format: "%.3f", value)
     print("\(name) \(text) \(unit)")
     fflush(nil)  // flush every stream: `stdout` itself is not concurrency-safe to name in Swift 6
+}
+
+/// `configuration` with its prefetch fixed at concurrency × multiplier, as every scenario but `defaults` measures
+/// (their figures compare with a raw consumer at that same prefetch).
+func fixedPrefetch(_ configuration: Worker.Configuration) -> Worker.Configuration {
+    var configuration = configuration
+    configuration.adaptivePrefetch = nil
+    return configuration
 }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -357,6 +367,10 @@ final class Counter: WorkerObserver {
         }
     }
     var count: Int { state.withLock { $0.count } }
+    private let prefetchNow = Mutex(0)
+    func prefetchChanged(_ prefetch: Int) { prefetchNow.withLock { $0 = prefetch } }
+    /// The worker's prefetch per consumer, as it last reported it.
+    var prefetch: Int { prefetchNow.withLock { $0 } }
 }
 
 struct TaskBench {
@@ -417,7 +431,8 @@ struct TaskBench {
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
         let worker = Worker(
             registry: Self.registry(),
-            configuration: .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
+            configuration: fixedPrefetch(
+                .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)),
             broker: AMQPBroker(url: url),
             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))

@@ -55,6 +55,7 @@ struct ObservabilityBench {
         func publishConfirmed(seconds: Double) { metrics.publishConfirmed(seconds: seconds) }
         func resultPublishFailed() { metrics.resultPublishFailed() }
         func rateLimitWait(name: String, seconds: Double) { metrics.rateLimitWait(name: name, seconds: seconds) }
+        func prefetchChanged(_ prefetch: Int) { metrics.prefetchChanged(prefetch) }
     }
 
     func run() async throws {
@@ -156,9 +157,9 @@ struct ObservabilityBench {
             : counter
         let worker = Worker(
             registry: TaskBench.registry(),
-            configuration: .init(
-                queues: [queue], concurrency: concurrency,
-                prefetchMultiplier: 8, events: withEvents), broker: AMQPBroker(url: url),
+            configuration: fixedPrefetch(
+                .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: 8, events: withEvents)),
+            broker: AMQPBroker(url: url),
             logger: logger, observer: observer)
         var endpoint: MetricsEndpoint?
         var scraper: Scraper?

@@ -19,6 +19,8 @@ import Testing
     final class Restarts: WorkerObserver {
         let reasons = EventLog<String>()
         let reserved = Mutex(0)
+        let prefetches = EventLog<Int>()
+        func prefetchChanged(_ prefetch: Int) { prefetches.append(prefetch) }
         func consumerRestarted(queue: String, reason: String) { reasons.append(reason) }
         func tasksReserved(queue: String, delta: Int) { reserved.withLock { $0 += delta } }
     }
@@ -34,11 +36,13 @@ import Testing
         (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
     }
 
-    func intake(queues: [String], concurrency: Int = 1) async throws -> DeliveryIntake {
+    func intake(
+        queues: [String], concurrency: Int = 1, adaptive: Worker.AdaptivePrefetch? = nil
+    ) async throws -> DeliveryIntake {
         let intake = DeliveryIntake(
             settings: .init(
-                hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, watchdogInterval: .seconds(30),
-                maxPriority: nil, queueType: .classic, clock: clock),
+                hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, adaptivePrefetch: adaptive,
+                watchdogInterval: .seconds(30), maxPriority: nil, queueType: .classic, clock: clock),
             connection: consuming, topology: publishing, capacity: FixedCapacity(concurrency: concurrency),
             observer: observer, logger: Logger(label: "test"))
         for queue in queues {
@@ -88,6 +92,38 @@ import Testing
         let (delivery, queue) = try #require(await iterator.next())
         #expect(queue == "work")
         #expect(try TaskCodec.decode(delivery).name == "t.after")
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
+    @Test func adaptivePrefetchSubscribesAgainWithTheMultiplierShortTasksEarnAndBackForLongOnes() async throws {
+        let intake = try await intake(
+            queues: ["work"], concurrency: 1,
+            adaptive: .init(maxMultiplier: 8, reservedWork: .milliseconds(50)))
+        for i in 0..<20 { try await send("t.\(i)", to: "work") }
+        try await intake.start()
+        #expect(intake.prefetch == 1)
+        let forwarding = Task { await intake.forwardAll() }
+        var iterator = intake.deliveries.makeAsyncIterator()
+        let first = try #require(await iterator.next())
+        #expect(try await publishing.inspect(queue: "work").messageCount == 19)
+        // 32 completions while the manual clock stands still: the fastest pace, so the multiplier goes to 8.
+        for _ in 0..<32 { await intake.taskFinished() }
+        #expect(intake.prefetchMultiplier == 8)
+        #expect(intake.prefetch == 8)
+        // The new consumer takes eight more while the first delivery is still unacked (it stays with the channel).
+        var more: [Delivery] = []
+        for _ in 0..<8 { more.append(try #require(await iterator.next()).0) }
+        #expect(Set(more.map(\.tag)).count == 8)
+        #expect(!more.contains { $0.tag == first.0.tag })
+        // A completion 2 s later (a long task) brings it back to the floor.
+        await clock.advance(by: .seconds(2))
+        await intake.taskFinished()
+        #expect(intake.prefetch == 1)
+        #expect(observer.prefetches.items == [1, 8, 1])
+        // Re-subscribing for a new prefetch is not a stall.
+        #expect(!observer.reasons.items.contains("resubscribed"))
         await intake.stop()
         while await iterator.next() != nil {}
         await forwarding.value

@@ -139,6 +139,7 @@ struct FanOut: WorkerObserver {
     func rateLimitWait(name: String, seconds: Double) {
         observers.forEach { $0.rateLimitWait(name: name, seconds: seconds) }
     }
+    func prefetchChanged(_ prefetch: Int) { observers.forEach { $0.prefetchChanged(prefetch) } }
     func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
         observers.forEach { $0.taskFinished(name: name, queue: queue, outcome: outcome, seconds: seconds) }
     }

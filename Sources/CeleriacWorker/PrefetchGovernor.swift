@@ -1,0 +1,72 @@
+/// Sizes a worker's prefetch from its pace: while it finishes tasks quickly, a deep prefetch (the broker's round
+/// trip to refill a slot would otherwise idle it); while it finishes them slowly (long tasks, or little work),
+/// exactly the concurrency, so a busy worker never holds long tasks an idle one could run (celery#2788).
+///
+/// The rule: a worker may hold about ``Policy/reservedWork`` of work at its current pace, that is, prefetch ≈
+/// completions per second × reserved work, measured over the last ``Policy/window`` completions. The multiplier
+/// (prefetch = concurrency × multiplier) follows, kept within the policy's floor and ceiling. Pace rather than run
+/// time, because a process pool's run times include the wait in a child's pipeline, which grows with prefetch. It
+/// grows only when the wanted multiplier has doubled and shrinks only when it has halved, so a pace that hovers
+/// near a boundary does not make the consumers subscribe again and again; a window of 32 makes a lone stall of a
+/// few milliseconds in a fast drain change nothing, while one long task (or an idle spell) brings prefetch back
+/// down at once. A pure value: `DeliveryIntake` owns one, feeds it the clock's uptime at each finished task, and
+/// re-subscribes when it answers a new multiplier.
+struct PrefetchGovernor: Sendable, Equatable {
+    struct Policy: Sendable, Equatable {
+        /// The multiplier at start and the least ever used.
+        var floor: Int
+        /// The most ever used.
+        var ceiling: Int
+        /// Work, in seconds of the worker's current pace, that it may hold beyond what it runs.
+        var reservedWork: Double
+        /// Completions the pace is measured over; nothing changes before this many were seen.
+        var window: Int = 32
+    }
+
+    let policy: Policy
+    /// The multiplier in force.
+    private(set) var multiplier: Int
+    /// Uptimes (seconds) of the last completions, oldest overwritten first.
+    private var times: [Double] = []
+    private var next = 0
+
+    init(policy: Policy) {
+        var policy = policy
+        policy.floor = max(1, policy.floor)
+        policy.ceiling = max(policy.floor, policy.ceiling)
+        policy.window = max(2, policy.window)
+        self.policy = policy
+        self.multiplier = policy.floor
+        times.reserveCapacity(policy.window)
+    }
+
+    /// Completions per second over the window (nil until it is full; infinite when they all came at once).
+    var pace: Double? {
+        guard times.count == policy.window else { return nil }
+        let oldest = times[next], newest = times[(next + policy.window - 1) % policy.window]
+        let span = newest - oldest
+        return span > 0 ? Double(policy.window - 1) / span : .infinity
+    }
+
+    /// A task finished at `uptime` (seconds, monotonic) on a worker of `concurrency` slots; returns the new
+    /// multiplier when prefetch should change, else nil.
+    mutating func finished(at uptime: Double, concurrency: Int) -> Int? {
+        guard uptime.isFinite else { return nil }
+        if times.count < policy.window {
+            times.append(uptime)
+        } else {
+            times[next] = uptime
+            next = (next + 1) % policy.window
+        }
+        guard let pace else { return nil }
+        let raw = pace * policy.reservedWork / Double(max(1, concurrency))
+        let grow = multiplier < policy.ceiling && (raw >= Double(2 * multiplier) || raw >= Double(policy.ceiling))
+        let shrink = multiplier > policy.floor && raw < Double(multiplier) / 2
+        guard grow || shrink else { return nil }
+        let wanted = Int(min(raw, Double(policy.ceiling)).rounded(.down))
+        let bounded = min(policy.ceiling, max(policy.floor, wanted))
+        guard bounded != multiplier else { return nil }
+        multiplier = bounded
+        return bounded
+    }
+}
