@@ -18,6 +18,7 @@
 #   amqp.X (celeriac-bench amqp) vs c.amqp.X (bench/amqp_baseline.c)  -> ratio.amqp.X
 #   tasks.drain_rate vs celery.solo.drain_rate                          -> ratio.tasks.drain_vs_celery_solo
 #   tasks.rtt_p50    vs celery.solo.rtt_p50                             -> ratio.tasks.rtt_p50_vs_celery_solo
+#   defaults.drain_rate vs the best celery.X.drain_only_rate            -> ratio.defaults.drain_vs_celery_best
 # The "celery canvas" stage (bench/celery_canvas_bench.py) adds celery.canvas.chain100_ms,
 # group1000_ms and chord1000_ms; the chord needs redis-server and the `redis` pip package,
 # which ensure_redis installs on first use.
@@ -97,6 +98,14 @@ print_ratios() {
             unit = "swift/celery"
             ratio("ratio.tasks.drain_vs_celery_solo", "tasks.drain_rate", "celery.solo.drain_rate")
             ratio("ratio.tasks.rtt_p50_vs_celery_solo", "tasks.rtt_p50", "celery.solo.rtt_p50")
+            # The worker at the CLI defaults against the best Celery pool (its worker-only drain).
+            best = ""
+            split("solo prefork threads", pools, " ")
+            for (i in pools) {
+                k = "celery." pools[i] ".drain_only_rate"
+                if ((k in val) && (best == "" || val[k] > val[best])) best = k
+            }
+            if (best != "") ratio("ratio.defaults.drain_vs_celery_best", "defaults.drain_rate", best)
         }
     ' "$FIGURES"
 }
@@ -137,6 +146,8 @@ main() {
     [[ -n "$sbin" ]] && run_stage "swift amqp" "$sbin" amqp --broker "$url" --n "$N"
     [[ -n "$cbin" ]] && run_stage "c amqp" "$cbin" --broker "$url" --n "$N"
     [[ -n "$sbin" ]] && run_stage "swift tasks" "$sbin" tasks --broker "$url" --n "$TASKS_N"
+    [[ -n "$sbin" ]] && run_stage "swift defaults" "$sbin" defaults --broker "$url" --n "$TASKS_N"
+    [[ -n "$sbin" ]] && run_stage "swift pools" "$sbin" pools --broker "$url" --n "$TASKS_N"
     [[ -n "$sbin" ]] && run_stage "swift canvas" "$sbin" canvas --broker "$url"
     [[ -n "$sbin" ]] && run_stage "swift coordination" "$sbin" coordination --broker "$url" --n 2000 --rounds 200
 

@@ -79,6 +79,45 @@ extension BrokerContract {
         await c.close()
     }
 
+    /// Publishes that deliver at once race a cancel of the consumer: every delivery made before the cancel reaches
+    /// the consumer's stream before it ends (on RabbitMQ they travel ahead of `cancel-ok`), so whatever the stream
+    /// did not carry is still ready in the queue. A few rounds: the in-memory broker's own test runs many.
+    static func deliveriesMadeBeforeACancelReachTheConsumer(_ env: Env, _ names: Names) async throws {
+        let q = names.queue("cancel-race")
+        let consuming = try await open(env, "contract-cancel-race-consume", confirms: false)
+        let publishing = try await open(env, "contract-cancel-race-publish")
+        try await publishing.declare(scratch(q))
+        let total = 64
+        for round in 0..<5 {
+            let consumer = try await consuming.consume(queue: q, prefetch: 0)
+            var received: [Delivery] = []
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<4 {
+                    group.addTask {
+                        for i in stride(from: lane, to: total, by: 4) {
+                            try await publishing.publish(message("\(i)", to: q))
+                        }
+                    }
+                }
+                for await delivery in consumer.deliveries {
+                    received.append(delivery)
+                    if received.count == 1 + round * 7 { group.addTask { try await consuming.cancel(consumer) } }
+                }
+                try await group.waitForAll()
+            }
+            let ready = Int(try await publishing.inspect(queue: q).messageCount)
+            try check(
+                ready == total - received.count,
+                "round \(round): the stream carried \(received.count) of \(total) deliveries but \(ready) are ready; \(total - received.count - ready) are held unacked out of reach"
+            )
+            if let last = received.last { _ = await consuming.ack(last.tag, multiple: true) }
+            _ = try await publishing.purge(queue: q)
+        }
+        try await publishing.deleteQueue(q)
+        await consuming.close()
+        await publishing.close()
+    }
+
     static func prefetchBoundsUnackedDeliveries(_ env: Env, _ names: Names) async throws {
         let q = names.queue("prefetch")
         let c = try await open(env, "contract-prefetch")

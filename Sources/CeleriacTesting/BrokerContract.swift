@@ -90,6 +90,9 @@ public enum BrokerContract {
             name: "a consumer holds at most its prefetch of unacked deliveries", body: prefetchBoundsUnackedDeliveries),
         Case(name: "a consumer is cancelled when its queue is deleted", body: consumerIsCancelledWhenItsQueueGoes),
         Case(
+            name: "every delivery made before a cancel reaches the consumer",
+            body: deliveriesMadeBeforeACancelReachTheConsumer),
+        Case(
             name: "a rejected message is dead-lettered with x-death, as dlq list reads it",
             body: rejectedMessagesAreDeadLettered),
         Case(

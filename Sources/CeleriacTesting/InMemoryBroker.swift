@@ -172,16 +172,22 @@ public final class InMemoryBroker: Broker {
     {
         let now = clock.uptime
         var outbox = MemoryBrokerState.Outbox()
+        // The effects are carried out under the lock, in the order of the changes that made them: a delivery made
+        // by one call (an ack that freed prefetch room) must reach its consumer before another call's cancel ends
+        // that consumer's stream, as RabbitMQ's channel keeps deliveries ahead of `cancel-ok`. Yielding and
+        // finishing never block or call back into the broker.
         let result: Result<(T, Duration?), BrokerError> = state.withLock { s in
             s.advance(to: now, outbox: &outbox)
+            let result: Result<(T, Duration?), BrokerError>
             do throws(BrokerError) {
                 let value = try body(&s, now, &outbox)
-                return .success((value, s.nextDeadline()))
+                result = .success((value, s.nextDeadline()))
             } catch {
-                return .failure(error)
+                result = .failure(error)
             }
+            carryOut(outbox)
+            return result
         }
-        carryOut(outbox)
         checkWaiters()
         switch result {
         case .success(let (value, deadline)):

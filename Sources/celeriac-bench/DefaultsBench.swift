@@ -24,7 +24,7 @@ struct DefaultsBench {
         var rates: [String: [Double]] = [:]
         var finalPrefetch: [Double] = []
         for _ in 0..<repeats {
-            let (rate, prefetch) = try await drain(defaults)
+            let (rate, prefetch, _) = try await drain(defaults)
             rates["adaptive", default: []].append(rate)
             finalPrefetch.append(Double(prefetch))
             for m in Self.multipliers {
@@ -46,9 +46,12 @@ struct DefaultsBench {
         emit("ratio.defaults.drain_vs_best_fixed", adaptive / best.rate, "x")
     }
 
-    /// Queues `n` Celery-shaped no-op tasks (no reply wanted), then times a process-pool worker with `configuration`
-    /// from its first delivery to its last finished task. Returns the rate and the prefetch at the end.
-    func drain(_ configuration: Worker.Configuration) async throws -> (rate: Double, prefetch: Int) {
+    /// Queues `n` Celery-shaped no-op tasks (no reply wanted), then times a worker with `configuration` (process
+    /// pool, or the async pool) from its first delivery to its last finished task. Returns the rate, the prefetch
+    /// at the end and the CPU per task of the worker and its children.
+    func drain(
+        _ configuration: Worker.Configuration, processPool: Bool = true
+    ) async throws -> (rate: Double, prefetch: Int, cpuPerTask: Double) {
         var logger = Logger(label: "bench.defaults")
         logger.logLevel = .error
         let queue = benchQueue("defaults")
@@ -66,21 +69,65 @@ struct DefaultsBench {
         var configuration = configuration
         configuration.queues = [queue]
         let counter = Counter()
-        let pool = ProcessPool(
-            configuration: .init(
-                executable: "/proc/self/exe", arguments: ["pool-child"], processes: configuration.concurrency))
+        let pool =
+            processPool
+            ? ProcessPool(
+                configuration: .init(
+                    executable: "/proc/self/exe", arguments: ["pool-child"], processes: configuration.concurrency))
+            : nil
         let worker = Worker(
             registry: TaskBench.registry(), configuration: configuration, broker: AMQPBroker(url: url),
-            logger: logger, observer: counter, executor: pool)
+            logger: logger, observer: counter, executor: pool ?? InProcessExecutor())
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
+        let cpuBefore = cpuSeconds()
         let running = Task { try await group.run() }
         await counter.wait(for: n)
         let end = ContinuousClock.now
         let rate = Double(n) / seconds(end - (counter.consumingSince ?? end))
         let prefetch = counter.prefetch
+        // The children's whole life, as in `tasks`: their start-up is a few ms against seconds of drain.
+        let children = pool?.childPIDs ?? []
+        let cpu = cpuSeconds() - cpuBefore + children.map { cpuSeconds(of: $0) }.reduce(0, +)
         await group.triggerGracefulShutdown()
         try await running.value
         try await deleteBenchQueue(queue, url: url)
-        return (rate, prefetch)
+        return (rate, prefetch, cpu / Double(n) * 1_000_000)
+    }
+}
+
+/// `pools`: the process pool against the async pool at the same concurrency and prefetch (`-c`, default 4, and
+/// `--prefetch-multiplier`, default 32, fixed), each draining the same `n` queued no-op tasks, interleaved
+/// `repeats` times; prints each pool's median drain and CPU per task and the ratios (issue #23's second target:
+/// drain ≥ 0.8 of the async pool's, CPU per task within 1.5×).
+struct PoolsBench {
+    let url: AMQPURL
+    let n: Int
+    let repeats: Int
+    let concurrency: Int
+    let prefetchMultiplier: Int
+
+    func run() async throws {
+        let drains = DefaultsBench(url: url, n: n, repeats: repeats)
+        var configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        configuration.adaptivePrefetch = nil
+        emit("pools.concurrency", Double(concurrency), "slots")
+        emit("pools.prefetch", Double(configuration.prefetch), "messages")
+        var rates: [Bool: [Double]] = [:]
+        var cpus: [Bool: [Double]] = [:]
+        for _ in 0..<repeats {
+            for processPool in [true, false] {
+                let r = try await drains.drain(configuration, processPool: processPool)
+                rates[processPool, default: []].append(r.rate)
+                cpus[processPool, default: []].append(r.cpuPerTask)
+            }
+        }
+        let rate = { (p: Bool) in percentile(rates[p] ?? [], 0.5) }
+        let cpu = { (p: Bool) in percentile(cpus[p] ?? [], 0.5) }
+        emit("pools.process_drain_rate", rate(true), "tasks/s")
+        emit("pools.async_drain_rate", rate(false), "tasks/s")
+        emit("pools.process_cpu_per_task", cpu(true), "us")
+        emit("pools.async_cpu_per_task", cpu(false), "us")
+        emit("ratio.pools.process_vs_async_drain", rate(true) / rate(false), "x")
+        emit("ratio.pools.process_vs_async_cpu", cpu(true) / cpu(false), "x")
     }
 }
