@@ -182,10 +182,18 @@ extension ConnectionCore {
     func cancel(consumerTag: String) throws(AMQPError) {
         guard let i = consumers.firstIndex(where: { $0.tag == consumerTag }) else { return }
         let record = consumers.remove(at: i)
-        defer { record.channel.finish() }
-        guard connected, let c = conn else { return }
+        guard connected, let c = conn else { return record.channel.finish() }
         withCArena { _ = amqp_basic_cancel(c, Self.mainChannel, $0.bytes(consumerTag)) }
-        try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
+        do {
+            try check("basic.cancel '\(consumerTag)'", channel: Self.mainChannel)
+        } catch {
+            record.channel.finish()
+            throw error
+        }
+        // Deliveries that came during the round trip wait in librabbitmq's frame queue: they are this consumer's,
+        // and its stream ends after them.
+        draining[consumerTag] = record
+        finishDrainedConsumers()
     }
 
     enum Settle: Sendable {
@@ -304,6 +312,8 @@ extension ConnectionCore {
         stopping = true
         for consumer in consumers { consumer.channel.finish() }
         consumers = []
+        for record in draining.values { record.channel.finish() }
+        draining = [:]
         if connected, let c = conn {
             amqp_connection_close(c, AMQP_REPLY_SUCCESS)
         }

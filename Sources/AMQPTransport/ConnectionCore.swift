@@ -52,6 +52,10 @@ final class ConnectionCore {
     /// The declarations made again after a reconnect.
     var ledger = TopologyLedger()
     var consumers: [ConsumerRecord] = []
+    /// Consumers cancelled while deliveries for them still waited in librabbitmq's frame queue (they arrived during
+    /// the cancel's round trip, ahead of `cancel-ok`): those deliveries still go to their stream, as RabbitMQ meant,
+    /// and the stream ends once the queue is read (``finishDrainedConsumers()``).
+    var draining: [String: ConsumerRecord] = [:]
 
     /// Publishes of channel 1 waiting for their confirm, and since when the broker blocks the connection.
     var confirms = ConfirmTracker()
@@ -157,7 +161,16 @@ final class ConnectionCore {
         }
         guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return true }
         handle(method: frame.payload.method, channel: frame.channel)
+        if !draining.isEmpty { finishDrainedConsumers() }
         return true
+    }
+
+    /// Ends the streams of cancelled consumers once no frame received before their `cancel-ok` is left to read
+    /// (or the connection is gone).
+    func finishDrainedConsumers() {
+        if let c = conn, connected, amqp_frames_enqueued(c) != 0 { return }
+        for record in draining.values { record.channel.finish() }
+        draining = [:]
     }
 
     func handle(method: amqp_method_t, channel: UInt16) {
@@ -184,7 +197,7 @@ final class ConnectionCore {
                 routingKey: routingKey, properties: CDecode.properties(message.properties),
                 body: CDecode.bytes(message.body), messageCount: nil)
             amqp_destroy_message(&message)
-            if let consumer = consumers.first(where: { $0.tag == consumerTag }) {
+            if let consumer = consumers.first(where: { $0.tag == consumerTag }) ?? draining[consumerTag] {
                 if consumer.noAck && channel == Self.mainChannel { acks.settled(tag.value) }
                 consumer.channel.yield(delivery)
             } else if channel == Self.mainChannel {
@@ -438,6 +451,7 @@ final class ConnectionCore {
             amqp_destroy_connection(c)
             conn = nil
         }
+        finishDrainedConsumers()
         failAllConfirms(error)
         hub.emit(.disconnected(error))
         // The first attempt is immediate-ish (within the first backoff step).
@@ -455,6 +469,9 @@ final class ConnectionCore {
         defer { recovering = false }
         generation += 1
         acks.reset()
+        // Deliveries still queued for cancelled consumers belong to the closed channel: their streams end now.
+        for record in draining.values { record.channel.finish() }
+        draining = [:]
         failAllConfirms(error)
         do {
             try openMainChannel()

@@ -33,16 +33,19 @@ public struct WorkerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("prefetch-multiplier"),
+        help: "Prefetch = concurrency × this; with --adaptive-prefetch, the least.")
+    var prefetchMultiplier: Int = 1
+
+    @Flag(
+        name: .customLong("adaptive-prefetch"),
         help:
-            "Prefetch = concurrency × this, fixed. Without it prefetch adapts to the worker's pace: concurrency × 1 for long tasks, up to × --max-prefetch-multiplier for short ones."
+            "Size prefetch from the worker's pace: about 50 ms of work, up to concurrency × --max-prefetch-multiplier (for queues of short tasks; see docs/worker.md for the trade-off)."
     )
-    var prefetchMultiplier: Int?
+    var adaptivePrefetch = false
 
     @Option(
         name: .customLong("max-prefetch-multiplier"),
-        help:
-            "Adaptive prefetch: the highest multiplier, used while each slot finishes a task every 1.5 ms or faster (1 = fixed at -c)."
-    )
+        help: "With --adaptive-prefetch: the highest multiplier.")
     var maxPrefetchMultiplier: Int = Worker.AdaptivePrefetch().maxMultiplier
 
     @Option(
@@ -129,9 +132,7 @@ public struct WorkerCommand: AsyncParsableCommand {
     /// Checks the flag values before anything connects; a bad value exits with a usage error (status 64).
     public func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-        if let prefetchMultiplier, prefetchMultiplier < 1 {
-            throw ValidationError("--prefetch-multiplier must be at least 1")
-        }
+        guard prefetchMultiplier >= 1 else { throw ValidationError("--prefetch-multiplier must be at least 1") }
         guard maxPrefetchMultiplier >= 1 else { throw ValidationError("--max-prefetch-multiplier must be at least 1") }
         if let maxPriority, !(1...255).contains(maxPriority) {
             throw ValidationError("--max-priority must be in 1...255")
@@ -163,13 +164,11 @@ public struct WorkerCommand: AsyncParsableCommand {
             !$0.isEmpty
         }
         var config = Worker.Configuration(
-            queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier ?? 1,
+            queues: queueList, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier,
             hostname: hostname ?? "celeriac@\(Hostname.current)", gracePeriod: .seconds(gracePeriod),
             limits: .init(maxBodyBytes: maxMessageSize), maxPriority: maxPriority, acksEarly: acksEarly,
             events: taskEvents)
-        // An explicit multiplier is a fixed prefetch, as in Celery; otherwise it adapts to the tasks' run times.
-        config.adaptivePrefetch =
-            prefetchMultiplier == nil ? Worker.AdaptivePrefetch(maxMultiplier: maxPrefetchMultiplier) : nil
+        config.adaptivePrefetch = adaptivePrefetch ? Worker.AdaptivePrefetch(maxMultiplier: maxPrefetchMultiplier) : nil
         config.timeLimit = timeLimit
         config.softTimeLimit = softTimeLimit
         config.durableRevocations = !noRevocationLog

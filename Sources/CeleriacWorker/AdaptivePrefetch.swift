@@ -1,5 +1,5 @@
 extension Worker {
-    /// Prefetch that follows the worker's pace (``Worker/Configuration/adaptivePrefetch``, on by default).
+    /// Prefetch that follows the worker's pace (``Worker/Configuration/adaptivePrefetch``, `--adaptive-prefetch`; off by default).
     ///
     /// A worker starts at prefetch = concurrency × ``Worker/Configuration/prefetchMultiplier``. While it finishes
     /// tasks quickly, it raises the multiplier so that it holds about ``reservedWork`` of work at its current pace

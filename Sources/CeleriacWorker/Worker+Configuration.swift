@@ -13,13 +13,12 @@ extension Worker {
         public var queues: [String]
         /// Tasks run at once (`-c N`).
         public var concurrency: Int
-        /// Prefetch = concurrency × this (`--prefetch-multiplier`) at start, and the least while
-        /// ``adaptivePrefetch`` raises it for short tasks.
+        /// Prefetch = concurrency × this (`--prefetch-multiplier`); with ``adaptivePrefetch``, the least.
         public var prefetchMultiplier: Int
-        /// Prefetch that follows the tasks' run times, from ``prefetchMultiplier`` up to
-        /// ``AdaptivePrefetch/maxMultiplier`` (on by default). nil keeps prefetch at concurrency ×
-        /// ``prefetchMultiplier``, as `--prefetch-multiplier N` does.
-        public var adaptivePrefetch: AdaptivePrefetch? = AdaptivePrefetch()
+        /// Prefetch that follows the worker's pace, from ``prefetchMultiplier`` up to
+        /// ``AdaptivePrefetch/maxMultiplier`` (`--adaptive-prefetch`). Off (nil) by default: prefetch stays
+        /// concurrency × ``prefetchMultiplier``.
+        public var adaptivePrefetch: AdaptivePrefetch? = nil
         /// Node name (`-n`), `celeriac@<hostname>` by default.
         public var hostname: String
         /// Warm shutdown: how long running tasks may finish after SIGTERM.
@@ -63,9 +62,8 @@ extension Worker {
         /// on for that task alone.
         public var trackStarted: Bool = false
 
-        /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1 raised
-        /// by ``adaptivePrefetch`` while tasks are short (Celery's is a fixed 4; a busy worker with long tasks
-        /// does not hoard messages an idle one could run),
+        /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1
+        /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run),
         /// `celeriac@<hostname>`, a 30 s grace period and watchdog, ack after the task finished (Celery's
         /// `acks_late`), no events. `concurrency` and `prefetchMultiplier` below 1 are raised to 1. The properties
         /// without a parameter keep their own defaults; set them afterwards.

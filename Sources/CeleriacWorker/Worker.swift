@@ -12,9 +12,9 @@ import Synchronization
 /// Consumes task messages, runs them, publishes their results, then acknowledges them.
 ///
 /// At-least-once: a delivery is acked only after its result (or its retry, or its dead-letter copy) has been
-/// confirmed by the broker. Prefetch is per consumer (works on classic and quorum queues): concurrency × prefetch
-/// multiplier, raised by adaptive prefetch only while tasks are short, so a busy worker does not hoard messages
-/// that an idle one could run.
+/// confirmed by the broker. Prefetch is per consumer (works on classic and quorum queues) and equals
+/// concurrency × prefetch multiplier (or follows the worker's pace, with adaptive prefetch), so a busy worker does
+/// not hoard messages that an idle one could run.
 ///
 /// ```swift
 /// var registry = TaskRegistry()

@@ -82,14 +82,6 @@ func emit(_ name: String, _ value: Double, _ unit: String) {
     fflush(nil)  // flush every stream: `stdout` itself is not concurrency-safe to name in Swift 6
 }
 
-/// `configuration` with its prefetch fixed at concurrency × multiplier, as every scenario but `defaults` measures
-/// (their figures compare with a raw consumer at that same prefetch).
-func fixedPrefetch(_ configuration: Worker.Configuration) -> Worker.Configuration {
-    var configuration = configuration
-    configuration.adaptivePrefetch = nil
-    return configuration
-}
-
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -437,8 +429,7 @@ struct TaskBench {
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
         let worker = Worker(
             registry: Self.registry(),
-            configuration: fixedPrefetch(
-                .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)),
+            configuration: .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
             broker: AMQPBroker(url: url),
             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))

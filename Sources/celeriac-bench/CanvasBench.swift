@@ -35,8 +35,7 @@ struct CanvasBench {
         registry.register(Self.add) { p, _ in p.x + p.y }
         registry.register(Self.xsum) { n, _ in n.numbers.reduce(0, +) }
         let worker = Worker(
-            registry: registry,
-            configuration: fixedPrefetch(.init(queues: [queue], concurrency: 16, prefetchMultiplier: 8)),
+            registry: registry, configuration: .init(queues: [queue], concurrency: 16, prefetchMultiplier: 8),
             broker: AMQPBroker(url: url), logger: logger)
         let services = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let running = Task { try await services.run() }

@@ -157,9 +157,9 @@ struct ObservabilityBench {
             : counter
         let worker = Worker(
             registry: TaskBench.registry(),
-            configuration: fixedPrefetch(
-                .init(queues: [queue], concurrency: concurrency, prefetchMultiplier: 8, events: withEvents)),
-            broker: AMQPBroker(url: url),
+            configuration: .init(
+                queues: [queue], concurrency: concurrency,
+                prefetchMultiplier: 8, events: withEvents), broker: AMQPBroker(url: url),
             logger: logger, observer: observer)
         var endpoint: MetricsEndpoint?
         var scraper: Scraper?
