@@ -414,7 +414,11 @@ struct TaskBench {
             }
             try await group.waitForAll()
         }
-        emit("tasks.enqueue_rate", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
+        let enqueueRate = Double(n) / seconds(ContinuousClock.now - start)
+        emit("tasks.enqueue_rate", enqueueRate, "tasks/s")
+        let rawEnqueue = try await rawCeleryShapedPublish(count: n, lanes: 64)
+        emit("tasks.raw_enqueue_rate_same_inflight", rawEnqueue, "msg/s")
+        emit("ratio.tasks.enqueue_vs_raw_publish", enqueueRate / rawEnqueue, "x")
         let total = sequential + n
 
         // Drain: a worker with `concurrency` slots (16 by default) and prefetch 8x that runs everything enqueued.
@@ -518,6 +522,30 @@ struct TaskBench {
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
+    }
+
+    /// The enqueue's limit (issue #23): `count` persistent Celery-shaped `demo.noop` messages (the headers and body
+    /// of `send`'s, no reply wanted) published with confirms on the bare transport by `lanes` concurrent publishers,
+    /// each waiting for its confirm before the next, as the client's 64 lanes do. Returns messages per second.
+    func rawCeleryShapedPublish(count: Int, lanes: Int) async throws -> Double {
+        let c = AMQPConnection(url: url, options: .init(name: "bench-raw-publish", confirms: true))
+        try await c.connect()
+        let q = benchQueue("raw-publish")
+        try await c.declare(QueueSpec(q).expires(milliseconds: 600_000))
+        let message = TaskCodec.encode(TaskMessage(name: "demo.noop", ignoreResult: true), routingKey: q)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    for _ in stride(from: lane, to: count, by: lanes) { try await c.publish(message) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let rate = Double(count) / seconds(ContinuousClock.now - start)
+        try await c.deleteQueue(q)
+        await c.close()
+        return rate
     }
 
     /// Consume+ack rate of `count` persistent Celery-shaped no-op messages at `prefetch`, on the connection's thread.

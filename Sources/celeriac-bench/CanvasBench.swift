@@ -46,6 +46,7 @@ struct CanvasBench {
 
         let n = max(1, rounds)
         var chain100: [Double] = [], group1000: [Double] = [], chord1000: [Double] = []
+        var groupPublish: [Double] = [], rawPublish: [Double] = [], rawFanOutIn: [Double] = []
         for _ in 0..<n {
             var pipeline = Self.add.s(0, 1)
             for _ in 1..<100 { pipeline = pipeline | Self.add.s(1) }
@@ -55,8 +56,9 @@ struct CanvasBench {
             guard hundred == 100 else { throw WrongResult(what: "chain of 100 gave \(hundred)") }
 
             t0 = ContinuousClock.now
-            let values = try await client.apply(group { for i in 0..<1000 { Self.add.s(i, i) } }).get(
-                timeout: .seconds(120))
+            let applied = try await client.apply(group { for i in 0..<1000 { Self.add.s(i, i) } })
+            groupPublish.append(seconds(ContinuousClock.now - t0) * 1000)
+            let values = try await applied.get(timeout: .seconds(120))
             group1000.append(seconds(ContinuousClock.now - t0) * 1000)
             guard values == (0..<1000).map({ 2 * $0 }) else { throw WrongResult(what: "group of 1,000") }
 
@@ -65,14 +67,75 @@ struct CanvasBench {
                 .get(timeout: .seconds(120))
             chord1000.append(seconds(ContinuousClock.now - t0) * 1000)
             guard total == 999_000 else { throw WrongResult(what: "chord of 1,000 gave \(total)") }
+
+            let floor = try await rawFanOutFanIn(count: 1000)
+            rawPublish.append(floor.publishMS)
+            rawFanOutIn.append(floor.totalMS)
         }
         emit("canvas.chain100_ms", percentile(chain100, 0.5), "ms")
         emit("canvas.group1000_ms", percentile(group1000, 0.5), "ms")
         emit("canvas.chord1000_ms", percentile(chord1000, 0.5), "ms")
+        // The same-run floors (issue #23): 1,000 Celery-shaped add messages published in one confirmed batch on the
+        // bare transport, answered by a raw responder that publishes a ready-made result for each, all collected.
+        emit("canvas.group1000_publish_ms", percentile(groupPublish, 0.5), "ms")
+        emit("canvas.raw_batch1000_publish_ms", percentile(rawPublish, 0.5), "ms")
+        emit("canvas.raw_fanout_fanin1000_ms", percentile(rawFanOutIn, 0.5), "ms")
+        emit("ratio.canvas.group1000_publish_vs_raw", percentile(groupPublish, 0.5) / percentile(rawPublish, 0.5), "x")
+        emit("ratio.canvas.group1000_vs_raw", percentile(group1000, 0.5) / percentile(rawFanOutIn, 0.5), "x")
+        emit("ratio.canvas.chord1000_vs_raw", percentile(chord1000, 0.5) / percentile(rawFanOutIn, 0.5), "x")
 
         await client.close()
         await services.triggerGracefulShutdown()
         try await running.value
         try await deleteBenchQueue(queue, url: url)
+    }
+
+    /// A group's floor on the bare transport: `count` persistent Celery-shaped `add` messages published in one
+    /// confirmed batch to a scratch queue, a raw responder (consume, publish a ready-made persistent result to the
+    /// reply queue without waiting for its confirm, ack; on its connection's thread) and a requester that collects
+    /// every result. Returns the
+    /// publish time and the time until the last result, in ms.
+    func rawFanOutFanIn(count: Int) async throws -> (publishMS: Double, totalMS: Double) {
+        let requester = AMQPConnection(url: url, options: .init(name: "bench-raw-fanout", confirms: true))
+        let responder = AMQPConnection(url: url, options: .init(name: "bench-raw-fanin", confirms: true))
+        try await requester.connect()
+        try await responder.connect()
+        let tasks = benchQueue("raw-fanout"), replies = benchQueue("raw-fanin")
+        try await requester.declare(QueueSpec(tasks).expires(milliseconds: 600_000))
+        try await requester.declare(Topology.replyQueue(replies))
+        let resultConsumer = try await requester.consume(queue: replies, prefetch: 1000)
+        let taskConsumer = try await responder.consume(queue: tasks, prefetch: 128)
+        let echo = Task(executorPreference: responder) {
+            for await d in taskConsumer.deliveries {
+                let id = d.properties.correlationID ?? ""
+                // Without waiting for each confirm: a floor, below what a worker that confirms before it acks does.
+                responder.publishInBackground(
+                    ResultCodec.encode(.success(id, .int(4)), replyTo: d.properties.replyTo ?? "", correlationID: id))
+                responder.ackInBackground(d.tag)
+            }
+        }
+        let messages = (0..<count).map { i in
+            TaskCodec.encode(
+                TaskMessage(name: "demo.add", args: [.int(Int64(i)), .int(Int64(i))], replyTo: replies),
+                routingKey: tasks)
+        }
+        let t0 = ContinuousClock.now
+        try await requester.publish(messages)
+        let published = ContinuousClock.now
+        try await withTaskExecutorPreference(requester) {
+            var results = resultConsumer.deliveries.makeAsyncIterator()
+            for _ in 0..<count {
+                guard let d = await results.next() else { break }
+                requester.ackInBackground(d.tag)
+            }
+        }
+        let end = ContinuousClock.now
+        try await responder.cancel(taskConsumer)
+        await echo.value
+        try await requester.deleteQueue(tasks)
+        try await requester.deleteQueue(replies)
+        await requester.close()
+        await responder.close()
+        return (seconds(published - t0) * 1000, seconds(end - t0) * 1000)
     }
 }
