@@ -24,6 +24,7 @@ fuzz:
 
 bench: bootstrap broker-start
 	swift build -c release --product celeriac-bench
+	swift build -c release --product celeriac-demo
 	bash scripts/bench.sh
 
 # API documentation (DocC) of the library modules into .build/docs/Celeriac.doccarchive (check-docs builds it too).

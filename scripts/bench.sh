@@ -19,6 +19,7 @@
 #   tasks.drain_rate vs celery.solo.drain_rate                          -> ratio.tasks.drain_vs_celery_solo
 #   tasks.rtt_p50    vs celery.solo.rtt_p50                             -> ratio.tasks.rtt_p50_vs_celery_solo
 #   defaults.drain_rate vs the best celery.X.drain_only_rate            -> ratio.defaults.drain_vs_celery_best
+# bench/memory.py (needs a release celeriac-demo beside celeriac-bench) prints memory.* and its own ratio.
 # The "celery canvas" stage (bench/celery_canvas_bench.py) adds celery.canvas.chain100_ms,
 # group1000_ms and chord1000_ms; the chord needs redis-server and the `redis` pip package,
 # which ensure_redis installs on first use.
@@ -155,6 +156,11 @@ main() {
         run_stage "celery solo" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool solo
         run_stage "celery prefork" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool prefork --skip-enqueue
         run_stage "celery threads" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool threads --skip-enqueue
+        if [[ -n "$bindir" && -x "$bindir/celeriac-demo" ]]; then
+            run_stage "memory" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" --n "$TASKS_N"
+        else
+            log "note: $bindir/celeriac-demo not found; skipping the memory figures (swift build -c release --product celeriac-demo)"
+        fi
         ensure_redis
         run_stage "celery canvas" "$PY" "$REPO/bench/celery_canvas_bench.py" --broker "$url"
     else
