@@ -68,7 +68,8 @@ func startWorker(
     _ registry: TaskRegistry, url: AMQPURL, queues: [String], concurrency: Int = 4, prefetchMultiplier: Int = 1,
     hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
     limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = [], events: Bool = false,
-    maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic
+    maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic,
+    adaptivePrefetch: Worker.AdaptivePrefetch? = nil, clock: (any CeleriacClock)? = nil
 ) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
@@ -77,6 +78,8 @@ func startWorker(
         gracePeriod: gracePeriod, limits: limits, maxPriority: maxPriority, watchdogInterval: watchdogInterval,
         events: events)
     configuration.queueType = queueType
+    configuration.adaptivePrefetch = adaptivePrefetch
+    if let clock { configuration.clock = clock }
     let worker = Worker(
         registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger,
         observer: FanOut(observers: [observer] + observers))
