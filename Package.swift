@@ -174,7 +174,10 @@ let package = Package(
         .testTarget(name: "CeleriacWireTests", dependencies: ["CeleriacWire"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CeleriacCLITests",
-            dependencies: ["CeleriacCLI", "CeleriacBeat", "CeleriacCoordination", "CeleriacCore", "CeleriacWorker"],
+            dependencies: [
+                "CeleriacCLI", "CeleriacBeat", "CeleriacCoordination", "CeleriacCore", "CeleriacWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",

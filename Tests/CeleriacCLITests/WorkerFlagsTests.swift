@@ -1,0 +1,31 @@
+import ArgumentParser
+import CeleriacWorker
+import Testing
+
+@testable import CeleriacCLI
+
+/// `celeriac worker`'s prefetch flags, parsed and validated as the command line would be (no broker involved).
+@Suite struct WorkerFlagsTests {
+    @Test func prefetchIsFixedAtConcurrencyByDefault() throws {
+        let command = try WorkerCommand.parse([])
+        #expect(command.prefetchMultiplier == 1)
+        #expect(!command.adaptivePrefetch)
+    }
+
+    @Test func adaptivePrefetchTakesItsCeiling() throws {
+        let command = try WorkerCommand.parse(["--adaptive-prefetch", "--max-prefetch-multiplier", "8"])
+        #expect(command.adaptivePrefetch)
+        #expect(command.maxPrefetchMultiplier == 8)
+    }
+
+    @Test(arguments: [
+        ["--prefetch-multiplier", "0"], ["--max-prefetch-multiplier", "0"], ["--max-prefetch-multiplier", "-3"],
+    ])
+    func aMultiplierBelowOneIsRefusedWithTheFlagNamed(_ arguments: [String]) {
+        #expect {
+            _ = try WorkerCommand.parse(arguments)
+        } throws: { error in
+            WorkerCommand.message(for: error).contains(arguments[0])
+        }
+    }
+}
