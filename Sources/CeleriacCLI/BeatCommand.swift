@@ -92,6 +92,7 @@ public struct BeatCommand: AsyncParsableCommand {
         let amqp = try broker.amqpBroker()
         var clientConfig = CeleriacClient.Configuration(receiveResults: false, connectionName: "celeriac-beat")
         clientConfig.queueType = try broker.queueType()
+        clientConfig.compactQueues = broker.compactQueues()
         clientConfig.signer = try signing.signer()
         let client = CeleriacClient(configuration: clientConfig, broker: amqp)
         do { try await client.start() } catch { throw CLIError(description: "\(error)") }

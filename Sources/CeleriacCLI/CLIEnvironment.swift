@@ -15,6 +15,8 @@ public enum CLIEnvironment {
     public static let metricsPort = "CELERIAC_METRICS_PORT"
     /// `classic` (default) or `quorum`: the type of the queues Celeriac declares (`--queue-type`).
     public static let queueType = "CELERIAC_QUEUE_TYPE"
+    /// Comma-separated queues whose task messages use Celeriac's compact form (`--compact-queues`).
+    public static let compactQueues = "CELERIAC_COMPACT_QUEUES"
     /// The broker URL when neither `--broker` nor `CELERIAC_BROKER_URL` is given: a local RabbitMQ as `guest`.
     public static let defaultBroker = "amqp://guest:guest@localhost:5672//"
 
@@ -67,6 +69,14 @@ public struct BrokerOptions: ParsableArguments {
     )
     public var queueTypeName: String?
 
+    /// `--compact-queues`: nil falls back to `CELERIAC_COMPACT_QUEUES`, then to none.
+    @Option(
+        name: .customLong("compact-queues"),
+        help:
+            "Comma-separated queues that only Celeriac workers consume, whose task messages use Celeriac's compact form (env CELERIAC_COMPACT_QUEUES; docs/compact-form.md). Give workers and producers the same list."
+    )
+    public var compactQueueNames: String?
+
     /// `--loglevel`: `debug`, `info` (default), `warning` (or `warn`) or `error`; anything else logs at `info`.
     @Option(name: .customLong("loglevel"), help: "Log level: debug, info, warning, error.")
     public var loglevel: String = "info"
@@ -87,6 +97,12 @@ public struct BrokerOptions: ParsableArguments {
             throw CLIError(description: "--queue-type '\(name)' is not classic or quorum")
         }
         return type
+    }
+
+    /// The queues named by `--compact-queues` or `CELERIAC_COMPACT_QUEUES`.
+    func compactQueues() -> Set<String> {
+        let list = compactQueueNames ?? CLIEnvironment.value(CLIEnvironment.compactQueues) ?? ""
+        return Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     }
 
     func logger(_ label: String) -> Logger {

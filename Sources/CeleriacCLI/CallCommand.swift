@@ -45,6 +45,7 @@ public struct CallCommand: AsyncParsableCommand {
         let amqp = try broker.amqpBroker()
         var clientConfig = CeleriacClient.Configuration(receiveResults: wait, connectionName: "celeriac-call")
         clientConfig.queueType = try broker.queueType()
+        clientConfig.compactQueues = broker.compactQueues()
         clientConfig.signer = try signing.signer()
         let client = CeleriacClient(configuration: clientConfig, broker: amqp)
         do {

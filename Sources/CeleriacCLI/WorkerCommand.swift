@@ -177,6 +177,7 @@ public struct WorkerCommand: AsyncParsableCommand {
         config.globalLimits = try coordination.limits()
         config.duplicateWindow = max(0, coordination.duplicateWindow)
         config.queueType = try broker.queueType()
+        config.compactQueues = broker.compactQueues()
         if config.queueType == .quorum, maxPriority != nil {
             throw CLIError(
                 description:

@@ -39,15 +39,22 @@ public struct DeadLetterQueue: Sendable {
         let h = d.properties.headers ?? [:]
         func text(_ key: String) -> String? { if case .string(let s)? = h[key] { return s }; return nil }
         var reason = text(HeaderKey.deadReason)
+        let compact = TaskCodec.compactSummary(d)
         if reason == nil, case .array(let deaths)? = h["x-death"], case .table(let first)? = deaths.first,
             case .string(let r)? = first["reason"]
         {
             reason = "broker: \(r)"
+            if compact != nil, r == "rejected" {
+                let from = first["queue"]?.stringValue ?? Topology.stripDelayPrefix(d.routingKey)
+                reason =
+                    "broker: rejected by a consumer of '\(from)' that cannot read Celeriac's compact form (a Celery worker?); let only Celeriac workers consume '\(from)', then `celeriac dlq replay`"
+            }
         }
         let deadAt =
             h[CoordinationTopology.deadAtHeader]?.intValue.map(Double.init) ?? d.properties.timestamp.map(Double.init)
         return Entry(
-            taskID: text(HeaderKey.id) ?? d.properties.correlationID ?? "?", task: text(HeaderKey.task) ?? "?",
+            taskID: text(HeaderKey.id) ?? compact?.id ?? d.properties.correlationID ?? "?",
+            task: text(HeaderKey.task) ?? compact?.name ?? "?",
             reason: reason ?? "?", queue: text(HeaderKey.deadQueue) ?? Topology.stripDelayPrefix(d.routingKey),
             age: deadAt.map { max(0, now - $0) }, replays: Int(h[CoordinationTopology.replaysHeader]?.intValue ?? 0))
     }

@@ -53,9 +53,10 @@ extension CeleriacClient {
                 outgoing.append(
                     TaskCodec.encode(
                         item.message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: item.queue),
-                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now))
+                        exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now, form: form(of: item.queue)))
             } else {
-                outgoing.append(TaskCodec.encode(item.message, routingKey: item.queue, now: now))
+                outgoing.append(
+                    TaskCodec.encode(item.message, routingKey: item.queue, now: now, form: form(of: item.queue)))
             }
         }
         // Batches keep the confirm wait per batch while bounding the memory of one publish call.

@@ -42,6 +42,10 @@ public final class CeleriacClient: Sendable {
         /// Type of the queues this client declares (work queues, delay queues, chord join queues, its reply
         /// queue): quorum for RabbitMQ clusters, the same as the workers'.
         public var queueType: QueueType = .classic
+        /// Queues that get task messages in Celeriac's compact form (``MessageForm/compact``): for queues only
+        /// Celeriac workers consume. Give clients and workers the same set (the queues are declared with a
+        /// dead-letter exchange, so declarations must agree).
+        public var compactQueues: Set<String> = []
         /// How long the reply queue outlives a client that died without ``CeleriacClient/close()`` (`x-expires`).
         public var replyQueueExpiryMilliseconds: Int = 600_000
         /// How long a send waits while the broker blocks publishers (a memory or disk alarm) before it throws
@@ -238,9 +242,10 @@ public final class CeleriacClient: Sendable {
             let seconds = Topology.delaySeconds(until: eta, from: now)
             outgoing = TaskCodec.encode(
                 message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: key),
-                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now, form: form(of: queue))
         } else {
-            outgoing = TaskCodec.encode(message, routingKey: key, exchange: exchange ?? "", now: now)
+            outgoing = TaskCodec.encode(
+                message, routingKey: key, exchange: exchange ?? "", now: now, form: form(of: queue))
         }
         outgoing.mandatory = false
         // A task whose id this send made up (so no earlier run can answer for it) and whose reply comes here: its
@@ -283,10 +288,13 @@ public final class CeleriacClient: Sendable {
         }
     }
 
+    /// The form of task messages sent to `queue`: compact when the configuration lists it.
+    func form(of queue: String) -> MessageForm { configuration.compactQueues.contains(queue) ? .compact : .celery }
+
     func ensureQueue(_ queue: String) async throws {
         if declaredQueues.withLock({ $0.contains(queue) }) { return }
         let (exchange, spec, binding) = Topology.workQueue(
-            queue, maxPriority: configuration.maxPriority, type: configuration.queueType)
+            queue, maxPriority: configuration.maxPriority, type: configuration.queueType, form: form(of: queue))
         do {
             try await publisher.declare(exchange)
             try await publisher.declare(spec)

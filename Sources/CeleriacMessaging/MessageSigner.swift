@@ -85,10 +85,13 @@ public struct MessageSigner: Sendable, CustomStringConvertible {
         "MessageSigner(signs with: \(signingKey.id), verifies: \(keyIDs.joined(separator: ",")), requireSignature: \(requireSignature))"
     }
 
-    /// Adds the signature headers to a task message (one with a `task` header); other messages (results, chord
-    /// parts, dead letters) are returned unchanged, so a dead-lettered forgery is never re-signed.
+    /// Adds the signature headers to a task message (one with a `task` header, or in the compact form); other
+    /// messages (results, chord parts, dead letters) are returned unchanged, so a dead-lettered forgery is never
+    /// re-signed. A compact message's protocol fields are in its body, which the code covers.
     public func sign(_ message: OutgoingMessage) -> OutgoingMessage {
-        guard message.exchange != Topology.deadLetterExchange, message.properties.headers?[HeaderKey.task] != nil else {
+        guard message.exchange != Topology.deadLetterExchange,
+            message.properties.headers?[HeaderKey.task] != nil || message.properties.type == TaskCodec.compactType
+        else {
             return message
         }
         var signed = message

@@ -47,10 +47,14 @@ public enum TaskCodec {
     }
 
     /// The AMQP message for `task`, to publish with exchange "" and routing key = queue (Celery's rule for direct
-    /// queues).
+    /// queues), in Celery's form unless `form` says compact (see ``MessageForm``).
     public static func encode(
-        _ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date()
+        _ task: TaskMessage, routingKey: String, exchange: String = "", persistent: Bool = true, now: Date = Date(),
+        form: MessageForm = .celery
     ) -> OutgoingMessage {
+        if form == .compact {
+            return encodeCompact(task, routingKey: routingKey, exchange: exchange, persistent: persistent, now: now)
+        }
         // Built as a list and made a table once: each header set through the subscript would look for its key
         // first. The keys are distinct: the known headers once each, then extras that are not known headers.
         var h: [(key: String, value: FieldValue)] = [
@@ -93,8 +97,10 @@ public enum TaskCodec {
             exchange: exchange, routingKey: routingKey, body: task.bodyJSON.jsonBytes, properties: props)
     }
 
-    /// Decodes a delivery into a task, or says why it is not one.
+    /// Decodes a delivery into a task, or says why it is not one. Both forms are read (``MessageForm``): a
+    /// message whose `type` property is ``compactType`` is decoded as the compact form.
     public static func decode(_ d: Delivery, limits: Limits = Limits()) throws(MessageRejection) -> TaskMessage {
+        if d.properties.type == compactType { return try decodeCompact(d, limits: limits) }
         let headers = TaskHeaders(d.properties.headers)
         let id = headers.id?.stringValue ?? d.properties.correlationID
         let name = headers.task?.stringValue

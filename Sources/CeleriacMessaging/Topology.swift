@@ -28,11 +28,18 @@ public enum Topology {
     /// A work queue as Celery declares it: durable, no arguments unless a max priority is configured, with a direct
     /// exchange of the same name bound by the same key.
     /// With ``QueueType/quorum`` the queue is a quorum queue (no priorities: RabbitMQ 3.x quorum queues have none).
-    public static func workQueue(_ name: String, maxPriority: Int? = nil, type: QueueType = .classic) -> (
-        ExchangeSpec, QueueSpec, BindingSpec
-    ) {
+    ///
+    /// A queue for ``MessageForm/compact`` messages also gets `x-dead-letter-exchange` ``deadLetterExchange``: a
+    /// consumer that cannot read the compact form (a Celery worker) rejects what it takes, and the broker moves it
+    /// to ``deadLetterQueue`` instead of dropping it. Every declarer of the queue (workers, clients, and a Celery
+    /// worker that shares it, through `queue_arguments`) must pass the same argument, or RabbitMQ refuses the
+    /// declaration (PRECONDITION_FAILED, inequivalent arg 'x-dead-letter-exchange').
+    public static func workQueue(
+        _ name: String, maxPriority: Int? = nil, type: QueueType = .classic, form: MessageForm = .celery
+    ) -> (ExchangeSpec, QueueSpec, BindingSpec) {
         var queue = QueueSpec(name, durable: true)
         if type == .quorum { queue = queue.quorum() } else if let maxPriority { queue = queue.maxPriority(maxPriority) }
+        if form == .compact { queue.arguments["x-dead-letter-exchange"] = .string(deadLetterExchange) }
         return (
             ExchangeSpec(name, kind: .direct, durable: true), queue,
             BindingSpec(queue: name, exchange: name, routingKey: name)

@@ -28,6 +28,8 @@ final class DeliveryIntake: Sendable {
         var watchdogInterval: Duration
         var maxPriority: Int?
         var queueType: QueueType
+        /// Queues declared for the compact form (with the dead-letter exchange).
+        var compactQueues: Set<String> = []
         var clock: any CeleriacClock
     }
 
@@ -103,7 +105,8 @@ final class DeliveryIntake: Sendable {
     /// Declares a work queue, its exchange and binding (Celery's flags).
     func declareWorkQueue(_ queue: String) async throws(BrokerError) {
         let (exchange, spec, binding) = Topology.workQueue(
-            queue, maxPriority: settings.maxPriority, type: settings.queueType)
+            queue, maxPriority: settings.maxPriority, type: settings.queueType,
+            form: settings.compactQueues.contains(queue) ? .compact : .celery)
         try await topology.declare(exchange)
         try await topology.declare(spec)
         try await topology.bind(binding)

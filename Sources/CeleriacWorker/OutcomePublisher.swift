@@ -19,7 +19,12 @@ final class OutcomePublisher: Sendable {
         var gracePeriod: Duration
         var signer: MessageSigner?
         var clock: any CeleriacClock
+        /// Queues whose task messages go out in the compact form (retries, follow-ups, chord joins).
+        var compactQueues: Set<String> = []
     }
+
+    /// The form of task messages published to `queue`.
+    func form(of queue: String) -> MessageForm { settings.compactQueues.contains(queue) ? .compact : .celery }
 
     let settings: Settings
     /// Where everything is published (a confirming connection); chord join queues are declared there too.
@@ -131,9 +136,9 @@ final class OutcomePublisher: Sendable {
             let seconds = Topology.delaySeconds(until: eta, from: now)
             return TaskCodec.encode(
                 message, routingKey: Topology.delayRoutingKey(seconds: seconds, routingKey: queue),
-                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now)
+                exchange: Topology.delayLevel(Topology.delayLevels - 1), now: now, form: form(of: queue))
         }
-        return TaskCodec.encode(message, routingKey: queue, now: now)
+        return TaskCodec.encode(message, routingKey: queue, now: now, form: form(of: queue))
     }
 
     /// Declares the plan's chord join queues, then publishes its messages with confirms (in producer spans when
@@ -164,7 +169,8 @@ final class OutcomePublisher: Sendable {
     func publishTask(_ message: TaskMessage, queue: String, what: String) async -> Bool {
         var message = message
         let sends = tracing.map { SendSpans([$0.startSend(&message, queue: queue)]) } ?? .none
-        let published = await publishConfirmed([TaskCodec.encode(message, routingKey: queue)], what: what)
+        let published = await publishConfirmed(
+            [TaskCodec.encode(message, routingKey: queue, form: form(of: queue))], what: what)
         sends.end(published: published)
         return published
     }

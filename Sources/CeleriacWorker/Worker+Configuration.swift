@@ -51,6 +51,10 @@ extension Worker {
         public var duplicateWindow: Int = 10_000
         /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
         public var queueType: QueueType = .classic
+        /// Queues whose task messages are in Celeriac's compact form (`--compact-queues`, ``MessageForm/compact``):
+        /// the worker declares them with the dead-letter exchange and sends its retries and follow-ups to them in
+        /// that form. It reads both forms on every queue whatever this says. Give clients the same set.
+        public var compactQueues: Set<String> = []
         /// The time the worker reads for ETAs, `expires`, retries, time limits, rate limits and the watchdog
         /// (`ManualClock` in tests; the process pool's children keep their own real clock for time limits).
         public var clock: any CeleriacClock = SystemClock()

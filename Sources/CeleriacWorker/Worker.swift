@@ -95,7 +95,7 @@ public final class Worker: Service, Sendable {
                 hostname: hostname, queues: configuration.queues, prefetchMultiplier: configuration.prefetchMultiplier,
                 adaptivePrefetch: configuration.adaptivePrefetch, watchdogInterval: configuration.watchdogInterval,
                 maxPriority: configuration.maxPriority,
-                queueType: configuration.queueType, clock: clock),
+                queueType: configuration.queueType, compactQueues: configuration.compactQueues, clock: clock),
             connection: consumerConnection, topology: publisherConnection, capacity: execution, observer: observer,
             logger: logger)
         revocations = RevocationFollower(
@@ -107,7 +107,7 @@ public final class Worker: Service, Sendable {
         let publisher = OutcomePublisher(
             settings: .init(
                 hostname: hostname, gracePeriod: configuration.gracePeriod,
-                signer: configuration.security.signer, clock: clock),
+                signer: configuration.security.signer, clock: clock, compactQueues: configuration.compactQueues),
             connection: publisherConnection, settler: consumerConnection, observer: observer, logger: logger,
             tracing: tracing, releaseUnique: { await coordination.releaseUnique(of: $0) })
         let planner = CanvasPlanner(defaultQueue: configuration.queues.first ?? Topology.defaultQueue)
