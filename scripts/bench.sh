@@ -8,6 +8,8 @@
 #   N         messages per AMQP scenario, Swift and C      (default 100000)
 #   TASKS_N   tasks for `celeriac-bench tasks`             (default 20000)
 #   CELERY_N  tasks per Celery pool run                    (default 5000)
+#   SOAK_N    also soak the default worker with SOAK_N tasks in four quarters, PSS after each
+#             (bench/memory.py --soak; issue #23 used 1000000, about five minutes)   (default: no soak)
 #   CELERIAC_BIN_DIR  directory holding celeriac-bench     (default: swift build -c release --show-bin-path)
 #   CELERIAC_BROKER_PORT / CELERIAC_BROKER_DIR are passed on to scripts/broker.sh.
 #
@@ -149,6 +151,7 @@ main() {
     [[ -n "$sbin" ]] && run_stage "swift tasks" "$sbin" tasks --broker "$url" --n "$TASKS_N"
     [[ -n "$sbin" ]] && run_stage "swift defaults" "$sbin" defaults --broker "$url" --n "$TASKS_N"
     [[ -n "$sbin" ]] && run_stage "swift pools" "$sbin" pools --broker "$url" --n "$TASKS_N"
+    [[ -n "$sbin" ]] && run_stage "swift compact" "$sbin" compact --broker "$url" --n "$TASKS_N"
     [[ -n "$sbin" ]] && run_stage "swift canvas" "$sbin" canvas --broker "$url"
     [[ -n "$sbin" ]] && run_stage "swift coordination" "$sbin" coordination --broker "$url" --n 2000 --rounds 200
 
@@ -158,6 +161,9 @@ main() {
         run_stage "celery threads" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool threads --skip-enqueue
         if [[ -n "$bindir" && -x "$bindir/celeriac-demo" ]]; then
             run_stage "memory" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" --n "$TASKS_N"
+            if [[ -n "${SOAK_N:-}" ]]; then
+                run_stage "memory soak" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" --soak "$SOAK_N"
+            fi
         else
             log "note: $bindir/celeriac-demo not found; skipping the memory figures (swift build -c release --product celeriac-demo)"
         fi

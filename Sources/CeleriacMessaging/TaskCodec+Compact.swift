@@ -127,7 +127,7 @@ extension TaskCodec {
         guard case .object(let f) = parts[3] else { throw reject("body[3] (fields) must be an object") }
         id = f["id"]?.stringValue ?? id
         name = f["task"]?.stringValue
-        var fields = CompactFields(f, reject: reject)
+        let fields = CompactFields(f, reject: reject)
         guard let name, !name.isEmpty else { throw reject("no 'task' field (the task name)") }
         guard let taskID = try fields.string("id"), !taskID.isEmpty else { throw reject("no 'id' field") }
         guard taskID.utf8.count <= 255 else {

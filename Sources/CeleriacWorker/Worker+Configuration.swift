@@ -51,7 +51,7 @@ extension Worker {
         public var duplicateWindow: Int = 10_000
         /// Type of the queues this worker declares (`--queue-type`): quorum for RabbitMQ clusters.
         public var queueType: QueueType = .classic
-        /// Queues whose task messages are in Celeriac's compact form (`--compact-queues`, ``MessageForm/compact``):
+        /// Queues whose task messages are in Celeriac's compact form (`--compact-queues`, `MessageForm.compact`):
         /// the worker declares them with the dead-letter exchange and sends its retries and follow-ups to them in
         /// that form. It reads both forms on every queue whatever this says. Give clients the same set.
         public var compactQueues: Set<String> = []

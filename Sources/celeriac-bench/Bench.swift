@@ -16,10 +16,11 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "celeriac-bench",
         abstract:
-            "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `defaults` (the worker at the CLI's defaults against fixed prefetch), `pools` (process against async pool), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines."
+            "Benchmarks: `amqp` (raw transport), `tasks` (client + worker, --pool), `defaults` (the worker at the CLI's defaults against fixed prefetch), `pools` (process against async pool), `compact` (the compact message form against Celery's and the raw consume), `pool` (process-pool dispatch), `canvas` (chain/group/chord), `coordination` (global limits, unique tasks). Prints `name value unit` lines."
     )
 
-    @Argument(help: "amqp, tasks, defaults, pools, pool, canvas, observability or coordination") var scenario: String
+    @Argument(help: "amqp, tasks, defaults, pools, compact, pool, canvas, observability or coordination") var scenario:
+        String
     @Option(help: "Broker URL") var broker: String =
         ProcessInfo.processInfo.environment["CELERIAC_BROKER_URL"] ?? "amqp://guest:guest@127.0.0.1:5682/%2F"
     @Option(help: "Messages or tasks per scenario") var n: Int = 100_000
@@ -31,9 +32,13 @@ struct Bench: AsyncParsableCommand {
     var concurrency: Int?
     @Option(help: "pool, tasks --pool process: runs a child may hold at once (1: no pipelining)") var pipelineDepth:
         Int = 2
-    @Option(help: "tasks, pools: the worker's fixed prefetch multiplier (default 8 for tasks, 32 for pools)")
+    @Option(
+        help:
+            "tasks, pools, compact: the worker's fixed prefetch multiplier (default 8 for tasks and compact, 32 for pools)"
+    )
     var prefetchMultiplier: Int?
-    @Option(help: "defaults: interleaved runs of each configuration (the median is printed)") var repeats: Int = 3
+    @Option(help: "defaults, pools, compact: interleaved runs of each configuration (the median is printed)")
+    var repeats: Int = 3
     @Option(help: "observability: run one side only, on or off (for profiling it)") var observedSide: String?
     @Option(help: "observability: observe with metrics or events only (diagnosis)") var observedWith: String?
 
@@ -62,6 +67,11 @@ struct Bench: AsyncParsableCommand {
                 url: url, n: n, repeats: max(1, repeats), concurrency: concurrency ?? 4,
                 prefetchMultiplier: prefetchMultiplier ?? 32
             ).run()
+        case "compact":
+            try await CompactBench(
+                url: url, n: n, repeats: max(1, repeats), processPool: pool == "process",
+                concurrency: concurrency ?? (pool == "process" ? 4 : 16), prefetchMultiplier: prefetchMultiplier ?? 8
+            ).run()
         case "canvas": try await CanvasBench(url: url, rounds: min(rounds, 5)).run()
         case "observability":
             try await ObservabilityBench(
@@ -70,7 +80,7 @@ struct Bench: AsyncParsableCommand {
         case "coordination": try await CoordinationBench(url: url, n: n, rounds: rounds).run()
         default:
             throw ValidationError(
-                "unknown scenario '\(scenario)' (amqp, tasks, defaults, pools, pool, canvas, observability, coordination)"
+                "unknown scenario '\(scenario)' (amqp, tasks, defaults, pools, compact, pool, canvas, observability, coordination)"
             )
         }
     }

@@ -54,24 +54,25 @@ struct DefaultsBench {
     /// pool, or the async pool) from its first delivery to its last finished task. Returns the rate, the prefetch
     /// at the end and the CPU per task of the worker and its children.
     func drain(
-        _ configuration: Worker.Configuration, processPool: Bool = true
+        _ configuration: Worker.Configuration, processPool: Bool = true, form: MessageForm = .celery
     ) async throws -> (rate: Double, prefetch: Int, cpuPerTask: Double) {
         var logger = Logger(label: "bench.defaults")
         logger.logLevel = .error
         let queue = benchQueue("defaults")
         let producer = AMQPConnection(url: url, options: .init(name: "bench-defaults-producer", confirms: true))
         try await producer.connect()
-        try await producer.declare(Topology.workQueue(queue).1)
+        try await producer.declare(Topology.workQueue(queue, form: form).1)
         for batch in stride(from: 0, to: n, by: 1000) {
             try await producer.publish(
                 (0..<min(1000, n - batch)).map { _ in
-                    TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: queue)
+                    TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: queue, form: form)
                 })
         }
         await producer.close()
 
         var configuration = configuration
         configuration.queues = [queue]
+        if form == .compact { configuration.compactQueues = [queue] }
         let counter = Counter()
         let pool =
             processPool

@@ -28,4 +28,14 @@ import Testing
             WorkerCommand.message(for: error).contains(arguments[0])
         }
     }
+
+    @Test func compactQueuesAreAListFromTheFlagOrTheEnvironment() throws {
+        let flagged = try WorkerCommand.parse(["--compact-queues", "fast, bulk,,"])
+        #expect(flagged.broker.compactQueues() == ["fast", "bulk"])
+        // Without the flag the environment decides (empty here: no queue is compact unless listed).
+        let plain = try WorkerCommand.parse([])
+        #expect(plain.broker.compactQueueNames == nil)
+        let call = try CallCommand.parse(["demo.add", "--compact-queues", "fast"])
+        #expect(call.broker.compactQueues() == ["fast"])
+    }
 }

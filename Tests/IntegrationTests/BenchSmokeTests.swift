@@ -53,4 +53,18 @@ struct BenchSmokeTests {
         // Timed from the first delivery, the drain can only be as fast or faster than with the start-up counted.
         #expect(f["tasks.drain_rate"]! >= f["tasks.drain_rate_including_startup"]!)
     }
+
+    @Test func compactScenarioComparesBothFormsWithTheRawConsume() async throws {
+        let f = try await figures(["compact", "--n", "300", "--repeats", "1"])
+        for name in [
+            "compact.celery_message_bytes", "compact.compact_message_bytes", "compact.drain_celery_form",
+            "compact.drain_compact_form", "compact.raw_consume_plain_same_size", "compact.raw_consume_celery_shaped",
+            "ratio.compact.drain_vs_raw_plain", "ratio.compact.drain_vs_celery_form",
+        ] {
+            let value = try #require(f[name], "no \(name) line")
+            #expect(value.isFinite && value > 0, "\(name) = \(value)")
+        }
+        // The compact form is the smaller message; its body holds what Celery's headers hold.
+        #expect(f["compact.compact_message_bytes"]! < f["compact.celery_message_bytes"]!)
+    }
 }

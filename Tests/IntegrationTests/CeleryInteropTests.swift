@@ -74,8 +74,10 @@ struct CeleryInteropTests {
     }
 
     /// Starts a real Celery worker (solo pool) of a Python app from `Tests/Interop` on `queue`; kill it at the end.
-    static func spawnPythonWorker(app: String, queue: String) throws -> pid_t {
-        var env = ProcessInfo.processInfo.environment
+    static func spawnPythonWorker(
+        app: String, queue: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> pid_t {
+        var env = environment
         env["CELERIAC_INTEROP_BROKER"] = TestBroker.shared.urlString
         env["CELERIAC_INTEROP_QUEUE"] = queue
         env["PYTHONPATH"] = interopDir

@@ -20,4 +20,14 @@ def make_app(name):
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
+    if os.environ.get("CELERIAC_INTEROP_COMPACT"):
+        # The queue as Celeriac declares a compact-form queue: a Celery worker may share it only with the same
+        # argument (RabbitMQ refuses an inequivalent declaration), and then rejects into Celeriac's dead letters.
+        from kombu import Exchange, Queue
+
+        name = made.conf.task_default_queue
+        made.conf.task_queues = [
+            Queue(name, Exchange(name, type="direct"), routing_key=name,
+                  queue_arguments={"x-dead-letter-exchange": "celeriac.dlx"}),
+        ]
     return made

@@ -1,7 +1,7 @@
 import AMQPTransport
-import CeleriacMessaging
 import CeleriacBeat
 import CeleriacCore
+import CeleriacMessaging
 import Foundation
 
 /// The three parsers that read untrusted text or bytes, each as a function of one input. A crash, a trap or a
@@ -30,13 +30,16 @@ func fuzzCheck(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () 
 }
 
 enum FuzzTargets {
-    static let signer = try! MessageSigner(keys: [try! SigningKey(id: "fuzz", secret: Array("fuzzing-secret-0123456789".utf8))], requireSignature: false)
+    static let signer = try! MessageSigner(
+        keys: [try! SigningKey(id: "fuzz", secret: Array("fuzzing-secret-0123456789".utf8))], requireSignature: false)
     static let limits = TaskCodec.Limits(maxBodyBytes: 1 << 20, maxDepth: 64, maxArgs: 1024, maxHeaders: 256)
     static let roomy = TaskCodec.Limits(maxBodyBytes: .max, maxDepth: 200, maxArgs: .max, maxHeaders: .max)
 
     static func delivery(_ properties: BasicProperties, _ body: [UInt8]) -> Delivery {
-        Delivery(tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "fuzz", redelivered: false, exchange: "",
-                 routingKey: "celery", properties: properties, body: body, messageCount: nil)
+        Delivery(
+            tag: DeliveryTag(generation: 1, channel: 1, value: 1), consumerTag: "fuzz", redelivered: false,
+            exchange: "",
+            routingKey: "celery", properties: properties, body: body, messageCount: nil)
     }
 
     /// Splits a decoder input into its properties and body.
@@ -53,11 +56,17 @@ enum FuzzTargets {
         _ = try? signer.verify(d)
         let task: TaskMessage
         do { task = try TaskCodec.decode(d, limits: limits) } catch { return }
-        // What the decoder accepts, the encoder writes back in a form the decoder accepts again, and a signature
-        // made on it survives librabbitmq's encode and decode.
-        let again = signer.sign(TaskCodec.encode(task, routingKey: "celery"))
+        // What the decoder accepts, the encoder writes back in either form (Celery's and the compact one) in a way
+        // the decoder accepts again, and a signature made on it survives librabbitmq's encode and decode.
+        for form in MessageForm.allCases { roundTrip(task, form: form) }
+    }
+
+    static func roundTrip(_ task: TaskMessage, form: MessageForm) {
+        let again = signer.sign(TaskCodec.encode(task, routingKey: "celery", form: form))
         guard let wire = ContentHeaderCodec.encode(again.properties) else { return }  // larger than a frame
-        guard let back = ContentHeaderCodec.decode(wire) else { fuzzCheck(false, "librabbitmq cannot decode what it encoded: \(again.properties)"); return }
+        guard let back = ContentHeaderCodec.decode(wire) else {
+            fuzzCheck(false, "librabbitmq cannot decode what it encoded: \(again.properties)"); return
+        }
         let redelivered = delivery(back, again.body)
         do {
             try signer.verify(redelivered)
@@ -66,10 +75,13 @@ enum FuzzTargets {
         }
         do {
             let copy = try TaskCodec.decode(redelivered, limits: roomy)
-            fuzzCheck(copy.id == task.id && copy.name == task.name && copy.args.count == task.args.count
-                      && copy.kwargs.count == task.kwargs.count && copy.retries == task.retries, "re-encoded task differs")
+            fuzzCheck(
+                copy.id == task.id && copy.name == task.name && copy.args.count == task.args.count
+                    && copy.kwargs.count == task.kwargs.count && copy.retries == task.retries
+                    && copy.embed == task.embed && copy.eta == task.eta && copy.groupIndex == task.groupIndex,
+                "re-encoded task differs (\(form) form)")
         } catch {
-            fuzzCheck(false, "re-encoded task rejected: \(error.reason)")
+            fuzzCheck(false, "re-encoded task rejected (\(form) form): \(error.reason)")
         }
     }
 
@@ -85,7 +97,9 @@ enum FuzzTargets {
             fuzzCheck(next > start, "next fire \(next) is not after \(start) for \(cron)")
         }
         // The description is an expression that parses to the same schedule.
-        guard let again = try? Crontab(cron.description) else { fuzzCheck(false, "description '\(cron)' does not parse"); return }
+        guard let again = try? Crontab(cron.description) else {
+            fuzzCheck(false, "description '\(cron)' does not parse"); return
+        }
         fuzzCheck(again == cron, "description '\(cron)' parses to a different schedule")
     }
 
@@ -96,7 +110,10 @@ enum FuzzTargets {
             // Fixed wording (the hint's example URL, the list of known parameters) may contain a short password by
             // chance; what is left must not.
             var shown = error.description
-            for fixed in [error.hint ?? "", "(known: heartbeat, connection_timeout, frame_max, channel_max, cacertfile, certfile, keyfile, verify)"] where !fixed.isEmpty {
+            for fixed in [
+                error.hint ?? "",
+                "(known: heartbeat, connection_timeout, frame_max, channel_max, cacertfile, certfile, keyfile, verify)",
+            ] where !fixed.isEmpty {
                 shown = shown.replacing(fixed, with: "")
             }
             // Substring checks on bytes: Foundation's `contains` traps on some invalid-UTF-8-derived strings
@@ -108,9 +125,13 @@ enum FuzzTargets {
         }
         let redacted = parsed.redacted
         // The redacted form is a URL for the same endpoint, user and vhost, with the password replaced.
-        guard let again = try? AMQPURL(redacted) else { fuzzCheck(false, "redacted URL '\(redacted)' does not parse"); return }
-        fuzzCheck(again.host == parsed.host && again.port == parsed.port && again.user == parsed.user && again.vhost == parsed.vhost
-                  && again.tls == parsed.tls, "redacted URL '\(redacted)' names another endpoint")
+        guard let again = try? AMQPURL(redacted) else {
+            fuzzCheck(false, "redacted URL '\(redacted)' does not parse"); return
+        }
+        fuzzCheck(
+            again.host == parsed.host && again.port == parsed.port && again.user == parsed.user
+                && again.vhost == parsed.vhost
+                && again.tls == parsed.tls, "redacted URL '\(redacted)' names another endpoint")
         fuzzCheck(again.password == "***", "redacted URL keeps a password")
     }
 
@@ -126,7 +147,9 @@ enum FuzzTargets {
         guard let schemeEnd = text.firstRange(of: "://") else { return nil }
         let after = text[schemeEnd.upperBound...]
         let authority = after[..<(after.firstIndex { $0 == "/" || $0 == "?" } ?? after.endIndex)]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return nil }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
+            return nil
+        }
         return String(authority[authority.index(after: colon)..<at])
     }
 }

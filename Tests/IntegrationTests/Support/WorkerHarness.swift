@@ -69,7 +69,8 @@ func startWorker(
     hostname: String = "it-\(UUID().uuidString.prefix(8))@test", gracePeriod: Duration = .seconds(30),
     limits: TaskCodec.Limits = .init(), observers: [any WorkerObserver] = [], events: Bool = false,
     maxPriority: Int? = nil, watchdogInterval: Duration = .seconds(30), queueType: QueueType = .classic,
-    adaptivePrefetch: Worker.AdaptivePrefetch? = nil, clock: (any CeleriacClock)? = nil
+    adaptivePrefetch: Worker.AdaptivePrefetch? = nil, clock: (any CeleriacClock)? = nil,
+    compactQueues: Set<String> = []
 ) async throws -> RunningWorker {
     let observer = RecordingObserver()
     let logger = testLogger("it.worker")
@@ -79,6 +80,7 @@ func startWorker(
         events: events)
     configuration.queueType = queueType
     configuration.adaptivePrefetch = adaptivePrefetch
+    configuration.compactQueues = compactQueues
     if let clock { configuration.clock = clock }
     let worker = Worker(
         registry: registry, configuration: configuration, broker: AMQPBroker(url: url), logger: logger,
