@@ -34,9 +34,12 @@ public struct TaskMessage: Sendable, Equatable {
     public var groupIndex: Int?
     /// Name shown in logs and monitors instead of ``name`` (`shadow`); nil shows ``name``.
     public var shadow: String?
-    /// Python repr of ``args`` for monitors (`argsrepr`), cut at 1024 characters; see ``PythonRepr``.
+    /// Python repr of ``args`` for monitors (`argsrepr`), cut at 1024 characters; see ``PythonRepr``. Nil (what the
+    /// initializer sets) means "of the arguments as they are": the codec and the events compute it when they need
+    /// it, so it is never stale and a worker does not build it for a message it only runs.
     public var argsRepr: String?
-    /// Python repr of ``kwargs`` for monitors (`kwargsrepr`), cut at 1024 characters; see ``PythonRepr``.
+    /// Python repr of ``kwargs`` for monitors (`kwargsrepr`), cut at 1024 characters; nil computes it from
+    /// ``kwargs`` when needed, like ``argsRepr``.
     public var kwargsRepr: String?
     /// The sender's node name (`origin`), e.g. `gen42@host`.
     public var origin: String?
@@ -100,8 +103,8 @@ public struct TaskMessage: Sendable, Equatable {
         }
     }
 
-    /// A message ready to publish. `rootID` defaults to `id`; `argsRepr`/`kwargsRepr` are computed from the arguments,
-    /// and the correlation id is `id`. `ignoreResult` defaults to `false`, which keeps the result even for a task
+    /// A message ready to publish. `rootID` defaults to `id`; `argsRepr`/`kwargsRepr` are left nil (computed from the
+    /// arguments when the message is encoded), and the correlation id is `id`. `ignoreResult` defaults to `false`, which keeps the result even for a task
     /// whose options ignore it; pass nil to let the task's option decide.
     public init(
         id: String = TaskMessage.newID(), name: String, args: [JSONValue] = [], kwargs: JSONObject = [:],
@@ -125,8 +128,8 @@ public struct TaskMessage: Sendable, Equatable {
         self.groupID = groupID
         self.groupIndex = groupIndex
         self.shadow = shadow
-        self.argsRepr = PythonRepr.args(args)
-        self.kwargsRepr = PythonRepr.kwargs(kwargs)
+        self.argsRepr = nil
+        self.kwargsRepr = nil
         self.origin = origin
         self.ignoreResult = ignoreResult
         self.replacedTaskNesting = 0

@@ -112,15 +112,7 @@ extension TaskCodec {
             throw reject(
                 "content_type '\(d.properties.contentType ?? "")' is not application/json; compact messages are JSON")
         }
-        try checkUTF8(d.body, reject: reject)
-        let body: JSONValue
-        do {
-            body = try JSONValue.parse(d.body, maxDepth: limits.maxDepth)
-        } catch {
-            var rejection = reject("body is not valid JSON: \(error)")
-            if error.reason.hasPrefix("nesting deeper") { rejection.label = "limit" }
-            throw rejection
-        }
+        let body = try parseBody(d.body, limits: limits, reject: reject)
         guard case .array(let parts) = body, parts.count == 4 else {
             throw reject("body must be [args, kwargs, embed, fields] (four elements)")
         }
@@ -150,8 +142,6 @@ extension TaskCodec {
         if let chord = e["chord"], !chord.isNull { embed.chord = chord }
 
         var task = TaskMessage(id: taskID, name: name, args: args, kwargs: kwargs, embed: embed)
-        task.argsRepr = nil  // computed when a monitor asks (events), not for every message
-        task.kwargsRepr = nil
         task.eta = try fields.date("eta")
         task.expires = try fields.date("expires")
         task.retries = try fields.count("retries") ?? 0

@@ -40,6 +40,18 @@ extension TaskCodec {
         }
     }
 
+    /// The body as JSON, both forms alike: UTF-8 first, then parsed within the depth limit (too deep is a `limit`).
+    static func parseBody(_ bytes: [UInt8], limits: Limits, reject: Reject) throws(MessageRejection) -> JSONValue {
+        try checkUTF8(bytes, reject: reject)
+        do {
+            return try JSONValue.parse(bytes, maxDepth: limits.maxDepth)
+        } catch {
+            var rejection = reject("body is not valid JSON: \(error)")
+            if error.reason.hasPrefix("nesting deeper") { rejection.label = "limit" }
+            throw rejection
+        }
+    }
+
     /// Python and Celery write UTF-8; a body that is not is refused rather than read with replacement characters.
     static func checkUTF8(_ body: [UInt8], reject: Reject) throws(MessageRejection) {
         var parser = Unicode.UTF8.ForwardParser()

@@ -128,15 +128,7 @@ public enum TaskCodec {
         guard id.utf8.count <= 255 else {
             throw reject("task id is \(id.utf8.count) bytes; at most 255 (Celery ids are 36-character UUIDs)")
         }
-        try checkUTF8(d.body, reject: reject)
-        let body: JSONValue
-        do {
-            body = try JSONValue.parse(d.body, maxDepth: limits.maxDepth)
-        } catch {
-            var rejection = reject("body is not valid JSON: \(error)")
-            if error.reason.hasPrefix("nesting deeper") { rejection.label = "limit" }
-            throw rejection
-        }
+        let body = try parseBody(d.body, limits: limits, reject: reject)
         // Exactly three elements: a two-element body kills Python workers (wire spec §3.6), so it is never run.
         guard case .array(let parts) = body, parts.count == 3 else {
             throw reject("body must be [args, kwargs, embed] (three elements)")

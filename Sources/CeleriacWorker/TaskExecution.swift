@@ -160,8 +160,14 @@ final class TaskExecution: Sendable {
         // limit without a soft one acts as a soft one. Its deadline is fixed before the task starts.
         let softLimit = executor.enforcesTimeLimits ? nil : limits.soft ?? limits.hard
         let softDeadline = softLimit.map { clock.uptime + .milliseconds(Int($0 * 1000)) }
-        // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one.
-        let work = Task { try await executor.run(message, task: task, context: context, limits: limits) }
+        // An unstructured task so that revoke(terminate:) and the soft time limit can cancel just this one. In the
+        // async pool it starts at once on this thread and runs until its first suspension: a body that does not
+        // suspend runs without a trip through the global queue and a second wake-up to resume here (CPU per task
+        // -7 % in interleaved pairs). The process pool's run suspends at once, and there it measured no better.
+        let run = { @Sendable () async throws -> JSONValue in
+            try await executor.run(message, task: task, context: context, limits: limits)
+        }
+        let work = executor is InProcessExecutor ? Task.immediate { try await run() } : Task { try await run() }
         running.withLock { $0[message.id] = RunningTask(message: message, work: work, startedAt: Date(), queue: queue) }
         defer { running.withLock { $0[message.id] = nil } }
         // revoke(terminate:) records the id before it looks in `running`; registering before looking here means
@@ -229,7 +235,7 @@ final class TaskExecution: Sendable {
                         type: "MaxRetriesExceededError",
                         arguments: [
                             .string(
-                                "Can't retry \(message.name)[\(message.id)] args:\(message.argsRepr ?? "") kwargs:\(message.kwargsRepr ?? "")"
+                                "Can't retry \(message.name)[\(message.id)] args:\(message.argsRepr ?? PythonRepr.args(message.args)) kwargs:\(message.kwargsRepr ?? PythonRepr.kwargs(message.kwargs))"
                             )
                         ],
                         module: "celery.exceptions"))
