@@ -300,7 +300,9 @@ public final class CeleriacClient: Sendable {
             try await publisher.declare(spec)
             try await publisher.bind(binding)
         } catch {
-            throw CeleriacError.broker(operation: "declare queue '\(queue)'", underlying: error.description)
+            throw CeleriacError.broker(
+                operation: "declare queue '\(queue)'",
+                underlying: Topology.explainingFormConflict(error, queue: queue, form: form(of: queue)).description)
         }
         declaredQueues.withLock { _ = $0.insert(queue) }
     }

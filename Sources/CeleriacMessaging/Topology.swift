@@ -46,6 +46,18 @@ public enum Topology {
         )
     }
 
+    /// `error` with a hint that says what to do, when declaring work queue `queue` failed because it already exists
+    /// declared for the other message form (PRECONDITION_FAILED on `x-dead-letter-exchange`); `error` as it is
+    /// otherwise.
+    public static func explainingFormConflict(_ error: BrokerError, queue: String, form: MessageForm) -> BrokerError {
+        guard error.replyCode == 406, error.reason?.contains("x-dead-letter-exchange") == true else { return error }
+        let hint =
+            form == .compact
+            ? "Queue '\(queue)' exists in Celery's form (without the dead-letter exchange), but is listed in --compact-queues here. List it on every worker and producer or on none; to make it compact, drain it, delete it (rabbitmqctl delete_queue \(queue)) and start the workers again (docs/compact-form.md)"
+            : "Queue '\(queue)' exists for the compact form (declared with the dead-letter exchange), but is not listed in --compact-queues here. List it on every worker and producer (--compact-queues or CELERIAC_COMPACT_QUEUES), or drain and delete it to go back to Celery's form (docs/compact-form.md)"
+        return BrokerError(error.code, operation: error.operation, replyCode: 406, reason: error.reason, hint: hint)
+    }
+
     /// The client's reply queue for `rpc://` results (its name is the client's own: no other client declares it).
     ///
     /// Unlike Celery's (auto-delete), it outlives the client's connection: results published while the client is

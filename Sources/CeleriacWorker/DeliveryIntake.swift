@@ -104,11 +104,15 @@ final class DeliveryIntake: Sendable {
 
     /// Declares a work queue, its exchange and binding (Celery's flags).
     func declareWorkQueue(_ queue: String) async throws(BrokerError) {
+        let form: MessageForm = settings.compactQueues.contains(queue) ? .compact : .celery
         let (exchange, spec, binding) = Topology.workQueue(
-            queue, maxPriority: settings.maxPriority, type: settings.queueType,
-            form: settings.compactQueues.contains(queue) ? .compact : .celery)
+            queue, maxPriority: settings.maxPriority, type: settings.queueType, form: form)
         try await topology.declare(exchange)
-        try await topology.declare(spec)
+        do {
+            try await topology.declare(spec)
+        } catch {
+            throw Topology.explainingFormConflict(error, queue: queue, form: form)
+        }
         try await topology.bind(binding)
     }
 

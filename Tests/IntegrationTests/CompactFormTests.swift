@@ -2,6 +2,7 @@ import AMQPTransport
 import CeleriacAMQP
 import CeleriacCore
 import CeleriacMessaging
+import CeleriacWorker
 import Foundation
 import Testing
 
@@ -79,6 +80,40 @@ struct CompactFormTests {
         await client.close()
         try await running.stop()
         await deleteQueues([queue], url: url)
+    }
+
+    @Test func aQueueDeclaredForTheOtherFormIsRefusedWithWhatToDo() async throws {
+        let url = try TestBroker.shared.url()
+        let queue = uniqueName("compact-conflict")
+        let plain = AMQPConnection(url: url, options: .init(name: "it-compact-conflict", confirms: false))
+        try await plain.connect()
+        try await plain.declare(Topology.workQueue(queue).1)  // as Celery, or a worker without the flag, declares it
+        var config = CeleriacClient.Configuration(defaultQueue: queue, connectionName: "it-compact-conflict")
+        config.compactQueues = [queue]
+        let client = CeleriacClient(configuration: config, broker: AMQPBroker(url: url))
+        try await client.start()
+        await #expect {
+            _ = try await client.send("it.add", args: [1, 1])
+        } throws: { error in
+            let text = String(describing: error)
+            return text.contains("exists in Celery's form") && text.contains("rabbitmqctl delete_queue \(queue)")
+        }
+        // A worker that does not list it refuses to start on a compact queue, and says why.
+        let compactQueue = uniqueName("compact-conflict")
+        let (_, compactSpec, _) = Topology.workQueue(compactQueue, form: .compact)
+        try await plain.declare(compactSpec)
+        let worker = Worker(
+            registry: TestTasks.registry(), configuration: .init(queues: [compactQueue]), broker: AMQPBroker(url: url),
+            logger: testLogger("it.compact"))
+        await #expect {
+            try await worker.run()
+        } throws: { error in
+            String(describing: error).contains("is not listed in --compact-queues")
+        }
+        await client.close()
+        try? await plain.deleteQueue(queue)
+        try? await plain.deleteQueue(compactQueue)
+        await plain.close()
     }
 
     @Test func aCeleryWorkerRejectsACompactMessageIntoTheDeadLetterQueue() async throws {
