@@ -133,10 +133,12 @@ public enum PoolChild {
 
     /// Runs the child loop; never returns.
     public static func run(registry: TaskRegistry, hostname: String, logger: Logger) async -> Never {
-        // Ctrl-C and SIGQUIT go to the whole process group: the parent decides what happens to running tasks.
+        // Ctrl-C, SIGQUIT and a SIGTERM to the whole process group (`kill -TERM -- -PGID`, a supervisor that signals
+        // every process) reach the children too: the parent decides what happens to running tasks. It ends a child
+        // by closing its pipe (the child exits at EOF) or with SIGKILL.
         signal(SIGINT, SIG_IGN)
         signal(SIGQUIT, SIG_IGN)
-        signal(SIGTERM, SIG_DFL)
+        signal(SIGTERM, SIG_IGN)
         let current = Current()
         current.send(.hello(version: PoolFrame.version, pid: getpid()))
         let runner = Runner(registry: registry, hostname: hostname, logger: logger, current: current)

@@ -162,4 +162,45 @@ struct DemoCLITests {
         await watcher.close()
         await deleteQueues([queue], url: url)
     }
+
+    /// SIGTERM to the worker's whole process group (`kill -TERM -- -PGID`, a supervisor that signals every process)
+    /// is a warm shutdown: the pool children ignore it, finish the running task, and are not replaced.
+    @Test func sigtermToTheWholeProcessGroupLetsThePoolChildrenFinish() async throws {
+        let url = try TestBroker.shared.url()
+        let broker = TestBroker.shared.urlString
+        let queue = uniqueName("group-term")
+        let (watcher, stream) = try await watchTaskEvents(url: url, name: "it-group-term-watch")
+        let log = "\(TestBroker.repoRoot)/.run/\(queue).log"
+        let pid = try Shell.spawn(
+            Self.demo, ["worker", "-Q", queue, "-c", "1", "-n", "\(queue)@test", "-E", "--broker", broker],
+            environment: ProcessInfo.processInfo.environment, stdout: log, stderr: nil, ownProcessGroup: true)
+        var exited = false
+        defer { if !exited { Shell.kill(pid) } }
+        let sent = await cli(["call", "demo.sleep", "--args", "[1]", "--queue", queue, "--broker", broker])
+        let id = String(sent.output.split(separator: "\n").last ?? "")
+        _ = try await first(stream.deliveries, within: .seconds(60), "task-started for \(id)") { d in
+            taskEvents(in: d.body).contains { $0["type"] == "task-started" }
+        }
+        kill(-pid, SIGTERM)
+        let ended = try await first(stream.deliveries, within: .seconds(60), "the task's end for \(id)") { d in
+            taskEvents(in: d.body).contains { $0["type"] == "task-succeeded" || $0["type"] == "task-failed" }
+        }
+        #expect(taskEvents(in: ended.body).contains { $0["type"] == "task-succeeded" })
+        let status: Int32 = try await within(.seconds(60), "the worker to exit after the group's SIGTERM") {
+            await withCheckedContinuation { c in
+                Thread.detachNewThread {
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                    c.resume(returning: status)
+                }
+            }
+        }
+        exited = true
+        #expect(status == 0, "worker exit status \(status)")
+        let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(!logText.contains("starting a replacement"), "\(logText.suffix(1000))")
+        #expect(try await watcher.inspect(queue: queue).messageCount == 0)
+        await watcher.close()
+        await deleteQueues([queue], url: url)
+    }
 }

@@ -156,10 +156,20 @@ extension Shell {
         try spawn(executable, args, environment: environment, stdout: log, stderr: nil)
     }
 
-    /// posix_spawn with stdin from /dev/null and stdout/stderr to files (stderr joins stdout when nil).
+    /// posix_spawn with stdin from /dev/null and stdout/stderr to files (stderr joins stdout when nil). With
+    /// `ownProcessGroup` the process leads a new process group (its id is the pid), so a test can signal the
+    /// group as a terminal or a supervisor does without signalling itself.
     static func spawn(
-        _ executable: String, _ args: [String], environment: [String: String], stdout: String, stderr: String?
+        _ executable: String, _ args: [String], environment: [String: String], stdout: String, stderr: String?,
+        ownProcessGroup: Bool = false
     ) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownProcessGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -177,7 +187,7 @@ extension Shell {
             env.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, env)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, env)
         guard rc == 0 else {
             throw Failure(
                 command: executable, status: rc, output: "posix_spawn failed: \(String(cString: strerror(rc)))")
