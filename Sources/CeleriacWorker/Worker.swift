@@ -251,6 +251,10 @@ public final class Worker: Service, Sendable {
     /// period.
     private func runIntakeLoop() async {
         let slots = execution.slots, intake = self.intake, pipeline = self.pipeline
+        // With the process pool a task's handling starts here and now, up to its first suspension (handing the run
+        // to a child): nothing of the task's own runs on this thread. The async pool's bodies may compute without
+        // suspending, so there each task starts as a task of its own and the loop goes on at once.
+        let startImmediately = !(execution.executor is InProcessExecutor)
         await withDiscardingTaskGroup { group in
             group.addTask { await intake.forwardAll() }
             for await (delivery, queue) in intake.deliveries {
@@ -267,9 +271,14 @@ public final class Worker: Service, Sendable {
                     await giveBack(delivery, queue: queue)
                     continue
                 }
-                group.addTask {
+                let handle = { @Sendable () async in
                     await pipeline.handle(delivery, queue: queue)
                     await slots.release()
+                }
+                if startImmediately {
+                    group.addImmediateTask { await handle() }
+                } else {
+                    group.addTask { await handle() }
                 }
             }
         }
