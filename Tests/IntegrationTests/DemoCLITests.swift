@@ -90,13 +90,7 @@ struct DemoCLITests {
 
         // Warm shutdown on SIGTERM: the process exits 0.
         kill(pid, SIGTERM)
-        let status: Int32 = await withCheckedContinuation { c in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                c.resume(returning: status)
-            }
-        }
+        let status = await exitStatus(of: pid)
         exited = true
         #expect(
             status == 0,
@@ -144,14 +138,8 @@ struct DemoCLITests {
             }
         }
         kill(pid, SIGTERM)
-        let status: Int32 = try await within(.seconds(60), "the worker to exit after the second SIGTERM") {
-            await withCheckedContinuation { c in
-                Thread.detachNewThread {
-                    var status: Int32 = 0
-                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                    c.resume(returning: status)
-                }
-            }
+        let status = try await within(.seconds(60), "the worker to exit after the second SIGTERM") {
+            await exitStatus(of: pid)
         }
         exited = true
         #expect(status == 0, "worker exit status \(status)")
@@ -186,14 +174,8 @@ struct DemoCLITests {
             taskEvents(in: d.body).contains { $0["type"] == "task-succeeded" || $0["type"] == "task-failed" }
         }
         #expect(taskEvents(in: ended.body).contains { $0["type"] == "task-succeeded" })
-        let status: Int32 = try await within(.seconds(60), "the worker to exit after the group's SIGTERM") {
-            await withCheckedContinuation { c in
-                Thread.detachNewThread {
-                    var status: Int32 = 0
-                    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                    c.resume(returning: status)
-                }
-            }
+        let status = try await within(.seconds(60), "the worker to exit after the group's SIGTERM") {
+            await exitStatus(of: pid)
         }
         exited = true
         #expect(status == 0, "worker exit status \(status)")
@@ -202,5 +184,16 @@ struct DemoCLITests {
         #expect(try await watcher.inspect(queue: queue).messageCount == 0)
         await watcher.close()
         await deleteQueues([queue], url: url)
+    }
+}
+
+/// Waits for process `pid` to exit and returns its wait status, on a thread of its own (waitpid blocks).
+func exitStatus(of pid: pid_t) async -> Int32 {
+    await withCheckedContinuation { c in
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            c.resume(returning: status)
+        }
     }
 }
