@@ -41,16 +41,7 @@ struct TaskBench {
         for _ in 0..<sequential { _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true)) }
         emit("tasks.enqueue_rate_sequential", Double(sequential) / seconds(ContinuousClock.now - start), "tasks/s")
         start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<64 {
-                group.addTask {
-                    for _ in stride(from: lane, to: n, by: 64) {
-                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await sendNoops(client, count: n)
         let enqueueRate = Double(n) / seconds(ContinuousClock.now - start)
         emit("tasks.enqueue_rate", enqueueRate, "tasks/s")
         let rawEnqueue = try await rawCeleryShapedPublish(count: n, lanes: 64)
@@ -139,16 +130,7 @@ struct TaskBench {
             let quarter = soak / 4
             for q in 1...4 {
                 let count = q == 4 ? soak - 3 * quarter : quarter
-                try await withThrowingTaskGroup(of: Void.self) { g in
-                    for lane in 0..<64 {
-                        g.addTask {
-                            for _ in stride(from: lane, to: count, by: 64) {
-                                _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
-                            }
-                        }
-                    }
-                    try await g.waitForAll()
-                }
+                try await sendNoops(client, count: count)
                 await counter.wait(for: before + (q == 4 ? soak : q * quarter))
                 if q < 4 { emit("worker.rss_soak_quarter\(q)_mb", rssMB(), "MB") }
             }
@@ -159,6 +141,21 @@ struct TaskBench {
         try await running.value
         try await deleteBenchQueue(queue, url: url)
         await client.close()
+    }
+
+    /// Sends `count` `demo.noop` (no result wanted) through `client` in 64 concurrent lanes, each waiting for its
+    /// confirm before the next.
+    func sendNoops(_ client: CeleriacClient, count: Int) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<64 {
+                group.addTask {
+                    for _ in stride(from: lane, to: count, by: 64) {
+                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// The enqueue's limit (issue #23): `count` persistent Celery-shaped `demo.noop` messages (the headers and body
