@@ -33,19 +33,19 @@ public struct WorkerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("prefetch-multiplier"),
-        help: "Prefetch = concurrency × this; with --adaptive-prefetch, the least.")
+        help: "Prefetch = concurrency × this; with adaptive prefetch (the default), the least.")
     var prefetchMultiplier: Int = 1
 
     @Flag(
-        name: .customLong("adaptive-prefetch"),
+        name: .customLong("adaptive-prefetch"), inversion: .prefixedNo,
         help:
-            "Size prefetch from the worker's pace: about 50 ms of work, up to concurrency × --max-prefetch-multiplier (for queues of short tasks; see docs/worker.md for the trade-off)."
+            "Size prefetch from the worker's pace while messages wait in the queue: about 50 ms of work, up to concurrency × --max-prefetch-multiplier. --no-adaptive-prefetch fixes it at concurrency × --prefetch-multiplier (see docs/worker.md)."
     )
-    var adaptivePrefetch = false
+    var adaptivePrefetch = true
 
     @Option(
         name: .customLong("max-prefetch-multiplier"),
-        help: "With --adaptive-prefetch: the highest multiplier.")
+        help: "With adaptive prefetch: the highest multiplier.")
     var maxPrefetchMultiplier: Int = Worker.AdaptivePrefetch().maxMultiplier
 
     @Option(

@@ -249,12 +249,23 @@ final class DeliveryIntake: Sendable {
         for consumer in current.values { try? await connection.cancel(consumer) }
     }
 
-    /// A task finished: with adaptive prefetch, the governor may choose another multiplier from the worker's pace,
-    /// and then the queues are subscribed afresh with it.
+    /// A task finished: with adaptive prefetch, the governor may choose another multiplier from the worker's pace
+    /// (a deeper one only when enough messages wait in the queues), and then the queues are subscribed afresh.
     func taskFinished() async {
         let now = seconds(settings.clock.uptime), concurrency = capacity.concurrency
-        guard let changed = governor.withLock({ $0?.finished(at: now, concurrency: concurrency) }) else { return }
+        guard let proposal = governor.withLock({ $0?.finished(at: now, concurrency: concurrency) }) else { return }
         guard !stopping.load(ordering: .relaxed) else { return }
+        let changed: Int
+        switch proposal {
+        case .shrank(let to):
+            changed = to
+        case .growIfBacklog(_, let needed):
+            let share = await backlogShare(atLeast: needed)
+            guard let grown = governor.withLock({ $0?.backlogChecked(share: share, concurrency: concurrency) }),
+                !stopping.load(ordering: .relaxed)
+            else { return }
+            changed = grown
+        }
         let before = multiplier.exchange(changed, ordering: .relaxed)
         logger.debug(
             "adaptive prefetch: new multiplier",
@@ -263,6 +274,18 @@ final class DeliveryIntake: Sendable {
                 "completions_per_second": .stringConvertible(governor.withLock { $0?.pace ?? 0 }),
             ])
         await resubscribeAll()
+    }
+
+    /// This worker's share of the messages waiting in its queues: each queue's ready messages divided by its
+    /// consumers, summed until `needed` is reached (a queue that cannot be counted counts none).
+    private func backlogShare(atLeast needed: Int) async -> Int {
+        var share = 0
+        for queue in queues where share < needed {
+            if let info = try? await connection.inspect(queue: queue) {
+                share += Int(info.messageCount) / max(1, Int(info.consumerCount))
+            }
+        }
+        return share
     }
 
     /// Warm shutdown: cancels every consumer, which ends the stream once their deliveries are in.

@@ -9,8 +9,19 @@
 /// grows only when the wanted multiplier has doubled and shrinks only when it has halved, so a pace that hovers
 /// near a boundary does not make the consumers subscribe again and again; a window of 32 makes a lone stall of a
 /// few milliseconds in a fast drain change nothing, while one long task (or an idle spell) brings prefetch back
-/// down at once. A pure value: `DeliveryIntake` owns one, feeds it the clock's uptime at each finished task, and
-/// re-subscribes when it answers a new multiplier.
+/// down at once.
+///
+/// It grows only into its share of a backlog. Prefetch beyond the concurrency pays only while messages wait in the
+/// queue (otherwise the broker hands each new message to a consumer with room as it arrives, whatever the depth);
+/// without a backlog it would only take work that another worker could start. So a grow is a
+/// ``Proposal/growIfBacklog(to:share:)``: the intake counts the messages ready in its queues, each divided by the
+/// queue's consumers (this worker's share), and answers ``backlogChecked(share:concurrency:)``. The multiplier then
+/// grows by at most that share (so a worker never reserves more than its share of what waits), and only when that
+/// still at least doubles it or reaches the wanted value. Declined, no grow is proposed again for a window of
+/// completions (one queue count per window at most).
+///
+/// A pure value: `DeliveryIntake` owns one, feeds it the clock's uptime at each finished task, counts the backlog
+/// when asked, and re-subscribes when the multiplier changes.
 struct PrefetchGovernor: Sendable, Equatable {
     struct Policy: Sendable, Equatable {
         /// The multiplier at start and the least ever used.
@@ -23,9 +34,22 @@ struct PrefetchGovernor: Sendable, Equatable {
         var window: Int = 32
     }
 
+    /// What a completion asks of the intake.
+    enum Proposal: Sendable, Equatable {
+        /// The multiplier came down to this (applied): subscribe again with it.
+        case shrank(to: Int)
+        /// The pace wants this multiplier, which takes `share` more messages: count this worker's share of the
+        /// messages waiting and answer with ``PrefetchGovernor/backlogChecked(share:concurrency:)``.
+        case growIfBacklog(to: Int, share: Int)
+    }
+
     let policy: Policy
     /// The multiplier in force.
     private(set) var multiplier: Int
+    /// A grow proposed and not answered yet.
+    private(set) var pendingGrow: Int?
+    /// Completions to go before a grow may be proposed again (after one was declined).
+    private var growHold = 0
     /// Uptimes (seconds) of the last completions, oldest overwritten first.
     private var times: [Double] = []
     private var next = 0
@@ -48,9 +72,9 @@ struct PrefetchGovernor: Sendable, Equatable {
         return span > 0 ? Double(policy.window - 1) / span : .infinity
     }
 
-    /// A task finished at `uptime` (seconds, monotonic) on a worker of `concurrency` slots; returns the new
-    /// multiplier when prefetch should change, else nil.
-    mutating func finished(at uptime: Double, concurrency: Int) -> Int? {
+    /// A task finished at `uptime` (seconds, monotonic) on a worker of `concurrency` slots; returns what prefetch
+    /// should do, or nil to keep it.
+    mutating func finished(at uptime: Double, concurrency: Int) -> Proposal? {
         guard uptime.isFinite else { return nil }
         if times.count < policy.window {
             times.append(uptime)
@@ -58,6 +82,7 @@ struct PrefetchGovernor: Sendable, Equatable {
             times[next] = uptime
             next = (next + 1) % policy.window
         }
+        if growHold > 0 { growHold -= 1 }
         guard let pace else { return nil }
         let raw = pace * policy.reservedWork / Double(max(1, concurrency))
         let grow = multiplier < policy.ceiling && (raw >= Double(2 * multiplier) || raw >= Double(policy.ceiling))
@@ -66,7 +91,30 @@ struct PrefetchGovernor: Sendable, Equatable {
         let wanted = Int(min(raw, Double(policy.ceiling)).rounded(.down))
         let bounded = min(policy.ceiling, max(policy.floor, wanted))
         guard bounded != multiplier else { return nil }
-        multiplier = bounded
-        return bounded
+        if shrink {
+            pendingGrow = nil
+            multiplier = bounded
+            return .shrank(to: bounded)
+        }
+        guard pendingGrow == nil, growHold == 0 else { return nil }
+        pendingGrow = bounded
+        return .growIfBacklog(to: bounded, share: (bounded - multiplier) * max(1, concurrency))
+    }
+
+    /// The intake counted this worker's `share` of the messages waiting in its queues (ready ÷ consumers) for the
+    /// pending grow. Returns the new multiplier when it grows: the wanted one, or less when the share pays for less
+    /// (at least double the current one). nil when the share is too small (no grow is proposed for the next window
+    /// of completions) or nothing is pending any more (a shrink came first).
+    mutating func backlogChecked(share: Int, concurrency: Int) -> Int? {
+        guard let wanted = pendingGrow else { return nil }
+        pendingGrow = nil
+        let affordable = multiplier + min(policy.ceiling, max(0, share) / max(1, concurrency))
+        let target = min(wanted, affordable)
+        guard target == wanted || target >= 2 * multiplier else {
+            growHold = policy.window
+            return nil
+        }
+        multiplier = target
+        return target
     }
 }

@@ -15,10 +15,10 @@ extension Worker {
         public var concurrency: Int
         /// Prefetch = concurrency × this (`--prefetch-multiplier`); with ``adaptivePrefetch``, the least.
         public var prefetchMultiplier: Int
-        /// Prefetch that follows the worker's pace, from ``prefetchMultiplier`` up to
-        /// ``AdaptivePrefetch/maxMultiplier`` (`--adaptive-prefetch`). Off (nil) by default: prefetch stays
-        /// concurrency × ``prefetchMultiplier``.
-        public var adaptivePrefetch: AdaptivePrefetch? = nil
+        /// Prefetch that follows the worker's pace and the queue's backlog, from ``prefetchMultiplier`` up to
+        /// ``AdaptivePrefetch/maxMultiplier`` (on by default; `--no-adaptive-prefetch` turns it off). nil: prefetch
+        /// stays concurrency × ``prefetchMultiplier``.
+        public var adaptivePrefetch: AdaptivePrefetch? = AdaptivePrefetch()
         /// Node name (`-n`), `celeriac@<hostname>` by default.
         public var hostname: String
         /// Warm shutdown: how long running tasks may finish after SIGTERM.

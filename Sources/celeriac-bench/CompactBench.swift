@@ -19,7 +19,8 @@ struct CompactBench {
 
     func run() async throws {
         let drains = DefaultsBench(url: url, n: n, repeats: repeats)
-        let configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        var configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        configuration.adaptivePrefetch = nil  // fixed: compared at the same prefetch
         let celery = TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: "q")
         let compact = TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: "q", form: .compact)
         // What the broker receives per message: the content header's properties and the body.

@@ -38,6 +38,7 @@ struct CoordinationBench {
             var registry = TaskRegistry()
             registry.register(TaskName<NoArguments, Int>(name)) { _, _ in 1 }
             var config = Worker.Configuration(queues: [queue], concurrency: 16, prefetchMultiplier: 8)
+            config.adaptivePrefetch = nil
             switch variant {
             case .rate: config.globalLimits = [try GlobalLimit(name: name, rate: "5000/s")]
             case .concurrency: config.globalLimits = [try GlobalLimit(name: name, concurrency: 16)]

@@ -8,46 +8,43 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// `defaults`: the worker as `celeriac worker` runs it with no flags (process pool, `-c 4`, prefetch multiplier 1)
-/// against the same worker with a fixed prefetch multiplier of 2, 4, 8, 16 and 32, and with `--adaptive-prefetch`,
-/// each draining the same `n` queued no-op tasks, interleaved `repeats` times. Prints each drain's median and the
-/// ratios to the best fixed multiplier of the same run (issue #23's first target).
+/// `defaults`: the worker as `celeriac worker` runs it with no flags (process pool, `-c 4`, prefetch multiplier 1,
+/// adaptive prefetch) against the same worker with a fixed prefetch multiplier of 1 (`--no-adaptive-prefetch`, the
+/// default before), 2, 4, 8, 16 and 32, each draining the same `n` queued no-op tasks, interleaved `repeats` times.
+/// Prints each drain's median and the ratios to the best fixed multiplier of the same run (issue #23's first target).
 struct DefaultsBench {
     let url: AMQPURL
     let n: Int
     let repeats: Int
-    static let multipliers = [2, 4, 8, 16, 32]
+    static let multipliers = [1, 2, 4, 8, 16, 32]
 
     func run() async throws {
         let defaults = Worker.Configuration()
         emit("defaults.concurrency", Double(defaults.concurrency), "slots")
         emit("defaults.prefetch", Double(defaults.prefetch), "messages")
-        var adaptive = defaults
-        adaptive.adaptivePrefetch = Worker.AdaptivePrefetch()
         var rates: [String: [Double]] = [:]
         var finalPrefetch: [Double] = []
         for _ in 0..<repeats {
-            rates["defaults", default: []].append(try await drain(defaults).rate)
-            let (rate, prefetch, _) = try await drain(adaptive)
-            rates["adaptive", default: []].append(rate)
+            let (rate, prefetch, _) = try await drain(defaults)
+            rates["defaults", default: []].append(rate)
             finalPrefetch.append(Double(prefetch))
             for m in Self.multipliers {
-                let fixed = Worker.Configuration(concurrency: defaults.concurrency, prefetchMultiplier: m)
+                var fixed = Worker.Configuration(concurrency: defaults.concurrency, prefetchMultiplier: m)
+                fixed.adaptivePrefetch = nil
                 rates["fixed_pm\(m)", default: []].append(try await drain(fixed).rate)
             }
         }
         let median = { (name: String) in percentile(rates[name] ?? [], 0.5) }
         emit("defaults.drain_rate", median("defaults"), "tasks/s")
-        emit("defaults.adaptive_drain_rate", median("adaptive"), "tasks/s")
-        emit("defaults.adaptive_prefetch_at_end", percentile(finalPrefetch, 0.5), "messages")
-        var best = (multiplier: 1, rate: median("defaults"))
+        emit("defaults.prefetch_at_end", percentile(finalPrefetch, 0.5), "messages")
+        var best = (multiplier: 0, rate: 0.0)
         for m in Self.multipliers {
             emit("defaults.fixed_pm\(m)_drain_rate", median("fixed_pm\(m)"), "tasks/s")
             if median("fixed_pm\(m)") > best.rate { best = (m, median("fixed_pm\(m)")) }
         }
         emit("defaults.best_fixed_multiplier", Double(best.multiplier), "x")
         emit("ratio.defaults.drain_vs_best_fixed", median("defaults") / best.rate, "x")
-        emit("ratio.defaults.adaptive_vs_best_fixed", median("adaptive") / best.rate, "x")
+        emit("ratio.defaults.drain_vs_fixed_pm1", median("defaults") / median("fixed_pm1"), "x")
     }
 
     /// Queues `n` Celery-shaped no-op tasks (no reply wanted), then times a worker with `configuration` (process
@@ -113,7 +110,8 @@ struct PoolsBench {
 
     func run() async throws {
         let drains = DefaultsBench(url: url, n: n, repeats: repeats)
-        let configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        var configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        configuration.adaptivePrefetch = nil  // fixed: compared at the same prefetch
         emit("pools.concurrency", Double(concurrency), "slots")
         emit("pools.prefetch", Double(configuration.prefetch), "messages")
         var rates: [Bool: [Double]] = [:]

@@ -6,10 +6,14 @@ import Testing
 
 /// `celeriac worker`'s prefetch flags, parsed and validated as the command line would be (no broker involved).
 @Suite struct WorkerFlagsTests {
-    @Test func prefetchIsFixedAtConcurrencyByDefault() throws {
+    @Test func prefetchAdaptsFromConcurrencyByDefaultAndCanBeFixed() throws {
         let command = try WorkerCommand.parse([])
         #expect(command.prefetchMultiplier == 1)
-        #expect(!command.adaptivePrefetch)
+        #expect(command.adaptivePrefetch)
+        #expect(Worker.Configuration().adaptivePrefetch == Worker.AdaptivePrefetch(), "the library's default too")
+        let fixed = try WorkerCommand.parse(["--no-adaptive-prefetch", "--prefetch-multiplier", "4"])
+        #expect(!fixed.adaptivePrefetch)
+        #expect(fixed.prefetchMultiplier == 4)
     }
 
     @Test func adaptivePrefetchTakesItsCeiling() throws {

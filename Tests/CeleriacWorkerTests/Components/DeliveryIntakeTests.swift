@@ -129,6 +129,56 @@ import Testing
         await forwarding.value
     }
 
+    @Test func adaptivePrefetchGrowsOnlyWhenMessagesWaitInTheQueue() async throws {
+        let intake = try await intake(
+            queues: ["work"], concurrency: 1,
+            adaptive: .init(maxMultiplier: 8, reservedWork: .milliseconds(50)))
+        try await send("t.0", to: "work")
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        var iterator = intake.deliveries.makeAsyncIterator()
+        _ = try #require(await iterator.next())
+        // The fastest pace, but no message waits (the only one was delivered): prefetch stays.
+        for _ in 0..<32 { await intake.taskFinished() }
+        #expect(intake.prefetch == 1)
+        #expect(observer.prefetches.items == [1])
+        // A backlog builds; the governor asks again a window of completions later, and then it grows.
+        for i in 0..<20 { try await send("t.more.\(i)", to: "work") }
+        for _ in 0..<31 { await intake.taskFinished() }
+        #expect(intake.prefetch == 1, "not asked again within the window")
+        await intake.taskFinished()
+        #expect(intake.prefetch == 8)
+        #expect(observer.prefetches.items == [1, 8])
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
+    @Test func adaptivePrefetchGrowsByNoMoreThanItsShareOfTheBacklog() async throws {
+        let intake = try await intake(
+            queues: ["work"], concurrency: 1,
+            adaptive: .init(maxMultiplier: 8, reservedWork: .milliseconds(50)))
+        try await send("t.0", to: "work")
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        var iterator = intake.deliveries.makeAsyncIterator()
+        _ = try #require(await iterator.next())
+        // Another worker consumes the queue too (prefetch 1, busy with the one it holds).
+        let other = try await publishing.consume(queue: "work", prefetch: 1)
+        for i in 0..<12 { try await send("t.more.\(i)", to: "work") }
+        var others = other.deliveries.makeAsyncIterator()
+        _ = try #require(await others.next())
+        #expect(try await publishing.inspect(queue: "work").messageCount == 11)
+        // The pace wants 8 (7 more), but this worker's share of the 11 waiting is 5: 1 + 5 = 6.
+        for _ in 0..<32 { await intake.taskFinished() }
+        #expect(intake.prefetch == 6)
+        #expect(observer.prefetches.items == [1, 6])
+        try await publishing.cancel(other)
+        await intake.stop()
+        while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
     @Test func queuesAreAddedAndCancelledAtRunTimeButNotTheLastOne() async throws {
         let intake = try await intake(queues: ["a"])
         await #expect(throws: CeleriacError.self) { _ = try await intake.add(queue: "b") }  // not started yet
