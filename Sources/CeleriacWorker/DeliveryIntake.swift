@@ -183,6 +183,9 @@ final class DeliveryIntake: Sendable {
                     queue: queue, prefetch: UInt16(clamping: prefetch),
                     tag: "\(settings.hostname)-\(queue)-\(attempt)")
                 consumers.withLock { $0[queue] = fresh }
+                // A warm shutdown that took its list of consumers before this one was stored has not cancelled it:
+                // cancel it here, or its stream, and the worker, would never end.
+                if stopping.load(ordering: .relaxed) { try? await connection.cancel(fresh) }
                 if prefetchChanges.withLock({ $0.remove(queue) != nil }) {
                     logger.debug(
                         "re-subscribed with a new prefetch",

@@ -36,14 +36,41 @@ import Testing
         (broker, publishing, consuming) = (rig.broker, rig.publishing, rig.consuming)
     }
 
+    /// Declarations go to `base`; once `armed`, an exchange declaration opens `entered` and waits for `gate`.
+    final class HeldTopology: TopologyDeclaring {
+        let base: any TopologyDeclaring
+        let armed = Atomic<Bool>(false)
+        let entered = Gate()
+        let gate = Gate()
+        init(base: any TopologyDeclaring) { self.base = base }
+        func declare(_ exchange: ExchangeSpec) async throws(BrokerError) {
+            if armed.load(ordering: .relaxed) {
+                entered.open()
+                await gate.wait()
+            }
+            try await base.declare(exchange)
+        }
+        func declare(_ queue: QueueSpec, recreateAfterReconnect: Bool) async throws(BrokerError) -> QueueDeclareOK {
+            try await base.declare(queue, recreateAfterReconnect: recreateAfterReconnect)
+        }
+        func bind(_ binding: BindingSpec) async throws(BrokerError) { try await base.bind(binding) }
+        func bind(_ binding: ExchangeBindingSpec) async throws(BrokerError) { try await base.bind(binding) }
+        func deleteQueue(_ name: String, ifUnused: Bool, ifEmpty: Bool) async throws(BrokerError) -> UInt32 {
+            try await base.deleteQueue(name, ifUnused: ifUnused, ifEmpty: ifEmpty)
+        }
+        func deleteExchange(_ name: String) async throws(BrokerError) { try await base.deleteExchange(name) }
+        func purge(queue name: String) async throws(BrokerError) -> UInt32 { try await base.purge(queue: name) }
+    }
+
     func intake(
-        queues: [String], concurrency: Int = 1, adaptive: Worker.AdaptivePrefetch? = nil
+        queues: [String], concurrency: Int = 1, adaptive: Worker.AdaptivePrefetch? = nil,
+        topology: (any TopologyDeclaring)? = nil
     ) async throws -> DeliveryIntake {
         let intake = DeliveryIntake(
             settings: .init(
                 hostname: "celeriac@test", queues: queues, prefetchMultiplier: 1, adaptivePrefetch: adaptive,
                 watchdogInterval: .seconds(30), maxPriority: nil, queueType: .classic, clock: clock),
-            connection: consuming, topology: publishing, capacity: FixedCapacity(concurrency: concurrency),
+            connection: consuming, topology: topology ?? publishing, capacity: FixedCapacity(concurrency: concurrency),
             observer: observer, logger: Logger(label: "test"))
         for queue in queues {
             try await intake.declareWorkQueue(queue)
@@ -176,6 +203,25 @@ import Testing
         try await publishing.cancel(other)
         await intake.stop()
         while await iterator.next() != nil {}
+        await forwarding.value
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aWarmShutdownDuringAResubscriptionStillEndsTheStream() async throws {
+        let held = HeldTopology(base: publishing)
+        let intake = try await intake(queues: ["work"], topology: held)
+        try await intake.start()
+        let forwarding = Task { await intake.forwardAll() }
+        held.armed.store(true, ordering: .relaxed)
+        // A new prefetch: the consumer is cancelled and the forwarder, declaring the queue again, waits at the gate.
+        await intake.resubscribeAll()
+        await held.entered.wait()
+        // The warm shutdown cancels the consumers it knows of now: only the old one.
+        await intake.stop()
+        held.gate.open()
+        // The forwarder subscribes afresh, finds the worker stopping and cancels that consumer too: its stream ends.
+        var iterator = intake.deliveries.makeAsyncIterator()
+        #expect(await iterator.next() == nil)
         await forwarding.value
     }
 
