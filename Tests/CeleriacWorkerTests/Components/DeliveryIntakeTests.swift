@@ -156,7 +156,13 @@ import Testing
         await forwarding.value
     }
 
-    @Test func adaptivePrefetchGrowsOnlyWhenMessagesWaitInTheQueue() async throws {
+    typealias Intake = (
+        intake: DeliveryIntake, forwarding: Task<Void, Never>,
+        iterator: UnboundedChannel<(Delivery, String)>.Stream.Iterator
+    )
+
+    /// An adaptive intake of one slot on "work" (multiplier up to 8), started, holding the one message queued.
+    func adaptiveIntakeHoldingOne() async throws -> Intake {
         let intake = try await intake(
             queues: ["work"], concurrency: 1,
             adaptive: .init(maxMultiplier: 8, reservedWork: .milliseconds(50)))
@@ -165,6 +171,20 @@ import Testing
         let forwarding = Task { await intake.forwardAll() }
         var iterator = intake.deliveries.makeAsyncIterator()
         _ = try #require(await iterator.next())
+        return (intake, forwarding, iterator)
+    }
+
+    /// Stops the intake and waits for its stream and forwarders to end.
+    func stop(_ running: Intake) async {
+        var iterator = running.iterator
+        await running.intake.stop()
+        while await iterator.next() != nil {}
+        await running.forwarding.value
+    }
+
+    @Test func adaptivePrefetchGrowsOnlyWhenMessagesWaitInTheQueue() async throws {
+        let running = try await adaptiveIntakeHoldingOne()
+        let intake = running.intake
         // The fastest pace, but no message waits (the only one was delivered): prefetch stays.
         for _ in 0..<32 { await intake.taskFinished() }
         #expect(intake.prefetch == 1)
@@ -176,20 +196,12 @@ import Testing
         await intake.taskFinished()
         #expect(intake.prefetch == 8)
         #expect(observer.prefetches.items == [1, 8])
-        await intake.stop()
-        while await iterator.next() != nil {}
-        await forwarding.value
+        await stop(running)
     }
 
     @Test func adaptivePrefetchGrowsByNoMoreThanItsShareOfTheBacklog() async throws {
-        let intake = try await intake(
-            queues: ["work"], concurrency: 1,
-            adaptive: .init(maxMultiplier: 8, reservedWork: .milliseconds(50)))
-        try await send("t.0", to: "work")
-        try await intake.start()
-        let forwarding = Task { await intake.forwardAll() }
-        var iterator = intake.deliveries.makeAsyncIterator()
-        _ = try #require(await iterator.next())
+        let running = try await adaptiveIntakeHoldingOne()
+        let intake = running.intake
         // Another worker consumes the queue too (prefetch 1, busy with the one it holds).
         let other = try await publishing.consume(queue: "work", prefetch: 1)
         for i in 0..<12 { try await send("t.more.\(i)", to: "work") }
@@ -201,9 +213,7 @@ import Testing
         #expect(intake.prefetch == 6)
         #expect(observer.prefetches.items == [1, 6])
         try await publishing.cancel(other)
-        await intake.stop()
-        while await iterator.next() != nil {}
-        await forwarding.value
+        await stop(running)
     }
 
     @Test(.timeLimit(.minutes(1)))
