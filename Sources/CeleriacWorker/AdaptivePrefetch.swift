@@ -7,9 +7,9 @@ extension Worker {
     /// ``reservedWork`` of work at its current pace (a no-op task then never waits for the broker's round trip), up
     /// to ``maxMultiplier``; while it finishes them slowly (long tasks, or little work), it comes back down to the
     /// configured multiplier, so a busy worker does not hold long tasks that an idle one could run. The pace is
-    /// measured over the last 32 finished tasks. It grows only into a backlog: before a deeper prefetch it counts
-    /// the messages ready in its queues, and grows only when at least as many wait as the deeper prefetch would
-    /// take (without a backlog the broker hands each new message to a consumer with room as it arrives, so depth
+    /// measured over the last 32 finished tasks. It grows only into its share of a backlog: before a deeper prefetch
+    /// it counts the messages ready in its queues, each divided by the queue's consumers, and grows by at most that
+    /// share (without a backlog the broker hands each new message to a consumer with room as it arrives, so depth
     /// gains nothing and could only take work from another worker); declined, it asks again 32 completions later.
     /// Per-consumer prefetch cannot change on a live consumer (RabbitMQ applies `basic.qos` to consumers created
     /// after it, and quorum queues refuse the global form), so a change subscribes the queues afresh; deliveries

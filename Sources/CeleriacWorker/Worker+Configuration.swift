@@ -67,7 +67,8 @@ extension Worker {
         public var trackStarted: Bool = false
 
         /// The defaults: queue `celery`, 4 tasks at once (Celery uses the CPU count), prefetch multiplier 1
-        /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run),
+        /// (Celery's is 4; with 1 a busy worker does not hoard messages an idle one could run) that adaptive
+        /// prefetch deepens only into the worker's share of a backlog of quick tasks,
         /// `celeriac@<hostname>`, a 30 s grace period and watchdog, ack after the task finished (Celery's
         /// `acks_late`), no events. `concurrency` and `prefetchMultiplier` below 1 are raised to 1. The properties
         /// without a parameter keep their own defaults; set them afterwards.

@@ -126,6 +126,18 @@ func deleteBenchQueue(_ queue: String, url: AMQPURL) async throws {
     await cleanup.close()
 }
 
+extension Worker.Configuration {
+    /// A worker whose prefetch stays at `concurrency × prefetchMultiplier` (no adaptive prefetch): what a bench
+    /// compares with a raw consume at the same prefetch.
+    static func fixedPrefetch(
+        queues: [String] = [Topology.defaultQueue], concurrency: Int, prefetchMultiplier: Int
+    ) -> Self {
+        var configuration = Self(queues: queues, concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
+        configuration.adaptivePrefetch = nil
+        return configuration
+    }
+}
+
 func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
 /// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children, with

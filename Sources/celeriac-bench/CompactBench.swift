@@ -19,8 +19,8 @@ struct CompactBench {
 
     func run() async throws {
         let drains = DefaultsBench(url: url, n: n, repeats: repeats)
-        var configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
-        configuration.adaptivePrefetch = nil  // fixed: compared at the same prefetch
+        let configuration = Worker.Configuration.fixedPrefetch(
+            concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
         let celery = TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: "q")
         let compact = TaskCodec.encode(TaskMessage(name: "demo.noop"), routingKey: "q", form: .compact)
         // What the broker receives per message: the content header's properties and the body.

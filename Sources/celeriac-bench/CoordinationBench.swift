@@ -37,8 +37,7 @@ struct CoordinationBench {
             let name = "bench.coord.\(queue.suffix(8))"
             var registry = TaskRegistry()
             registry.register(TaskName<NoArguments, Int>(name)) { _, _ in 1 }
-            var config = Worker.Configuration(queues: [queue], concurrency: 16, prefetchMultiplier: 8)
-            config.adaptivePrefetch = nil
+            var config = Worker.Configuration.fixedPrefetch(queues: [queue], concurrency: 16, prefetchMultiplier: 8)
             switch variant {
             case .rate: config.globalLimits = [try GlobalLimit(name: name, rate: "5000/s")]
             case .concurrency: config.globalLimits = [try GlobalLimit(name: name, concurrency: 16)]

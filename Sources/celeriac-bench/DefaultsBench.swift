@@ -29,8 +29,7 @@ struct DefaultsBench {
             rates["defaults", default: []].append(rate)
             finalPrefetch.append(Double(prefetch))
             for m in Self.multipliers {
-                var fixed = Worker.Configuration(concurrency: defaults.concurrency, prefetchMultiplier: m)
-                fixed.adaptivePrefetch = nil
+                let fixed = Worker.Configuration.fixedPrefetch(concurrency: defaults.concurrency, prefetchMultiplier: m)
                 rates["fixed_pm\(m)", default: []].append(try await drain(fixed).rate)
             }
         }
@@ -110,8 +109,8 @@ struct PoolsBench {
 
     func run() async throws {
         let drains = DefaultsBench(url: url, n: n, repeats: repeats)
-        var configuration = Worker.Configuration(concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
-        configuration.adaptivePrefetch = nil  // fixed: compared at the same prefetch
+        let configuration = Worker.Configuration.fixedPrefetch(
+            concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
         emit("pools.concurrency", Double(concurrency), "slots")
         emit("pools.prefetch", Double(configuration.prefetch), "messages")
         var rates: [Bool: [Double]] = [:]

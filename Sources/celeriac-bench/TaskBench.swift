@@ -59,13 +59,10 @@ struct TaskBench {
                     pipelineDepth: pipelineDepth))
             : InProcessExecutor()
         emit("tasks.pool_\(pool)_concurrency", Double(concurrency), "slots")
-        // A fixed prefetch: the drain is compared with a raw consume at the same prefetch.
-        var configuration = Worker.Configuration(
-            queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier)
-        configuration.adaptivePrefetch = nil
         let worker = Worker(
             registry: Self.registry(),
-            configuration: configuration,
+            configuration: .fixedPrefetch(
+                queues: [queue], concurrency: concurrency, prefetchMultiplier: prefetchMultiplier),
             broker: AMQPBroker(url: url),
             logger: logger, observer: counter, executor: executor)
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
