@@ -126,6 +126,21 @@ func deleteBenchQueue(_ queue: String, url: AMQPURL) async throws {
     await cleanup.close()
 }
 
+/// Sends `count` `demo.noop` (no result wanted) through `client` in `lanes` concurrent lanes, each waiting for its
+/// confirm before the next.
+func sendNoops(_ client: CeleriacClient, count: Int, lanes: Int = 64) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<lanes {
+            group.addTask {
+                for _ in stride(from: lane, to: count, by: lanes) {
+                    _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+}
+
 extension Worker.Configuration {
     /// A worker whose prefetch stays at `concurrency × prefetchMultiplier` (no adaptive prefetch): what a bench
     /// compares with a raw consume at the same prefetch.

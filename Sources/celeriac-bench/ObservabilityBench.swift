@@ -134,16 +134,7 @@ struct ObservabilityBench {
         let client = CeleriacClient(
             configuration: .init(defaultQueue: queue, connectionName: "bench-obs-client"), broker: AMQPBroker(url: url))
         try await client.start()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<32 {
-                group.addTask {
-                    for _ in stride(from: lane, to: n, by: 32) {
-                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await sendNoops(client, count: n, lanes: 32)
         let counter = Counter()
         let registry = PrometheusCollectorRegistry()
         let withMetrics = observed && only != "events", withEvents = observed && only != "metrics"

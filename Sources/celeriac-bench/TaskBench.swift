@@ -144,21 +144,6 @@ struct TaskBench {
         await client.close()
     }
 
-    /// Sends `count` `demo.noop` (no result wanted) through `client` in 64 concurrent lanes, each waiting for its
-    /// confirm before the next.
-    func sendNoops(_ client: CeleriacClient, count: Int) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<64 {
-                group.addTask {
-                    for _ in stride(from: lane, to: count, by: 64) {
-                        _ = try await client.send("demo.noop", options: SendOptions(ignoreResult: true))
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-    }
-
     /// The enqueue's limit (issue #23): `count` persistent Celery-shaped `demo.noop` messages (the headers and body
     /// of `send`'s, no reply wanted) published with confirms on the bare transport by `lanes` concurrent publishers,
     /// each waiting for its confirm before the next, as the client's 64 lanes do. Returns messages per second.
