@@ -9,6 +9,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 /// `celeriac-bench SCENARIO [--broker URL] [--n N]`: prints `name value unit` lines.
 @main
@@ -51,6 +52,8 @@ struct Bench: AsyncParsableCommand {
         }
         let url = try AMQPURL(broker)
         guard pool == "async" || pool == "process" else { throw ValidationError("--pool must be async or process") }
+        let interrupted = Task { await BenchQueues.deleteOnSignal(url: url) }
+        defer { interrupted.cancel() }
         switch scenario {
         case "amqp": try await AMQPBench(url: url, n: n, rounds: rounds).run()
         case "pool":
@@ -153,7 +156,40 @@ extension Worker.Configuration {
     }
 }
 
-func benchQueue(_ prefix: String) -> String { "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
+/// A fresh queue name for one scenario run, remembered so that an interrupted run can delete it (see
+/// ``BenchQueues``).
+func benchQueue(_ prefix: String) -> String {
+    let name = "bench-\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    BenchQueues.names.withLock { _ = $0.insert(name) }
+    return name
+}
+
+/// The queues a run declared. A run deletes its queues when it ends; one interrupted by Ctrl-C or SIGTERM would leave
+/// them on the broker, with the messages it had queued, and skew the next runs' figures (a consumer at the same
+/// prefetch drains a broker holding 35 000 stray messages at half the rate). ``deleteOnSignal(url:)`` deletes
+/// them (and their exchanges, which the worker names after them) before the process exits.
+enum BenchQueues {
+    static let names = Mutex<Set<String>>([])
+
+    /// Waits for SIGINT or SIGTERM, then deletes every queue this run named and exits with 130.
+    static func deleteOnSignal(url: AMQPURL) async {
+        for await signal in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
+            let queues = names.withLock { $0 }.sorted()
+            FileHandle.standardError.write(
+                Data("celeriac-bench: \(signal); deleting this run's \(queues.count) bench queues\n".utf8))
+            let cleanup = AMQPConnection(url: url, options: .init(name: "bench-interrupted", confirms: false))
+            if (try? await cleanup.connect()) != nil {
+                for queue in queues {
+                    // Idempotent on RabbitMQ: a queue the run already deleted is deleted again without error.
+                    try? await cleanup.deleteQueue(queue)
+                    try? await cleanup.deleteExchange(queue)
+                }
+                await cleanup.close()
+            }
+            exit(130)
+        }
+    }
+}
 
 /// The process pool alone (no broker): round trip of a no-op through a child, and throughput with N children, with
 /// one caller per child (`pool.throughput`) and with as many callers as the worker's slots (`pool.throughput_full`:
