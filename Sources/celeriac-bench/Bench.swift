@@ -375,6 +375,27 @@ struct AMQPBench {
         emit("amqp.celery_shaped_rtt_p50", percentile(celeryShaped, 0.5), "ms")
         emit("amqp.celery_shaped_rtt_p99", percentile(celeryShaped, 0.99), "ms")
         worker.cancel()
+        // The same with the result published as an at-least-once worker publishes it: on a second connection in
+        // confirm mode, each task acked only once its result is confirmed (without holding up the next task). The
+        // floor above answers on the consuming connection without a confirm, which no worker that must not lose a
+        // result can do; the difference between the two is what the confirm costs (`tasks.rtt_*` pays it).
+        let confirmedQueue = benchQueue("celery-req-confirmed")
+        try await pub.declare(QueueSpec(confirmedQueue).expires(milliseconds: 600_000))
+        let confirmedConsumer = try await responder.consume(queue: confirmedQueue, prefetch: 8)
+        let confirmingWorker = Task(executorPreference: responder) {
+            for await d in confirmedConsumer.deliveries {
+                Task {
+                    try? await conf.publish(result)
+                    responder.ackInBackground(d.tag)
+                }
+            }
+        }
+        let confirmed = try await celeryShapedRoundTrips(
+            con, to: confirmedQueue, replies: resultConsumer, rounds: rounds)
+        emit("amqp.confirmed_result_rtt_p50", percentile(confirmed, 0.5), "ms")
+        emit("amqp.confirmed_result_rtt_p99", percentile(confirmed, 0.99), "ms")
+        confirmingWorker.cancel()
+        try await pub.deleteQueue(confirmedQueue)
         try await pub.deleteQueue(taskQueue)
         try await pub.deleteQueue(resultQueue)
         try await pub.deleteQueue(requests)
