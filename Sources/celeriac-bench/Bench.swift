@@ -171,21 +171,27 @@ func benchQueue(_ prefix: String) -> String {
 enum BenchQueues {
     static let names = Mutex<Set<String>>([])
 
-    /// Waits for SIGINT or SIGTERM, then deletes every queue this run named and exits with 130.
+    /// Waits for SIGINT or SIGTERM, then deletes every queue this run named and exits with 130. Says on stderr what
+    /// it deleted, one `deleted QUEUE (N messages)` line per queue that still existed.
     static func deleteOnSignal(url: AMQPURL) async {
         for await signal in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
             let queues = names.withLock { $0 }.sorted()
-            FileHandle.standardError.write(
-                Data("celeriac-bench: \(signal); deleting this run's \(queues.count) bench queues\n".utf8))
+            var report = "celeriac-bench: \(signal); deleting this run's \(queues.count) bench queues\n"
             let cleanup = AMQPConnection(url: url, options: .init(name: "bench-interrupted", confirms: false))
             if (try? await cleanup.connect()) != nil {
                 for queue in queues {
                     // Idempotent on RabbitMQ: a queue the run already deleted is deleted again without error.
-                    try? await cleanup.deleteQueue(queue)
+                    if let messages = try? await cleanup.deleteQueue(queue) {
+                        report += "celeriac-bench: deleted \(queue) (\(messages) messages)\n"
+                    }
                     try? await cleanup.deleteExchange(queue)
                 }
                 await cleanup.close()
+            } else {
+                report +=
+                    "celeriac-bench: cannot reach the broker; delete them by hand: \(queues.joined(separator: " "))\n"
             }
+            FileHandle.standardError.write(Data(report.utf8))
             exit(130)
         }
     }

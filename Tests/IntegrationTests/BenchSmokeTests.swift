@@ -1,3 +1,4 @@
+import AMQPTransport
 import Foundation
 import Testing
 
@@ -32,7 +33,8 @@ struct BenchSmokeTests {
         for name in [
             "amqp.publish_rate", "amqp.publish_confirm_rate", "amqp.consume_ack_rate_prefetch100",
             "amqp.consume_ack_rate_prefetch1000", "amqp.celery_shaped_consume_ack_rate_prefetch128",
-            "amqp.rtt_p50", "amqp.rtt_from_pool_p50", "amqp.celery_shaped_rtt_p50",
+            "amqp.rtt_p50", "amqp.rtt_from_pool_p50", "amqp.celery_shaped_rtt_p50", "amqp.confirmed_result_rtt_p50",
+            "amqp.confirmed_result_rtt_p99",
         ] {
             let value = try #require(f[name], "no \(name) line")
             #expect(value.isFinite && value > 0, "\(name) = \(value)")
@@ -66,5 +68,53 @@ struct BenchSmokeTests {
         }
         // The compact form is the smaller message; its body holds what Celery's headers hold.
         #expect(f["compact.compact_message_bytes"]! < f["compact.celery_message_bytes"]!)
+    }
+
+    /// Ctrl-C in the middle of a run: the run deletes the queue it was filling (its messages with it) and exits 130,
+    /// so the next run's figures are not skewed by a broker holding thousands of stray messages.
+    @Test func anInterruptedRunDeletesTheQueuesItDeclared() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.path) else {
+            Issue.record("\(Self.path) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
+            return
+        }
+        let url = try TestBroker.shared.url()
+        let base = "\(TestBroker.repoRoot)/.run/bench-interrupted-\(UUID().uuidString.prefix(8))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        // A run far too long to finish here: it is still sending when it is interrupted.
+        let pid = try Shell.spawn(
+            Self.path, ["tasks", "--n", "1000000", "--rounds", "10", "--broker", TestBroker.shared.urlString],
+            environment: ProcessInfo.processInfo.environment, stdout: base + ".out", stderr: base + ".err")
+        var exited = false
+        defer { if !exited { Shell.kill(pid) } }
+        // Its first figure comes after it has sent 5 000 tasks one by one into its queue.
+        try await within(.seconds(180), "the run's first figure") {
+            while !((try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? "").contains(
+                "tasks.enqueue_rate_sequential")
+            {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        kill(pid, SIGINT)
+        let status = await exitStatus(of: pid)
+        exited = true
+        let stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        #expect((status >> 8) & 0xff == 130, "exit status \(status); stderr: \(stderr)")
+        // "celeriac-bench: deleted bench-tasks-1a2b3c4d (5123 messages)"
+        let deleted = stderr.split(separator: "\n").compactMap { line -> (queue: String, messages: Int)? in
+            let words = line.split(separator: " ")
+            guard words.count == 5, words[1] == "deleted", let n = Int(words[3].dropFirst()) else { return nil }
+            return (String(words[2]), n)
+        }
+        let tasksQueue = try #require(deleted.first { $0.queue.hasPrefix("bench-tasks-") }, "stderr: \(stderr)")
+        #expect(tasksQueue.messages >= 5000, "the queue held the tasks sent so far; stderr: \(stderr)")
+        let admin = AMQPConnection(url: url, options: .init(name: "it-bench-interrupted", confirms: false))
+        try await admin.connect()
+        for queue in deleted.map(\.queue) {
+            #expect(await CanvasTests.queueStatus(admin, queue) == 404, "\(queue) is still on the broker")
+        }
+        await admin.close()
     }
 }
