@@ -111,6 +111,9 @@ import Testing
             try await raw.connect()
             try await raw.publish(poison.message("celery"))
             try await recorder.deadLetters.wait("the dead letter") { _ in true }
+            // Counted before its copy is published (so whoever finds it already sees it in /metrics): wait for the
+            // copy itself too.
+            try await app.broker.waitForMessages(in: Topology.deadLetterQueue)
             let dead = try #require(app.broker.messages(in: Topology.deadLetterQueue))
             #expect(dead.count == 1)
             let reason = dead.first?.properties.headers?[HeaderKey.deadReason]?.stringValue ?? ""
