@@ -8,7 +8,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// `celeriac-bench canvas`: chain of 100 end-to-end latency, group of 1,000 with every result collected, chord of
+/// `celeriac-bench canvas`: chain of 100 (and 300, 1,000) end-to-end latency, group of 1,000 with every result collected, chord of
 /// 1,000 header tasks joined over RabbitMQ. One in-process worker (16 slots, prefetch 128), like `tasks`; the
 /// same scenarios for Celery are in bench/celery_canvas_bench.py.
 struct CanvasBench {
@@ -45,7 +45,8 @@ struct CanvasBench {
         while !worker.isReady { try await Task.sleep(for: .milliseconds(10)) }
 
         let n = max(1, rounds)
-        var chain100: [Double] = [], group1000: [Double] = [], chord1000: [Double] = []
+        var chain100: [Double] = [], longChains: [Int: [Double]] = [:]
+        var group1000: [Double] = [], chord1000: [Double] = []
         var groupPublish: [Double] = [], rawPublish: [Double] = [], rawFanOutIn: [Double] = []
         for _ in 0..<n {
             var pipeline = Self.add.s(0, 1)
@@ -54,6 +55,16 @@ struct CanvasBench {
             let hundred = try await client.apply(pipeline).get(timeout: .seconds(120))
             chain100.append(seconds(ContinuousClock.now - t0) * 1000)
             guard hundred == 100 else { throw WrongResult(what: "chain of 100 gave \(hundred)") }
+            // Longer chains: each message carries the rest of the chain (Celery's form), so a step's message shrinks
+            // from the chain's length to nothing; the figures show how the time grows with the length.
+            for length in [300, 1000] {
+                var long = Self.add.s(0, 1)
+                for _ in 1..<length { long = long | Self.add.s(1) }
+                t0 = ContinuousClock.now
+                let sum = try await client.apply(long).get(timeout: .seconds(600))
+                longChains[length, default: []].append(seconds(ContinuousClock.now - t0) * 1000)
+                guard sum == length else { throw WrongResult(what: "chain of \(length) gave \(sum)") }
+            }
 
             t0 = ContinuousClock.now
             let applied = try await client.apply(group { for i in 0..<1000 { Self.add.s(i, i) } })
@@ -73,6 +84,13 @@ struct CanvasBench {
             rawFanOutIn.append(floor.totalMS)
         }
         emit("canvas.chain100_ms", percentile(chain100, 0.5), "ms")
+        emit("canvas.chain300_ms", percentile(longChains[300] ?? [], 0.5), "ms")
+        emit("canvas.chain1000_ms", percentile(longChains[1000] ?? [], 0.5), "ms")
+        // 1 when a chain's time grows linearly with its length; above 1, by how much a step of a long chain costs more.
+        emit(
+            "ratio.canvas.chain1000_vs_10x_chain100",
+            percentile(longChains[1000] ?? [], 0.5) / (10 * percentile(chain100, 0.5)), "x"
+        )
         emit("canvas.group1000_ms", percentile(group1000, 0.5), "ms")
         emit("canvas.chord1000_ms", percentile(chord1000, 0.5), "ms")
         // The same-run floors (issue #23): 1,000 Celery-shaped add messages published in one confirmed batch on the
