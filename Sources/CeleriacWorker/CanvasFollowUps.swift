@@ -24,11 +24,21 @@ struct CanvasFollowUps: Sendable {
         if var chain = message.embed.chain, let next = chain.popLast() {
             do {
                 let node = try CanvasNode(json: next)
-                var rest: [CanvasNode] = []
-                for json in chain.reversed() { rest.append(try CanvasNode(json: json)) }
-                let step = planner.plan(node, previous: result, continuation: rest, parent: message, now: clock.now)
-                plan.messages += step.messages
-                plan.chords += step.chords
+                if case .task = node {
+                    // A plain task next: the rest of the chain travels on exactly as it came (already in the wire's
+                    // order, next step last), as Celery's worker passes it on. Decoding every remaining step into
+                    // canvas nodes and encoding it again cost each step time in proportion to the chain's length.
+                    var step = planner.plan(node, previous: result, parent: message, now: clock.now)
+                    if !chain.isEmpty, !step.messages.isEmpty { step.messages[0].message.embed.chain = chain }
+                    plan.messages += step.messages
+                } else {
+                    // A group or chord next: it may join the rest of the chain as a chord's body, so plan it whole.
+                    var rest: [CanvasNode] = []
+                    for json in chain.reversed() { rest.append(try CanvasNode(json: json)) }
+                    let step = planner.plan(node, previous: result, continuation: rest, parent: message, now: clock.now)
+                    plan.messages += step.messages
+                    plan.chords += step.chords
+                }
             } catch {
                 log.error(
                     "chain step is not a valid signature; the chain stops here",

@@ -70,6 +70,38 @@ enum CanvasTasks {
         }
     }
 
+    /// A worker passes the rest of a chain on exactly as it came, as Celery's worker does, instead of decoding each
+    /// remaining step and encoding it again: a field of the sender's that Celeriac's canvas model does not know
+    /// reaches the next step untouched.
+    @Test func theRestOfAChainTravelsOnAsItCame() async throws {
+        let callbacks = EventLog<String>()
+        let seen = EventLog<JSONValue>()
+        var registry = CanvasTasks.registry(callbacks: callbacks)
+        registry.register(TaskName<CanvasTasks.Pair, Int>("cv.add_seeing", parameters: "x", "y")) { p, context in
+            seen.append(.array(context.message.embed.chain ?? []))
+            return p.x + p.y
+        }
+        try await withApp(registry) { app in
+            let last: JSONValue = [
+                "task": "cv.record", "args": [], "kwargs": [:], "options": [:], "subtask_type": .null,
+                "immutable": false, "chord_size": .null, "x_sender_field": "kept",
+            ]
+            let middle: JSONValue = [
+                "task": "cv.add_seeing", "args": [10], "kwargs": [:], "options": [:], "subtask_type": .null,
+                "immutable": false,
+            ]
+            // The first step as a Celery client sends it: the rest of the chain in its embed, the next step last.
+            var first = TaskMessage(name: "cv.add", args: [1, 2])
+            first.embed.chain = [last, middle]
+            let sender = app.broker.connection(.init(name: "chain-sender"))
+            try await sender.connect()
+            try await sender.publish(TaskCodec.encode(first, routingKey: "celery"))
+            try await callbacks.wait("the last step") { $0 == "got 13" }
+            #expect(seen.items == [.array([last])])
+            await sender.close()
+        }
+    }
+
     @Test func aGroupCollectsResultsInMemberOrder() async throws {
         try await withApp(CanvasTasks.registry()) { app in
             let g = group { for i in 0..<50 { CanvasTasks.mul.s(i, i) } }
