@@ -54,6 +54,9 @@ extension TaskCodec {
 
     /// Python and Celery write UTF-8; a body that is not is refused rather than read with replacement characters.
     static func checkUTF8(_ body: [UInt8], reject: Reject) throws(MessageRejection) {
+        // Task bodies are nearly always ASCII (JSON escapes the rest, and Celery's encoder escapes by default): eight
+        // bytes at a time, that is valid at once. Anything else gets the full check, which also says where it fails.
+        if isASCII(body) { return }
         var parser = Unicode.UTF8.ForwardParser()
         var it = body.makeIterator()
         var offset = 0
@@ -65,6 +68,17 @@ extension TaskCodec {
                 throw reject(
                     "body is not valid UTF-8 (bad byte sequence at byte \(offset)); Celery task bodies are UTF-8 JSON")
             }
+        }
+    }
+
+    /// True when no byte has its high bit set (ASCII), checked a machine word at a time.
+    static func isASCII(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            let words = raw.count / 8
+            var high: UInt64 = 0
+            for i in 0..<words { high |= raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) }
+            for i in (words * 8)..<raw.count { high |= UInt64(raw[i]) }
+            return high & 0x8080_8080_8080_8080 == 0
         }
     }
 

@@ -69,6 +69,16 @@ import Testing
         let r = try #require(Self.rejection(Self.delivery(body, headers: Self.good)))
         #expect(r.reason.contains("not valid UTF-8"))
         #expect(r.reason.contains("byte 3"))
+        // A bad sequence after a long ASCII run, at an offset that is not a multiple of eight, and at the very end.
+        let prefix = Array(("[[\"" + String(repeating: "a", count: 1001)).utf8)
+        let late = prefix + [0xE2, 0x28, 0xA1] + Array("\"],{},{}]".utf8)
+        let lateRejection = try #require(Self.rejection(Self.delivery(late, headers: Self.good)))
+        #expect(lateRejection.reason.contains("byte \(prefix.count)"), "\(lateRejection.reason)")
+        let truncated = Array("[[],{},{}]".utf8) + [0xF0, 0x9F]
+        #expect(
+            Self.rejection(Self.delivery(truncated, headers: Self.good))?.reason.contains("not valid UTF-8") == true)
+        // Valid multi-byte UTF-8 (not ASCII) is accepted.
+        #expect(Self.rejection(Self.delivery("[[\"caf\u{E9} \u{1F600}\"],{},{}]", headers: Self.good)) == nil)
     }
 
     @Test func headersOfTheWrongAMQPTypeAreRejected() throws {
