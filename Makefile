@@ -1,7 +1,7 @@
 # Celeriac: thin wrappers around scripts/. See scripts/broker.sh for the test broker.
 SHELL := /bin/bash
 
-.PHONY: run test chaos fuzz bench docs bootstrap broker-start broker-stop clean
+.PHONY: run test chaos fuzz bench bench-targets bench-build docs bootstrap broker-start broker-stop clean
 
 run: bootstrap broker-start
 	swift build -c release --product celeriac-demo
@@ -22,10 +22,18 @@ chaos: bootstrap
 fuzz:
 	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
-bench: bootstrap broker-start
+bench: bootstrap broker-start bench-build
+	bash scripts/bench.sh
+
+# Issue #23's targets, RUNS runs (default 5) of each same-run ratio, and a table of their medians against the bounds.
+bench-targets: bootstrap broker-start bench-build
+	.run/venv/bin/python bench/targets.py --runs $${RUNS:-5}
+
+# The release builds the benchmarks run, and celeriac-demo linked as Deploy/Dockerfile links it (for the memory figures).
+bench-build:
 	swift build -c release --product celeriac-bench
 	swift build -c release --product celeriac-demo
-	bash scripts/bench.sh
+	swift build -c release --product celeriac-demo --static-swift-stdlib --scratch-path .build-static
 
 # API documentation (DocC) of the library modules into .build/docs/Celeriac.doccarchive (check-docs builds it too).
 docs:

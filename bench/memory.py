@@ -14,6 +14,10 @@ stdout: "name value unit" lines; diagnostics on stderr.
   memory.celeriac_default_pss_mb   the Celeriac worker and its pool children
   memory.celery_prefork4_pss_mb    the Celery worker and its prefork children
   ratio.memory.celeriac_vs_celery  target: <= 0.25
+With --celeriac-static PATH (celeriac-demo built with --static-swift-stdlib, as Deploy/Dockerfile builds it), the
+same measurement of that build too, after the first:
+  memory.celeriac_static_pss_mb           the statically linked worker and its pool children
+  ratio.memory.celeriac_static_vs_celery  the same target, for the form the Dockerfile deploys
 
 --soak N: the Celeriac worker only, at the same defaults. Its PSS idle (2 s after it answers a ping), then N
 `demo.noop` (no result) in four equal quarters. Each quarter is published over one channel without publisher
@@ -31,7 +35,7 @@ into anonymous (the worker's own) and file-backed (shared libraries: moves when 
   memory.soak_anon_growth_q1_to_q4_mb   q4 - q1 of the anonymous part: what the last three quarters left behind
   memory.soak_tasks                     N (rounded down to a multiple of 4)
 
-Each worker's output goes to memory-<label>.log (celeriac, celery, soak) in --log-dir, .run by default.
+Each worker's output goes to memory-<label>.log (celeriac, static, celery, soak) in --log-dir, .run by default.
 """
 import argparse
 import contextlib
@@ -224,11 +228,18 @@ def soak(cmd, env, app, queue, node, n, stall):
     emit("memory.soak_tasks", 4 * quarter, "tasks", digits=0)
 
 
+def absolute(path):
+    """A path given relative to the repository root (the bench scripts' working directory) made absolute."""
+    return path if os.path.isabs(path) else os.path.abspath(os.path.join(HERE, "..", path))
+
+
 def main():
     global LOG_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5682/%2F")
     ap.add_argument("--celeriac", required=True, help="path to celeriac-demo")
+    ap.add_argument("--celeriac-static", metavar="PATH",
+                    help="also measure this celeriac-demo, built with --static-swift-stdlib (what Deploy/Dockerfile ships)")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--soak", type=int, metavar="N", help="soak the Celeriac worker with N tasks instead")
     ap.add_argument("--stall-timeout", type=float, default=120,
@@ -243,8 +254,7 @@ def main():
     os.environ["CELERIAC_BENCH_BROKER"] = args.broker
     app = celery_app.make_app(broker=args.broker)
     host = socket.gethostname()
-    celeriac = args.celeriac if os.path.isabs(args.celeriac) else os.path.abspath(
-        os.path.join(HERE, "..", args.celeriac))
+    celeriac = absolute(args.celeriac)
 
     if args.soak is not None:
         queue = f"memory-soak-{os.getpid()}"
@@ -258,6 +268,13 @@ def main():
     ours = measure("celeriac", [celeriac, "worker", "-b", args.broker, "-Q", queue, "-n", node], env, app, queue,
                    node, args.n)
     emit("memory.celeriac_default_pss_mb", ours, "MB")
+    static = None
+    if args.celeriac_static:
+        queue = f"memory-static-{os.getpid()}"
+        node = f"memory-static-{os.getpid()}@{host}"
+        static = measure("static", [absolute(args.celeriac_static), "worker", "-b", args.broker, "-Q", queue, "-n",
+                                    node], env, app, queue, node, args.n)
+        emit("memory.celeriac_static_pss_mb", static, "MB")
 
     queue = f"memory-celery-{os.getpid()}"
     node = f"memory-celery-{os.getpid()}@{host}"
@@ -266,6 +283,8 @@ def main():
     theirs = measure("celery", cmd, env, app, queue, node, args.n)
     emit("memory.celery_prefork4_pss_mb", theirs, "MB")
     emit("ratio.memory.celeriac_vs_celery", ours / theirs, "x", digits=3)
+    if static is not None:
+        emit("ratio.memory.celeriac_static_vs_celery", static / theirs, "x", digits=3)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@
 #   SOAK_N    also soak the default worker with SOAK_N tasks in four quarters, PSS after each
 #             (bench/memory.py --soak; issue #23 used 1000000, about five minutes)   (default: no soak)
 #   CELERIAC_BIN_DIR  directory holding celeriac-bench     (default: swift build -c release --show-bin-path)
+#   STATIC_DEMO  celeriac-demo built with --static-swift-stdlib, for the memory stage
+#             (default: .build-static/release/celeriac-demo, which `make bench` builds)
 #   CELERIAC_BROKER_PORT / CELERIAC_BROKER_DIR are passed on to scripts/broker.sh.
 #
 # stdout: figure lines "name value unit", then ratio lines; diagnostics on stderr.
@@ -23,7 +25,8 @@
 #   defaults.drain_rate vs the best celery.X.drain_only_rate            -> ratio.defaults.drain_vs_celery_best
 #   tasks.rtt_p50/p99 vs amqp.celery_shaped_rtt_p50/p99 and amqp.confirmed_result_rtt_p50/p99 (the broker's floors)
 #                                                        -> ratio.tasks.rtt_pNN_vs_celery_shaped_floor, ..._vs_confirmed_result_floor
-# bench/memory.py (needs a release celeriac-demo beside celeriac-bench) prints memory.* and its own ratio.
+# bench/memory.py (needs a release celeriac-demo beside celeriac-bench) prints memory.* and its own ratio; it also
+# measures the statically linked celeriac-demo that Deploy/Dockerfile ships when $STATIC_DEMO is there.
 # The "celery canvas" stage (bench/celery_canvas_bench.py) adds celery.canvas.chain100_ms,
 # group1000_ms and chord1000_ms; the chord needs redis-server and the `redis` pip package,
 # which ensure_redis installs on first use.
@@ -170,7 +173,14 @@ main() {
         run_stage "celery prefork" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool prefork --skip-enqueue
         run_stage "celery threads" "$PY" "$REPO/bench/celery_bench.py" --broker "$url" --n "$CELERY_N" --pool threads --skip-enqueue
         if [[ -n "$bindir" && -x "$bindir/celeriac-demo" ]]; then
-            run_stage "memory" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" --n "$TASKS_N"
+            local static_demo=${STATIC_DEMO:-$REPO/.build-static/release/celeriac-demo} static_args=()
+            if [[ -x "$static_demo" ]]; then
+                static_args=(--celeriac-static "$static_demo")
+            else
+                log "note: $static_demo not found; measuring the dynamically linked worker only (make bench builds it)"
+            fi
+            run_stage "memory" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" \
+                "${static_args[@]}" --n "$TASKS_N"
             if [[ -n "${SOAK_N:-}" ]]; then
                 run_stage "memory soak" "$PY" "$REPO/bench/memory.py" --broker "$url" --celeriac "$bindir/celeriac-demo" --soak "$SOAK_N"
             fi

@@ -95,6 +95,11 @@ func emit(_ name: String, _ value: Double, _ unit: String) {
     fflush(nil)  // flush every stream: `stdout` itself is not concurrency-safe to name in Swift 6
 }
 
+/// A diagnostic line on stderr (each interleaved run's figures, before `emit` prints their medians on stdout).
+func note(_ text: String) {
+    FileHandle.standardError.write(Data("celeriac-bench: \(text)\n".utf8))
+}
+
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {

@@ -35,7 +35,7 @@ struct CompactBench {
             properties: BasicProperties(deliveryMode: 2))
         var rates: [String: [Double]] = [:]
         var cpus: [String: [Double]] = [:]
-        for _ in 0..<repeats {
+        for i in 1...repeats {
             for form in MessageForm.allCases {
                 let r = try await drains.drain(configuration, processPool: processPool, form: form)
                 rates["drain_\(form)", default: []].append(r.rate)
@@ -43,6 +43,10 @@ struct CompactBench {
             }
             rates["raw_celery", default: []].append(try await rawConsume(celery, prefetch: configuration.prefetch))
             rates["raw_plain", default: []].append(try await rawConsume(plain, prefetch: configuration.prefetch))
+            let last = { (name: String) in Int(rates[name]?.last ?? 0) }
+            note(
+                "compact run \(i): drain, Celery form \(last("drain_celery")) and compact \(last("drain_compact")) tasks/s;"
+                    + " raw consume, Celery-shaped \(last("raw_celery")) and plain \(last("raw_plain")) msg/s")
         }
         let median = { (name: String) in percentile(rates[name] ?? [], 0.5) }
         emit("compact.drain_celery_form", median("drain_celery"), "tasks/s")

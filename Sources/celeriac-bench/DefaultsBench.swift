@@ -24,7 +24,7 @@ struct DefaultsBench {
         emit("defaults.prefetch", Double(defaults.prefetch), "messages")
         var rates: [String: [Double]] = [:]
         var finalPrefetch: [Double] = []
-        for _ in 0..<repeats {
+        for i in 1...repeats {
             let (rate, prefetch, _) = try await drain(defaults)
             rates["defaults", default: []].append(rate)
             finalPrefetch.append(Double(prefetch))
@@ -32,6 +32,10 @@ struct DefaultsBench {
                 let fixed = Worker.Configuration.fixedPrefetch(concurrency: defaults.concurrency, prefetchMultiplier: m)
                 rates["fixed_pm\(m)", default: []].append(try await drain(fixed).rate)
             }
+            let fixed = Self.multipliers.map { "\($0): \(Int(rates["fixed_pm\($0)"]?.last ?? 0))" }
+            note(
+                "defaults run \(i): the defaults \(Int(rate)) tasks/s (prefetch \(prefetch) at the end); fixed multipliers "
+                    + fixed.joined(separator: ", "))
         }
         let median = { (name: String) in percentile(rates[name] ?? [], 0.5) }
         emit("defaults.drain_rate", median("defaults"), "tasks/s")
@@ -115,11 +119,14 @@ struct PoolsBench {
         emit("pools.prefetch", Double(configuration.prefetch), "messages")
         var rates: [Bool: [Double]] = [:]
         var cpus: [Bool: [Double]] = [:]
-        for _ in 0..<repeats {
+        for i in 1...repeats {
             for processPool in [true, false] {
                 let r = try await drains.drain(configuration, processPool: processPool)
                 rates[processPool, default: []].append(r.rate)
                 cpus[processPool, default: []].append(r.cpuPerTask)
+                note(
+                    "pools run \(i): \(processPool ? "process" : "async") pool \(Int(r.rate)) tasks/s,"
+                        + " \(Int(r.cpuPerTask)) us of CPU per task")
             }
         }
         let rate = { (p: Bool) in percentile(rates[p] ?? [], 0.5) }

@@ -117,4 +117,34 @@ struct BenchSmokeTests {
         }
         await admin.close()
     }
+    /// bench/targets.py's table: each row is the median of the runs' same-run ratios, judged against the issue's
+    /// bound; a figure a run did not print is "-" and left out of the median.
+    @Test func theTargetsTableTakesTheMedianOfEachRunsRatio() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("targets-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runs = [
+            "tasks.rtt_p50 0.9 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nratio.pools.process_vs_async_drain 0.5 x\n",
+            "tasks.rtt_p50 0.6 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nnot a figure\n",
+            "tasks.rtt_p50 0.7 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nratio.pools.process_vs_async_drain 0.9 x\n",
+        ]
+        for (i, text) in runs.enumerated() {
+            try text.write(toFile: "\(dir)/run-\(i + 1).txt", atomically: true, encoding: .utf8)
+        }
+        let (ok, output) = await Shell.runOffPoolWithStatus(
+            "/usr/bin/env", ["python3", "\(TestBroker.repoRoot)/bench/targets.py", "--summarize", dir],
+            environment: ProcessInfo.processInfo.environment)
+        #expect(ok, "bench/targets.py --summarize failed:\n\(output)")
+        let rows = output.split(separator: "\n").map {
+            $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let rtt = try #require(
+            rows.first { $0.count > 1 && $0[1] == "round trip p50 / Celery-shaped floor p50" }, "\(output)")
+        // ratios 1.8, 1.2, 1.4: median 1.4, within "<= 1.5"
+        #expect(Array(rtt[2...7]) == ["1.80", "1.20", "1.40", "1.40", "<= 1.5", "yes"], "\(output)")
+        let pools = try #require(
+            rows.first { $0.count > 1 && $0[1] == "process pool drain / async pool drain" }, "\(output)")
+        // 0.5 and 0.9 (run 2 printed none): median 0.7, short of ">= 0.8"
+        #expect(Array(pools[2...7]) == ["0.50", "-", "0.90", "0.70", ">= 0.8", "no"], "\(output)")
+    }
 }
