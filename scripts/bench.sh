@@ -23,8 +23,7 @@
 #   tasks.drain_rate vs celery.solo.drain_rate                          -> ratio.tasks.drain_vs_celery_solo
 #   tasks.rtt_p50    vs celery.solo.rtt_p50                             -> ratio.tasks.rtt_p50_vs_celery_solo
 #   defaults.drain_rate vs the best celery.X.drain_only_rate            -> ratio.defaults.drain_vs_celery_best
-#   tasks.rtt_p50/p99 vs amqp.celery_shaped_rtt_p50/p99 and amqp.confirmed_result_rtt_p50/p99 (the broker's floors)
-#                                                        -> ratio.tasks.rtt_pNN_vs_celery_shaped_floor, ..._vs_confirmed_result_floor
+# (`celeriac-bench tasks` and `canvas` measure the broker's round-trip floors in their own run and print those ratios.)
 # bench/memory.py (needs a release celeriac-demo beside celeriac-bench) prints memory.* and its own ratio; it also
 # measures the statically linked celeriac-demo that Deploy/Dockerfile ships when $STATIC_DEMO is there.
 # The "celery canvas" stage (bench/celery_canvas_bench.py) adds celery.canvas.chain100_ms,
@@ -114,14 +113,6 @@ print_ratios() {
                 if ((k in val) && (best == "" || val[k] > val[best])) best = k
             }
             if (best != "") ratio("ratio.defaults.drain_vs_celery_best", "defaults.drain_rate", best)
-            # The round trip against the two broker floors (issue #23, target 3): the Celery-shaped round trip answered
-            # on the consuming connection without a confirm, and the same with the result confirmed on a second
-            # connection before the ack, as the worker does.
-            unit = "x"
-            ratio("ratio.tasks.rtt_p50_vs_celery_shaped_floor", "tasks.rtt_p50", "amqp.celery_shaped_rtt_p50")
-            ratio("ratio.tasks.rtt_p99_vs_celery_shaped_floor", "tasks.rtt_p99", "amqp.celery_shaped_rtt_p99")
-            ratio("ratio.tasks.rtt_p50_vs_confirmed_result_floor", "tasks.rtt_p50", "amqp.confirmed_result_rtt_p50")
-            ratio("ratio.tasks.rtt_p99_vs_confirmed_result_floor", "tasks.rtt_p99", "amqp.confirmed_result_rtt_p99")
         }
     ' "$FIGURES"
 }

@@ -365,50 +365,15 @@ struct AMQPBench {
         emit("amqp.rtt_from_pool_p99", percentile(rtts, 0.99), "ms")
         echo.cancel()
 
-        // The same round trip with what a task's round trip puts on the broker: a persistent Celery-shaped task
-        // message into a durable queue, a persistent Celery result into a durable reply queue. Both ends run on
-        // their connection's thread, so this is the broker's floor for `tasks.rtt_*` (no decoding, no task).
-        let taskQueue = benchQueue("celery-req"), resultQueue = benchQueue("celery-rep")
-        try await pub.declare(QueueSpec(taskQueue).expires(milliseconds: 600_000))
-        try await pub.declare(Topology.replyQueue(resultQueue))
-        let taskConsumer = try await responder.consume(queue: taskQueue, prefetch: 8)
-        let result = ResultCodec.encode(
-            .success("00000000-0000-0000-0000-000000000000", .int(4)), replyTo: resultQueue,
-            correlationID: "00000000-0000-0000-0000-000000000000")
-        let worker = Task(executorPreference: responder) {
-            for await d in taskConsumer.deliveries {
-                try? await responder.publish(result)
-                responder.ackInBackground(d.tag)
-            }
-        }
-        let resultConsumer = try await con.consume(queue: resultQueue, prefetch: 8)
-        let celeryShaped = try await celeryShapedRoundTrips(con, to: taskQueue, replies: resultConsumer, rounds: rounds)
+        // The same round trip with what a task's round trip puts on the broker (`celeryShapedFloor`): the broker's
+        // floor for `tasks.rtt_*`, answered on the consuming connection, then with the result confirmed on a second
+        // connection before the ack, as the worker answers.
+        let celeryShaped = try await celeryShapedFloor(url: url, rounds: rounds)
         emit("amqp.celery_shaped_rtt_p50", percentile(celeryShaped, 0.5), "ms")
         emit("amqp.celery_shaped_rtt_p99", percentile(celeryShaped, 0.99), "ms")
-        worker.cancel()
-        // The same with the result published as an at-least-once worker publishes it: on a second connection in
-        // confirm mode, each task acked only once its result is confirmed (without holding up the next task). The
-        // floor above answers on the consuming connection without a confirm, which no worker that must not lose a
-        // result can do; the difference between the two is what the confirm costs (`tasks.rtt_*` pays it).
-        let confirmedQueue = benchQueue("celery-req-confirmed")
-        try await pub.declare(QueueSpec(confirmedQueue).expires(milliseconds: 600_000))
-        let confirmedConsumer = try await responder.consume(queue: confirmedQueue, prefetch: 8)
-        let confirmingWorker = Task(executorPreference: responder) {
-            for await d in confirmedConsumer.deliveries {
-                Task {
-                    try? await conf.publish(result)
-                    responder.ackInBackground(d.tag)
-                }
-            }
-        }
-        let confirmed = try await celeryShapedRoundTrips(
-            con, to: confirmedQueue, replies: resultConsumer, rounds: rounds)
+        let confirmed = try await celeryShapedFloor(url: url, rounds: rounds, confirmedResults: true)
         emit("amqp.confirmed_result_rtt_p50", percentile(confirmed, 0.5), "ms")
         emit("amqp.confirmed_result_rtt_p99", percentile(confirmed, 0.99), "ms")
-        confirmingWorker.cancel()
-        try await pub.deleteQueue(confirmedQueue)
-        try await pub.deleteQueue(taskQueue)
-        try await pub.deleteQueue(resultQueue)
         try await pub.deleteQueue(requests)
         try await pub.deleteQueue(replies)
         await responder.close()
@@ -474,25 +439,4 @@ final class Counter: WorkerObserver {
     func prefetchChanged(_ prefetch: Int) { prefetchNow.withLock { $0 = prefetch } }
     /// The worker's prefetch per consumer, as it last reported it.
     var prefetch: Int { prefetchNow.withLock { $0 } }
-}
-
-/// Publishes a persistent Celery-shaped `demo.add(2, 2)` to `queue` and waits for the reply on `replies`, `rounds`
-/// times after 20 for warm-up, all on the connection's own thread (no thread hop); milliseconds each.
-func celeryShapedRoundTrips(_ con: AMQPConnection, to queue: String, replies: AMQPConsumer, rounds: Int) async throws
-    -> [Double]
-{
-    try await withTaskExecutorPreference(con) { () async throws -> [Double] in
-        var results = replies.deliveries.makeAsyncIterator()
-        var rtts: [Double] = []
-        for i in 0..<(rounds + 20) {
-            let t0 = ContinuousClock.now
-            try await con.publish(
-                TaskCodec.encode(
-                    TaskMessage(name: "demo.add", args: [2, 2], replyTo: replies.queue), routingKey: queue))
-            guard let d = await results.next() else { break }
-            con.ackInBackground(d.tag)
-            if i >= 20 { rtts.append(seconds(ContinuousClock.now - t0) * 1000) }
-        }
-        return rtts
-    }
 }

@@ -101,6 +101,11 @@ struct CanvasBench {
         emit("ratio.canvas.group1000_publish_vs_raw", percentile(groupPublish, 0.5) / percentile(rawPublish, 0.5), "x")
         emit("ratio.canvas.group1000_vs_raw", percentile(group1000, 0.5) / percentile(rawFanOutIn, 0.5), "x")
         emit("ratio.canvas.chord1000_vs_raw", percentile(chord1000, 0.5) / percentile(rawFanOutIn, 0.5), "x")
+        // A chain's floor: 100 times the broker's round trip for a Celery-shaped task and result between raw ends,
+        // measured now (1,000 round trips).
+        let roundTrip = percentile(try await celeryShapedFloor(url: url, rounds: 1000), 0.5)
+        emit("canvas.celery_shaped_rtt_floor_p50_ms", roundTrip, "ms")
+        emit("ratio.canvas.chain100_vs_100x_floor", percentile(chain100, 0.5) / (100 * roundTrip), "x")
 
         await client.close()
         await services.triggerGracefulShutdown()

@@ -103,6 +103,16 @@ struct TaskBench {
         }
         emit("tasks.rtt_p50", percentile(rtts, 0.5), "ms")
         emit("tasks.rtt_p99", percentile(rtts, 0.99), "ms")
+        // The broker's floors for this round trip, in the same run (issue #23, target 3): the Celery-shaped task and
+        // result between raw ends, answered on the consuming connection, and answered as the worker answers.
+        let floor = try await celeryShapedFloor(url: url, rounds: rounds)
+        let confirmedFloor = try await celeryShapedFloor(url: url, rounds: rounds, confirmedResults: true)
+        for (name, times) in [("celery_shaped", floor), ("confirmed_result", confirmedFloor)] {
+            for (p, label) in [(0.5, "p50"), (0.99, "p99")] {
+                emit("tasks.\(name)_floor_\(label)", percentile(times, p), "ms")
+                emit("ratio.tasks.rtt_\(label)_vs_\(name)_floor", percentile(rtts, p) / percentile(times, p), "x")
+            }
+        }
         try await roundTripParts(client: client, worker: queue)
 
         // ETA precision: tasks with a 2 s countdown (held by the broker's delay queues); lateness = when the

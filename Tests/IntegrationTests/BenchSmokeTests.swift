@@ -47,7 +47,9 @@ struct BenchSmokeTests {
             "tasks.enqueue_rate", "tasks.drain_rate", "tasks.rtt_p50", "tasks.rtt_p99",
             "tasks.rtt_raw_requester_worker_p50", "tasks.rtt_client_raw_responder_p50",
             "tasks.raw_consume_rate_same_prefetch", "ratio.tasks.drain_vs_raw_consume",
-            "tasks.drain_rate_including_startup", "worker.startup_ms",
+            "tasks.drain_rate_including_startup", "worker.startup_ms", "tasks.celery_shaped_floor_p50",
+            "tasks.confirmed_result_floor_p99", "ratio.tasks.rtt_p50_vs_celery_shaped_floor",
+            "ratio.tasks.rtt_p99_vs_confirmed_result_floor",
         ] {
             let value = try #require(f[name], "no \(name) line")
             #expect(value.isFinite && value > 0, "\(name) = \(value)")
