@@ -177,20 +177,27 @@ enum BenchQueues {
     static let names = Mutex<Set<String>>([])
 
     /// Waits for SIGINT or SIGTERM, then deletes every queue this run named and exits with 130. Says on stderr what
-    /// it deleted, one `deleted QUEUE (N messages)` line per queue that still existed.
+    /// it deleted: a `deleted QUEUE (N messages)` line per queue that held messages, and how many more there were.
     static func deleteOnSignal(url: AMQPURL) async {
         for await signal in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
             let queues = names.withLock { $0 }.sorted()
             var report = "celeriac-bench: \(signal); deleting this run's \(queues.count) bench queues\n"
             let cleanup = AMQPConnection(url: url, options: .init(name: "bench-interrupted", confirms: false))
             if (try? await cleanup.connect()) != nil {
+                var empty = 0
                 for queue in queues {
-                    // Idempotent on RabbitMQ: a queue the run already deleted is deleted again without error.
+                    // Idempotent on RabbitMQ: a queue the run already deleted is deleted again without error, and
+                    // reports no messages, like an empty one.
                     if let messages = try? await cleanup.deleteQueue(queue) {
-                        report += "celeriac-bench: deleted \(queue) (\(messages) messages)\n"
+                        if messages > 0 {
+                            report += "celeriac-bench: deleted \(queue) (\(messages) messages)\n"
+                        } else {
+                            empty += 1
+                        }
                     }
                     try? await cleanup.deleteExchange(queue)
                 }
+                if empty > 0 { report += "celeriac-bench: \(empty) more were empty or already deleted\n" }
                 await cleanup.close()
             } else {
                 report +=
@@ -405,7 +412,14 @@ struct AMQPBench {
 
 /// Counts finished tasks and wakes a waiter at a target; notes when the worker started consuming.
 final class Counter: WorkerObserver {
-    private let state = Mutex<(count: Int, target: Int, waiter: CheckedContinuation<Void, Never>?)>((0, Int.max, nil))
+    private struct State {
+        var count = 0
+        var target = Int.max
+        var waiter: CheckedContinuation<Void, any Error>?
+        /// Set once the worker's service group has ended: no more tasks will finish.
+        var stopped: WorkerStopped?
+    }
+    private let state = Mutex(State())
     private let started = Mutex<ContinuousClock.Instant?>(nil)
     /// The first of: the worker reported ready (its consumers are subscribed), a task arrived.
     var consumingSince: ContinuousClock.Instant? { started.withLock { $0 } }
@@ -413,7 +427,7 @@ final class Counter: WorkerObserver {
     func taskReceived(name: String, queue: String) { noteStart() }
     private func noteStart() { started.withLock { if $0 == nil { $0 = .now } } }
     func taskFinished(name: String, queue: String, outcome: TaskFinishedOutcome, seconds: Double) {
-        let w = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let w = state.withLock { s -> CheckedContinuation<Void, any Error>? in
             s.count += 1
             if s.count >= s.target, let w = s.waiter {
                 s.waiter = nil
@@ -423,15 +437,48 @@ final class Counter: WorkerObserver {
         }
         w?.resume()
     }
-    func wait(for target: Int) async {
-        await withCheckedContinuation { c in
-            let now = state.withLock { s -> Bool in
-                if s.count >= target { return true }
+
+    /// Waits until `target` tasks have finished. Throws `WorkerStopped` when `worker` (the task running the worker's
+    /// service group) ends first, because the worker failed to start or stopped: a run never waits forever.
+    func wait(for target: Int, while worker: Task<Void, any Error>) async throws {
+        // Outlives this wait when the target is reached first: it ends with the worker, at the run's shutdown, and
+        // then finds no waiter.
+        Task {
+            let reason: String
+            switch await worker.result {
+            case .success: reason = "it returned"
+            case .failure(let error): reason = "\(error)"
+            }
+            let (waiter, stopped) = state.withLock { s in
+                let stopped = WorkerStopped(finished: s.count, target: s.target, reason: reason)
+                s.stopped = stopped
+                defer { s.waiter = nil }
+                return (s.waiter, stopped)
+            }
+            waiter?.resume(throwing: stopped)
+        }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let now = state.withLock { s -> Result<Bool, WorkerStopped> in
+                if s.count >= target { return .success(true) }
+                if let stopped = s.stopped { return .failure(stopped) }
                 s.target = target
                 s.waiter = c
-                return false
+                return .success(false)
             }
-            if now { c.resume() }
+            switch now {
+            case .success(true): c.resume()
+            case .success(false): break
+            case .failure(let stopped): c.resume(throwing: stopped)
+            }
+        }
+    }
+
+    struct WorkerStopped: Error, CustomStringConvertible {
+        let finished: Int
+        let target: Int
+        let reason: String
+        var description: String {
+            "the bench's worker stopped after \(finished) of \(target) tasks: \(reason)"
         }
     }
     var count: Int { state.withLock { $0.count } }

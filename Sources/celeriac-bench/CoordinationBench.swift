@@ -79,7 +79,7 @@ struct CoordinationBench {
                 }
                 try await lanes.waitForAll()
             }
-            await counter.wait(for: n)
+            try await counter.wait(for: n, while: running)
             emit("coord.\(variant.rawValue).throughput", Double(n) / seconds(ContinuousClock.now - start), "tasks/s")
 
             var rtts: [Double] = []

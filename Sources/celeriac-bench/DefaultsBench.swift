@@ -86,7 +86,7 @@ struct DefaultsBench {
         let group = ServiceGroup(configuration: .init(services: [.init(service: worker)], logger: logger))
         let cpuBefore = cpuSeconds()
         let running = Task { try await group.run() }
-        await counter.wait(for: n)
+        try await counter.wait(for: n, while: running)
         let end = ContinuousClock.now
         let rate = Double(n) / seconds(end - (counter.consumingSince ?? end))
         let prefetch = counter.prefetch

@@ -164,7 +164,7 @@ struct ObservabilityBench {
         let start = ContinuousClock.now
         let cpuStart = Self.cpuMicros()
         let running = Task { try await group.run() }
-        await counter.wait(for: n)
+        try await counter.wait(for: n, while: running)
         let rate = Double(n) / seconds(ContinuousClock.now - start)
         let cpu = (Self.cpuMicros() - cpuStart) / Double(n)
         scraper?.stop()

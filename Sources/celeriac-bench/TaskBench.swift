@@ -70,7 +70,7 @@ struct TaskBench {
         let cpuBefore = cpuSeconds()
         start = ContinuousClock.now
         let running = Task { try await group.run() }
-        await counter.wait(for: total)
+        try await counter.wait(for: total, while: running)
         let end = ContinuousClock.now
         // Timed from the moment the worker consumes, as the raw consumer below is timed from its basic.consume;
         // the worker's start-up (two connections, topology, remote control) is reported on its own.
@@ -142,7 +142,7 @@ struct TaskBench {
             for q in 1...4 {
                 let count = q == 4 ? soak - 3 * quarter : quarter
                 try await sendNoops(client, count: count)
-                await counter.wait(for: before + (q == 4 ? soak : q * quarter))
+                try await counter.wait(for: before + (q == 4 ? soak : q * quarter), while: running)
                 if q < 4 { emit("worker.rss_soak_quarter\(q)_mb", rssMB(), "MB") }
             }
             emit("worker.rss_after_soak_mb", rssMB(), "MB")

@@ -119,6 +119,42 @@ struct BenchSmokeTests {
         }
         await admin.close()
     }
+    /// A worker that cannot start ends the run with an error that says why, instead of a wait for tasks that never
+    /// come: here the vhost refuses the worker the `celeryev` exchange it declares, but lets the bench's producer
+    /// through.
+    @Test func aRunWhoseWorkerCannotStartFailsInsteadOfWaiting() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.path) else {
+            Issue.record("\(Self.path) is missing: `swift build --build-tests` builds it (scripts/test.sh does)")
+            return
+        }
+        let broker = TestBroker.shared
+        let (vhost, _) = try broker.freshVhost("bench-denied")
+        defer { _ = try? broker.ctl("delete_vhost", vhost) }
+        _ = try broker.ctl("set_permissions", "-p", vhost, "guest", "^(?!celeryev).*", ".*", ".*")
+        let base = "\(TestBroker.repoRoot)/.run/bench-denied-\(UUID().uuidString.prefix(8))"
+        defer {
+            unlink(base + ".out")
+            unlink(base + ".err")
+        }
+        let url = "amqp://guest:guest@127.0.0.1:\(broker.port)/\(vhost)"
+        let pid = try Shell.spawn(
+            Self.path, ["tasks", "--n", "50", "--rounds", "5", "--broker", url],
+            environment: ProcessInfo.processInfo.environment, stdout: base + ".out", stderr: base + ".err")
+        // A run that waits for its worker forever is what this test catches: after two minutes it is killed (the
+        // wait for its exit cannot be cancelled), which fails the test instead of hanging it.
+        let guardian = Task {
+            try await Task.sleep(for: .seconds(120))
+            _ = Foundation.kill(pid, SIGKILL)
+        }
+        let status = await exitStatus(of: pid)
+        guardian.cancel()
+        let stderr = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        #expect(status & 0x7f == 0, "killed after waiting two minutes for it to exit; stderr: \(stderr)")
+        #expect((status >> 8) & 0xff == 1, "exit status \(status); stderr: \(stderr)")
+        #expect(stderr.contains("worker stopped after 0 of"), "stderr: \(stderr)")
+        #expect(stderr.contains("ACCESS_REFUSED"), "the reason is passed on; stderr: \(stderr)")
+    }
+
     /// bench/targets.py's table: each row is the median of the runs' same-run ratios, judged against the issue's
     /// bound; a figure a run did not print is "-" and left out of the median.
     @Test func theTargetsTableTakesTheMedianOfEachRunsRatio() async throws {
