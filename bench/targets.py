@@ -28,28 +28,11 @@ def note(msg):
     print(f"targets: {msg}", file=sys.stderr, flush=True)
 
 
-def ratio(a, b, scale=1.0):
-    """A figure made of two of the run's figures: a / (scale * b)."""
-    def compute(f):
-        if a in f and b in f and f[b] != 0:
-            return f[a] / (scale * f[b])
-        return None
-    return compute
-
-
 def figure(name, invert=False):
     def compute(f):
         if name not in f or (invert and f[name] == 0):
             return None
         return 1 / f[name] if invert else f[name]
-    return compute
-
-
-def either(first, fallback):
-    """`first`, or `fallback` for runs from before `first` was printed."""
-    def compute(f):
-        value = first(f)
-        return fallback(f) if value is None else value
     return compute
 
 
@@ -68,25 +51,20 @@ ROWS = [
     ("2", "process pool drain / async pool drain", figure("ratio.pools.process_vs_async_drain"), 0.8, ">="),
     ("2", "process pool CPU per task / async pool's", figure("ratio.pools.process_vs_async_cpu"), 1.5, "<="),
     ("3", "round trip p50 / Celery-shaped floor p50",
-     either(figure("ratio.tasks.rtt_p50_vs_celery_shaped_floor"), ratio("tasks.rtt_p50", "amqp.celery_shaped_rtt_p50")),
-     1.5, "<="),
+     figure("ratio.tasks.rtt_p50_vs_celery_shaped_floor"), 1.5, "<="),
     ("3", "round trip p99 / Celery-shaped floor p99",
-     either(figure("ratio.tasks.rtt_p99_vs_celery_shaped_floor"), ratio("tasks.rtt_p99", "amqp.celery_shaped_rtt_p99")),
-     1.5, "<="),
+     figure("ratio.tasks.rtt_p99_vs_celery_shaped_floor"), 1.5, "<="),
     ("3", "round trip p50 / confirmed-result floor p50",
-     either(figure("ratio.tasks.rtt_p50_vs_confirmed_result_floor"),
-            ratio("tasks.rtt_p50", "amqp.confirmed_result_rtt_p50")), None, ""),
+     figure("ratio.tasks.rtt_p50_vs_confirmed_result_floor"), None, ""),
     ("3", "round trip p99 / confirmed-result floor p99",
-     either(figure("ratio.tasks.rtt_p99_vs_confirmed_result_floor"),
-            ratio("tasks.rtt_p99", "amqp.confirmed_result_rtt_p99")), None, ""),
+     figure("ratio.tasks.rtt_p99_vs_confirmed_result_floor"), None, ""),
     ("4", "enqueue, `send` in 64 lanes / raw confirmed publish", figure("ratio.tasks.enqueue_vs_raw_publish"), 0.75,
      ">="),
     ("4", "enqueue, a group of 1,000 / raw confirmed batch (as rates)",
      figure("ratio.canvas.group1000_publish_vs_raw", invert=True), 0.75, ">="),
     ("5", "drain, async pool / raw Celery-shaped consume", figure("ratio.tasks.drain_vs_raw_consume"), 0.8, ">="),
     ("6", "chain of 100 / (100 x Celery-shaped floor p50)",
-     either(figure("ratio.canvas.chain100_vs_100x_floor"),
-            ratio("canvas.chain100_ms", "amqp.celery_shaped_rtt_p50", scale=100)), 1.5, "<="),
+     figure("ratio.canvas.chain100_vs_100x_floor"), 1.5, "<="),
     ("6", "group of 1,000 / raw fan-out and fan-in", figure("ratio.canvas.group1000_vs_raw"), 2.0, "<="),
     ("6", "chord of 1,000 / raw fan-out and fan-in", figure("ratio.canvas.chord1000_vs_raw"), 2.0, "<="),
     ("6", "chain of 1,000 / (10 x chain of 100): 1 is linear", figure("ratio.canvas.chain1000_vs_10x_chain100"),

@@ -418,6 +418,8 @@ final class Counter: WorkerObserver {
         var waiter: CheckedContinuation<Void, any Error>?
         /// Set once the worker's service group has ended: no more tasks will finish.
         var stopped: WorkerStopped?
+        /// Whether a task already watches the worker (one per counter, however many waits).
+        var watching = false
     }
     private let state = Mutex(State())
     private let started = Mutex<ContinuousClock.Instant?>(nil)
@@ -441,22 +443,11 @@ final class Counter: WorkerObserver {
     /// Waits until `target` tasks have finished. Throws `WorkerStopped` when `worker` (the task running the worker's
     /// service group) ends first, because the worker failed to start or stopped: a run never waits forever.
     func wait(for target: Int, while worker: Task<Void, any Error>) async throws {
-        // Outlives this wait when the target is reached first: it ends with the worker, at the run's shutdown, and
-        // then finds no waiter.
-        Task {
-            let reason: String
-            switch await worker.result {
-            case .success: reason = "it returned"
-            case .failure(let error): reason = "\(error)"
-            }
-            let (waiter, stopped) = state.withLock { s in
-                let stopped = WorkerStopped(finished: s.count, target: s.target, reason: reason)
-                s.stopped = stopped
-                defer { s.waiter = nil }
-                return (s.waiter, stopped)
-            }
-            waiter?.resume(throwing: stopped)
+        let first = state.withLock { s in
+            defer { s.watching = true }
+            return !s.watching
         }
+        if first { watch(worker) }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             let now = state.withLock { s -> Result<Bool, WorkerStopped> in
                 if s.count >= target { return .success(true) }
@@ -470,6 +461,25 @@ final class Counter: WorkerObserver {
             case .success(false): break
             case .failure(let stopped): c.resume(throwing: stopped)
             }
+        }
+    }
+
+    /// Ends the pending wait with `WorkerStopped` when `worker` ends, and every later wait at once. Started by the
+    /// first wait, it outlives the waits: after a normal run it ends at the run's shutdown and finds no waiter.
+    private func watch(_ worker: Task<Void, any Error>) {
+        Task {
+            let reason: String
+            switch await worker.result {
+            case .success: reason = "it returned"
+            case .failure(let error): reason = "\(error)"
+            }
+            let (waiter, stopped) = state.withLock { s in
+                let stopped = WorkerStopped(finished: s.count, target: s.target, reason: reason)
+                s.stopped = stopped
+                defer { s.waiter = nil }
+                return (s.waiter, stopped)
+            }
+            waiter?.resume(throwing: stopped)
         }
     }
 

@@ -162,9 +162,9 @@ struct BenchSmokeTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let runs = [
-            "tasks.rtt_p50 0.9 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nratio.pools.process_vs_async_drain 0.5 x\n",
-            "tasks.rtt_p50 0.6 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nnot a figure\n",
-            "tasks.rtt_p50 0.7 ms\namqp.celery_shaped_rtt_p50 0.5 ms\nratio.pools.process_vs_async_drain 0.9 x\n",
+            "ratio.tasks.rtt_p50_vs_celery_shaped_floor 1.8 x\nratio.pools.process_vs_async_drain 0.5 x\n",
+            "ratio.tasks.rtt_p50_vs_celery_shaped_floor 1.2 x\nnot a figure\n",
+            "ratio.tasks.rtt_p50_vs_celery_shaped_floor 1.4 x\nratio.pools.process_vs_async_drain 0.9 x\n",
         ]
         for (i, text) in runs.enumerated() {
             try text.write(toFile: "\(dir)/run-\(i + 1).txt", atomically: true, encoding: .utf8)
